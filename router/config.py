@@ -1,0 +1,313 @@
+"""routes.yaml as typed models. Loading (env substitution, file:line errors) is configfile.py."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+_DURATION_RE = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
+_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+
+
+def parse_duration(value: Any) -> float:
+    """Prometheus duration (`30s`, `5m`, `1h30m`, `1d`) to seconds; bare numbers are seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 30s, 5m or 4h")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("duration must not be negative")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError("expected a duration like 30s, 5m or 4h")
+    text = value.strip()
+    match = _DURATION_RE.match(text)
+    if not text or match is None:
+        raise ValueError(f"invalid duration {value!r}: expected e.g. 30s, 5m, 4h, 1d")
+    groups = match.groups()[1::2]
+    return float(sum(int(g) * unit for g, unit in zip(groups, _UNITS, strict=True) if g))
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Model(BaseModel):
+    # A misspelt key is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class BasicAuth(_Model):
+    username: str
+    password: SecretStr
+
+
+class SourceAuth(_Model):
+    """Credentials one webhook source must present; either or both may be set."""
+
+    bearer_token: SecretStr | None = None
+    basic_auth: BasicAuth | None = None
+
+    @model_validator(mode="after")
+    def _one_method(self) -> SourceAuth:
+        if self.bearer_token is None and self.basic_auth is None:
+            raise ValueError("set bearer_token or basic_auth (or remove the source's entry)")
+        return self
+
+
+class ServerConfig(_Model):
+    auth: dict[Literal["alertmanager", "argocd"], SourceAuth] = Field(default_factory=dict)
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # SIGTERM waits this long for in-flight deliveries before leaving them to the next start.
+    shutdown_grace: Duration = 10.0
+
+
+class StateConfig(_Model):
+    url: str = "sqlite:///./alert-router.db"
+    # A notification still failing this long after it was accepted is given up as dead.
+    dead_after: Duration = 86400.0
+    # How many deliveries run at once.
+    workers: int = Field(default=16, ge=1, le=1024)
+    key_prefix: str = "alert-router:"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not url.startswith(("sqlite://", "redis://", "rediss://")):
+            raise ValueError("state.url must start with sqlite://, redis:// or rediss://")
+        return url
+
+
+class LabelSource(_Model):
+    from_labels: list[str]
+    aliases: dict[str, str] = Field(default_factory=dict)
+    default: str
+
+
+class EnvironmentConfig(LabelSource):
+    from_labels: list[str] = Field(default_factory=lambda: ["env", "environment", "namespace"])
+    default: str = "unknown"
+
+
+class SeverityConfig(LabelSource):
+    from_labels: list[str] = Field(default_factory=lambda: ["severity"])
+    default: str = "warning"
+
+
+DEFAULT_ARGOCD_SEVERITY = {
+    "on-sync-failed": "critical",
+    "on-health-degraded": "critical",
+    "on-sync-status-unknown": "warning",
+    "on-deployed": "info",
+    "on-sync-succeeded": "info",
+    "on-sync-running": "info",
+    "on-created": "info",
+    "on-deleted": "info",
+}
+
+
+class ArgoCDConfig(_Model):
+    url: str = ""
+    severity: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ARGOCD_SEVERITY))
+
+
+class DedupConfig(_Model):
+    repeat_interval: Duration = 4 * 3600.0
+    send_resolved: bool = True
+
+
+class LokiConfig(_Model):
+    url: str
+    tenant: str = ""
+    query: str
+    lookback: Duration = 900.0
+    max_lines: int = Field(default=15, ge=1, le=200)
+    timeout: Duration = 2.0
+    # Line width in messages: longer lines are cut with an ellipsis.
+    max_line_chars: int = Field(default=300, ge=20)
+
+
+class DashboardRule(_Model):
+    matchers: list[str] = Field(default_factory=list)
+    uid: str
+
+
+class GrafanaConfig(_Model):
+    url: str
+    org_id: int = 1
+    loki_datasource_uid: str = "loki"
+    dashboards: list[DashboardRule] = Field(default_factory=list)
+
+
+class DeploysConfig(_Model):
+    window: Duration = 1800.0
+
+
+class EnrichConfig(_Model):
+    loki: LokiConfig | None = None
+    grafana: GrafanaConfig | None = None
+    deploys: DeploysConfig | None = None
+
+
+class SlackReceiver(_Model):
+    token: SecretStr | None = None
+    webhook_url: SecretStr | None = None
+    channel: str | None = None
+    api_url: str = "https://slack.com/api/"
+    # Prefixed to firing critical messages; never to resolves or updates.
+    mention: str = ""
+    username: str = ""
+    icon_emoji: str = ""
+    timeout: Duration = 10.0
+
+    @model_validator(mode="after")
+    def _token_or_webhook(self) -> SlackReceiver:
+        if (self.token is None) == (self.webhook_url is None):
+            raise ValueError("slack needs exactly one of token or webhook_url")
+        if self.token is not None and not self.channel:
+            raise ValueError("slack with a token needs a channel")
+        return self
+
+
+class EmailReceiver(_Model):
+    to: list[str] = Field(min_length=1)
+    from_: str = Field(alias="from")
+    smarthost: str
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    # STARTTLS: true requires it, false never uses it; implicit TLS is `tls: true`.
+    starttls: bool = True
+    tls: bool = False
+    timeout: Duration = 30.0
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("smarthost")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"smarthost must be host:port, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_modes(self) -> EmailReceiver:
+        if self.tls and self.starttls:
+            raise ValueError("set either tls (implicit TLS) or starttls, not both")
+        return self
+
+
+class WebhookReceiver(_Model):
+    url: SecretStr
+    bearer_token: SecretStr | None = None
+    timeout: Duration = 10.0
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class LogReceiver(_Model):
+    pass
+
+
+class ReceiverConfig(_Model):
+    name: str = Field(min_length=1)
+    slack: SlackReceiver | None = None
+    email: EmailReceiver | None = None
+    webhook: WebhookReceiver | None = None
+    log: LogReceiver | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ReceiverConfig:
+        kinds = [k for k in ("slack", "email", "webhook", "log") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                "a receiver needs exactly one of slack, email, webhook, log"
+                + (f" (has {', '.join(kinds)})" if kinds else "")
+            )
+        return self
+
+    @property
+    def integration(self) -> str:
+        for kind in ("slack", "email", "webhook", "log"):
+            if getattr(self, kind) is not None:
+                return kind
+        raise AssertionError("validated receiver has no integration")
+
+
+class RouteConfig(_Model):
+    receiver: str | None = None
+    matchers: list[str] = Field(default_factory=list)
+    continue_: bool = Field(default=False, alias="continue")
+    routes: list[RouteConfig] = Field(default_factory=list)
+    repeat_interval: Duration | None = None
+    send_resolved: bool | None = None
+    # None inherits the parent's list; [] clears it for this subtree.
+    mute_time_intervals: list[str] | None = None
+    active_time_intervals: list[str] | None = None
+    # Accepted for Alertmanager familiarity; groups come from the source's own grouping.
+    group_by: list[str] | None = None
+
+
+class TimeRange(_Model):
+    start_time: str
+    end_time: str
+
+
+class TimeIntervalSpec(_Model):
+    """One Alertmanager time_interval entry; every field present must match."""
+
+    times: list[TimeRange] | None = None
+    weekdays: list[str] | None = None
+    days_of_month: list[str] | None = None
+    months: list[str] | None = None
+    years: list[str] | None = None
+    location: str | None = None
+
+
+class TimeIntervalConfig(_Model):
+    name: str = Field(min_length=1)
+    time_intervals: list[TimeIntervalSpec] = Field(default_factory=list)
+
+
+class InhibitRule(_Model):
+    source_matchers: list[str] = Field(min_length=1)
+    target_matchers: list[str] = Field(min_length=1)
+    equal: list[str] = Field(default_factory=list)
+
+
+class SlackPacingConfig(_Model):
+    """Storm control per Slack channel."""
+
+    # Slack allows about one post per second per channel.
+    per_channel_interval: Duration = 1.0
+    # When more than this many notifications wait for one channel, they go out as a digest.
+    digest_threshold: int = Field(default=5, ge=2)
+
+
+class Config(_Model):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
+    environment: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
+    severity: SeverityConfig = Field(default_factory=SeverityConfig)
+    argocd: ArgoCDConfig = Field(default_factory=ArgoCDConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    enrich: EnrichConfig = Field(default_factory=EnrichConfig)
+    slack: SlackPacingConfig = Field(default_factory=SlackPacingConfig)
+    receivers: list[ReceiverConfig] = Field(min_length=1)
+    route: RouteConfig
+    time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
+    inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+    # Where the jinja2 templates live; empty means the project's templates/ folder.
+    templates_dir: str = ""
+
+    def receiver(self, name: str) -> ReceiverConfig:
+        for receiver in self.receivers:
+            if receiver.name == name:
+                return receiver
+        raise KeyError(name)

@@ -1,0 +1,173 @@
+"""The normalized types every stage of the pipeline speaks."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """Parse an RFC 3339 timestamp (nanoseconds and offsets allowed); Go's zero time is None."""
+    if not value or value.startswith("0001-01-01"):
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    # Python keeps microseconds only: cut a longer fraction before the offset.
+    if "." in text:
+        head, _, rest = text.partition(".")
+        digits = ""
+        for ch in rest:
+            if ch.isdigit():
+                digits += ch
+            else:
+                break
+        text = head + "." + digits[:6].ljust(6, "0") + rest[len(digits) :]
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def format_time(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a Z, the way Alertmanager's API shows it."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One alert or Argo CD occurrence, with the labels routes match on.
+
+    `group_key` is the source's own group identity (Alertmanager `groupKey`, or the Argo CD
+    incident key); together with the receiver it names a notification group.
+    """
+
+    source: str
+    fingerprint: str
+    group_key: str
+    status: Status
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    generator_url: str = ""
+    external_url: str = ""
+    # Argo CD one-shot triggers (on-deployed, ...) never resolve and never repeat.
+    one_shot: bool = False
+    # Source details that are not labels: Argo CD revision, message, sync/health status.
+    details: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def alertname(self) -> str:
+        return self.labels.get("alertname", "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "fingerprint": self.fingerprint,
+            "group_key": self.group_key,
+            "status": self.status.value,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "starts_at": format_time(self.starts_at),
+            "ends_at": format_time(self.ends_at),
+            "generator_url": self.generator_url,
+            "external_url": self.external_url,
+            "one_shot": self.one_shot,
+            "details": dict(self.details),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        return cls(
+            source=data["source"],
+            fingerprint=data["fingerprint"],
+            group_key=data["group_key"],
+            status=Status(data["status"]),
+            labels=dict(data["labels"]),
+            annotations=dict(data.get("annotations") or {}),
+            starts_at=parse_time(data.get("starts_at")),
+            ends_at=parse_time(data.get("ends_at")),
+            generator_url=data.get("generator_url") or "",
+            external_url=data.get("external_url") or "",
+            one_shot=bool(data.get("one_shot", False)),
+            details=dict(data.get("details") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSettings:
+    """What the matched route decided for one receiver, frozen at routing time."""
+
+    receiver: str
+    path: str
+    repeat_interval: float
+    send_resolved: bool
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "receiver": self.receiver,
+            "path": self.path,
+            "repeat_interval": self.repeat_interval,
+            "send_resolved": self.send_resolved,
+            "mute_time_intervals": list(self.mute_time_intervals),
+            "active_time_intervals": list(self.active_time_intervals),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RouteSettings:
+        return cls(
+            receiver=data["receiver"],
+            path=data["path"],
+            repeat_interval=float(data["repeat_interval"]),
+            send_resolved=bool(data["send_resolved"]),
+            mute_time_intervals=tuple(data.get("mute_time_intervals") or ()),
+            active_time_intervals=tuple(data.get("active_time_intervals") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """What one receiver is to be told about one group: the unit of delivery."""
+
+    id: str
+    route: RouteSettings
+    group_key: str
+    events: Sequence[Event]
+    created_at: datetime
+
+    @property
+    def receiver(self) -> str:
+        return self.route.receiver
+
+    @property
+    def firing(self) -> list[Event]:
+        return [e for e in self.events if e.status is Status.FIRING]
+
+    @property
+    def resolved(self) -> list[Event]:
+        return [e for e in self.events if e.status is Status.RESOLVED]
+
+    @property
+    def status(self) -> Status:
+        return Status.FIRING if self.firing else Status.RESOLVED
+
+
+class DeliveryState(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    SUPPRESSED = "suppressed"
+    FAILED = "failed"
+    DEAD = "dead"
