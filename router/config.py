@@ -259,14 +259,24 @@ class TimeRange(_Model):
     end_time: str
 
 
+def _int_as_str(value: Any) -> Any:
+    # YAML reads `days_of_month: [1, -1]`, `months: [12]` and `years: [2026]` as numbers.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+RangeItem = Annotated[str, BeforeValidator(_int_as_str)]
+
+
 class TimeIntervalSpec(_Model):
     """One Alertmanager time_interval entry; every field present must match."""
 
     times: list[TimeRange] | None = None
-    weekdays: list[str] | None = None
-    days_of_month: list[str] | None = None
-    months: list[str] | None = None
-    years: list[str] | None = None
+    weekdays: list[RangeItem] | None = None
+    days_of_month: list[RangeItem] | None = None
+    months: list[RangeItem] | None = None
+    years: list[RangeItem] | None = None
     location: str | None = None
 
 

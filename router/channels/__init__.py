@@ -1,0 +1,27 @@
+"""Delivery integrations; `build_channel` picks one from a receiver's config."""
+
+from __future__ import annotations
+
+from router.channels.base import Channel
+from router.config import ReceiverConfig
+
+
+def build_channel(receiver: ReceiverConfig, templates_dir: str = "") -> Channel:
+    """The channel that delivers to `receiver` (exactly one integration is configured)."""
+    if receiver.slack is not None:
+        from router.channels.slack import SlackChannel
+
+        return SlackChannel(receiver.name, receiver.slack)
+    if receiver.email is not None:
+        from router.channels.email import EmailChannel
+
+        return EmailChannel(receiver.name, receiver.email, templates_dir)
+    if receiver.webhook is not None:
+        from router.channels.webhook import WebhookChannel
+
+        return WebhookChannel(receiver.name, receiver.webhook)
+    if receiver.log is not None:
+        from router.channels.log import LogChannel
+
+        return LogChannel(receiver.name, receiver.log)
+    raise ValueError(f"receiver {receiver.name!r} has no integration")

@@ -1,0 +1,198 @@
+"""The delivery worker: claims due groups from the store and runs the notify pipeline.
+
+It is the retry stage of the pipeline: a transient failure gives the claim back to the
+store with a backoff, so retries survive restarts and never block a worker; a permanent
+failure, or one that outlives `state.dead_after`, is recorded and counted, never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from router.channels.base import DeliveryError
+from router.metrics import Metrics
+from router.models import DeliveryState
+from router.pipeline import (
+    DedupStage,
+    MultiStage,
+    MuteStage,
+    NotifyStage,
+    RenderStage,
+    SetNotifiesStage,
+    Stage,
+    start_job,
+)
+from router.retry import backoff
+from router.runtime import Runtime
+from router.store.base import Claim, Outcome, Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+# A claim is held this long; far more than a delivery takes (channel timeouts are shorter),
+# so only a dead worker's claims are ever taken over.
+LEASE_SECONDS = 120.0
+IDLE_POLL = 1.0
+MAINTENANCE_EVERY = 60.0
+# Finished notification records are kept this long for /api/v1/notifications.
+KEEP_RECORDS = 7 * 86400.0
+
+
+def default_pipeline(store: Store, metrics: Metrics, clock: Callable[[], float]) -> Stage:
+    """mute -> dedup -> render -> notify -> set notifies, as Alertmanager orders them."""
+    return MultiStage(
+        [
+            MuteStage(),
+            DedupStage(store, metrics),
+            RenderStage(),
+            NotifyStage(),
+            SetNotifiesStage(store, metrics, clock),
+        ]
+    )
+
+
+class Deliverer:
+    """Runs up to `workers` claims at once until stopped."""
+
+    def __init__(
+        self,
+        store: Store,
+        runtime: Callable[[], Runtime],
+        metrics: Metrics,
+        *,
+        workers: int,
+        dead_after: float,
+        clock: Callable[[], float] = time.time,
+        pipeline: Stage | None = None,
+    ) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.metrics = metrics
+        self.workers = workers
+        self.dead_after = dead_after
+        self.clock = clock
+        self.pipeline = pipeline or default_pipeline(store, metrics, clock)
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._last_maintenance = 0.0
+
+    def wake(self) -> None:
+        """New work was recorded: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Claim and deliver until `stop()`; store outages are waited out."""
+        while not self._stopping:
+            free = self.workers - len(self._inflight)
+            if free <= 0:
+                await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            now = self.clock()
+            try:
+                await self._maintain(now)
+                claims = await self.store.claim(now, free, LEASE_SECONDS)
+            except StoreUnavailable as exc:
+                log.warning("state store unavailable, delivery paused", extra={"error": str(exc)})
+                await self._sleep(IDLE_POLL)
+                continue
+            for claim in claims:
+                task = asyncio.create_task(self._deliver(claim))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+            if not claims:
+                await self._sleep(await self._idle_wait(now))
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; give in-flight deliveries `grace` seconds, then leave the rest
+        pending for the next start (their lease is void on restart)."""
+        self._stopping = True
+        self._wake.set()
+        if self._inflight:
+            _, pending = await asyncio.wait(self._inflight, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning(
+                    "shutdown left deliveries for the next start", extra={"count": len(pending)}
+                )
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _idle_wait(self, now: float) -> float:
+        try:
+            due = await self.store.next_due()
+        except StoreUnavailable:
+            return IDLE_POLL
+        if due is None:
+            return IDLE_POLL
+        return min(IDLE_POLL, max(0.0, due - now))
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    async def _maintain(self, now: float) -> None:
+        if now - self._last_maintenance < MAINTENANCE_EVERY:
+            return
+        self._last_maintenance = now
+        self.metrics.outbox_pending.set(await self.store.pending_count())
+        gone = await self.store.expire(now, KEEP_RECORDS)
+        if gone:
+            log.info("expired old state", extra={"rows": gone})
+
+    async def _deliver(self, claim: Claim) -> None:
+        now = self.clock()
+        job = start_job(claim, self.runtime(), now)
+        try:
+            await self.pipeline(job)
+        except DeliveryError as exc:
+            await self._failed(claim, job.runtime, exc, now)
+        except StoreUnavailable as exc:
+            # The lease runs out and the claim is taken again once the store is back.
+            log.warning("store unavailable during delivery", extra={"error": str(exc)})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad notification must not stop the worker
+            log.exception("delivery crashed", extra={"receiver": claim.receiver})
+            await self._failed(
+                claim,
+                job.runtime,
+                DeliveryError("internal", type(exc).__name__, retryable=True),
+                now,
+            )
+
+    async def _failed(self, claim: Claim, runtime: Runtime, exc: DeliveryError, now: float) -> None:
+        receiver = claim.receiver
+        try:
+            integration = runtime.config.receiver(receiver).integration
+        except KeyError:
+            integration = "unknown"
+        oldest = min(n.created_at.timestamp() for n in claim.notifications)
+        give_up = not exc.retryable or now - oldest >= self.dead_after
+        self.metrics.notifications_failed.labels(
+            receiver, integration, exc.reason, str(not give_up).lower()
+        ).inc()
+        extra = {
+            "receiver": receiver,
+            "group_key": claim.group_key,
+            "reason": exc.reason,
+            "error": str(exc),
+            "attempts": claim.attempts + 1,
+        }
+        try:
+            if give_up:
+                state = DeliveryState.DEAD if exc.retryable else DeliveryState.FAILED
+                log.error("notification %s", state.value, extra=extra)
+                self.metrics.notifications_dead.labels(receiver, integration).inc()
+                await self.store.complete(claim, Outcome(state, exc.reason, error=str(exc)), now)
+            else:
+                delay = backoff(claim.attempts, retry_after=exc.retry_after)
+                log.warning("delivery failed, will retry", extra={**extra, "retry_in": delay})
+                await self.store.release(claim, now + delay, str(exc), now)
+                self.wake()
+        except StoreUnavailable as store_exc:
+            log.warning("could not record delivery failure", extra={"error": str(store_exc)})

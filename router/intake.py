@@ -1,0 +1,33 @@
+"""Route normalized events into notifications, one per (receiver, group)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from router.models import Event, Notification, RouteSettings
+from router.routing import RouteTree
+
+
+def plan_notifications(
+    events: Sequence[Event], tree: RouteTree, now: datetime
+) -> list[Notification]:
+    """Each event goes to every receiver its labels route to, grouped by the source group."""
+    groups: dict[tuple[str, str], tuple[RouteSettings, list[Event]]] = {}
+    for event in events:
+        for route in tree.match(event.labels):
+            key = (route.receiver, event.group_key)
+            if key not in groups:
+                groups[key] = (route, [])
+            groups[key][1].append(event)
+    return [
+        Notification(
+            id=uuid.uuid4().hex,
+            route=route,
+            group_key=group_key,
+            events=grouped,
+            created_at=now,
+        )
+        for (_, group_key), (route, grouped) in groups.items()
+    ]

@@ -1,0 +1,192 @@
+"""The per-receiver notify pipeline, in the shape of Alertmanager's notify.go.
+
+Every stage has one signature: it takes a Job and returns it for the next stage, or None
+when the job is finished (suppressed, or delivered and recorded). `MultiStage` runs stages
+in order and stops at the first None. A DeliveryError escaping the pipeline is the retry
+stage's business (router/delivery.py), the only place that loops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Protocol
+
+from router.channels.base import Channel, DeliveryError
+from router.dedup import Decision, Reason, decide, merge_events
+from router.message import Message, build_message
+from router.metrics import Metrics
+from router.models import DeliveryState, Notification
+from router.runtime import Runtime
+from router.store.base import Claim, NflogEntry, Outcome, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    """One claim travelling through the stages, gathering what each decided."""
+
+    claim: Claim
+    now: float
+    runtime: Runtime
+    notification: Notification
+    entry: NflogEntry | None = None
+    muted: bool = False
+    inhibited: frozenset[str] = frozenset()
+    decision: Decision | None = None
+    message: Message | None = None
+    channel_state: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def at(self) -> datetime:
+        return datetime.fromtimestamp(self.now, UTC)
+
+    @property
+    def channel(self) -> Channel:
+        try:
+            return self.runtime.channels[self.claim.receiver]
+        except KeyError:
+            raise DeliveryError(
+                "receiver_removed",
+                f"receiver {self.claim.receiver!r} is no longer in the configuration",
+                retryable=False,
+            ) from None
+
+
+class Stage(Protocol):
+    async def __call__(self, job: Job) -> Job | None: ...
+
+
+class MultiStage:
+    """Runs stages in order; a stage returning None ends the job."""
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self.stages = list(stages)
+
+    async def __call__(self, job: Job) -> Job | None:
+        current: Job | None = job
+        for stage in self.stages:
+            if current is None:
+                return None
+            current = await stage(current)
+        return current
+
+
+def start_job(claim: Claim, runtime: Runtime, now: float) -> Job:
+    """Fold every pending webhook of the claimed group into one notification."""
+    latest = claim.latest
+    events = merge_events([n.events for n in claim.notifications])
+    merged = Notification(
+        id=latest.id,
+        route=latest.route,
+        group_key=claim.group_key,
+        events=events,
+        created_at=min(n.created_at for n in claim.notifications),
+    )
+    return Job(claim=claim, now=now, runtime=runtime, notification=merged)
+
+
+class MuteStage:
+    """Marks the job muted when the route's time intervals say so (decided per receiver)."""
+
+    async def __call__(self, job: Job) -> Job | None:
+        route = job.notification.route
+        if route.mute_time_intervals or route.active_time_intervals:
+            try:
+                job.muted = job.runtime.intervals.muted(route, job.at)
+            except KeyError:
+                # The interval was removed by a reload: nothing mutes any more.
+                job.muted = False
+        return job
+
+
+class DedupStage:
+    """Reads the notification log and decides whether and why to notify."""
+
+    def __init__(self, store: Store, metrics: Metrics) -> None:
+        self.store = store
+        self.metrics = metrics
+
+    async def __call__(self, job: Job) -> Job | None:
+        n = job.notification
+        job.entry = await self.store.nflog_get(n.receiver, n.group_key, job.now)
+        decision = decide(
+            job.entry,
+            n.group_key,
+            n.events,
+            n.route,
+            job.now,
+            muted=job.muted,
+            inhibited=job.inhibited,
+        )
+        job.decision = decision
+        if decision.send:
+            return job
+        self.metrics.notifications_suppressed.labels(n.receiver, decision.reason.value).inc()
+        # send_resolved off still tells the log that the receiver's alerts are over.
+        keep = decision.entry if decision.reason is Reason.SEND_RESOLVED_OFF else None
+        await self.store.complete(
+            job.claim,
+            Outcome(DeliveryState.SUPPRESSED, decision.reason.value, nflog=keep),
+            job.now,
+        )
+        return None
+
+
+class RenderStage:
+    """Builds the message view from what dedup decided to say."""
+
+    async def __call__(self, job: Job) -> Job | None:
+        assert job.decision is not None
+        n = job.notification
+        shown = replace(n, events=job.decision.events)
+        job.message = build_message(shown, job.decision.reason.value)
+        return job
+
+
+class NotifyStage:
+    """Sends through the receiver's channel; raises DeliveryError on failure."""
+
+    async def __call__(self, job: Job) -> Job | None:
+        assert job.message is not None
+        prior = job.entry.channel_state if job.entry else {}
+        job.channel_state = await job.channel.send(job.message, prior)
+        return job
+
+
+class SetNotifiesStage:
+    """Records the delivery and the new log entry together, only after success."""
+
+    def __init__(self, store: Store, metrics: Metrics, clock: Callable[[], float]) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+
+    async def __call__(self, job: Job) -> Job | None:
+        assert job.decision is not None and job.decision.entry is not None
+        entry = replace(job.decision.entry, channel_state=dict(job.channel_state))
+        reason = job.decision.reason.value
+        await self.store.complete(
+            job.claim, Outcome(DeliveryState.SENT, reason, nflog=entry), job.now
+        )
+        integration = job.channel.integration
+        receiver = job.claim.receiver
+        self.metrics.notifications_sent.labels(receiver, integration).inc()
+        accepted = job.notification.created_at.timestamp()
+        self.metrics.delivery_latency.labels(receiver, integration).observe(
+            max(0.0, self.clock() - accepted)
+        )
+        log.info(
+            "notification sent",
+            extra={
+                "receiver": receiver,
+                "group_key": job.claim.group_key,
+                "reason": reason,
+                "alerts": len(job.decision.events),
+                "notification_id": job.notification.id,
+            },
+        )
+        return None

@@ -1,0 +1,59 @@
+"""Everything derived from one loaded config; swapped whole on reload."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from router.channels import build_channel
+from router.channels.base import Channel
+from router.config import Config
+from router.inhibit import Inhibitor
+from router.routing import RouteTree
+from router.timeintervals import TimeIntervals
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    config: Config
+    tree: RouteTree
+    intervals: TimeIntervals
+    inhibitor: Inhibitor
+    channels: dict[str, Channel] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, config: Config, previous: Runtime | None = None) -> Runtime:
+        """Compile a validated config; channels whose receiver config is unchanged are kept,
+        so a reload does not drop connections or in-flight Slack sessions."""
+        channels: dict[str, Channel] = {}
+        for receiver in config.receivers:
+            if previous is not None and receiver.name in previous.channels:
+                try:
+                    old = previous.config.receiver(receiver.name)
+                except KeyError:
+                    old = None
+                if old == receiver:
+                    channels[receiver.name] = previous.channels[receiver.name]
+                    continue
+            channels[receiver.name] = build_channel(receiver, config.templates_dir)
+        return cls(
+            config=config,
+            tree=RouteTree.from_config(config),
+            intervals=TimeIntervals.from_config(config.time_intervals),
+            inhibitor=Inhibitor.from_config(config.inhibit_rules),
+            channels=channels,
+        )
+
+    def retired_channels(self, previous: Runtime) -> list[Channel]:
+        """Channels of `previous` that this runtime no longer uses."""
+        kept = {id(c) for c in self.channels.values()}
+        return [c for c in previous.channels.values() if id(c) not in kept]
+
+    async def close(self) -> None:
+        for channel in self.channels.values():
+            try:
+                await channel.close()
+            except Exception:  # noqa: BLE001 - closing must not stop shutdown
+                log.exception("closing channel failed")

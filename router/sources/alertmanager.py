@@ -1,0 +1,91 @@
+"""Alertmanager webhook (version 4) -> events."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from router.config import Config
+from router.models import Event, Status, parse_time
+from router.sources.normalize import clean_labels, label_fingerprint, normalize
+
+SOURCE = "alertmanager"
+
+
+class _Lenient(BaseModel):
+    # Newer Alertmanagers add keys (notification_reason, routeLabels): ignore what we
+    # do not know instead of rejecting the webhook.
+    model_config = ConfigDict(extra="ignore")
+
+
+class AlertmanagerAlert(_Lenient):
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str | None]
+    annotations: dict[str, str | None] = Field(default_factory=dict)
+    startsAt: str
+    endsAt: str | None = None
+    generatorURL: str | None = ""
+    fingerprint: str | None = ""
+
+    @field_validator("startsAt", "endsAt")
+    @classmethod
+    def _rfc3339(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                parse_time(value)
+            except ValueError as exc:
+                raise ValueError(f"not an RFC 3339 time: {value!r}") from exc
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _has_labels(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        if not value:
+            raise ValueError("an alert needs at least one label")
+        return value
+
+
+class AlertmanagerWebhook(_Lenient):
+    version: str
+    groupKey: str = Field(min_length=1)
+    receiver: str
+    status: Literal["firing", "resolved"]
+    alerts: list[AlertmanagerAlert] = Field(min_length=1)
+    groupLabels: dict[str, str | None] = Field(default_factory=dict)
+    commonLabels: dict[str, str | None] = Field(default_factory=dict)
+    commonAnnotations: dict[str, str | None] = Field(default_factory=dict)
+    externalURL: str | None = ""
+    truncatedAlerts: int = 0
+
+    @field_validator("version")
+    @classmethod
+    def _version_4(cls, value: str) -> str:
+        if value != "4":
+            raise ValueError(f'unsupported webhook version {value!r}: expected "4"')
+        return value
+
+
+def to_events(payload: AlertmanagerWebhook, config: Config) -> list[Event]:
+    """One event per alert; the group is (Alertmanager receiver, groupKey)."""
+    # Both peers of an HA pair send the same receiver and groupKey: one group for us.
+    group_key = f"am/{payload.receiver}/{payload.groupKey}"
+    events = []
+    for alert in payload.alerts:
+        own = clean_labels(alert.labels)
+        labels = normalize(own, config, source=SOURCE)
+        events.append(
+            Event(
+                source=SOURCE,
+                fingerprint=alert.fingerprint or label_fingerprint(own),
+                group_key=group_key,
+                status=Status(alert.status),
+                labels=labels,
+                annotations=clean_labels(alert.annotations),
+                starts_at=parse_time(alert.startsAt),
+                ends_at=parse_time(alert.endsAt),
+                generator_url=alert.generatorURL or "",
+                external_url=payload.externalURL or "",
+            )
+        )
+    return events

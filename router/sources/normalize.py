@@ -1,0 +1,62 @@
+"""Shared label normalization: env and severity from configured labels, aliases, defaults."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+from router.config import Config, LabelSource
+
+# What Argo CD's Go templates render for a missing field.
+ABSENT_VALUES = frozenset({"", "<no value>", "null", "<nil>"})
+
+
+def present(value: object) -> str | None:
+    """The value as a string, or None where the sender meant "absent"."""
+    if value is None:
+        return None
+    text = str(value)
+    return None if text.strip() in ABSENT_VALUES else text
+
+
+def clean_labels(labels: Mapping[str, object] | None) -> dict[str, str]:
+    """Drop absent values; label values are always strings."""
+    out: dict[str, str] = {}
+    for key, value in (labels or {}).items():
+        text = present(value)
+        if text is not None and key:
+            out[str(key)] = text
+    return out
+
+
+def _pick(labels: Mapping[str, str], source: LabelSource) -> str:
+    for name in source.from_labels:
+        value = labels.get(name)
+        if value:
+            return source.aliases.get(value, source.aliases.get(value.lower(), value))
+    return source.default
+
+
+def normalize(
+    labels: Mapping[str, str], config: Config, *, source: str, severity: str | None = None
+) -> dict[str, str]:
+    """Labels plus `source`, `env` and `severity` as routes expect them."""
+    out = dict(labels)
+    out["source"] = source
+    out["env"] = _pick(labels, config.environment)
+    if severity is not None:
+        out["severity"] = config.severity.aliases.get(severity, severity)
+    else:
+        out["severity"] = _pick(labels, config.severity)
+    return out
+
+
+def fingerprint(*parts: str) -> str:
+    """A stable 16-hex identity, the same width as Alertmanager's fingerprints."""
+    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+    return digest[:16]
+
+
+def label_fingerprint(labels: Mapping[str, str]) -> str:
+    """Fingerprint of a label set, for senders that do not send one."""
+    return fingerprint(*(f"{k}={v}" for k, v in sorted(labels.items())))

@@ -1,0 +1,60 @@
+"""What the handlers share: the live runtime, the store, the worker, the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from router.configfile import ConfigError, load_config
+from router.delivery import Deliverer
+from router.metrics import Metrics
+from router.runtime import Runtime
+from router.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppState:
+    config_path: Path | None
+    runtime: Runtime
+    store: Store
+    deliverer: Deliverer
+    metrics: Metrics
+    clock: Callable[[], float]
+    _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def reload(self) -> list[str]:
+        """Reload the config file; on any problem keep the running config and return them."""
+        if self.config_path is None:
+            return ["no configuration file to reload"]
+        async with self._reload_lock:
+            try:
+                config = load_config(self.config_path)
+                runtime = Runtime.build(config, self.runtime)
+            except ConfigError as exc:
+                self.metrics.config_reload_success.set(0)
+                log.error("config reload failed", extra={"problems": exc.problems})
+                return list(exc.problems)
+            except Exception as exc:  # noqa: BLE001 - a reload must never take the service down
+                self.metrics.config_reload_success.set(0)
+                log.exception("config reload failed")
+                return [f"{self.config_path}: {type(exc).__name__}: {exc}"]
+            previous = self.runtime
+            if config.state.url != previous.config.state.url:
+                log.warning("state.url changed: takes effect at the next restart")
+            self.runtime = runtime
+            for channel in runtime.retired_channels(previous):
+                await channel.close()
+            self.metrics.config_reload_success.set(1)
+            self.metrics.config_reload_time.set_to_current_time()
+            log.info("config reloaded", extra={"path": str(self.config_path)})
+            return []
+
+
+STATE = web.AppKey("state", AppState)

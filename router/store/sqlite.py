@@ -1,0 +1,436 @@
+"""SQLite store: the embedded default for one replica.
+
+All access goes through one thread that owns the connection. Operations queued while a
+transaction commits are run together in the next one (group commit), so one fsync covers
+many webhooks and the event loop never blocks on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from router.models import DeliveryState, Event, Notification, RouteSettings
+from router.store.base import (
+    Claim,
+    NflogEntry,
+    NotificationRecord,
+    Outcome,
+    StoreUnavailable,
+)
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS notifications (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    receiver TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    route TEXT NOT NULL,
+    events TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    next_attempt_at REAL NOT NULL,
+    lease_until REAL NOT NULL DEFAULT 0,
+    lease_token TEXT NOT NULL DEFAULT '',
+    delivered_in TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS notifications_due
+    ON notifications (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS notifications_group
+    ON notifications (receiver, group_key, state);
+CREATE INDEX IF NOT EXISTS notifications_updated ON notifications (updated_at);
+CREATE TABLE IF NOT EXISTS nflog (
+    receiver TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (receiver, group_key)
+);
+CREATE INDEX IF NOT EXISTS nflog_expiry ON nflog (expires_at);
+"""
+
+_BATCH = 256
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///./x.db` -> `./x.db`; `sqlite:////abs/x.db` -> `/abs/x.db`."""
+    if not url.startswith("sqlite://"):
+        raise ValueError(f"not a sqlite URL: {url}")
+    rest = url[len("sqlite://") :]
+    if rest.startswith("/"):
+        rest = rest[1:]
+    if rest in ("", ":memory:"):
+        raise ValueError("sqlite state needs a file path: an in-memory database loses alerts")
+    return rest
+
+
+def _route_json(route: RouteSettings) -> str:
+    return json.dumps(route.to_dict(), separators=(",", ":"))
+
+
+def _events_json(events: Sequence[Event]) -> str:
+    return json.dumps([e.to_dict() for e in events], separators=(",", ":"))
+
+
+def _row_notification(row: sqlite3.Row) -> Notification:
+    return Notification(
+        id=row["id"],
+        route=RouteSettings.from_dict(json.loads(row["route"])),
+        group_key=row["group_key"],
+        events=[Event.from_dict(e) for e in json.loads(row["events"])],
+        created_at=datetime.fromtimestamp(row["created_at"], UTC),
+    )
+
+
+class SQLiteStore:
+    """The `Store` protocol on one SQLite file in WAL mode."""
+
+    def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
+        self.path = sqlite_path(url)
+        self._synchronous = synchronous
+        self._queue: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # -- the writer thread ---------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        parent = Path(self.path).parent
+        parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed webhook survives power loss too, not only a killed process.
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.executescript(_SCHEMA)
+        return conn
+
+    def _run(self, ready: Future[None]) -> None:
+        try:
+            conn = self._connect()
+        except Exception as exc:  # noqa: BLE001 - reported to open()
+            ready.set_exception(exc)
+            return
+        ready.set_result(None)
+        while True:
+            item = self._queue.get()
+            batch = [item]
+            while len(batch) < _BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(fn is _STOP for fn, _ in batch)
+            self._run_batch(conn, [(fn, fut) for fn, fut in batch if fn is not _STOP])
+            if stop:
+                for fn, fut in batch:
+                    if fn is _STOP:
+                        fut.set_result(None)
+                conn.close()
+                return
+
+    @staticmethod
+    def _run_batch(
+        conn: sqlite3.Connection,
+        batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]],
+    ) -> None:
+        if not batch:
+            return
+        results: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, fut in batch:
+                # A savepoint per operation: one failing operation cannot undo the others.
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = fn(conn)
+                except Exception as exc:  # noqa: BLE001 - handed to the caller
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    results.append((fut, None, exc))
+                else:
+                    conn.execute("RELEASE op")
+                    results.append((fut, value, None))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(StoreUnavailable(f"sqlite: {exc}"))
+            return
+        for fut, value, error in results:
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(value)
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._thread is None or self._closed:
+            raise StoreUnavailable("sqlite store is not open")
+        fut: Future[T] = Future()
+        self._queue.put((fn, fut))
+        return await asyncio.wrap_future(fut)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        ready: Future[None] = Future()
+        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self._thread.start()
+        try:
+            await asyncio.wrap_future(ready)
+        except (sqlite3.Error, OSError) as exc:
+            self._thread = None
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        # One replica owns this file: leases left by a killed process are void.
+        await self._call(
+            lambda c: c.execute(
+                "UPDATE notifications SET lease_until = 0, lease_token = '' "
+                "WHERE state = 'pending' AND lease_until > 0"
+            )
+        )
+
+    async def close(self) -> None:
+        if self._thread is None or self._closed:
+            return
+        fut: Future[None] = Future()
+        self._queue.put((_STOP, fut))
+        self._closed = True
+        await asyncio.wrap_future(fut)
+        thread = self._thread
+        await asyncio.get_running_loop().run_in_executor(None, thread.join, 5.0)
+
+    async def ping(self) -> None:
+        await self._call(lambda c: c.execute("SELECT 1").fetchone())
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def record(self, notifications: Sequence[Notification]) -> None:
+        rows = [
+            (
+                n.id,
+                n.receiver,
+                n.group_key,
+                _route_json(n.route),
+                _events_json(n.events),
+                n.created_at.timestamp(),
+                n.created_at.timestamp(),
+                DeliveryState.PENDING.value,
+                n.created_at.timestamp(),
+            )
+            for n in notifications
+        ]
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO notifications (id, receiver, group_key, route, events, created_at,"
+                " updated_at, state, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+
+        await self._call(insert)
+
+    async def claim(self, now: float, limit: int, lease: float) -> list[Claim]:
+        token = uuid.uuid4().hex
+
+        def take(conn: sqlite3.Connection) -> list[Claim]:
+            due = conn.execute(
+                "SELECT receiver, group_key FROM notifications n"
+                " WHERE state = 'pending' AND next_attempt_at <= ? AND lease_until < ?"
+                " AND NOT EXISTS (SELECT 1 FROM notifications h WHERE h.receiver = n.receiver"
+                "   AND h.group_key = n.group_key AND h.state = 'pending'"
+                "   AND h.lease_until >= ?)"
+                " ORDER BY seq LIMIT ?",
+                (now, now, now, limit * 4),
+            ).fetchall()
+            claims: list[Claim] = []
+            seen: set[tuple[str, str]] = set()
+            for row in due:
+                key = (row["receiver"], row["group_key"])
+                if key in seen:
+                    continue
+                seen.add(key)
+                # Every pending notification of the group goes along, due or not: the
+                # newest state supersedes older webhooks still waiting for a retry.
+                rows = conn.execute(
+                    "SELECT * FROM notifications WHERE receiver = ? AND group_key = ?"
+                    " AND state = 'pending' ORDER BY seq",
+                    key,
+                ).fetchall()
+                conn.executemany(
+                    "UPDATE notifications SET lease_until = ?, lease_token = ? WHERE seq = ?",
+                    [(now + lease, token, r["seq"]) for r in rows],
+                )
+                claims.append(
+                    Claim(
+                        receiver=key[0],
+                        group_key=key[1],
+                        notifications=[_row_notification(r) for r in rows],
+                        attempts=max(r["attempts"] for r in rows),
+                        token=token,
+                    )
+                )
+                if len(claims) >= limit:
+                    break
+            return claims
+
+        return await self._call(take)
+
+    async def release(self, claim: Claim, next_attempt_at: float, error: str, now: float) -> None:
+        ids = claim.ids
+
+        def give_back(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE notifications SET lease_until = 0, lease_token = '',"
+                " attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ?"
+                " WHERE id = ? AND state = 'pending' AND lease_token = ?",
+                [(error, next_attempt_at, now, i, claim.token) for i in ids],
+            )
+
+        await self._call(give_back)
+
+    async def complete(self, claim: Claim, outcome: Outcome, now: float) -> None:
+        ids = claim.ids
+        attempted = 1 if outcome.state is not DeliveryState.SUPPRESSED else 0
+
+        def finish(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE notifications SET state = ?, reason = ?, last_error = ?,"
+                " attempts = attempts + ?, updated_at = ?, lease_until = 0, delivered_in = ?"
+                " WHERE id = ? AND state = 'pending'",
+                [
+                    (
+                        outcome.state.value,
+                        outcome.reason,
+                        outcome.error,
+                        attempted,
+                        now,
+                        outcome.delivered_in,
+                        i,
+                    )
+                    for i in ids
+                ],
+            )
+            if outcome.nflog is not None:
+                entry = outcome.nflog
+                conn.execute(
+                    "INSERT INTO nflog (receiver, group_key, entry, expires_at) VALUES (?,?,?,?)"
+                    " ON CONFLICT (receiver, group_key) DO UPDATE SET entry = excluded.entry,"
+                    " expires_at = excluded.expires_at",
+                    (
+                        entry.receiver,
+                        entry.group_key,
+                        json.dumps(entry.to_dict(), separators=(",", ":")),
+                        entry.expires_at,
+                    ),
+                )
+
+        await self._call(finish)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def nflog_get(self, receiver: str, group_key: str, now: float) -> NflogEntry | None:
+        def get(conn: sqlite3.Connection) -> NflogEntry | None:
+            row = conn.execute(
+                "SELECT entry FROM nflog WHERE receiver = ? AND group_key = ? AND expires_at > ?",
+                (receiver, group_key, now),
+            ).fetchone()
+            return NflogEntry.from_dict(json.loads(row["entry"])) if row else None
+
+        return await self._call(get)
+
+    async def pending_count(self) -> int:
+        def count(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT count(*) FROM notifications WHERE state = 'pending'"
+            ).fetchone()
+            return int(row[0])
+
+        return await self._call(count)
+
+    async def next_due(self) -> float | None:
+        def earliest(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(
+                "SELECT min(max(next_attempt_at, lease_until)) FROM notifications"
+                " WHERE state = 'pending'"
+            ).fetchone()
+            return None if row[0] is None else float(row[0])
+
+        return await self._call(earliest)
+
+    async def list_notifications(
+        self, limit: int, receiver: str | None = None, group_key: str | None = None
+    ) -> list[NotificationRecord]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if receiver:
+            clauses.append("receiver = ?")
+            params.append(receiver)
+        if group_key:
+            clauses.append("group_key = ?")
+            params.append(group_key)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT * FROM notifications {where} ORDER BY seq DESC LIMIT ?"  # noqa: S608
+        params.append(limit)
+
+        def fetch(conn: sqlite3.Connection) -> list[NotificationRecord]:
+            return [_row_record(r) for r in conn.execute(sql, params).fetchall()]
+
+        return await self._call(fetch)
+
+    async def expire(self, now: float, keep_records: float) -> int:
+        def drop(conn: sqlite3.Connection) -> int:
+            gone = conn.execute("DELETE FROM nflog WHERE expires_at <= ?", (now,)).rowcount
+            gone += conn.execute(
+                "DELETE FROM notifications WHERE state != 'pending' AND updated_at < ?",
+                (now - keep_records,),
+            ).rowcount
+            return int(gone)
+
+        return await self._call(drop)
+
+
+def _row_record(row: sqlite3.Row) -> NotificationRecord:
+    route = json.loads(row["route"])
+    return NotificationRecord(
+        id=row["id"],
+        receiver=row["receiver"],
+        group_key=row["group_key"],
+        route_path=route.get("path", ""),
+        alerts=json.loads(row["events"]),
+        state=row["state"],
+        reason=row["reason"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        delivered_in=row["delivered_in"],
+    )
+
+
+def _stop(conn: sqlite3.Connection) -> None:
+    """Marker operation: close the connection after the current batch."""
+
+
+_STOP: Callable[[sqlite3.Connection], None] = _stop

@@ -1,0 +1,33 @@
+"""Small builders shared by tests (configs from YAML text, payload files)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from router.config import Config
+
+DATA = Path(__file__).parent / "data"
+
+
+def config_from(text: str) -> Config:
+    """A Config from inline YAML, validated like the real file (no env substitution)."""
+    return Config.model_validate(yaml.safe_load(text))
+
+
+def payload(name: str) -> dict[str, Any]:
+    """A sample webhook body from tests/data."""
+    data: dict[str, Any] = json.loads((DATA / name).read_text())
+    return data
+
+
+MINIMAL = """
+receivers:
+  - name: stdout
+    log: {}
+route:
+  receiver: stdout
+"""
