@@ -142,7 +142,7 @@ class SQLiteStore:
             self._run_batch(conn, [(fn, fut) for fn, fut in batch if fn is not _STOP])
             if stop:
                 for fn, fut in batch:
-                    if fn is _STOP:
+                    if fn is _STOP and not fut.done():
                         fut.set_result(None)
                 conn.close()
                 return
@@ -180,6 +180,9 @@ class SQLiteStore:
                     fut.set_exception(StoreUnavailable(f"sqlite: {exc}"))
             return
         for fut, value, error in results:
+            # The caller may have been cancelled meanwhile; its result is then nobody's.
+            if fut.done():
+                continue
             if error is not None:
                 fut.set_exception(error)
             else:

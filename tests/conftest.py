@@ -1,0 +1,74 @@
+"""Shared fixtures: the service running in-process on a real loopback port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from router.app import create_app
+from router.config import Config
+from router.state import STATE, AppState
+
+
+@dataclass
+class Running:
+    url: str
+    app: web.Application
+    http: aiohttp.ClientSession
+
+    @property
+    def state(self) -> AppState:
+        return self.app[STATE]
+
+    async def post(
+        self, path: str, body: Any, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        """POST JSON (or raw bytes) and return (status, parsed JSON answer)."""
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        kwargs: dict[str, Any] = {"data": body} if isinstance(body, bytes | str) else {"json": body}
+        async with self.http.post(self.url + path, headers=hdrs, **kwargs) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    async def get_json(self, path: str) -> tuple[int, Any]:
+        async with self.http.get(self.url + path) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    async def records(self, **query: str) -> list[dict[str, Any]]:
+        params = "&".join(f"{k}={v}" for k, v in query.items())
+        status, body = await self.get_json(f"/api/v1/notifications?limit=1000&{params}")
+        assert status == 200
+        records: list[dict[str, Any]] = body["notifications"]
+        return records
+
+
+@asynccontextmanager
+async def running(
+    config: Config, *, config_path: Path | None = None, clock: Callable[[], float] | None = None
+) -> AsyncIterator[Running]:
+    """Start the app on 127.0.0.1 at a free port; stop it (draining) on exit."""
+    kwargs: dict[str, Any] = {"config_path": config_path}
+    if clock is not None:
+        kwargs["clock"] = clock
+    app = create_app(config, **kwargs)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    async with aiohttp.ClientSession() as http:
+        try:
+            yield Running(f"http://127.0.0.1:{port}", app, http)
+        finally:
+            await runner.cleanup()
+
+
+@pytest.fixture
+def state_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/state.db"

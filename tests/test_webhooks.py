@@ -1,0 +1,314 @@
+"""The HTTP contract end to end: webhooks in, receivers reached, bad input refused."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from router.config import Config
+from tests.conftest import Running, running
+from tests.fakes.webhook_sink import WebhookSink
+from tests.helpers import config_from, payload
+
+TOKEN = "am-secret-token"
+
+
+def routing_config(sink: WebhookSink, state_url: str, extra: str = "") -> Config:
+    """The example's route tree, with every receiver a webhook into `sink` (path = name)."""
+    names = ["slack-deploys", "slack-prod", "email-sre", "slack-dev", "stdout"]
+    receivers = "\n".join(
+        f"  - name: {n}\n    webhook:\n      url: {sink.url('/' + n)}" for n in names
+    )
+    return config_from(
+        f"""
+server:
+  auth:
+    alertmanager:
+      bearer_token: {TOKEN}
+    argocd:
+      basic_auth: {{username: argocd, password: pw}}
+  max_body_bytes: 20000
+state:
+  url: {state_url}
+environment:
+  aliases: {{production: prod, development: dev}}
+severity:
+  from_labels: [severity]
+  aliases: {{page: critical}}
+  default: warning
+receivers:
+{receivers}
+route:
+  receiver: stdout
+  routes:
+    - matchers: ['source="argocd"', 'severity="info"']
+      receiver: slack-deploys
+    - matchers: ['env="prod"', 'severity="critical"']
+      receiver: slack-prod
+      continue: true
+    - matchers: ['env="prod"', 'severity=~"critical|warning"']
+      receiver: email-sre
+    - matchers: ['env="dev"']
+      receiver: slack-dev
+{extra}
+"""
+    )
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ARGO_AUTH = {"Authorization": "Basic " + base64.b64encode(b"argocd:pw").decode()}
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[WebhookSink]:
+    async with WebhookSink() as s:
+        yield s
+
+
+@pytest.fixture
+async def service(sink: WebhookSink, state_url: str) -> AsyncIterator[Running]:
+    async with running(routing_config(sink, state_url)) as svc:
+        yield svc
+
+
+def am_alert(labels: dict[str, str], status: str = "firing", group: str = "g1") -> dict[str, Any]:
+    body = payload("alertmanager_firing.json")
+    body["groupKey"] = group
+    body["status"] = status
+    alert = body["alerts"][0]
+    alert.update(status=status, labels=labels, fingerprint="")
+    body["alerts"] = [alert]
+    return body
+
+
+async def paths(sink: WebhookSink, count: int) -> list[str]:
+    async with asyncio.timeout(10):
+        requests = await sink.wait_for(count)
+    return sorted(r.path for r in requests)
+
+
+async def test_alertmanager_sample_is_accepted_and_delivered(
+    service: Running, sink: WebhookSink
+) -> None:
+    status, body = await service.post(
+        "/webhook/alertmanager", payload("alertmanager_firing.json"), AUTH
+    )
+    assert (status, body) == (200, {"accepted": 2})
+    [request] = [r for r in await sink.wait_for(1)]
+    assert request.path == "/stdout"
+    delivered = request.json
+    assert delivered["status"] == "firing"
+    assert {a["fingerprint"] for a in delivered["alerts"]} == {
+        "83eb2c81e0da3faf",
+        "93eb2c81e0da3fb0",
+    }
+
+
+async def test_prod_critical_goes_to_slack_and_email_in_order(
+    service: Running, sink: WebhookSink
+) -> None:
+    labels = {"alertname": "HighErrorRate", "env": "production", "severity": "page"}
+    status, _ = await service.post("/webhook/alertmanager", am_alert(labels), AUTH)
+    assert status == 200
+    assert await paths(sink, 2) == ["/email-sre", "/slack-prod"]
+    records = await service.records()
+    assert {r["receiver"] for r in records} == {"slack-prod", "email-sre"}
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        ({"alertname": "A", "env": "prod", "severity": "warning"}, "/email-sre"),
+        ({"alertname": "A", "namespace": "dev"}, "/slack-dev"),
+        ({"alertname": "A", "env": "stage", "severity": "critical"}, "/stdout"),
+    ],
+)
+async def test_alert_reaches_the_receiver_its_labels_route_to(
+    service: Running, sink: WebhookSink, labels: dict[str, str], receiver: str
+) -> None:
+    status, _ = await service.post("/webhook/alertmanager", am_alert(labels), AUTH)
+    assert status == 200
+    assert await paths(sink, 1) == [receiver]
+
+
+@pytest.mark.parametrize(
+    ("trigger", "receiver"),
+    [
+        ("on-sync-failed", "/slack-prod"),
+        ("on-health-degraded", "/slack-prod"),
+        ("on-sync-status-unknown", "/email-sre"),
+        ("on-deployed", "/slack-deploys"),
+        ("on-sync-succeeded", "/slack-deploys"),
+        ("on-sync-running", "/slack-deploys"),
+        ("on-created", "/slack-deploys"),
+        ("on-deleted", "/slack-deploys"),
+    ],
+)
+async def test_each_argocd_trigger_reaches_its_receivers(
+    service: Running, sink: WebhookSink, trigger: str, receiver: str
+) -> None:
+    body = payload("argocd_sync_failed.json") | {"trigger": trigger}
+    status, answer = await service.post("/webhook/argocd", body, ARGO_AUTH)
+    assert status == 200 and answer["accepted"] >= 1
+    got = await paths(sink, 1)
+    if trigger in ("on-sync-failed", "on-health-degraded"):
+        got = await paths(sink, 2)  # critical in prod: Slack and email
+        assert got == ["/email-sre", "/slack-prod"]
+    else:
+        assert got == [receiver]
+    delivered = sink.requests[0].json
+    assert delivered["alerts"][0]["labels"]["alertname"] == trigger
+
+
+async def test_argocd_recovery_resolves_the_incident_it_opened(
+    service: Running, sink: WebhookSink
+) -> None:
+    failed = payload("argocd_sync_failed.json")
+    await service.post("/webhook/argocd", failed, ARGO_AUTH)
+    await paths(sink, 2)
+    recovered = failed | {
+        "trigger": "on-sync-succeeded",
+        "operationPhase": "Succeeded",
+        "healthStatus": "Healthy",
+    }
+    await service.post("/webhook/argocd", recovered, ARGO_AUTH)
+    # The deploy notice, plus the resolve at both receivers that saw the failure.
+    got = await paths(sink, 5)
+    assert got.count("/slack-prod") == 2 and got.count("/email-sre") == 2
+    resolves = [r.json for r in sink.requests[2:] if r.path == "/slack-prod"]
+    assert resolves[0]["status"] == "resolved"
+
+
+async def bad(
+    service: Running, body: Any, headers: dict[str, str], source: str = "alertmanager"
+) -> tuple[int, Any]:
+    return await service.post(f"/webhook/{source}", body, headers)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (b"{not json", AUTH, 400),
+        (b"[1, 2]", AUTH, 400),
+        ({"version": "4", "alerts": []}, AUTH, 400),
+        (payload("alertmanager_firing.json"), {}, 401),
+        (payload("alertmanager_firing.json"), {"Authorization": "Bearer wrong"}, 401),
+        (payload("alertmanager_firing.json"), {"Authorization": "Basic Zm9vOmJhcg=="}, 401),
+        (b"x" * 20001, AUTH, 413),
+        (payload("alertmanager_firing.json"), {**AUTH, "Content-Type": "text/plain"}, 415),
+        (
+            payload("alertmanager_firing.json"),
+            {**AUTH, "Content-Type": "application/x-www-form-urlencoded"},
+            415,
+        ),
+    ],
+)
+async def test_bad_webhook_gets_its_status_and_records_nothing(
+    service: Running, sink: WebhookSink, body: Any, headers: dict[str, str], status: int
+) -> None:
+    got, answer = await bad(service, body, headers)
+    assert got == status
+    assert isinstance(answer["error"], str) and answer["error"]
+    assert await service.records() == []
+    assert await service.state.store.pending_count() == 0
+
+
+async def test_oversized_body_without_content_length_is_refused(
+    service: Running,
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(30):
+            yield b" " * 1000
+
+    async with service.http.post(
+        service.url + "/webhook/alertmanager",
+        data=chunks(),
+        headers={**AUTH, "Content-Type": "application/json"},
+    ) as resp:
+        assert resp.status == 413
+    assert await service.records() == []
+
+
+async def test_argocd_without_trigger_is_a_400_naming_the_field(service: Running) -> None:
+    status, answer = await bad(service, {"app": "backend"}, ARGO_AUTH, "argocd")
+    assert status == 400
+    assert "trigger" in answer["error"]
+
+
+async def test_unauthorized_answer_does_not_echo_the_token(service: Running) -> None:
+    status, answer = await bad(service, {}, {"Authorization": "Bearer am-secret-tokeX"})
+    assert status == 401
+    assert TOKEN not in str(answer)
+
+
+async def test_store_down_answers_503_so_alertmanager_retries(
+    service: Running,
+) -> None:
+    await service.state.store.close()
+    status, answer = await service.post(
+        "/webhook/alertmanager", payload("alertmanager_firing.json"), AUTH
+    )
+    assert status == 503
+    assert "store" in answer["error"]
+    status, _ = await service.get_json("/readyz")
+    assert status == 503
+
+
+async def test_health_readiness_and_metrics(service: Running) -> None:
+    assert (await service.get_json("/healthz"))[0] == 200
+    assert (await service.get_json("/readyz"))[0] == 200
+    await service.post("/webhook/alertmanager", payload("alertmanager_firing.json"), AUTH)
+    await service.post("/webhook/alertmanager", b"{", AUTH)
+    async with service.http.get(service.url + "/metrics") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        text = await resp.text()
+    assert 'alert_router_events_received_total{source="alertmanager"} 2.0' in text
+    assert (
+        'alert_router_webhooks_rejected_total{reason="bad_request",source="alertmanager"} 1.0'
+        in text
+    )
+    for name in (
+        "alert_router_outbox_pending",
+        "alert_router_config_last_reload_successful 1.0",
+        "alert_router_notification_latency_seconds",
+    ):
+        assert name in text
+
+
+async def test_reload_applies_a_valid_file_and_keeps_the_old_one_on_error(
+    sink: WebhookSink, state_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        f"state: {{url: '{state_url}'}}\n"
+        f"receivers: [{{name: a, webhook: {{url: '{sink.url('/a')}'}}}}]\n"
+        "route: {receiver: a}\n"
+    )
+    from router.configfile import load_config
+
+    async with running(load_config(path), config_path=path) as svc:
+        path.write_text(
+            f"state: {{url: '{state_url}'}}\n"
+            f"receivers: [{{name: b, webhook: {{url: '{sink.url('/b')}'}}}}]\n"
+            "route: {receiver: b}\n"
+        )
+        status, answer = await svc.post("/-/reload", {})
+        assert (status, answer) == (200, {"status": "reloaded"})
+        await svc.post("/webhook/alertmanager", payload("alertmanager_firing.json"))
+        assert await paths(sink, 1) == ["/b"]
+
+        path.write_text("route: {receiver: nowhere}\nreceivers: []\n")
+        status, answer = await svc.post("/-/reload", {})
+        assert status == 400
+        assert any("routes.yaml:" in e for e in answer["errors"])
+        async with svc.http.get(svc.url + "/metrics") as resp:
+            assert "alert_router_config_last_reload_successful 0.0" in await resp.text()
+        # The old config still routes.
+        await svc.post("/webhook/alertmanager", am_alert({"alertname": "Other"}, group="g2"))
+        assert await paths(sink, 2) == ["/b", "/b"]
