@@ -1,0 +1,372 @@
+"""Slack delivery: one message per incident, edited in place, changes told in its thread.
+
+Bot-token mode (`token` + `channel`) keeps one message per (receiver, group):
+
+- no usable prior message: `chat.postMessage`; the state returned is the message's channel
+  ID and `ts`, plus what it announced (see `_state`).
+- a prior message: `chat.update` it to the current state (status, counts, colour; green
+  once everything is resolved), then post a short reply in its thread saying what changed
+  ("2 new alerts firing: ...", "All resolved after 14m", "Still firing (reminder)"). The
+  returned state keeps the original `ts`. If the original is gone or can no longer be
+  edited (`message_not_found`, `cant_update_message`, `edit_window_closed`), a new message
+  is posted and its `ts` returned.
+- a new incident gets a new message: when the caller says `first`, when the prior message
+  already showed everything resolved, when it was posted to a different configured
+  channel, and for a `digest` (which folds several groups together).
+
+Incoming-webhook mode (`webhook_url`) cannot edit: every notification is a new message.
+
+The receiver's `mention` goes only into freshly posted news (first notification, new
+alerts, digest) that has a firing critical alert, or into the thread reply announcing new
+critical alerts; never into resolves, reminders or the edited parent.
+
+Errors become `DeliveryError` with Slack's own error code as reason. No slack_sdk retry
+handler is installed: the caller's retry stage owns retries and must see `retry_after`,
+and a silent SDK retry of a post whose connection dropped could post it twice. Error
+texts are built here from status and error code (slack_sdk's own include the URL) and are
+scrubbed of the token and webhook URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+from slack_sdk.webhook.webhook_response import WebhookResponse
+
+from router.channels.base import DeliveryError
+from router.channels.slack_blocks import (
+    SlackPayload,
+    build_message_payload,
+    build_thread_reply,
+    is_critical,
+    mention_allowed,
+)
+from router.config import SlackReceiver
+from router.message import Message
+from router.models import Status, format_time, parse_time
+
+# slack_sdk logs request URLs (a webhook URL is a secret) and bodies at DEBUG: keep its
+# loggers for our clients at INFO whatever the root logger says.
+_SDK_LOGGER = logging.getLogger("router.channels.slack.sdk")
+_SDK_LOGGER.setLevel(logging.INFO)
+
+# Web API error codes a later attempt can succeed on (facts 5.1; Slack's own 5xx codes).
+RETRYABLE_ERRORS = frozenset(
+    {"fatal_error", "internal_error", "service_unavailable", "request_timeout", "ratelimited"}
+)
+RATE_LIMIT_ERRORS = frozenset({"ratelimited", "rate_limited"})
+# chat.update errors that mean "this message can no longer be edited": post a new one.
+GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+
+_CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from a Retry-After header (Slack sends whole seconds), None when absent."""
+    if not headers:
+        return None
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None
+
+
+def _code(text: str, status: int) -> str:
+    """Slack's error code when `text` looks like one, else `http_<status>`."""
+    text = text.strip()
+    return text if _CODE_RE.match(text) else f"http_{status}"
+
+
+class SlackChannel:
+    """Delivers notifications to one Slack receiver (bot token or incoming webhook)."""
+
+    integration = "slack"
+
+    def __init__(
+        self,
+        name: str,
+        cfg: SlackReceiver,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.name = name
+        self.cfg = cfg
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._token = cfg.token.get_secret_value() if cfg.token is not None else None
+        self._webhook_url = cfg.webhook_url.get_secret_value() if cfg.webhook_url else None
+        self._session: aiohttp.ClientSession | None = None
+        self._web: AsyncWebClient | None = None
+        self._hook: AsyncWebhookClient | None = None
+
+    # ---- public ------------------------------------------------------------------------
+
+    @property
+    def pace_key(self) -> str:
+        """The key Slack rate-limits on (one post per second per channel), without secrets.
+
+        Bot mode: `<api_url>|<channel>`. Webhook mode: `webhook|<sha256 of the URL, 16 hex>`
+        (one webhook posts into one channel).
+        """
+        if self._webhook_url is not None:
+            digest = hashlib.sha256(self._webhook_url.encode()).hexdigest()[:16]
+            return f"webhook|{digest}"
+        return f"{self.cfg.api_url}|{self.cfg.channel}"
+
+    async def send(self, message: Message, prior: Mapping[str, str]) -> Mapping[str, str]:
+        """Post or update the group's Slack message; returns the state to keep for the group.
+
+        Raises DeliveryError (never with the token or webhook URL in its text).
+        """
+        if self._webhook_url is not None:
+            return await self._send_webhook(message)
+        return await self._send_bot(message, prior)
+
+    async def close(self) -> None:
+        """Close the HTTP session; a later send opens a new one."""
+        session, self._session = self._session, None
+        self._web = None
+        self._hook = None
+        if session is not None and not session.closed:
+            await session.close()
+
+    # ---- clients -----------------------------------------------------------------------
+
+    def _http(self) -> aiohttp.ClientSession:
+        # Created lazily: a ClientSession belongs to the loop it was made in, and the
+        # channel is built before the service's loop runs.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.cfg.timeout)
+            )
+            self._web = None
+            self._hook = None
+        return self._session
+
+    def _web_client(self) -> AsyncWebClient:
+        session = self._http()
+        if self._web is None:
+            self._web = AsyncWebClient(
+                token=self._token,
+                base_url=self.cfg.api_url,
+                timeout=max(int(self.cfg.timeout), 1),
+                session=session,
+                logger=_SDK_LOGGER,
+                retry_handlers=[],
+            )
+        return self._web
+
+    def _webhook_client(self) -> AsyncWebhookClient:
+        session = self._http()
+        if self._hook is None:
+            assert self._webhook_url is not None
+            self._hook = AsyncWebhookClient(
+                self._webhook_url,
+                timeout=max(int(self.cfg.timeout), 1),
+                session=session,
+                logger=_SDK_LOGGER,
+                retry_handlers=[],
+            )
+        return self._hook
+
+    # ---- bot token ---------------------------------------------------------------------
+
+    def _parent(self, message: Message, prior: Mapping[str, str]) -> tuple[str, str] | None:
+        """(channel ID, ts) of the message to edit, or None to post a new one."""
+        ts, channel = prior.get("ts"), prior.get("channel")
+        if not ts or not channel:
+            return None
+        if message.reason in ("first", "digest"):
+            return None
+        # The receiver was pointed at another channel since: start over there.
+        if prior.get("target", self.cfg.channel) != self.cfg.channel:
+            return None
+        # The last message showed the incident over; new firing alerts are a new incident
+        # and belong in a new message people see, not in an old green one up-channel.
+        if prior.get("status") == Status.RESOLVED.value and message.status is Status.FIRING:
+            return None
+        return channel, ts
+
+    def _extras(self) -> dict[str, Any]:
+        extras: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
+        if self.cfg.username:
+            extras["username"] = self.cfg.username
+        if self.cfg.icon_emoji:
+            extras["icon_emoji"] = self.cfg.icon_emoji
+        return extras
+
+    def _state(
+        self,
+        message: Message,
+        channel: str,
+        ts: str,
+        prior: Mapping[str, str],
+        *,
+        new: bool,
+    ) -> dict[str, str]:
+        """What to remember for the group.
+
+        `channel`/`ts`: the message to edit next time; `target`: the configured channel it
+        went to; `status`: what it last showed; `firing`: fingerprints the thread has
+        announced as firing (to tell new alerts from known ones); `posted_at`: when the
+        message was first posted.
+        """
+        posted_at = format_time(self._clock()) if new else prior.get("posted_at", "")
+        return {
+            "channel": channel,
+            "ts": ts,
+            "target": self.cfg.channel or "",
+            "status": message.status.value,
+            "firing": " ".join(a.fingerprint for a in message.firing),
+            "posted_at": posted_at or "",
+        }
+
+    async def _post_new(self, message: Message, prior: Mapping[str, str]) -> dict[str, str]:
+        client = self._web_client()
+        mention = self.cfg.mention if mention_allowed(message) else ""
+        payload = build_message_payload(message, mention=mention)
+        channel = self.cfg.channel or ""
+        response = await self._call(
+            "chat.postMessage",
+            lambda: client.chat_postMessage(channel=channel, **payload, **self._extras()),
+        )
+        return self._state(message, str(response["channel"]), str(response["ts"]), prior, new=True)
+
+    async def _send_bot(self, message: Message, prior: Mapping[str, str]) -> Mapping[str, str]:
+        parent = self._parent(message, prior)
+        if parent is None:
+            return await self._post_new(message, prior)
+        channel, ts = parent
+        client = self._web_client()
+        # The edited parent never carries the mention: an edit pings nobody anyway, and a
+        # mention left on a resolved message reads like a page.
+        payload = build_message_payload(message, updated_at=self._clock())
+        try:
+            await self._call(
+                "chat.update",
+                lambda: client.chat_update(channel=channel, ts=ts, **payload),
+            )
+        except DeliveryError as err:
+            if err.reason in GONE_ERRORS:
+                return await self._post_new(message, prior)
+            raise
+        reply = self._thread_reply(message, prior)
+        await self._call(
+            "chat.postMessage",
+            lambda: client.chat_postMessage(
+                channel=channel, thread_ts=ts, **reply, **self._extras()
+            ),
+        )
+        return self._state(message, channel, ts, prior, new=False)
+
+    def _thread_reply(self, message: Message, prior: Mapping[str, str]) -> SlackPayload:
+        known: set[str] | None = None
+        if "firing" in prior:
+            known = set(prior["firing"].split())
+        mention = ""
+        if message.reason == "new_alerts" and message.status is Status.FIRING:
+            new_critical = [
+                a
+                for a in message.firing
+                if is_critical(a) and (known is None or a.fingerprint not in known)
+            ]
+            if new_critical:
+                mention = self.cfg.mention
+        return build_thread_reply(
+            message,
+            previously_firing=known,
+            now=self._clock(),
+            first_posted=parse_time(prior.get("posted_at")),
+            mention=mention,
+        )
+
+    async def _call(
+        self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]
+    ) -> AsyncSlackResponse:
+        """Run one Web API call, turning every failure into a DeliveryError."""
+        where = f"{method} to {self.cfg.channel} (receiver {self.name})"
+        try:
+            return await call()
+        except SlackApiError as err:
+            raise self._api_error(err, where) from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            raise self._connection_error(err, where) from None
+        except SlackClientError as err:
+            raise DeliveryError(
+                "client_error", self._scrub(f"{where}: {type(err).__name__}"), retryable=False
+            ) from None
+
+    def _api_error(self, err: SlackApiError, where: str) -> DeliveryError:
+        response = err.response
+        # Usually an AsyncSlackResponse; for a body that claims JSON but is not, slack_sdk
+        # passes the raw aiohttp response instead, which calls it `status`.
+        status = int(getattr(response, "status_code", 0) or getattr(response, "status", 0) or 0)
+        data = getattr(response, "data", None)
+        headers = getattr(response, "headers", None)
+        # Only a JSON body's `error` is a Slack error code; a plain-text or HTML body is
+        # some proxy's page and is named by its status (stable metric labels).
+        code = str(data.get("error") or "") if isinstance(data, dict) else ""
+        reason = _code(code, status)
+        retry_after = _retry_after(headers)
+        detail = self._scrub(f"{where}: HTTP {status}, error {reason}")
+        if status == 429 or reason in RATE_LIMIT_ERRORS:
+            return DeliveryError("rate_limited", detail, retryable=True, retry_after=retry_after)
+        if status >= 500 or reason in RETRYABLE_ERRORS:
+            return DeliveryError(reason, detail, retryable=True, retry_after=retry_after)
+        return DeliveryError(reason, detail, retryable=False)
+
+    def _connection_error(self, err: BaseException, where: str) -> DeliveryError:
+        kind = "timeout" if isinstance(err, TimeoutError) else type(err).__name__
+        return DeliveryError("connection", self._scrub(f"{where}: {kind}"), retryable=True)
+
+    def _scrub(self, text: str) -> str:
+        """Remove the secrets from a text meant for logs and the notification record."""
+        for secret in (self._webhook_url, self._token):
+            if secret:
+                text = text.replace(secret, "<redacted>")
+        return text
+
+    # ---- incoming webhook --------------------------------------------------------------
+
+    async def _send_webhook(self, message: Message) -> Mapping[str, str]:
+        client = self._webhook_client()
+        mention = self.cfg.mention if mention_allowed(message) else ""
+        body = build_message_payload(message, mention=mention)
+        if self.cfg.username:
+            body["username"] = self.cfg.username
+        if self.cfg.icon_emoji:
+            body["icon_emoji"] = self.cfg.icon_emoji
+        body["unfurl_links"] = False
+        body["unfurl_media"] = False
+        where = f"incoming webhook {self.pace_key} (receiver {self.name})"
+        try:
+            response: WebhookResponse = await client.send_dict(body)
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            raise self._connection_error(err, where) from None
+        except SlackClientError as err:
+            raise DeliveryError(
+                "client_error", self._scrub(f"{where}: {type(err).__name__}"), retryable=False
+            ) from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return {}
+        # AsyncWebhookClient does not raise on failures: map status and plain-text body.
+        reason = _code(str(response.body or ""), status)
+        detail = self._scrub(f"{where}: HTTP {status}, error {reason}")
+        if status == 429:
+            raise DeliveryError(
+                "rate_limited", detail, retryable=True, retry_after=_retry_after(response.headers)
+            )
+        raise DeliveryError(reason, detail, retryable=status >= 500)

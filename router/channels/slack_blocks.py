@@ -1,0 +1,580 @@
+"""Slack payloads for a `Message`: Block Kit inside Slack's limits, alert text escaped.
+
+Layout of a notification (one Slack message):
+
+- top-level `blocks`: a `header` (status, alertname, app/env/severity; plain text, at most
+  150 characters) and, only when the caller asks for it, a section holding the receiver's
+  mention. The header sits outside the attachment so the status is the first thing seen.
+- one legacy attachment whose `color` draws the side bar and whose `blocks` hold the rest:
+  a fields section (status, env, severity, alert, app, namespace, Argo CD details), a
+  context line (source, receiver/route, time, group), the message links, the enrichment
+  notes, one section per alert (plus a code-block section for its log excerpt) and, when
+  the alerts do not fit, a last section saying "... and N more alerts".
+
+Colours: red `#D40E0D` for firing critical, orange `#E8912D` for firing warning (and any
+severity we do not know, since an unknown severity is not safe to show as calm), blue
+`#439FE0` for firing info, green `#2EB67D` once everything is resolved.
+
+Every string that comes from an alert (labels, annotations, log lines, Argo CD fields) goes
+through `escape_mrkdwn` before it lands in a mrkdwn text, so `<!channel>` or `<@U123>` in a
+label shows as text and can never ping. The only raw mrkdwn we add is our own formatting,
+links built by `mrkdwn_link`, Slack date tokens, and the receiver's configured mention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from router.message import AlertView, LogExcerpt, Message
+from router.models import Status
+
+# Slack's Block Kit and message limits (facts, protocols.md 5.1 and 5.4).
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_HEADER_TEXT = 150
+MAX_FIELDS = 10
+MAX_FIELD_TEXT = 2000
+MAX_CONTEXT_ELEMENTS = 10
+MAX_CONTEXT_TEXT = 3000
+MAX_MESSAGE_TEXT = 40000
+
+# The fallback `text` is what push notifications and screen readers show: keep it short.
+FALLBACK_TEXT_LIMIT = 1000
+# Thread replies list what changed; a long list is cut well before Slack's own limits.
+REPLY_TEXT_LIMIT = 3000
+
+COLOR_CRITICAL = "#D40E0D"
+COLOR_WARNING = "#E8912D"
+COLOR_INFO = "#439FE0"
+COLOR_RESOLVED = "#2EB67D"
+
+ELLIPSIS = "…"
+TRUNCATED = " …(truncated)"
+
+# Reasons for which a fresh message may carry the receiver's mention: news, not reminders.
+MENTION_REASONS = frozenset({"first", "new_alerts", "digest"})
+
+# Raw-character budgets per part of an alert section, so one huge description cannot push
+# the labels and links out of the 3000-character section.
+_SUMMARY_BUDGET = 500
+_DESCRIPTION_BUDGET = 1200
+_LABELS_BUDGET = 700
+_LOG_QUERY_BUDGET = 300
+_NOTE_BUDGET = 300
+_MIN_LOG_LINE = 40
+_TITLE_BUDGET = 80
+
+_LINK_SCHEMES = ("http://", "https://", "mailto:")
+_SEVERITY_ORDER = ("critical", "warning", "info")
+_ZWSP = "\u200b"
+_DETAIL_ORDER = (
+    "revision",
+    "syncStatus",
+    "healthStatus",
+    "operationPhase",
+    "repoURL",
+    "finishedAt",
+)
+
+
+SlackPayload = dict[str, Any]
+"""A JSON-ready body for chat.postMessage / chat.update / an incoming webhook."""
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn treats as control characters.
+
+    After this, `<!channel>`, `<@U123>` and `<http://x|y>` in alert text show literally.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def truncate_plain(text: str, limit: int) -> str:
+    """Cut plain text to at most `limit` characters, marking the cut with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - len(ELLIPSIS), 0)].rstrip() + ELLIPSIS
+
+
+def truncate_mrkdwn(text: str, limit: int, marker: str = TRUNCATED) -> str:
+    """Cut mrkdwn to at most `limit` characters without splitting an escape or a `<...>`.
+
+    A cut inside `&amp;` would show a stray `&am`; a cut inside `<url|title>` would leave an
+    unbalanced bracket that Slack renders as garbage. Both are backed off to before the
+    sequence, then the marker is appended.
+    """
+    if len(text) <= limit:
+        return text
+    keep = max(limit - len(marker), 0)
+    cut = _back_off(text[:keep])
+    # An odd number of ``` fences means the cut fell inside a code block: close it, so the
+    # marker and whatever follows are not swallowed by the block.
+    closing = "\n```"
+    if cut.count("```") % 2 == 1:
+        cut = _back_off(cut[: max(keep - len(closing), 0)])
+        if cut.count("```") % 2 == 1:
+            cut += closing
+    return cut + marker
+
+
+def _back_off(cut: str) -> str:
+    """Drop a trailing partial `&...;` escape or unclosed `<...` left by a cut."""
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    lt = cut.rfind("<")
+    if lt != -1 and ">" not in cut[lt:]:
+        cut = cut[:lt]
+    return cut
+
+
+def _link_url(url: str) -> str | None:
+    """The URL made safe inside `<url|title>`, or None when it must not be linked.
+
+    Slack splits a link at the first `|` and ends it at the first `>`, so those (and `<`,
+    whitespace) are percent-encoded; `&` is entity-escaped as Slack expects in mrkdwn.
+    Only http(s) and mailto are linked: anything else is shown as text.
+    """
+    url = url.strip()
+    if not url.lower().startswith(_LINK_SCHEMES):
+        return None
+    encoded = quote(url, safe="!#$%&'()*+,-./:;=?@[]~_")
+    return encoded.replace("&", "&amp;")
+
+
+def _link_title(title: str) -> str:
+    # `|` would end the URL part in some clients and `>` would end the link: the title
+    # is escaped, and a pipe becomes a look-alike that cannot be parsed as a separator.
+    return escape_mrkdwn(title.replace("|", "¦").replace("\n", " "))
+
+
+def mrkdwn_link(url: str, title: str) -> str:
+    """`<url|title>` with both parts made safe; just the escaped title if `url` is unusable."""
+    safe_title = _link_title(truncate_plain(title.strip() or url, _TITLE_BUDGET))
+    safe_url = _link_url(url)
+    if safe_url is None:
+        return safe_title
+    return f"<{safe_url}|{safe_title}>"
+
+
+def slack_date(when: datetime) -> str:
+    """A Slack date token: shown in each reader's own time zone, with a UTC fallback."""
+    utc = when.astimezone(UTC)
+    fallback = utc.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def format_duration(seconds: float) -> str:
+    """`45s`, `14m`, `2h 5m`, `3d 4h`: how long something lasted, in two units at most."""
+    total = max(int(seconds), 0)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m"
+    return f"{secs}s"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _severity_rank(severity: str) -> int:
+    try:
+        return _SEVERITY_ORDER.index(severity)
+    except ValueError:
+        # Unknown severities rank with warning: loud enough, never calmer than info.
+        return 1
+
+
+def top_severity(message: Message) -> str:
+    """The most severe severity among the firing alerts (the message's own when unlabelled)."""
+    severities = [a.labels.get("severity", "") for a in message.firing]
+    severities = [s for s in severities if s] or [
+        s.strip() for s in message.severity.split(",") if s.strip()
+    ]
+    if not severities:
+        return ""
+    return min(severities, key=_severity_rank)
+
+
+def message_color(message: Message) -> str:
+    """The attachment side-bar colour: green when resolved, else by the top severity."""
+    if message.status is Status.RESOLVED:
+        return COLOR_RESOLVED
+    rank = _severity_rank(top_severity(message))
+    return (COLOR_CRITICAL, COLOR_WARNING, COLOR_INFO)[rank]
+
+
+def is_critical(alert: AlertView) -> bool:
+    """Whether an alert is firing with severity critical (the only kind that may ping)."""
+    return alert.status is Status.FIRING and alert.labels.get("severity", "") == "critical"
+
+
+def mention_allowed(message: Message) -> bool:
+    """Whether a freshly posted message for this notification may carry the mention.
+
+    Only news pings: a first notification, new alerts or a digest, firing, with at least
+    one critical alert. Resolves, repeat reminders and updates never do.
+    """
+    return (
+        message.status is Status.FIRING
+        and message.reason in MENTION_REASONS
+        and any(is_critical(a) for a in message.firing)
+    )
+
+
+def _status_emoji(message: Message) -> str:
+    if message.status is Status.RESOLVED:
+        return ":white_check_mark:"
+    return (":rotating_light:", ":warning:", ":information_source:")[
+        _severity_rank(top_severity(message))
+    ]
+
+
+def header_text(message: Message) -> str:
+    """The header's plain text: emoji and title, cut to Slack's 150 characters."""
+    title = " ".join(message.title.split()) or message.status_text
+    prefix = ":inbox_tray: Digest · " if message.digest_of else ""
+    return truncate_plain(f"{_status_emoji(message)} {prefix}{title}", MAX_HEADER_TEXT)
+
+
+def fallback_text(message: Message, mention: str = "") -> str:
+    """The top-level `text`: title and first alert summary, escaped; never empty."""
+    title = escape_mrkdwn(" ".join(message.title.split())) or message.status_text
+    first = next((a for a in message.alerts if a.summary), None)
+    summary = escape_mrkdwn(" ".join(first.summary.split())) if first else ""
+    text = f"{title}: {summary}" if summary else title
+    if mention:
+        text = f"{mention} {text}"
+    return truncate_mrkdwn(text, FALLBACK_TEXT_LIMIT, marker=ELLIPSIS)
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": truncate_mrkdwn(text, MAX_SECTION_TEXT)},
+    }
+
+
+def _field(title: str, value: str) -> dict[str, Any]:
+    text = f"*{escape_mrkdwn(title)}*\n{escape_mrkdwn(value)}"
+    return {"type": "mrkdwn", "text": truncate_mrkdwn(text, MAX_FIELD_TEXT)}
+
+
+def _fields_block(message: Message) -> dict[str, Any]:
+    pairs: list[tuple[str, str]] = [
+        ("Status", message.status_text),
+        ("Env", message.env),
+        ("Severity", message.severity),
+        ("Alert" if message.source != "argocd" else "Trigger", message.alertname),
+        ("App", message.app),
+        ("Namespace", message.namespace),
+    ]
+    details = dict(message.details)
+    # `message` is already the alert summary; everything else Argo CD sent is shown.
+    details.pop("message", None)
+    ordered = [k for k in _DETAIL_ORDER if k in details]
+    ordered += sorted(k for k in details if k not in _DETAIL_ORDER)
+    pairs += [(k, details[k]) for k in ordered]
+    fields = [_field(t, v) for t, v in pairs if v][:MAX_FIELDS]
+    return {"type": "section", "fields": fields}
+
+
+def _context_block(message: Message, updated_at: datetime | None) -> dict[str, Any]:
+    parts: list[str] = []
+    if message.source:
+        parts.append(f"Source: {escape_mrkdwn(message.source)}")
+    receiver = escape_mrkdwn(message.receiver)
+    if message.route_path:
+        receiver += f" (route {escape_mrkdwn(message.route_path)})"
+    if receiver:
+        parts.append(f"Receiver: {receiver}")
+    starts = [a.starts_at for a in message.alerts if a.starts_at is not None]
+    if starts:
+        parts.append(f"Since {slack_date(min(starts))}")
+    if updated_at is not None:
+        parts.append(f"Updated {slack_date(updated_at)}")
+    if message.digest_of:
+        parts.append(f"Digest of {_plural(message.digest_of, 'notification')}")
+    if message.group_key:
+        parts.append(f"Group: {escape_mrkdwn(truncate_plain(message.group_key, 300))}")
+    elements = [
+        {"type": "mrkdwn", "text": truncate_mrkdwn(p, MAX_CONTEXT_TEXT)}
+        for p in parts[:MAX_CONTEXT_ELEMENTS]
+    ]
+    if not elements:
+        elements = [{"type": "mrkdwn", "text": escape_mrkdwn(message.status_text)}]
+    return {"type": "context", "elements": elements}
+
+
+def _links_line(links: Iterable[tuple[str, str]]) -> str:
+    seen: set[str] = set()
+    rendered: list[str] = []
+    for title, url in links:
+        if not url or url in seen:
+            continue
+        seen.add(url)
+        rendered.append(mrkdwn_link(url, title))
+    return " · ".join(rendered)
+
+
+def _notes_block(notes: Sequence[str]) -> dict[str, Any] | None:
+    lines = [escape_mrkdwn(truncate_plain(" ".join(n.split()), _NOTE_BUDGET)) for n in notes]
+    lines = [line for line in lines if line]
+    if not lines:
+        return None
+    text = truncate_mrkdwn("\n".join(f":information_source: {line}" for line in lines), 3000)
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def _inline_code(text: str) -> str:
+    # A backtick would end the inline code early; a look-alike keeps the value readable.
+    return "`" + escape_mrkdwn(text.replace("`", "ˋ").replace("\n", " ")) + "`"
+
+
+def _labels_line(labels: Mapping[str, str]) -> str:
+    parts = [_inline_code(f"{k}={v}") for k, v in labels.items()]
+    line = " ".join(parts)
+    return truncate_mrkdwn(line, _LABELS_BUDGET, marker=" " + ELLIPSIS)
+
+
+def _alert_links(alert: AlertView) -> list[tuple[str, str]]:
+    links = [(link.title, link.url) for link in alert.links]
+    if alert.generator_url:
+        links.append(("Source", alert.generator_url))
+    if alert.runbook_url:
+        links.append(("Runbook", alert.runbook_url))
+    return links
+
+
+def _alert_section(alert: AlertView) -> dict[str, Any]:
+    firing = alert.status is Status.FIRING
+    dot = ":red_circle:" if firing else ":large_green_circle:"
+    name = escape_mrkdwn(truncate_plain(" ".join(alert.alertname.split()), 200)) or "alert"
+    line = f"{dot} *{name}*"
+    if not firing:
+        line += " (resolved)"
+    summary = " ".join(alert.summary.split())
+    if summary:
+        line += " — " + escape_mrkdwn(truncate_plain(summary, _SUMMARY_BUDGET))
+    lines = [line]
+    if alert.description:
+        lines.append(escape_mrkdwn(truncate_plain(alert.description.strip(), _DESCRIPTION_BUDGET)))
+    if alert.extra_labels:
+        lines.append(_labels_line(alert.extra_labels))
+    when: list[str] = []
+    if alert.starts_at is not None:
+        when.append(f"Started {slack_date(alert.starts_at)}")
+    if not firing and alert.ends_at is not None:
+        when.append(f"resolved {slack_date(alert.ends_at)}")
+    links = _links_line(_alert_links(alert))
+    tail = " · ".join([*when, links] if links else when)
+    if tail:
+        lines.append(tail)
+    logs = alert.logs
+    if logs is not None and not logs.lines and logs.note:
+        note = escape_mrkdwn(truncate_plain(" ".join(logs.note.split()), _NOTE_BUDGET))
+        lines.append(f"_Logs: {note}_")
+    return _section("\n".join(lines))
+
+
+def _code_line(line: str, width: int) -> str:
+    # Inside a ``` block Slack still parses `<...>` and ends the block at the next ```.
+    # Escaping handles the first; a zero-width space after every backtick means no run of
+    # three backticks survives, so a log line can never close our fence.
+    flat = line.replace("\r", " ").replace("\n", " ").replace("\t", "    ")
+    safe = escape_mrkdwn(flat).replace("`", "`" + _ZWSP)
+    return truncate_mrkdwn(safe, width, marker=ELLIPSIS)
+
+
+def _logs_section(logs: LogExcerpt) -> dict[str, Any]:
+    head = "*Logs*"
+    if logs.query:
+        head += " " + _inline_code(truncate_plain(logs.query, _LOG_QUERY_BUDGET))
+    if logs.note:
+        head += "\n_" + escape_mrkdwn(truncate_plain(" ".join(logs.note.split()), _NOTE_BUDGET))
+        head += "_"
+    lines = list(logs.lines)
+    # Room for: head, the fences with their newlines, and a "… N more lines" tail.
+    budget = MAX_SECTION_TEXT - len(head) - len("\n```\n") - len("\n```") - 40
+    # Give every line the same width so all of them show, but never fewer than
+    # _MIN_LOG_LINE characters; when even that does not fit, later lines are dropped.
+    width = max(budget // max(len(lines), 1) - 1, _MIN_LOG_LINE)
+    shown: list[str] = []
+    used = 0
+    for raw in lines:
+        line = _code_line(raw, width) or " "
+        if used + len(line) + 1 > budget:
+            break
+        shown.append(line)
+        used += len(line) + 1
+    text = head + "\n```\n" + "\n".join(shown) + "\n```"
+    if len(shown) < len(lines):
+        text += f"\n{ELLIPSIS} {_plural(len(lines) - len(shown), 'more line')}"
+    return _section(text)
+
+
+def _alert_blocks(alert: AlertView) -> list[dict[str, Any]]:
+    blocks = [_alert_section(alert)]
+    if alert.logs is not None and alert.logs.lines:
+        blocks.append(_logs_section(alert.logs))
+    return blocks
+
+
+def _overflow_block(hidden: int, message: Message) -> dict[str, Any]:
+    text = f"... and {_plural(hidden, 'more alert')}"
+    if message.external_url:
+        text += " · " + mrkdwn_link(message.external_url, "Open Alertmanager")
+    return _section(text)
+
+
+def build_blocks(
+    message: Message, *, mention: str = "", updated_at: datetime | None = None
+) -> tuple[list[Any], list[Any]]:
+    """The top-level blocks and the attachment blocks; together at most 50 blocks.
+
+    `mention` is inserted as is (it is trusted configuration such as `<!subteam^S01>`); pass
+    it only when `mention_allowed` says so and the message is a fresh post. `updated_at`
+    (for an edited message) adds "Updated <time>" to the context line.
+    """
+    top: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": header_text(message), "emoji": True},
+        }
+    ]
+    if mention:
+        what = "critical alert firing" if len(message.firing) == 1 else "critical alerts firing"
+        top.append(_section(f"{mention} {what}"))
+
+    head: list[dict[str, Any]] = [_fields_block(message), _context_block(message, updated_at)]
+    links = _links_line((link.title, link.url) for link in message.links)
+    if links:
+        head.append(_section(f"*Links:* {links}"))
+    notes = _notes_block(message.notes)
+    if notes is not None:
+        head.append(notes)
+
+    alerts = message.alerts
+    room = MAX_BLOCKS - len(top) - len(head)
+    body: list[dict[str, Any]] = []
+    shown = 0
+    for index, alert in enumerate(alerts):
+        blocks = _alert_blocks(alert)
+        remaining_after = len(alerts) - index - 1
+        # Keep one block free for the "... and N more" marker unless this is the last alert.
+        reserve = 1 if remaining_after else 0
+        if len(body) + len(blocks) + reserve > room:
+            if len(blocks) > 1 and len(body) + 1 + reserve <= room:
+                # Out of room for the log excerpt: show the alert without it.
+                blocks = blocks[:1]
+            else:
+                break
+        body.extend(blocks)
+        shown += 1
+    if shown < len(alerts):
+        body.append(_overflow_block(len(alerts) - shown, message))
+    return list(top), [*head, *body]
+
+
+def build_message_payload(
+    message: Message, *, mention: str = "", updated_at: datetime | None = None
+) -> SlackPayload:
+    """The whole chat.postMessage / chat.update / webhook body for a notification.
+
+    Never fails and always stays inside Slack's limits, whatever the message holds.
+    """
+    top, attached = build_blocks(message, mention=mention, updated_at=updated_at)
+    text = fallback_text(message, mention)
+    return {
+        "text": text,
+        "blocks": top,
+        "attachments": [
+            {
+                "color": message_color(message),
+                "fallback": text,
+                "blocks": attached,
+            }
+        ],
+    }
+
+
+def _names(alerts: Sequence[AlertView], limit: int = 10) -> str:
+    """`Name (summary)` per distinct alert kind, `×n` for repeats, at most `limit` kinds."""
+    counts: dict[tuple[str, str], int] = {}
+    for alert in alerts:
+        key = (alert.alertname or "alert", " ".join(alert.summary.split()))
+        counts[key] = counts.get(key, 0) + 1
+    shown: list[str] = []
+    for (name, summary), count in list(counts.items())[:limit]:
+        text = escape_mrkdwn(truncate_plain(name, 100))
+        if count > 1:
+            text += f" ×{count}"
+        if summary:
+            text += f" ({escape_mrkdwn(truncate_plain(summary, 150))})"
+        shown.append(text)
+    text = ", ".join(shown)
+    if len(counts) > limit:
+        text += f" … and {len(counts) - limit} more"
+    return text
+
+
+def resolved_after(message: Message, fallback_start: datetime | None, now: datetime) -> float:
+    """Seconds from the first alert start to the last resolve (or to `now`)."""
+    starts = [a.starts_at for a in message.alerts if a.starts_at is not None]
+    ends = [a.ends_at for a in message.resolved if a.ends_at is not None]
+    start = min(starts) if starts else fallback_start
+    end = max(ends) if ends else now
+    if start is None:
+        return 0.0
+    return max((end - start).total_seconds(), 0.0)
+
+
+def build_thread_reply(
+    message: Message,
+    *,
+    previously_firing: Collection[str] | None,
+    now: datetime,
+    first_posted: datetime | None = None,
+    mention: str = "",
+) -> SlackPayload:
+    """A short thread reply saying what changed since the parent message was last updated.
+
+    `previously_firing` holds the fingerprints the thread already announced as firing
+    (None when unknown). `mention` is prepended as is: pass it only for new critical alerts.
+    """
+    known = set(previously_firing) if previously_firing is not None else None
+    firing = list(message.firing)
+    new = [a for a in firing if known is None or a.fingerprint not in known]
+    newly_resolved = [a for a in message.resolved if known is None or a.fingerprint in known]
+    if message.status is Status.RESOLVED:
+        took = format_duration(resolved_after(message, first_posted, now))
+        text = f":white_check_mark: All resolved after {took}"
+        if message.resolved:
+            text += f": {_names(message.resolved)}"
+    elif message.reason == "repeat":
+        text = f":repeat: Still firing (reminder): {_plural(len(firing), 'alert')}"
+        text += f" — {_names(firing)}"
+    elif message.reason == "new_alerts" and new:
+        label = "new alert" if known is not None else "alert"
+        text = f":red_circle: {_plural(len(new), label)} firing: {_names(new)}"
+        if newly_resolved:
+            text += f"\n:large_green_circle: {len(newly_resolved)} resolved: "
+            text += _names(newly_resolved)
+    elif message.resolved:
+        text = f":large_green_circle: {len(newly_resolved or message.resolved)} resolved: "
+        text += _names(newly_resolved or message.resolved)
+        text += f"\nStill firing: {_plural(len(firing), 'alert')}"
+    else:
+        text = f"Updated: {escape_mrkdwn(message.status_text)} — {_names(firing)}"
+    if mention:
+        text = f"{mention} {text}"
+    return {"text": truncate_mrkdwn(text, REPLY_TEXT_LIMIT, marker=ELLIPSIS)}
