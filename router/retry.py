@@ -21,8 +21,8 @@ def backoff(
     Jitter spreads retries of a storm so they do not hit Slack or SMTP in lockstep; a
     server's Retry-After is a floor, never shortened by jitter.
     """
-    draw: float = (rng or random.Random()).random() if rng else random.random()
-    delay = min(cap, base * (2 ** min(attempt, 20)))
+    draw = rng.random() if rng is not None else random.random()
+    delay = min(cap, base * 2.0 ** min(attempt, 20))
     jittered = delay / 2 + draw * delay / 2
     if retry_after is not None and retry_after > 0:
         return max(retry_after + draw * 0.25, jittered if attempt > 2 else retry_after)

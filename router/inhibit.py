@@ -1,0 +1,71 @@
+"""Alertmanager `inhibit_rules`: a firing source alert mutes matching target alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from router.config import InhibitRule
+from router.matchers import Matcher, is_label_name, matches_all, parse_matcher_list
+
+
+@dataclass(frozen=True, slots=True)
+class InhibitionRule:
+    """One parsed rule: sources matching `source` mute targets matching `target`."""
+
+    source: tuple[Matcher, ...]
+    target: tuple[Matcher, ...]
+    equal: tuple[str, ...] = ()
+
+    def equal_labels(self, source: Mapping[str, str], target: Mapping[str, str]) -> bool:
+        """True if every `equal` label has the same value on both (missing counts as "")."""
+        return all(source.get(name, "") == target.get(name, "") for name in self.equal)
+
+
+class Inhibitor:
+    """Decides whether an alert is inhibited by the alerts currently firing."""
+
+    def __init__(self, rules: Sequence[InhibitionRule]) -> None:
+        self.rules = tuple(rules)
+
+    @classmethod
+    def from_config(cls, rules: Sequence[InhibitRule]) -> Inhibitor:
+        """Parse the config's rules; raises ValueError on a bad matcher or label name."""
+        parsed: list[InhibitionRule] = []
+        for rule in rules:
+            for name in rule.equal:
+                if not is_label_name(name):
+                    raise ValueError(f"equal: {name!r} is not a valid label name")
+            parsed.append(
+                InhibitionRule(
+                    source=tuple(parse_matcher_list(rule.source_matchers)),
+                    target=tuple(parse_matcher_list(rule.target_matchers)),
+                    equal=tuple(rule.equal),
+                )
+            )
+        return cls(parsed)
+
+    def inhibited_by(
+        self, target: Mapping[str, str], firing: Iterable[Mapping[str, str]]
+    ) -> Mapping[str, str] | None:
+        """The labels of a firing alert that inhibits `target`, or None.
+
+        As in Alertmanager (`inhibit.go`): when `target` matches both sides of a rule, source
+        alerts that also match both sides are skipped, so such alerts never inhibit
+        themselves or each other.
+        """
+        applicable = [rule for rule in self.rules if matches_all(rule.target, target)]
+        if not applicable:
+            return None
+        sources = list(firing)
+        for rule in applicable:
+            two_sided = matches_all(rule.source, target)
+            for source in sources:
+                if not matches_all(rule.source, source):
+                    continue
+                if not rule.equal_labels(source, target):
+                    continue
+                if two_sided and matches_all(rule.target, source):
+                    continue
+                return source
+        return None

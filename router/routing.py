@@ -1,0 +1,144 @@
+"""The route tree, with Alertmanager's `dispatch/route.go` matching semantics.
+
+An alert enters at the root. Children are tried depth-first in order; the first child that
+matches wins unless it has `continue: true`, in which case later siblings are tried too. A
+node none of whose children matched delivers to its own receiver. Settings left unset on a
+node are inherited from its parent.
+
+Each matched node is described by a path such as
+``route > routes[1]{env="prod",severity="critical"} > routes[0]{team="shop"}``: the
+0-based index among its siblings, then its matchers as Alertmanager prints them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from router.config import Config, RouteConfig
+from router.matchers import Matcher, format_matchers, matches_all, parse_matcher_list
+from router.models import RouteSettings
+
+PATH_SEPARATOR = " > "
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One node of the tree, with its inherited settings already resolved."""
+
+    matchers: tuple[Matcher, ...]
+    continue_: bool
+    settings: RouteSettings
+    routes: tuple[Route, ...]
+
+    def match(self, labels: Mapping[str, str]) -> list[Route]:
+        """The nodes that deliver `labels`, in order; empty if this node does not match."""
+        if not matches_all(self.matchers, labels):
+            return []
+        found: list[Route] = []
+        for child in self.routes:
+            matched = child.match(labels)
+            found.extend(matched)
+            if matched and not child.continue_:
+                break
+        return found or [self]
+
+    def walk(self) -> Iterator[Route]:
+        """This node and all its descendants, depth-first."""
+        yield self
+        for child in self.routes:
+            yield from child.walk()
+
+
+def _node_name(index: int, matchers: tuple[Matcher, ...]) -> str:
+    return f"routes[{index}]{format_matchers(matchers)}"
+
+
+def _build(
+    config: RouteConfig,
+    parent: RouteSettings,
+    receivers: frozenset[str],
+    index: int | None,
+) -> Route:
+    """Resolve one node against its parent's settings; `index` is None for the root."""
+    matchers = tuple(parse_matcher_list(config.matchers))
+    path = (
+        parent.path if index is None else parent.path + PATH_SEPARATOR + _node_name(index, matchers)
+    )
+    receiver = config.receiver if config.receiver is not None else parent.receiver
+    if receiver not in receivers:
+        raise ValueError(f"{path}: undefined receiver {receiver!r} used in route")
+
+    def inherited(own: list[str] | None, theirs: tuple[str, ...]) -> tuple[str, ...]:
+        # None inherits; an explicit [] clears the parent's list for this subtree.
+        return theirs if own is None else tuple(own)
+
+    settings = RouteSettings(
+        receiver=receiver,
+        path=path,
+        repeat_interval=(
+            config.repeat_interval if config.repeat_interval is not None else parent.repeat_interval
+        ),
+        send_resolved=(
+            config.send_resolved if config.send_resolved is not None else parent.send_resolved
+        ),
+        mute_time_intervals=inherited(config.mute_time_intervals, parent.mute_time_intervals),
+        active_time_intervals=inherited(config.active_time_intervals, parent.active_time_intervals),
+    )
+    return Route(
+        matchers=matchers,
+        continue_=config.continue_ if index is not None else False,
+        settings=settings,
+        routes=tuple(
+            _build(child, settings, receivers, i) for i, child in enumerate(config.routes)
+        ),
+    )
+
+
+class RouteTree:
+    """The whole route tree of a config; `match` gives the receivers for a label set."""
+
+    ROOT_PATH = "route"
+
+    def __init__(self, root: Route) -> None:
+        self.root = root
+
+    @classmethod
+    def from_config(cls, config: Config) -> RouteTree:
+        """Build the tree; raises ValueError on Alertmanager's root rules or a bad matcher."""
+        route = config.route
+        if not route.receiver:
+            raise ValueError("route: the root route must have a receiver")
+        if route.matchers:
+            raise ValueError("route: the root route must not have any matchers")
+        if route.continue_:
+            raise ValueError("route: the root route cannot have continue set")
+        defaults = RouteSettings(
+            receiver=route.receiver,
+            path=cls.ROOT_PATH,
+            repeat_interval=config.dedup.repeat_interval,
+            send_resolved=config.dedup.send_resolved,
+        )
+        receivers = frozenset(r.name for r in config.receivers)
+        return cls(_build(route, defaults, receivers, None))
+
+    def match(self, labels: Mapping[str, str]) -> list[RouteSettings]:
+        """Route settings per receiver, in delivery order; a receiver appears once (first wins)."""
+        seen: set[str] = set()
+        result: list[RouteSettings] = []
+        for node in self.root.match(labels):
+            if node.settings.receiver not in seen:
+                seen.add(node.settings.receiver)
+                result.append(node.settings)
+        return result
+
+    def walk(self) -> Iterator[Route]:
+        """Every node, depth-first from the root."""
+        return self.root.walk()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.walk())
+
+    def describe_path(self, labels: Mapping[str, str]) -> list[str]:
+        """One line per delivery, `<route path> -> <receiver>`, for `routes test --tree`."""
+        return [f"{s.path} -> {s.receiver}" for s in self.match(labels)]

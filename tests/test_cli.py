@@ -1,0 +1,317 @@
+"""The command line, through main() and once as a real `python -m router` process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+
+from router.cli import main
+from tests.test_configfile import EXAMPLE, EXAMPLE_ENV
+
+OPTIONAL_VARS = ("ROUTER_STATE_URL", "LOKI_URL", "SMTP_HOST", "SMTP_USER", "SMTP_PASSWORD")
+
+
+@pytest.fixture
+def example_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example's required variables set, its optional ones unset."""
+    for name, value in EXAMPLE_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in OPTIONAL_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def routes_test(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    return run(capsys, "routes", "test", "--config", str(EXAMPLE), *argv)
+
+
+# --- check --------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("example_env")
+def test_check_accepts_the_example_and_counts_routes_and_receivers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(capsys, "check", str(EXAMPLE)) == (0, "OK: 5 routes, 5 receivers\n", "")
+
+
+def test_check_prints_every_problem_on_stderr_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            receivers:
+              - name: slack-prod
+                log: {}
+            route:
+              receiver: slack-prod
+              routes:
+                - matchers: ['env="prod"']
+                  receiver: slak-prod
+                - matchers: ['env=~"("']
+                  receiver: slack-prod
+            """
+        )
+    )
+    code, out, err = run(capsys, "check", str(path))
+    assert code == 1
+    assert out == ""
+    assert err.splitlines() == [
+        f"{path}:8:17: route.routes[0].receiver: undefined receiver 'slak-prod' used in route"
+        " (did you mean 'slack-prod'?)",
+        f"{path}:9:18: route.routes[1].matchers[0]: bad matcher 'env=~\"(\"': bad regex '(' for"
+        " label 'env': missing ), unterminated subpattern at position 0",
+    ]
+
+
+def test_check_names_missing_env_vars_without_printing_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ALERTMANAGER_TOKEN", "am-secret-token")
+    monkeypatch.setenv("ARGOCD_TOKEN", "argo-secret-token")
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    monkeypatch.delenv("SLACK_DEPLOYS_WEBHOOK_URL", raising=False)
+    code, out, err = run(capsys, "check", str(EXAMPLE))
+    assert code == 1
+    assert [line.split(": ", 2)[2].split(" (")[0] for line in err.splitlines()] == [
+        "environment variable SLACK_BOT_TOKEN is not set",
+        "environment variable SLACK_BOT_TOKEN is not set",
+        "environment variable SLACK_DEPLOYS_WEBHOOK_URL is not set",
+    ]
+    assert "am-secret-token" not in out + err
+    assert "argo-secret-token" not in out + err
+
+
+def test_check_of_a_missing_file_fails_cleanly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "check", str(tmp_path / "absent.yaml"))
+    assert code == 1
+    assert (
+        err == f"{tmp_path / 'absent.yaml'}:1:1: cannot read the file: No such file or directory\n"
+    )
+
+
+# --- routes test --------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("example_env")
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        (["env=prod", "severity=critical"], "slack-prod\nemail-sre\n"),
+        (["source=argocd", "severity=info"], "slack-deploys\n"),
+        (["env=dev"], "slack-dev\n"),
+        (["env=prod", "severity=warning"], "email-sre\n"),
+        (["env=stage", "severity=critical"], "stdout\n"),
+        ([], "stdout\n"),
+    ],
+)
+def test_routes_test_prints_receivers_in_delivery_order(
+    labels: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert routes_test(capsys, *labels) == (0, expected, "")
+
+
+@pytest.mark.usefixtures("example_env")
+def test_routes_test_tree_prints_the_matched_route_path(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = routes_test(capsys, "--tree", "env=prod", "severity=critical")
+    assert code == 0
+    assert out.splitlines() == [
+        'route > routes[1]{env="prod",severity="critical"} -> slack-prod',
+        'route > routes[2]{env="prod",severity=~"critical|warning"} -> email-sre',
+    ]
+    assert routes_test(capsys, "--tree", "team=x")[1] == "route -> stdout\n"
+
+
+@pytest.mark.usefixtures("example_env")
+def test_routes_test_at_shows_receivers_muted_at_that_instant(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    night = "2026-01-15T23:00:00+01:00"  # 23:00 in Europe/Berlin
+    assert routes_test(capsys, "--at", night, "env=dev") == (
+        0,
+        "slack-dev (muted by dev-nights)\n",
+        "",
+    )
+    assert routes_test(capsys, "--at", "2026-01-15T22:00:00Z", "env=dev")[1] == (
+        "slack-dev (muted by dev-nights)\n"
+    )
+    assert routes_test(capsys, "--at", "2026-01-15T12:00:00+01:00", "env=dev")[1] == "slack-dev\n"
+    # Without --at, time intervals are ignored.
+    assert routes_test(capsys, "env=dev")[1] == "slack-dev\n"
+    code, out, _ = routes_test(capsys, "--tree", "--at", night, "env=dev")
+    assert out == 'route > routes[3]{env="dev"} -> slack-dev (muted by dev-nights)\n'
+
+
+@pytest.mark.usefixtures("example_env")
+def test_routes_test_expect_passes_when_receivers_match_in_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = routes_test(
+        capsys, "--expect", "slack-prod,email-sre", "env=prod", "severity=critical"
+    )
+    assert (code, out, err) == (0, "slack-prod\nemail-sre\n", "")
+
+
+@pytest.mark.usefixtures("example_env")
+def test_routes_test_expect_fails_with_a_diff_when_receivers_differ(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = routes_test(
+        capsys, "--expect", "email-sre,slack-prod", "env=prod", "severity=critical"
+    )
+    assert code == 1
+    assert err == (
+        "receivers differ from --expect:\n"
+        "  expected: email-sre, slack-prod\n"
+        "  got:      slack-prod, email-sre\n"
+    )
+
+
+@pytest.mark.usefixtures("example_env")
+def test_routes_test_expect_does_not_count_muted_receivers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    night = "2026-01-15T23:00:00+01:00"
+    code, _, err = routes_test(capsys, "--at", night, "--expect", "slack-dev", "env=dev")
+    assert code == 1
+    assert "muted, not counted: slack-dev" in err
+    assert routes_test(capsys, "--at", night, "--expect", "", "env=dev")[0] == 0
+
+
+def test_routes_test_reports_config_problems_with_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text("route: {receiver: x}\n")
+    code, out, err = run(capsys, "routes", "test", "--config", str(path), "env=prod")
+    assert (code, out) == (1, "")
+    assert err == f"{path}:1:1: receivers: missing required field\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["routes", "test", "--config", "x", "envprod"], "expected a label as name=value"),
+        (["routes", "test", "--config", "x", "bad-name=1"], "bad label name 'bad-name'"),
+        (["routes", "test", "--config", "x", "--at", "tonight"], "expected an RFC 3339 time"),
+        (["routes"], "required: COMMAND"),
+        ([], "required: COMMAND"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["check"], "required: path"),
+    ],
+)
+def test_usage_errors_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err
+
+
+def test_help_exits_0_and_documents_expect_and_route_counting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "routes", "test", "--help")
+    assert code == 0
+    assert "muted ones do not count" in out
+    code, out, _ = run(capsys, "check", "--help")
+    assert code == 0
+    assert "n counts every node of the route" in out
+
+
+# --- serve --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, int]]:
+    """Stands in for router.app so that serve's argument handling is tested alone."""
+    calls: list[tuple[str, str, int]] = []
+
+    def run_server(config_path: str, host: str, port: int) -> int:
+        calls.append((config_path, host, port))
+        return 0
+
+    module = types.ModuleType("router.app")
+    module.run_server = run_server  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "router.app", module)
+    for name in ("ROUTER_CONFIG", "ROUTER_HOST", "ROUTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    return calls
+
+
+def test_serve_defaults(fake_app: list[tuple[str, str, int]]) -> None:
+    assert main(["serve"]) == 0
+    assert fake_app == [("./routes.yaml", "0.0.0.0", 8080)]
+
+
+def test_serve_reads_env_and_flags_win_over_env(
+    fake_app: list[tuple[str, str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROUTER_CONFIG", "/etc/router/routes.yaml")
+    monkeypatch.setenv("ROUTER_HOST", "127.0.0.1")
+    monkeypatch.setenv("ROUTER_PORT", "9000")
+    assert main(["serve"]) == 0
+    assert main(["serve", "--config", "c.yaml", "--host", "::1", "--port", "9100"]) == 0
+    assert fake_app == [
+        ("/etc/router/routes.yaml", "127.0.0.1", 9000),
+        ("c.yaml", "::1", 9100),
+    ]
+
+
+def test_serve_rejects_a_bad_router_port(
+    fake_app: list[tuple[str, str, int]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ROUTER_PORT", "http")
+    assert main(["serve"]) == 2
+    assert "ROUTER_PORT must be a port number" in capsys.readouterr().err
+    assert fake_app == []
+
+
+# --- as a process -------------------------------------------------------------------------
+
+
+def test_python_dash_m_router_check_runs_as_a_process(tmp_path: Path) -> None:
+    env = {**os.environ, **EXAMPLE_ENV}
+    for name in OPTIONAL_VARS:
+        env.pop(name, None)
+    ok = subprocess.run(
+        [sys.executable, "-m", "router", "check", str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "OK: 5 routes, 5 receivers\n", "")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("receivers: [{name: a, log: {}}]\nroute: {receiver: b}\n")
+    failed = subprocess.run(
+        [sys.executable, "-m", "router", "check", str(broken)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+    assert failed.returncode == 1
+    assert failed.stdout == ""
+    assert failed.stderr == f"{broken}:2:19: route.receiver: undefined receiver 'b' used in route\n"
