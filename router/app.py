@@ -18,6 +18,7 @@ from router.delivery import Deliverer
 from router.http import add_routes
 from router.logs import setup_logging
 from router.metrics import Metrics
+from router.pacing import Pacer
 from router.runtime import Runtime
 from router.state import STATE, AppState
 from router.store import open_store
@@ -46,6 +47,7 @@ def create_app(
         workers=config.state.workers,
         dead_after=config.state.dead_after,
         clock=clock,
+        pacer=Pacer(config.slack.per_channel_interval, config.slack.digest_threshold, clock=clock),
     )
     app[STATE] = AppState(
         config_path=config_path,

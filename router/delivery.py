@@ -16,6 +16,7 @@ from collections.abc import Callable
 from router.channels.base import DeliveryError
 from router.metrics import Metrics
 from router.models import DeliveryState
+from router.pacing import Pacer
 from router.pipeline import (
     DedupStage,
     MultiStage,
@@ -37,18 +38,22 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 120.0
 IDLE_POLL = 1.0
 MAINTENANCE_EVERY = 60.0
+# Upper bound on jobs held in memory at once, parked ones included.
+MAX_INFLIGHT = 20_000
 # Finished notification records are kept this long for /api/v1/notifications.
 KEEP_RECORDS = 7 * 86400.0
 
 
-def default_pipeline(store: Store, metrics: Metrics, clock: Callable[[], float]) -> Stage:
+def default_pipeline(
+    store: Store, metrics: Metrics, clock: Callable[[], float], pacer: Pacer
+) -> Stage:
     """mute -> dedup -> render -> notify -> set notifies, as Alertmanager orders them."""
     return MultiStage(
         [
             MuteStage(),
             DedupStage(store, metrics),
             RenderStage(),
-            NotifyStage(),
+            NotifyStage(pacer),
             SetNotifiesStage(store, metrics, clock),
         ]
     )
@@ -66,6 +71,7 @@ class Deliverer:
         workers: int,
         dead_after: float,
         clock: Callable[[], float] = time.time,
+        pacer: Pacer | None = None,
         pipeline: Stage | None = None,
     ) -> None:
         self.store = store
@@ -74,7 +80,8 @@ class Deliverer:
         self.workers = workers
         self.dead_after = dead_after
         self.clock = clock
-        self.pipeline = pipeline or default_pipeline(store, metrics, clock)
+        self.pacer = pacer or Pacer(1.0, 5)
+        self.pipeline = pipeline or default_pipeline(store, metrics, clock, self.pacer)
         self._wake = asyncio.Event()
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
@@ -87,7 +94,10 @@ class Deliverer:
     async def run(self) -> None:
         """Claim and deliver until `stop()`; store outages are waited out."""
         while not self._stopping:
-            free = self.workers - len(self._inflight)
+            # Jobs parked behind a channel's rate limit hold no worker: the other
+            # receivers keep flowing while one Slack channel digests its storm.
+            busy = len(self._inflight) - self.pacer.parked
+            free = min(self.workers - busy, MAX_INFLIGHT - len(self._inflight))
             if free <= 0:
                 await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
                 continue

@@ -19,6 +19,7 @@ from router.dedup import Decision, Reason, decide, merge_events
 from router.message import Message, build_message
 from router.metrics import Metrics
 from router.models import DeliveryState, Notification
+from router.pacing import Pacer
 from router.runtime import Runtime
 from router.store.base import Claim, NflogEntry, Outcome, Store
 
@@ -39,6 +40,8 @@ class Job:
     decision: Decision | None = None
     message: Message | None = None
     channel_state: Mapping[str, str] = field(default_factory=dict)
+    # Set when the message went out folded into a channel digest.
+    digest_id: str = ""
 
     @property
     def at(self) -> datetime:
@@ -148,12 +151,22 @@ class RenderStage:
 
 
 class NotifyStage:
-    """Sends through the receiver's channel; raises DeliveryError on failure."""
+    """Sends through the receiver's channel, paced per destination where the channel has a
+    rate limit (Slack); raises DeliveryError on failure."""
+
+    def __init__(self, pacer: Pacer) -> None:
+        self.pacer = pacer
 
     async def __call__(self, job: Job) -> Job | None:
         assert job.message is not None
         prior = job.entry.channel_state if job.entry else {}
-        job.channel_state = await job.channel.send(job.message, prior)
+        channel = job.channel
+        pace_key: str | None = getattr(channel, "pace_key", None)
+        if pace_key is None:
+            job.channel_state = await channel.send(job.message, prior)
+            return job
+        sent = await self.pacer.send(pace_key, channel, job.message, prior)
+        job.channel_state, job.digest_id = sent.state, sent.digest_id
         return job
 
 
@@ -169,9 +182,8 @@ class SetNotifiesStage:
         assert job.decision is not None and job.decision.entry is not None
         entry = replace(job.decision.entry, channel_state=dict(job.channel_state))
         reason = job.decision.reason.value
-        await self.store.complete(
-            job.claim, Outcome(DeliveryState.SENT, reason, nflog=entry), job.now
-        )
+        outcome = Outcome(DeliveryState.SENT, reason, nflog=entry, delivered_in=job.digest_id)
+        await self.store.complete(job.claim, outcome, job.now)
         integration = job.channel.integration
         receiver = job.claim.receiver
         self.metrics.notifications_sent.labels(receiver, integration).inc()
@@ -187,6 +199,7 @@ class SetNotifiesStage:
                 "reason": reason,
                 "alerts": len(job.decision.events),
                 "notification_id": job.notification.id,
+                "digest": job.digest_id,
             },
         )
         return None

@@ -240,7 +240,7 @@ class SQLiteStore:
                 n.created_at.timestamp(),
                 n.created_at.timestamp(),
                 DeliveryState.PENDING.value,
-                n.created_at.timestamp(),
+                0.0,  # due at once
             )
             for n in notifications
         ]
@@ -319,13 +319,17 @@ class SQLiteStore:
 
         def finish(conn: sqlite3.Connection) -> None:
             conn.executemany(
-                "UPDATE notifications SET state = ?, reason = ?, last_error = ?,"
+                # A success keeps the last error: "sent after 3 attempts, last: 429" is
+                # what an operator asking "why was it late?" needs.
+                "UPDATE notifications SET state = ?, reason = ?,"
+                " last_error = CASE WHEN ? = '' THEN last_error ELSE ? END,"
                 " attempts = attempts + ?, updated_at = ?, lease_until = 0, delivered_in = ?"
                 " WHERE id = ? AND state = 'pending'",
                 [
                     (
                         outcome.state.value,
                         outcome.reason,
+                        outcome.error,
                         outcome.error,
                         attempted,
                         now,
