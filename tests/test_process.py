@@ -1,0 +1,168 @@
+"""`alert-router serve` as a real process: kill -9 loses nothing, SIGTERM drains."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.fakes.smtp import free_port
+from tests.fakes.webhook_sink import WebhookSink
+from tests.helpers import payload
+
+
+class Server:
+    """One `python -m router serve` process on a free port."""
+
+    def __init__(self, config: Path, port: int) -> None:
+        self.config = config
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        argv = [sys.executable, "-m", "router", "serve", "--config", str(self.config)]
+        argv += ["--host", "127.0.0.1", "--port", str(self.port)]
+        with (self.config.parent / "server.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                argv, cwd=self.config.parent, stdout=subprocess.DEVNULL, stderr=log
+            )
+        async with asyncio.timeout(20), aiohttp.ClientSession() as http:
+            while True:
+                try:
+                    async with http.get(self.url + "/readyz") as resp:
+                        if resp.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                assert self.proc.poll() is None, "server exited during startup"
+                await asyncio.sleep(0.05)
+
+    def kill(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    async def wait(self, within: float) -> int:
+        assert self.proc is not None
+        proc = self.proc
+        return await asyncio.wait_for(asyncio.to_thread(proc.wait), within)
+
+    async def post(self, body: dict[str, Any]) -> int:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(self.url + "/webhook/alertmanager", json=body) as resp,
+        ):
+            return resp.status
+
+    async def records(self) -> list[dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(self.url + "/api/v1/notifications") as resp,
+        ):
+            data: dict[str, Any] = await resp.json()
+            return list(data["notifications"])
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "routes.yaml"
+
+
+@asynccontextmanager
+async def server(config: Path) -> AsyncIterator[Server]:
+    srv = Server(config, free_port())
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        if srv.proc is not None and srv.proc.poll() is None:
+            srv.proc.kill()
+            srv.proc.wait()
+
+
+def write_config(path: Path, sink: WebhookSink) -> None:
+    path.write_text(
+        f"state: {{url: 'sqlite:///{path.parent}/state.db'}}\n"
+        "server: {shutdown_grace: 10s}\n"
+        f"receivers: [{{name: hook, webhook: {{url: '{sink.url('/hook')}', timeout: 30s}}}}]\n"
+        "route: {receiver: hook}\n"
+    )
+
+
+async def test_kill_9_mid_delivery_loses_nothing(config: Path) -> None:
+    async with WebhookSink() as sink:
+        write_config(config, sink)
+        sink.script(200, delay=30)  # the first delivery hangs until the process dies
+        async with server(config) as first:
+            assert await first.post(payload("alertmanager_firing.json")) == 200
+            async with asyncio.timeout(10):
+                await sink.wait_for(1)
+            first.kill(signal.SIGKILL)
+            await first.wait(10)
+        async with server(config) as second:
+            async with asyncio.timeout(15):
+                requests = await sink.wait_for(2)
+            records = await second.records()
+    assert requests[0].json["notificationId"] == requests[1].json["notificationId"]
+    assert [r["state"] for r in records] == ["sent"]
+
+
+async def test_kill_9_right_after_accepting_delivers_on_restart(config: Path) -> None:
+    async with WebhookSink() as sink:
+        dead_port = free_port()
+        # Nothing listens on the receiver's port yet: the first process cannot deliver.
+        config.write_text(
+            f"state: {{url: 'sqlite:///{config.parent}/state.db'}}\n"
+            f"receivers: [{{name: hook, webhook: {{url: 'http://127.0.0.1:{dead_port}/h'}}}}]\n"
+            "route: {receiver: hook}\n"
+        )
+        async with server(config) as first:
+            assert await first.post(payload("alertmanager_firing.json")) == 200
+            first.kill(signal.SIGKILL)
+            await first.wait(10)
+        write_config(config, sink)
+        async with server(config):
+            async with asyncio.timeout(20):
+                [request] = await sink.wait_for(1)
+    assert len(request.json["alerts"]) == 2
+
+
+async def test_sigterm_finishes_in_flight_delivery_then_exits_0(config: Path) -> None:
+    async with WebhookSink() as sink:
+        write_config(config, sink)
+        sink.script(200, delay=1.0)
+        async with server(config) as first:
+            assert await first.post(payload("alertmanager_firing.json")) == 200
+            async with asyncio.timeout(10):
+                await sink.wait_for(1)
+            first.kill(signal.SIGTERM)
+            assert await first.wait(15) == 0
+        async with server(config) as second:
+            records = await second.records()
+            await asyncio.sleep(0.5)
+    assert [r["state"] for r in records] == ["sent"]
+    assert len(sink.requests) == 1  # drained, so nothing was sent twice
+
+
+async def test_sighup_reloads_the_config(config: Path) -> None:
+    async with WebhookSink() as sink:
+        write_config(config, sink)
+        async with server(config) as srv:
+            config.write_text(config.read_text().replace("/hook", "/reloaded"))
+            srv.kill(signal.SIGHUP)
+            async with asyncio.timeout(10):
+                while True:
+                    body = payload("alertmanager_firing.json")
+                    body["groupKey"] = f"probe-{len(sink.requests)}"
+                    assert await srv.post(body) == 200
+                    got = await sink.wait_for(len(sink.requests) + 1)
+                    if got[-1].path == "/reloaded":
+                        break
