@@ -28,13 +28,16 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    async def start(self) -> None:
+    def _spawn(self) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-m", "router", "serve", "--config", str(self.config)]
         argv += ["--host", "127.0.0.1", "--port", str(self.port)]
         with (self.config.parent / "server.log").open("ab") as log:
-            self.proc = subprocess.Popen(
+            return subprocess.Popen(
                 argv, cwd=self.config.parent, stdout=subprocess.DEVNULL, stderr=log
             )
+
+    async def start(self) -> None:
+        self.proc = self._spawn()
         async with asyncio.timeout(20), aiohttp.ClientSession() as http:
             while True:
                 try:
@@ -88,11 +91,12 @@ async def server(config: Path) -> AsyncIterator[Server]:
             srv.proc.wait()
 
 
-def write_config(path: Path, sink: WebhookSink) -> None:
+def write_config(path: Path, target: WebhookSink | str) -> None:
+    url = target.url("/hook") if isinstance(target, WebhookSink) else target
     path.write_text(
         f"state: {{url: 'sqlite:///{path.parent}/state.db'}}\n"
         "server: {shutdown_grace: 10s}\n"
-        f"receivers: [{{name: hook, webhook: {{url: '{sink.url('/hook')}', timeout: 30s}}}}]\n"
+        f"receivers: [{{name: hook, webhook: {{url: '{url}', timeout: 30s}}}}]\n"
         "route: {receiver: hook}\n"
     )
 
@@ -119,11 +123,7 @@ async def test_kill_9_right_after_accepting_delivers_on_restart(config: Path) ->
     async with WebhookSink() as sink:
         dead_port = free_port()
         # Nothing listens on the receiver's port yet: the first process cannot deliver.
-        config.write_text(
-            f"state: {{url: 'sqlite:///{config.parent}/state.db'}}\n"
-            f"receivers: [{{name: hook, webhook: {{url: 'http://127.0.0.1:{dead_port}/h'}}}}]\n"
-            "route: {receiver: hook}\n"
-        )
+        write_config(config, f"http://127.0.0.1:{dead_port}/h")
         async with server(config) as first:
             assert await first.post(payload("alertmanager_firing.json")) == 200
             first.kill(signal.SIGKILL)
@@ -156,7 +156,7 @@ async def test_sighup_reloads_the_config(config: Path) -> None:
     async with WebhookSink() as sink:
         write_config(config, sink)
         async with server(config) as srv:
-            config.write_text(config.read_text().replace("/hook", "/reloaded"))
+            write_config(config, sink.url("/reloaded"))
             srv.kill(signal.SIGHUP)
             async with asyncio.timeout(10):
                 while True:
