@@ -85,3 +85,31 @@ class Metrics:
             "Whether the state store answered the last readiness check.",
             registry=r,
         )
+        # Enrichment (router/enrich): Loki queries and the links/logs added to messages.
+        self.enrich_duration = Histogram(
+            "alert_router_enrich_duration_seconds",
+            "Time spent enriching, by enricher (loki: one Loki query; message: a whole "
+            "message's links and log excerpts).",
+            ["enricher"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+            registry=r,
+        )
+        self.enrich_failures = Counter(
+            "alert_router_enrich_failures_total",
+            "Enrichments that gave no result, by enricher and reason (missing_label, template, "
+            "timeout, overloaded, unreachable, rejected, server_error, malformed, internal).",
+            ["enricher", "reason"],
+            registry=r,
+        )
+        self.enrich_cache_hits = Counter(
+            "alert_router_enrich_cache_hits_total",
+            "Enrichments answered from the cache or by joining an identical query in flight.",
+            ["enricher"],
+            registry=r,
+        )
+        self.enrich_queries = Counter(
+            "alert_router_enrich_queries_total",
+            "Queries sent to the enrichment backend (Loki), by enricher.",
+            ["enricher"],
+            registry=r,
+        )

@@ -1,0 +1,651 @@
+"""Loki log excerpts for alerts: LogQL from a jinja2 template, one bounded `query_range` call.
+
+`LokiEnricher.excerpt` never raises and never takes longer than `enrich.loki.timeout`: every
+failure (missing label, timeout, connection error, Loki's plain-text 4xx/5xx errors, a body
+that is not a streams response) becomes a `LogExcerpt` whose `note` says why in one line.
+
+The query template (`enrich.loki.query`) is rendered in a jinja2 sandbox with
+`StrictUndefined` over one variable, `labels` (`labels.app`, `labels["app"]`,
+`"app" in labels`, `labels.get("app", "")`). A referenced label the event lacks means no
+query at all. Every `{{ ... }}` output is escaped for a LogQL double-quoted string
+(backslash, double quote, control characters) unless it is already escaped, so a label
+value can neither break the query nor inject matchers or pipeline stages:
+`{app="{{ labels.app }}"}` is safe as written. Two filters exist for explicit use:
+`logql` (the same escaping; applying it again is a no-op) and `logql_regex` (the value as a
+literal inside a regex, e.g. `|~ "{{ labels.pod | logql_regex }}"`). Backtick raw strings
+cannot escape a backtick, so templates must put label values inside double quotes.
+
+Load protection: identical queries (same LogQL, same start bucket, same tenant) within
+`cache_ttl` are answered from an LRU cache; identical queries already in flight are joined
+(single flight); at most `max_concurrency` requests reach Loki at once, and waiting for a
+slot counts against the same timeout, so a storm cannot overload Loki or delay delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import jinja2
+import jinja2.sandbox
+from jinja2.utils import missing
+
+from router.config import LokiConfig
+from router.message import LogExcerpt
+from router.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+ENRICHER = "loki"
+ELLIPSIS = "…"
+QUERY_RANGE_PATH = "/loki/api/v1/query_range"
+DEFAULT_CACHE_SIZE = 1024
+# Transient failures (timeouts, 5xx, unreachable) are remembered only briefly: long enough
+# to spare a struggling Loki the same query from every receiver, short enough to recover.
+FAILURE_CACHE_TTL = 5.0
+# Alerts of one storm start seconds apart; a lookback of minutes makes their windows
+# practically the same, so they share one query.
+DEFAULT_START_BUCKET = 60.0
+# An excerpt is at most a few hundred lines; anything far bigger is not a sane answer.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+# Loki's error texts are cut to this many characters in a note.
+MAX_ERROR_CHARS = 200
+
+# Failure reasons, the `reason` label of alert_router_enrich_failures_total.
+REASON_MISSING_LABEL = "missing_label"
+REASON_TEMPLATE = "template"
+REASON_TIMEOUT = "timeout"
+REASON_OVERLOADED = "overloaded"
+REASON_UNREACHABLE = "unreachable"
+REASON_REJECTED = "rejected"
+REASON_SERVER_ERROR = "server_error"
+REASON_MALFORMED = "malformed"
+REASON_INTERNAL = "internal"
+TRANSIENT_REASONS = frozenset(
+    {REASON_TIMEOUT, REASON_OVERLOADED, REASON_UNREACHABLE, REASON_SERVER_ERROR, REASON_INTERNAL}
+)
+
+_NS_PER_SECOND = 1_000_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Terminal escape sequences: CSI (colours, cursor), OSC (titles, hyperlinks), DCS/SOS/PM/APC
+# strings, two-character escapes, and the 8-bit CSI.
+_ANSI_RE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
+    r"|\x1b[@-Z\\-_]"
+    r"|\x9b[0-?]*[ -/]*[@-~]"
+)
+_LINE_BREAKS_RE = re.compile(r"[\t\n\r\v\f]+")
+# Other C0/C1 controls, DEL, and the bidi overrides that can make text read backwards.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SPACE_RE = re.compile(r"\s+")
+# Characters Go's regexp.QuoteMeta escapes (LogQL regexes are RE2).
+_REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
+
+
+# ---- LogQL escaping and the query template -------------------------------------------------
+
+
+class LogQLSafe(str):
+    """Text already escaped for a LogQL double-quoted string: not escaped again."""
+
+    __slots__ = ()
+
+
+def logql_escape(value: object) -> LogQLSafe:
+    """`value` escaped for the inside of a LogQL (Go) double-quoted string literal."""
+    if isinstance(value, LogQLSafe):
+        return value
+    out: list[str] = []
+    for ch in str(value):
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch < " " or "\x7f" <= ch <= "\x9f":
+            # Go rejects raw control characters in a string literal; \u is a valid escape.
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return LogQLSafe("".join(out))
+
+
+def logql_regex(value: object) -> LogQLSafe:
+    """`value` as a literal inside a LogQL regex string (RE2 QuoteMeta, then string-escaped)."""
+    quoted = "".join("\\" + ch if ch in _REGEX_SPECIAL else ch for ch in str(value))
+    return logql_escape(quoted)
+
+
+def _finalize(value: object) -> object:
+    # Runs on every `{{ ... }}` output: escaping by default is what makes templates written
+    # the obvious way safe. A StrictUndefined raises here, when str() is taken.
+    return logql_escape(value)
+
+
+class QueryTemplateError(Exception):
+    """The query template could not be rendered for an event."""
+
+
+class MissingLabelError(jinja2.UndefinedError):
+    """The query template referenced a label the event does not have."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(f"label {label!r} missing")
+        self.label = label
+
+
+class _LabelView:
+    """The template's `labels`: attribute and item access to label values, nothing else.
+
+    Not a dict, so a label called `items` or `values` is the label, not a dict method.
+    """
+
+    __slots__ = ("_labels",)
+
+    def __init__(self, labels: Mapping[str, str]) -> None:
+        self._labels = labels
+
+    def __getattr__(self, name: str) -> str:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self._labels[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> str:
+        return self._labels[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._labels
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._labels)
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def get(self, name: str, default: str = "") -> str:
+        """The label's value, or `default` when the event does not have it."""
+        return self._labels.get(name, default)
+
+
+class _LabelUndefined(jinja2.StrictUndefined):
+    """StrictUndefined that, for a missing label, raises `MissingLabelError` naming it."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        hint: str | None = None,
+        obj: Any = missing,
+        name: str | None = None,
+        exc: type[jinja2.TemplateRuntimeError] = jinja2.UndefinedError,
+    ) -> None:
+        # Only a plain lookup miss on `labels` is a missing label; the sandbox's refusals
+        # (`labels.__class__`) arrive with their own hint and SecurityError.
+        if (
+            hint is None
+            and exc is jinja2.UndefinedError
+            and isinstance(obj, _LabelView)
+            and isinstance(name, str)
+        ):
+            # Undefined raises `exc(hint)` on use: the hint carries the label's name.
+            hint, exc = name, MissingLabelError
+        super().__init__(hint, obj, name, exc)
+
+
+def _environment() -> jinja2.sandbox.SandboxedEnvironment:
+    env = jinja2.sandbox.SandboxedEnvironment(
+        undefined=_LabelUndefined, finalize=_finalize, autoescape=False
+    )
+    env.filters["logql"] = logql_escape
+    env.filters["logql_regex"] = logql_regex
+    return env
+
+
+class LogQLTemplate:
+    """`enrich.loki.query` compiled once; `render(labels)` gives the LogQL for one event."""
+
+    def __init__(self, source: str) -> None:
+        try:
+            self._template = _environment().from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            # Config loading checks this already; a bad template still must not crash us.
+            raise QueryTemplateError(f"invalid query template: {exc.message}") from exc
+
+    def render(self, labels: Mapping[str, str]) -> str:
+        """The query for these labels; `MissingLabelError` or `QueryTemplateError` if none."""
+        try:
+            text = self._template.render(labels=_LabelView(labels))
+        except MissingLabelError:
+            raise
+        except Exception as exc:  # a template may fail in any way; it must not take us down
+            raise QueryTemplateError(f"query template failed: {_one_line(str(exc))}") from exc
+        text = text.strip()
+        if not text:
+            raise QueryTemplateError("query template rendered an empty query")
+        return text
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+
+def epoch_ns(when: datetime) -> int:
+    """Nanoseconds since the Unix epoch, exact; naive datetimes are taken as UTC."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def format_seconds(seconds: float) -> str:
+    """`2s`, `1.5s`, `200ms`, `15m`: a duration as people write it in config."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return f"{minutes // 60}h" if minutes % 60 == 0 and minutes >= 60 else f"{minutes}m"
+    return f"{int(seconds)}s" if seconds == int(seconds) else f"{seconds:g}s"
+
+
+def _one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    text = _SPACE_RE.sub(" ", _CONTROL_RE.sub(" ", _ANSI_RE.sub("", text))).strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + ELLIPSIS
+
+
+def clean_line(line: str, max_chars: int) -> str:
+    """A log line fit for a message: no terminal escapes or controls, one line, cut to width."""
+    text = _ANSI_RE.sub("", line)
+    text = _LINE_BREAKS_RE.sub(" ", text)
+    text = _CONTROL_RE.sub("", text).rstrip()
+    if len(text) > max_chars:
+        text = text[: max_chars - 1] + ELLIPSIS
+    return text
+
+
+class MalformedResponse(ValueError):
+    """Loki answered 200 with something that is not a streams result."""
+
+
+def parse_streams(body: object) -> list[tuple[int, str]]:
+    """(timestamp ns, line) of every entry of a `query_range` streams response, oldest first.
+
+    Streams are merged and sorted by time; entries with equal timestamps keep Loki's push
+    order (a `backward` answer lists them newest first, so each stream is reversed first).
+    """
+    if not isinstance(body, dict):
+        raise MalformedResponse("not a JSON object")
+    if body.get("status") != "success":
+        raise MalformedResponse(f"status is {body.get('status')!r}, not 'success'")
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise MalformedResponse("no data object")
+    result_type = data.get("resultType")
+    if result_type != "streams":
+        raise MalformedResponse(
+            f"a {result_type} result, not log lines (the query must be a log query)"
+            if isinstance(result_type, str)
+            else "no resultType"
+        )
+    result = data.get("result")
+    if not isinstance(result, list):
+        raise MalformedResponse("data.result is not a list")
+    entries: list[tuple[int, str]] = []
+    for stream in result:
+        values = stream.get("values") if isinstance(stream, dict) else None
+        if not isinstance(values, list):
+            raise MalformedResponse("a stream without a values list")
+        parsed: list[tuple[int, str]] = []
+        for value in values:
+            # [ts, line] or, with structured metadata, [ts, line, {metadata}].
+            if not isinstance(value, list) or len(value) not in (2, 3):
+                raise MalformedResponse("a value that is not [timestamp, line]")
+            ts, line = value[0], value[1]
+            if isinstance(ts, str) and ts.isdigit():
+                ts = int(ts)
+            if not isinstance(ts, int) or isinstance(ts, bool) or not isinstance(line, str):
+                raise MalformedResponse("a value that is not [nanosecond string, line]")
+            parsed.append((ts, line))
+        parsed.reverse()
+        entries.extend(parsed)
+    entries.sort(key=lambda entry: entry[0])
+    return entries
+
+
+def _connection_detail(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        # A resolver failure (ClientConnectorDNSError in newer aiohttp) carries a gaierror.
+        if isinstance(exc.os_error, socket.gaierror):
+            return f"cannot resolve {exc.host}"
+        errno = exc.os_error.errno
+        if errno:
+            return os.strerror(errno).lower()
+        return _one_line(str(exc.os_error) or "connection failed", 120)
+    return _one_line(str(exc), 120) or type(exc).__name__
+
+
+# ---- the client -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LokiResult:
+    """An excerpt and, when it is one, the failure reason (a metrics `reason` label)."""
+
+    excerpt: LogExcerpt
+    failure: str | None = None
+
+
+@dataclass(slots=True)
+class _CacheEntry:
+    result: LokiResult
+    end: datetime
+    ttl: float
+
+
+_Key = tuple[str, int, str]
+
+
+class LokiEnricher:
+    """Fetches log excerpts from Loki for alerts; shared by every receiver's enrichment."""
+
+    def __init__(
+        self,
+        cfg: LokiConfig,
+        metrics: Metrics | None = None,
+        *,
+        max_concurrency: int = 4,
+        cache_ttl: float = 30.0,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        start_bucket: float = DEFAULT_START_BUCKET,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.cfg = cfg
+        self._metrics = metrics
+        self._max_concurrency = max_concurrency
+        self._cache_ttl = cache_ttl
+        self._cache_size = max(cache_size, 1)
+        self._bucket_ns = max(int(start_bucket * _NS_PER_SECOND), 1)
+        self._url = cfg.url.strip().rstrip("/") + QUERY_RANGE_PATH
+        self._template: LogQLTemplate | None = None
+        self._template_error = ""
+        try:
+            self._template = LogQLTemplate(cfg.query)
+        except QueryTemplateError as exc:
+            self._template_error = str(exc)
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._cache: collections.OrderedDict[_Key, _CacheEntry] = collections.OrderedDict()
+        self._inflight: dict[_Key, asyncio.Task[LokiResult]] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    # ---- public ------------------------------------------------------------------------
+
+    @property
+    def timeout(self) -> float:
+        """The most one excerpt may take (`enrich.loki.timeout`)."""
+        return self.cfg.timeout
+
+    def render_query(self, labels: Mapping[str, str]) -> str:
+        """The LogQL for these labels; raises `MissingLabelError` / `QueryTemplateError`."""
+        if self._template is None:
+            raise QueryTemplateError(self._template_error)
+        return self._template.render(labels)
+
+    def query_or_none(self, labels: Mapping[str, str]) -> str | None:
+        """The LogQL for these labels, or None when the template cannot give one."""
+        try:
+            return self.render_query(labels)
+        except (MissingLabelError, QueryTemplateError):
+            return None
+
+    async def excerpt(
+        self, labels: Mapping[str, str], starts_at: datetime | None, now: datetime
+    ) -> LogExcerpt:
+        """The newest log lines for an alert, or a note saying why there are none."""
+        return (await self.lookup(labels, starts_at, now)).excerpt
+
+    async def lookup(
+        self, labels: Mapping[str, str], starts_at: datetime | None, now: datetime
+    ) -> LokiResult:
+        """Like `excerpt`, also saying whether (and why) it failed. Never raises."""
+        try:
+            query = self.render_query(labels)
+        except MissingLabelError as exc:
+            return self._failed(REASON_MISSING_LABEL, f"no log query: label {exc.label!r} missing")
+        except QueryTemplateError as exc:
+            return self._failed(REASON_TEMPLATE, f"no log query: {exc}")
+        return await self.query(query, starts_at, now)
+
+    async def query(self, query: str, starts_at: datetime | None, now: datetime) -> LokiResult:
+        """Run (or reuse) the `query_range` call for `query` over the alert's window."""
+        try:
+            return await self._query(query, starts_at, now)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # enrichment must never stop a notification
+            log.exception("loki enrichment failed", extra={"query": query})
+            return self._failed(
+                REASON_INTERNAL, "log excerpt failed: internal error (see logs)", query
+            )
+
+    async def close(self) -> None:
+        """Cancel queries in flight and close the HTTP session."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._inflight.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ---- internals ---------------------------------------------------------------------
+
+    def _failed(self, reason: str, note: str, query: str = "") -> LokiResult:
+        if self._metrics is not None:
+            self._metrics.enrich_failures.labels(enricher=ENRICHER, reason=reason).inc()
+        return LokiResult(LogExcerpt(query=query, note=note), reason)
+
+    def _window(self, starts_at: datetime | None, now: datetime) -> tuple[int, int]:
+        lookback_ns = int(self.cfg.lookback * _NS_PER_SECOND)
+        end = epoch_ns(now)
+        start = epoch_ns(starts_at or now) - lookback_ns
+        if start >= end:
+            # An alert "starting" after our now (clock skew) still gets the lookback window.
+            start = end - max(lookback_ns, 1)
+        return start, end
+
+    async def _query(self, query: str, starts_at: datetime | None, now: datetime) -> LokiResult:
+        start_ns, end_ns = self._window(starts_at, now)
+        key: _Key = (query, start_ns // self._bucket_ns, self.cfg.tenant)
+        cached = self._cache_get(key, now)
+        if cached is not None:
+            self._count_hit()
+            return cached
+        flight = self._inflight.get(key)
+        if flight is None:
+            flight = asyncio.ensure_future(self._fetch(key, query, start_ns, end_ns, now))
+            self._inflight[key] = flight
+            flight.add_done_callback(lambda done: self._forget(key, done))
+        else:
+            # Joining a query in flight costs Loki nothing, like a cache hit.
+            self._count_hit()
+        try:
+            # Shielded: one waiter giving up must not cancel the query the others share.
+            return await asyncio.shield(flight)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if flight.cancelled() and (current is None or not current.cancelling()):
+                # The shared query was cancelled by close(), not us.
+                return LokiResult(LogExcerpt(query=query, note="Loki query cancelled"))
+            raise
+
+    def _forget(self, key: _Key, task: asyncio.Task[LokiResult]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+
+    def _count_hit(self) -> None:
+        if self._metrics is not None:
+            self._metrics.enrich_cache_hits.labels(enricher=ENRICHER).inc()
+
+    def _cache_get(self, key: _Key, now: datetime) -> LokiResult | None:
+        entry = self._cache.get(key)
+        if entry is None:
+            return None
+        # Fresh while our end is within the TTL of the cached answer's end: in effect the
+        # end bucket. A `now` earlier than the cached end (receivers' clocks) still counts.
+        if (now - entry.end).total_seconds() >= entry.ttl:
+            del self._cache[key]
+            return None
+        self._cache.move_to_end(key)
+        return entry.result
+
+    def _cache_put(self, key: _Key, result: LokiResult, end: datetime) -> None:
+        ttl = self._cache_ttl
+        if result.failure in TRANSIENT_REASONS:
+            ttl = min(ttl, FAILURE_CACHE_TTL)
+        if ttl <= 0:
+            return
+        self._cache[key] = _CacheEntry(result, end, ttl)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _session_now(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            # Our own deadline (asyncio.timeout) bounds every call; aiohttp's must not
+            # fire first with a different error.
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        return self._session
+
+    async def _fetch(
+        self, key: _Key, query: str, start_ns: int, end_ns: int, now: datetime
+    ) -> LokiResult:
+        result = await self._request(query, start_ns, end_ns)
+        self._cache_put(key, result, now)
+        return result
+
+    async def _request(self, query: str, start_ns: int, end_ns: int) -> LokiResult:
+        params = {
+            "query": query,
+            "start": str(start_ns),
+            "end": str(end_ns),
+            "limit": str(self.cfg.max_lines),
+            "direction": "backward",
+        }
+        headers = {"Accept": "application/json"}
+        if self.cfg.tenant:
+            headers["X-Scope-OrgID"] = self.cfg.tenant
+        timeout = self.cfg.timeout
+        acquired = False
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout), self._semaphore:
+                acquired = True
+                if self._metrics is not None:
+                    self._metrics.enrich_queries.labels(enricher=ENRICHER).inc()
+                session = self._session_now()
+                async with session.get(self._url, params=params, headers=headers) as resp:
+                    body = await _read_capped(resp, MAX_BODY_BYTES)
+                    status = resp.status
+                    reason_phrase = resp.reason or ""
+                    content_type = resp.content_type
+        except TimeoutError:
+            if not acquired:
+                return self._failed(
+                    REASON_OVERLOADED,
+                    f"Loki busy: no query slot free within {format_seconds(timeout)} "
+                    f"({self._max_concurrency} queries in flight)",
+                    query,
+                )
+            return self._failed(
+                REASON_TIMEOUT, f"Loki timed out after {format_seconds(timeout)}", query
+            )
+        except _TooLarge:
+            return self._failed(
+                REASON_MALFORMED,
+                f"Loki sent a malformed response: more than {MAX_BODY_BYTES} bytes",
+                query,
+            )
+        except aiohttp.ClientError as exc:
+            return self._failed(
+                REASON_UNREACHABLE, f"Loki unreachable: {_connection_detail(exc)}", query
+            )
+        except OSError as exc:
+            detail = os.strerror(exc.errno).lower() if exc.errno else _one_line(str(exc), 120)
+            return self._failed(REASON_UNREACHABLE, f"Loki unreachable: {detail}", query)
+        finally:
+            if acquired and self._metrics is not None:
+                self._metrics.enrich_duration.labels(enricher=ENRICHER).observe(
+                    time.perf_counter() - started
+                )
+        return self._interpret(query, status, reason_phrase, content_type, body)
+
+    def _interpret(
+        self, query: str, status: int, reason_phrase: str, content_type: str, body: bytes
+    ) -> LokiResult:
+        if status != 200:
+            # Loki's errors are plain text (pkg/util/server/error.go), one line at most.
+            text = _one_line(body.decode("utf-8", "replace")) or reason_phrase
+            if 400 <= status < 500:
+                return self._failed(
+                    REASON_REJECTED, f"Loki rejected the query ({status}): {text}", query
+                )
+            return self._failed(REASON_SERVER_ERROR, f"Loki failed ({status}): {text}", query)
+        try:
+            entries = parse_streams(json.loads(body))
+        except MalformedResponse as exc:
+            return self._failed(
+                REASON_MALFORMED, f"Loki sent a malformed response: {_one_line(str(exc))}", query
+            )
+        except ValueError:  # not JSON (UnicodeDecodeError is a ValueError too)
+            kind = f" ({content_type})" if content_type and "json" not in content_type else ""
+            return self._failed(
+                REASON_MALFORMED, f"Loki sent a malformed response: not JSON{kind}", query
+            )
+        newest = entries[-self.cfg.max_lines :]
+        lines = tuple(clean_line(line, self.cfg.max_line_chars) for _, line in newest)
+        if not lines:
+            lookback = format_seconds(self.cfg.lookback)
+            note = f"no matching log lines from {lookback} before the alert until now"
+            return LokiResult(LogExcerpt(query=query, note=note))
+        return LokiResult(LogExcerpt(query=query, lines=lines))
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > cap:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+LokiClient = LokiEnricher
+"""The same class under the name the rest of the code may know it by."""
