@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from router.models import DeliveryState, Event, Notification, RouteSettings, Status
-from router.store.base import NflogEntry, Outcome, Store
+from router.store.base import AlertState, Deploy, NflogEntry, Outcome, Store
 from router.store.sqlite import SQLiteStore
 
 T0 = 1_800_000_000.0
@@ -158,3 +158,31 @@ async def test_expiry_drops_old_records_and_log_entries(store: Store) -> None:
     assert gone >= 2
     assert [r.group_key for r in await store.list_notifications(10)] == ["g2"]
     assert await store.pending_count() == 1
+
+
+async def test_alert_states_track_what_fires_until_resolved_or_expired(store: Store) -> None:
+    a = AlertState("a", {"alertname": "A", "severity": "critical"}, True, T0 + 100)
+    b = AlertState("b", {"alertname": "B"}, True, T0 + 100)
+    await store.record([notification("g1", "a", "b")], alerts=[a, b])
+    assert sorted(x["alertname"] for x in await store.firing_alerts(T0)) == ["A", "B"]
+    resolved = AlertState("a", a.labels, False, T0 + 100)
+    await store.record([notification("g1", "a")], alerts=[resolved])
+    assert [x["alertname"] for x in await store.firing_alerts(T0)] == ["B"]
+    assert await store.firing_alerts(T0 + 100) == []
+
+
+async def test_recent_deploys_match_app_or_namespace_within_the_window(store: Store) -> None:
+    deploys = [
+        Deploy("backend", "prod", "9f2c1e7", T0 - 240, "on-deployed", "https://argo/backend"),
+        Deploy("frontend", "prod", "1111111", T0 - 7200, "on-deployed"),
+        Deploy("other", "dev", "2222222", T0 - 60, "on-sync-succeeded"),
+    ]
+    await store.record([notification("g1", "a")], deploys=deploys)
+    got = await store.recent_deploys(T0 - 1800, T0, app="backend", namespace="prod")
+    assert [d.revision for d in got] == ["9f2c1e7"]
+    assert got[0] == deploys[0]
+    got = await store.recent_deploys(T0 - 86400, T0, namespace="prod")
+    assert [d.revision for d in got] == ["9f2c1e7", "1111111"]
+    assert await store.recent_deploys(T0 - 1800, T0) == []
+    await store.expire(T0 + 8 * 86400, keep_records=86400)
+    assert await store.recent_deploys(0, T0 + 8 * 86400, namespace="prod") == []

@@ -54,6 +54,49 @@ class NflogEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertState:
+    """The last known state of one alert, kept for inhibition."""
+
+    fingerprint: str
+    labels: Mapping[str, str]
+    firing: bool
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Deploy:
+    """An Argo CD sync that reached an app, kept to name the deploy before an alert."""
+
+    app: str
+    namespace: str
+    revision: str
+    at: float
+    trigger: str
+    argocd_url: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "app": self.app,
+            "namespace": self.namespace,
+            "revision": self.revision,
+            "at": self.at,
+            "trigger": self.trigger,
+            "argocd_url": self.argocd_url,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Deploy:
+        return cls(
+            app=data["app"],
+            namespace=data["namespace"],
+            revision=data["revision"],
+            at=float(data["at"]),
+            trigger=data["trigger"],
+            argocd_url=data.get("argocd_url", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     """Pending notifications of one (receiver, group), taken by one worker under a lease.
 
@@ -137,8 +180,26 @@ class Store(Protocol):
         """Raise StoreUnavailable unless the store answers now."""
         ...
 
-    async def record(self, notifications: Sequence[Notification]) -> None:
-        """Durably record accepted notifications as pending; only then may a webhook get 200."""
+    async def record(
+        self,
+        notifications: Sequence[Notification],
+        *,
+        alerts: Sequence[AlertState] = (),
+        deploys: Sequence[Deploy] = (),
+    ) -> None:
+        """Durably record accepted notifications as pending, with the alert states and
+        deploys the same webhook brought, in one transaction; only then may it get 200."""
+        ...
+
+    async def firing_alerts(self, now: float) -> list[Mapping[str, str]]:
+        """Label sets of the alerts last seen firing and not yet expired."""
+        ...
+
+    async def recent_deploys(
+        self, since: float, until: float, *, app: str = "", namespace: str = ""
+    ) -> list[Deploy]:
+        """Deploys in [since, until] of `app` or of `namespace` (either matching), newest
+        first."""
         ...
 
     async def claim(self, now: float, limit: int, lease: float) -> list[Claim]:
@@ -172,6 +233,6 @@ class Store(Protocol):
         ...
 
     async def expire(self, now: float, keep_records: float) -> int:
-        """Drop expired notification log entries and finished records older than
-        `keep_records` seconds; returns how many rows went."""
+        """Drop expired log entries, alert states and deploys, and finished records older
+        than `keep_records` seconds; returns how many rows went."""
         ...

@@ -13,7 +13,7 @@ import queue
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,9 @@ from typing import Any, TypeVar
 
 from router.models import DeliveryState, Event, Notification, RouteSettings
 from router.store.base import (
+    AlertState,
     Claim,
+    Deploy,
     NflogEntry,
     NotificationRecord,
     Outcome,
@@ -62,7 +64,28 @@ CREATE TABLE IF NOT EXISTS nflog (
     PRIMARY KEY (receiver, group_key)
 );
 CREATE INDEX IF NOT EXISTS nflog_expiry ON nflog (expires_at);
+CREATE TABLE IF NOT EXISTS alerts (
+    fingerprint TEXT PRIMARY KEY,
+    labels TEXT NOT NULL,
+    firing INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_firing ON alerts (expires_at) WHERE firing = 1;
+CREATE TABLE IF NOT EXISTS deploys (
+    app TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    at REAL NOT NULL,
+    trigger TEXT NOT NULL,
+    argocd_url TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (app, namespace, revision, trigger)
+);
+CREATE INDEX IF NOT EXISTS deploys_app ON deploys (app, at);
+CREATE INDEX IF NOT EXISTS deploys_namespace ON deploys (namespace, at);
 """
+
+# Deploys are kept this long; correlation windows are minutes to hours.
+DEPLOY_TTL = 7 * 86400.0
 
 _BATCH = 256
 
@@ -229,7 +252,25 @@ class SQLiteStore:
 
     # -- writes --------------------------------------------------------------------------
 
-    async def record(self, notifications: Sequence[Notification]) -> None:
+    async def record(
+        self,
+        notifications: Sequence[Notification],
+        *,
+        alerts: Sequence[AlertState] = (),
+        deploys: Sequence[Deploy] = (),
+    ) -> None:
+        alert_rows = [
+            (
+                a.fingerprint,
+                json.dumps(dict(a.labels), separators=(",", ":")),
+                int(a.firing),
+                a.expires_at,
+            )
+            for a in alerts
+        ]
+        deploy_rows = [
+            (d.app, d.namespace, d.revision, d.at, d.trigger, d.argocd_url) for d in deploys
+        ]
         rows = [
             (
                 n.id,
@@ -251,8 +292,50 @@ class SQLiteStore:
                 " updated_at, state, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?)",
                 rows,
             )
+            if alert_rows:
+                conn.executemany(
+                    "INSERT INTO alerts (fingerprint, labels, firing, expires_at)"
+                    " VALUES (?,?,?,?) ON CONFLICT (fingerprint) DO UPDATE SET"
+                    " labels = excluded.labels, firing = excluded.firing,"
+                    " expires_at = excluded.expires_at",
+                    alert_rows,
+                )
+            if deploy_rows:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO deploys (app, namespace, revision, at, trigger,"
+                    " argocd_url) VALUES (?,?,?,?,?,?)",
+                    deploy_rows,
+                )
 
         await self._call(insert)
+
+    async def firing_alerts(self, now: float) -> list[Mapping[str, str]]:
+        def fetch(conn: sqlite3.Connection) -> list[Mapping[str, str]]:
+            rows = conn.execute(
+                "SELECT labels FROM alerts WHERE firing = 1 AND expires_at > ?", (now,)
+            ).fetchall()
+            return [json.loads(r["labels"]) for r in rows]
+
+        return await self._call(fetch)
+
+    async def recent_deploys(
+        self, since: float, until: float, *, app: str = "", namespace: str = ""
+    ) -> list[Deploy]:
+        def fetch(conn: sqlite3.Connection) -> list[Deploy]:
+            rows = conn.execute(
+                "SELECT * FROM deploys WHERE at >= ? AND at <= ?"
+                " AND ((? != '' AND app = ?) OR (? != '' AND namespace = ?))"
+                " ORDER BY at DESC LIMIT 20",
+                (since, until, app, app, namespace, namespace),
+            ).fetchall()
+            return [
+                Deploy(
+                    r["app"], r["namespace"], r["revision"], r["at"], r["trigger"], r["argocd_url"]
+                )
+                for r in rows
+            ]
+
+        return await self._call(fetch)
 
     async def claim(self, now: float, limit: int, lease: float) -> list[Claim]:
         token = uuid.uuid4().hex
@@ -409,6 +492,8 @@ class SQLiteStore:
     async def expire(self, now: float, keep_records: float) -> int:
         def drop(conn: sqlite3.Connection) -> int:
             gone = conn.execute("DELETE FROM nflog WHERE expires_at <= ?", (now,)).rowcount
+            gone += conn.execute("DELETE FROM alerts WHERE expires_at <= ?", (now,)).rowcount
+            gone += conn.execute("DELETE FROM deploys WHERE at < ?", (now - DEPLOY_TTL,)).rowcount
             gone += conn.execute(
                 "DELETE FROM notifications WHERE state != 'pending' AND updated_at < ?",
                 (now - keep_records,),
