@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import os
 from collections.abc import Sequence
 from datetime import datetime
 
 from router.models import Event, Notification, RouteSettings
 from router.routing import RouteTree
+
+# Ids are a random per-process prefix and a counter: unique across processes and restarts,
+# and far cheaper than a uuid4 per notification on the webhook path.
+_PREFIX = os.urandom(6).hex()
+_COUNTER = itertools.count()
+
+
+def new_id() -> str:
+    """A fresh notification id (32 hex characters)."""
+    return f"{_PREFIX}{next(_COUNTER):020x}"
 
 
 def plan_notifications(
@@ -23,7 +34,7 @@ def plan_notifications(
             groups[key][1].append(event)
     return [
         Notification(
-            id=uuid.uuid4().hex,
+            id=new_id(),
             route=route,
             group_key=group_key,
             events=grouped,

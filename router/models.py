@@ -18,30 +18,24 @@ def parse_time(value: str | None) -> datetime | None:
     """Parse an RFC 3339 timestamp (nanoseconds and offsets allowed); Go's zero time is None."""
     if not value or value.startswith("0001-01-01"):
         return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    # Python keeps microseconds only: cut a longer fraction before the offset.
-    if "." in text:
-        head, _, rest = text.partition(".")
-        digits = ""
-        for ch in rest:
-            if ch.isdigit():
-                digits += ch
-            else:
-                break
-        text = head + "." + digits[:6].ljust(6, "0") + rest[len(digits) :]
+    text = value.strip().upper()
+    if len(text) < 19 or text[10] not in "Tt ":
+        raise ValueError(f"not an RFC 3339 date-time: {value!r}")
+    # Python 3.11's parser takes "Z" and nanoseconds (kept to microseconds) as they come.
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+        return parsed.replace(tzinfo=UTC)
+    # Kept in UTC: comparisons and formatting need no conversion later.
+    return parsed.astimezone(UTC)
 
 
 def format_time(value: datetime | None) -> str | None:
     """RFC 3339 in UTC with a Z, the way Alertmanager's API shows it."""
     if value is None:
         return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -191,7 +191,7 @@ class SetNotifiesStage:
         self.metrics.delivery_latency.labels(receiver, integration).observe(
             max(0.0, self.clock() - accepted)
         )
-        log.info(
+        log.debug(
             "notification sent",
             extra={
                 "receiver": receiver,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from router.config import Config
 from router.models import Event, Status, parse_time
@@ -19,24 +20,26 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def _rfc3339(value: object) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected an RFC 3339 time string")
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise ValueError(f"not an RFC 3339 time: {value!r}") from exc
+
+
 class AlertmanagerAlert(_Lenient):
     status: Literal["firing", "resolved"]
     labels: dict[str, str | None]
     annotations: dict[str, str | None] = Field(default_factory=dict)
-    startsAt: str
-    endsAt: str | None = None
+    # Parsed once here; to_events uses the datetimes.
+    startsAt: Annotated[datetime | None, BeforeValidator(_rfc3339)]
+    endsAt: Annotated[datetime | None, BeforeValidator(_rfc3339)] = None
     generatorURL: str | None = ""
     fingerprint: str | None = ""
-
-    @field_validator("startsAt", "endsAt")
-    @classmethod
-    def _rfc3339(cls, value: str | None) -> str | None:
-        if value:
-            try:
-                parse_time(value)
-            except ValueError as exc:
-                raise ValueError(f"not an RFC 3339 time: {value!r}") from exc
-        return value
 
     @field_validator("labels")
     @classmethod
@@ -82,8 +85,8 @@ def to_events(payload: AlertmanagerWebhook, config: Config) -> list[Event]:
                 status=Status(alert.status),
                 labels=labels,
                 annotations=clean_labels(alert.annotations),
-                starts_at=parse_time(alert.startsAt),
-                ends_at=parse_time(alert.endsAt),
+                starts_at=alert.startsAt,
+                ends_at=alert.endsAt,
                 generator_url=alert.generatorURL or "",
                 external_url=payload.externalURL or "",
             )

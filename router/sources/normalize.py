@@ -23,6 +23,10 @@ def clean_labels(labels: Mapping[str, object] | None) -> dict[str, str]:
     """Drop absent values; label values are always strings."""
     out: dict[str, str] = {}
     for key, value in (labels or {}).items():
+        # Nearly every value is an ordinary string: skip the general path for those.
+        if type(value) is str and value and value not in ABSENT_VALUES and value.strip() == value:
+            out[key] = value
+            continue
         text = present(value)
         if text is not None and key:
             out[str(key)] = text

@@ -13,6 +13,7 @@ import queue
 import sqlite3
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from router.store.base import (
     Outcome,
     StoreUnavailable,
 )
+from router.store.pending import PendingIndex
 
 T = TypeVar("T")
 
@@ -88,6 +90,8 @@ CREATE INDEX IF NOT EXISTS deploys_namespace ON deploys (namespace, at);
 DEPLOY_TTL = 7 * 86400.0
 
 _BATCH = 256
+# Notification-log entries kept in memory (write-through; misses are cached too).
+_NFLOG_CACHE = 100_000
 
 
 def sqlite_path(url: str) -> str:
@@ -131,6 +135,8 @@ class SQLiteStore:
         )
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._pending = PendingIndex()
+        self._nflog: OrderedDict[tuple[str, str], NflogEntry | None] = OrderedDict()
 
     # -- the writer thread ---------------------------------------------------------------
 
@@ -229,13 +235,18 @@ class SQLiteStore:
         except (sqlite3.Error, OSError) as exc:
             self._thread = None
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
-        # One replica owns this file: leases left by a killed process are void.
-        await self._call(
-            lambda c: c.execute(
-                "UPDATE notifications SET lease_until = 0, lease_token = '' "
-                "WHERE state = 'pending' AND lease_until > 0"
+
+        # One replica owns this file: what was pending (claimed by a killed process or
+        # not) is pending again, indexed in memory for claiming.
+        def load(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            return conn.execute(
+                "SELECT * FROM notifications WHERE state = 'pending' ORDER BY seq"
+            ).fetchall()
+
+        for row in await self._call(load):
+            self._pending.add(
+                [_row_notification(row)], due=row["next_attempt_at"], attempts=row["attempts"]
             )
-        )
 
     async def close(self) -> None:
         if self._thread is None or self._closed:
@@ -308,6 +319,7 @@ class SQLiteStore:
                 )
 
         await self._call(insert)
+        self._pending.add(notifications)
 
     async def firing_alerts(self, now: float) -> list[Mapping[str, str]]:
         def fetch(conn: sqlite3.Connection) -> list[Mapping[str, str]]:
@@ -338,63 +350,24 @@ class SQLiteStore:
         return await self._call(fetch)
 
     async def claim(self, now: float, limit: int, lease: float) -> list[Claim]:
-        token = uuid.uuid4().hex
-
-        def take(conn: sqlite3.Connection) -> list[Claim]:
-            due = conn.execute(
-                "SELECT receiver, group_key FROM notifications n"
-                " WHERE state = 'pending' AND next_attempt_at <= ? AND lease_until < ?"
-                " AND NOT EXISTS (SELECT 1 FROM notifications h WHERE h.receiver = n.receiver"
-                "   AND h.group_key = n.group_key AND h.state = 'pending'"
-                "   AND h.lease_until >= ?)"
-                " ORDER BY seq LIMIT ?",
-                (now, now, now, limit * 4),
-            ).fetchall()
-            claims: list[Claim] = []
-            seen: set[tuple[str, str]] = set()
-            for row in due:
-                key = (row["receiver"], row["group_key"])
-                if key in seen:
-                    continue
-                seen.add(key)
-                # Every pending notification of the group goes along, due or not: the
-                # newest state supersedes older webhooks still waiting for a retry.
-                rows = conn.execute(
-                    "SELECT * FROM notifications WHERE receiver = ? AND group_key = ?"
-                    " AND state = 'pending' ORDER BY seq",
-                    key,
-                ).fetchall()
-                conn.executemany(
-                    "UPDATE notifications SET lease_until = ?, lease_token = ? WHERE seq = ?",
-                    [(now + lease, token, r["seq"]) for r in rows],
-                )
-                claims.append(
-                    Claim(
-                        receiver=key[0],
-                        group_key=key[1],
-                        notifications=[_row_notification(r) for r in rows],
-                        attempts=max(r["attempts"] for r in rows),
-                        token=token,
-                    )
-                )
-                if len(claims) >= limit:
-                    break
-            return claims
-
-        return await self._call(take)
+        if self._thread is None or self._closed:
+            raise StoreUnavailable("sqlite store is not open")
+        return self._pending.claim(now, limit, lease, uuid.uuid4().hex)
 
     async def release(self, claim: Claim, next_attempt_at: float, error: str, now: float) -> None:
+        if not self._pending.holds(claim):
+            return
         ids = claim.ids
 
         def give_back(conn: sqlite3.Connection) -> None:
             conn.executemany(
-                "UPDATE notifications SET lease_until = 0, lease_token = '',"
-                " attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ?"
-                " WHERE id = ? AND state = 'pending' AND lease_token = ?",
-                [(error, next_attempt_at, now, i, claim.token) for i in ids],
+                "UPDATE notifications SET attempts = attempts + 1, last_error = ?,"
+                " next_attempt_at = ?, updated_at = ? WHERE id = ? AND state = 'pending'",
+                [(error, next_attempt_at, now, i) for i in ids],
             )
 
         await self._call(give_back)
+        self._pending.release(claim, next_attempt_at)
 
     async def complete(self, claim: Claim, outcome: Outcome, now: float) -> None:
         ids = claim.ids
@@ -437,37 +410,43 @@ class SQLiteStore:
                 )
 
         await self._call(finish)
+        self._pending.complete(claim)
+        if outcome.nflog is not None:
+            self._remember(outcome.nflog)
 
     # -- reads ---------------------------------------------------------------------------
 
+    def _remember(self, entry: NflogEntry) -> None:
+        key = (entry.receiver, entry.group_key)
+        self._nflog[key] = entry
+        self._nflog.move_to_end(key)
+        while len(self._nflog) > _NFLOG_CACHE:
+            self._nflog.popitem(last=False)
+
     async def nflog_get(self, receiver: str, group_key: str, now: float) -> NflogEntry | None:
+        key = (receiver, group_key)
+        if key in self._nflog:
+            cached = self._nflog[key]
+            return cached if cached is not None and cached.expires_at > now else None
+
         def get(conn: sqlite3.Connection) -> NflogEntry | None:
             row = conn.execute(
-                "SELECT entry FROM nflog WHERE receiver = ? AND group_key = ? AND expires_at > ?",
-                (receiver, group_key, now),
+                "SELECT entry FROM nflog WHERE receiver = ? AND group_key = ?", key
             ).fetchone()
             return NflogEntry.from_dict(json.loads(row["entry"])) if row else None
 
-        return await self._call(get)
+        entry = await self._call(get)
+        # Only this process writes the log, so a miss stays a miss until it writes one.
+        self._nflog[key] = entry
+        while len(self._nflog) > _NFLOG_CACHE:
+            self._nflog.popitem(last=False)
+        return entry if entry is not None and entry.expires_at > now else None
 
     async def pending_count(self) -> int:
-        def count(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "SELECT count(*) FROM notifications WHERE state = 'pending'"
-            ).fetchone()
-            return int(row[0])
-
-        return await self._call(count)
+        return len(self._pending)
 
     async def next_due(self) -> float | None:
-        def earliest(conn: sqlite3.Connection) -> float | None:
-            row = conn.execute(
-                "SELECT min(max(next_attempt_at, lease_until)) FROM notifications"
-                " WHERE state = 'pending'"
-            ).fetchone()
-            return None if row[0] is None else float(row[0])
-
-        return await self._call(earliest)
+        return self._pending.next_due()
 
     async def list_notifications(
         self, limit: int, receiver: str | None = None, group_key: str | None = None

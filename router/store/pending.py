@@ -1,0 +1,143 @@
+"""An in-memory index of pending notifications per (receiver, group).
+
+The SQLite store owns its database file alone (one replica), so the set of pending
+notifications can live in memory beside the durable rows: claims then cost no query and
+no JSON decoding. The database stays the truth: the index is rebuilt from it at start.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from router.models import Notification
+from router.store.base import Claim
+
+GroupKey = tuple[str, str]
+
+
+@dataclass
+class _Group:
+    notifications: list[Notification] = field(default_factory=list)
+    due: float = 0.0
+    attempts: int = 0
+    lease_until: float = 0.0
+    token: str = ""
+
+
+class PendingIndex:
+    """Pending groups in arrival order; due-now groups in a FIFO, delayed ones in a heap."""
+
+    def __init__(self) -> None:
+        self._groups: dict[GroupKey, _Group] = {}
+        self._ready: OrderedDict[GroupKey, None] = OrderedDict()
+        self._delayed: list[tuple[float, int, GroupKey]] = []
+        self._tiebreak = itertools.count()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(
+        self, notifications: Iterable[Notification], *, due: float = 0.0, attempts: int = 0
+    ) -> None:
+        """Index newly recorded (or reloaded) notifications; a new one is due at `due`."""
+        for n in notifications:
+            key = (n.receiver, n.group_key)
+            group = self._groups.get(key)
+            if group is None:
+                group = self._groups[key] = _Group(due=due, attempts=attempts)
+            else:
+                group.due = min(group.due, due)
+                group.attempts = max(group.attempts, attempts)
+            group.notifications.append(n)
+            self._count += 1
+            self._schedule(key, group)
+
+    def _schedule(self, key: GroupKey, group: _Group) -> None:
+        if group.due <= 0:
+            self._ready[key] = None
+        else:
+            heapq.heappush(self._delayed, (group.due, next(self._tiebreak), key))
+
+    def claim(self, now: float, limit: int, lease: float, token: str) -> list[Claim]:
+        """Up to `limit` due groups that nobody holds, oldest first."""
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, key = heapq.heappop(self._delayed)
+            if key in self._groups:
+                self._ready[key] = None
+        claims: list[Claim] = []
+        skipped: list[GroupKey] = []
+        while self._ready and len(claims) < limit:
+            key, _ = self._ready.popitem(last=False)
+            group = self._groups.get(key)
+            if group is None or group.due > now:
+                continue  # completed, or rescheduled later (it is in the heap again)
+            if group.lease_until > now:
+                skipped.append(key)  # held: it comes back when released or expired
+                continue
+            group.lease_until = now + lease
+            group.token = token
+            claims.append(
+                Claim(
+                    receiver=key[0],
+                    group_key=key[1],
+                    notifications=list(group.notifications),
+                    attempts=group.attempts,
+                    token=token,
+                )
+            )
+            # Reconsider when the lease runs out, in case the worker vanished.
+            heapq.heappush(self._delayed, (group.lease_until, next(self._tiebreak), key))
+        for key in skipped:
+            self._ready[key] = None
+            self._ready.move_to_end(key, last=True)
+        return claims
+
+    def holds(self, claim: Claim) -> bool:
+        group = self._groups.get((claim.receiver, claim.group_key))
+        return group is not None and group.token == claim.token
+
+    def release(self, claim: Claim, due: float) -> None:
+        """A failed attempt: the group waits until `due`, with one more attempt counted."""
+        key = (claim.receiver, claim.group_key)
+        group = self._groups.get(key)
+        if group is None or group.token != claim.token:
+            return
+        group.lease_until, group.token = 0.0, ""
+        group.attempts += 1
+        # A webhook that arrived meanwhile is news: it is due at once.
+        claimed = set(claim.ids)
+        fresh = any(n.id not in claimed for n in group.notifications)
+        group.due = 0.0 if fresh else due
+        self._schedule(key, group)
+
+    def complete(self, claim: Claim) -> None:
+        """Drop the claim's notifications; what arrived meanwhile stays pending and due."""
+        key = (claim.receiver, claim.group_key)
+        group = self._groups.get(key)
+        if group is None:
+            return
+        done = set(claim.ids)
+        before = len(group.notifications)
+        group.notifications = [n for n in group.notifications if n.id not in done]
+        self._count -= before - len(group.notifications)
+        if group.token == claim.token:
+            group.lease_until, group.token = 0.0, ""
+        if not group.notifications:
+            del self._groups[key]
+            self._ready.pop(key, None)
+        else:
+            group.due = 0.0
+            self._schedule(key, group)
+
+    def next_due(self) -> float | None:
+        """When the next group becomes claimable (due, or its lease runs out)."""
+        times = [max(g.due, g.lease_until) for g in self._groups.values()]
+        return min(times) if times else None
+
+    def ids(self) -> Sequence[str]:
+        return [n.id for g in self._groups.values() for n in g.notifications]
