@@ -13,12 +13,16 @@ import logging
 import time
 from collections.abc import Callable
 
+from router.alertstate import FiringAlerts
 from router.channels.base import DeliveryError
+from router.enrich.deploys import DeployCorrelator
 from router.metrics import Metrics
 from router.models import DeliveryState
 from router.pacing import Pacer
 from router.pipeline import (
     DedupStage,
+    EnrichStage,
+    InhibitStage,
     MultiStage,
     MuteStage,
     NotifyStage,
@@ -45,14 +49,21 @@ KEEP_RECORDS = 7 * 86400.0
 
 
 def default_pipeline(
-    store: Store, metrics: Metrics, clock: Callable[[], float], pacer: Pacer
+    store: Store,
+    metrics: Metrics,
+    clock: Callable[[], float],
+    pacer: Pacer,
+    firing: FiringAlerts,
 ) -> Stage:
-    """mute -> dedup -> render -> notify -> set notifies, as Alertmanager orders them."""
+    """mute -> inhibit -> dedup -> render -> enrich -> notify -> set notifies: Alertmanager's
+    order, with enrichment after dedup so duplicates cost no Loki query."""
     return MultiStage(
         [
             MuteStage(),
+            InhibitStage(firing),
             DedupStage(store, metrics),
             RenderStage(),
+            EnrichStage(DeployCorrelator(store)),
             NotifyStage(pacer),
             SetNotifiesStage(store, metrics, clock),
         ]
@@ -72,6 +83,7 @@ class Deliverer:
         dead_after: float,
         clock: Callable[[], float] = time.time,
         pacer: Pacer | None = None,
+        firing: FiringAlerts | None = None,
         pipeline: Stage | None = None,
     ) -> None:
         self.store = store
@@ -81,7 +93,8 @@ class Deliverer:
         self.dead_after = dead_after
         self.clock = clock
         self.pacer = pacer or Pacer(1.0, 5)
-        self.pipeline = pipeline or default_pipeline(store, metrics, clock, self.pacer)
+        self.firing = firing or FiringAlerts(store)
+        self.pipeline = pipeline or default_pipeline(store, metrics, clock, self.pacer, self.firing)
         self._wake = asyncio.Event()
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()

@@ -15,7 +15,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
+from router.alertstate import alert_states
 from router.config import SourceAuth
+from router.enrich.deploys import deploys_of
 from router.intake import plan_notifications
 from router.models import Event
 from router.sources import alertmanager, argocd
@@ -153,10 +155,19 @@ async def _accept(
     now = datetime.fromtimestamp(state.clock(), UTC)
     events = to_events(state, body, now)
     notifications = plan_notifications(events, state.runtime.tree, now)
+    # Alert states only matter to inhibition: without rules, nothing is spent on them.
+    alerts = (
+        alert_states(events, now.timestamp(), config.dedup.repeat_interval)
+        if config.inhibit_rules
+        else []
+    )
+    deploys = deploys_of(events)
     try:
-        await state.store.record(notifications)
+        await state.store.record(notifications, alerts=alerts, deploys=deploys)
     except StoreUnavailable as exc:
         raise Rejected(503, "store_unavailable", "state store unavailable, retry later") from exc
+    if alerts:
+        state.deliverer.firing.invalidate()
     state.deliverer.wake()
     state.metrics.events_received.labels(source).inc(len(events))
     return web.json_response({"accepted": len(events)})

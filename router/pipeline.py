@@ -14,14 +14,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
+from router.alertstate import FiringAlerts
 from router.channels.base import Channel, DeliveryError
 from router.dedup import Decision, Reason, decide, merge_events
+from router.enrich.deploys import DeployCorrelator
 from router.message import Message, build_message
 from router.metrics import Metrics
-from router.models import DeliveryState, Notification
+from router.models import DeliveryState, Notification, Status
 from router.pacing import Pacer
 from router.runtime import Runtime
-from router.store.base import Claim, NflogEntry, Outcome, Store
+from router.store.base import Claim, NflogEntry, Outcome, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,28 @@ class MuteStage:
         return job
 
 
+class InhibitStage:
+    """Finds the group's firing alerts that another firing alert inhibits."""
+
+    def __init__(self, firing: FiringAlerts) -> None:
+        self.firing = firing
+
+    async def __call__(self, job: Job) -> Job | None:
+        inhibitor = job.runtime.inhibitor
+        if not inhibitor.rules:
+            return job
+        candidates = [e for e in job.notification.events if e.status is Status.FIRING]
+        if not candidates:
+            return job
+        sources = await self.firing.get(job.now)
+        job.inhibited = frozenset(
+            e.fingerprint
+            for e in candidates
+            if inhibitor.inhibited_by(e.labels, sources) is not None
+        )
+        return job
+
+
 class DedupStage:
     """Reads the notification log and decides whether and why to notify."""
 
@@ -146,7 +170,49 @@ class RenderStage:
         assert job.decision is not None
         n = job.notification
         shown = replace(n, events=job.decision.events)
-        job.message = build_message(shown, job.decision.reason.value)
+        message = build_message(shown, job.decision.reason.value)
+        entry = job.entry
+        if job.decision.reason is Reason.RESOLVED and not job.decision.firing and entry:
+            lasted = _duration(job.now - entry.first_notified_at)
+            message = replace(message, notes=[*message.notes, f"Resolved after {lasted}."])
+        job.message = message
+        return job
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return f"{int(seconds)}s"
+    if minutes < 120:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours < 48 else f"{hours // 24}d{hours % 24}h"
+
+
+class EnrichStage:
+    """Adds links, Loki excerpts and the preceding deploy; never fails the delivery."""
+
+    def __init__(self, deploys: DeployCorrelator) -> None:
+        self.deploys = deploys
+
+    async def __call__(self, job: Job) -> Job | None:
+        assert job.message is not None and job.decision is not None
+        runtime = job.runtime
+        events = job.decision.events
+        message = await runtime.enricher.enrich(job.message, events, job.at)
+        settings = runtime.config.enrich.deploys
+        if settings is not None:
+            try:
+                notes, links = await self.deploys.find(
+                    events, settings.window, runtime.config.argocd.url
+                )
+            except StoreUnavailable:
+                notes, links = ["Deploy history unavailable (state store down)"], []
+            if notes or links:
+                message = replace(
+                    message, notes=[*message.notes, *notes], links=[*message.links, *links]
+                )
+        job.message = message
         return job
 
 

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from router.channels import build_channel
 from router.channels.base import Channel
 from router.config import Config
+from router.enrich.enricher import Enricher
 from router.inhibit import Inhibitor
+from router.metrics import Metrics
 from router.routing import RouteTree
 from router.timeintervals import TimeIntervals
 
@@ -21,10 +23,13 @@ class Runtime:
     tree: RouteTree
     intervals: TimeIntervals
     inhibitor: Inhibitor
+    enricher: Enricher
     channels: dict[str, Channel] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, config: Config, previous: Runtime | None = None) -> Runtime:
+    def build(
+        cls, config: Config, previous: Runtime | None = None, metrics: Metrics | None = None
+    ) -> Runtime:
         """Compile a validated config; channels whose receiver config is unchanged are kept,
         so a reload does not drop connections or in-flight Slack sessions."""
         channels: dict[str, Channel] = {}
@@ -43,6 +48,7 @@ class Runtime:
             tree=RouteTree.from_config(config),
             intervals=TimeIntervals.from_config(config.time_intervals),
             inhibitor=Inhibitor.from_config(config.inhibit_rules),
+            enricher=Enricher(config, metrics),
             channels=channels,
         )
 
@@ -52,6 +58,7 @@ class Runtime:
         return [c for c in previous.channels.values() if id(c) not in kept]
 
     async def close(self) -> None:
+        await self.enricher.close()
         for channel in self.channels.values():
             try:
                 await channel.close()

@@ -36,7 +36,7 @@ class AppState:
         async with self._reload_lock:
             try:
                 config = load_config(self.config_path)
-                runtime = Runtime.build(config, self.runtime)
+                runtime = Runtime.build(config, self.runtime, self.metrics)
             except ConfigError as exc:
                 self.metrics.config_reload_success.set(0)
                 log.error("config reload failed", extra={"problems": exc.problems})
@@ -51,6 +51,7 @@ class AppState:
             self.runtime = runtime
             for channel in runtime.retired_channels(previous):
                 await channel.close()
+            await previous.enricher.close()
             self.metrics.config_reload_success.set(1)
             self.metrics.config_reload_time.set_to_current_time()
             log.info("config reloaded", extra={"path": str(self.config_path)})
