@@ -208,7 +208,8 @@ async def test_slow_loki_still_returns_within_the_timeout_with_a_note(
     finally:
         await enricher.close()
 
-    assert took < 0.3 + 0.25
+    # Bounded by the timeout, not by the hanging Loki (5 s); the slack absorbs a busy CI.
+    assert took < 0.3 + 2.0
     assert enriched.notes == (
         "Logs unavailable for 2 of 2 firing alerts: Loki timed out after 300ms",
     )

@@ -72,6 +72,11 @@ REASON_REJECTED = "rejected"
 REASON_SERVER_ERROR = "server_error"
 REASON_MALFORMED = "malformed"
 REASON_INTERNAL = "internal"
+REASON_CIRCUIT_OPEN = "circuit_open"
+# After this many transient failures in a row, Loki is left alone for a while: a hanging
+# Loki must not hold every delivery for the full timeout during a storm.
+BREAKER_THRESHOLD = 3
+BREAKER_COOLDOWN = 30.0
 TRANSIENT_REASONS = frozenset(
     {REASON_TIMEOUT, REASON_OVERLOADED, REASON_UNREACHABLE, REASON_SERVER_ERROR, REASON_INTERNAL}
 )
@@ -396,6 +401,9 @@ class LokiEnricher:
         self._cache: collections.OrderedDict[_Key, _CacheEntry] = collections.OrderedDict()
         self._inflight: dict[_Key, asyncio.Task[LokiResult]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._failures_in_a_row = 0
+        self._last_failure = ""
+        self._open_until = 0.0
 
     # ---- public ------------------------------------------------------------------------
 
@@ -475,6 +483,22 @@ class LokiEnricher:
             start = end - max(lookback_ns, 1)
         return start, end
 
+    def _breaker_open(self) -> float:
+        """Seconds until Loki is tried again, or 0 when queries may go out."""
+        return max(0.0, self._open_until - time.monotonic())
+
+    def _note_outcome(self, result: LokiResult) -> None:
+        if result.failure in TRANSIENT_REASONS:
+            self._failures_in_a_row += 1
+            self._last_failure = result.excerpt.note
+            if self._failures_in_a_row >= BREAKER_THRESHOLD:
+                self._open_until = time.monotonic() + BREAKER_COOLDOWN
+                # Half-open afterwards: one more failure opens it again.
+                self._failures_in_a_row = BREAKER_THRESHOLD - 1
+        elif result.failure is None or result.failure == REASON_REJECTED:
+            # Loki answered: it is up, whatever it thought of the query.
+            self._failures_in_a_row = 0
+
     async def _query(self, query: str, starts_at: datetime | None, now: datetime) -> LokiResult:
         start_ns, end_ns = self._window(starts_at, now)
         key: _Key = (query, start_ns // self._bucket_ns, self.cfg.tenant)
@@ -482,6 +506,14 @@ class LokiEnricher:
         if cached is not None:
             self._count_hit()
             return cached
+        wait = self._breaker_open()
+        if wait > 0:
+            return self._failed(
+                REASON_CIRCUIT_OPEN,
+                f"Loki skipped after {BREAKER_THRESHOLD} failures in a row "
+                f"({self._last_failure}); next try in {format_seconds(wait)}",
+                query,
+            )
         flight = self._inflight.get(key)
         if flight is None:
             flight = asyncio.ensure_future(self._fetch(key, query, start_ns, end_ns, now))
@@ -542,6 +574,7 @@ class LokiEnricher:
         self, key: _Key, query: str, start_ns: int, end_ns: int, now: datetime
     ) -> LokiResult:
         result = await self._request(query, start_ns, end_ns)
+        self._note_outcome(result)
         self._cache_put(key, result, now)
         return result
 
