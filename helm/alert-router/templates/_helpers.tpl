@@ -1,0 +1,110 @@
+{{/* Chart name, truncated to the 63 characters a label value allows. */}}
+{{- define "alert-router.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified app name: the release name, unless it already contains the chart's. */}}
+{{- define "alert-router.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "alert-router.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "alert-router.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "alert-router.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "alert-router.labels" -}}
+helm.sh/chart: {{ include "alert-router.chart" . }}
+{{ include "alert-router.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: alert-router
+{{- end }}
+
+{{- define "alert-router.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "alert-router.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "alert-router.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret that holds the env vars config refers to ("" when there is none). */}}
+{{- define "alert-router.secretName" -}}
+{{- if .Values.secret.existingSecret }}
+{{- .Values.secret.existingSecret }}
+{{- else if .Values.secret.create }}
+{{- include "alert-router.fullname" . }}
+{{- end }}
+{{- end }}
+
+{{/* The keys of that Secret exposed as env vars. */}}
+{{- define "alert-router.secretKeys" -}}
+{{- $keys := .Values.secret.keys }}
+{{- if and .Values.secret.create (not $keys) }}
+{{- $keys = keys .Values.secret.data | sortAlpha }}
+{{- end }}
+{{- toJson $keys }}
+{{- end }}
+
+{{/*
+Validates the state settings and the replica count; fails the render on a bad combination.
+SQLite is one process's embedded database: two pods would each keep their own, so HA
+duplicates would no longer be deduplicated and each pod would notify on its own.
+*/}}
+{{- define "alert-router.validate" -}}
+{{- $backend := .Values.state.backend }}
+{{- if not (has $backend (list "sqlite" "redis")) }}
+{{- fail (printf "state.backend must be sqlite or redis, got %q" $backend) }}
+{{- end }}
+{{- if and (eq $backend "sqlite") (gt (int .Values.replicaCount) 1) }}
+{{- fail (printf "replicaCount=%d needs state.backend=redis: SQLite keeps its state in one pod, so several replicas would each notify on their own" (int .Values.replicaCount)) }}
+{{- end }}
+{{- if and (eq $backend "redis") (not .Values.state.redis.url) (not .Values.state.redis.existingSecret) }}
+{{- fail "state.backend=redis needs state.redis.url or state.redis.existingSecret" }}
+{{- end }}
+{{- if and .Values.state.redis.url (not (regexMatch "^rediss?://" .Values.state.redis.url)) }}
+{{- fail (printf "state.redis.url must start with redis:// or rediss://, got %q" .Values.state.redis.url) }}
+{{- end }}
+{{- if and .Values.secret.create .Values.secret.existingSecret }}
+{{- fail "set either secret.create or secret.existingSecret, not both" }}
+{{- end }}
+{{- if hasKey (.Values.config.state | default dict) "url" }}
+{{- fail "do not set config.state.url: the chart sets it from state.backend (env ROUTER_STATE_URL)" }}
+{{- end }}
+{{- end }}
+
+{{/* routes.yaml: values' config plus state.url from the environment the Deployment sets. */}}
+{{- define "alert-router.routes" -}}
+{{- $config := deepCopy .Values.config }}
+{{- $state := deepCopy ($config.state | default dict) }}
+{{- $_ := set $state "url" "${ROUTER_STATE_URL}" }}
+{{- $_ := set $config "state" $state }}
+{{- toYaml $config }}
+{{- end }}
+
+{{/* Label selector of this release's metrics, for the PrometheusRule's expressions. */}}
+{{- define "alert-router.metricsSelector" -}}
+namespace="{{ .Release.Namespace }}", job="{{ include "alert-router.fullname" . }}"
+{{- end }}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Shipping and security gates, run by .ci/run between mypy and pytest (and by hand):
+# hadolint, bandit, lock files, every shipped routes file, the Helm chart (lint, render,
+# Kubernetes schemas, its routes.yaml and PrometheusRule), promtool and amtool.
+# Needs requirements-ci.txt installed and the Debian packages prometheus (promtool) and
+# prometheus-alertmanager (amtool). Fails on the first problem.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+# The interpreter itself (not a pyenv shim), so it also runs under `env -i` below.
+PYBIN=$("$PY" -c 'import sys; print(sys.executable)')
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+for tool in hadolint promtool amtool; do
+  command -v "$tool" >/dev/null || { echo "ci-checks: $tool is not installed" >&2; exit 1; }
+done
+
+echo "== hadolint Dockerfile"
+hadolint Dockerfile
+echo "Dockerfile: no findings"
+
+echo "== bandit router/ (waivers: scripts/bandit-waivers.txt)"
+"$PY" scripts/bandit_gate.py router
+
+echo "== lock files match pyproject.toml"
+"$PY" scripts/check_locks.py
+
+echo "== alert-router check: every routes file shipped"
+# ${VAR} without a default must be set for check to pass: give each one a placeholder, so
+# the check covers everything else (schema, receivers, matchers, intervals, templates).
+for f in routes.yaml examples/routes/*.yaml; do
+  vars=$(grep -oE '\$\{[A-Za-z_][A-Za-z0-9_]*\}' "$f" | sort -u | tr -d '${}' || true)
+  envs=()
+  for v in $vars; do envs+=("$v=placeholder-$v"); done
+  printf '%s: ' "$f"
+  env -i "${envs[@]}" "$PYBIN" -m router check "$f"
+done
+
+echo "== helm chart: lint, render, Kubernetes schemas, rendered routes.yaml"
+"$PY" scripts/check_chart.py "$out/chart"
+
+echo "== promtool: the PrometheusRule's rules"
+for rules in "$out"/chart/*/rules.yaml; do
+  promtool check rules "$rules"
+done
+cp scripts/promtool/rules.test.yaml "$out/chart/all-toggles/"
+promtool test rules "$out/chart/all-toggles/rules.test.yaml"
+
+echo "== amtool: the Alertmanager example"
+amtool check-config examples/alertmanager/alertmanager.yml
+
+echo "== ci-checks: all passed"
