@@ -88,6 +88,14 @@ def webhook(n: int) -> bytes:
     return json.dumps(body).encode()
 
 
+def spawn(cfg: Path, port: int) -> subprocess.Popen[bytes]:
+    """Start `alert-router serve` on `port`, its log beside the config."""
+    argv = [sys.executable, "-m", "router", "serve", "--config", str(cfg)]
+    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    with open(cfg.parent / "server.log", "wb") as log:
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, cwd=cfg.parent)
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     async with FakeLoki() as loki, FakeSlack() as slack:
         now_ns = time.time_ns()
@@ -111,24 +119,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 )
             )
             port = free_port()
-            with open(Path(tmp) / "server.log", "wb") as log:
-                proc = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "router",
-                        "serve",
-                        "--config",
-                        str(cfg),
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
-                    cwd=tmp,
-                )
+            proc = spawn(cfg, port)
             try:
                 return await run(args, f"http://127.0.0.1:{port}", slack)
             finally:
@@ -168,7 +159,8 @@ async def run(args: argparse.Namespace, url: str, slack: FakeSlack) -> dict[str,
             tasks.append(asyncio.create_task(post(n)))
         await asyncio.gather(*tasks)
         wait_until = time.monotonic() + 30
-        while len(slack.calls_to("chat.postMessage")) < total and time.monotonic() < wait_until:
+        # The fake records calls; it has no event to wait on.
+        while len(slack.calls_to("chat.postMessage")) < total and time.monotonic() < wait_until:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
     latencies = []
     for call in slack.calls_to("chat.postMessage"):
