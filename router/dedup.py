@@ -26,6 +26,8 @@ class Reason(enum.StrEnum):
     MUTED = "muted"
     INHIBITED = "inhibited"
     SEND_RESOLVED_OFF = "send_resolved_off"
+    # A resolve of alerts this receiver was never told were firing.
+    UNSEEN_RESOLVE = "unseen_resolve"
 
 
 # A log entry outlives the group's last change by at least twice the repeat interval, and
@@ -112,6 +114,8 @@ def decide(
             if muted:
                 return _hold(Reason.MUTED)
             return _send(Reason.REPEAT, group_key, entry, shown_firing, shown_resolved, route, now)
+    if resolved and not set(resolved) & (prev_firing | prev_resolved):
+        return _hold(Reason.UNSEEN_RESOLVE)
     return _hold(Reason.DUPLICATE)
 
 

@@ -65,13 +65,13 @@ def test_resolve_is_sent_once() -> None:
 
 def test_resolve_never_sent_to_a_receiver_that_never_saw_the_firing() -> None:
     d = decide(None, GROUP, [ev("a", Status.RESOLVED)], ROUTE, T0)
-    assert (d.reason, d.send) == (Reason.DUPLICATE, False)
+    assert (d.reason, d.send) == (Reason.UNSEEN_RESOLVE, False)
 
 
 def test_alert_fired_and_resolved_between_notifications_is_not_announced() -> None:
     entry = sent(decide(None, GROUP, [ev("a")], ROUTE, T0))
     d = decide(entry, GROUP, [ev("a"), ev("z", Status.RESOLVED)], ROUTE, T0 + 10)
-    assert (d.reason, d.send) == (Reason.DUPLICATE, False)
+    assert (d.reason, d.send) == (Reason.UNSEEN_RESOLVE, False)
 
 
 def test_still_firing_after_repeat_interval_is_a_reminder() -> None:

@@ -371,6 +371,7 @@ class SQLiteStore:
 
     async def complete(self, claim: Claim, outcome: Outcome, now: float) -> None:
         ids = claim.ids
+        latest = claim.latest.id
         attempted = 1 if outcome.state is not DeliveryState.SUPPRESSED else 0
 
         def finish(conn: sqlite3.Connection) -> None:
@@ -389,7 +390,8 @@ class SQLiteStore:
                         outcome.error,
                         attempted,
                         now,
-                        outcome.delivered_in,
+                        # Webhooks folded into the newest one say which record carried them.
+                        outcome.delivered_in or (latest if i != latest else ""),
                         i,
                     )
                     for i in ids
