@@ -98,7 +98,13 @@ class Deliverer:
         self._wake = asyncio.Event()
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
+        self._capacity = asyncio.Event()
+        self.pacer.on_park = self._capacity.set
         self._last_maintenance = 0.0
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._capacity.set()
 
     def wake(self) -> None:
         """New work was recorded: look now instead of at the next poll."""
@@ -112,7 +118,10 @@ class Deliverer:
             busy = len(self._inflight) - self.pacer.parked
             free = min(self.workers - busy, MAX_INFLIGHT - len(self._inflight))
             if free <= 0:
-                await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+                # Woken when a delivery ends or parks behind a channel's pace; waiting on
+                # the tasks themselves would cost O(in flight) per wake-up during a storm.
+                self._capacity.clear()
+                await self._capacity.wait()
                 continue
             now = self.clock()
             try:
@@ -125,7 +134,7 @@ class Deliverer:
             for claim in claims:
                 task = asyncio.create_task(self._deliver(claim))
                 self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
+                task.add_done_callback(self._task_done)
             if not claims:
                 await self._sleep(await self._idle_wait(now))
 

@@ -62,6 +62,8 @@ class Pacer:
         self._queues: dict[str, deque[_Waiting]] = {}
         self._next_slot: dict[str, float] = {}
         self._flushers: dict[str, asyncio.Task[None]] = {}
+        # Told when a send starts waiting, so the worker pool can take more work.
+        self.on_park: Callable[[], None] = lambda: None
 
     @property
     def parked(self) -> int:
@@ -74,6 +76,7 @@ class Pacer:
         """Wait for the channel's turn; raises DeliveryError like the channel would."""
         waiting = _Waiting(channel, message, prior)
         self._queues.setdefault(key, deque()).append(waiting)
+        self.on_park()
         if key not in self._flushers or self._flushers[key].done():
             self._flushers[key] = asyncio.create_task(self._flush(key), name=f"pacer:{key}")
         try:
