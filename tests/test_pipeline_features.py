@@ -308,3 +308,41 @@ async def test_hanging_loki_delays_the_notification_by_the_timeout_at_most(
     assert waited >= 0.5
     assert any("timed out" in note for note in payload["notes"])
     assert payload["alerts"][0]["logs"]["lines"] == []
+
+
+async def test_notification_failing_past_dead_after_is_dead_and_counted(
+    state_url: str,
+) -> None:
+    clock = FakeClock(DAY)
+    async with WebhookSink(default_status=500) as failing:
+        config = config_from(
+            f"""
+state: {{url: '{state_url}', dead_after: 10m}}
+receivers: [{{name: hook, webhook: {{url: '{failing.url("/hook")}'}}}}]
+route: {{receiver: hook}}
+"""
+        )
+        async with running(config, clock=clock) as svc:
+            await svc.post("/webhook/alertmanager", webhook("g", alert("a1")))
+            async with asyncio.timeout(10):
+                await failing.wait_for(1)
+                [record] = await svc.records()
+                while record["attempts"] < 1:  # noqa: ASYNC110 - polling the API
+                    await asyncio.sleep(0.02)
+                    [record] = await svc.records()
+            assert record["state"] == "pending"  # retried later, not dropped
+            clock.set(DAY + timedelta(minutes=11))
+            svc.state.deliverer.wake()
+            async with asyncio.timeout(10):
+                await failing.wait_for(2)
+                while record["state"] == "pending":  # noqa: ASYNC110 - polling the API
+                    await asyncio.sleep(0.02)
+                    [record] = await svc.records()
+            async with svc.http.get(svc.url + "/metrics") as resp:
+                metrics = await resp.text()
+    assert record["state"] == "dead"
+    assert record["attempts"] == 2
+    assert "http_500" in record["last_error"] or "500" in record["last_error"]
+    assert 'alert_router_notifications_dead_total{integration="webhook",receiver="hook"} 1.0' in (
+        metrics
+    )
