@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +30,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import free_port, spawn  # noqa: E402
 from tests.fakes.loki import FakeLoki  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
 
@@ -52,12 +51,6 @@ receivers:
 route:
   receiver: slack
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def webhook(n: int) -> bytes:
@@ -86,14 +79,6 @@ def webhook(n: int) -> bytes:
         ],
     }
     return json.dumps(body).encode()
-
-
-def spawn(cfg: Path, port: int) -> subprocess.Popen[bytes]:
-    """Start `alert-router serve` on `port`, its log beside the config."""
-    argv = [sys.executable, "-m", "router", "serve", "--config", str(cfg)]
-    argv += ["--host", "127.0.0.1", "--port", str(port)]
-    with open(cfg.parent / "server.log", "wb") as log:
-        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, cwd=cfg.parent)
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

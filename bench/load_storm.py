@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +26,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import free_port, peak_rss_mb, spawn  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
 
 CONFIG = """
@@ -38,26 +37,6 @@ receivers:
 route:
   receiver: slack
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def spawn(cfg: Path, port: int) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "router", "serve", "--config", str(cfg)]
-    argv += ["--host", "127.0.0.1", "--port", str(port)]
-    with open(cfg.parent / "server.log", "wb") as log:
-        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, cwd=cfg.parent)
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def states(db: Path) -> dict[str, int]:

@@ -88,6 +88,17 @@ class Message:
         return "RESOLVED"
 
 
+def format_duration(seconds: float) -> str:
+    """A short human duration for message text: 45s, 14m, 3h05m, 2d4h."""
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return f"{max(0, int(seconds))}s"
+    if minutes < 120:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours < 48 else f"{hours // 24}d{hours % 24}h"
+
+
 def _common_labels(events: Sequence[Event]) -> dict[str, str]:
     if not events:
         return {}

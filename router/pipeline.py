@@ -18,7 +18,7 @@ from router.alertstate import FiringAlerts
 from router.channels.base import Channel, DeliveryError
 from router.dedup import Decision, Reason, decide, merge_events
 from router.enrich.deploys import DeployCorrelator
-from router.message import Message, build_message
+from router.message import Message, build_message, format_duration
 from router.metrics import Metrics
 from router.models import DeliveryState, Notification, Status
 from router.pacing import Pacer
@@ -173,20 +173,10 @@ class RenderStage:
         message = build_message(shown, job.decision.reason.value)
         entry = job.entry
         if job.decision.reason is Reason.RESOLVED and not job.decision.firing and entry:
-            lasted = _duration(job.now - entry.first_notified_at)
+            lasted = format_duration(job.now - entry.first_notified_at)
             message = replace(message, notes=[*message.notes, f"Resolved after {lasted}."])
         job.message = message
         return job
-
-
-def _duration(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 1:
-        return f"{int(seconds)}s"
-    if minutes < 120:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours < 48 else f"{hours // 24}d{hours % 24}h"
 
 
 class EnrichStage:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from router.enrich.links import argocd_app_url
-from router.message import Link
+from router.message import Link, format_duration
 from router.models import Event, Status
 from router.store.base import Deploy, Store
 
@@ -35,15 +35,6 @@ def deploys_of(events: Sequence[Event]) -> list[Deploy]:
             )
         )
     return deploys
-
-
-def _ago(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 1:
-        return f"{int(seconds)}s"
-    if minutes < 120:
-        return f"{minutes}m"
-    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 class DeployCorrelator:
@@ -83,9 +74,10 @@ class DeployCorrelator:
                 continue
             seen.add((deploy.app, deploy.revision))
             when = datetime.fromtimestamp(deploy.at, UTC).strftime("%H:%M UTC")
+            ago = format_duration(at - deploy.at)
             notes.append(
-                f"{deploy.app} synced to {deploy.revision[:7]} {_ago(at - deploy.at)} before "
-                f"this alert ({when}, {deploy.trigger})"
+                f"{deploy.app} synced to {deploy.revision[:7]} {ago} before this alert "
+                f"({when}, {deploy.trigger})"
             )
             base = deploy.argocd_url or argocd_url
             if base and deploy.app:

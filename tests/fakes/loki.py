@@ -40,10 +40,11 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer
 
 QUERY_RANGE_PATH = "/loki/api/v1/query_range"
 TEXT_PLAIN = "text/plain; charset=utf-8"
@@ -329,12 +330,13 @@ def _passes(filters: Sequence[tuple[str, str]], line: str) -> bool:
 # ---- the server --------------------------------------------------------------------------
 
 
-class FakeLoki:
+class FakeLoki(LoopbackServer):
     """A Loki `query_range` endpoint on 127.0.0.1 with recorded requests and scripted faults."""
 
     def __init__(
         self, *, require_tenant: bool = False, max_entries: int = DEFAULT_MAX_ENTRIES
     ) -> None:
+        super().__init__()
         self.require_tenant = require_tenant
         self.max_entries = max_entries
         self.requests: list[LokiRequest] = []
@@ -345,8 +347,6 @@ class FakeLoki:
         self._scripted: collections.deque[Reply] = collections.deque()
         self._streams: dict[tuple[tuple[str, str], ...], _Stream] = {}
         self._seq = 0
-        self._runner: web.AppRunner | None = None
-        self._closing = asyncio.Event()
         self._arrived = asyncio.Condition()
         self._port = 0
 
@@ -380,35 +380,10 @@ class FakeLoki:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._port}"
 
-    async def start(self) -> FakeLoki:
-        """Listen on 127.0.0.1 on a free port; returns self."""
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get(QUERY_RANGE_PATH, self._handle_query_range)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
-        self._closing.clear()
-        return self
-
-    async def stop(self) -> None:
-        """Stop listening; requests still waiting in a delay are answered at once."""
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeLoki:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        return app
 
     async def wait_for_requests(self, count: int, within: float = 5.0) -> list[LokiRequest]:
         """Wait (at most `within` seconds) until `count` requests arrived; returns them all."""

@@ -52,10 +52,11 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer
 
 WEBHOOK = "webhook"
 """The method name under which incoming-webhook calls are scripted and recorded."""
@@ -412,7 +413,7 @@ def _attachment_errors(attachments: Any) -> list[str]:
     return errors
 
 
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     """A Slack Web API + incoming-webhook server for tests; see the module docstring.
 
     `channels` maps names (`#prod-alerts`) to IDs; every ID is also accepted as is.
@@ -428,6 +429,7 @@ class FakeSlack:
         webhook_path: str = DEFAULT_WEBHOOK_PATH,
         webhook_channel: str = "#deploys",
     ) -> None:
+        super().__init__()
         if not tokens:
             raise ValueError("FakeSlack needs at least one valid token")
         self.tokens: set[str] = set(tokens)
@@ -445,43 +447,14 @@ class FakeSlack:
         self._delays: dict[str, float] = {}
         self._arrived = asyncio.Condition()
         self._last_ts = (0, 0)
-        self._runner: web.AppRunner | None = None
-        self._closing = asyncio.Event()
-        self._port = 0
 
     # ---- lifecycle -------------------------------------------------------------------
 
-    async def start(self) -> FakeSlack:
-        """Listen on 127.0.0.1 on a free port; returns self."""
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_post("/api/{method}", self._handle_api)
         app.router.add_post("/services/{rest:.*}", self._handle_webhook)
-        # A stop with a call still sleeping in a delay must not wait for it.
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
-        self._closing.clear()
-        return self
-
-    async def stop(self) -> None:
-        """Stop listening; calls still waiting in a delay are answered at once."""
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeSlack:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        return app
 
     # ---- addresses ---------------------------------------------------------------------
 

@@ -23,11 +23,12 @@ import json
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
+
+from tests.fakes.loopback import LoopbackServer
 
 
 @dataclass(frozen=True)
@@ -52,51 +53,26 @@ class ReceivedRequest:
         return json.loads(self.body)
 
 
-class WebhookSink:
+class WebhookSink(LoopbackServer):
     """Records every request; answers from a script, else `default_status`."""
 
     def __init__(self, *, default_status: int = 200, require_bearer: str | None = None) -> None:
+        super().__init__()
         self.default_status = default_status
         self.require_bearer = require_bearer
         self.requests: list[ReceivedRequest] = []
         self._script: deque[ScriptedResponse] = deque()
         self._arrived = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
-        self._port = 0
 
-    async def start(self) -> WebhookSink:
-        """Listen on 127.0.0.1 at a port the OS picks."""
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    def runner_options(self) -> dict[str, object]:
         # handler_cancellation: a client that gives up (timeout test) cancels the handler
         # instead of leaving a sleeping task behind at shutdown.
-        self._runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
-        return self
-
-    async def stop(self) -> None:
-        """Stop listening and close open connections."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> WebhookSink:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        return self._port
+        return {**super().runner_options(), "handler_cancellation": True}
 
     def url(self, path: str = "/webhook") -> str:
         """The URL of `path` on this sink."""
