@@ -153,6 +153,10 @@ def build_message(notification: Notification, reason: str) -> Message:
     status_text = f"FIRING:{len(firing)}" if firing else "RESOLVED"
     title = f"[{status_text}] {alertname or 'alert'}" + (f" ({where})" if where else "")
     first = events[0] if events else None
+    notes: list[str] = []
+    truncated = max((int(e.details.get("truncatedAlerts", "0")) for e in events), default=0)
+    if truncated:
+        notes.append(f"Alertmanager left out {truncated} more alerts of this group (max_alerts).")
     return Message(
         notification_id=notification.id,
         receiver=notification.receiver,
@@ -172,4 +176,5 @@ def build_message(notification: Notification, reason: str) -> Message:
         route_path=notification.route.path,
         external_url=first.external_url if first else "",
         details=dict(first.details) if first else {},
+        notes=notes,
     )

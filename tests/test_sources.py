@@ -139,3 +139,17 @@ def test_one_shot_events_of_different_revisions_are_different_groups() -> None:
     b = argocd.to_events(parse(base | {"revision": "b2"}), config, NOW)
     assert a[0].group_key != b[0].group_key
     assert a[0].one_shot and a[0].labels["severity"] == "info"
+
+
+def test_alerts_cut_by_max_alerts_are_named_in_the_message() -> None:
+    from router.message import build_message
+    from router.models import Notification, RouteSettings
+
+    config = config_from(MINIMAL)
+    body = payload("alertmanager_firing.json") | {"truncatedAlerts": 48}
+    events = alertmanager.to_events(alertmanager.AlertmanagerWebhook.model_validate(body), config)
+    route = RouteSettings(receiver="stdout", path="route", repeat_interval=1.0, send_resolved=True)
+    message = build_message(
+        Notification(id="n1", route=route, group_key="g", events=events, created_at=NOW), "first"
+    )
+    assert message.notes == ["Alertmanager left out 48 more alerts of this group (max_alerts)."]

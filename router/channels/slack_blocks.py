@@ -39,7 +39,6 @@ MAX_FIELDS = 10
 MAX_FIELD_TEXT = 2000
 MAX_CONTEXT_ELEMENTS = 10
 MAX_CONTEXT_TEXT = 3000
-MAX_MESSAGE_TEXT = 40000
 
 # The fallback `text` is what push notifications and screen readers show: keep it short.
 FALLBACK_TEXT_LIMIT = 1000

@@ -74,6 +74,8 @@ def to_events(payload: AlertmanagerWebhook, config: Config) -> list[Event]:
     # Both peers of an HA pair send the same receiver and groupKey: one group for us.
     group_key = f"am/{payload.receiver}/{payload.groupKey}"
     events = []
+    # Alertmanager's max_alerts cut the group: say so, or the message looks complete.
+    details = {"truncatedAlerts": str(payload.truncatedAlerts)} if payload.truncatedAlerts else {}
     for alert in payload.alerts:
         own = clean_labels(alert.labels)
         labels = normalize(own, config, source=SOURCE)
@@ -89,6 +91,7 @@ def to_events(payload: AlertmanagerWebhook, config: Config) -> list[Event]:
                 ends_at=alert.endsAt,
                 generator_url=alert.generatorURL or "",
                 external_url=payload.externalURL or "",
+                details=details,
             )
         )
     return events
