@@ -358,3 +358,32 @@ def test_dashboard_window_is_the_one_given() -> None:
 
     query = query_of(dashboard.url)
     assert query["from"] == [str(epoch_ms(start))] and query["to"] == [str(epoch_ms(END))]
+
+
+def test_silence_from_a_real_webhook_uses_the_labels_alertmanager_sent() -> None:
+    from router.sources import alertmanager
+    from tests.helpers import payload
+
+    config = config_from(
+        """
+environment: {from_labels: [env], aliases: {production: prod}, default: unknown}
+receivers: [{name: r, log: {}}]
+route: {receiver: r}
+"""
+    )
+    body = payload("alertmanager_firing.json")
+    body["alerts"][0]["labels"]["env"] = "production"
+    hook = alertmanager.AlertmanagerWebhook.model_validate(body)
+    event = alertmanager.to_events(hook, config)[0]
+    assert event.labels["env"] == "prod"
+    [silence] = [
+        link
+        for link in links_for(event, config, expr=None, start=START, end=END)
+        if link.title == "Silence"
+    ]
+    fragment = urlsplit(silence.url).fragment
+    filter_ = parse_qs(urlsplit(fragment).query)["filter"][0]
+    assert 'env="production"' in filter_
+    assert 'severity="warning"' in filter_
+    assert "source=" not in filter_
+    assert "=~" not in filter_

@@ -27,6 +27,7 @@ from router.config import ArgoCDConfig, Config, GrafanaConfig, LabelSource
 from router.matchers import Matcher, matches_all, parse_matcher_list
 from router.message import Link
 from router.models import Event
+from router.sources.normalize import ORIGINAL_PREFIX, original_labels
 
 # A Grafana Explore pane id: 3 characters of Grafana's ID_ALPHABET with at least one letter,
 # or Grafana replaces it (migrators/v1.ts). A fixed id keeps our URLs deterministic.
@@ -236,6 +237,10 @@ def _argocd_base(event: Event, argocd: ArgoCDConfig) -> str:
     return argocd.url
 
 
+def _has_originals(event: Event) -> bool:
+    return any(key.startswith(ORIGINAL_PREFIX) for key in event.details)
+
+
 def links_for(
     event: Event,
     config: Config,
@@ -259,7 +264,8 @@ def links_for(
         if dashboard is not None:
             candidates.append(Link(TITLE_DASHBOARD, dashboard))
     if event.source == "alertmanager" and event.external_url:
-        matchers = silence_matchers(event.labels, config)
+        sent = original_labels(event.labels, event.details) if _has_originals(event) else None
+        matchers = silence_matchers(event.labels, config, original_labels=sent)
         if matchers:
             candidates.append(Link(TITLE_SILENCE, silence_url(event.external_url, matchers)))
     if event.generator_url:

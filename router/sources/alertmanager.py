@@ -9,7 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from router.config import Config
 from router.models import Event, Status, parse_time
-from router.sources.normalize import clean_labels, label_fingerprint, normalize
+from router.sources.normalize import clean_labels, label_fingerprint, normalize, originals
 
 SOURCE = "alertmanager"
 
@@ -75,9 +75,10 @@ def to_events(payload: AlertmanagerWebhook, config: Config) -> list[Event]:
     group_key = f"am/{payload.receiver}/{payload.groupKey}"
     events = []
     # Alertmanager's max_alerts cut the group: say so, or the message looks complete.
-    details = {"truncatedAlerts": str(payload.truncatedAlerts)} if payload.truncatedAlerts else {}
+    truncated = {"truncatedAlerts": str(payload.truncatedAlerts)} if payload.truncatedAlerts else {}
     for alert in payload.alerts:
         own = clean_labels(alert.labels)
+        details = {**truncated, **originals(own)}
         labels = normalize(own, config, source=SOURCE)
         events.append(
             Event(
