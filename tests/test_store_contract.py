@@ -1,9 +1,10 @@
-"""One contract for every state store: SQLite now, Redis too when it exists."""
+"""One contract for every state store: SQLite and Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import pytest
 
 from router.models import DeliveryState, Event, Notification, RouteSettings, Status
 from router.store.base import AlertState, Deploy, NflogEntry, Outcome, Store
+from router.store.redis import RedisStore
 from router.store.sqlite import SQLiteStore
+from tests.redis_server import delete_prefix, shared_redis_url, unique_prefix
 
 T0 = 1_800_000_000.0
 ROUTE = RouteSettings(receiver="r1", path="route", repeat_interval=3600.0, send_resolved=True)
@@ -19,13 +22,25 @@ ROUTE = RouteSettings(receiver="r1", path="route", repeat_interval=3600.0, send_
 StoreFactory = Callable[[], Store]
 
 
-@pytest.fixture(params=["sqlite"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return shared_redis_url()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """A factory: calling it twice gives two handles on the same underlying state."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/state.db"
-        return lambda: SQLiteStore(url)
-    raise AssertionError(request.param)
+        yield lambda: SQLiteStore(url)
+    elif request.param == "redis":
+        redis_url: str = request.getfixturevalue("redis_url")
+        # Each test has keys of its own, deleted afterwards.
+        prefix = unique_prefix()
+        yield lambda: RedisStore(redis_url, key_prefix=prefix)
+        delete_prefix(redis_url, prefix)
+    else:
+        raise AssertionError(request.param)
 
 
 @pytest.fixture
@@ -141,7 +156,13 @@ async def test_accepted_work_survives_a_crash_and_reopen(make_store: StoreFactor
     second = make_store()
     await second.open()
     try:
-        [claim] = await second.claim(T0 + 1, 10, 600)
+        if isinstance(second, SQLiteStore):
+            # One owner: opening voids the dead process's leases.
+            [claim] = await second.claim(T0 + 1, 10, 600)
+        else:
+            # Shared by live replicas: the lease holds, then the claim is taken over.
+            assert await second.claim(T0 + 1, 10, 600) == []
+            [claim] = await second.claim(T0 + 601, 10, 600)
         assert claim.group_key == "g1"
     finally:
         await second.close()
@@ -186,3 +207,74 @@ async def test_recent_deploys_match_app_or_namespace_within_the_window(store: St
     assert await store.recent_deploys(T0 - 1800, T0) == []
     await store.expire(T0 + 8 * 86400, keep_records=86400)
     assert await store.recent_deploys(0, T0 + 8 * 86400, namespace="prod") == []
+
+
+async def test_concurrent_claims_never_share_a_group(store: Store) -> None:
+    await store.record([notification(f"g{i}", "a") for i in range(30)])
+    taken: list[str] = []
+    for _ in range(4):
+        rounds = await asyncio.gather(*(store.claim(T0, 4, 60) for _ in range(3)))
+        taken += [c.group_key for claims in rounds for c in claims]
+    assert sorted(taken) == sorted(f"g{i}" for i in range(30))
+
+
+async def test_webhooks_recorded_while_held_are_claimed_right_after_completion(
+    store: Store,
+) -> None:
+    first = notification("g1", "a")
+    await store.record([first])
+    [claim] = await store.claim(T0, 10, 60)
+    later = notification("g1", "a", "b")
+    await store.record([later])
+    await store.complete(claim, Outcome(DeliveryState.SENT, "first"), T0 + 1)
+    assert await store.pending_count() == 1
+    assert await store.next_due() == 0.0
+    [again] = await store.claim(T0 + 1, 10, 60)
+    assert again.ids == [later.id]
+
+
+async def test_release_with_newer_webhooks_makes_the_group_due_at_once(store: Store) -> None:
+    first = notification("g1", "a")
+    await store.record([first])
+    [claim] = await store.claim(T0, 10, 60)
+    later = notification("g1", "a", "b")
+    await store.record([later])
+    await store.release(claim, T0 + 300, "timeout", T0)
+    [again] = await store.claim(T0 + 1, 10, 60)
+    assert again.ids == [first.id, later.id]
+    assert again.attempts == 1
+
+
+async def test_release_by_a_stale_claim_changes_nothing(store: Store) -> None:
+    await store.record([notification("g1", "a")])
+    [stale] = await store.claim(T0, 10, 60)
+    [current] = await store.claim(T0 + 61, 10, 60)
+    await store.release(stale, T0 + 1000, "late", T0 + 62)
+    assert await store.claim(T0 + 62, 10, 60) == []  # still held by the current claim
+    [record] = await store.list_notifications(10)
+    assert (record.attempts, record.last_error) == (0, "")
+    await store.release(current, T0 + 70, "rate_limited", T0 + 62)
+    [record] = await store.list_notifications(10)
+    assert (record.attempts, record.last_error) == (1, "rate_limited")
+
+
+async def test_a_success_after_retries_keeps_the_last_error(store: Store) -> None:
+    await store.record([notification("g1", "a")])
+    [claim] = await store.claim(T0, 10, 60)
+    await store.release(claim, T0 + 5, "http_500: boom", T0)
+    [claim] = await store.claim(T0 + 5, 10, 60)
+    await store.complete(claim, Outcome(DeliveryState.SENT, "first"), T0 + 6)
+    [record] = await store.list_notifications(10)
+    assert (record.state, record.attempts, record.last_error) == ("sent", 2, "http_500: boom")
+    assert record.updated_at == T0 + 6
+    assert await store.next_due() is None
+
+
+async def test_records_filtered_by_receiver_and_group_together(store: Store) -> None:
+    await store.record([notification("g1", "a", receiver="r1")])
+    await store.record([notification("g1", "a", receiver="r2")])
+    await store.record([notification("g2", "a", receiver="r2")])
+    got = await store.list_notifications(10, receiver="r2", group_key="g1")
+    assert [(r.receiver, r.group_key) for r in got] == [("r2", "g1")]
+    assert got[0].route_path == "route"
+    assert got[0].alerts[0]["fingerprint"] == "a"
