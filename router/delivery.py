@@ -140,7 +140,8 @@ class Deliverer:
 
     async def stop(self, grace: float) -> None:
         """Stop claiming; give in-flight deliveries `grace` seconds, then leave the rest
-        pending for the next start (their lease is void on restart)."""
+        pending: SQLite voids their leases at the next start, the Redis store hands them
+        back when it closes so another replica takes them at once."""
         self._stopping = True
         self._wake.set()
         if self._inflight:

@@ -21,6 +21,10 @@ from router.message import Message
 
 log = logging.getLogger(__name__)
 
+# The longest a send waits in memory for its channel; longer waits go back to the store
+# (well inside the delivery lease, so no other worker takes the claim meanwhile).
+MAX_PARK = 30.0
+
 
 @dataclass(frozen=True, slots=True)
 class Sent:
@@ -98,6 +102,11 @@ class Pacer:
         queue = self._queues[key]
         while queue:
             wait = self._next_slot.get(key, 0.0) - self.clock()
+            if wait > MAX_PARK:
+                # A long Retry-After: hand the backlog back to the store to retry then,
+                # rather than hold claims in memory longer than their lease.
+                self._give_back(queue, wait)
+                continue
             if wait > 0:
                 await self.sleep(wait)
                 continue
@@ -108,6 +117,20 @@ class Pacer:
             else:
                 await self._send_one(key, queue.popleft())
         del self._queues[key]
+
+    @staticmethod
+    def _give_back(queue: deque[_Waiting], wait: float) -> None:
+        while queue:
+            item = queue.popleft()
+            if not item.future.done():
+                item.future.set_exception(
+                    DeliveryError(
+                        "rate_limited",
+                        f"channel held for {wait:.0f}s by Retry-After",
+                        retryable=True,
+                        retry_after=wait,
+                    )
+                )
 
     def _hold(self, key: str, exc: DeliveryError | None) -> None:
         delay = self.interval

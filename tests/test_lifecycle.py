@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -262,3 +263,43 @@ async def test_storm_to_one_channel_is_paced_and_folded_into_digests(
     shown_alone = len(records) - len(digested)
     digests = {r["delivered_in"] for r in digested}
     assert len(posts) == shown_alone + len(digests)
+
+
+async def test_long_retry_after_hands_waiting_sends_back_to_the_store() -> None:
+    from router.channels.base import DeliveryError
+    from router.message import Message, build_message
+    from router.models import Event, Notification, RouteSettings, Status
+    from router.pacing import Pacer
+
+    class Limited:
+        integration = "slack"
+
+        async def send(self, message: Message, prior: Mapping[str, str]) -> Mapping[str, str]:
+            raise DeliveryError("rate_limited", retryable=True, retry_after=600)
+
+        async def close(self) -> None:
+            return None
+
+    pacer = Pacer(1.0, 100)
+    channel = Limited()
+    route = RouteSettings(receiver="r", path="route", repeat_interval=60.0, send_resolved=True)
+    event = Event(
+        source="alertmanager",
+        fingerprint="a",
+        group_key="g",
+        status=Status.FIRING,
+        labels={"alertname": "A"},
+    )
+    note = Notification(
+        id="n", route=route, group_key="g", events=[event], created_at=datetime.now(UTC)
+    )
+    message = build_message(note, "first")
+    results = await asyncio.gather(
+        *(pacer.send("c", channel, message, {}) for _ in range(3)), return_exceptions=True
+    )
+    await pacer.close()
+    assert all(isinstance(r, DeliveryError) and r.retry_after for r in results)
+    # Nobody was left waiting 600 s in memory: the later two were given back at once.
+    assert [r.retry_after for r in results if isinstance(r, DeliveryError)][1:] == [
+        pytest.approx(600, abs=2)
+    ] * 2

@@ -370,6 +370,9 @@ class SQLiteStore:
         self._pending.release(claim, next_attempt_at)
 
     async def complete(self, claim: Claim, outcome: Outcome, now: float) -> None:
+        if not self._pending.holds(claim):
+            # The lease ran out and the group was claimed again: the newer claim decides.
+            return
         ids = claim.ids
         latest = claim.latest.id
         attempted = 1 if outcome.state is not DeliveryState.SUPPRESSED else 0
