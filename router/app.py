@@ -22,7 +22,7 @@ from router.pacing import Pacer
 from router.runtime import Runtime
 from router.state import STATE, AppState
 from router.store import open_store
-from router.store.base import Store
+from router.store.base import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,12 @@ def run_server(config_path: str, host: str, port: int) -> int:
 async def _serve(config: Config, path: Path, host: str, port: int) -> int:
     app = create_app(config, config_path=path)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except StoreUnavailable as exc:
+        # Exit non-zero with one clear line; a supervisor (Kubernetes) restarts us.
+        log.error("state store unavailable at start", extra={"error": str(exc)})
+        return 1
     site = web.TCPSite(runner, host, port)
     await site.start()
     log.info("listening", extra={"host": host, "port": port, "config": str(path)})
