@@ -39,6 +39,20 @@ def parse_duration(value: Any) -> float:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
+# A path into the config, as pydantic reports it: ("route", "routes", 2, "receiver").
+Loc = tuple[str | int, ...]
+
+
+def format_loc(loc: Loc) -> str:
+    """`("route", "routes", 2, "receiver")` -> `route.routes[2].receiver`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
 
 class _Model(BaseModel):
     # A misspelt key is an error, not a silently ignored setting.

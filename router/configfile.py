@@ -22,13 +22,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from router.config import Config, TimeIntervalSpec
+from router.config import Config, Loc, TimeIntervalSpec, format_loc
 from router.inhibit import Inhibitor
 from router.matchers import is_label_name, parse_matchers
 from router.routing import RouteTree
 from router.timeintervals import TimeIntervals, check_time_interval
-
-Loc = tuple[str | int, ...]
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -135,17 +133,6 @@ class _Position:
 def _position(node: yaml.Node) -> _Position:
     mark = node.start_mark
     return _Position(mark.line + 1, mark.column + 1) if mark is not None else _Position(1, 1)
-
-
-def format_loc(loc: Loc) -> str:
-    """`("route", "routes", 2, "receiver")` -> `route.routes[2].receiver`."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out
 
 
 @dataclass(slots=True)

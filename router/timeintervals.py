@@ -17,10 +17,8 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from router.config import TimeIntervalConfig, TimeIntervalSpec
+from router.config import Loc, TimeIntervalConfig, TimeIntervalSpec, format_loc
 from router.models import RouteSettings
-
-Loc = tuple[str | int, ...]
 
 _TIME_RE = re.compile(r"(?:([01][0-9]|2[0-3]):([0-5][0-9]))|(24):(00)")
 WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
@@ -47,17 +45,6 @@ class TimeIntervalError(ValueError):
         super().__init__(f"{format_loc(loc)}: {reason}" if loc else reason)
         self.loc = loc
         self.reason = reason
-
-
-def format_loc(loc: Loc) -> str:
-    """`("time_intervals", 0, "times", 1)` -> `time_intervals[0].times[1]`."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out
 
 
 @dataclass(frozen=True, slots=True)

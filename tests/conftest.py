@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +15,7 @@ from aiohttp import web
 from router.app import create_app
 from router.config import Config
 from router.state import STATE, AppState
+from tests.redis_server import delete_prefix, shared_redis_url, unique_prefix
 
 
 @dataclass
@@ -67,6 +68,20 @@ async def running(
             yield Running(f"http://127.0.0.1:{port}", app, http)
         finally:
             await runner.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis every test may use (the machine's 6379, or one started for the session)."""
+    return shared_redis_url()
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own, deleted afterwards."""
+    key_prefix = unique_prefix()
+    yield key_prefix
+    delete_prefix(redis_url, key_prefix)
 
 
 @pytest.fixture

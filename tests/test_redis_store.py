@@ -16,22 +16,10 @@ from router.models import DeliveryState
 from router.store import open_store
 from router.store.base import AlertState, Deploy, NflogEntry, Outcome, StoreUnavailable
 from router.store.redis import RedisStore, redact, split_url
-from tests.redis_server import RedisServer, delete_prefix, shared_redis_url, unique_prefix
+from tests.redis_server import RedisServer, delete_prefix, unique_prefix
 from tests.test_store_contract import T0, notification
 
 PASSWORD = "s3cret-pw"
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    return shared_redis_url()
-
-
-@pytest.fixture
-def prefix(redis_url: str) -> Iterator[str]:
-    key_prefix = unique_prefix()
-    yield key_prefix
-    delete_prefix(redis_url, key_prefix)
 
 
 Opener = Callable[..., RedisStore]

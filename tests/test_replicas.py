@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,24 +17,12 @@ import pytest
 
 from tests.fakes.slack import FakeSlack, SlackCall
 from tests.fakes.smtp import free_port
-from tests.redis_server import RedisServer, delete_prefix, shared_redis_url, unique_prefix
+from tests.redis_server import RedisServer
 from tests.test_process import Server
 
 pytestmark = pytest.mark.slow
 
 CHANNEL = "#prod-alerts"
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    return shared_redis_url()
-
-
-@pytest.fixture
-def prefix(redis_url: str) -> Iterator[str]:
-    key_prefix = unique_prefix()
-    yield key_prefix
-    delete_prefix(redis_url, key_prefix)
 
 
 @pytest.fixture
