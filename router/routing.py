@@ -138,7 +138,3 @@ class RouteTree:
 
     def __len__(self) -> int:
         return sum(1 for _ in self.walk())
-
-    def describe_path(self, labels: Mapping[str, str]) -> list[str]:
-        """One line per delivery, `<route path> -> <receiver>`, for `routes test --tree`."""
-        return [f"{s.path} -> {s.receiver}" for s in self.match(labels)]

@@ -306,9 +306,9 @@ def test_root_settings_come_from_the_root_route_before_dedup_defaults() -> None:
 
 def test_example_config_routes_as_documented() -> None:
     tree = RouteTree.from_config(parse_config(EXAMPLE.read_text(), "x", env=EXAMPLE_ENV))
-    assert tree.describe_path({"env": "prod", "severity": "critical"}) == [
-        'route > routes[1]{env="prod",severity="critical"} -> slack-prod',
-        'route > routes[2]{env="prod",severity=~"critical|warning"} -> email-sre',
+    assert [(r.path, r.receiver) for r in tree.match({"env": "prod", "severity": "critical"})] == [
+        ('route > routes[1]{env="prod",severity="critical"}', "slack-prod"),
+        ('route > routes[2]{env="prod",severity=~"critical|warning"}', "email-sre"),
     ]
     assert receivers(tree, source="argocd", severity="info") == ["slack-deploys"]
     assert receivers(tree, env="prod", severity="warning") == ["email-sre"]

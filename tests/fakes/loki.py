@@ -378,7 +378,7 @@ class FakeLoki(LoopbackServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        return self.base_url
 
     def build_app(self) -> web.Application:
         app = web.Application()

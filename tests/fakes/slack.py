@@ -461,9 +461,7 @@ class FakeSlack(LoopbackServer):
     @property
     def url(self) -> str:
         """`http://127.0.0.1:<port>` (no trailing slash)."""
-        if not self._port:
-            raise RuntimeError("FakeSlack is not started")
-        return f"http://127.0.0.1:{self._port}"
+        return self.base_url
 
     @property
     def api_url(self) -> str:
