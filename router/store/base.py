@@ -8,6 +8,9 @@ from typing import Any, Protocol
 
 from router.models import DeliveryState, Notification
 
+# Deploys are kept this long by every store; correlation windows are minutes to hours.
+DEPLOY_TTL = 7 * 86400.0
+
 
 class StoreUnavailable(Exception):
     """The store cannot answer or record right now; webhooks get 503, readiness fails."""

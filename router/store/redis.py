@@ -70,6 +70,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from router.config import parse_duration
 from router.models import DeliveryState, Event, Notification, RouteSettings
 from router.store.base import (
+    DEPLOY_TTL,
     AlertState,
     Claim,
     Deploy,
@@ -79,8 +80,6 @@ from router.store.base import (
     StoreUnavailable,
 )
 
-# Deploys are kept this long, as in SQLite; correlation windows are minutes to hours.
-DEPLOY_TTL = 7 * 86400.0
 # Finished records' retention when the URL sets no keep_records (as delivery.KEEP_RECORDS).
 DEFAULT_KEEP_RECORDS = 7 * 86400.0
 # Key TTLs are a safety net behind expire(), which is exact: give them room.

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from router.models import DeliveryState, Event, Notification, RouteSettings
 from router.store.base import (
+    DEPLOY_TTL,
     AlertState,
     Claim,
     Deploy,
@@ -86,8 +87,6 @@ CREATE INDEX IF NOT EXISTS deploys_app ON deploys (app, at);
 CREATE INDEX IF NOT EXISTS deploys_namespace ON deploys (namespace, at);
 """
 
-# Deploys are kept this long; correlation windows are minutes to hours.
-DEPLOY_TTL = 7 * 86400.0
 
 _BATCH = 256
 # Notification-log entries kept in memory (write-through; misses are cached too).
