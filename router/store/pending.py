@@ -70,14 +70,14 @@ class PendingIndex:
             if key in self._groups:
                 self._ready[key] = None
         claims: list[Claim] = []
-        skipped: list[GroupKey] = []
         while self._ready and len(claims) < limit:
             key, _ = self._ready.popitem(last=False)
             group = self._groups.get(key)
             if group is None or group.due > now:
                 continue  # completed, or rescheduled later (it is in the heap again)
             if group.lease_until > now:
-                skipped.append(key)  # held: it comes back when released or expired
+                # Held: release or complete schedules it again, and its lease's end is in
+                # the heap in case the holder vanished.
                 continue
             group.lease_until = now + lease
             group.token = token
@@ -92,9 +92,6 @@ class PendingIndex:
             )
             # Reconsider when the lease runs out, in case the worker vanished.
             heapq.heappush(self._delayed, (group.lease_until, next(self._tiebreak), key))
-        for key in skipped:
-            self._ready[key] = None
-            self._ready.move_to_end(key, last=True)
         return claims
 
     def holds(self, claim: Claim) -> bool:
@@ -135,9 +132,16 @@ class PendingIndex:
             self._schedule(key, group)
 
     def next_due(self) -> float | None:
-        """When the next group becomes claimable (due, or its lease runs out)."""
-        times = [max(g.due, g.lease_until) for g in self._groups.values()]
-        return min(times) if times else None
+        """When the next group may become claimable: now if any is ready, else the
+        earliest retry time or lease end (an early guess is harmless, a late one is not)."""
+        if not self._groups:
+            return None
+        if self._ready:
+            return 0.0
+        # Entries of groups that completed meanwhile are dropped lazily, here.
+        while self._delayed and self._delayed[0][2] not in self._groups:
+            heapq.heappop(self._delayed)
+        return self._delayed[0][0] if self._delayed else None
 
     def ids(self) -> Sequence[str]:
         return [n.id for g in self._groups.values() for n in g.notifications]
