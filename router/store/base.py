@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -10,6 +11,22 @@ from router.models import DeliveryState, Notification
 
 # Deploys are kept this long by every store; correlation windows are minutes to hours.
 DEPLOY_TTL = 7 * 86400.0
+
+
+def events_json(notifications: Sequence[Notification]) -> list[str]:
+    """Each notification's events as a JSON array, the stored form. An event routed to
+    several receivers is encoded once: this runs on the webhook path."""
+    encoded: dict[int, str] = {}
+    out = []
+    for n in notifications:
+        parts = []
+        for event in n.events:
+            text = encoded.get(id(event))
+            if text is None:
+                text = encoded[id(event)] = json.dumps(event.to_dict(), separators=(",", ":"))
+            parts.append(text)
+        out.append("[" + ",".join(parts) + "]")
+    return out
 
 
 class StoreUnavailable(Exception):

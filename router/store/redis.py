@@ -78,6 +78,7 @@ from router.store.base import (
     NotificationRecord,
     Outcome,
     StoreUnavailable,
+    events_json,
 )
 
 # Finished records' retention when the URL sets no keep_records (as delivery.KEEP_RECORDS).
@@ -545,7 +546,7 @@ class RedisStore:
             _ttl(keep + INDEX_MARGIN),
             _ttl(DEPLOY_TTL + TTL_MARGIN),
         ]
-        for n in notifications:
+        for n, events in zip(notifications, events_json(notifications), strict=True):
             created = _num(n.created_at.timestamp())
             args += [
                 n.id,
@@ -553,7 +554,7 @@ class RedisStore:
                 n.receiver,
                 n.group_key,
                 _dumps(n.route.to_dict()),
-                _dumps([e.to_dict() for e in n.events]),
+                events,
                 created,
             ]
         for a in alerts:

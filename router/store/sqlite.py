@@ -30,6 +30,7 @@ from router.store.base import (
     NotificationRecord,
     Outcome,
     StoreUnavailable,
+    events_json,
 )
 from router.store.pending import PendingIndex
 
@@ -107,10 +108,6 @@ def sqlite_path(url: str) -> str:
 
 def _route_json(route: RouteSettings) -> str:
     return json.dumps(route.to_dict(), separators=(",", ":"))
-
-
-def _events_json(events: Sequence[Event]) -> str:
-    return json.dumps([e.to_dict() for e in events], separators=(",", ":"))
 
 
 def _row_notification(row: sqlite3.Row) -> Notification:
@@ -287,13 +284,13 @@ class SQLiteStore:
                 n.receiver,
                 n.group_key,
                 _route_json(n.route),
-                _events_json(n.events),
+                events,
                 n.created_at.timestamp(),
                 n.created_at.timestamp(),
                 DeliveryState.PENDING.value,
                 0.0,  # due at once
             )
-            for n in notifications
+            for n, events in zip(notifications, events_json(notifications), strict=True)
         ]
 
         def insert(conn: sqlite3.Connection) -> None:
