@@ -29,10 +29,11 @@ scrubbed of the token and webhook URL.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -297,8 +298,15 @@ class SlackChannel:
     ) -> AsyncSlackResponse:
         """Run one Web API call, turning every failure into a DeliveryError."""
         where = f"{method} to {self.cfg.channel} (receiver {self.name})"
+        with self._failures(where):
+            response = await call()
+        return response
+
+    @contextlib.contextmanager
+    def _failures(self, where: str) -> Iterator[None]:
+        """Turns what the Web API or webhook client raised into a DeliveryError."""
         try:
-            return await call()
+            yield
         except SlackApiError as err:
             raise self._api_error(err, where) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
@@ -351,14 +359,8 @@ class SlackChannel:
         body["unfurl_links"] = False
         body["unfurl_media"] = False
         where = f"incoming webhook {self.pace_key} (receiver {self.name})"
-        try:
+        with self._failures(where):
             response: WebhookResponse = await client.send_dict(body)
-        except (aiohttp.ClientError, TimeoutError, OSError) as err:
-            raise self._connection_error(err, where) from None
-        except SlackClientError as err:
-            raise DeliveryError(
-                "client_error", self._scrub(f"{where}: {type(err).__name__}"), retryable=False
-            ) from None
         status = response.status_code
         if 200 <= status < 300:
             return {}
