@@ -11,10 +11,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from router.app import create_app
 from router.config import Config
+from router.metrics import Metrics
 from router.state import STATE, AppState
+from tests.fakes.loki import FakeLoki
 from tests.redis_server import delete_prefix, shared_redis_url, unique_prefix
 
 
@@ -68,6 +71,19 @@ async def running(
             yield Running(f"http://127.0.0.1:{port}", app, http)
         finally:
             await runner.cleanup()
+
+
+@pytest.fixture
+async def loki() -> AsyncIterator[FakeLoki]:
+    """A fake Loki on a free loopback port."""
+    async with FakeLoki() as fake:
+        yield fake
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    """Collectors on a registry of this test's own."""
+    return Metrics(CollectorRegistry())
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from router.config import Config
 from router.enrich.enricher import Enricher
@@ -53,17 +52,6 @@ route:
 
 def make_config(loki_url: str, timeout: str = "2s") -> Config:
     return config_from(CONFIG.format(loki_url=loki_url, timeout=timeout))
-
-
-@pytest.fixture
-async def loki() -> AsyncIterator[FakeLoki]:
-    async with FakeLoki() as fake:
-        yield fake
-
-
-@pytest.fixture
-def metrics() -> Metrics:
-    return Metrics(CollectorRegistry())
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from router.config import LokiConfig
 from router.enrich.loki import (
@@ -46,17 +45,6 @@ SECOND_NS = 1_000_000_000
 
 def ns(when: datetime) -> int:
     return epoch_ns(when)
-
-
-@pytest.fixture
-async def loki() -> AsyncIterator[FakeLoki]:
-    async with FakeLoki() as fake:
-        yield fake
-
-
-@pytest.fixture
-def metrics() -> Metrics:
-    return Metrics(CollectorRegistry())
 
 
 EnricherFactory = Callable[..., LokiEnricher]
