@@ -146,18 +146,6 @@ class Notification:
     def receiver(self) -> str:
         return self.route.receiver
 
-    @property
-    def firing(self) -> list[Event]:
-        return [e for e in self.events if e.status is Status.FIRING]
-
-    @property
-    def resolved(self) -> list[Event]:
-        return [e for e in self.events if e.status is Status.RESOLVED]
-
-    @property
-    def status(self) -> Status:
-        return Status.FIRING if self.firing else Status.RESOLVED
-
 
 class DeliveryState(enum.StrEnum):
     PENDING = "pending"

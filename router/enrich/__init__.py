@@ -11,7 +11,6 @@ from router.enrich.links import (
 )
 from router.enrich.loki import (
     LogQLTemplate,
-    LokiClient,
     LokiEnricher,
     LokiResult,
     MissingLabelError,
@@ -23,7 +22,6 @@ from router.enrich.loki import (
 __all__ = [
     "Enricher",
     "LogQLTemplate",
-    "LokiClient",
     "LokiEnricher",
     "LokiResult",
     "MissingLabelError",

@@ -678,7 +678,3 @@ async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
             raise _TooLarge
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-LokiClient = LokiEnricher
-"""The same class under the name the rest of the code may know it by."""
