@@ -10,12 +10,12 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import cast
 
-from router.config import Config
-from router.configfile import ConfigError, load_config
-from router.matchers import is_label_name
-from router.models import parse_time
-from router.routing import RouteTree
-from router.timeintervals import TimeIntervals
+from router.config.loader import ConfigError, load_config
+from router.config.schema import Config
+from router.model import parse_time
+from router.routing.matchers import is_label_name
+from router.routing.timeintervals import TimeIntervals
+from router.routing.tree import RouteTree
 
 _DEFAULT_CONFIG = "./routes.yaml"
 _DEFAULT_HOST = "0.0.0.0"
@@ -155,7 +155,7 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"alert-router: ROUTER_PORT must be a port number, got {raw!r}", file=sys.stderr)
             return 2
     # Imported here so that `check` and `routes test` need none of the server's dependencies.
-    app = importlib.import_module("router.app")
+    app = importlib.import_module("router.web.app")
     run_server = cast(Callable[[str, str, int], int], app.run_server)
     return run_server(
         _config_path(args.config, env),

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 
 from router.channels import build_channel
 from router.channels.base import Channel
-from router.config import Config
+from router.config.schema import Config
 from router.enrich.enricher import Enricher
-from router.inhibit import Inhibitor
-from router.metrics import Metrics
-from router.routing import RouteTree
-from router.timeintervals import TimeIntervals
+from router.routing.inhibit import Inhibitor
+from router.routing.timeintervals import TimeIntervals
+from router.routing.tree import RouteTree
+from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -28,11 +28,11 @@ cp -R "$src/pyproject.toml" "$src/README.md" "$src/router" "$work/"
 "$venv/bin/python" -m pip install --require-hashes --only-binary=:all: -r "$src/requirements.lock"
 "$venv/bin/python" -m pip install --no-deps "$work"/dist/alert_router-*.whl
 
-# 3. The jinja2 templates where router.templating looks by default: a `templates` folder
+# 3. The jinja2 templates where router.render.templates looks by default: a `templates` folder
 #    beside the installed `router` package, i.e. $VENV/lib/python3.X/site-packages/templates.
 # -I: isolated mode, so `import router` finds the installed package, never a checkout in $PWD.
 site=$("$venv/bin/python" -I -c \
     'import pathlib, router; print(pathlib.Path(router.__file__).resolve().parent.parent)')
 rm -rf "$site/templates"
 cp -R "$src/templates" "$site/templates"
-"$venv/bin/python" -I -c 'import router.templating as t; assert (t.DEFAULT_TEMPLATES_DIR / "email.html.j2").is_file(), t.DEFAULT_TEMPLATES_DIR'
+"$venv/bin/python" -I -c 'import router.render.templates as t; assert (t.DEFAULT_TEMPLATES_DIR / "email.html.j2").is_file(), t.DEFAULT_TEMPLATES_DIR'

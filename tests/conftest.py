@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from router.app import create_app
-from router.config import Config
-from router.metrics import Metrics
-from router.state import STATE, AppState
+from router.config.schema import Config
+from router.web.app import create_app
+from router.web.metrics import Metrics
+from router.web.state import STATE, AppState
 from tests.fakes.loki import FakeLoki
 from tests.redis_server import delete_prefix, shared_redis_url, unique_prefix
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from router.config import Config
+from router.config.schema import Config
 
 DATA = Path(__file__).parent / "data"
 

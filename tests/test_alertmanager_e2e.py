@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from router.channels.slack_blocks import COLOR_RESOLVED
+from router.channels.slack.blocks import COLOR_RESOLVED
 from tests.conftest import Running, running
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.smtp import FakeSMTPServer, ReceivedMail, free_port

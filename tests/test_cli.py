@@ -241,16 +241,16 @@ def test_help_exits_0_and_documents_expect_and_route_counting(
 
 @pytest.fixture
 def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, int]]:
-    """Stands in for router.app so that serve's argument handling is tested alone."""
+    """Stands in for router.web.app so that serve's argument handling is tested alone."""
     calls: list[tuple[str, str, int]] = []
 
     def run_server(config_path: str, host: str, port: int) -> int:
         calls.append((config_path, host, port))
         return 0
 
-    module = types.ModuleType("router.app")
+    module = types.ModuleType("router.web.app")
     module.run_server = run_server  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "router.app", module)
+    monkeypatch.setitem(sys.modules, "router.web.app", module)
     for name in ("ROUTER_CONFIG", "ROUTER_HOST", "ROUTER_PORT"):
         monkeypatch.delenv(name, raising=False)
     return calls

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from router.config import Config
-from router.configfile import ConfigError, load_config, parse_config
+from router.config.loader import ConfigError, load_config, parse_config
+from router.config.schema import Config
 
 EXAMPLE = Path(__file__).parent / "data" / "config_routes.example.yaml"
 EXAMPLE_ENV = {

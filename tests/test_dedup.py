@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from router.dedup import Decision, Reason, decide, merge_events
-from router.models import Event, RouteSettings, Status
-from router.store.base import NflogEntry
+from router.model import Event, RouteSettings, Status
+from router.notify.dedup import Decision, Reason, decide, merge_events
+from router.store.protocols import NflogEntry
 
 ROUTE = RouteSettings(receiver="r", path="route", repeat_interval=3600.0, send_resolved=True)
 GROUP = "am/r/{}:{alertname=\"X\"}"

@@ -13,9 +13,9 @@ import pytest
 
 from router.channels.base import DeliveryError
 from router.channels.email import EmailChannel
-from router.config import EmailReceiver
-from router.message import Link, LogExcerpt, Message, build_message
-from router.models import Event, Notification, RouteSettings, Status
+from router.config.schema import EmailReceiver
+from router.model import Event, Notification, RouteSettings, Status
+from router.render.message import Link, LogExcerpt, Message, build_message
 from tests.fakes.smtp import FakeSMTPServer, free_port
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

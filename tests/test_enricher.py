@@ -12,12 +12,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from router.config import Config
+from router.config.schema import Config
 from router.enrich.enricher import Enricher
 from router.enrich.loki import epoch_ns
-from router.message import Message, build_message
-from router.metrics import Metrics
-from router.models import Event, Notification, RouteSettings, Status
+from router.model import Event, Notification, RouteSettings, Status
+from router.render.message import Message, build_message
+from router.web.metrics import Metrics
 from tests.fakes.loki import FakeLoki
 from tests.helpers import config_from
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
-from router.config import InhibitRule
-from router.inhibit import Inhibitor
+from router.config.schema import InhibitRule
+from router.routing.inhibit import Inhibitor
 
 
 def inhibitor(*rules: Mapping[str, object]) -> Inhibitor:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from router.config import Config
+from router.config.schema import Config
 from tests.conftest import Running, running
 from tests.fakes.slack import FakeSlack, Reply
 from tests.helpers import config_from
@@ -267,9 +267,9 @@ async def test_storm_to_one_channel_is_paced_and_folded_into_digests(
 
 async def test_long_retry_after_hands_waiting_sends_back_to_the_store() -> None:
     from router.channels.base import DeliveryError
-    from router.message import Message, build_message
-    from router.models import Event, Notification, RouteSettings, Status
-    from router.pacing import Pacer
+    from router.model import Event, Notification, RouteSettings, Status
+    from router.notify.pacing import Pacer
+    from router.render.message import Message, build_message
 
     class Limited:
         integration = "slack"

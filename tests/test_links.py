@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 import pytest
 
-from router.config import Config, GrafanaConfig
+from router.config.schema import Config, GrafanaConfig
 from router.enrich.links import (
     EXPLORE_PANE_ID,
     argocd_app_url,
@@ -21,10 +21,10 @@ from router.enrich.links import (
     silence_matchers,
     silence_url,
 )
-from router.matchers import parse_matchers
-from router.message import Link
-from router.models import Event, Status
-from router.sources.normalize import normalize
+from router.ingest.normalize import normalize
+from router.model import Event, Status
+from router.render.message import Link
+from router.routing.matchers import parse_matchers
 from tests.helpers import config_from
 
 START = datetime(2026, 5, 1, 11, 42, 7, 123000, tzinfo=UTC)
@@ -361,7 +361,7 @@ def test_dashboard_window_is_the_one_given() -> None:
 
 
 def test_silence_from_a_real_webhook_uses_the_labels_alertmanager_sent() -> None:
-    from router.sources import alertmanager
+    from router.ingest import alertmanager
     from tests.helpers import payload
 
     config = config_from(

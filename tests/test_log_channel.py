@@ -10,10 +10,10 @@ import pytest
 
 from router.channels.base import DeliveryError
 from router.channels.log import LogChannel
-from router.channels.payload import notification_payload
-from router.config import LogReceiver
-from router.message import Message, build_message
-from router.models import Event, Notification, RouteSettings, Status
+from router.config.schema import LogReceiver
+from router.model import Event, Notification, RouteSettings, Status
+from router.render.message import Message, build_message
+from router.render.payload import notification_payload
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 

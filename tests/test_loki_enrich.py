@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from router.config import LokiConfig
+from router.config.schema import LokiConfig
 from router.enrich.loki import (
     LogQLTemplate,
     LokiEnricher,
@@ -23,7 +23,7 @@ from router.enrich.loki import (
     logql_regex,
     parse_streams,
 )
-from router.metrics import Metrics
+from router.web.metrics import Metrics
 from tests.fakes.loki import (
     NO_ORG_ID_TEXT,
     PARSE_ERROR_TEXT,

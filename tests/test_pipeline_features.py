@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from router.config import Config
+from router.config.schema import Config
 from tests.conftest import Running, running
 from tests.fakes.loki import FakeLoki
 from tests.fakes.webhook_sink import WebhookSink

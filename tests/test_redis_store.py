@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from router.config import StateConfig
-from router.models import DeliveryState
+from router.config.schema import StateConfig
+from router.model import DeliveryState
 from router.store import open_store
-from router.store.base import AlertState, Deploy, NflogEntry, Outcome, StoreUnavailable
+from router.store.protocols import AlertState, Deploy, NflogEntry, Outcome, StoreUnavailable
 from router.store.redis import RedisStore, redact, split_url
 from tests.redis_server import RedisServer, delete_prefix, unique_prefix
 from tests.test_store_contract import T0, notification

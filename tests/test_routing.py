@@ -6,10 +6,10 @@ import textwrap
 
 import pytest
 
-from router.config import Config
-from router.configfile import parse_config
-from router.models import RouteSettings
-from router.routing import RouteTree
+from router.config.loader import parse_config
+from router.config.schema import Config
+from router.model import RouteSettings
+from router.routing.tree import RouteTree
 from tests.test_configfile import EXAMPLE, EXAMPLE_ENV
 
 RECEIVERS = """

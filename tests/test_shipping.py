@@ -31,10 +31,10 @@ from typing import Any
 import pytest
 import yaml
 
-from router.config import DEFAULT_ARGOCD_SEVERITY
-from router.configfile import load_config
-from router.routing import RouteTree
-from router.sources.argocd import RECOVERY_TRIGGERS
+from router.config.loader import load_config
+from router.config.schema import DEFAULT_ARGOCD_SEVERITY
+from router.ingest.argocd import RECOVERY_TRIGGERS
+from router.routing.tree import RouteTree
 from tests.conftest import running
 from tests.fakes.smtp import FakeSMTPServer, free_port
 from tests.helpers import DATA, config_from

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from router.channels.slack_blocks import (
+from router.channels.slack.blocks import (
     COLOR_CRITICAL,
     COLOR_INFO,
     COLOR_RESOLVED,
@@ -23,8 +23,8 @@ from router.channels.slack_blocks import (
     mrkdwn_link,
     truncate_mrkdwn,
 )
-from router.message import Link, LogExcerpt, Message, build_message
-from router.models import Event, Notification, RouteSettings, Status
+from router.model import Event, Notification, RouteSettings, Status
+from router.render.message import Link, LogExcerpt, Message, build_message
 from tests.fakes.slack import block_errors
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

@@ -12,11 +12,11 @@ import pytest
 from pydantic import SecretStr
 
 from router.channels.base import Channel, DeliveryError
-from router.channels.slack import SlackChannel
-from router.channels.slack_blocks import COLOR_CRITICAL, COLOR_RESOLVED, COLOR_WARNING
-from router.config import SlackReceiver
-from router.message import LogExcerpt
-from router.models import Status
+from router.channels.slack.blocks import COLOR_CRITICAL, COLOR_RESOLVED, COLOR_WARNING
+from router.channels.slack.channel import SlackChannel
+from router.config.schema import SlackReceiver
+from router.model import Status
+from router.render.message import LogExcerpt
 from tests.fakes.slack import WEBHOOK, FakeSlack, Reply, SlackMessage
 from tests.test_slack_blocks import MENTION, T0, make_event, make_message, with_logs
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from router.models import Status
-from router.sources import alertmanager, argocd
+from router.ingest import alertmanager, argocd
+from router.model import Status
 from tests.helpers import MINIMAL, config_from, payload
 
 NOW = datetime(2026, 11, 26, 10, 5, tzinfo=UTC)
@@ -142,8 +142,8 @@ def test_one_shot_events_of_different_revisions_are_different_groups() -> None:
 
 
 def test_alerts_cut_by_max_alerts_are_named_in_the_message() -> None:
-    from router.message import build_message
-    from router.models import Notification, RouteSettings
+    from router.model import Notification, RouteSettings
+    from router.render.message import build_message
 
     config = config_from(MINIMAL)
     body = payload("alertmanager_firing.json") | {"truncatedAlerts": 48}

@@ -10,9 +10,9 @@ import jinja2
 import pytest
 
 import router
-from router.message import Link, LogExcerpt, Message, build_message
-from router.models import Event, Notification, RouteSettings, Status
-from router.templating import (
+from router.model import Event, Notification, RouteSettings, Status
+from router.render.message import Link, LogExcerpt, Message, build_message
+from router.render.templates import (
     DEFAULT_TEMPLATES_DIR,
     alert_links,
     duration,

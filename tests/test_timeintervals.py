@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from router.config import TimeIntervalConfig, TimeIntervalSpec
-from router.models import RouteSettings
-from router.timeintervals import (
+from router.config.schema import TimeIntervalConfig, TimeIntervalSpec
+from router.model import RouteSettings
+from router.routing.timeintervals import (
     TimeInterval,
     TimeIntervalError,
     TimeIntervals,

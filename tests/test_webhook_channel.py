@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from router.channels.base import DeliveryError
-from router.channels.payload import notification_payload
 from router.channels.webhook import USER_AGENT, WebhookChannel, parse_retry_after, safe_origin
-from router.config import WebhookReceiver
-from router.message import Link, LogExcerpt, Message, build_message
-from router.models import Event, Notification, RouteSettings, Status
+from router.config.schema import WebhookReceiver
+from router.model import Event, Notification, RouteSettings, Status
+from router.render.message import Link, LogExcerpt, Message, build_message
+from router.render.payload import notification_payload
 from tests.fakes.smtp import free_port
 from tests.fakes.webhook_sink import WebhookSink
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from router.config import Config
+from router.config.schema import Config
 from tests.conftest import Running, running
 from tests.fakes.webhook_sink import WebhookSink
 from tests.helpers import config_from, payload
@@ -290,7 +290,7 @@ async def test_reload_applies_a_valid_file_and_keeps_the_old_one_on_error(
         f"receivers: [{{name: a, webhook: {{url: '{sink.url('/a')}'}}}}]\n"
         "route: {receiver: a}\n"
     )
-    from router.configfile import load_config
+    from router.config.loader import load_config
 
     async with running(load_config(path), config_path=path) as svc:
         path.write_text(

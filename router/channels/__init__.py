@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from router.channels.base import Channel
-from router.config import ReceiverConfig
+from router.config.schema import ReceiverConfig
 
 
 def build_channel(receiver: ReceiverConfig, templates_dir: str = "") -> Channel:
     """The channel that delivers to `receiver` (exactly one integration is configured)."""
     if receiver.slack is not None:
-        from router.channels.slack import SlackChannel
+        from router.channels.slack.channel import SlackChannel
 
         return SlackChannel(receiver.name, receiver.slack)
     if receiver.email is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from router.message import Message
+from router.render.message import Message
 
 
 class DeliveryError(Exception):

@@ -35,10 +35,10 @@ import aiosmtplib
 import jinja2
 
 from router.channels.base import DeliveryError
-from router.config import EmailReceiver
-from router.message import Message
-from router.models import Status
-from router.templating import oneline, template_env
+from router.config.schema import EmailReceiver
+from router.model import Status
+from router.render.message import Message
+from router.render.templates import oneline, template_env
 
 log = logging.getLogger(__name__)
 

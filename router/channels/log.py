@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from router.channels.base import DeliveryError
-from router.channels.payload import notification_payload
-from router.config import LogReceiver
-from router.message import Message
-from router.models import format_time
+from router.config.schema import LogReceiver
+from router.model import format_time
+from router.render.message import Message
+from router.render.payload import notification_payload
 
 
 def _utcnow() -> datetime:

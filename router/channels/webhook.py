@@ -31,10 +31,10 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 
 from router.channels.base import DeliveryError
-from router.channels.payload import notification_payload
-from router.config import WebhookReceiver
-from router.message import Message
-from router.templating import oneline
+from router.config.schema import WebhookReceiver
+from router.render.message import Message
+from router.render.payload import notification_payload
+from router.render.templates import oneline
 
 # How much of an error response's body is kept for the error detail.
 _BODY_EXCERPT_BYTES = 512

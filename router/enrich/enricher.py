@@ -16,12 +16,12 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from router.config import Config
+from router.config.schema import Config
 from router.enrich.links import links_for
 from router.enrich.loki import LokiEnricher, LokiResult, format_seconds
-from router.message import AlertView, LogExcerpt, Message
-from router.metrics import Metrics
-from router.models import Event, Status
+from router.model import Event, Status
+from router.render.message import AlertView, LogExcerpt, Message
+from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode, urlsplit
 
-from router.config import ArgoCDConfig, Config, GrafanaConfig, LabelSource
-from router.matchers import Matcher, matches_all, parse_matcher_list
-from router.message import Link
-from router.models import Event
-from router.sources.normalize import ORIGINAL_PREFIX, original_labels
+from router.config.schema import ArgoCDConfig, Config, GrafanaConfig, LabelSource
+from router.ingest.normalize import ORIGINAL_PREFIX, original_labels
+from router.model import Event
+from router.render.message import Link
+from router.routing.matchers import Matcher, matches_all, parse_matcher_list
 
 # A Grafana Explore pane id: 3 characters of Grafana's ID_ALPHABET with at least one letter,
 # or Grafana replaces it (migrators/v1.ts). A fixed id keeps our URLs deterministic.

@@ -41,9 +41,9 @@ import jinja2
 import jinja2.sandbox
 from jinja2.utils import missing
 
-from router.config import LokiConfig
-from router.message import LogExcerpt
-from router.metrics import Metrics
+from router.config.schema import LokiConfig
+from router.render.message import LogExcerpt
+from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

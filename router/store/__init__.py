@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from router.config import StateConfig
-from router.store.base import Store
+from router.config.schema import StateConfig
+from router.store.protocols import Store
 
 REDIS_PASSWORD_ENV = "ROUTER_REDIS_PASSWORD"
 

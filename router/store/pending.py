@@ -13,8 +13,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from router.models import Notification
-from router.store.base import Claim
+from router.model import Notification
+from router.store.protocols import Claim
 
 GroupKey = tuple[str, str]
 

@@ -67,9 +67,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from router.config import parse_duration
-from router.models import DeliveryState, Event, Notification, RouteSettings
-from router.store.base import (
+from router.config.schema import parse_duration
+from router.model import DeliveryState, Event, Notification, RouteSettings
+from router.store.protocols import (
     DEPLOY_TTL,
     AlertState,
     Claim,

@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from router.models import DeliveryState, Event, Notification, RouteSettings
-from router.store.base import (
+from router.model import DeliveryState, Event, Notification, RouteSettings
+from router.store.pending import PendingIndex
+from router.store.protocols import (
     DEPLOY_TTL,
     AlertState,
     Claim,
@@ -32,7 +33,6 @@ from router.store.base import (
     StoreUnavailable,
     events_json,
 )
-from router.store.pending import PendingIndex
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from router.models import Event, Notification, Status
+from router.model import Event, Notification, Status
 
 # Labels that say where an alert comes from; shown in headers, not repeated in label lists.
 _CONTEXT_LABELS = ("alertname", "env", "severity", "source")

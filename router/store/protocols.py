@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from router.models import DeliveryState, Notification
+from router.model import DeliveryState, Notification
 
 # Deploys are kept this long by every store; correlation windows are minutes to hours.
 DEPLOY_TTL = 7 * 86400.0

@@ -15,14 +15,14 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
-from router.alertstate import alert_states
-from router.config import SourceAuth
+from router.config.schema import SourceAuth
 from router.enrich.deploys import deploys_of
-from router.intake import plan_notifications
-from router.models import Event
-from router.sources import alertmanager, argocd
-from router.state import STATE, AppState
-from router.store.base import StoreUnavailable
+from router.ingest import alertmanager, argocd
+from router.ingest.intake import plan_notifications
+from router.model import Event
+from router.notify.firing import alert_states
+from router.store.protocols import StoreUnavailable
+from router.web.state import STATE, AppState
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 
-from router.message import Message
-from router.models import Status
+from router.model import Status
+from router.render.message import Message
 
 # How many alerts a digest shows in full; the rest are counted.
 SHOWN_ALERTS = 10

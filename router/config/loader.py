@@ -22,11 +22,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from router.config import Config, Loc, TimeIntervalSpec, format_loc
-from router.inhibit import Inhibitor
-from router.matchers import is_label_name, parse_matchers
-from router.routing import RouteTree
-from router.timeintervals import TimeIntervals, check_time_interval
+from router.config.schema import Config, Loc, TimeIntervalSpec, format_loc
+from router.routing.inhibit import Inhibitor
+from router.routing.matchers import is_label_name, parse_matchers
+from router.routing.timeintervals import TimeIntervals, check_time_interval
+from router.routing.tree import RouteTree
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from router.config import InhibitRule
-from router.matchers import Matcher, is_label_name, matches_all, parse_matcher_list
+from router.config.schema import InhibitRule
+from router.routing.matchers import Matcher, is_label_name, matches_all, parse_matcher_list
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from router.configfile import ConfigError, load_config
-from router.delivery import Deliverer
-from router.metrics import Metrics
+from router.config.loader import ConfigError, load_config
+from router.notify.worker import Deliverer
 from router.runtime import Runtime
-from router.store.base import Store
+from router.store.protocols import Store
+from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

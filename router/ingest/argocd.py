@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from router.config import Config
-from router.models import Event, Status, parse_time
-from router.sources.normalize import clean_labels, fingerprint, normalize, present
+from router.config.schema import Config
+from router.ingest.normalize import clean_labels, fingerprint, normalize, present
+from router.model import Event, Status, parse_time
 
 SOURCE = "argocd"
 

@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from router.message import AlertView, LogExcerpt, Message
-from router.models import Status
+from router.model import Status
+from router.render.message import AlertView, LogExcerpt, Message
 
 # Slack's Block Kit and message limits (facts, protocols.md 5.1 and 5.4).
 MAX_BLOCKS = 50

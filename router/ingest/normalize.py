@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
-from router.config import Config, LabelSource
+from router.config.schema import Config, LabelSource
 
 # What Argo CD's Go templates render for a missing field.
 ABSENT_VALUES = frozenset({"", "<no value>", "null", "<nil>"})

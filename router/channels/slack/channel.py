@@ -45,20 +45,20 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from slack_sdk.webhook.webhook_response import WebhookResponse
 
 from router.channels.base import DeliveryError
-from router.channels.slack_blocks import (
+from router.channels.slack.blocks import (
     SlackPayload,
     build_message_payload,
     build_thread_reply,
     is_critical,
     mention_allowed,
 )
-from router.config import SlackReceiver
-from router.message import Message
-from router.models import Status, format_time, parse_time
+from router.config.schema import SlackReceiver
+from router.model import Status, format_time, parse_time
+from router.render.message import Message
 
 # slack_sdk logs request URLs (a webhook URL is a secret) and bodies at DEBUG: keep its
 # loggers for our clients at INFO whatever the root logger says.
-_SDK_LOGGER = logging.getLogger("router.channels.slack.sdk")
+_SDK_LOGGER = logging.getLogger("router.channels.slack.channel.sdk")
 _SDK_LOGGER.setLevel(logging.INFO)
 
 # Web API error codes a later attempt can succeed on (facts 5.1; Slack's own 5xx codes).

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from router.channels.base import Channel, DeliveryError
-from router.digest import build_digest
-from router.message import Message
+from router.notify.digest import build_digest
+from router.render.message import Message
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import jinja2
 
 import router
-from router.message import AlertView, Link
-from router.models import format_time
+from router.model import format_time
+from router.render.message import AlertView, Link
 
 DEFAULT_TEMPLATES_DIR = Path(router.__file__).resolve().parent.parent / "templates"
 

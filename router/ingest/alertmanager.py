@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from router.config import Config
-from router.models import Event, Status, parse_time
-from router.sources.normalize import clean_labels, label_fingerprint, normalize, originals
+from router.config.schema import Config
+from router.ingest.normalize import clean_labels, label_fingerprint, normalize, originals
+from router.model import Event, Status, parse_time
 
 SOURCE = "alertmanager"
 

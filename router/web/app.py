@@ -13,17 +13,17 @@ from pathlib import Path
 
 from aiohttp import web
 
-from router.config import Config
-from router.configfile import ConfigError, load_config
-from router.delivery import Deliverer
-from router.http import add_routes
-from router.logs import setup_logging
-from router.metrics import Metrics
-from router.pacing import Pacer
+from router.config.loader import ConfigError, load_config
+from router.config.schema import Config
+from router.notify.pacing import Pacer
+from router.notify.worker import Deliverer
 from router.runtime import Runtime
-from router.state import STATE, AppState
 from router.store import open_store
-from router.store.base import Store, StoreUnavailable
+from router.store.protocols import Store, StoreUnavailable
+from router.web.handlers import add_routes
+from router.web.logs import setup_logging
+from router.web.metrics import Metrics
+from router.web.state import STATE, AppState
 
 log = logging.getLogger(__name__)
 

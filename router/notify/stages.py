@@ -14,16 +14,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from router.alertstate import FiringAlerts
 from router.channels.base import Channel, DeliveryError
-from router.dedup import Decision, Reason, decide, merge_events
 from router.enrich.deploys import DeployCorrelator
-from router.message import Message, build_message, format_duration
-from router.metrics import Metrics
-from router.models import DeliveryState, Notification, Status
-from router.pacing import Pacer
+from router.model import DeliveryState, Notification, Status
+from router.notify.dedup import Decision, Reason, decide, merge_events
+from router.notify.firing import FiringAlerts
+from router.notify.pacing import Pacer
+from router.render.message import Message, build_message, format_duration
 from router.runtime import Runtime
-from router.store.base import Claim, NflogEntry, Outcome, Store, StoreUnavailable
+from router.store.protocols import Claim, NflogEntry, Outcome, Store, StoreUnavailable
+from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

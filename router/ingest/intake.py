@@ -7,8 +7,8 @@ import os
 from collections.abc import Sequence
 from datetime import datetime
 
-from router.models import Event, Notification, RouteSettings
-from router.routing import RouteTree
+from router.model import Event, Notification, RouteSettings
+from router.routing.tree import RouteTree
 
 # Ids are a random per-process prefix and a counter: unique across processes and restarts,
 # and far cheaper than a uuid4 per notification on the webhook path.

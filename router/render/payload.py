@@ -47,8 +47,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from router.message import AlertView, Link, LogExcerpt, Message
-from router.models import format_time
+from router.model import format_time
+from router.render.message import AlertView, Link, LogExcerpt, Message
 
 SCHEMA_VERSION = "1"
 

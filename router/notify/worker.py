@@ -13,13 +13,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from router.alertstate import FiringAlerts
 from router.channels.base import DeliveryError
 from router.enrich.deploys import DeployCorrelator
-from router.metrics import Metrics
-from router.models import DeliveryState
-from router.pacing import Pacer
-from router.pipeline import (
+from router.model import DeliveryState
+from router.notify.firing import FiringAlerts
+from router.notify.pacing import Pacer
+from router.notify.retry import backoff
+from router.notify.stages import (
     DedupStage,
     EnrichStage,
     InhibitStage,
@@ -31,9 +31,9 @@ from router.pipeline import (
     Stage,
     start_job,
 )
-from router.retry import backoff
 from router.runtime import Runtime
-from router.store.base import Claim, Outcome, Store, StoreUnavailable
+from router.store.protocols import Claim, Outcome, Store, StoreUnavailable
+from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from router.config import Loc, TimeIntervalConfig, TimeIntervalSpec, format_loc
-from router.models import RouteSettings
+from router.config.schema import Loc, TimeIntervalConfig, TimeIntervalSpec, format_loc
+from router.model import RouteSettings
 
 _TIME_RE = re.compile(r"(?:([01][0-9]|2[0-3]):([0-5][0-9]))|(24):(00)")
 WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")

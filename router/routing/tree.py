@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from router.config import Config, RouteConfig
-from router.matchers import Matcher, format_matchers, matches_all, parse_matcher_list
-from router.models import RouteSettings
+from router.config.schema import Config, RouteConfig
+from router.model import RouteSettings
+from router.routing.matchers import Matcher, format_matchers, matches_all, parse_matcher_list
 
 PATH_SEPARATOR = " > "
 

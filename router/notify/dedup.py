@@ -12,8 +12,8 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from router.models import Event, RouteSettings, Status
-from router.store.base import NflogEntry
+from router.model import Event, RouteSettings, Status
+from router.store.protocols import NflogEntry
 
 
 class Reason(enum.StrEnum):

@@ -1,0 +1,1 @@
+"""routes.yaml: the typed schema, the loader (positions, ${VAR}), the semantic checks."""

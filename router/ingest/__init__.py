@@ -1,0 +1,1 @@
+"""From webhook bodies to recorded notifications: source parsers, normalization, intake."""

@@ -1,0 +1,1 @@
+"""The notify pipeline: the worker, its stages, dedup, retry, pacing and digests."""

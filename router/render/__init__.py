@@ -1,0 +1,1 @@
+"""What a notification says: the message view, its JSON form, templates and text helpers."""

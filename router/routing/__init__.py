@@ -1,0 +1,1 @@
+"""Which receivers an alert reaches: matchers, the route tree, time intervals, inhibition."""

@@ -1,0 +1,1 @@
+"""The HTTP service: the aiohttp app, handlers, metrics and logging."""
