@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from router.model import Event, RouteSettings, Status
+from router.model import Event, NflogEntry, RouteSettings, Status
 from router.notify.dedup import Decision, Reason, decide, merge_events
-from router.store.protocols import NflogEntry
 
 ROUTE = RouteSettings(receiver="r", path="route", repeat_interval=3600.0, send_resolved=True)
-GROUP = "am/r/{}:{alertname=\"X\"}"
+GROUP = 'am/r/{}:{alertname="X"}'
 T0 = 1_000_000.0
 
 
@@ -120,9 +119,7 @@ def test_alert_inhibited_after_it_was_announced_does_not_look_resolved() -> None
 
 def test_resolve_of_an_inhibited_alert_is_still_sent() -> None:
     entry = sent(decide(None, GROUP, [ev("a")], ROUTE, T0))
-    d = decide(
-        entry, GROUP, [ev("a", Status.RESOLVED)], ROUTE, T0 + 10, inhibited=frozenset({"a"})
-    )
+    d = decide(entry, GROUP, [ev("a", Status.RESOLVED)], ROUTE, T0 + 10, inhibited=frozenset({"a"}))
     assert d.reason is Reason.RESOLVED and d.send
 
 

@@ -12,9 +12,9 @@ import pytest
 import redis
 
 from router.config.schema import StateConfig
-from router.model import DeliveryState
+from router.model import AlertState, DeliveryState, Deploy, NflogEntry, Outcome
 from router.store import open_store
-from router.store.protocols import AlertState, Deploy, NflogEntry, Outcome, StoreUnavailable
+from router.store.protocols import StoreUnavailable
 from router.store.redis import RedisStore, redact, split_url
 from tests.redis_server import RedisServer, delete_prefix, unique_prefix
 from tests.test_store_contract import T0, notification

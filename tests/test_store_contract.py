@@ -10,8 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from router.model import DeliveryState, Event, Notification, RouteSettings, Status
-from router.store.protocols import AlertState, Deploy, NflogEntry, Outcome, Store
+from router.model import (
+    AlertState,
+    DeliveryState,
+    Deploy,
+    Event,
+    NflogEntry,
+    Notification,
+    Outcome,
+    RouteSettings,
+    Status,
+)
+from router.store.protocols import Store
 from router.store.redis import RedisStore
 from router.store.sqlite import SQLiteStore
 from tests.redis_server import delete_prefix, shared_redis_url, unique_prefix

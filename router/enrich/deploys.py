@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from router.enrich.links import argocd_app_url
-from router.model import Event, Status
+from router.model import Deploy, Event, Status
 from router.render.message import Link, format_duration
-from router.store.protocols import Deploy, Store
+from router.store.protocols import Store
 
 # Argo CD triggers that mean "a new revision is running".
 DEPLOY_TRIGGERS = frozenset({"on-deployed", "on-sync-succeeded"})

@@ -12,8 +12,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from router.model import Event, RouteSettings, Status
-from router.store.protocols import NflogEntry
+from router.model import Event, NflogEntry, RouteSettings, Status
 
 
 class Reason(enum.StrEnum):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
-from router.model import Event, Status
-from router.store.protocols import AlertState, Store
+from router.model import AlertState, Event, Status
+from router.store.protocols import Store
 
 # A firing alert that is not heard of again is forgotten after this long: Alertmanager
 # re-sends firing groups at least every repeat_interval, so this outlives several of them.

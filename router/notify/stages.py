@@ -16,13 +16,13 @@ from typing import Protocol
 
 from router.channels.base import Channel, DeliveryError
 from router.enrich.deploys import DeployCorrelator
-from router.model import DeliveryState, Notification, Status
+from router.model import Claim, DeliveryState, NflogEntry, Notification, Outcome, Status
 from router.notify.dedup import Decision, Reason, decide, merge_events
 from router.notify.firing import FiringAlerts
 from router.notify.pacing import Pacer
 from router.render.message import Message, build_message, format_duration
 from router.runtime import Runtime
-from router.store.protocols import Claim, NflogEntry, Outcome, Store, StoreUnavailable
+from router.store.protocols import Store, StoreUnavailable
 from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from router.channels.base import DeliveryError
 from router.enrich.deploys import DeployCorrelator
-from router.model import DeliveryState
+from router.model import Claim, DeliveryState, Outcome
 from router.notify.firing import FiringAlerts
 from router.notify.pacing import Pacer
 from router.notify.retry import backoff
@@ -32,7 +32,7 @@ from router.notify.stages import (
     start_job,
 )
 from router.runtime import Runtime
-from router.store.protocols import Claim, Outcome, Store, StoreUnavailable
+from router.store.protocols import Store, StoreUnavailable
 from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)

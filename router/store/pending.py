@@ -13,8 +13,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from router.model import Notification
-from router.store.protocols import Claim
+from router.model import Claim, Notification
 
 GroupKey = tuple[str, str]
 

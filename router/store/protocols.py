@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from router.model import DeliveryState, Notification
+from router.model import (
+    AlertState,
+    Claim,
+    Deploy,
+    NflogEntry,
+    Notification,
+    NotificationRecord,
+    Outcome,
+)
 
 # Deploys are kept this long by every store; correlation windows are minutes to hours.
 DEPLOY_TTL = 7 * 86400.0
@@ -31,158 +38,6 @@ def events_json(notifications: Sequence[Notification]) -> list[str]:
 
 class StoreUnavailable(Exception):
     """The store cannot answer or record right now; webhooks get 503, readiness fails."""
-
-
-@dataclass(frozen=True, slots=True)
-class NflogEntry:
-    """What one receiver was last told about one group (Alertmanager's nflog entry)."""
-
-    receiver: str
-    group_key: str
-    firing: frozenset[str]
-    resolved: frozenset[str]
-    first_notified_at: float
-    last_notified_at: float
-    expires_at: float
-    # What the channel needs to follow up (Slack channel+ts, email Message-ID).
-    channel_state: Mapping[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "receiver": self.receiver,
-            "group_key": self.group_key,
-            "firing": sorted(self.firing),
-            "resolved": sorted(self.resolved),
-            "first_notified_at": self.first_notified_at,
-            "last_notified_at": self.last_notified_at,
-            "expires_at": self.expires_at,
-            "channel_state": dict(self.channel_state),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> NflogEntry:
-        return cls(
-            receiver=data["receiver"],
-            group_key=data["group_key"],
-            firing=frozenset(data["firing"]),
-            resolved=frozenset(data["resolved"]),
-            first_notified_at=float(data["first_notified_at"]),
-            last_notified_at=float(data["last_notified_at"]),
-            expires_at=float(data["expires_at"]),
-            channel_state=dict(data.get("channel_state") or {}),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class AlertState:
-    """The last known state of one alert, kept for inhibition."""
-
-    fingerprint: str
-    labels: Mapping[str, str]
-    firing: bool
-    expires_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Deploy:
-    """An Argo CD sync that reached an app, kept to name the deploy before an alert."""
-
-    app: str
-    namespace: str
-    revision: str
-    at: float
-    trigger: str
-    argocd_url: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "app": self.app,
-            "namespace": self.namespace,
-            "revision": self.revision,
-            "at": self.at,
-            "trigger": self.trigger,
-            "argocd_url": self.argocd_url,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Deploy:
-        return cls(
-            app=data["app"],
-            namespace=data["namespace"],
-            revision=data["revision"],
-            at=float(data["at"]),
-            trigger=data["trigger"],
-            argocd_url=data.get("argocd_url", ""),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """Pending notifications of one (receiver, group), taken by one worker under a lease.
-
-    Several webhooks for the same group can be waiting at once (HA pairs, storms); they
-    are delivered together, so a group is never notified twice for one change.
-    """
-
-    receiver: str
-    group_key: str
-    notifications: Sequence[Notification]
-    attempts: int
-    token: str
-
-    @property
-    def ids(self) -> list[str]:
-        return [n.id for n in self.notifications]
-
-    @property
-    def latest(self) -> Notification:
-        return self.notifications[-1]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How a claim ended, written atomically with the notification log update."""
-
-    state: DeliveryState
-    reason: str
-    error: str = ""
-    nflog: NflogEntry | None = None
-    # Set when this outcome's message also carried other claims (a digest).
-    delivered_in: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class NotificationRecord:
-    """One row of `GET /api/v1/notifications`."""
-
-    id: str
-    receiver: str
-    group_key: str
-    route_path: str
-    alerts: Sequence[Mapping[str, Any]]
-    state: str
-    reason: str
-    attempts: int
-    last_error: str
-    created_at: float
-    updated_at: float
-    delivered_in: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "receiver": self.receiver,
-            "group_key": self.group_key,
-            "route_path": self.route_path,
-            "alerts": list(self.alerts),
-            "state": self.state,
-            "reason": self.reason,
-            "attempts": self.attempts,
-            "last_error": self.last_error,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "delivered_in": self.delivered_in,
-        }
 
 
 class Store(Protocol):

@@ -68,18 +68,19 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from router.config.schema import parse_duration
-from router.model import DeliveryState, Event, Notification, RouteSettings
-from router.store.protocols import (
-    DEPLOY_TTL,
+from router.model import (
     AlertState,
     Claim,
+    DeliveryState,
     Deploy,
+    Event,
     NflogEntry,
+    Notification,
     NotificationRecord,
     Outcome,
-    StoreUnavailable,
-    events_json,
+    RouteSettings,
 )
+from router.store.protocols import DEPLOY_TTL, StoreUnavailable, events_json
 
 # Finished records' retention when the URL sets no keep_records (as delivery.KEEP_RECORDS).
 DEFAULT_KEEP_RECORDS = 7 * 86400.0

@@ -20,19 +20,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from router.model import DeliveryState, Event, Notification, RouteSettings
-from router.store.pending import PendingIndex
-from router.store.protocols import (
-    DEPLOY_TTL,
+from router.model import (
     AlertState,
     Claim,
+    DeliveryState,
     Deploy,
+    Event,
     NflogEntry,
+    Notification,
     NotificationRecord,
     Outcome,
-    StoreUnavailable,
-    events_json,
+    RouteSettings,
 )
+from router.store.pending import PendingIndex
+from router.store.protocols import DEPLOY_TTL, StoreUnavailable, events_json
 
 T = TypeVar("T")
 
