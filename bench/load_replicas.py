@@ -227,13 +227,13 @@ def memory_run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         # The worker's maintenance (every 60 s) expires records older than keep_records.
         time.sleep(keep + 65)
         result[f"after_{keep}s_keep_records"] = used_memory(url)
-    store = RedisStore(url, key_prefix=PREFIX)
+    store = RedisStore(url, key_prefix=PREFIX, keep_records=keep)
 
     async def later() -> int:
         await store.open()
         try:
             # Two days on, past every notification-log entry's expiry (one day at least).
-            return await store.expire(time.time() + 2 * 86400, keep)
+            return await store.expire(time.time() + 2 * 86400)
         finally:
             await store.close()
 

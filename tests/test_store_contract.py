@@ -1,15 +1,24 @@
-"""One contract for every state store: SQLite and Redis."""
+"""One contract for every state store: each test runs on SQLite and on Redis.
+
+Times are the callers' (`now` arguments) or a fake clock given to the store, far from the
+wall clock, so a store that looked at the wall clock would fail here.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from router.config.loader import ConfigError, load_config
+from router.config.schema import StateConfig
 from router.model import (
     AlertState,
     DeliveryState,
@@ -21,36 +30,69 @@ from router.model import (
     RouteSettings,
     Status,
 )
-from router.store.protocols import Store
+from router.store import open_store
+from router.store.protocols import DEPLOY_TTL, Store, exported_outbox_depth
 from router.store.redis import RedisStore
 from router.store.sqlite import SQLiteStore
-from tests.redis_server import delete_prefix, shared_redis_url, unique_prefix
+from router.store.url import parse_state_url
 
+# 2027: years after the wall clock, so nothing recorded "now" is expired by wall time.
 T0 = 1_800_000_000.0
+LEASE = 60.0
+KEEP = 600.0
 ROUTE = RouteSettings(receiver="r1", path="route", repeat_interval=3600.0, send_resolved=True)
 
-StoreFactory = Callable[[], Store]
+StoreFactory = Callable[..., Store]
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    return shared_redis_url()
+class FakeClock:
+    """A clock that moves only when told."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def state_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """This test's state, as `state.url` names it (Redis keys under the `prefix` fixture)."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path}/state.db"
+    redis_url: str = request.getfixturevalue("redis_url")
+    return redis_url
+
+
+@pytest.fixture
+def make_store(backend: str, state_url: str, request: pytest.FixtureRequest) -> StoreFactory:
     """A factory: calling it twice gives two handles on the same underlying state."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/state.db"
-        yield lambda: SQLiteStore(url)
-    elif request.param == "redis":
-        redis_url: str = request.getfixturevalue("redis_url")
-        # Each test has keys of its own, deleted afterwards.
-        prefix = unique_prefix()
-        yield lambda: RedisStore(redis_url, key_prefix=prefix)
-        delete_prefix(redis_url, prefix)
-    else:
-        raise AssertionError(request.param)
+
+    def make(
+        *,
+        lease: float = LEASE,
+        keep_records: float = KEEP,
+        clock: Callable[[], float] | None = None,
+    ) -> Store:
+        if backend == "sqlite":
+            return SQLiteStore(
+                parse_state_url(state_url).target, lease=lease, keep_records=keep_records
+            )
+        prefix: str = request.getfixturevalue("prefix")
+        return RedisStore(
+            state_url,
+            key_prefix=prefix,
+            lease=lease,
+            keep_records=keep_records,
+            clock=clock or FakeClock(T0),
+        )
+
+    return make
 
 
 @pytest.fixture
@@ -59,6 +101,22 @@ async def store(make_store: StoreFactory) -> AsyncIterator[Store]:
     await s.open()
     yield s
     await s.close()
+
+
+@pytest.fixture
+async def opened(make_store: StoreFactory) -> AsyncIterator[Callable[..., Any]]:
+    """Opens stores with the given settings; closes them all afterwards."""
+    stores: list[Store] = []
+
+    async def open_one(**settings: Any) -> Store:
+        s = make_store(**settings)
+        await s.open()
+        stores.append(s)
+        return s
+
+    yield open_one
+    for s in stores:
+        await s.close()
 
 
 def notification(group: str, *fps: str, receiver: str = "r1", at: float = T0) -> Notification:
@@ -84,31 +142,81 @@ def notification(group: str, *fps: str, receiver: str = "r1", at: float = T0) ->
     )
 
 
+def log_entry(group: str, at: float, expires_at: float, receiver: str = "r1") -> NflogEntry:
+    return NflogEntry(receiver, group, frozenset({"a"}), frozenset(), at, at, expires_at, {})
+
+
+# -- the outbox and its leases ----------------------------------------------------------
+
+
 async def test_recorded_notification_is_claimed_with_its_events(store: Store) -> None:
     n = notification("g1", "a", "b")
     await store.record([n])
     assert await store.pending_count() == 1
-    [claim] = await store.claim(T0, 10, 60)
+    [claim] = await store.claim(T0, 10)
     assert (claim.receiver, claim.group_key) == ("r1", "g1")
     assert [e.fingerprint for e in claim.latest.events] == ["a", "b"]
     assert claim.latest.route == ROUTE
 
 
-async def test_a_claimed_group_is_not_claimed_again_while_leased(store: Store) -> None:
+async def test_a_retried_record_is_recorded_once(store: Store) -> None:
+    n = notification("g1", "a")
+    await store.record([n])
+    await store.record([n, notification("g2", "b")])  # the first reply was lost
+    assert await store.pending_count() == 2
+    claims = await store.claim(T0, 10)
+    assert sorted(c.group_key for c in claims) == ["g1", "g2"]
+    [g1] = [c for c in claims if c.group_key == "g1"]
+    assert g1.ids == [n.id]
+    assert len(await store.list_notifications(10)) == 2
+
+
+async def test_a_claimed_group_is_held_for_the_stores_lease(opened: Callable[..., Any]) -> None:
+    store = await opened(lease=30.0)
     await store.record([notification("g1", "a")])
-    assert len(await store.claim(T0, 10, 60)) == 1
+    [held] = await store.claim(T0, 10)
     await store.record([notification("g1", "b")])
-    assert await store.claim(T0 + 1, 10, 60) == []
-    # After the lease runs out, both webhooks of the group come together.
-    [claim] = await store.claim(T0 + 61, 10, 60)
-    assert len(claim.notifications) == 2
+    # A webhook for a held group waits for the claim to end or its lease to run out.
+    assert await store.next_due() == T0 + 30
+    assert await store.claim(T0 + 29.9, 10) == []
+    # Then both webhooks of the group come together, under a new claim.
+    [taken] = await store.claim(T0 + 30, 10)
+    assert len(taken.notifications) == 2
+    assert taken.token != held.token
+
+
+async def test_a_completion_after_takeover_changes_nothing(store: Store) -> None:
+    await store.record([notification("g1", "a")])
+    [stale] = await store.claim(T0, 10)
+    [current] = await store.claim(T0 + LEASE, 10)  # the first worker looked dead
+    late_entry = log_entry("g1", T0 + 61, T0 + 7200)
+    await store.complete(stale, Outcome(DeliveryState.SENT, "first", nflog=late_entry), T0 + 61)
+    assert await store.pending_count() == 1
+    assert await store.nflog_get("r1", "g1", T0 + 62) is None
+    mine = log_entry("g1", T0 + 64, T0 + 7200)
+    await store.complete(current, Outcome(DeliveryState.SENT, "first", nflog=mine), T0 + 64)
+    # Completing again (a retried call, or the late worker once more) is a no-op.
+    await store.complete(current, Outcome(DeliveryState.FAILED, "x", error="boom"), T0 + 65)
+    await store.complete(stale, Outcome(DeliveryState.SENT, "first"), T0 + 66)
+    assert await store.nflog_get("r1", "g1", T0 + 70) == mine
+    [record] = await store.list_notifications(10)
+    assert (record.state, record.attempts, record.updated_at) == ("sent", 1, T0 + 64)
+    assert await store.next_due() is None
+
+
+async def test_a_completion_after_the_lease_counts_while_nobody_took_over(store: Store) -> None:
+    await store.record([notification("g1", "a")])
+    [claim] = await store.claim(T0, 10)
+    await store.complete(claim, Outcome(DeliveryState.SENT, "first"), T0 + 5 * LEASE)
+    assert await store.claim(T0 + 5 * LEASE + 1, 10) == []
+    assert [r.state for r in await store.list_notifications(10)] == ["sent"]
 
 
 async def test_pending_webhooks_of_one_group_are_claimed_together_in_order(store: Store) -> None:
     first, second = notification("g1", "a"), notification("g1", "a", "b")
     await store.record([first])
     await store.record([second, notification("g2", "c")])
-    claims = await store.claim(T0, 10, 60)
+    claims = await store.claim(T0, 10)
     by_group = {c.group_key: c for c in claims}
     assert by_group["g1"].ids == [first.id, second.id]
     assert by_group["g2"].ids != []
@@ -116,11 +224,11 @@ async def test_pending_webhooks_of_one_group_are_claimed_together_in_order(store
 
 async def test_released_claim_waits_for_its_retry_time(store: Store) -> None:
     await store.record([notification("g1", "a")])
-    [claim] = await store.claim(T0, 10, 60)
+    [claim] = await store.claim(T0, 10)
     await store.release(claim, T0 + 30, "rate_limited: slow down", T0)
-    assert await store.claim(T0 + 29, 10, 60) == []
+    assert await store.claim(T0 + 29, 10) == []
     assert await store.next_due() == pytest.approx(T0 + 30)
-    [again] = await store.claim(T0 + 30, 10, 60)
+    [again] = await store.claim(T0 + 30, 10)
     assert again.attempts == 1
     [record] = await store.list_notifications(10)
     assert record.last_error == "rate_limited: slow down"
@@ -129,7 +237,7 @@ async def test_released_claim_waits_for_its_retry_time(store: Store) -> None:
 
 async def test_completion_records_state_and_the_log_entry_together(store: Store) -> None:
     await store.record([notification("g1", "a")])
-    [claim] = await store.claim(T0, 10, 60)
+    [claim] = await store.claim(T0, 10)
     entry = NflogEntry("r1", "g1", frozenset({"a"}), frozenset(), T0, T0, T0 + 7200, {"ts": "1.2"})
     await store.complete(claim, Outcome(DeliveryState.SENT, "first", nflog=entry), T0 + 1)
     assert await store.pending_count() == 0
@@ -141,10 +249,119 @@ async def test_completion_records_state_and_the_log_entry_together(store: Store)
 
 async def test_suppressed_notification_is_recorded_with_its_reason(store: Store) -> None:
     await store.record([notification("g1", "a")])
-    [claim] = await store.claim(T0, 10, 60)
+    [claim] = await store.claim(T0, 10)
     await store.complete(claim, Outcome(DeliveryState.SUPPRESSED, "duplicate"), T0)
     [record] = await store.list_notifications(10)
     assert (record.state, record.reason, record.attempts) == ("suppressed", "duplicate", 0)
+
+
+async def test_webhooks_folded_into_the_newest_point_at_its_record(store: Store) -> None:
+    older, newer = notification("g1", "a"), notification("g1", "a", "b")
+    await store.record([older])
+    await store.record([newer])
+    [claim] = await store.claim(T0, 10)
+    await store.complete(claim, Outcome(DeliveryState.SENT, "first"), T0 + 1)
+    by_id = {r.id: r for r in await store.list_notifications(10)}
+    assert by_id[older.id].delivered_in == newer.id
+    assert by_id[newer.id].delivered_in == ""
+
+
+async def test_a_digest_names_the_record_that_carried_every_webhook(store: Store) -> None:
+    older, newer = notification("g1", "a"), notification("g1", "a", "b")
+    await store.record([older])
+    await store.record([newer])
+    [claim] = await store.claim(T0, 10)
+    outcome = Outcome(DeliveryState.SENT, "first", delivered_in="digest-1")
+    await store.complete(claim, outcome, T0 + 1)
+    assert {r.delivered_in for r in await store.list_notifications(10)} == {"digest-1"}
+
+
+async def test_concurrent_claims_never_share_a_group(store: Store) -> None:
+    await store.record([notification(f"g{i}", "a") for i in range(30)])
+    taken: list[str] = []
+    for _ in range(4):
+        rounds = await asyncio.gather(*(store.claim(T0, 4) for _ in range(3)))
+        taken += [c.group_key for claims in rounds for c in claims]
+    assert sorted(taken) == sorted(f"g{i}" for i in range(30))
+
+
+async def test_webhooks_recorded_while_held_are_claimed_right_after_completion(
+    store: Store,
+) -> None:
+    first = notification("g1", "a")
+    await store.record([first])
+    [claim] = await store.claim(T0, 10)
+    later = notification("g1", "a", "b")
+    await store.record([later])
+    await store.complete(claim, Outcome(DeliveryState.SENT, "first"), T0 + 1)
+    assert await store.pending_count() == 1
+    assert await store.next_due() == 0.0
+    [again] = await store.claim(T0 + 1, 10)
+    assert again.ids == [later.id]
+
+
+async def test_release_with_newer_webhooks_makes_the_group_due_at_once(store: Store) -> None:
+    first = notification("g1", "a")
+    await store.record([first])
+    [claim] = await store.claim(T0, 10)
+    later = notification("g1", "a", "b")
+    await store.record([later])
+    await store.release(claim, T0 + 300, "timeout", T0)
+    [again] = await store.claim(T0 + 1, 10)
+    assert again.ids == [first.id, later.id]
+    assert again.attempts == 1
+
+
+async def test_release_by_a_stale_claim_changes_nothing(store: Store) -> None:
+    await store.record([notification("g1", "a")])
+    [stale] = await store.claim(T0, 10)
+    [current] = await store.claim(T0 + LEASE + 1, 10)
+    await store.release(stale, T0 + 1000, "late", T0 + 62)
+    assert await store.claim(T0 + 62, 10) == []  # still held by the current claim
+    [record] = await store.list_notifications(10)
+    assert (record.attempts, record.last_error) == (0, "")
+    await store.release(current, T0 + 70, "rate_limited", T0 + 62)
+    [record] = await store.list_notifications(10)
+    assert (record.attempts, record.last_error) == (1, "rate_limited")
+
+
+async def test_a_success_after_retries_keeps_the_last_error(store: Store) -> None:
+    await store.record([notification("g1", "a")])
+    [claim] = await store.claim(T0, 10)
+    await store.release(claim, T0 + 5, "http_500: boom", T0)
+    [claim] = await store.claim(T0 + 5, 10)
+    await store.complete(claim, Outcome(DeliveryState.SENT, "first"), T0 + 6)
+    [record] = await store.list_notifications(10)
+    assert (record.state, record.attempts, record.last_error) == ("sent", 2, "http_500: boom")
+    assert record.updated_at == T0 + 6
+    assert await store.next_due() is None
+
+
+async def test_accepted_work_survives_a_crash_and_reopen(
+    make_store: StoreFactory, backend: str
+) -> None:
+    first = make_store(lease=600.0)
+    await first.open()
+    await first.record([notification("g1", "a")])
+    await first.claim(T0, 10)  # claimed by a worker that then dies
+    # No close(): the process is gone. A new process opens the same state.
+    second = make_store(lease=600.0)
+    await second.open()
+    try:
+        if backend == "sqlite":
+            # One owner: opening voids the dead process's leases.
+            [claim] = await second.claim(T0 + 1, 10)
+        else:
+            # Shared by live replicas: the lease holds, then the claim is taken over.
+            assert await second.claim(T0 + 1, 10) == []
+            [claim] = await second.claim(T0 + 600, 10)
+        assert claim.group_key == "g1"
+    finally:
+        await second.close()
+        await first.close()
+
+
+# -- delivery records -------------------------------------------------------------------
 
 
 async def test_records_are_listed_newest_first_and_filtered(store: Store) -> None:
@@ -157,38 +374,64 @@ async def test_records_are_listed_newest_first_and_filtered(store: Store) -> Non
     assert [r.group_key for r in await store.list_notifications(10, group_key="g1")] == ["g1"]
 
 
-async def test_accepted_work_survives_a_crash_and_reopen(make_store: StoreFactory) -> None:
-    first = make_store()
-    await first.open()
-    await first.record([notification("g1", "a")])
-    await first.claim(T0, 10, 600)  # claimed by a worker that then dies
-    # No close(): the process is gone. A new process opens the same state.
-    second = make_store()
-    await second.open()
-    try:
-        if isinstance(second, SQLiteStore):
-            # One owner: opening voids the dead process's leases.
-            [claim] = await second.claim(T0 + 1, 10, 600)
-        else:
-            # Shared by live replicas: the lease holds, then the claim is taken over.
-            assert await second.claim(T0 + 1, 10, 600) == []
-            [claim] = await second.claim(T0 + 601, 10, 600)
-        assert claim.group_key == "g1"
-    finally:
-        await second.close()
-        await first.close()
+async def test_records_filtered_by_receiver_and_group_together(store: Store) -> None:
+    await store.record([notification("g1", "a", receiver="r1")])
+    await store.record([notification("g1", "a", receiver="r2")])
+    await store.record([notification("g2", "a", receiver="r2")])
+    got = await store.list_notifications(10, receiver="r2", group_key="g1")
+    assert [(r.receiver, r.group_key) for r in got] == [("r2", "g1")]
+    assert got[0].route_path == "route"
+    assert got[0].alerts[0]["fingerprint"] == "a"
 
 
-async def test_expiry_drops_old_records_and_log_entries(store: Store) -> None:
+# -- retention --------------------------------------------------------------------------
+
+
+async def test_finished_records_are_kept_for_keep_records(opened: Callable[..., Any]) -> None:
+    store = await opened(keep_records=KEEP)
     await store.record([notification("g1", "a")])
-    [claim] = await store.claim(T0, 10, 60)
-    entry = NflogEntry("r1", "g1", frozenset({"a"}), frozenset(), T0, T0, T0 + 100, {})
-    await store.complete(claim, Outcome(DeliveryState.SENT, "first", nflog=entry), T0)
-    await store.record([notification("g2", "b", at=T0 + 500)])
-    gone = await store.expire(T0 + 1000, keep_records=600)
-    assert gone >= 2
+    [claim] = await store.claim(T0, 10)
+    await store.complete(claim, Outcome(DeliveryState.SENT, "first"), T0)
+    # Pending work is never expired, however old.
+    await store.record([notification("g2", "b", at=T0 - 30 * 86400)])
+    assert await store.expire(T0 + KEEP - 1) == 0
+    assert len(await store.list_notifications(10)) == 2
+    assert await store.expire(T0 + KEEP + 1) == 1
     assert [r.group_key for r in await store.list_notifications(10)] == ["g2"]
     assert await store.pending_count() == 1
+
+
+async def test_log_entries_expire_at_their_expiry(store: Store) -> None:
+    await store.record([notification("g1", "a"), notification("g2", "a")])
+    for claim, expires in zip(await store.claim(T0, 10), (T0 + 100, T0 + 200), strict=True):
+        entry = log_entry(claim.group_key, T0, expires)
+        await store.complete(claim, Outcome(DeliveryState.SENT, "first", nflog=entry), T0)
+    assert await store.expire(T0 + 99) == 0
+    assert await store.expire(T0 + 100) == 1
+    groups = {g: await store.nflog_get("r1", g, T0 + 150) for g in ("g1", "g2")}
+    assert [g for g, entry in groups.items() if entry is not None] == ["g2"]
+    assert await store.expire(T0 + 200) == 1
+
+
+async def test_alert_states_expire_at_their_expiry(store: Store) -> None:
+    a = AlertState("a", {"alertname": "A"}, True, T0 + 100)
+    b = AlertState("b", {"alertname": "B"}, True, T0 + 200)
+    await store.record([], alerts=[a, b])
+    assert await store.expire(T0 + 99) == 0
+    assert await store.expire(T0 + 100) == 1
+    assert [x["alertname"] for x in await store.firing_alerts(T0 + 150)] == ["B"]
+
+
+async def test_deploys_are_kept_for_the_deploy_ttl(store: Store) -> None:
+    old = Deploy("backend", "prod", "1111111", T0 - DEPLOY_TTL - 1, "on-deployed")
+    recent = Deploy("backend", "prod", "2222222", T0 - 60, "on-deployed")
+    await store.record([], deploys=[old, recent])
+    assert await store.expire(T0) == 1
+    got = await store.recent_deploys(0, T0, app="backend")
+    assert [d.revision for d in got] == ["2222222"]
+
+
+# -- alert states and deploys -----------------------------------------------------------
 
 
 async def test_alert_states_track_what_fires_until_resolved_or_expired(store: Store) -> None:
@@ -200,6 +443,27 @@ async def test_alert_states_track_what_fires_until_resolved_or_expired(store: St
     await store.record([notification("g1", "a")], alerts=[resolved])
     assert [x["alertname"] for x in await store.firing_alerts(T0)] == ["B"]
     assert await store.firing_alerts(T0 + 100) == []
+
+
+async def test_a_resolved_alert_is_forgotten_not_kept(store: Store) -> None:
+    a = AlertState("a", {"alertname": "A"}, True, T0 + 100)
+    b = AlertState("b", {"alertname": "B"}, True, T0 + 100)
+    await store.record([], alerts=[a, b])
+    await store.record([], alerts=[AlertState("a", a.labels, False, T0 + 100)])
+    # Only the firing alert was still stored for expiry to remove.
+    assert await store.expire(T0 + 100) == 1
+    # A later firing brings the alert back.
+    await store.record([], alerts=[AlertState("a", a.labels, True, T0 + 300)])
+    assert [x["alertname"] for x in await store.firing_alerts(T0 + 200)] == ["A"]
+
+
+async def test_the_last_state_of_an_alert_in_one_webhook_wins(store: Store) -> None:
+    firing = AlertState("a", {"alertname": "A"}, True, T0 + 100)
+    resolved = AlertState("a", {"alertname": "A"}, False, T0 + 100)
+    await store.record([], alerts=[resolved, firing])
+    assert [x["alertname"] for x in await store.firing_alerts(T0)] == ["A"]
+    await store.record([], alerts=[firing, resolved])
+    assert await store.firing_alerts(T0) == []
 
 
 async def test_recent_deploys_match_app_or_namespace_within_the_window(store: Store) -> None:
@@ -215,76 +479,230 @@ async def test_recent_deploys_match_app_or_namespace_within_the_window(store: St
     got = await store.recent_deploys(T0 - 86400, T0, namespace="prod")
     assert [d.revision for d in got] == ["9f2c1e7", "1111111"]
     assert await store.recent_deploys(T0 - 1800, T0) == []
-    await store.expire(T0 + 8 * 86400, keep_records=86400)
+    await store.expire(T0 + 8 * 86400)
     assert await store.recent_deploys(0, T0 + 8 * 86400, namespace="prod") == []
 
 
-async def test_concurrent_claims_never_share_a_group(store: Store) -> None:
-    await store.record([notification(f"g{i}", "a") for i in range(30)])
-    taken: list[str] = []
-    for _ in range(4):
-        rounds = await asyncio.gather(*(store.claim(T0, 4, 60) for _ in range(3)))
-        taken += [c.group_key for claims in rounds for c in claims]
-    assert sorted(taken) == sorted(f"g{i}" for i in range(30))
+# -- the injected clock -----------------------------------------------------------------
 
 
-async def test_webhooks_recorded_while_held_are_claimed_right_after_completion(
-    store: Store,
+async def test_a_store_on_a_fake_clock_keeps_and_expires_by_that_clock(
+    opened: Callable[..., Any],
 ) -> None:
-    first = notification("g1", "a")
-    await store.record([first])
-    [claim] = await store.claim(T0, 10, 60)
-    later = notification("g1", "a", "b")
-    await store.record([later])
-    await store.complete(claim, Outcome(DeliveryState.SENT, "first"), T0 + 1)
-    assert await store.pending_count() == 1
-    assert await store.next_due() == 0.0
-    [again] = await store.claim(T0 + 1, 10, 60)
-    assert again.ids == [later.id]
+    # 2001: by the wall clock, everything below would have expired decades ago.
+    past = 1_000_000_000.0
+    store = await opened(clock=FakeClock(past))
+    alert = AlertState("a", {"alertname": "A"}, True, past + 100)
+    await store.record([], alerts=[alert])  # no notification to take the time from
+    await store.record([notification("g1", "a", at=past)])
+    [claim] = await store.claim(past, 10)
+    entry = log_entry("g1", past, past + 100)
+    await store.complete(claim, Outcome(DeliveryState.SENT, "first", nflog=entry), past)
+    assert await store.expire(past + 99) == 0
+    assert [x["alertname"] for x in await store.firing_alerts(past + 99)] == ["A"]
+    assert await store.nflog_get("r1", "g1", past + 99) == entry
+    assert len(await store.list_notifications(10)) == 1
+    assert await store.expire(past + KEEP + 1) == 3  # alert, log entry, record
 
 
-async def test_release_with_newer_webhooks_makes_the_group_due_at_once(store: Store) -> None:
-    first = notification("g1", "a")
-    await store.record([first])
-    [claim] = await store.claim(T0, 10, 60)
-    later = notification("g1", "a", "b")
-    await store.record([later])
-    await store.release(claim, T0 + 300, "timeout", T0)
-    [again] = await store.claim(T0 + 1, 10, 60)
-    assert again.ids == [first.id, later.id]
-    assert again.attempts == 1
+async def test_a_lone_process_leads_and_exports_the_outbox_depth(store: Store) -> None:
+    await store.record([notification("g1", "a"), notification("g2", "b")])
+    assert await store.lead("chores")
+    assert await store.lead("chores")  # renewing is leading still
+    assert await exported_outbox_depth(store) == 2
 
 
-async def test_release_by_a_stale_claim_changes_nothing(store: Store) -> None:
-    await store.record([notification("g1", "a")])
-    [stale] = await store.claim(T0, 10, 60)
-    [current] = await store.claim(T0 + 61, 10, 60)
-    await store.release(stale, T0 + 1000, "late", T0 + 62)
-    assert await store.claim(T0 + 62, 10, 60) == []  # still held by the current claim
-    [record] = await store.list_notifications(10)
-    assert (record.attempts, record.last_error) == (0, "")
-    await store.release(current, T0 + 70, "rate_limited", T0 + 62)
-    [record] = await store.list_notifications(10)
-    assert (record.attempts, record.last_error) == (1, "rate_limited")
+# -- state URLs -------------------------------------------------------------------------
 
 
-async def test_a_success_after_retries_keeps_the_last_error(store: Store) -> None:
-    await store.record([notification("g1", "a")])
-    [claim] = await store.claim(T0, 10, 60)
-    await store.release(claim, T0 + 5, "http_500: boom", T0)
-    [claim] = await store.claim(T0 + 5, 10, 60)
-    await store.complete(claim, Outcome(DeliveryState.SENT, "first"), T0 + 6)
-    [record] = await store.list_notifications(10)
-    assert (record.state, record.attempts, record.last_error) == ("sent", 2, "http_500: boom")
-    assert record.updated_at == T0 + 6
-    assert await store.next_due() is None
+def with_query(url: str, query: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{query}"
 
 
-async def test_records_filtered_by_receiver_and_group_together(store: Store) -> None:
-    await store.record([notification("g1", "a", receiver="r1")])
-    await store.record([notification("g1", "a", receiver="r2")])
-    await store.record([notification("g2", "a", receiver="r2")])
-    got = await store.list_notifications(10, receiver="r2", group_key="g1")
-    assert [(r.receiver, r.group_key) for r in got] == [("r2", "g1")]
-    assert got[0].route_path == "route"
-    assert got[0].alerts[0]["fingerprint"] == "a"
+async def test_url_options_set_the_lease_and_retention_on_every_scheme(
+    state_url: str, prefix: str
+) -> None:
+    state = StateConfig(url=with_query(state_url, "lease=30s&keep_records=1d"), key_prefix=prefix)
+    assert (state.lease, state.keep_records) == (30.0, 86400.0)
+    store = open_store(state, clock=FakeClock(T0))
+    await store.open()
+    try:
+        await store.record([notification("g1", "a")])
+        assert len(await store.claim(T0, 10)) == 1
+        assert await store.claim(T0 + 29, 10) == []
+        [claim] = await store.claim(T0 + 30, 10)
+        await store.complete(claim, Outcome(DeliveryState.SENT, "first"), T0 + 30)
+        assert await store.expire(T0 + 30 + 86399) == 0
+        assert await store.expire(T0 + 30 + 86401) == 1
+    finally:
+        await store.close()
+
+
+async def test_lease_and_retention_keys_configure_every_store(state_url: str, prefix: str) -> None:
+    state = StateConfig.model_validate(
+        {"url": state_url, "key_prefix": prefix, "lease": "45s", "keep_records": "2h"}
+    )
+    store = open_store(state, clock=FakeClock(T0))
+    await store.open()
+    try:
+        await store.record([notification("g1", "a")])
+        assert len(await store.claim(T0, 10)) == 1
+        assert await store.next_due() == T0 + 45
+        [claim] = await store.claim(T0 + 45, 10)
+        await store.complete(claim, Outcome(DeliveryState.SENT, "first"), T0 + 45)
+        assert await store.expire(T0 + 45 + 7201) == 1
+    finally:
+        await store.close()
+
+
+def test_state_settings_default_to_two_minutes_and_a_week(state_url: str) -> None:
+    state = StateConfig(url=state_url)
+    assert (state.lease, state.keep_records) == (120.0, 7 * 86400.0)
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("lease=abc", "invalid duration 'abc'"),
+        ("lease=0s", "must be a positive duration"),
+        ("keep_records=-5", "must be a positive duration"),
+        ("lease=", "needs a value"),
+        ("lease=1m&lease=2m", "given twice"),
+        ("socket_timeout=30", "unknown option 'socket_timeout' (known: lease, keep_records"),
+    ],
+)
+def test_bad_url_options_are_refused_on_every_scheme(
+    state_url: str, query: str, problem: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        StateConfig(url=with_query(state_url, query))
+    assert problem in str(refused.value)
+
+
+def test_a_setting_given_as_key_and_url_option_is_refused(state_url: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        StateConfig.model_validate({"url": with_query(state_url, "lease=30s"), "lease": "1m"})
+    assert "lease is set both as state.lease and as ?lease= in state.url" in str(refused.value)
+
+
+def check_state_url(tmp_path: Path, url: str) -> list[str]:
+    """What `alert-router check` reports for a config with this state.url."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        f"state:\n  url: '{url}'\nreceivers: [{{name: out, log: {{}}}}]\nroute: {{receiver: out}}\n"
+    )
+    try:
+        load_config(str(path))
+    except ConfigError as exc:
+        return [p.replace(str(path), "routes.yaml") for p in exc.problems]
+    return []
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("sqlite:///:memory:", "sqlite needs a database file"),
+        ("sqlite://", "sqlite needs a database file"),
+        ("sqlite:///", "sqlite needs a database file"),
+        ("sqlite://state.db", "sqlite URLs have no host"),
+        ("sqlite:///./data/", "names a directory"),
+        ("sqlite:///x.db?mode=memory", "unknown option 'mode'"),
+        ("postgres://db/x", "unsupported scheme (postgres://)"),
+        ("redis:///0", "names no Redis host"),
+        ("redis://:s3cret@h:port/0", "the Redis port must be a number from 1 to 65535"),
+        ("redis://h:99999/0", "the Redis port must be a number from 1 to 65535"),
+        ("redis://h:6379/zero", "the Redis database must be a number"),
+        ("redis://h:6379/0?lease=abc", "invalid duration 'abc'"),
+        ("redis://h:6379/0#x", "must not have a #fragment"),
+        ("redis://h:6379/0?ssl_cert_reqs=none", "unknown option 'ssl_cert_reqs'"),
+        ("rediss://h:6379/0?ssl_cert_reqs=maybe", "must be one of none, optional, required"),
+    ],
+)
+def test_check_reports_every_state_url_serve_would_reject(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    [reported] = check_state_url(tmp_path, url)
+    assert reported.startswith("routes.yaml:2:8: state.url: "), reported
+    assert problem in reported
+    assert "s3cret" not in reported
+
+
+def test_check_accepts_the_documented_state_urls(tmp_path: Path) -> None:
+    for url in (
+        "sqlite:///./alert-router.db",
+        "sqlite:////var/lib/alert-router/state.db?lease=30s&keep_records=1d",
+        "redis://redis:6379/0",
+        "redis://:pw@redis:6379/2?lease=2.5",
+        "redis://[::1]:6379",
+        "rediss://user:pw@redis.example:6380/0?ssl_cert_reqs=required&ssl_ca_certs=/ca.pem",
+    ):
+        assert check_state_url(tmp_path, url) == [], url
+
+
+def test_urls_are_taken_apart_into_what_the_stores_open() -> None:
+    sqlite = parse_state_url("sqlite:////var/lib/x.db?lease=30s")
+    assert (sqlite.scheme, sqlite.target, dict(sqlite.options)) == (
+        "sqlite",
+        "/var/lib/x.db",
+        {"lease": 30.0},
+    )
+    assert parse_state_url("sqlite:///./x.db").target == "./x.db"
+    redis = parse_state_url("rediss://u:pw@h:6380/2?keep_records=1d&ssl_cert_reqs=none")
+    assert redis.target == "rediss://u:pw@h:6380/2?ssl_cert_reqs=none"
+    assert dict(redis.options) == {"keep_records": 86400.0}
+
+
+# -- SQLite's own: files written by the previous version --------------------------------
+
+_VERSION_0_SCHEMA = """
+CREATE TABLE notifications (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, receiver TEXT NOT NULL,
+    group_key TEXT NOT NULL, route TEXT NOT NULL, events TEXT NOT NULL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, state TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '', next_attempt_at REAL NOT NULL,
+    lease_until REAL NOT NULL DEFAULT 0, lease_token TEXT NOT NULL DEFAULT '',
+    delivered_in TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE alerts (
+    fingerprint TEXT PRIMARY KEY, labels TEXT NOT NULL, firing INTEGER NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX alerts_firing ON alerts (expires_at) WHERE firing = 1;
+"""
+
+
+async def test_a_database_of_the_previous_layout_opens_with_its_work(tmp_path: Path) -> None:
+    path = str(tmp_path / "old.db")
+    conn = sqlite3.connect(path)
+    conn.executescript(_VERSION_0_SCHEMA)
+    route = '{"receiver":"r1","path":"route","repeat_interval":3600.0,"send_resolved":true}'
+    conn.execute(
+        "INSERT INTO notifications (id, receiver, group_key, route, events, created_at,"
+        " updated_at, state, next_attempt_at, lease_until, lease_token)"
+        " VALUES ('n1', 'r1', 'g1', ?, '[]', ?, ?, 'pending', 0, ?, 'dead-worker')",
+        (route, T0, T0, T0 + 600),
+    )
+    conn.executemany(
+        "INSERT INTO alerts VALUES (?, ?, ?, ?)",
+        [("a", '{"alertname":"A"}', 1, T0 + 100), ("b", '{"alertname":"B"}', 0, T0 + 100)],
+    )
+    conn.commit()
+    conn.close()
+
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        [claim] = await store.claim(T0, 10)
+        assert claim.ids == ["n1"]
+        assert [x["alertname"] for x in await store.firing_alerts(T0)] == ["A"]
+        await store.record([], alerts=[AlertState("c", {"alertname": "C"}, True, T0 + 100)])
+        assert await store.expire(T0 + 100) == 2  # the resolved one was dropped on opening
+    finally:
+        await store.close()
+    columns = {
+        table: {row[1] for row in sqlite3.connect(path).execute(f"PRAGMA table_info({table})")}
+        for table in ("notifications", "alerts")
+    }
+    assert not {"lease_until", "lease_token"} & columns["notifications"]
+    assert "firing" not in columns["alerts"]

@@ -15,6 +15,9 @@ from pydantic import (
     model_validator,
 )
 
+from router.store.protocols import DEFAULT_KEEP_RECORDS, DEFAULT_LEASE
+from router.store.url import parse_state_url
+
 _DURATION_RE = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
 _UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
 
@@ -91,12 +94,34 @@ class StateConfig(_Model):
     # How many deliveries run at once.
     workers: int = Field(default=16, ge=1, le=1024)
     key_prefix: str = "alert-router:"
+    # How long a claim holds its group before another worker (replica) may take it over:
+    # longer than any delivery takes, so only a dead worker's claims are taken over.
+    lease: Duration = Field(default=DEFAULT_LEASE, gt=0)
+    # How long finished notification records stay listed by the read API.
+    keep_records: Duration = Field(default=DEFAULT_KEEP_RECORDS, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_options(cls, data: Any) -> Any:
+        """`?lease=30s&keep_records=1d` on the URL is shorthand for the keys."""
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            return data
+        try:
+            given = parse_state_url(data["url"]).options
+        except ValueError:
+            return data  # reported at state.url
+        twice = [name for name in given if name in data]
+        if twice:
+            name = twice[0]
+            raise ValueError(
+                f"{name} is set both as state.{name} and as ?{name}= in state.url: keep one"
+            )
+        return {**data, **given}
 
     @field_validator("url")
     @classmethod
-    def _known_scheme(cls, url: str) -> str:
-        if not url.startswith(("sqlite://", "redis://", "rediss://")):
-            raise ValueError("state.url must start with sqlite://, redis:// or rediss://")
+    def _valid_url(cls, url: str) -> str:
+        parse_state_url(url)
         return url
 
 

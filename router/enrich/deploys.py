@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from router.enrich.links import argocd_app_url
 from router.model import Deploy, Event, Status
 from router.render.message import Link, format_duration
-from router.store.protocols import Store
+from router.store.protocols import DeployHistory
 
 # Argo CD triggers that mean "a new revision is running".
 DEPLOY_TRIGGERS = frozenset({"on-deployed", "on-sync-succeeded"})
@@ -41,7 +41,7 @@ class DeployCorrelator:
     """Finds, for the firing alerts of a message, the deploy of the same app or namespace
     within `window` seconds before the alert started."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: DeployHistory) -> None:
         self.store = store
 
     async def find(

@@ -6,13 +6,11 @@ import asyncio
 from collections.abc import Mapping, Sequence
 
 from router.model import AlertState, Event, Status
-from router.store.protocols import Store
+from router.store.protocols import AlertStates
 
 # A firing alert that is not heard of again is forgotten after this long: Alertmanager
 # re-sends firing groups at least every repeat_interval, so this outlives several of them.
 FIRING_TTL = 86400.0
-# A resolved alert is remembered briefly, so a late firing duplicate cannot revive it.
-RESOLVED_TTL = 3600.0
 
 
 def alert_states(events: Sequence[Event], now: float, repeat_interval: float) -> list[AlertState]:
@@ -23,7 +21,8 @@ def alert_states(events: Sequence[Event], now: float, repeat_interval: float) ->
             fingerprint=f"{e.source}/{e.fingerprint}",
             labels=dict(e.labels),
             firing=e.status is Status.FIRING and not e.one_shot,
-            expires_at=now + (firing_ttl if e.status is Status.FIRING else RESOLVED_TTL),
+            # A state that is not firing makes the store forget the alert.
+            expires_at=now + firing_ttl,
         )
         for e in events
     ]
@@ -37,7 +36,7 @@ class FiringAlerts:
     keeps a critical that arrived with its warnings inhibiting them at once.
     """
 
-    def __init__(self, store: Store, max_age: float = 5.0) -> None:
+    def __init__(self, store: AlertStates, max_age: float = 5.0) -> None:
         self.store = store
         self.max_age = max_age
         self._cached: list[Mapping[str, str]] | None = None

@@ -22,7 +22,7 @@ from router.notify.firing import FiringAlerts
 from router.notify.pacing import Pacer
 from router.render.message import Message, build_message, format_duration
 from router.runtime import Runtime
-from router.store.protocols import Store, StoreUnavailable
+from router.store.protocols import NotificationLog, Outbox, StoreUnavailable
 from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -133,13 +133,14 @@ class InhibitStage:
 class DedupStage:
     """Reads the notification log and decides whether and why to notify."""
 
-    def __init__(self, store: Store, metrics: Metrics) -> None:
-        self.store = store
+    def __init__(self, log: NotificationLog, outbox: Outbox, metrics: Metrics) -> None:
+        self.log = log
+        self.outbox = outbox
         self.metrics = metrics
 
     async def __call__(self, job: Job) -> Job | None:
         n = job.notification
-        job.entry = await self.store.nflog_get(n.receiver, n.group_key, job.now)
+        job.entry = await self.log.nflog_get(n.receiver, n.group_key, job.now)
         decision = decide(
             job.entry,
             n.group_key,
@@ -155,7 +156,7 @@ class DedupStage:
         self.metrics.notifications_suppressed.labels(n.receiver, decision.reason.value).inc()
         # send_resolved off still tells the log that the receiver's alerts are over.
         keep = decision.entry if decision.reason is Reason.SEND_RESOLVED_OFF else None
-        await self.store.complete(
+        await self.outbox.complete(
             job.claim,
             Outcome(DeliveryState.SUPPRESSED, decision.reason.value, nflog=keep),
             job.now,
@@ -229,8 +230,8 @@ class NotifyStage:
 class SetNotifiesStage:
     """Records the delivery and the new log entry together, only after success."""
 
-    def __init__(self, store: Store, metrics: Metrics, clock: Callable[[], float]) -> None:
-        self.store = store
+    def __init__(self, outbox: Outbox, metrics: Metrics, clock: Callable[[], float]) -> None:
+        self.outbox = outbox
         self.metrics = metrics
         self.clock = clock
 
@@ -239,7 +240,7 @@ class SetNotifiesStage:
         entry = replace(job.decision.entry, channel_state=dict(job.channel_state))
         reason = job.decision.reason.value
         outcome = Outcome(DeliveryState.SENT, reason, nflog=entry, delivered_in=job.digest_id)
-        await self.store.complete(job.claim, outcome, job.now)
+        await self.outbox.complete(job.claim, outcome, job.now)
         integration = job.channel.integration
         receiver = job.claim.receiver
         self.metrics.notifications_sent.labels(receiver, integration).inc()

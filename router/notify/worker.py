@@ -32,20 +32,15 @@ from router.notify.stages import (
     start_job,
 )
 from router.runtime import Runtime
-from router.store.protocols import Store, StoreUnavailable
+from router.store.protocols import Store, StoreUnavailable, exported_outbox_depth
 from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-# A claim is held this long; far more than a delivery takes (channel timeouts are shorter),
-# so only a dead worker's claims are ever taken over.
-LEASE_SECONDS = 120.0
 IDLE_POLL = 1.0
 MAINTENANCE_EVERY = 60.0
 # Upper bound on jobs held in memory at once, parked ones included.
 MAX_INFLIGHT = 20_000
-# Finished notification records are kept this long for /api/v1/notifications.
-KEEP_RECORDS = 7 * 86400.0
 
 
 def default_pipeline(
@@ -61,7 +56,7 @@ def default_pipeline(
         [
             MuteStage(),
             InhibitStage(firing),
-            DedupStage(store, metrics),
+            DedupStage(store, store, metrics),
             RenderStage(),
             EnrichStage(DeployCorrelator(store)),
             NotifyStage(pacer),
@@ -126,7 +121,7 @@ class Deliverer:
             now = self.clock()
             try:
                 await self._maintain(now)
-                claims = await self.store.claim(now, free, LEASE_SECONDS)
+                claims = await self.store.claim(now, free)
             except StoreUnavailable as exc:
                 log.warning("state store unavailable, delivery paused", extra={"error": str(exc)})
                 await self._sleep(IDLE_POLL)
@@ -172,8 +167,8 @@ class Deliverer:
         if now - self._last_maintenance < MAINTENANCE_EVERY:
             return
         self._last_maintenance = now
-        self.metrics.outbox_pending.set(await self.store.pending_count())
-        gone = await self.store.expire(now, KEEP_RECORDS)
+        self.metrics.outbox_pending.set(await exported_outbox_depth(self.store))
+        gone = await self.store.expire(now)
         if gone:
             log.info("expired old state", extra={"rows": gone})
 

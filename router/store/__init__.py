@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
-from router.config.schema import StateConfig
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from router.store.protocols import Store
+from router.store.url import parse_state_url
+
+if TYPE_CHECKING:
+    from router.config.schema import StateConfig
 
 REDIS_PASSWORD_ENV = "ROUTER_REDIS_PASSWORD"
 
 
-def open_store(state: StateConfig) -> Store:
-    """The store `state.url` names; opened later by the app's startup."""
-    if state.url.startswith("sqlite://"):
-        from router.store.sqlite import SQLiteStore
-
-        return SQLiteStore(state.url)
-    if state.url.startswith(("redis://", "rediss://")):
+def open_store(state: StateConfig, *, clock: Callable[[], float] = time.time) -> Store:
+    """The store `state.url` names (validated with the config); opened by the app's startup."""
+    url = parse_state_url(state.url)
+    if url.is_redis:
         from router.store.redis import RedisStore
 
         # A password not in the URL comes from this variable (a Kubernetes Secret).
-        return RedisStore(state.url, key_prefix=state.key_prefix, password_env=REDIS_PASSWORD_ENV)
-    raise ValueError(f"unsupported state.url scheme: {state.url.split(':', 1)[0]}")
+        return RedisStore(
+            url.target,
+            key_prefix=state.key_prefix,
+            password_env=REDIS_PASSWORD_ENV,
+            lease=state.lease,
+            keep_records=state.keep_records,
+            clock=clock,
+        )
+    from router.store.sqlite import SQLiteStore
+
+    return SQLiteStore(url.target, lease=state.lease, keep_records=state.keep_records)

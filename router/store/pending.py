@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from router.model import Claim, Notification
@@ -54,7 +54,9 @@ class PendingIndex:
                 group.attempts = max(group.attempts, attempts)
             group.notifications.append(n)
             self._count += 1
-            self._schedule(key, group)
+            # A held group waits for its claim to end (or its lease to run out).
+            if not group.token:
+                self._schedule(key, group)
 
     def _schedule(self, key: GroupKey, group: _Group) -> None:
         if group.due <= 0:
@@ -141,6 +143,3 @@ class PendingIndex:
         while self._delayed and self._delayed[0][2] not in self._groups:
             heapq.heappop(self._delayed)
         return self._delayed[0][0] if self._delayed else None
-
-    def ids(self) -> Sequence[str]:
-        return [n.id for g in self._groups.values() for n in g.notifications]

@@ -1,4 +1,8 @@
-"""The state store interface: what SQLite and Redis both implement."""
+"""The state store's interface, one narrow protocol per job; `Store` is all of them.
+
+Consumers take the narrowest protocol they need: dedup the notification log, inhibition
+the alert states, deploy correlation the deploy history, the read API the delivery records.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,9 @@ from router.model import (
 
 # Deploys are kept this long by every store; correlation windows are minutes to hours.
 DEPLOY_TTL = 7 * 86400.0
+# The defaults of `state.lease` and `state.keep_records`.
+DEFAULT_LEASE = 120.0
+DEFAULT_KEEP_RECORDS = 7 * 86400.0
 
 
 def events_json(notifications: Sequence[Notification]) -> list[str]:
@@ -40,8 +47,88 @@ class StoreUnavailable(Exception):
     """The store cannot answer or record right now; webhooks get 503, readiness fails."""
 
 
-class Store(Protocol):
-    """Durable inbox/outbox, notification log and delivery records."""
+class Outbox(Protocol):
+    """Accepted work waiting for delivery, and the leases workers hold on it.
+
+    A claim holds its group for the store's lease (`state.lease`); when the lease runs out
+    another worker may take the group over, and the older claim's release or completion
+    then changes nothing."""
+
+    async def record(
+        self,
+        notifications: Sequence[Notification],
+        *,
+        alerts: Sequence[AlertState] = (),
+        deploys: Sequence[Deploy] = (),
+    ) -> None:
+        """Durably record accepted notifications as pending, with the alert states and
+        deploys the same webhook brought, in one transaction; only then may it get 200.
+        Recording a notification id again changes nothing. A firing alert state replaces
+        the alert's previous one; one that is not firing deletes it."""
+        ...
+
+    async def claim(self, now: float, limit: int) -> list[Claim]:
+        """Take up to `limit` due groups whose notifications no other worker holds."""
+        ...
+
+    async def release(self, claim: Claim, next_attempt_at: float, error: str, now: float) -> None:
+        """Give a claim back for a later attempt (a transient failure), counting the attempt."""
+        ...
+
+    async def complete(self, claim: Claim, outcome: Outcome, now: float) -> None:
+        """Finish a claim: final state, reason and the notification log entry, atomically.
+        Every notification of the claim but the newest points at the newest
+        (`delivered_in`), unless the outcome names the record that carried them."""
+        ...
+
+    async def pending_count(self) -> int:
+        """How many notifications wait for delivery (the outbox depth, store-wide)."""
+        ...
+
+    async def next_due(self) -> float | None:
+        """The earliest time a pending notification becomes due (0 for now), if any."""
+        ...
+
+
+class NotificationLog(Protocol):
+    """What each receiver was last told about each group (written by `complete`)."""
+
+    async def nflog_get(self, receiver: str, group_key: str, now: float) -> NflogEntry | None:
+        """The live notification log entry for (receiver, group), if any."""
+        ...
+
+
+class AlertStates(Protocol):
+    """The alerts firing now, as inhibition needs them (written by `record`)."""
+
+    async def firing_alerts(self, now: float) -> list[Mapping[str, str]]:
+        """Label sets of the alerts last seen firing and not yet expired."""
+        ...
+
+
+class DeployHistory(Protocol):
+    """Argo CD deploys, kept for DEPLOY_TTL (written by `record`)."""
+
+    async def recent_deploys(
+        self, since: float, until: float, *, app: str = "", namespace: str = ""
+    ) -> list[Deploy]:
+        """Deploys in [since, until] of `app` or of `namespace` (either matching), newest
+        first, at most 20."""
+        ...
+
+
+class DeliveryRecords(Protocol):
+    """One record per accepted notification, kept `state.keep_records` after it ends."""
+
+    async def list_notifications(
+        self, limit: int, receiver: str | None = None, group_key: str | None = None
+    ) -> list[NotificationRecord]:
+        """Recent notification records, newest first."""
+        ...
+
+
+class Housekeeping(Protocol):
+    """Connecting, health, expiry, and which replica does the once-per-deployment chores."""
 
     async def open(self) -> None:
         """Connect and create the schema; raises StoreUnavailable."""
@@ -55,59 +142,31 @@ class Store(Protocol):
         """Raise StoreUnavailable unless the store answers now."""
         ...
 
-    async def record(
-        self,
-        notifications: Sequence[Notification],
-        *,
-        alerts: Sequence[AlertState] = (),
-        deploys: Sequence[Deploy] = (),
-    ) -> None:
-        """Durably record accepted notifications as pending, with the alert states and
-        deploys the same webhook brought, in one transaction; only then may it get 200."""
+    async def expire(self, now: float) -> int:
+        """Drop expired log entries and alert states, deploys older than DEPLOY_TTL and
+        finished records older than `state.keep_records`; returns how many went."""
         ...
 
-    async def firing_alerts(self, now: float) -> list[Mapping[str, str]]:
-        """Label sets of the alerts last seen firing and not yet expired."""
+    async def lead(self, purpose: str) -> bool:
+        """Whether this process is, for the next lease, the one that does `purpose` for
+        every process sharing the store; the holder renews it by asking again."""
         ...
 
-    async def recent_deploys(
-        self, since: float, until: float, *, app: str = "", namespace: str = ""
-    ) -> list[Deploy]:
-        """Deploys in [since, until] of `app` or of `namespace` (either matching), newest
-        first."""
-        ...
 
-    async def claim(self, now: float, limit: int, lease: float) -> list[Claim]:
-        """Take up to `limit` due groups whose notifications no other worker holds."""
-        ...
+class Store(
+    Outbox, NotificationLog, AlertStates, DeployHistory, DeliveryRecords, Housekeeping, Protocol
+):
+    """Everything a state store does: what `open_store` returns and both stores implement."""
 
-    async def release(self, claim: Claim, next_attempt_at: float, error: str, now: float) -> None:
-        """Give a claim back for a later attempt (a transient failure), counting the attempt."""
-        ...
 
-    async def complete(self, claim: Claim, outcome: Outcome, now: float) -> None:
-        """Finish a claim: final state, reason and the notification log entry, atomically."""
-        ...
+# The role of exporting the store-wide outbox depth.
+OUTBOX_DEPTH_EXPORTER = "outbox-depth"
 
-    async def nflog_get(self, receiver: str, group_key: str, now: float) -> NflogEntry | None:
-        """The live notification log entry for (receiver, group), if any."""
-        ...
 
-    async def pending_count(self) -> int:
-        """How many notifications wait for delivery (the outbox depth)."""
-        ...
-
-    async def next_due(self) -> float | None:
-        """The earliest time a pending notification becomes due, if any."""
-        ...
-
-    async def list_notifications(
-        self, limit: int, receiver: str | None = None, group_key: str | None = None
-    ) -> list[NotificationRecord]:
-        """Recent notification records, newest first."""
-        ...
-
-    async def expire(self, now: float, keep_records: float) -> int:
-        """Drop expired log entries, alert states and deploys, and finished records older
-        than `keep_records` seconds; returns how many rows went."""
-        ...
+async def exported_outbox_depth(store: Store) -> int:
+    """The `alert_router_outbox_pending` value this process exports: the store-wide depth
+    from the one process that leads OUTBOX_DEPTH_EXPORTER, 0 from the others, so a sum or
+    max over replicas is the depth itself."""
+    if not await store.lead(OUTBOX_DEPTH_EXPORTER):
+        return 0
+    return await store.pending_count()

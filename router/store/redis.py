@@ -1,8 +1,9 @@
 """Redis store: shared state for several replicas behind one Service.
 
-Every decision that two replicas could race on is one Lua script, so Redis runs it alone:
-recording a webhook, claiming due groups, releasing and completing a claim. Keys (all under
-the prefix `P`, default `alert-router:`; `gid` is the JSON `[receiver, group_key]`):
+Every decision that two replicas could race on is one Lua script (router/store/lua/), so
+Redis runs it alone: recording a webhook, claiming due groups, releasing and completing a
+claim, taking a role. Keys (all under the prefix `P`, default `alert-router:`; `gid` is the
+JSON `[receiver, group_key]`):
 
 - `P n:<id>` hash, one notification (route, events, state, attempts, ...). No TTL while
   pending: accepted work is never dropped by Redis; once finished it gets a TTL of
@@ -13,16 +14,18 @@ the prefix `P`, default `alert-router:`; `gid` is the JSON `[receiver, group_key
   notification (so groups are claimed first come, first served).
 - `P due` zset, groups waiting for a time: a retry's backoff, or the end of a lease. A
   group is in at most one of `ready` and `due`, and in neither when nothing is pending.
-- `P lease:<gid>` string, the token of the claim holding the group; a TTL of the lease plus
-  a minute, so a lost lease key cannot outlive its use.
-- `P nf:<gid>` string, the notification log entry (JSON), TTL until its `expires_at`;
-  `P nfx` zset of groups by `expires_at` lets `expire()` count and drop them.
+- `P lease:<gid>` string, the token of the claim holding the group. When the lease ends is
+  the group's `due` score; the key's TTL (the lease plus a day) only bounds a lost key.
+- `P nf:<gid>` string, the notification log entry (JSON); `P nfx` zset of groups by the
+  entry's `expires_at` lets `expire()` count and drop them (the key's TTL is a safety net).
 - `P recs`, `P recs:r:<receiver>`, `P recs:k:<group_key>` zsets of notification ids by seq,
   for `list_notifications` newest first; `P done` zset of finished ids by finish time, for
   `expire()`. All trimmed by `expire()`, and each has a TTL refreshed on write.
-- `P alerts` hash fingerprint -> labels of firing alerts, `P alerts:x` zset by expiry.
+- `P alerts` hash fingerprint -> labels of firing alerts (a resolve deletes the alert),
+  `P alerts:x` zset by expiry.
 - `P deploys` hash, `P deploys:x`, `P deploys:a:<app>`, `P deploys:ns:<namespace>` zsets by
-  deploy time; trimmed after 7 days, TTL refreshed on write.
+  deploy time; trimmed after DEPLOY_TTL, TTL refreshed on write.
+- `P lead:<purpose>` hash, which process holds a once-per-deployment role until when.
 - `P seq` (notification counter) and `P pending` (outbox depth): one integer each, no TTL.
 
 Claims: `claim` takes the oldest `ready` groups, then `due` groups whose time has come,
@@ -35,12 +38,13 @@ Webhooks recorded for a leased group wait in its queue and make it `ready` again
 claim ends. `close()` gives claims the process did not finish (a shutdown's cancelled
 deliveries) back at once instead of leaving them to their lease; `open()` touches no lease.
 
-URL: `redis://[[user]:password@]host:port/db` or `rediss://...`. Without a password in the
-URL, the one in the environment variable `password_env` is used (`open_store` names
-`ROUTER_REDIS_PASSWORD`). Two store settings may ride on the URL's query string and are
-removed before connecting: `lease=30s` (how long a claim is held before another replica may
-take it over; default: what the worker asks for, 120 s) and `keep_records=1d` (how long
-finished notification records are kept; default: what the worker asks for, 7 days).
+Time: every decision compares times the callers pass (`now`) or the store's `clock`, never
+Redis's clock or this host's; key TTLs only bound memory and are far longer than the
+times they back.
+
+URL: what `router.store.url.parse_state_url` leaves of `state.url` (store options
+removed). Without a password in the URL, the one in the environment variable
+`password_env` is used (`open_store` names `ROUTER_REDIS_PASSWORD`).
 
 Durability: `record` returns once Redis has executed the script; how much survives a crash
 of Redis itself is Redis's persistence setting (use `appendonly yes`, `appendfsync always`
@@ -55,10 +59,12 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -67,7 +73,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from router.config.schema import parse_duration
 from router.model import (
     AlertState,
     Claim,
@@ -80,13 +85,17 @@ from router.model import (
     Outcome,
     RouteSettings,
 )
-from router.store.protocols import DEPLOY_TTL, StoreUnavailable, events_json
+from router.store.protocols import (
+    DEFAULT_KEEP_RECORDS,
+    DEFAULT_LEASE,
+    DEPLOY_TTL,
+    StoreUnavailable,
+    events_json,
+)
+from router.store.url import redact
 
-# Finished records' retention when the URL sets no keep_records (as delivery.KEEP_RECORDS).
-DEFAULT_KEEP_RECORDS = 7 * 86400.0
-# Key TTLs are a safety net behind expire(), which is exact: give them room.
+# Key TTLs are a safety net behind expire() and the scripts' own times: give them room.
 TTL_MARGIN = 86400
-LEASE_KEY_MARGIN = 60
 # Index keys outlive the records they list by this much (a pending notification can wait
 # up to state.dead_after, a day by default, before it finishes).
 INDEX_MARGIN = 2 * 86400
@@ -98,267 +107,25 @@ _LIST_PAGE = 200
 # Redis answers these while it cannot serve writes; they are outages, not bugs.
 _OUTAGE_ERRORS = ("OOM", "MISCONF", "READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS", "BUSY")
 
-_LUA_RECORD = """
-local P = ARGV[1]
-local n, na, nd = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local index_ttl, deploy_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
-local function extend(key, ttl)
-  if redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, ttl) end
-end
-local i = 7
-for _ = 1, n do
-  local id, gid, receiver, group_key = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local route, events, created = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-  i = i + 7
-  local nkey = P .. 'n:' .. id
-  -- A client retrying after a lost reply must not queue the notification twice.
-  if redis.call('EXISTS', nkey) == 0 then
-    local seq = redis.call('INCR', P .. 'seq')
-    redis.call('HSET', nkey, 'receiver', receiver, 'group_key', group_key, 'gid', gid,
-      'route', route, 'events', events, 'created_at', created, 'updated_at', created,
-      'state', 'pending', 'reason', '', 'attempts', 0, 'last_error', '',
-      'next_attempt_at', 0, 'delivered_in', '', 'seq', seq)
-    redis.call('RPUSH', P .. 'q:' .. gid, id)
-    -- A held group stays held; otherwise new work supersedes a retry's backoff.
-    if redis.call('EXISTS', P .. 'lease:' .. gid) == 0 then
-      redis.call('ZREM', P .. 'due', gid)
-      redis.call('ZADD', P .. 'ready', 'NX', seq, gid)
-    end
-    for _, idx in ipairs({P .. 'recs', P .. 'recs:r:' .. receiver, P .. 'recs:k:' .. group_key}) do
-      redis.call('ZADD', idx, seq, id)
-      redis.call('EXPIRE', idx, index_ttl)
-    end
-    redis.call('INCR', P .. 'pending')
-  end
-end
-for _ = 1, na do
-  local fp, labels, firing, expires, ttl = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-    tonumber(ARGV[i + 4])
-  i = i + 5
-  if firing == '1' and ttl > 0 then
-    redis.call('HSET', P .. 'alerts', fp, labels)
-    redis.call('ZADD', P .. 'alerts:x', expires, fp)
-    extend(P .. 'alerts', ttl)
-    extend(P .. 'alerts:x', ttl)
-  else
-    redis.call('HDEL', P .. 'alerts', fp)
-    redis.call('ZREM', P .. 'alerts:x', fp)
-  end
-end
-for _ = 1, nd do
-  local member, app, ns, data, at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  i = i + 5
-  redis.call('HSET', P .. 'deploys', member, data)
-  local idx = {P .. 'deploys:x'}
-  if app ~= '' then idx[#idx + 1] = P .. 'deploys:a:' .. app end
-  if ns ~= '' then idx[#idx + 1] = P .. 'deploys:ns:' .. ns end
-  for _, key in ipairs(idx) do
-    redis.call('ZADD', key, at, member)
-    redis.call('EXPIRE', key, deploy_ttl)
-  end
-  redis.call('EXPIRE', P .. 'deploys', deploy_ttl)
-end
-return 1
-"""
+# Each script, and the shared Lua it starts with (router/store/lua/<name>.lua).
+_SCRIPTS: Mapping[str, tuple[str, ...]] = {
+    "record": (),
+    "claim": (),
+    "release": ("requeue",),
+    "complete": ("requeue",),
+    "give_back": ("requeue",),
+    "expire": (),
+    "firing": (),
+    "lead": (),
+}
 
-_LUA_CLAIM = """
-local P, now, limit, lease_until, token, lease_ttl =
-  ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6])
-local gids = redis.call('ZRANGE', P .. 'ready', 0, limit - 1)
-if #gids < limit then
-  local more = redis.call('ZRANGEBYSCORE', P .. 'due', '-inf', now, 'LIMIT', 0, limit - #gids)
-  for _, gid in ipairs(more) do gids[#gids + 1] = gid end
-end
-local out, seen = {}, {}
-for _, gid in ipairs(gids) do
-  if not seen[gid] then
-    seen[gid] = true
-    local q = P .. 'q:' .. gid
-    redis.call('ZREM', P .. 'ready', gid)
-    -- The log entry as of taking the lease: only the lease holder writes it from now on.
-    local group = {redis.call('GET', P .. 'nf:' .. gid) or ''}
-    for _, id in ipairs(redis.call('LRANGE', q, 0, -1)) do
-      local f = redis.call('HMGET', P .. 'n:' .. id,
-        'receiver', 'group_key', 'route', 'events', 'created_at', 'attempts')
-      if f[1] then
-        group[#group + 1] = id
-        for k = 1, 6 do group[#group + 1] = f[k] end
-      else
-        redis.call('LREM', q, 0, id)
-      end
-    end
-    if #group == 1 then
-      redis.call('ZREM', P .. 'due', gid)
-      redis.call('DEL', P .. 'lease:' .. gid)
-    else
-      redis.call('ZADD', P .. 'due', lease_until, gid)
-      redis.call('SET', P .. 'lease:' .. gid, token, 'EX', lease_ttl)
-      out[#out + 1] = group
-    end
-  end
-end
-return out
-"""
 
-# After a claim ends, webhooks recorded meanwhile make the group ready at once.
-_LUA_REQUEUE = """
-local function requeue(P, gid, otherwise_due)
-  local q = P .. 'q:' .. gid
-  local first = redis.call('LINDEX', q, 0)
-  if not first then
-    redis.call('ZREM', P .. 'due', gid)
-    redis.call('ZREM', P .. 'ready', gid)
-  elseif otherwise_due then
-    redis.call('ZREM', P .. 'ready', gid)
-    redis.call('ZADD', P .. 'due', otherwise_due, gid)
-  else
-    redis.call('ZREM', P .. 'due', gid)
-    redis.call('ZADD', P .. 'ready', redis.call('HGET', P .. 'n:' .. first, 'seq') or 0, gid)
-  end
-end
-"""
-
-_LUA_RELEASE = (
-    _LUA_REQUEUE
-    + """
-local P, gid, token, next_at, err, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local lease = P .. 'lease:' .. gid
-if redis.call('GET', lease) ~= token then return 0 end
-local held = 0
-for k = 7, #ARGV do
-  local nkey = P .. 'n:' .. ARGV[k]
-  if redis.call('HGET', nkey, 'state') == 'pending' then
-    redis.call('HINCRBY', nkey, 'attempts', 1)
-    redis.call('HSET', nkey, 'last_error', err, 'next_attempt_at', next_at, 'updated_at', now)
-    held = held + 1
-  end
-end
-redis.call('DEL', lease)
--- Only the claimed notifications wait for the retry; newer ones are due at once.
-if redis.call('LLEN', P .. 'q:' .. gid) > held then
-  requeue(P, gid, nil)
-else
-  requeue(P, gid, next_at)
-end
-return 1
-"""
-)
-
-_LUA_COMPLETE = (
-    _LUA_REQUEUE
-    + """
-local P, gid, token, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local state, reason, err, attempted = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
-local delivered_in, record_ttl = ARGV[9], tonumber(ARGV[10])
-local entry, entry_ttl, entry_expires = ARGV[11], tonumber(ARGV[12]), ARGV[13]
-local lease = P .. 'lease:' .. gid
--- Not our lease any more: taken over after it expired, or already completed.
-if redis.call('GET', lease) ~= token then return 0 end
-local q = P .. 'q:' .. gid
-for k = 14, #ARGV do
-  local id = ARGV[k]
-  local nkey = P .. 'n:' .. id
-  if redis.call('HGET', nkey, 'state') == 'pending' then
-    redis.call('HSET', nkey, 'state', state, 'reason', reason, 'updated_at', now,
-      'delivered_in', delivered_in)
-    if err ~= '' then redis.call('HSET', nkey, 'last_error', err) end
-    if attempted > 0 then redis.call('HINCRBY', nkey, 'attempts', attempted) end
-    redis.call('EXPIRE', nkey, record_ttl)
-    redis.call('ZADD', P .. 'done', now, id)
-    redis.call('EXPIRE', P .. 'done', record_ttl)
-    redis.call('LREM', q, 1, id)
-    redis.call('DECR', P .. 'pending')
-  end
-end
-redis.call('DEL', lease)
-requeue(P, gid, nil)
-if entry ~= '' then
-  if entry_ttl > 0 then
-    redis.call('SET', P .. 'nf:' .. gid, entry, 'EX', entry_ttl)
-    redis.call('ZADD', P .. 'nfx', entry_expires, gid)
-    if redis.call('TTL', P .. 'nfx') < entry_ttl then
-      redis.call('EXPIRE', P .. 'nfx', entry_ttl)
-    end
-  else
-    redis.call('DEL', P .. 'nf:' .. gid)
-    redis.call('ZREM', P .. 'nfx', gid)
-  end
-end
-return 1
-"""
-)
-
-# A claim this process will not finish (shutdown): ready for another replica at once.
-_LUA_GIVE_BACK = (
-    _LUA_REQUEUE
-    + """
-local P, given = ARGV[1], 0
-for k = 2, #ARGV, 2 do
-  local gid, token = ARGV[k], ARGV[k + 1]
-  local lease = P .. 'lease:' .. gid
-  if redis.call('GET', lease) == token then
-    redis.call('DEL', lease)
-    requeue(P, gid, nil)
-    given = given + 1
-  end
-end
-return given
-"""
-)
-
-_LUA_EXPIRE = """
-local P, now, records_before, deploys_before, batch =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local gone, full = 0, 0
-local function due(key, upto)
-  local items = redis.call('ZRANGEBYSCORE', key, '-inf', upto, 'LIMIT', 0, batch)
-  if #items == batch then full = 1 end
-  gone = gone + #items
-  return items
-end
-for _, gid in ipairs(due(P .. 'nfx', now)) do
-  redis.call('DEL', P .. 'nf:' .. gid)
-  redis.call('ZREM', P .. 'nfx', gid)
-end
-for _, fp in ipairs(due(P .. 'alerts:x', now)) do
-  redis.call('HDEL', P .. 'alerts', fp)
-  redis.call('ZREM', P .. 'alerts:x', fp)
-end
-for _, member in ipairs(due(P .. 'deploys:x', '(' .. deploys_before)) do
-  local key = cjson.decode(member)
-  redis.call('ZREM', P .. 'deploys:a:' .. key[1], member)
-  redis.call('ZREM', P .. 'deploys:ns:' .. key[2], member)
-  redis.call('HDEL', P .. 'deploys', member)
-  redis.call('ZREM', P .. 'deploys:x', member)
-end
-for _, id in ipairs(due(P .. 'done', '(' .. records_before)) do
-  local nkey = P .. 'n:' .. id
-  local f = redis.call('HMGET', nkey, 'receiver', 'group_key')
-  if f[1] then
-    redis.call('ZREM', P .. 'recs:r:' .. f[1], id)
-    redis.call('ZREM', P .. 'recs:k:' .. f[2], id)
-  end
-  redis.call('DEL', nkey)
-  redis.call('ZREM', P .. 'recs', id)
-  redis.call('ZREM', P .. 'done', id)
-end
-return {gone, full}
-"""
-
-_LUA_FIRING = """
-local P, now = ARGV[1], ARGV[2]
-local fps = redis.call('ZRANGEBYSCORE', P .. 'alerts:x', '(' .. now, '+inf')
-local out = {}
--- In slices: Lua's unpack() cannot spread tens of thousands of values.
-for first = 1, #fps, 1000 do
-  local slice = {}
-  for k = first, math.min(first + 999, #fps) do slice[#slice + 1] = fps[k] end
-  for _, labels in ipairs(redis.call('HMGET', P .. 'alerts', unpack(slice))) do
-    if labels then out[#out + 1] = labels end
-  end
-end
-return out
-"""
+@cache
+def lua_source(name: str) -> str:
+    """The text Redis runs for script `name`: its shared parts, then its own file."""
+    folder = resources.files("router.store") / "lua"
+    parts = [*_SCRIPTS[name], name]
+    return "\n".join((folder / f"{part}.lua").read_text(encoding="utf-8") for part in parts)
 
 
 def _num(value: float) -> str:
@@ -379,43 +146,6 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def split_url(url: str) -> tuple[str, dict[str, float]]:
-    """Remove the store's own settings (`lease`, `keep_records`) from a Redis URL's query
-    string; returns the URL for redis-py and the settings in seconds."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss"):
-        raise ValueError(f"not a redis URL: {parts.scheme}://...")
-    settings: dict[str, float] = {}
-    rest: list[tuple[str, str]] = []
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in ("lease", "keep_records"):
-            # Bare numbers are seconds (`lease=2.5`); else a duration (`lease=30s`).
-            try:
-                seconds = float(value)
-            except ValueError:
-                seconds = parse_duration(value)
-            if seconds <= 0:
-                raise ValueError(f"{key} must be positive")
-            settings[key] = seconds
-        else:
-            rest.append((key, value))
-    return urlunsplit(parts._replace(query=urlencode(rest))), settings
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced, for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"  # IPv6
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 def _is_outage(exc: ResponseError) -> bool:
     return str(exc).split(" ", 1)[0] in _OUTAGE_ERRORS
 
@@ -429,11 +159,18 @@ class RedisStore:
         *,
         key_prefix: str = "alert-router:",
         password_env: str | None = None,
+        lease: float = DEFAULT_LEASE,
+        keep_records: float = DEFAULT_KEEP_RECORDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self._url, settings = split_url(url)
+        self._url = url
         self.prefix = key_prefix
-        self.lease: float | None = settings.get("lease")
-        self.keep_records: float | None = settings.get("keep_records")
+        self.lease = lease
+        self.keep_records = keep_records
+        self._clock = clock
+        # Who this process is when it takes a role (`lead`), and the roles it took.
+        self._me = uuid.uuid4().hex
+        self._roles: set[str] = set()
         self._where = redact(self._url)
         self._password_env = password_env
         self._client: aioredis.Redis | None = None
@@ -464,16 +201,8 @@ class RedisStore:
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             **kwargs,
         )
-        for name, lua in (
-            ("record", _LUA_RECORD),
-            ("claim", _LUA_CLAIM),
-            ("release", _LUA_RELEASE),
-            ("complete", _LUA_COMPLETE),
-            ("expire", _LUA_EXPIRE),
-            ("firing", _LUA_FIRING),
-            ("give_back", _LUA_GIVE_BACK),
-        ):
-            self._scripts[name] = client.register_script(lua)
+        for name in _SCRIPTS:
+            self._scripts[name] = client.register_script(lua_source(name))
         return client
 
     @property
@@ -508,15 +237,35 @@ class RedisStore:
             self._client = self._connect()
         await self.ping()
 
+    async def lead(self, purpose: str) -> bool:
+        """Take or renew `purpose` for one lease, unless another live process holds it."""
+        held = bool(await self._take(purpose, self.lease))
+        if held:
+            self._roles.add(purpose)
+        else:
+            self._roles.discard(purpose)
+        return held
+
+    async def _take(self, purpose: str, term: float) -> Any:
+        now = self._clock()
+        return await self._run(
+            "lead",
+            [purpose, self._me, _num(now), _num(now + term), _ttl(self.lease + TTL_MARGIN)],
+        )
+
     async def close(self) -> None:
         """Hand claims this process still holds to the other replicas, then disconnect;
         nothing is buffered, every write was acknowledged."""
         held, self._held = self._held, {}
+        roles, self._roles = self._roles, set()
         if self._client is not None:
             # Without this, deliveries cut short by a shutdown would wait for their lease
-            # (2 minutes) before another replica takes them.
+            # before another replica takes them, and so would the roles.
             with contextlib.suppress(StoreUnavailable):
-                await self._run("give_back", [x for pair in held.items() for x in pair])
+                if held:
+                    await self._run("give_back", [x for pair in held.items() for x in pair])
+                for purpose in roles:
+                    await self._take(purpose, 0.0)  # held until now: free
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -537,14 +286,13 @@ class RedisStore:
         deploys: Sequence[Deploy] = (),
     ) -> None:
         """Record a webhook's notifications, alert states and deploys in one script."""
-        # Alert TTLs are relative to the webhook's own clock (the notifications' time).
-        ref = max(n.created_at.timestamp() for n in notifications) if notifications else time.time()
-        keep = self.keep_records or DEFAULT_KEEP_RECORDS
+        # Only the keys' TTLs depend on the time now: expiry itself compares expires_at.
+        now = self._clock() if alerts else 0.0
         args: list[str | int | float] = [
             len(notifications),
             len(alerts),
             len(deploys),
-            _ttl(keep + INDEX_MARGIN),
+            _ttl(self.keep_records + INDEX_MARGIN),
             _ttl(DEPLOY_TTL + TTL_MARGIN),
         ]
         for n, events in zip(notifications, events_json(notifications), strict=True):
@@ -559,28 +307,26 @@ class RedisStore:
                 created,
             ]
         for a in alerts:
-            remaining = a.expires_at - ref
             args += [
                 a.fingerprint,
                 _dumps(dict(a.labels)),
                 "1" if a.firing else "0",
                 _num(a.expires_at),
-                _ttl(remaining + TTL_MARGIN) if remaining > 0 else 0,
+                _ttl(max(0.0, a.expires_at - now) + TTL_MARGIN),
             ]
         for d in deploys:
             member = _dumps([d.app, d.namespace, d.revision, d.trigger])
             args += [member, d.app, d.namespace, _dumps(d.to_dict()), _num(d.at)]
         await self._run("record", args)
 
-    async def claim(self, now: float, limit: int, lease: float) -> list[Claim]:
+    async def claim(self, now: float, limit: int) -> list[Claim]:
         """Atomically take up to `limit` due groups, each with all its pending webhooks."""
         if limit <= 0:
             return []
-        held = self.lease if self.lease is not None else lease
         token = uuid.uuid4().hex
         groups = await self._run(
             "claim",
-            [_num(now), limit, _num(now + held), token, _ttl(held + LEASE_KEY_MARGIN)],
+            [_num(now), limit, _num(now + self.lease), token, _ttl(self.lease + TTL_MARGIN)],
         )
         claims: list[Claim] = []
         for flat in groups:
@@ -601,7 +347,7 @@ class RedisStore:
                 attempts = max(attempts, int(tried))
             claims.append(Claim(receiver, group_key, notifications, attempts, token))
             gid = _gid(receiver, group_key)
-            self._remember_log(gid, flat[0] or None, held)
+            self._remember_log(gid, flat[0] or None, now)
             self._hold(gid, token)
         return claims
 
@@ -617,13 +363,13 @@ class RedisStore:
         if self._held.get(gid) == token:
             del self._held[gid]
 
-    def _remember_log(self, gid: str, raw: str | None, held: float) -> None:
+    def _remember_log(self, gid: str, raw: str | None, now: float) -> None:
         # Dedup asks for the log entry right after the claim. Only the lease holder writes
         # it, so the value read with the claim stays current while the lease lasts (trusted
-        # for half of it); it saves a round trip per delivery. Bounded, as claims dropped
-        # mid-way leave entries behind.
+        # for half of it, by the callers' clock); it saves a round trip per delivery.
+        # Bounded, as claims dropped mid-way leave entries behind.
         self._claimed_log.pop(gid, None)
-        self._claimed_log[gid] = (raw, time.monotonic() + held / 2)
+        self._claimed_log[gid] = (raw, now + self.lease / 2)
         while len(self._claimed_log) > _CLAIMED_LOG_MAX:
             del self._claimed_log[next(iter(self._claimed_log))]
 
@@ -647,12 +393,10 @@ class RedisStore:
         """Finish the claim and write its log entry in one script; a no-op once the lease
         was taken over or the claim already completed."""
         attempted = 1 if outcome.state is not DeliveryState.SUPPRESSED else 0
-        keep = self.keep_records or DEFAULT_KEEP_RECORDS
         entry, entry_ttl, entry_expires = "", 0, "0"
         if outcome.nflog is not None:
             entry = _dumps(outcome.nflog.to_dict())
-            remaining = outcome.nflog.expires_at - now
-            entry_ttl = _ttl(remaining) if remaining > 0 else 0
+            entry_ttl = _ttl(max(0.0, outcome.nflog.expires_at - now) + TTL_MARGIN)
             entry_expires = _num(outcome.nflog.expires_at)
         gid = _gid(claim.receiver, claim.group_key)
         self._finished(gid, claim.token)
@@ -667,7 +411,7 @@ class RedisStore:
                 outcome.error,
                 attempted,
                 outcome.delivered_in,
-                _ttl(keep + TTL_MARGIN),
+                _ttl(self.keep_records + TTL_MARGIN),
                 entry,
                 entry_ttl,
                 entry_expires,
@@ -675,13 +419,12 @@ class RedisStore:
             ],
         )
 
-    async def expire(self, now: float, keep_records: float) -> int:
+    async def expire(self, now: float) -> int:
         """Drop expired log entries, alert states, old deploys and finished records, in
         batches so Redis never blocks long; returns how many went."""
-        keep = min(keep_records, self.keep_records) if self.keep_records else keep_records
         args: list[str | int | float] = [
             _num(now),
-            _num(now - keep),
+            _num(now - self.keep_records),
             _num(now - DEPLOY_TTL),
             _EXPIRE_BATCH,
         ]
@@ -726,8 +469,8 @@ class RedisStore:
         """The live log entry of (receiver, group), if any."""
         gid = _gid(receiver, group_key)
         raw: str | None
-        raw, trusted_until = self._claimed_log.pop(gid, (None, 0.0))
-        if time.monotonic() >= trusted_until:
+        raw, trusted_until = self._claimed_log.pop(gid, (None, -math.inf))
+        if now >= trusted_until:
             client = self._redis
             with self._guard("nflog_get"):
                 found = await client.get(f"{self.prefix}nf:{gid}")

@@ -33,7 +33,13 @@ from router.model import (
     RouteSettings,
 )
 from router.store.pending import PendingIndex
-from router.store.protocols import DEPLOY_TTL, StoreUnavailable, events_json
+from router.store.protocols import (
+    DEFAULT_KEEP_RECORDS,
+    DEFAULT_LEASE,
+    DEPLOY_TTL,
+    StoreUnavailable,
+    events_json,
+)
 
 T = TypeVar("T")
 
@@ -52,8 +58,6 @@ CREATE TABLE IF NOT EXISTS notifications (
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT NOT NULL DEFAULT '',
     next_attempt_at REAL NOT NULL,
-    lease_until REAL NOT NULL DEFAULT 0,
-    lease_token TEXT NOT NULL DEFAULT '',
     delivered_in TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS notifications_due
@@ -69,13 +73,13 @@ CREATE TABLE IF NOT EXISTS nflog (
     PRIMARY KEY (receiver, group_key)
 );
 CREATE INDEX IF NOT EXISTS nflog_expiry ON nflog (expires_at);
+-- Firing alerts only: a resolve deletes the row.
 CREATE TABLE IF NOT EXISTS alerts (
     fingerprint TEXT PRIMARY KEY,
     labels TEXT NOT NULL,
-    firing INTEGER NOT NULL,
     expires_at REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS alerts_firing ON alerts (expires_at) WHERE firing = 1;
+CREATE INDEX IF NOT EXISTS alerts_expiry ON alerts (expires_at);
 CREATE TABLE IF NOT EXISTS deploys (
     app TEXT NOT NULL,
     namespace TEXT NOT NULL,
@@ -90,21 +94,31 @@ CREATE INDEX IF NOT EXISTS deploys_namespace ON deploys (namespace, at);
 """
 
 
+# The layout above; older files are brought to it by _migrate.
+_SCHEMA_VERSION = 1
+
 _BATCH = 256
 # Notification-log entries kept in memory (write-through; misses are cached too).
 _NFLOG_CACHE = 100_000
 
 
-def sqlite_path(url: str) -> str:
-    """`sqlite:///./x.db` -> `./x.db`; `sqlite:////abs/x.db` -> `/abs/x.db`."""
-    if not url.startswith("sqlite://"):
-        raise ValueError(f"not a sqlite URL: {url}")
-    rest = url[len("sqlite://") :]
-    if rest.startswith("/"):
-        rest = rest[1:]
-    if rest in ("", ":memory:"):
-        raise ValueError("sqlite state needs a file path: an in-memory database loses alerts")
-    return rest
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a file written by an older version to the current layout, keeping its data."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version >= _SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    # Version 0 held leases in two columns (now in memory) and kept resolved alerts.
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(notifications)")}
+    for column in ("lease_until", "lease_token"):
+        if column in columns:
+            conn.execute(f"ALTER TABLE notifications DROP COLUMN {column}")
+    if "firing" in {row["name"] for row in conn.execute("PRAGMA table_info(alerts)")}:
+        conn.execute("DROP INDEX IF EXISTS alerts_firing")
+        conn.execute("DELETE FROM alerts WHERE firing = 0")
+        conn.execute("ALTER TABLE alerts DROP COLUMN firing")
+    conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+    conn.execute("COMMIT")
 
 
 def _route_json(route: RouteSettings) -> str:
@@ -121,11 +135,41 @@ def _row_notification(row: sqlite3.Row) -> Notification:
     )
 
 
-class SQLiteStore:
-    """The `Store` protocol on one SQLite file in WAL mode."""
+def _insert_new(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> set[str] | None:
+    """Insert the notifications not recorded yet; the ids added, or None for all of them."""
+    added = conn.executemany(
+        "INSERT INTO notifications (id, receiver, group_key, route, events, created_at,"
+        " updated_at, state, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT (id) DO NOTHING",
+        rows,
+    ).rowcount
+    if added == len(rows):
+        return None
+    # Some ids were recorded before (a call made again): the rows just added are the
+    # newest of these ids.
+    ids = [row[0] for row in rows]
+    marks = ",".join("?" * len(ids))
+    found = conn.execute(
+        f"SELECT id FROM notifications WHERE id IN ({marks}) ORDER BY seq DESC LIMIT ?",  # noqa: S608
+        (*ids, added),
+    )
+    return {row["id"] for row in found}
 
-    def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
-        self.path = sqlite_path(url)
+
+class SQLiteStore:
+    """The `Store` protocol on one SQLite file in WAL mode, owned by one process."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        lease: float = DEFAULT_LEASE,
+        keep_records: float = DEFAULT_KEEP_RECORDS,
+        synchronous: str = "FULL",
+    ) -> None:
+        self.path = path
+        self.lease = lease
+        self.keep_records = keep_records
         self._synchronous = synchronous
         self._queue: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]] = (
             queue.SimpleQueue()
@@ -147,6 +191,7 @@ class SQLiteStore:
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(_SCHEMA)
+        _migrate(conn)
         return conn
 
     def _run(self, ready: Future[None]) -> None:
@@ -258,6 +303,10 @@ class SQLiteStore:
     async def ping(self) -> None:
         await self._call(lambda c: c.execute("SELECT 1").fetchone())
 
+    async def lead(self, purpose: str) -> bool:
+        """Always: the one process that owns the file does every chore."""
+        return True
+
     # -- writes --------------------------------------------------------------------------
 
     async def record(
@@ -267,15 +316,14 @@ class SQLiteStore:
         alerts: Sequence[AlertState] = (),
         deploys: Sequence[Deploy] = (),
     ) -> None:
+        # The last state of an alert in one webhook wins, as if recorded one by one.
+        latest = {a.fingerprint: a for a in alerts}.values()
         alert_rows = [
-            (
-                a.fingerprint,
-                json.dumps(dict(a.labels), separators=(",", ":")),
-                int(a.firing),
-                a.expires_at,
-            )
-            for a in alerts
+            (a.fingerprint, json.dumps(dict(a.labels), separators=(",", ":")), a.expires_at)
+            for a in latest
+            if a.firing
         ]
+        resolved = [(a.fingerprint,) for a in latest if not a.firing]
         deploy_rows = [
             (d.app, d.namespace, d.revision, d.at, d.trigger, d.argocd_url) for d in deploys
         ]
@@ -294,35 +342,39 @@ class SQLiteStore:
             for n, events in zip(notifications, events_json(notifications), strict=True)
         ]
 
-        def insert(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "INSERT INTO notifications (id, receiver, group_key, route, events, created_at,"
-                " updated_at, state, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                rows,
-            )
+        def insert(conn: sqlite3.Connection) -> set[str] | None:
+            fresh = _insert_new(conn, rows) if rows else None
             if alert_rows:
                 conn.executemany(
-                    "INSERT INTO alerts (fingerprint, labels, firing, expires_at)"
-                    " VALUES (?,?,?,?) ON CONFLICT (fingerprint) DO UPDATE SET"
-                    " labels = excluded.labels, firing = excluded.firing,"
+                    "INSERT INTO alerts (fingerprint, labels, expires_at) VALUES (?,?,?)"
+                    " ON CONFLICT (fingerprint) DO UPDATE SET labels = excluded.labels,"
                     " expires_at = excluded.expires_at",
                     alert_rows,
                 )
+            if resolved:
+                conn.executemany("DELETE FROM alerts WHERE fingerprint = ?", resolved)
             if deploy_rows:
                 conn.executemany(
                     "INSERT OR REPLACE INTO deploys (app, namespace, revision, at, trigger,"
                     " argocd_url) VALUES (?,?,?,?,?,?)",
                     deploy_rows,
                 )
+            return fresh
 
-        await self._call(insert)
-        self._pending.add(notifications)
+        fresh = await self._call(insert)
+        if fresh is None:
+            self._pending.add(notifications)
+            return
+        new: list[Notification] = []
+        for n in notifications:
+            if n.id in fresh:
+                fresh.discard(n.id)  # an id given twice in one call is indexed once
+                new.append(n)
+        self._pending.add(new)
 
     async def firing_alerts(self, now: float) -> list[Mapping[str, str]]:
         def fetch(conn: sqlite3.Connection) -> list[Mapping[str, str]]:
-            rows = conn.execute(
-                "SELECT labels FROM alerts WHERE firing = 1 AND expires_at > ?", (now,)
-            ).fetchall()
+            rows = conn.execute("SELECT labels FROM alerts WHERE expires_at > ?", (now,)).fetchall()
             return [json.loads(r["labels"]) for r in rows]
 
         return await self._call(fetch)
@@ -346,10 +398,10 @@ class SQLiteStore:
 
         return await self._call(fetch)
 
-    async def claim(self, now: float, limit: int, lease: float) -> list[Claim]:
+    async def claim(self, now: float, limit: int) -> list[Claim]:
         if self._thread is None or self._closed:
             raise StoreUnavailable("sqlite store is not open")
-        return self._pending.claim(now, limit, lease, uuid.uuid4().hex)
+        return self._pending.claim(now, limit, self.lease, uuid.uuid4().hex)
 
     async def release(self, claim: Claim, next_attempt_at: float, error: str, now: float) -> None:
         if not self._pending.holds(claim):
@@ -380,7 +432,7 @@ class SQLiteStore:
                 # what an operator asking "why was it late?" needs.
                 "UPDATE notifications SET state = ?, reason = ?,"
                 " last_error = CASE WHEN ? = '' THEN last_error ELSE ? END,"
-                " attempts = attempts + ?, updated_at = ?, lease_until = 0, delivered_in = ?"
+                " attempts = attempts + ?, updated_at = ?, delivered_in = ?"
                 " WHERE id = ? AND state = 'pending'",
                 [
                     (
@@ -470,14 +522,14 @@ class SQLiteStore:
 
         return await self._call(fetch)
 
-    async def expire(self, now: float, keep_records: float) -> int:
+    async def expire(self, now: float) -> int:
         def drop(conn: sqlite3.Connection) -> int:
             gone = conn.execute("DELETE FROM nflog WHERE expires_at <= ?", (now,)).rowcount
             gone += conn.execute("DELETE FROM alerts WHERE expires_at <= ?", (now,)).rowcount
             gone += conn.execute("DELETE FROM deploys WHERE at < ?", (now - DEPLOY_TTL,)).rowcount
             gone += conn.execute(
                 "DELETE FROM notifications WHERE state != 'pending' AND updated_at < ?",
-                (now - keep_records,),
+                (now - self.keep_records,),
             ).rowcount
             return int(gone)
 

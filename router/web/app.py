@@ -40,7 +40,7 @@ def create_app(
     app = web.Application(client_max_size=max(config.server.max_body_bytes, 1) * 2)
     metrics = metrics or Metrics()
     runtime = Runtime.build(config, metrics=metrics)
-    the_store = store if store is not None else open_store(config.state)
+    the_store = store if store is not None else open_store(config.state, clock=clock)
     deliverer = Deliverer(
         the_store,
         lambda: app[STATE].runtime,

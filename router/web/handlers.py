@@ -21,7 +21,7 @@ from router.ingest import alertmanager, argocd
 from router.ingest.intake import plan_notifications
 from router.model import Event
 from router.notify.firing import alert_states
-from router.store.protocols import StoreUnavailable
+from router.store.protocols import StoreUnavailable, exported_outbox_depth
 from router.web.state import STATE, AppState
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ async def reload(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
-        state.metrics.outbox_pending.set(await state.store.pending_count())
+        state.metrics.outbox_pending.set(await exported_outbox_depth(state.store))
     except StoreUnavailable:
         pass
     return web.Response(
@@ -217,7 +217,7 @@ async def notifications(request: web.Request) -> web.Response:
     if not 1 <= limit <= 1000:
         return web.json_response({"error": "limit must be between 1 and 1000"}, status=400)
     try:
-        records = await state.store.list_notifications(
+        records = await state.records.list_notifications(
             limit, receiver=request.query.get("receiver"), group_key=request.query.get("group")
         )
     except StoreUnavailable as exc:

@@ -13,7 +13,7 @@ from aiohttp import web
 from router.config.loader import ConfigError, load_config
 from router.notify.worker import Deliverer
 from router.runtime import Runtime
-from router.store.protocols import Store
+from router.store.protocols import DeliveryRecords, Store
 from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,11 @@ class AppState:
     metrics: Metrics
     clock: Callable[[], float]
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def records(self) -> DeliveryRecords:
+        """The store as the read API sees it: delivery records only."""
+        return self.store
 
     async def reload(self) -> list[str]:
         """Reload the config file; on any problem keep the running config and return them."""
@@ -46,8 +51,8 @@ class AppState:
                 log.exception("config reload failed")
                 return [f"{self.config_path}: {type(exc).__name__}: {exc}"]
             previous = self.runtime
-            if config.state.url != previous.config.state.url:
-                log.warning("state.url changed: takes effect at the next restart")
+            if config.state != previous.config.state:
+                log.warning("state settings changed: they take effect at the next restart")
             self.runtime = runtime
             for channel in runtime.retired_channels(previous):
                 await channel.close()

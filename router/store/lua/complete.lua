@@ -1,0 +1,41 @@
+-- Finish a claim: each notification's final state, and the group's log entry, at once;
+-- nothing if the lease is no longer the claim's. ARGV: prefix, gid, token, now, state,
+-- reason, error, attempted (0/1), delivered_in, record TTL, log entry, its TTL, its
+-- expiry, then the claim's ids, oldest first.
+local P, gid, token, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local state, reason, err, attempted = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+local delivered_in, record_ttl = ARGV[9], tonumber(ARGV[10])
+local entry, entry_ttl, entry_expires = ARGV[11], tonumber(ARGV[12]), ARGV[13]
+local lease = P .. 'lease:' .. gid
+-- Not our lease any more: taken over after it ran out, or already completed.
+if redis.call('GET', lease) ~= token then return 0 end
+local q = P .. 'q:' .. gid
+local latest = ARGV[#ARGV]
+for k = 14, #ARGV do
+  local id = ARGV[k]
+  local nkey = P .. 'n:' .. id
+  if redis.call('HGET', nkey, 'state') == 'pending' then
+    -- Webhooks folded into the newest one point at the record that carried them.
+    local carrier = delivered_in
+    if carrier == '' and id ~= latest then carrier = latest end
+    redis.call('HSET', nkey, 'state', state, 'reason', reason, 'updated_at', now,
+      'delivered_in', carrier)
+    if err ~= '' then redis.call('HSET', nkey, 'last_error', err) end
+    if attempted > 0 then redis.call('HINCRBY', nkey, 'attempts', attempted) end
+    redis.call('EXPIRE', nkey, record_ttl)
+    redis.call('ZADD', P .. 'done', now, id)
+    redis.call('EXPIRE', P .. 'done', record_ttl)
+    redis.call('LREM', q, 1, id)
+    redis.call('DECR', P .. 'pending')
+  end
+end
+redis.call('DEL', lease)
+requeue(P, gid, nil)
+if entry ~= '' then
+  redis.call('SET', P .. 'nf:' .. gid, entry, 'EX', entry_ttl)
+  redis.call('ZADD', P .. 'nfx', entry_expires, gid)
+  if redis.call('TTL', P .. 'nfx') < entry_ttl then
+    redis.call('EXPIRE', P .. 'nfx', entry_ttl)
+  end
+end
+return 1

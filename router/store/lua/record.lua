@@ -1,0 +1,64 @@
+-- Record one webhook: its notifications (pending, queued per group), alert states and
+-- deploys. ARGV: prefix, #notifications, #alerts, #deploys, index TTL, deploy TTL, then
+-- 7 values per notification, 5 per alert state, 5 per deploy.
+local P = ARGV[1]
+local n, na, nd = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local index_ttl, deploy_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
+local function extend(key, ttl)
+  if redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, ttl) end
+end
+local i = 7
+for _ = 1, n do
+  local id, gid, receiver, group_key = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local route, events, created = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  i = i + 7
+  local nkey = P .. 'n:' .. id
+  -- A client retrying after a lost reply must not queue the notification twice.
+  if redis.call('EXISTS', nkey) == 0 then
+    local seq = redis.call('INCR', P .. 'seq')
+    redis.call('HSET', nkey, 'receiver', receiver, 'group_key', group_key, 'gid', gid,
+      'route', route, 'events', events, 'created_at', created, 'updated_at', created,
+      'state', 'pending', 'reason', '', 'attempts', 0, 'last_error', '',
+      'next_attempt_at', 0, 'delivered_in', '', 'seq', seq)
+    redis.call('RPUSH', P .. 'q:' .. gid, id)
+    -- A held group stays held; otherwise new work supersedes a retry's backoff.
+    if redis.call('EXISTS', P .. 'lease:' .. gid) == 0 then
+      redis.call('ZREM', P .. 'due', gid)
+      redis.call('ZADD', P .. 'ready', 'NX', seq, gid)
+    end
+    for _, idx in ipairs({P .. 'recs', P .. 'recs:r:' .. receiver, P .. 'recs:k:' .. group_key}) do
+      redis.call('ZADD', idx, seq, id)
+      redis.call('EXPIRE', idx, index_ttl)
+    end
+    redis.call('INCR', P .. 'pending')
+  end
+end
+for _ = 1, na do
+  local fp, labels, firing, expires, ttl = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+    tonumber(ARGV[i + 4])
+  i = i + 5
+  -- Only firing alerts are kept; a resolve (or a one-shot event) forgets the alert.
+  if firing == '1' then
+    redis.call('HSET', P .. 'alerts', fp, labels)
+    redis.call('ZADD', P .. 'alerts:x', expires, fp)
+    extend(P .. 'alerts', ttl)
+    extend(P .. 'alerts:x', ttl)
+  else
+    redis.call('HDEL', P .. 'alerts', fp)
+    redis.call('ZREM', P .. 'alerts:x', fp)
+  end
+end
+for _ = 1, nd do
+  local member, app, ns, data, at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  i = i + 5
+  redis.call('HSET', P .. 'deploys', member, data)
+  local idx = {P .. 'deploys:x'}
+  if app ~= '' then idx[#idx + 1] = P .. 'deploys:a:' .. app end
+  if ns ~= '' then idx[#idx + 1] = P .. 'deploys:ns:' .. ns end
+  for _, key in ipairs(idx) do
+    redis.call('ZADD', key, at, member)
+    redis.call('EXPIRE', key, deploy_ttl)
+  end
+  redis.call('EXPIRE', P .. 'deploys', deploy_ttl)
+end
+return 1
