@@ -13,9 +13,10 @@ import redis
 
 from router.config.schema import StateConfig
 from router.model import AlertState, DeliveryState, Deploy, NflogEntry, Outcome
+from router.secrets import redact_url
 from router.store import open_store
 from router.store.protocols import StoreUnavailable
-from router.store.redis import RedisStore, redact, split_url
+from router.store.redis import RedisStore, split_url
 from tests.redis_server import RedisServer, delete_prefix, unique_prefix
 from tests.test_store_contract import T0, notification
 
@@ -300,9 +301,9 @@ def test_store_settings_ride_on_the_url_and_passwords_are_redacted() -> None:
     url, settings = split_url("rediss://u:pw@redis.example:6380/2?lease=30s&keep_records=1d&ssl=1")
     assert url == "rediss://u:pw@redis.example:6380/2?ssl=1"
     assert settings == {"lease": 30.0, "keep_records": 86400.0}
-    assert redact(url) == "rediss://u:***@redis.example:6380/2?ssl=1"
-    assert redact("redis://:pw@h/0") == "redis://:***@h/0"
-    assert redact("redis://h:6379/0") == "redis://h:6379/0"
+    assert redact_url(url) == "rediss://u:<redacted>@redis.example:6380/2?ssl=1"
+    assert redact_url("redis://:pw@h/0") == "redis://:<redacted>@h/0"
+    assert redact_url("redis://h:6379/0") == "redis://h:6379/0"
     with pytest.raises(ValueError):
         split_url("redis://h/0?lease=0s")
     store = RedisStore("redis://:pw@h:1/0?lease=5", key_prefix="x:")

@@ -80,6 +80,7 @@ from router.model import (
     Outcome,
     RouteSettings,
 )
+from router.secrets import redact_url
 from router.store.protocols import DEPLOY_TTL, StoreUnavailable, events_json
 
 # Finished records' retention when the URL sets no keep_records (as delivery.KEEP_RECORDS).
@@ -402,20 +403,6 @@ def split_url(url: str) -> tuple[str, dict[str, float]]:
     return urlunsplit(parts._replace(query=urlencode(rest))), settings
 
 
-def redact(url: str) -> str:
-    """The URL with any password replaced, for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"  # IPv6
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 def _is_outage(exc: ResponseError) -> bool:
     return str(exc).split(" ", 1)[0] in _OUTAGE_ERRORS
 
@@ -434,7 +421,7 @@ class RedisStore:
         self.prefix = key_prefix
         self.lease: float | None = settings.get("lease")
         self.keep_records: float | None = settings.get("keep_records")
-        self._where = redact(self._url)
+        self._where = redact_url(self._url)
         self._password_env = password_env
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
