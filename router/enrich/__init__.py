@@ -6,7 +6,6 @@ from router.enrich.links import (
     grafana_dashboard_url,
     grafana_explore_url,
     links_for,
-    silence_matchers,
     silence_url,
 )
 from router.enrich.loki import (
@@ -32,6 +31,5 @@ __all__ = [
     "links_for",
     "logql_escape",
     "logql_regex",
-    "silence_matchers",
     "silence_url",
 ]

@@ -18,9 +18,10 @@ from datetime import datetime, timedelta
 
 from router.config.schema import Config
 from router.enrich.links import links_for
-from router.enrich.loki import LokiEnricher, LokiResult, format_seconds
+from router.enrich.loki import LokiEnricher, LokiResult
 from router.model import Event, Status
 from router.render.message import AlertView, LogExcerpt, Message
+from router.render.text import format_duration
 from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ class Enricher:
             # Only reachable if a lookup overran its own bound: say so like a timeout.
             event = by_key[(fingerprint, Status.FIRING)]
             query = loki.query_or_none(event.labels) or ""
-            note = f"Loki timed out after {format_seconds(loki.timeout)}"
+            note = f"Loki timed out after {format_duration(loki.timeout)}"
             results[fingerprint] = LokiResult(LogExcerpt(query=query, note=note), "timeout")
         return results
 

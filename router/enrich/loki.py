@@ -43,6 +43,7 @@ from jinja2.utils import missing
 
 from router.config.schema import LokiConfig
 from router.render.message import LogExcerpt
+from router.render.text import format_duration
 from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -260,16 +261,6 @@ def epoch_ns(when: datetime) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return (when - _EPOCH) // timedelta(microseconds=1) * 1000
-
-
-def format_seconds(seconds: float) -> str:
-    """`2s`, `1.5s`, `200ms`, `15m`: a duration as people write it in config."""
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    if seconds >= 60 and seconds % 60 == 0:
-        minutes = int(seconds // 60)
-        return f"{minutes // 60}h" if minutes % 60 == 0 and minutes >= 60 else f"{minutes}m"
-    return f"{int(seconds)}s" if seconds == int(seconds) else f"{seconds:g}s"
 
 
 def _one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -511,7 +502,7 @@ class LokiEnricher:
             return self._failed(
                 REASON_CIRCUIT_OPEN,
                 f"Loki skipped after {BREAKER_THRESHOLD} failures in a row "
-                f"({self._last_failure}); next try in {format_seconds(wait)}",
+                f"({self._last_failure}); next try in {format_duration(wait)}",
                 query,
             )
         flight = self._inflight.get(key)
@@ -607,12 +598,12 @@ class LokiEnricher:
             if not acquired:
                 return self._failed(
                     REASON_OVERLOADED,
-                    f"Loki busy: no query slot free within {format_seconds(timeout)} "
+                    f"Loki busy: no query slot free within {format_duration(timeout)} "
                     f"({self._max_concurrency} queries in flight)",
                     query,
                 )
             return self._failed(
-                REASON_TIMEOUT, f"Loki timed out after {format_seconds(timeout)}", query
+                REASON_TIMEOUT, f"Loki timed out after {format_duration(timeout)}", query
             )
         except _TooLarge:
             return self._failed(
@@ -659,7 +650,7 @@ class LokiEnricher:
         newest = entries[-self.cfg.max_lines :]
         lines = tuple(clean_line(line, self.cfg.max_line_chars) for _, line in newest)
         if not lines:
-            lookback = format_seconds(self.cfg.lookback)
+            lookback = format_duration(self.cfg.lookback)
             note = f"no matching log lines from {lookback} before the alert until now"
             return LokiResult(LogExcerpt(query=query, note=note))
         return LokiResult(LogExcerpt(query=query, lines=lines))
