@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -190,14 +189,12 @@ async def test_slow_loki_still_returns_within_the_timeout_with_a_note(
     enricher = Enricher(make_config(loki.url, timeout="300ms"), metrics)
     events = [event("fp1"), event("fp2", app="worker")]
     try:
-        started = time.monotonic()
         enriched = await enricher.enrich(message_for(events), events, NOW)
-        took = time.monotonic() - started
+        # Ended by the timeout: the fake Loki still holds every query it got, unanswered.
+        assert loki.in_flight == len(loki.requests)
     finally:
         await enricher.close()
 
-    # Bounded by the timeout, not by the hanging Loki (5 s); the slack absorbs a busy CI.
-    assert took < 0.3 + 2.0
     assert enriched.notes == (
         "Logs unavailable for 2 of 2 firing alerts: Loki timed out after 300ms",
     )

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -81,14 +80,6 @@ async def make_enricher(loki: FakeLoki, metrics: Metrics) -> AsyncIterator[Enric
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
     value = metrics.registry.get_sample_value(name, labels)
     return value if value is not None else 0.0
-
-
-async def within(seconds: float, awaitable: Awaitable[Any]) -> tuple[Any, float]:
-    """The awaitable's result and how long it took; fails the test past `seconds`."""
-    started = time.monotonic()
-    async with asyncio.timeout(seconds):
-        result = await awaitable
-    return result, time.monotonic() - started
 
 
 def free_port() -> int:
@@ -221,10 +212,10 @@ async def test_slow_loki_gives_a_timeout_note_within_the_timeout(
     loki.delay = 5.0
     loki.push(LABELS, ns(STARTS_AT), "ERROR never seen")
 
-    result, took = await within(5.0, make_enricher(timeout="300ms").lookup(LABELS, STARTS_AT, NOW))
+    result = await make_enricher(timeout="300ms").lookup(LABELS, STARTS_AT, NOW)
 
-    # Bounded by the timeout, not by the hanging Loki (10 s); the slack absorbs a busy CI.
-    assert took < 0.3 + 2.0
+    # Ended by our timeout: the fake Loki is still holding the request, unanswered.
+    assert loki.in_flight == 1
     assert result.excerpt.lines == ()
     assert result.excerpt.note == "Loki timed out after 300ms"
     assert result.excerpt.query.startswith('{namespace="prod"')
@@ -320,7 +311,7 @@ async def test_unreachable_loki_says_connection_refused(
 ) -> None:
     enricher = make_enricher(url=f"http://127.0.0.1:{free_port()}")
 
-    result, _ = await within(2.0, enricher.lookup(LABELS, STARTS_AT, NOW))
+    result = await enricher.lookup(LABELS, STARTS_AT, NOW)
 
     assert result.excerpt.note == "Loki unreachable: connection refused"
     assert result.failure == "unreachable"
@@ -558,12 +549,10 @@ async def test_a_storm_against_a_hanging_loki_finishes_within_the_timeout(
     enricher = make_enricher(max_concurrency=2, timeout="300ms")
     apps = [{**LABELS, "app": f"app-{i}"} for i in range(6)]
 
-    results, took = await within(
-        5.0, asyncio.gather(*(enricher.lookup(a, STARTS_AT, NOW) for a in apps))
-    )
+    results = await asyncio.gather(*(enricher.lookup(a, STARTS_AT, NOW) for a in apps))
 
-    # Bounded by the timeout, not by the hanging Loki (10 s); the slack absorbs a busy CI.
-    assert took < 0.3 + 2.0
+    # Ended by our timeout: every query that reached the fake Loki is still unanswered.
+    assert loki.in_flight == len(loki.requests)
     assert loki.max_in_flight <= 2
     reasons = [r.failure for r in results]
     assert set(reasons) <= {"timeout", "overloaded"}
