@@ -34,6 +34,7 @@ from router.config.schema import WebhookReceiver
 from router.render.message import Message
 from router.render.payload import notification_payload
 from router.render.templates import oneline
+from router.render.text import format_duration
 from router.secrets import redact, url_secrets
 
 # How much of an error response's body is kept for the error detail.
@@ -141,7 +142,7 @@ class WebhookChannel:
             # Covers aiohttp's ServerTimeoutError and the total ClientTimeout.
             raise DeliveryError(
                 "timeout",
-                f"{self._origin}: no answer within {self._cfg.timeout:g}s",
+                f"{self._origin}: no answer within {format_duration(self._cfg.timeout)}",
                 retryable=True,
             ) from exc
         except aiohttp.InvalidURL as exc:

@@ -53,11 +53,6 @@ class Enricher:
         self._loki = loki if loki_cfg is not None else None
 
     @property
-    def loki(self) -> LokiEnricher | None:
-        """The shared Loki client, when `enrich.loki` is configured."""
-        return self._loki
-
-    @property
     def deadline(self) -> float:
         """The most `enrich` waits for log excerpts, in seconds."""
         return (self._loki.timeout if self._loki is not None else 0.0) + DEADLINE_MARGIN

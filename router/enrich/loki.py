@@ -1,6 +1,6 @@
 """Loki log excerpts for alerts: LogQL from a jinja2 template, one bounded `query_range` call.
 
-`LokiEnricher.excerpt` never raises and never takes longer than `enrich.loki.timeout`: every
+`LokiEnricher.lookup` never raises and never takes longer than `enrich.loki.timeout`: every
 failure (missing label, timeout, connection error, Loki's plain-text 4xx/5xx errors, a body
 that is not a streams response) becomes a `LogExcerpt` whose `note` says why in one line.
 
@@ -416,16 +416,11 @@ class LokiEnricher:
         except (MissingLabelError, QueryTemplateError):
             return None
 
-    async def excerpt(
-        self, labels: Mapping[str, str], starts_at: datetime | None, now: datetime
-    ) -> LogExcerpt:
-        """The newest log lines for an alert, or a note saying why there are none."""
-        return (await self.lookup(labels, starts_at, now)).excerpt
-
     async def lookup(
         self, labels: Mapping[str, str], starts_at: datetime | None, now: datetime
     ) -> LokiResult:
-        """Like `excerpt`, also saying whether (and why) it failed. Never raises."""
+        """The newest log lines for an alert (or a note saying why there are none), and
+        whether (and why) that failed. Never raises."""
         try:
             query = self.render_query(labels)
         except MissingLabelError as exc:

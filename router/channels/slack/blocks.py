@@ -7,7 +7,7 @@ Layout of a notification (one Slack message):
   mention. The header sits outside the attachment so the status is the first thing seen.
 - one legacy attachment whose `color` draws the side bar and whose `blocks` hold the rest:
   a fields section (status, env, severity, alert, app, namespace, Argo CD details), a
-  context line (source, receiver/route, time, group), the message links, the enrichment
+  context line (source, receiver, route, since when), the message links, the enrichment
   notes, one section per alert (plus a code-block section for its log excerpt) and, when
   the alerts do not fit, a last section saying "... and N more alerts".
 
