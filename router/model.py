@@ -14,6 +14,13 @@ class Status(enum.StrEnum):
     RESOLVED = "resolved"
 
 
+# The labels normalization sets on every event, whatever the sender called them.
+NORMALIZED_LABELS = ("source", "env", "severity")
+# Until events had `replaced_labels`, the sender's values of NORMALIZED_LABELS were kept
+# in `details` under this prefix; events recorded then are read back into the new field.
+_LEGACY_ORIGINAL_PREFIX = "original:"
+
+
 def parse_time(value: str | None) -> datetime | None:
     """Parse an RFC 3339 timestamp (nanoseconds and offsets allowed); Go's zero time is None."""
     if not value or value.startswith("0001-01-01"):
@@ -58,12 +65,25 @@ class Event:
     external_url: str = ""
     # Argo CD one-shot triggers (on-deployed, ...) never resolve and never repeat.
     one_shot: bool = False
-    # Source details that are not labels: Argo CD revision, message, sync/health status.
+    # Source details that are not labels, shown to readers: Argo CD revision, message,
+    # sync/health status.
     details: Mapping[str, str] = field(default_factory=dict)
+    # The sender's own values of the NORMALIZED_LABELS it had (normalization replaced
+    # them): links back to the sender, such as an Alertmanager silence, need the labels
+    # the sender knows. Internal, never shown to readers.
+    replaced_labels: Mapping[str, str] = field(default_factory=dict)
+    # How many alerts of this group Alertmanager left out (`max_alerts`).
+    truncated_alerts: int = 0
 
     @property
     def alertname(self) -> str:
         return self.labels.get("alertname", "")
+
+    def labels_as_sent(self) -> dict[str, str]:
+        """The labels as the sender sent them, before normalization."""
+        sent = {k: v for k, v in self.labels.items() if k not in NORMALIZED_LABELS}
+        sent.update(self.replaced_labels)
+        return sent
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,10 +99,24 @@ class Event:
             "external_url": self.external_url,
             "one_shot": self.one_shot,
             "details": dict(self.details),
+            "replaced_labels": dict(self.replaced_labels),
+            "truncated_alerts": self.truncated_alerts,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        details = dict(data.get("details") or {})
+        replaced = data.get("replaced_labels")
+        if replaced is None:
+            # Recorded before the field existed: the bookkeeping sat in `details`.
+            replaced = {
+                key.removeprefix(_LEGACY_ORIGINAL_PREFIX): details.pop(key)
+                for key in [k for k in details if k.startswith(_LEGACY_ORIGINAL_PREFIX)]
+            }
+            replaced = {k: v for k, v in replaced.items() if v}
+        truncated = data.get("truncated_alerts")
+        if truncated is None:
+            truncated = details.pop("truncatedAlerts", 0)
         return cls(
             source=data["source"],
             fingerprint=data["fingerprint"],
@@ -95,7 +129,9 @@ class Event:
             generator_url=data.get("generator_url") or "",
             external_url=data.get("external_url") or "",
             one_shot=bool(data.get("one_shot", False)),
-            details=dict(data.get("details") or {}),
+            details=details,
+            replaced_labels=dict(replaced),
+            truncated_alerts=int(truncated or 0),
         )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from router.channels import build_channel
@@ -25,13 +27,25 @@ class Runtime:
     inhibitor: Inhibitor
     enricher: Enricher
     channels: dict[str, Channel] = field(default_factory=dict)
+    # The service's clock (Unix seconds), handed to everything built here.
+    clock: Callable[[], float] = time.time
 
     @classmethod
     def build(
-        cls, config: Config, previous: Runtime | None = None, metrics: Metrics | None = None
+        cls,
+        config: Config,
+        previous: Runtime | None = None,
+        metrics: Metrics | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
     ) -> Runtime:
         """Compile a validated config; channels whose receiver config is unchanged are kept,
-        so a reload does not drop connections or in-flight Slack sessions."""
+        so a reload does not drop connections or in-flight Slack sessions.
+
+        `clock` defaults to the previous runtime's, so a reload keeps the service's clock.
+        """
+        if clock is None:
+            clock = previous.clock if previous is not None else time.time
         channels: dict[str, Channel] = {}
         for receiver in config.receivers:
             if previous is not None and receiver.name in previous.channels:
@@ -42,7 +56,7 @@ class Runtime:
                 if old == receiver:
                     channels[receiver.name] = previous.channels[receiver.name]
                     continue
-            channels[receiver.name] = build_channel(receiver, config.templates_dir)
+            channels[receiver.name] = build_channel(receiver, config.templates_dir, clock)
         return cls(
             config=config,
             tree=RouteTree.from_config(config),
@@ -50,6 +64,7 @@ class Runtime:
             inhibitor=Inhibitor.from_config(config.inhibit_rules),
             enricher=Enricher(config, metrics),
             channels=channels,
+            clock=clock,
         )
 
     def retired_channels(self, previous: Runtime) -> list[Channel]:

@@ -133,10 +133,10 @@ def test_routes_test_tree_prints_the_matched_route_path(
     code, out, _ = routes_test(capsys, "--tree", "env=prod", "severity=critical")
     assert code == 0
     assert out.splitlines() == [
-        'route > routes[1]{env="prod",severity="critical"} -> slack-prod',
-        'route > routes[2]{env="prod",severity=~"critical|warning"} -> email-sre',
+        'routes[1] env="prod", severity="critical" -> slack-prod',
+        'routes[2] env="prod", severity=~"critical|warning" -> email-sre',
     ]
-    assert routes_test(capsys, "--tree", "team=x")[1] == "route -> stdout\n"
+    assert routes_test(capsys, "--tree", "team=x")[1] == "root route -> stdout\n"
 
 
 @pytest.mark.usefixtures("example_env")
@@ -156,7 +156,7 @@ def test_routes_test_at_shows_receivers_muted_at_that_instant(
     # Without --at, time intervals are ignored.
     assert routes_test(capsys, "env=dev")[1] == "slack-dev\n"
     code, out, _ = routes_test(capsys, "--tree", "--at", night, "env=dev")
-    assert out == 'route > routes[3]{env="dev"} -> slack-dev (muted by dev-nights)\n'
+    assert out == 'routes[3] env="dev" -> slack-dev (muted by dev-nights)\n'
 
 
 @pytest.mark.usefixtures("example_env")

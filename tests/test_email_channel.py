@@ -22,8 +22,8 @@ T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 PASSWORD = "Tr0ub4dor&3-not-in-errors"
 
 
-def clock() -> datetime:
-    return T0 + timedelta(minutes=12)
+def clock() -> float:
+    return (T0 + timedelta(minutes=12)).timestamp()
 
 
 def event(
@@ -61,11 +61,14 @@ def event(
     )
 
 
-def message(*events: Event, reason: str = "first_notification") -> Message:
+def message(*events: Event, reason: str = "first") -> Message:
     notification = Notification(
         id="n-1",
         route=RouteSettings(
-            receiver="email-sre", path="/0", repeat_interval=3600.0, send_resolved=True
+            receiver="email-sre",
+            path='routes[0] env="prod"',
+            repeat_interval=3600.0,
+            send_resolved=True,
         ),
         group_key='{}:{alertname="HighErrorRate"}',
         events=list(events) or [event()],
@@ -129,7 +132,7 @@ async def test_mail_is_multipart_text_and_html_with_subject_from_and_to(
     assert mail.message["Message-ID"].endswith("@example.com>")
     assert mail.message["Date"] == "Thu, 26 Nov 2026 10:12:00 +0000"
     assert mail.message["Auto-Submitted"] == "auto-generated"
-    assert "FIRING 2" in mail.text and "backend" in mail.text
+    assert "FIRING:2" in mail.text and "backend" in mail.text
     assert "5xx ratio above 5%" in mail.html
 
 
@@ -156,7 +159,7 @@ async def test_body_shows_status_context_links_logs_and_notes(
 
     [mail] = smtp.messages
     for body in (mail.text, mail.html):
-        assert "FIRING 1" in body
+        assert "FIRING:1" in body
         assert "prod" in body and "critical" in body and "HighErrorRate" in body
         assert "backend" in body and "shop" in body
         assert "5xx ratio above 5%" in body and "backend answers 7% 5xx" in body

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +15,7 @@ from router.config.schema import Config
 from router.enrich.enricher import Enricher
 from router.enrich.loki import epoch_ns
 from router.model import Event, Notification, RouteSettings, Status
-from router.render.message import Message, build_message
+from router.render.message import Message, alert_links, build_message
 from router.web.metrics import Metrics
 from tests.fakes.loki import FakeLoki
 from tests.helpers import config_from
@@ -141,12 +140,12 @@ async def test_firing_alerts_get_links_and_their_own_logs_resolved_only_links(
     ]
     assert worker.logs is not None and list(worker.logs.lines) == ["ERROR worker 1"]
     assert resolved.logs is None
-    assert titles(backend.links) == [
+    assert titles(alert_links(backend)) == [
+        "Runbook",
+        "Source",
         "Logs (Grafana Explore)",
         "Grafana dashboard",
         "Silence",
-        "Source",
-        "Runbook",
         "Argo CD",
     ]
     # The worker matches no dashboard; the resolved alert still links its logs' Explore view.
@@ -190,14 +189,12 @@ async def test_slow_loki_still_returns_within_the_timeout_with_a_note(
     enricher = Enricher(make_config(loki.url, timeout="300ms"), metrics)
     events = [event("fp1"), event("fp2", app="worker")]
     try:
-        started = time.monotonic()
         enriched = await enricher.enrich(message_for(events), events, NOW)
-        took = time.monotonic() - started
+        # Ended by the timeout: the fake Loki still holds every query it got, unanswered.
+        assert loki.in_flight == len(loki.requests)
     finally:
         await enricher.close()
 
-    # Bounded by the timeout, not by the hanging Loki (5 s); the slack absorbs a busy CI.
-    assert took < 0.3 + 2.0
     assert enriched.notes == (
         "Logs unavailable for 2 of 2 firing alerts: Loki timed out after 300ms",
     )
@@ -276,10 +273,10 @@ async def test_argocd_deploy_notices_get_links_but_no_log_query(
     [alert] = enriched.firing
     assert alert.logs is None
     assert loki.requests == []
-    assert titles(alert.links) == [
+    assert titles(alert_links(alert)) == [
+        "Runbook",
         "Logs (Grafana Explore)",
         "Grafana dashboard",
-        "Runbook",
         "Argo CD",
     ]
     assert alert.links[-1].url == "https://cd.example.com/applications/backend"
@@ -311,7 +308,7 @@ route:
     [alert] = enriched.firing
     assert alert.logs is None
     assert enriched.notes == ()
-    assert titles(alert.links) == ["Grafana dashboard", "Silence", "Source", "Runbook"]
+    assert titles(alert_links(alert)) == ["Runbook", "Source", "Grafana dashboard", "Silence"]
     dashboard = parse_qs(urlsplit(alert.links[0].url).query)
     # The default 15-minute lookback before the alert, up to now.
     assert dashboard["from"] == [str((epoch_ns(STARTS_AT) - 900 * 1_000_000_000) // 1_000_000)]

@@ -320,15 +320,15 @@ async def test_calls_are_recorded_with_channel_and_thread(
 
 async def test_stop_does_not_wait_for_a_delayed_call() -> None:
     slack = await FakeSlack().start()
-    slack.delay("chat.postMessage", 30)
+    # Far longer than the test may run: waiting for it would fail the test by its timeout.
+    slack.delay("chat.postMessage", 3600)
     client = AsyncWebClient(token=slack.token, base_url=slack.api_url, retry_handlers=[])
     pending = asyncio.create_task(client.chat_postMessage(channel="#prod-alerts", text="x"))
     await slack.wait_for_calls(1, "chat.postMessage")
-    started = time.monotonic()
     await slack.stop()
-    assert time.monotonic() - started < 5
-    # The call was cut short; whatever the client saw, it did not hang.
-    await asyncio.wait_for(asyncio.gather(pending, return_exceptions=True), timeout=5)
+    # The call was cut short: whatever the client saw, it ends (a wait would outlast the
+    # test's timeout).
+    await asyncio.gather(pending, return_exceptions=True)
 
 
 async def test_incoming_webhook_accepts_and_stores(slack: FakeSlack) -> None:

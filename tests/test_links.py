@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
-import pytest
-
-from router.config.schema import Config, GrafanaConfig
+from router.config.schema import GrafanaConfig
 from router.enrich.links import (
     EXPLORE_PANE_ID,
     argocd_app_url,
@@ -18,12 +16,11 @@ from router.enrich.links import (
     grafana_dashboard_url,
     grafana_explore_url,
     links_for,
-    silence_matchers,
     silence_url,
 )
-from router.ingest.normalize import normalize
-from router.model import Event, Status
-from router.render.message import Link
+from router.ingest.normalize import normalize, replaced_labels
+from router.model import Event, Notification, RouteSettings, Status
+from router.render.message import AlertView, Link, alert_links, build_message
 from router.routing.matchers import parse_matchers
 from tests.helpers import config_from
 
@@ -161,79 +158,44 @@ def test_silence_url_is_the_new_silence_form_with_quoted_percent_encoded_matcher
     ]
 
 
-def normalized(own: Mapping[str, str], config: Config) -> dict[str, str]:
-    return normalize(own, config, source="alertmanager")
+def silence_filter(event: Event) -> str:
+    [silence] = [
+        link
+        for link in links_for(event, config_from(CONFIG_YAML), expr=None, start=START, end=END)
+        if link.title == "Silence"
+    ]
+    return filter_of(silence.url)
 
 
-def matchers_for(own: Mapping[str, str], config: Config) -> dict[str, tuple[str, str]]:
-    return {n: (op, v) for n, op, v in silence_matchers(normalized(own, config), config)}
-
-
-def test_silence_drops_our_source_label_and_keeps_every_original_label() -> None:
+def test_silence_matches_the_labels_as_the_sender_sent_them() -> None:
     config = config_from(CONFIG_YAML)
-    own = {"alertname": "HighErrorRate", "instance": "i-1", "namespace": "payments"}
-
-    found = matchers_for(own, config)
-
-    assert "source" not in found
-    assert found["alertname"] == ("=", "HighErrorRate")
-    assert found["instance"] == ("=", "i-1")
-    assert found["namespace"] == ("=", "payments")
-    assert list(found)[0] == "alertname"
-
-
-@pytest.mark.parametrize(
-    ("own", "name", "originals", "others"),
-    [
-        # env picked from namespace: the alert may have had no env label, or env=payments.
-        ({"namespace": "payments"}, "env", ["", "payments"], ["prod", "other"]),
-        # An aliased spelling: production (any case) and prod itself normalize to prod.
-        ({"env": "production"}, "env", ["prod", "production", "Production"], ["", "stage"]),
-        # A value no alias produces and nothing else could give: exact.
-        ({"env": "qa", "namespace": "x"}, "env", ["qa"], ["", "x", "QA"]),
-        # critical may have been critical, page or error; never absent (default is warning).
-        ({"severity": "critical"}, "severity", ["critical", "page", "PAGE", "error"], ["", "x"]),
-        # warning may also be the default for an alert without severity.
-        ({}, "severity", ["", "warning", "warn"], ["critical"]),
-    ],
-)
-def test_silence_matches_exactly_the_originals_that_normalize_to_our_value(
-    own: dict[str, str], name: str, originals: list[str], others: list[str]
-) -> None:
-    config = config_from(CONFIG_YAML)
-    own = {"alertname": "A", **own}
-    labels = normalized(own, config)
-
-    url = silence_url("http://am", silence_matchers(labels, config))
-    [matcher] = [m for m in parse_matchers(filter_of(url)) if m.name == name]
-
-    for value in originals:
-        alert = {**own, name: value} if value else {k: v for k, v in own.items() if k != name}
-        assert normalized(alert, config)[name] == labels[name]  # the premise
-        assert matcher.matches(alert), (matcher, value)
-    for value in others:
-        alert = {**own, name: value} if value else {k: v for k, v in own.items() if k != name}
-        assert not matcher.matches(alert), (matcher, value)
-
-
-def test_silence_omits_env_when_an_earlier_label_decided_it() -> None:
-    config = config_from(
-        CONFIG_YAML.replace("environment:\n", "environment:\n  from_labels: [cluster, env]\n")
+    own = {"alertname": "HighErrorRate", "severity": "page", "source": "theirs", "zone": "a"}
+    event = make_event(
+        labels=normalize(own, config, source="alertmanager"),
+        replaced_labels=replaced_labels(own),
     )
-    labels = normalized({"alertname": "A", "cluster": "eu-1", "env": "prod"}, config)
+    assert (event.labels["severity"], event.labels["source"]) == ("critical", "alertmanager")
 
-    assert "env" not in {n for n, _, _ in silence_matchers(labels, config)}
+    matchers = parse_matchers(silence_filter(event))
 
-
-def test_silence_with_original_labels_uses_them_verbatim() -> None:
-    config = config_from(CONFIG_YAML)
-    original = {"alertname": "A", "severity": "page", "source": "theirs"}
-
-    assert silence_matchers(normalized(original, config), config, original) == [
-        ("alertname", "=", "A"),
+    assert [(m.name, m.op, m.value) for m in matchers] == [
+        ("alertname", "=", "HighErrorRate"),
         ("severity", "=", "page"),
         ("source", "=", "theirs"),
+        ("zone", "=", "a"),
     ]
+
+
+def test_silence_leaves_out_the_labels_normalization_added() -> None:
+    config = config_from(CONFIG_YAML)
+    own = {"alertname": "HighErrorRate", "namespace": "payments"}
+    event = make_event(
+        labels=normalize(own, config, source="alertmanager"),
+        replaced_labels=replaced_labels(own),
+    )
+    assert {"env", "severity", "source"} <= set(event.labels)
+
+    assert silence_filter(event) == '{alertname="HighErrorRate", namespace="payments"}'
 
 
 # ---- Argo CD and links_for ----------------------------------------------------------------
@@ -270,39 +232,52 @@ def make_event(**changes: Any) -> Event:
     return Event(**fields)
 
 
-def test_links_for_an_alertmanager_alert_in_order() -> None:
-    config = config_from(CONFIG_YAML)
+def view_of(event: Event, links: list[Link]) -> AlertView:
+    """The alert as channels render it, with these enrichment links."""
+    route = RouteSettings(receiver="r", path="root route", repeat_interval=1.0, send_resolved=True)
+    notification = Notification(
+        id="n1", route=route, group_key="g", events=[event], created_at=START
+    )
+    [alert] = build_message(notification, "first").alerts
+    return dataclasses.replace(alert, links=links)
 
-    links = links_for(make_event(), config, expr=EXPR, start=START, end=END)
+
+def test_links_of_an_alertmanager_alert_come_in_one_order() -> None:
+    config = config_from(CONFIG_YAML)
+    event = make_event()
+
+    enrichment = links_for(event, config, expr=EXPR, start=START, end=END)
+    links = alert_links(view_of(event, enrichment))
 
     assert [link.title for link in links] == [
+        "Runbook",
+        "Source",
         "Logs (Grafana Explore)",
         "Grafana dashboard",
         "Silence",
-        "Source",
-        "Runbook",
         "Argo CD",
     ]
-    explore, dashboard, silence, source, runbook, argocd = (link.url for link in links)
+    runbook, source, explore, dashboard, silence, argocd = (link.url for link in links)
+    assert runbook == "https://runbooks.example.com/high-error-rate"
+    assert source == "http://prometheus:9090/graph?g0.expr=x"
     pane = next(iter(json.loads(query_of(explore)["panes"][0]).values()))
     assert pane["queries"][0]["expr"] == EXPR
     assert urlsplit(dashboard).path == "/d/app-overview"
     assert 'alertname="HighErrorRate"' in filter_of(silence)
-    assert source == "http://prometheus:9090/graph?g0.expr=x"
-    assert runbook == "https://runbooks.example.com/high-error-rate"
     assert argocd == "https://argocd.example.com/applications/backend"
 
 
-def test_links_for_drop_non_web_urls_and_missing_parts() -> None:
-    config = config_from(CONFIG_YAML)
+def test_alert_links_drop_non_web_urls_and_repeats() -> None:
     event = make_event(
         annotations={"runbook_url": "javascript:alert(1)"},
         generator_url="file:///etc/passwd",
         external_url="",
         labels={"alertname": "X", "severity": "warning"},
     )
+    again = Link("Argo CD", "https://argocd.example.com/applications/x")
+    enrichment = [Link("Bad", "ftp://x.example.com/"), again, Link("Same page", again.url)]
 
-    assert links_for(event, config, expr=None, start=START, end=END) == []
+    assert alert_links(view_of(event, enrichment)) == [again]
 
 
 def test_links_for_an_argocd_event_use_its_own_argocd_url() -> None:
@@ -343,7 +318,7 @@ route:
 
     links = links_for(make_event(), config, expr=EXPR, start=START, end=END)
 
-    assert [link.title for link in links] == ["Silence", "Source", "Runbook", "Argo CD"]
+    assert [link.title for link in links] == ["Silence", "Argo CD"]
 
 
 def test_dashboard_window_is_the_one_given() -> None:

@@ -18,8 +18,8 @@ from router.render.payload import notification_payload
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
 
-def clock() -> datetime:
-    return T0
+def clock() -> float:
+    return T0.timestamp()
 
 
 def message(notification_id: str = "n-1", **labels: str) -> Message:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +22,7 @@ from router.enrich.loki import (
     logql_regex,
     parse_streams,
 )
+from router.render.message import LogExcerpt
 from router.web.metrics import Metrics
 from tests.fakes.loki import (
     NO_ORG_ID_TEXT,
@@ -83,12 +83,11 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
     return value if value is not None else 0.0
 
 
-async def within(seconds: float, awaitable: Awaitable[Any]) -> tuple[Any, float]:
-    """The awaitable's result and how long it took; fails the test past `seconds`."""
-    started = time.monotonic()
-    async with asyncio.timeout(seconds):
-        result = await awaitable
-    return result, time.monotonic() - started
+async def excerpt_of(
+    enricher: LokiEnricher, labels: Mapping[str, str], starts_at: datetime | None, now: datetime
+) -> LogExcerpt:
+    """The excerpt part of `lookup`: what a message shows."""
+    return (await enricher.lookup(labels, starts_at, now)).excerpt
 
 
 def free_port() -> int:
@@ -116,7 +115,7 @@ async def test_excerpt_merges_interleaved_streams_and_keeps_the_newest_lines_old
     loki.push({**LABELS, "app": "frontend"}, base, "ERROR other app")  # other stream
     loki.push(pod_a, ns(NOW) + SECOND_NS, "ERROR from the future")  # after end
 
-    excerpt = await make_enricher(max_lines=5).excerpt(LABELS, STARTS_AT, NOW)
+    excerpt = await excerpt_of(make_enricher(max_lines=5), LABELS, STARTS_AT, NOW)
 
     assert excerpt.note == ""
     assert list(excerpt.lines) == [f"ERROR request {i} failed" for i in (3, 4, 5, 6, 7)]
@@ -132,7 +131,7 @@ async def test_request_carries_query_window_limit_direction_and_tenant(
 ) -> None:
     enricher = make_enricher(tenant="team-a", lookback="15m", max_lines=15)
 
-    await enricher.excerpt(LABELS, STARTS_AT, NOW)
+    await excerpt_of(enricher, LABELS, STARTS_AT, NOW)
 
     [request] = loki.requests
     assert request.path == "/loki/api/v1/query_range"
@@ -151,7 +150,7 @@ async def test_request_carries_query_window_limit_direction_and_tenant(
 async def test_no_tenant_header_without_a_tenant_and_window_from_now_without_starts_at(
     loki: FakeLoki, make_enricher: EnricherFactory
 ) -> None:
-    await make_enricher(lookback="10m").excerpt(LABELS, None, NOW)
+    await excerpt_of(make_enricher(lookback="10m"), LABELS, None, NOW)
 
     [request] = loki.requests
     assert request.tenant is None
@@ -178,7 +177,7 @@ async def test_lines_are_stripped_of_terminal_escapes_and_cut_to_width(
     loki.push(LABELS, base + 1, "ERROR " + "x" * 500)
     loki.push(LABELS, base + 2, "ERROR \u202eevil\x1b]8;;http://x\x07link\x1b]8;;\x07")
 
-    excerpt = await make_enricher(max_line_chars=40).excerpt(LABELS, STARTS_AT, NOW)
+    excerpt = await excerpt_of(make_enricher(max_line_chars=40), LABELS, STARTS_AT, NOW)
 
     first, long, third = excerpt.lines
     assert first == "ERROR red tabbed second line"
@@ -192,7 +191,7 @@ async def test_structured_metadata_tuples_are_read(
     loki.push(LABELS, ns(STARTS_AT), "ERROR with metadata", metadata={"trace_id": "abc"})
     loki.push(LABELS, ns(STARTS_AT) + 1, "ERROR without")
 
-    excerpt = await make_enricher().excerpt(LABELS, STARTS_AT, NOW)
+    excerpt = await excerpt_of(make_enricher(), LABELS, STARTS_AT, NOW)
 
     assert list(excerpt.lines) == ["ERROR with metadata", "ERROR without"]
 
@@ -221,10 +220,10 @@ async def test_slow_loki_gives_a_timeout_note_within_the_timeout(
     loki.delay = 5.0
     loki.push(LABELS, ns(STARTS_AT), "ERROR never seen")
 
-    result, took = await within(5.0, make_enricher(timeout="300ms").lookup(LABELS, STARTS_AT, NOW))
+    result = await make_enricher(timeout="300ms").lookup(LABELS, STARTS_AT, NOW)
 
-    # Bounded by the timeout, not by the hanging Loki (10 s); the slack absorbs a busy CI.
-    assert took < 0.3 + 2.0
+    # Ended by our timeout: the fake Loki is still holding the request, unanswered.
+    assert loki.in_flight == 1
     assert result.excerpt.lines == ()
     assert result.excerpt.note == "Loki timed out after 300ms"
     assert result.excerpt.query.startswith('{namespace="prod"')
@@ -280,7 +279,9 @@ async def test_loki_http_errors_become_a_one_line_note_with_the_reason(
 async def test_a_real_parse_error_from_an_invalid_template_query_is_reported(
     loki: FakeLoki, make_enricher: EnricherFactory
 ) -> None:
-    excerpt = await make_enricher(query="{{ labels.app }} |= error").excerpt(LABELS, STARTS_AT, NOW)
+    excerpt = await excerpt_of(
+        make_enricher(query="{{ labels.app }} |= error"), LABELS, STARTS_AT, NOW
+    )
 
     assert excerpt.note == (
         "Loki rejected the query (400): parse error at line 1, col 1: "
@@ -292,9 +293,9 @@ async def test_a_real_parse_error_from_an_invalid_template_query_is_reported(
 async def test_missing_tenant_is_a_401_note(make_enricher: EnricherFactory) -> None:
     async with FakeLoki(require_tenant=True) as strict:
         enricher = make_enricher(url=strict.url)
-        excerpt = await enricher.excerpt(LABELS, STARTS_AT, NOW)
-        with_tenant = await make_enricher(url=strict.url, tenant="t1").excerpt(
-            LABELS, STARTS_AT, NOW
+        excerpt = await excerpt_of(enricher, LABELS, STARTS_AT, NOW)
+        with_tenant = await excerpt_of(
+            make_enricher(url=strict.url, tenant="t1"), LABELS, STARTS_AT, NOW
         )
 
     assert excerpt.note == f"Loki rejected the query (401): {NO_ORG_ID_TEXT}"
@@ -307,7 +308,7 @@ async def test_long_error_text_is_cut_to_one_short_line(
 ) -> None:
     loki.always = Reply.timeout()
 
-    note = (await make_enricher().excerpt(LABELS, STARTS_AT, NOW)).note
+    note = (await excerpt_of(make_enricher(), LABELS, STARTS_AT, NOW)).note
 
     assert note.startswith("Loki failed (504): request timed out, decrease the duration")
     assert TIMEOUT_TEXT.startswith(note.removeprefix("Loki failed (504): ").rstrip("…"))
@@ -320,7 +321,7 @@ async def test_unreachable_loki_says_connection_refused(
 ) -> None:
     enricher = make_enricher(url=f"http://127.0.0.1:{free_port()}")
 
-    result, _ = await within(2.0, enricher.lookup(LABELS, STARTS_AT, NOW))
+    result = await enricher.lookup(LABELS, STARTS_AT, NOW)
 
     assert result.excerpt.note == "Loki unreachable: connection refused"
     assert result.failure == "unreachable"
@@ -385,8 +386,8 @@ async def test_missing_label_sends_no_request_and_names_the_label(
 async def test_a_failing_template_sends_no_request(
     loki: FakeLoki, make_enricher: EnricherFactory
 ) -> None:
-    excerpt = await make_enricher(query='{app="{{ labels.app + 1 }}"}').excerpt(
-        LABELS, STARTS_AT, NOW
+    excerpt = await excerpt_of(
+        make_enricher(query='{app="{{ labels.app + 1 }}"}'), LABELS, STARTS_AT, NOW
     )
 
     assert excerpt.note.startswith("no log query: query template failed: ")
@@ -403,7 +404,7 @@ async def test_label_values_with_quotes_and_backslashes_are_escaped_in_logql(
     loki.push(labels, ns(STARTS_AT), "ERROR in the oddly named app")
     loki.push({"namespace": "prod", "app": "other"}, ns(STARTS_AT), "ERROR not ours")
 
-    excerpt = await make_enricher().excerpt(labels, STARTS_AT, NOW)
+    excerpt = await excerpt_of(make_enricher(), labels, STARTS_AT, NOW)
 
     [request] = loki.requests
     assert request.query.startswith(r'{namespace="prod\", app=~\".*", app="back\\end\n"}')
@@ -452,15 +453,15 @@ async def test_a_duplicate_query_is_answered_from_the_cache(
     loki.push(LABELS, ns(STARTS_AT), "ERROR once")
     enricher = make_enricher(cache_ttl=30.0)
 
-    first = await enricher.excerpt(LABELS, STARTS_AT, NOW)
-    second = await enricher.excerpt(LABELS, STARTS_AT, NOW + timedelta(seconds=10))
+    first = await excerpt_of(enricher, LABELS, STARTS_AT, NOW)
+    second = await excerpt_of(enricher, LABELS, STARTS_AT, NOW + timedelta(seconds=10))
 
     assert first == second and list(first.lines) == ["ERROR once"]
     assert len(loki.requests) == 1
     assert sample(metrics, "alert_router_enrich_cache_hits_total", enricher="loki") == 1
     assert sample(metrics, "alert_router_enrich_queries_total", enricher="loki") == 1
 
-    await enricher.excerpt(LABELS, STARTS_AT, NOW + timedelta(seconds=31))
+    await excerpt_of(enricher, LABELS, STARTS_AT, NOW + timedelta(seconds=31))
     assert len(loki.requests) == 2
 
 
@@ -469,9 +470,9 @@ async def test_other_labels_or_start_windows_are_separate_queries(
 ) -> None:
     enricher = make_enricher(start_bucket=60.0)
 
-    await enricher.excerpt(LABELS, STARTS_AT, NOW)
-    await enricher.excerpt({**LABELS, "app": "frontend"}, STARTS_AT, NOW)
-    await enricher.excerpt(LABELS, STARTS_AT - timedelta(minutes=5), NOW)
+    await excerpt_of(enricher, LABELS, STARTS_AT, NOW)
+    await excerpt_of(enricher, {**LABELS, "app": "frontend"}, STARTS_AT, NOW)
+    await excerpt_of(enricher, LABELS, STARTS_AT - timedelta(minutes=5), NOW)
 
     assert len(loki.requests) == 3
 
@@ -482,9 +483,9 @@ async def test_transient_failures_are_cached_only_briefly(
     loki.script(Reply.server_error())
     enricher = make_enricher(cache_ttl=30.0)
 
-    failed = await enricher.excerpt(LABELS, STARTS_AT, NOW)
-    again = await enricher.excerpt(LABELS, STARTS_AT, NOW + timedelta(seconds=2))
-    recovered = await enricher.excerpt(LABELS, STARTS_AT, NOW + timedelta(seconds=6))
+    failed = await excerpt_of(enricher, LABELS, STARTS_AT, NOW)
+    again = await excerpt_of(enricher, LABELS, STARTS_AT, NOW + timedelta(seconds=2))
+    recovered = await excerpt_of(enricher, LABELS, STARTS_AT, NOW + timedelta(seconds=6))
 
     assert failed.note.startswith("Loki failed (500)") and again == failed
     assert recovered.note.startswith("no matching log lines")
@@ -498,11 +499,11 @@ async def test_the_cache_is_bounded_least_recently_used_first(
     apps = [{**LABELS, "app": name} for name in ("a", "b", "c")]
 
     for labels in (apps[0], apps[1], apps[0], apps[2]):  # c evicts b, the least recent
-        await enricher.excerpt(labels, STARTS_AT, NOW)
+        await excerpt_of(enricher, labels, STARTS_AT, NOW)
     assert len(loki.requests) == 3
-    await enricher.excerpt(apps[0], STARTS_AT, NOW)
+    await excerpt_of(enricher, apps[0], STARTS_AT, NOW)
     assert len(loki.requests) == 3
-    await enricher.excerpt(apps[1], STARTS_AT, NOW)
+    await excerpt_of(enricher, apps[1], STARTS_AT, NOW)
     assert len(loki.requests) == 4
 
 
@@ -513,7 +514,9 @@ async def test_concurrent_identical_queries_share_one_request(
     loki.push(LABELS, ns(STARTS_AT), "ERROR shared")
     enricher = make_enricher()
 
-    excerpts = await asyncio.gather(*(enricher.excerpt(LABELS, STARTS_AT, NOW) for _ in range(10)))
+    excerpts = await asyncio.gather(
+        *(excerpt_of(enricher, LABELS, STARTS_AT, NOW) for _ in range(10))
+    )
 
     assert len(loki.requests) == 1
     assert all(list(e.lines) == ["ERROR shared"] for e in excerpts)
@@ -527,8 +530,8 @@ async def test_a_waiter_giving_up_does_not_cancel_the_shared_query(
     loki.push(LABELS, ns(STARTS_AT), "ERROR shared")
     enricher = make_enricher()
 
-    impatient = asyncio.ensure_future(enricher.excerpt(LABELS, STARTS_AT, NOW))
-    patient = asyncio.ensure_future(enricher.excerpt(LABELS, STARTS_AT, NOW))
+    impatient = asyncio.ensure_future(excerpt_of(enricher, LABELS, STARTS_AT, NOW))
+    patient = asyncio.ensure_future(excerpt_of(enricher, LABELS, STARTS_AT, NOW))
     await loki.wait_for_requests(1)
     impatient.cancel()
 
@@ -544,7 +547,7 @@ async def test_concurrent_loki_requests_are_bounded(
     enricher = make_enricher(max_concurrency=3)
     apps = [{**LABELS, "app": f"app-{i}"} for i in range(12)]
 
-    excerpts = await asyncio.gather(*(enricher.excerpt(a, STARTS_AT, NOW) for a in apps))
+    excerpts = await asyncio.gather(*(excerpt_of(enricher, a, STARTS_AT, NOW) for a in apps))
 
     assert len(loki.requests) == 12
     assert loki.max_in_flight == 3
@@ -558,12 +561,10 @@ async def test_a_storm_against_a_hanging_loki_finishes_within_the_timeout(
     enricher = make_enricher(max_concurrency=2, timeout="300ms")
     apps = [{**LABELS, "app": f"app-{i}"} for i in range(6)]
 
-    results, took = await within(
-        5.0, asyncio.gather(*(enricher.lookup(a, STARTS_AT, NOW) for a in apps))
-    )
+    results = await asyncio.gather(*(enricher.lookup(a, STARTS_AT, NOW) for a in apps))
 
-    # Bounded by the timeout, not by the hanging Loki (10 s); the slack absorbs a busy CI.
-    assert took < 0.3 + 2.0
+    # Ended by our timeout: every query that reached the fake Loki is still unanswered.
+    assert loki.in_flight == len(loki.requests)
     assert loki.max_in_flight <= 2
     reasons = [r.failure for r in results]
     assert set(reasons) <= {"timeout", "overloaded"}
@@ -583,7 +584,7 @@ async def test_a_storm_against_a_hanging_loki_finishes_within_the_timeout(
 async def test_duration_of_sent_queries_is_observed(
     loki: FakeLoki, make_enricher: EnricherFactory, metrics: Metrics
 ) -> None:
-    await make_enricher().excerpt(LABELS, STARTS_AT, NOW)
+    await excerpt_of(make_enricher(), LABELS, STARTS_AT, NOW)
 
     assert sample(metrics, "alert_router_enrich_duration_seconds_count", enricher="loki") == 1
 
@@ -593,7 +594,7 @@ async def test_close_cancels_queries_in_flight_without_raising_to_waiters(
 ) -> None:
     loki.delay = 5.0
     enricher = make_enricher()
-    waiter = asyncio.ensure_future(enricher.excerpt(LABELS, STARTS_AT, NOW))
+    waiter = asyncio.ensure_future(excerpt_of(enricher, LABELS, STARTS_AT, NOW))
     await loki.wait_for_requests(1)
 
     await enricher.close()

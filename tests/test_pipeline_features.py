@@ -198,12 +198,22 @@ async def test_argocd_incident_resolves_once_with_how_long_it_lasted(
 ) -> None:
     clock = FakeClock(DAY)
     async with running(make_config(sink, state_url), clock=clock) as svc:
-        failed = argocd("on-sync-failed", operationPhase="Failed", healthStatus="Degraded")
+        failed = argocd(
+            "on-sync-failed",
+            operationPhase="Failed",
+            healthStatus="Degraded",
+            finishedAt=DAY.isoformat(),
+        )
         await svc.post("/webhook/argocd", failed)
         await svc.post("/webhook/argocd", failed)  # Argo CD re-sends after a restart
         await settle(svc)
         clock.set(DAY + timedelta(minutes=14))
-        await svc.post("/webhook/argocd", argocd("on-sync-succeeded", revision="a1b2c3d"))
+        recovered = argocd(
+            "on-sync-succeeded",
+            revision="a1b2c3d",
+            finishedAt=(DAY + timedelta(minutes=14)).isoformat(),
+        )
+        await svc.post("/webhook/argocd", recovered)
         await settle(svc)
     bodies = [r.json for r in sink.requests]
     incident = [b for b in bodies if b["alertname"] == "on-sync-failed"]

@@ -17,10 +17,10 @@ import redis
 
 from router.config.schema import StateConfig
 from router.model import AlertState, DeliveryState, Deploy, NflogEntry, Outcome
+from router.secrets import redact_url
 from router.store import open_store
 from router.store.protocols import StoreUnavailable, exported_outbox_depth
 from router.store.redis import RedisStore, lua_source
-from router.store.url import redact
 from tests.redis_server import RedisServer, delete_prefix, unique_prefix
 from tests.test_store_contract import T0, FakeClock, notification
 
@@ -299,11 +299,11 @@ async def test_prefixes_keep_deployments_apart(redis_url: str) -> None:
 
 
 def test_passwords_are_redacted() -> None:
-    assert redact("rediss://u:pw@redis.example:6380/2?ssl_cert_reqs=none") == (
-        "rediss://u:***@redis.example:6380/2?ssl_cert_reqs=none"
+    assert redact_url("rediss://u:pw@redis.example:6380/2?ssl_cert_reqs=none") == (
+        "rediss://u:<redacted>@redis.example:6380/2?ssl_cert_reqs=none"
     )
-    assert redact("redis://:pw@h/0") == "redis://:***@h/0"
-    assert redact("redis://h:6379/0") == "redis://h:6379/0"
+    assert redact_url("redis://:pw@h/0") == "redis://:<redacted>@h/0"
+    assert redact_url("redis://h:6379/0") == "redis://h:6379/0"
     store = RedisStore("redis://:pw@h:1/0", key_prefix="x:")
     assert "pw" not in repr(store)
 

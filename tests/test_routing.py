@@ -107,13 +107,13 @@ def test_alertmanager_route_match_cases(
 def test_paths_name_each_matched_node_with_its_index_and_matchers() -> None:
     tree = tree_from(AM_TREE)
     assert [s.path for s in tree.match({"owner": "team-A", "env": "production"})] == [
-        'route > routes[0]{owner="team-A"} > routes[1]{env="production"}',
-        'route > routes[0]{owner="team-A"} > routes[2]{env=~"produ.*",job=~".*"}',
+        'routes[0] owner="team-A" > routes[1] env="production"',
+        'routes[0] owner="team-A" > routes[2] env=~"produ.*", job=~".*"',
     ]
     assert [s.path for s in tree.match({"env": "testing", "group_by": "role", "wait": "long"})] == [
-        'route > routes[2]{group_by="role"} > routes[0]{env="testing"} > routes[0]{wait="long"}'
+        'routes[2] group_by="role" > routes[0] env="testing" > routes[0] wait="long"'
     ]
-    assert [s.path for s in tree.match({"nothing": "matches"})] == ["route"]
+    assert [s.path for s in tree.match({"nothing": "matches"})] == ["root route"]
 
 
 def test_regex_route_matchers_are_anchored() -> None:
@@ -244,7 +244,7 @@ def test_a_receiver_reached_twice_is_delivered_once_with_the_first_route() -> No
         ("first", 3600.0),
         ("second", DEFAULT_REPEAT),
     ]
-    assert matched[0].path == 'route > routes[0]{env="prod"}'
+    assert matched[0].path == 'routes[0] env="prod"'
 
 
 def test_settings_inherit_down_the_tree_and_children_override_them() -> None:
@@ -276,7 +276,7 @@ def test_settings_inherit_down_the_tree_and_children_override_them() -> None:
     )
     [root] = tree.match({})
     assert root == RouteSettings(
-        receiver="root", path="route", repeat_interval=6 * 3600.0, send_resolved=False
+        receiver="root", path="root route", repeat_interval=6 * 3600.0, send_resolved=False
     )
     [shop] = tree.match({"env": "dev", "team": "shop"})
     assert shop.receiver == "first"
@@ -307,8 +307,8 @@ def test_root_settings_come_from_the_root_route_before_dedup_defaults() -> None:
 def test_example_config_routes_as_documented() -> None:
     tree = RouteTree.from_config(parse_config(EXAMPLE.read_text(), "x", env=EXAMPLE_ENV))
     assert [(r.path, r.receiver) for r in tree.match({"env": "prod", "severity": "critical"})] == [
-        ('route > routes[1]{env="prod",severity="critical"}', "slack-prod"),
-        ('route > routes[2]{env="prod",severity=~"critical|warning"}', "email-sre"),
+        ('routes[1] env="prod", severity="critical"', "slack-prod"),
+        ('routes[2] env="prod", severity=~"critical|warning"', "email-sre"),
     ]
     assert receivers(tree, source="argocd", severity="info") == ["slack-deploys"]
     assert receivers(tree, env="prod", severity="warning") == ["email-sre"]
@@ -332,10 +332,10 @@ def config_from(data: dict[str, object]) -> Config:
         ({}, "route: the root route must have a receiver"),
         ({"receiver": "r", "matchers": ['a="b"']}, "the root route must not have any matchers"),
         ({"receiver": "r", "continue": True}, "the root route cannot have continue set"),
-        ({"receiver": "nope"}, "route: undefined receiver 'nope' used in route"),
+        ({"receiver": "nope"}, "root route: undefined receiver 'nope' used in route"),
         (
             {"receiver": "r", "routes": [{"matchers": ["a=b"], "receiver": "x"}]},
-            "route > routes[0]{a=\"b\"}: undefined receiver 'x' used in route",
+            "routes[0] a=\"b\": undefined receiver 'x' used in route",
         ),
         ({"receiver": "r", "routes": [{"matchers": ["a=="]}]}, "bad matcher 'a=='"),
     ],

@@ -17,18 +17,20 @@ from router.channels.slack.blocks import (
     TRUNCATED,
     build_message_payload,
     build_thread_reply,
-    escape_mrkdwn,
-    format_duration,
     mention_allowed,
     mrkdwn_link,
     truncate_mrkdwn,
 )
 from router.model import Event, Notification, RouteSettings, Status
 from router.render.message import Link, LogExcerpt, Message, build_message
+from router.render.text import escape_mrkdwn
 from tests.fakes.slack import block_errors
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
-ROUTE = RouteSettings(receiver="slack-prod", path="/0", repeat_interval=14400.0, send_resolved=True)
+ROUTE_PATH = 'routes[1] env="prod", severity="critical"'
+ROUTE = RouteSettings(
+    receiver="slack-prod", path=ROUTE_PATH, repeat_interval=14400.0, send_resolved=True
+)
 MENTION = "<!subteam^S0123ONCALL>"
 
 
@@ -145,9 +147,15 @@ def test_first_post_has_header_fields_context_and_a_section_per_alert() -> None:
     assert kinds == ["section", "context", "section", "section"]
     fields = "\n".join(f["text"] for f in attachment["blocks"][0]["fields"])
     assert "*Env*\nprod" in fields and "*Severity*\ncritical" in fields
-    context = " ".join(e["text"] for e in attachment["blocks"][1]["elements"])
-    assert "Source: alertmanager" in context and "Receiver: slack-prod" in context
-    assert "<!date^" in context
+    context = [e["text"] for e in attachment["blocks"][1]["elements"]]
+    assert context[:3] == [
+        "Source: alertmanager",
+        "Receiver: slack-prod",
+        'Route: routes[1] env="prod", severity="critical"',
+    ]
+    assert "<!date^" in context[3]
+    # The group key is bookkeeping: it helps nobody reading the message.
+    assert not any("alertname=" in text or "Group" in text for text in context)
     alert_a, alert_b = attachment["blocks"][2:]
     assert "*HighErrorRate* — 5xx ratio above 5%" in alert_a["text"]["text"]
     # The alert's own labels are listed; the context labels every header shows are not.
@@ -373,24 +381,32 @@ def test_thread_reply_names_new_alerts() -> None:
         [make_event("a"), make_event("b", alertname="DiskFull", summary="/ at 97%")],
         "new_alerts",
     )
-    reply = build_thread_reply(message, previously_firing={"a"}, now=T0)
+    reply = build_thread_reply(message, previously_firing={"a"})
     assert reply == {"text": ":red_circle: 1 new alert firing: DiskFull (/ at 97%)"}
 
 
 def test_thread_reply_says_how_long_until_all_resolved() -> None:
     message = make_message([make_event(status=Status.RESOLVED)], "resolved")
-    reply = build_thread_reply(message, previously_firing={"fp1"}, now=T0 + timedelta(hours=1))
+    reply = build_thread_reply(message, previously_firing={"fp1"})
     assert reply["text"].startswith(":white_check_mark: All resolved after 14m")
+    # The parent message's note gives the same figure.
+    assert "Resolved after 14m." in message.notes
+
+
+def test_thread_reply_without_any_time_says_only_all_resolved() -> None:
+    message = make_message([make_event(status=Status.RESOLVED)], "resolved", resolved_after=None)
+    reply = build_thread_reply(message, previously_firing={"fp1"})
+    assert reply["text"] == ":white_check_mark: All resolved: HighErrorRate (5xx ratio above 5%)"
 
 
 def test_thread_reply_for_a_partial_resolve_and_a_reminder() -> None:
     partial = make_message([make_event("a"), make_event("b", status=Status.RESOLVED)], "resolved")
-    text = build_thread_reply(partial, previously_firing={"a", "b"}, now=T0)["text"]
+    text = build_thread_reply(partial, previously_firing={"a", "b"})["text"]
     assert text.startswith(":large_green_circle: 1 resolved: HighErrorRate")
     assert text.endswith("Still firing: 1 alert")
 
     repeat = make_message([make_event("a"), make_event("b")], "repeat")
-    text = build_thread_reply(repeat, previously_firing={"a", "b"}, now=T0)["text"]
+    text = build_thread_reply(repeat, previously_firing={"a", "b"})["text"]
     assert text == (
         ":repeat: Still firing (reminder): 2 alerts — HighErrorRate ×2 (5xx ratio above 5%)"
     )
@@ -398,7 +414,7 @@ def test_thread_reply_for_a_partial_resolve_and_a_reminder() -> None:
 
 def test_thread_reply_text_is_escaped() -> None:
     message = make_message([make_event(alertname="<!channel>")], "repeat")
-    text = build_thread_reply(message, previously_firing=None, now=T0)["text"]
+    text = build_thread_reply(message, previously_firing=None)["text"]
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
 
 
@@ -417,11 +433,3 @@ def test_truncate_mrkdwn_closes_a_cut_code_block() -> None:
     cut = truncate_mrkdwn(text, 3000)
     assert len(cut) <= 3000
     assert cut.count("```") == 2
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(45, "45s"), (840, "14m"), (7500, "2h 5m"), (7200, "2h"), (273600, "3d 4h"), (-5, "0s")],
-)
-def test_format_duration(seconds: float, text: str) -> None:
-    assert format_duration(seconds) == text

@@ -43,7 +43,9 @@ async def make_channel(slack: FakeSlack) -> AsyncIterator[ChannelFactory]:
         else:
             settings.update(token=slack.token, channel="#prod-alerts", api_url=slack.api_url)
         settings.update(overrides)
-        channel = SlackChannel("slack-prod", SlackReceiver(**settings), clock=lambda: NOW)
+        channel = SlackChannel(
+            "slack-prod", SlackReceiver(**settings), clock=lambda: NOW.timestamp()
+        )
         made.append(channel)
         return channel
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from router.ingest import alertmanager, argocd
-from router.model import Status
+from router.model import Event, Status
 from tests.helpers import MINIMAL, config_from, payload
 
 NOW = datetime(2026, 11, 26, 10, 5, tzinfo=UTC)
@@ -153,3 +153,38 @@ def test_alerts_cut_by_max_alerts_are_named_in_the_message() -> None:
         Notification(id="n1", route=route, group_key="g", events=events, created_at=NOW), "first"
     )
     assert message.notes == ["Alertmanager left out 48 more alerts of this group (max_alerts)."]
+
+
+def test_the_senders_own_env_severity_and_source_are_kept_apart_from_details() -> None:
+    config = config_from(MINIMAL + "severity: {aliases: {page: critical}}\n")
+    body = payload("alertmanager_firing.json")
+    body["alerts"][0]["labels"].update({"severity": "page", "source": "node-exporter"})
+    hook = alertmanager.AlertmanagerWebhook.model_validate(body)
+    event = alertmanager.to_events(hook, config)[0]
+
+    assert (event.labels["severity"], event.labels["source"]) == ("critical", "alertmanager")
+    assert event.replaced_labels == {"severity": "page", "source": "node-exporter"}
+    assert event.details == {}
+    sent = event.labels_as_sent()
+    assert (sent["severity"], sent["source"]) == ("page", "node-exporter")
+    assert "env" not in sent  # normalization made it up
+    assert Event.from_dict(event.to_dict()) == event
+
+
+def test_events_recorded_with_the_old_bookkeeping_in_details_still_load() -> None:
+    config = config_from(MINIMAL)
+    hook = alertmanager.AlertmanagerWebhook.model_validate(payload("alertmanager_firing.json"))
+    stored = alertmanager.to_events(hook, config)[0].to_dict()
+    del stored["replaced_labels"], stored["truncated_alerts"]
+    stored["details"] = {
+        "original:source": "",
+        "original:env": "",
+        "original:severity": "warning",
+        "truncatedAlerts": "3",
+    }
+
+    event = Event.from_dict(stored)
+
+    assert event.details == {}
+    assert event.replaced_labels == {"severity": "warning"}
+    assert event.truncated_alerts == 3

@@ -11,10 +11,9 @@ import pytest
 
 import router
 from router.model import Event, Notification, RouteSettings, Status
-from router.render.message import Link, LogExcerpt, Message, build_message
+from router.render.message import Link, LogExcerpt, Message, alert_links, build_message
 from router.render.templates import (
     DEFAULT_TEMPLATES_DIR,
-    alert_links,
     duration,
     humantime,
     mrkdwn,
@@ -138,7 +137,7 @@ def test_subject_is_one_line_even_when_labels_hold_newlines() -> None:
 def test_text_body_shows_status_and_resolved_times() -> None:
     out = render("email.txt.j2", message(event("a"), event("b", Status.RESOLVED)))
     assert out.splitlines()[0] == "[FIRING:1] DiskFull (prod warning)"
-    assert "Status:    FIRING 1, 1 resolved" in out
+    assert "Status:    FIRING:1, 1 resolved" in out
     assert "firing for 12m" in out
     assert "Ended:    2026-11-26 11:30:00 UTC (lasted 1h 30m)" in out
 
@@ -210,7 +209,7 @@ def test_safe_url_and_mrkdwn() -> None:
     assert mrkdwn("<!channel> & <@U1>") == "&lt;!channel&gt; &amp; &lt;@U1&gt;"
 
 
-def test_alert_links_adds_runbook_and_source_once() -> None:
+def test_alert_links_put_runbook_and_source_first_each_url_once() -> None:
     msg = message(
         dataclasses.replace(
             event("a", annotations={"runbook_url": "https://runbooks/disk"}),
@@ -223,6 +222,6 @@ def test_alert_links_adds_runbook_and_source_once() -> None:
     )
     assert [(link.title, link.url) for link in alert_links(alert)] == [
         ("Runbook", "https://runbooks/disk"),
-        ("Explore", "https://g/e"),
         ("Source", "http://prom/graph"),
+        ("Explore", "https://g/e"),
     ]

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from router.channels.base import DeliveryError
-from router.channels.webhook import USER_AGENT, WebhookChannel, parse_retry_after, safe_origin
+from router.channels.base import DeliveryError, parse_retry_after
+from router.channels.webhook import USER_AGENT, WebhookChannel, safe_origin
 from router.config.schema import WebhookReceiver
 from router.model import Event, Notification, RouteSettings, Status
 from router.render.message import Link, LogExcerpt, Message, build_message
@@ -24,8 +24,8 @@ T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 TOKEN = "hook-token-abcdef123456"
 
 
-def clock() -> datetime:
-    return T0
+def clock() -> float:
+    return T0.timestamp()
 
 
 def event(fingerprint: str, status: Status = Status.FIRING, **labels: str) -> Event:
@@ -47,7 +47,10 @@ def message() -> Message:
     notification = Notification(
         id="n-42",
         route=RouteSettings(
-            receiver="hook", path="/0/2", repeat_interval=3600.0, send_resolved=True
+            receiver="hook",
+            path='routes[0] team="shop" > routes[2] env="prod"',
+            repeat_interval=3600.0,
+            send_resolved=True,
         ),
         group_key='{}:{alertname="HighErrorRate"}',
         events=[event("f1", app="shop"), event("r1", Status.RESOLVED, app="shop")],
@@ -103,7 +106,8 @@ async def test_posts_the_notification_as_versioned_json(sink: WebhookSink) -> No
     assert body["version"] == "1"
     assert body["notificationId"] == "n-42"
     assert body["receiver"] == "hook" and body["status"] == "firing"
-    assert body["reason"] == "new_alerts" and body["routePath"] == "/0/2"
+    assert body["reason"] == "new_alerts"
+    assert body["routePath"] == 'routes[0] team="shop" > routes[2] env="prod"'
     assert body["groupKey"] == '{}:{alertname="HighErrorRate"}'
     assert body["title"] == "[FIRING:1] HighErrorRate (shop prod critical)"
     assert body["env"] == "prod" and body["severity"] == "critical"
@@ -136,7 +140,11 @@ async def test_posts_the_notification_as_versioned_json(sink: WebhookSink) -> No
         "endsAt": None,
         "generatorURL": "http://prometheus/graph",
         "runbookURL": "https://runbooks/5xx",
-        "links": [{"title": "Grafana Explore", "url": "https://grafana/explore?x"}],
+        "links": [
+            {"title": "Runbook", "url": "https://runbooks/5xx"},
+            {"title": "Source", "url": "http://prometheus/graph"},
+            {"title": "Grafana Explore", "url": "https://grafana/explore?x"},
+        ],
         "logs": {"query": '{app="shop"}', "lines": ["ERROR a", "ERROR b"], "note": ""},
     }
     assert resolved["status"] == "resolved"
@@ -280,7 +288,7 @@ async def test_one_session_is_reused_and_close_releases_it(sink: WebhookSink) ->
     ],
 )
 def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
-    assert parse_retry_after(header, T0) == seconds
+    assert parse_retry_after(header, T0.timestamp()) == seconds
 
 
 def test_safe_origin_drops_user_info_path_and_query() -> None:

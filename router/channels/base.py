@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import email.utils
+import math
 from collections.abc import Mapping
+from datetime import UTC
 from typing import Protocol
 
 from router.render.message import Message
+
+# A server may ask for an absurd wait; the retry policy caps what it honours, this caps
+# what we even report.
+MAX_RETRY_AFTER = 3600.0
 
 
 class DeliveryError(Exception):
@@ -24,6 +31,30 @@ class DeliveryError(Exception):
         self.detail = detail
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), or None.
+
+    `now` (Unix seconds) turns a date into a wait; the result is within 0..1 hour.
+    """
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            # `-0000` (no zone known): HTTP dates are GMT.
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - now
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 class Channel(Protocol):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import email.policy
 import email.utils
 import logging
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -39,6 +40,7 @@ from router.config.schema import EmailReceiver
 from router.model import Status
 from router.render.message import Message
 from router.render.templates import oneline, template_env
+from router.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +62,6 @@ _PROTECTED_HEADERS = frozenset(
 )
 
 _FALLBACK_DOMAIN = "alert-router.invalid"
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _split_smarthost(smarthost: str) -> tuple[str, int]:
@@ -95,7 +93,7 @@ class EmailChannel:
         cfg: EmailReceiver,
         templates_dir: str = "",
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
         self._cfg = cfg
@@ -107,7 +105,7 @@ class EmailChannel:
 
     async def send(self, message: Message, prior: Mapping[str, str]) -> Mapping[str, str]:
         """Render and send one mail; returns the thread state to pass back as `prior`."""
-        now = self._clock()
+        now = datetime.fromtimestamp(self._clock(), UTC)
         try:
             mail, state = self._build(message, prior, now)
         except (ValueError, TypeError) as exc:
@@ -226,8 +224,7 @@ class EmailChannel:
         """Map an aiosmtplib (or socket) failure to a DeliveryError without secrets."""
 
         def clean(text: str) -> str:
-            text = oneline(text, 300)
-            return text.replace(password, "***") if password else text
+            return oneline(redact(text, [password]), 300)
 
         where = f"{self._host}:{self._port}"
         if isinstance(exc, DeliveryError):

@@ -1,6 +1,6 @@
 """Log delivery: one JSON object per line per notification, on stdout by default.
 
-Each line is the webhook payload (router/channels/payload.py) plus `"type": "notification"`
+Each line is the webhook payload (router/render/payload.py) plus `"type": "notification"`
 and `"time"` (RFC 3339, when the line was written), so a log pipeline (Loki, kubectl logs,
 jq) can pick notifications out of the service's other output. The line is pure ASCII
 (`ensure_ascii`): a label holding a newline, U+2028 or any other line separator is escaped
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -20,10 +21,6 @@ from router.config.schema import LogReceiver
 from router.model import format_time
 from router.render.message import Message
 from router.render.payload import notification_payload
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def notification_line(message: Message, now: datetime) -> str:
@@ -45,7 +42,7 @@ class LogChannel:
         cfg: LogReceiver,
         stream: TextIO | None = None,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
         self._cfg = cfg
@@ -54,7 +51,7 @@ class LogChannel:
 
     async def send(self, message: Message, prior: Mapping[str, str]) -> Mapping[str, str]:
         """Write and flush one line; only a failing stream raises (retryable DeliveryError)."""
-        line = notification_line(message, self._clock())
+        line = notification_line(message, datetime.fromtimestamp(self._clock(), UTC))
         # sys.stdout is looked up now, not at construction, so a replaced stdout (tests,
         # a logging shim) receives the line.
         stream = self._stream if self._stream is not None else sys.stdout

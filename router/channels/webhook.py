@@ -1,4 +1,4 @@
-"""Webhook delivery: POST the notification as JSON (schema in router/channels/payload.py).
+"""Webhook delivery: POST the notification as JSON (schema in router/render/payload.py).
 
 Request: `POST <url>` with `Content-Type: application/json; charset=utf-8`, `User-Agent:
 alert-router/<version>`, `Idempotency-Key: <notificationId>` (the same on every retry of a
@@ -21,26 +21,24 @@ The URL may carry secrets (user info, a token in the path or query): errors name
 
 from __future__ import annotations
 
-import email.utils
 import json
+import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from importlib import metadata
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 
-from router.channels.base import DeliveryError
+from router.channels.base import DeliveryError, parse_retry_after
 from router.config.schema import WebhookReceiver
 from router.render.message import Message
 from router.render.payload import notification_payload
 from router.render.templates import oneline
+from router.render.text import format_duration
+from router.secrets import redact, url_secrets
 
 # How much of an error response's body is kept for the error detail.
 _BODY_EXCERPT_BYTES = 512
-# A server may ask for an absurd wait; the retry policy caps what it honours, this caps
-# what we even report.
-_MAX_RETRY_AFTER = 3600.0
 
 
 def _version() -> str:
@@ -51,10 +49,6 @@ def _version() -> str:
 
 
 USER_AGENT = f"alert-router/{_version()}"
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def safe_origin(url: str) -> str:
@@ -70,38 +64,6 @@ def safe_origin(url: str) -> str:
     return f"{parts.scheme or 'http'}://{host}" + (f":{port}" if port else "")
 
 
-def _url_secrets(url: str) -> list[str]:
-    """The parts of `url` that must never appear in an error: whole URL, user info, path,
-    query. Short parts (`/`) are skipped: they are not secret and would shred the text."""
-    try:
-        parts = urlsplit(url)
-        candidates = [url, parts.username or "", parts.password or "", parts.path, parts.query]
-    except ValueError:
-        candidates = [url]
-    candidates += [unquote(c) for c in candidates]
-    return sorted({c for c in candidates if len(c) >= 4}, key=len, reverse=True)
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), or None."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
-
-
 class WebhookChannel:
     """POSTs each notification as JSON to one URL."""
 
@@ -112,14 +74,14 @@ class WebhookChannel:
         name: str,
         cfg: WebhookReceiver,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
         self._cfg = cfg
         self._clock = clock
         self._url = cfg.url.get_secret_value()
         self._origin = safe_origin(self._url)
-        secrets = _url_secrets(self._url)
+        secrets = url_secrets(self._url)
         if cfg.bearer_token is not None and cfg.bearer_token.get_secret_value():
             secrets.append(cfg.bearer_token.get_secret_value())
         self._secrets = secrets
@@ -148,9 +110,7 @@ class WebhookChannel:
         return self._session
 
     def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return redact(text, self._secrets)
 
     async def send(self, message: Message, prior: Mapping[str, str]) -> Mapping[str, str]:
         """POST `message`; returns `{"status": "<http status>"}`. Raises DeliveryError."""
@@ -182,7 +142,7 @@ class WebhookChannel:
             # Covers aiohttp's ServerTimeoutError and the total ClientTimeout.
             raise DeliveryError(
                 "timeout",
-                f"{self._origin}: no answer within {self._cfg.timeout:g}s",
+                f"{self._origin}: no answer within {format_duration(self._cfg.timeout)}",
                 retryable=True,
             ) from exc
         except aiohttp.InvalidURL as exc:

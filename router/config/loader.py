@@ -27,6 +27,7 @@ from router.routing.inhibit import Inhibitor
 from router.routing.matchers import is_label_name, parse_matchers
 from router.routing.timeintervals import TimeIntervals, check_time_interval
 from router.routing.tree import RouteTree
+from router.secrets import redact
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -37,7 +38,6 @@ _NAME_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
 _SECRET_KEY_RE = re.compile(r"token|password|secret|webhook_url|api_key|authorization", re.I)
 _SECRET_ENV_RE = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|KEY|WEBHOOK|CREDENTIAL|AUTH", re.I)
 _USERINFO_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/@\s]+)@")
-_REDACTED = "<redacted>"
 # Alertmanager keys people will paste in, and what to write here instead.
 _KEY_HINTS = {
     "match": "use matchers: ['name=\"value\"']",
@@ -217,9 +217,7 @@ class _Problems:
     def render(self) -> list[str]:
         out: list[str] = []
         for line, col, text in sorted(set(self.items)):
-            for secret in sorted(self.secrets, key=len, reverse=True):
-                text = text.replace(secret, _REDACTED)
-            out.append(f"{self.filename}:{line}:{col}: {text}")
+            out.append(f"{self.filename}:{line}:{col}: {redact(text, self.secrets)}")
         return out
 
 

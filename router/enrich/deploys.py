@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from router.enrich.links import argocd_app_url
 from router.model import Deploy, Event, Status
-from router.render.message import Link, format_duration
+from router.render.message import Link
+from router.render.text import format_duration
 from router.store.protocols import DeployHistory
 
 # Argo CD triggers that mean "a new revision is running".
@@ -81,5 +82,8 @@ class DeployCorrelator:
             )
             base = deploy.argocd_url or argocd_url
             if base and deploy.app:
-                links.append(Link(f"Argo CD: {deploy.app}", argocd_app_url(base, deploy.app)))
+                link = Link(f"Argo CD: {deploy.app}", argocd_app_url(base, deploy.app))
+                # Two revisions of one app lead to the same page: one link is enough.
+                if all(known.url != link.url for known in links):
+                    links.append(link)
         return notes, links

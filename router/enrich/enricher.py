@@ -18,9 +18,10 @@ from datetime import datetime, timedelta
 
 from router.config.schema import Config
 from router.enrich.links import links_for
-from router.enrich.loki import LokiEnricher, LokiResult, format_seconds
+from router.enrich.loki import LokiEnricher, LokiResult
 from router.model import Event, Status
 from router.render.message import AlertView, LogExcerpt, Message
+from router.render.text import format_duration
 from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,6 @@ class Enricher:
         if loki is None and loki_cfg is not None:
             loki = LokiEnricher(loki_cfg, metrics)
         self._loki = loki if loki_cfg is not None else None
-
-    @property
-    def loki(self) -> LokiEnricher | None:
-        """The shared Loki client, when `enrich.loki` is configured."""
-        return self._loki
 
     @property
     def deadline(self) -> float:
@@ -166,7 +162,7 @@ class Enricher:
             # Only reachable if a lookup overran its own bound: say so like a timeout.
             event = by_key[(fingerprint, Status.FIRING)]
             query = loki.query_or_none(event.labels) or ""
-            note = f"Loki timed out after {format_seconds(loki.timeout)}"
+            note = f"Loki timed out after {format_duration(loki.timeout)}"
             results[fingerprint] = LokiResult(LogExcerpt(query=query, note=note), "timeout")
         return results
 

@@ -1,18 +1,11 @@
 """Deep links for an alert: Grafana Explore and dashboards, Alertmanager silence, Argo CD.
 
-Pure functions, no I/O. URL formats are those of `facts/protocols.md` sections 1.5 (the
-Alertmanager silence form) and 4 (Grafana Explore `schemaVersion=1&panes=`, dashboards).
-
-Silence filter labels: an `Event` keeps only normalized labels, and normalization adds
-`source` and overwrites `env` and `severity` (picked from other labels, aliased or
-defaulted), so Alertmanager never saw those three as we hold them. `silence_matchers`
-therefore drops `source` and, for `env` and `severity`, matches exactly the original values
-that normalize to what we hold: the value itself when it can only have come verbatim from
-the alert, otherwise a regex over the alias spellings (and the empty string when the label
-may have been absent and the value synthesized), or nothing when the original is not
-recoverable. The filter then selects this alert and only alerts indistinguishable from it
-after normalization, never a wider set. Callers that still have the alert's own labels pass
-them as `original_labels` and get plain equality matchers.
+Pure functions, no I/O. The silence link opens Alertmanager's new-silence form
+(`<externalURL>/#/silences/new?filter=...`) pre-filled with the alert's labels as
+Alertmanager sent them (`Event.labels_as_sent`): our normalized `source`, `env` and
+`severity` are labels Alertmanager never saw, so a filter on them would match nothing.
+Explore links use Grafana's `schemaVersion=1&panes=` URL form (Grafana 10.1+); dashboard
+links set `var-` variables and the time range.
 """
 
 from __future__ import annotations
@@ -21,10 +14,9 @@ import functools
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
-from router.config.schema import ArgoCDConfig, Config, GrafanaConfig, LabelSource
-from router.ingest.normalize import ORIGINAL_PREFIX, original_labels
+from router.config.schema import ArgoCDConfig, Config, GrafanaConfig
 from router.model import Event
 from router.render.message import Link
 from router.routing.matchers import Matcher, matches_all, parse_matcher_list
@@ -36,21 +28,12 @@ EXPLORE_PANE_ID = "alr"
 # Dashboard variables set from alert labels when the alert has them.
 DASHBOARD_VARIABLES = ("namespace", "app")
 
-# Labels our normalization adds or rewrites (router/sources/normalize.py).
-SOURCE_LABEL = "source"
-NORMALIZED_LABELS = ("env", "severity")
-
 TITLE_LOGS = "Logs (Grafana Explore)"
 TITLE_DASHBOARD = "Grafana dashboard"
 TITLE_SILENCE = "Silence"
-TITLE_SOURCE = "Source"
-TITLE_RUNBOOK = "Runbook"
 TITLE_ARGOCD = "Argo CD"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_URL_SCHEMES = frozenset({"http", "https"})
-# Characters Go's regexp.QuoteMeta escapes: what Alertmanager's regex matchers treat as special.
-_REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
 
 
 def epoch_ms(when: datetime) -> int:
@@ -58,17 +41,6 @@ def epoch_ms(when: datetime) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return (when - _EPOCH) // timedelta(milliseconds=1)
-
-
-@functools.lru_cache(maxsize=4096)
-def is_web_url(url: str) -> bool:
-    """True for an absolute http(s) URL: the only links we hand to people."""
-    # Cached: every alert of a storm carries the same few generator and runbook URLs.
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return False
-    return parts.scheme.lower() in _URL_SCHEMES and bool(parts.netloc)
 
 
 def _base(url: str) -> str:
@@ -119,97 +91,6 @@ def grafana_dashboard_url(
     return None
 
 
-def quote_regex(text: str) -> str:
-    """`text` as a regex matching only itself (Go's regexp.QuoteMeta)."""
-    return "".join("\\" + ch if ch in _REGEX_SPECIAL else ch for ch in text)
-
-
-def _aliased(aliases: Mapping[str, str], value: str) -> str:
-    # As normalize._pick applies aliases: the exact key, else the lower-cased one.
-    return aliases.get(value, aliases.get(value.lower(), value))
-
-
-def _normalized_label_matcher(
-    name: str, labels: Mapping[str, str], source: LabelSource
-) -> tuple[str, str] | None:
-    """(operator, value) matching every original value of `name` that normalizes to ours.
-
-    Mirrors `normalize._pick`: the first of `from_labels` with a value wins, then aliases
-    apply (exact key, else the lower-cased key), else the default.
-    """
-    value = labels.get(name)
-    if value is None or name not in source.from_labels:
-        # The original label never took part in picking the value: it could have been anything.
-        return None
-    position = source.from_labels.index(name)
-    overwritten = {SOURCE_LABEL, *NORMALIZED_LABELS}
-    for earlier in source.from_labels[:position]:
-        if earlier in overwritten or labels.get(earlier):
-            # An earlier label decided the value (or may have): the original is unknown.
-            return None
-    aliases = source.aliases
-    verbatim = _aliased(aliases, value) == value
-    spellings = sorted(key for key, target in aliases.items() if target == value and key != value)
-    # Without the label, the later ones (or the default) pick the value; if that pick could
-    # give ours, the alert may simply not have had the label.
-    absent_possible = False
-    for later in source.from_labels[position + 1 :]:
-        if later in overwritten:
-            absent_possible = True
-            break
-        candidate = labels.get(later)
-        if candidate:
-            absent_possible = _aliased(aliases, candidate) == value
-            break
-    else:
-        absent_possible = source.default == value
-    if verbatim and not spellings and not absent_possible:
-        return ("=", value)
-    alternatives = [""] if absent_possible else []
-    if verbatim:
-        alternatives.append(quote_regex(value))
-    # A lower-case alias key also catches any capitalisation of it (the lookup lower-cases);
-    # a key with capitals only matches itself.
-    exact = [quote_regex(s) for s in spellings if s != s.lower()]
-    folded = [quote_regex(s) for s in spellings if s == s.lower()]
-    alternatives.extend(exact)
-    if folded:
-        alternatives.append("(?i:" + "|".join(folded) + ")")
-    if alternatives in ([], [""]):
-        return None
-    return ("=~", "|".join(alternatives))
-
-
-def silence_matchers(
-    labels: Mapping[str, str],
-    config: Config,
-    original_labels: Mapping[str, str] | None = None,
-) -> list[tuple[str, str, str]]:
-    """(name, operator, value) matchers for a silence of this alert, alertname first.
-
-    With `original_labels` (the alert as Alertmanager sent it) every label is an equality
-    matcher. Otherwise see the module docstring: `source` is dropped, `env`/`severity` match
-    the original spellings that normalize to our value, or are dropped when unknowable.
-    """
-    result: list[tuple[str, str, str]] = []
-    if original_labels is not None:
-        result = [(k, "=", v) for k, v in original_labels.items()]
-    else:
-        sources = {"env": config.environment, "severity": config.severity}
-        for name, value in labels.items():
-            if name == SOURCE_LABEL:
-                continue
-            if name in sources:
-                found = _normalized_label_matcher(name, labels, sources[name])
-                if found is not None:
-                    result.append((name, *found))
-                continue
-            result.append((name, "=", value))
-    # alertname first, as Alertmanager's own UI lists it; the rest by name for stable URLs.
-    result.sort(key=lambda m: (m[0] != "alertname", m[0]))
-    return result
-
-
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 _PERCENT = [chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in range(256)]
 
@@ -226,20 +107,15 @@ def _json_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def silence_url(
-    external_url: str,
-    labels: Mapping[str, str] | Sequence[tuple[str, str, str]],
-) -> str:
-    """Alertmanager's new-silence form pre-filled with `labels` as matchers.
+def silence_url(external_url: str, labels: Mapping[str, str]) -> str:
+    """Alertmanager's new-silence form pre-filled with one equality matcher per label.
 
-    `labels` is either a label set (equality matchers) or `(name, op, value)` triples from
-    `silence_matchers`. Values are JSON-quoted, matchers joined with `", "` inside braces
-    and the whole filter percent-encoded, as the Alertmanager UI parses it.
+    alertname first, as Alertmanager's UI lists it, then by name for stable URLs. Values
+    are JSON-quoted, matchers joined with `", "` inside braces and the whole filter
+    percent-encoded, as the Alertmanager UI parses it.
     """
-    triples = (
-        [(k, "=", v) for k, v in labels.items()] if isinstance(labels, Mapping) else list(labels)
-    )
-    body = ", ".join(f"{n}{op}{_json_string(v)}" for n, op, v in triples)
+    names = sorted(labels, key=lambda name: (name != "alertname", name))
+    body = ", ".join(f"{name}={_json_string(labels[name])}" for name in names)
     return f"{_base(external_url)}/#/silences/new?filter={_percent('{' + body + '}')}"
 
 
@@ -255,10 +131,6 @@ def _argocd_base(event: Event, argocd: ArgoCDConfig) -> str:
     return argocd.url
 
 
-def _has_originals(event: Event) -> bool:
-    return any(key.startswith(ORIGINAL_PREFIX) for key in event.details)
-
-
 def links_for(
     event: Event,
     config: Config,
@@ -267,38 +139,27 @@ def links_for(
     start: datetime,
     end: datetime,
 ) -> list[Link]:
-    """Every link that applies to `event`, in a stable order, http(s) only, each URL once.
+    """The links enrichment adds to `event`'s alert.
 
     Order: Grafana Explore for `expr` (when Loki and Grafana are configured), the matching
-    Grafana dashboard, the Alertmanager silence form, the Prometheus source (generatorURL),
-    the runbook, the Argo CD application.
+    Grafana dashboard, the Alertmanager silence form, the Argo CD application. The alert's
+    own runbook and source are already on its view; `alert_links` puts them all together
+    and drops what is not an http(s) URL.
     """
-    candidates: list[Link] = []
+    links: list[Link] = []
     grafana = config.enrich.grafana
     if grafana is not None and config.enrich.loki is not None and expr:
-        candidates.append(Link(TITLE_LOGS, grafana_explore_url(grafana, expr, start, end)))
+        links.append(Link(TITLE_LOGS, grafana_explore_url(grafana, expr, start, end)))
     if grafana is not None:
         dashboard = grafana_dashboard_url(grafana, event.labels, start, end)
         if dashboard is not None:
-            candidates.append(Link(TITLE_DASHBOARD, dashboard))
+            links.append(Link(TITLE_DASHBOARD, dashboard))
     if event.source == "alertmanager" and event.external_url:
-        sent = original_labels(event.labels, event.details) if _has_originals(event) else None
-        matchers = silence_matchers(event.labels, config, original_labels=sent)
-        if matchers:
-            candidates.append(Link(TITLE_SILENCE, silence_url(event.external_url, matchers)))
-    if event.generator_url:
-        candidates.append(Link(TITLE_SOURCE, event.generator_url))
-    runbook = event.annotations.get("runbook_url", "")
-    if runbook:
-        candidates.append(Link(TITLE_RUNBOOK, runbook.strip()))
+        sent = event.labels_as_sent()
+        if sent:
+            links.append(Link(TITLE_SILENCE, silence_url(event.external_url, sent)))
     app = event.labels.get("app", "")
     argocd_base = _argocd_base(event, config.argocd)
     if app and argocd_base:
-        candidates.append(Link(TITLE_ARGOCD, argocd_app_url(argocd_base, app)))
-    links: list[Link] = []
-    seen: set[str] = set()
-    for link in candidates:
-        if is_web_url(link.url) and link.url not in seen:
-            seen.add(link.url)
-            links.append(link)
+        links.append(Link(TITLE_ARGOCD, argocd_app_url(argocd_base, app)))
     return links

@@ -1,6 +1,6 @@
 """Loki log excerpts for alerts: LogQL from a jinja2 template, one bounded `query_range` call.
 
-`LokiEnricher.excerpt` never raises and never takes longer than `enrich.loki.timeout`: every
+`LokiEnricher.lookup` never raises and never takes longer than `enrich.loki.timeout`: every
 failure (missing label, timeout, connection error, Loki's plain-text 4xx/5xx errors, a body
 that is not a streams response) becomes a `LogExcerpt` whose `note` says why in one line.
 
@@ -43,6 +43,7 @@ from jinja2.utils import missing
 
 from router.config.schema import LokiConfig
 from router.render.message import LogExcerpt
+from router.render.text import format_duration
 from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -262,16 +263,6 @@ def epoch_ns(when: datetime) -> int:
     return (when - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
-def format_seconds(seconds: float) -> str:
-    """`2s`, `1.5s`, `200ms`, `15m`: a duration as people write it in config."""
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    if seconds >= 60 and seconds % 60 == 0:
-        minutes = int(seconds // 60)
-        return f"{minutes // 60}h" if minutes % 60 == 0 and minutes >= 60 else f"{minutes}m"
-    return f"{int(seconds)}s" if seconds == int(seconds) else f"{seconds:g}s"
-
-
 def _one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     text = _SPACE_RE.sub(" ", _CONTROL_RE.sub(" ", _ANSI_RE.sub("", text))).strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + ELLIPSIS
@@ -425,16 +416,11 @@ class LokiEnricher:
         except (MissingLabelError, QueryTemplateError):
             return None
 
-    async def excerpt(
-        self, labels: Mapping[str, str], starts_at: datetime | None, now: datetime
-    ) -> LogExcerpt:
-        """The newest log lines for an alert, or a note saying why there are none."""
-        return (await self.lookup(labels, starts_at, now)).excerpt
-
     async def lookup(
         self, labels: Mapping[str, str], starts_at: datetime | None, now: datetime
     ) -> LokiResult:
-        """Like `excerpt`, also saying whether (and why) it failed. Never raises."""
+        """The newest log lines for an alert (or a note saying why there are none), and
+        whether (and why) that failed. Never raises."""
         try:
             query = self.render_query(labels)
         except MissingLabelError as exc:
@@ -511,7 +497,7 @@ class LokiEnricher:
             return self._failed(
                 REASON_CIRCUIT_OPEN,
                 f"Loki skipped after {BREAKER_THRESHOLD} failures in a row "
-                f"({self._last_failure}); next try in {format_seconds(wait)}",
+                f"({self._last_failure}); next try in {format_duration(wait)}",
                 query,
             )
         flight = self._inflight.get(key)
@@ -607,12 +593,12 @@ class LokiEnricher:
             if not acquired:
                 return self._failed(
                     REASON_OVERLOADED,
-                    f"Loki busy: no query slot free within {format_seconds(timeout)} "
+                    f"Loki busy: no query slot free within {format_duration(timeout)} "
                     f"({self._max_concurrency} queries in flight)",
                     query,
                 )
             return self._failed(
-                REASON_TIMEOUT, f"Loki timed out after {format_seconds(timeout)}", query
+                REASON_TIMEOUT, f"Loki timed out after {format_duration(timeout)}", query
             )
         except _TooLarge:
             return self._failed(
@@ -659,7 +645,7 @@ class LokiEnricher:
         newest = entries[-self.cfg.max_lines :]
         lines = tuple(clean_line(line, self.cfg.max_line_chars) for _, line in newest)
         if not lines:
-            lookback = format_seconds(self.cfg.lookback)
+            lookback = format_duration(self.cfg.lookback)
             note = f"no matching log lines from {lookback} before the alert until now"
             return LokiResult(LogExcerpt(query=query, note=note))
         return LokiResult(LogExcerpt(query=query, lines=lines))

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from router.config.schema import Config
-from router.ingest.normalize import clean_labels, label_fingerprint, normalize, originals
+from router.ingest.normalize import clean_labels, label_fingerprint, normalize, replaced_labels
 from router.model import Event, Status, parse_time
 
 SOURCE = "alertmanager"
@@ -74,11 +74,8 @@ def to_events(payload: AlertmanagerWebhook, config: Config) -> list[Event]:
     # Both peers of an HA pair send the same receiver and groupKey: one group for us.
     group_key = f"am/{payload.receiver}/{payload.groupKey}"
     events = []
-    # Alertmanager's max_alerts cut the group: say so, or the message looks complete.
-    truncated = {"truncatedAlerts": str(payload.truncatedAlerts)} if payload.truncatedAlerts else {}
     for alert in payload.alerts:
         own = clean_labels(alert.labels)
-        details = {**truncated, **originals(own)}
         labels = normalize(own, config, source=SOURCE)
         events.append(
             Event(
@@ -92,7 +89,9 @@ def to_events(payload: AlertmanagerWebhook, config: Config) -> list[Event]:
                 ends_at=alert.endsAt,
                 generator_url=alert.generatorURL or "",
                 external_url=payload.externalURL or "",
-                details=details,
+                replaced_labels=replaced_labels(own),
+                # Alertmanager's max_alerts cut the group: the message must say so.
+                truncated_alerts=payload.truncatedAlerts,
             )
         )
     return events

@@ -1,4 +1,10 @@
-"""Argo CD notification (the JSON body of CONTRACT section 5) -> events.
+"""Argo CD notification -> events.
+
+The body is the JSON object the shipped argocd-notifications-cm templates render, one per
+trigger: `trigger` and `app` are required; `project`, `namespace` (the destination),
+`labels` (the Application's own), `syncStatus`, `healthStatus`, `operationPhase`,
+`message`, `revision`, `repoURL`, `finishedAt` and `argocdUrl` are optional, and `null` or
+`"<no value>"` mean absent.
 
 Problem triggers open an incident per (app, trigger) that later events resolve; every
 other trigger is a one-shot event, deduplicated per (app, trigger, revision).
@@ -12,7 +18,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from router.config.schema import Config
-from router.ingest.normalize import clean_labels, fingerprint, normalize, present
+from router.ingest.normalize import (
+    clean_labels,
+    fingerprint,
+    normalize,
+    present,
+    replaced_labels,
+)
 from router.model import Event, Status, parse_time
 
 SOURCE = "argocd"
@@ -98,7 +110,10 @@ class ArgoCDNotification(BaseModel):
         return self
 
 
-def _labels(note: ArgoCDNotification, trigger: str, config: Config) -> dict[str, str]:
+def _labels(
+    note: ArgoCDNotification, trigger: str, config: Config
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The event's labels, and the Application's own values of those normalization set."""
     own = {str(k): str(v) for k, v in note.labels.items()}
     own.update({"alertname": trigger, "app": note.app})
     if note.project:
@@ -106,7 +121,7 @@ def _labels(note: ArgoCDNotification, trigger: str, config: Config) -> dict[str,
     if note.namespace:
         own["namespace"] = note.namespace
     severity = config.argocd.severity.get(trigger)
-    return normalize(own, config, source=SOURCE, severity=severity)
+    return normalize(own, config, source=SOURCE, severity=severity), replaced_labels(own)
 
 
 def _details(note: ArgoCDNotification, config: Config) -> dict[str, str]:
@@ -133,17 +148,19 @@ def to_events(note: ArgoCDNotification, config: Config, now: datetime) -> list[E
         annotations = {"summary": summary}
         if note.message:
             annotations["description"] = note.message
+        labels, replaced = _labels(note, note.trigger, config)
         events.append(
             Event(
                 source=SOURCE,
                 fingerprint=fingerprint(note.app, note.trigger, "" if problem else revision),
                 group_key=key,
                 status=Status.FIRING,
-                labels=_labels(note, note.trigger, config),
+                labels=labels,
                 annotations=annotations,
                 starts_at=at,
                 one_shot=not problem,
                 details=details,
+                replaced_labels=replaced,
             )
         )
     for problem_trigger, (field, healthy) in PROBLEM_TRIGGERS.items():
@@ -151,18 +168,20 @@ def to_events(note: ArgoCDNotification, config: Config, now: datetime) -> list[E
             continue
         # A resolve for an incident that was never opened is dropped by dedup: the
         # receiver never heard of it.
+        labels, replaced = _labels(note, problem_trigger, config)
         events.append(
             Event(
                 source=SOURCE,
                 fingerprint=fingerprint(note.app, problem_trigger, ""),
                 group_key=f"argocd/{note.app}/{problem_trigger}",
                 status=Status.RESOLVED,
-                labels=_labels(note, problem_trigger, config),
+                labels=labels,
                 annotations={
                     "summary": f"{_SUMMARIES[problem_trigger].format(app=note.app)}: recovered"
                 },
                 ends_at=at,
                 details=details,
+                replaced_labels=replaced,
             )
         )
     return events

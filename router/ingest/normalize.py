@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Mapping
 
 from router.config.schema import Config, LabelSource
+from router.model import NORMALIZED_LABELS
 
 # What Argo CD's Go templates render for a missing field.
 ABSENT_VALUES = frozenset({"", "<no value>", "null", "<nil>"})
@@ -41,26 +42,9 @@ def _pick(labels: Mapping[str, str], source: LabelSource) -> str:
     return source.default
 
 
-# The labels normalization adds or rewrites; an event keeps their original values in its
-# details under this prefix ("" when the sender had none), so links back to the sender
-# (an Alertmanager silence) can use the labels it knows.
-ORIGINAL_PREFIX = "original:"
-NORMALIZED_LABELS = ("source", "env", "severity")
-
-
-def originals(labels: Mapping[str, str]) -> dict[str, str]:
-    """The sender's values of the labels `normalize` sets, for an event's details."""
-    return {ORIGINAL_PREFIX + k: labels.get(k, "") for k in NORMALIZED_LABELS}
-
-
-def original_labels(labels: Mapping[str, str], details: Mapping[str, str]) -> dict[str, str]:
-    """An event's labels as its sender sent them (see `originals`)."""
-    out = {k: v for k, v in labels.items() if k not in NORMALIZED_LABELS}
-    for key in NORMALIZED_LABELS:
-        value = details.get(ORIGINAL_PREFIX + key, "")
-        if value:
-            out[key] = value
-    return out
+def replaced_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """The sender's values of the labels `normalize` sets, for `Event.replaced_labels`."""
+    return {k: labels[k] for k in NORMALIZED_LABELS if k in labels}
 
 
 def normalize(

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from router.model import Status
 from router.render.message import Message
+from router.render.text import status_text
 
 # How many alerts a digest shows in full; the rest are counted.
 SHOWN_ALERTS = 10
@@ -41,7 +42,6 @@ def build_digest(messages: Sequence[Message]) -> Message:
     if hidden:
         notes.append(f"{hidden} more alerts are in this digest but not listed here.")
     status = Status.FIRING if firing else Status.RESOLVED
-    status_text = f"FIRING:{len(firing)}" if firing else "RESOLVED"
     first = messages[0]
     severities = sorted(set(by_severity) - {""})
     envs = sorted(set(by_env) - {""})
@@ -57,7 +57,7 @@ def build_digest(messages: Sequence[Message]) -> Message:
         alertname=", ".join(name for name, _ in by_name.most_common(3)),
         app="",
         namespace="",
-        title=f"[{status_text}] Digest of {len(messages)} notifications",
+        title=f"[{status_text(len(firing))}] Digest of {len(messages)} notifications",
         firing=shown_firing,
         resolved=shown_resolved,
         common_labels={},

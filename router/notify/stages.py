@@ -20,7 +20,7 @@ from router.model import Claim, DeliveryState, NflogEntry, Notification, Outcome
 from router.notify.dedup import Decision, Reason, decide, merge_events
 from router.notify.firing import FiringAlerts
 from router.notify.pacing import Pacer
-from router.render.message import Message, build_message, format_duration
+from router.render.message import Message, build_message
 from router.runtime import Runtime
 from router.store.protocols import NotificationLog, Outbox, StoreUnavailable
 from router.web.metrics import Metrics
@@ -171,12 +171,15 @@ class RenderStage:
         assert job.decision is not None
         n = job.notification
         shown = replace(n, events=job.decision.events)
-        message = build_message(shown, job.decision.reason.value)
-        entry = job.entry
-        if job.decision.reason is Reason.RESOLVED and not job.decision.firing and entry:
-            lasted = format_duration(job.now - entry.first_notified_at)
-            message = replace(message, notes=[*message.notes, f"Resolved after {lasted}."])
-        job.message = message
+        # When the receiver first heard of the group: where a resolve without start times
+        # (an Argo CD recovery) counts its "resolved after" from.
+        first = job.entry.first_notified_at if job.entry is not None else None
+        job.message = build_message(
+            shown,
+            job.decision.reason.value,
+            now=job.at,
+            first_notified=datetime.fromtimestamp(first, UTC) if first is not None else None,
+        )
         return job
 
 

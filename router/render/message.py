@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from router.model import Event, Notification, Status
+from router.render.text import format_duration, resolved_after, status_text
 
 # Labels that say where an alert comes from; shown in headers, not repeated in label lists.
 _CONTEXT_LABELS = ("alertname", "env", "severity", "source")
+
+TITLE_RUNBOOK = "Runbook"
+TITLE_SOURCE = "Source"
+_WEB_SCHEMES = frozenset({"http", "https"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +82,8 @@ class Message:
     notes: Sequence[str] = ()
     # Only a digest sets this: how many notifications were folded into this one.
     digest_of: int = 0
+    # Seconds the incident lasted, once all of it is resolved (see render/text.py).
+    resolved_after: float | None = None
 
     @property
     def alerts(self) -> list[AlertView]:
@@ -83,20 +92,38 @@ class Message:
     @property
     def status_text(self) -> str:
         """`FIRING:2` or `RESOLVED`, as Alertmanager writes it."""
-        if self.status is Status.FIRING:
-            return f"FIRING:{len(self.firing)}"
-        return "RESOLVED"
+        return status_text(len(self.firing) if self.status is Status.FIRING else 0)
 
 
-def format_duration(seconds: float) -> str:
-    """A short human duration for message text: 45s, 14m, 3h05m, 2d4h."""
-    minutes = int(seconds // 60)
-    if minutes < 1:
-        return f"{max(0, int(seconds))}s"
-    if minutes < 120:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours < 48 else f"{hours // 24}d{hours % 24}h"
+@functools.lru_cache(maxsize=4096)
+def is_web_url(url: str) -> bool:
+    """True for an absolute http(s) URL: the only links we hand to people."""
+    # Cached: every alert of a storm carries the same few generator and runbook URLs.
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return False
+    return parts.scheme.lower() in _WEB_SCHEMES and bool(parts.netloc)
+
+
+def alert_links(alert: AlertView) -> list[Link]:
+    """An alert's links in the order every channel shows them, http(s) only, each URL once.
+
+    The runbook first (what to do), then the source (Prometheus' graph of the rule), then
+    what enrichment found in its own order (Grafana Explore, dashboard, silence, Argo CD).
+    """
+    candidates = (
+        Link(TITLE_RUNBOOK, alert.runbook_url.strip()),
+        Link(TITLE_SOURCE, alert.generator_url.strip()),
+        *alert.links,
+    )
+    links: list[Link] = []
+    seen: set[str] = set()
+    for link in candidates:
+        if link.url and link.url not in seen and is_web_url(link.url):
+            seen.add(link.url)
+            links.append(link)
+    return links
 
 
 def _common_labels(events: Sequence[Event]) -> dict[str, str]:
@@ -136,8 +163,19 @@ def _one_or_many(events: Sequence[Event], label: str) -> str:
     return ", ".join(values)
 
 
-def build_message(notification: Notification, reason: str) -> Message:
-    """Turn a notification into the view the templates render."""
+def build_message(
+    notification: Notification,
+    reason: str,
+    *,
+    now: datetime | None = None,
+    first_notified: datetime | None = None,
+) -> Message:
+    """Turn a notification into the view the templates render.
+
+    `now` (default: when the notification was accepted) ends a resolve that carries no end
+    time; `first_notified` (when the receiver first heard of the group) starts one that
+    carries no start time.
+    """
     events = list(notification.events)
     firing = [_alert_view(e) for e in events if e.status is Status.FIRING]
     resolved = [_alert_view(e) for e in events if e.status is Status.RESOLVED]
@@ -150,13 +188,24 @@ def build_message(notification: Notification, reason: str) -> Message:
     namespace = _one_or_many(events, "namespace")
     # Alertmanager's subject: status, then what the group is, then what the alerts share.
     where = " ".join(v for v in (app or namespace, env, severity) if v)
-    status_text = f"FIRING:{len(firing)}" if firing else "RESOLVED"
-    title = f"[{status_text}] {alertname or 'alert'}" + (f" ({where})" if where else "")
+    title = f"[{status_text(len(firing))}] {alertname or 'alert'}"
+    if where:
+        title += f" ({where})"
     first = events[0] if events else None
     notes: list[str] = []
-    truncated = max((int(e.details.get("truncatedAlerts", "0")) for e in events), default=0)
+    truncated = max((e.truncated_alerts for e in events), default=0)
     if truncated:
         notes.append(f"Alertmanager left out {truncated} more alerts of this group (max_alerts).")
+    lasted: float | None = None
+    if resolved and not firing:
+        lasted = resolved_after(
+            (a.starts_at for a in resolved),
+            (a.ends_at for a in resolved),
+            first_notified=first_notified,
+            now=now or notification.created_at,
+        )
+        if lasted is not None:
+            notes.append(f"Resolved after {format_duration(lasted)}.")
     return Message(
         notification_id=notification.id,
         receiver=notification.receiver,
@@ -177,4 +226,5 @@ def build_message(notification: Notification, reason: str) -> Message:
         external_url=first.external_url if first else "",
         details=dict(first.details) if first else {},
         notes=notes,
+        resolved_after=lasted,
     )

@@ -10,19 +10,19 @@ same thing (`receiver`, `status`, `groupKey`, `commonLabels`, `commonAnnotations
       "notificationId": "…",          # stable across retries: use it to deduplicate
       "receiver": "…",
       "status": "firing" | "resolved", # firing while any alert fires
-      "reason": "…",                   # why now: first notification, new alerts, repeat, …
+      "reason": "first" | "new_alerts" | "resolved" | "repeat" | "digest",  # why now
       "groupKey": "…",
       "source": "alertmanager" | "argocd",
       "title": "[FIRING:2] HighErrorRate (backend prod critical)",
       "env": "…", "severity": "…",
       "alertname": "…",                # the Argo CD trigger for Argo CD events
       "app": "…", "namespace": "…",
-      "routePath": "…",
+      "routePath": "routes[1] env=\"prod\"",  # the matched route; "root route" for the root
       "externalURL": "…",
       "digestOf": 0,                   # > 0: this notification folds that many others
       "counts": {"firing": 2, "resolved": 1},
       "commonLabels": {…}, "commonAnnotations": {…},
-      "details": {…},                  # source details that are not labels (Argo CD revision…)
+      "details": {…},                  # what the source said beyond labels (Argo CD revision…)
       "links": [{"title": "…", "url": "…"}],
       "notes": ["…"],
       "alerts": [{
@@ -33,7 +33,7 @@ same thing (`receiver`, `status`, `groupKey`, `commonLabels`, `commonAnnotations
         "startsAt": "RFC 3339" | null,
         "endsAt": "RFC 3339" | null,   # null while firing (Alertmanager sends Go's zero time)
         "generatorURL": "…", "runbookURL": "…",
-        "links": [{"title": "…", "url": "…"}],
+        "links": [{"title": "…", "url": "…"}],  # runbook, source, then enrichment's
         "logs": {"query": "…", "lines": ["…"], "note": "…"} | null
       }]
     }
@@ -48,7 +48,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from router.model import format_time
-from router.render.message import AlertView, Link, LogExcerpt, Message
+from router.render.message import AlertView, Link, LogExcerpt, Message, alert_links
 
 SCHEMA_VERSION = "1"
 
@@ -76,7 +76,7 @@ def _alert(alert: AlertView) -> dict[str, Any]:
         "endsAt": format_time(alert.ends_at),
         "generatorURL": alert.generator_url,
         "runbookURL": alert.runbook_url,
-        "links": _links(alert.links),
+        "links": _links(alert_links(alert)),
         "logs": _logs(alert.logs),
     }
 

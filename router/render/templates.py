@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,7 +23,8 @@ import jinja2
 
 import router
 from router.model import format_time
-from router.render.message import AlertView, Link
+from router.render.message import alert_links
+from router.render.text import escape_mrkdwn, format_duration, reason_text
 
 DEFAULT_TEMPLATES_DIR = Path(router.__file__).resolve().parent.parent / "templates"
 
@@ -72,20 +72,10 @@ def humantime(value: datetime | None) -> str:
 
 
 def duration(value: float | timedelta | None) -> str:
-    """A span as `3d 4h`, `1h 5m`, `2m 30s` or `12s`: the two largest units, rounded down."""
+    """A span in seconds (or a timedelta) as every message writes it (`2m 30s`, `3h 5m`)."""
     if value is None:
         return ""
-    seconds = int(value.total_seconds() if isinstance(value, timedelta) else value)
-    if seconds < 0:
-        seconds = 0
-    parts: list[str] = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count or (unit == "s" and not parts):
-            parts.append(f"{count}{unit}")
-        if len(parts) == 2:
-            break
-    return " ".join(parts)
+    return format_duration(value.total_seconds() if isinstance(value, timedelta) else value)
 
 
 def since(start: datetime | None, end: datetime | None) -> str:
@@ -115,27 +105,7 @@ def safe_url(value: str) -> str:
 
 def mrkdwn(value: object) -> str:
     """Escape text for Slack mrkdwn (`&`, `<`, `>`), so a label cannot ping `<!channel>`."""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def alert_links(alert: AlertView) -> list[Link]:
-    """An alert's links, with its runbook and generator URL, each URL once, in a stable order.
-
-    Enrichment may already have added the runbook or source link to `alert.links`; the
-    explicit fields then add nothing.
-    """
-    links: list[Link] = []
-    seen: set[str] = set()
-    candidates: Iterable[Link] = (
-        Link("Runbook", alert.runbook_url),
-        *alert.links,
-        Link("Source", alert.generator_url),
-    )
-    for link in candidates:
-        if link.url and link.url not in seen:
-            seen.add(link.url)
-            links.append(link)
-    return links
+    return escape_mrkdwn(str(value))
 
 
 # HTML-like templates escape everything; text, subject and Slack templates do their own
@@ -168,6 +138,7 @@ def _build_env(directory: str) -> jinja2.Environment:
         safe_url=safe_url,
         mrkdwn=mrkdwn,
         alert_links=alert_links,
+        reason_text=reason_text,
     )
     return env
 
@@ -183,7 +154,8 @@ def template_env(templates_dir: str = "") -> jinja2.Environment:
 
     `.html.j2` (and `.htm`/`.xml`) templates are autoescaped; others are not. Filters:
     `oneline`, `printable`, `rfc3339`, `humantime`, `duration`, `since(start, end)`,
-    `safe_url`, `mrkdwn`, `alert_links`.
+    `safe_url`, `mrkdwn`, `alert_links` (an alert's links in the order every channel
+    shows them), `reason_text` (why it was sent, in words).
     """
     directory = Path(templates_dir) if templates_dir else DEFAULT_TEMPLATES_DIR
     return _cached_env(str(directory.resolve()))

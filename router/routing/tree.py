@@ -5,9 +5,10 @@ matches wins unless it has `continue: true`, in which case later siblings are tr
 node none of whose children matched delivers to its own receiver. Settings left unset on a
 node are inherited from its parent.
 
-Each matched node is described by a path such as
-``route > routes[1]{env="prod",severity="critical"} > routes[0]{team="shop"}``: the
-0-based index among its siblings, then its matchers as Alertmanager prints them.
+Each matched node is described by a path people read in messages and in
+`routes test --tree`, such as ``routes[1] env="prod", severity="critical" > routes[0]
+team="shop"``: per node below the root, its 0-based index among its siblings (as in the
+config, `route.routes[1].routes[0]`) and its matchers; the root alone is ``root route``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 
 from router.config.schema import Config, RouteConfig
 from router.model import RouteSettings
-from router.routing.matchers import Matcher, format_matchers, matches_all, parse_matcher_list
+from router.routing.matchers import Matcher, matches_all, parse_matcher_list
 
 PATH_SEPARATOR = " > "
+ROOT_PATH = "root route"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +53,8 @@ class Route:
 
 
 def _node_name(index: int, matchers: tuple[Matcher, ...]) -> str:
-    return f"routes[{index}]{format_matchers(matchers)}"
+    name = f"routes[{index}]"
+    return f"{name} {', '.join(str(m) for m in matchers)}" if matchers else name
 
 
 def _build(
@@ -62,9 +65,12 @@ def _build(
 ) -> Route:
     """Resolve one node against its parent's settings; `index` is None for the root."""
     matchers = tuple(parse_matcher_list(config.matchers))
-    path = (
-        parent.path if index is None else parent.path + PATH_SEPARATOR + _node_name(index, matchers)
-    )
+    if index is None:
+        path = ROOT_PATH
+    elif parent.path == ROOT_PATH:
+        path = _node_name(index, matchers)
+    else:
+        path = parent.path + PATH_SEPARATOR + _node_name(index, matchers)
     receiver = config.receiver if config.receiver is not None else parent.receiver
     if receiver not in receivers:
         raise ValueError(f"{path}: undefined receiver {receiver!r} used in route")
@@ -98,8 +104,6 @@ def _build(
 class RouteTree:
     """The whole route tree of a config; `match` gives the receivers for a label set."""
 
-    ROOT_PATH = "route"
-
     def __init__(self, root: Route) -> None:
         self.root = root
 
@@ -115,7 +119,7 @@ class RouteTree:
             raise ValueError("route: the root route cannot have continue set")
         defaults = RouteSettings(
             receiver=route.receiver,
-            path=cls.ROOT_PATH,
+            path=ROOT_PATH,
             repeat_interval=config.dedup.repeat_interval,
             send_resolved=config.dedup.send_resolved,
         )

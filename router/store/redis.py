@@ -85,6 +85,7 @@ from router.model import (
     Outcome,
     RouteSettings,
 )
+from router.secrets import redact_url
 from router.store.protocols import (
     DEFAULT_KEEP_RECORDS,
     DEFAULT_LEASE,
@@ -92,7 +93,6 @@ from router.store.protocols import (
     StoreUnavailable,
     events_json,
 )
-from router.store.url import redact
 
 # Key TTLs are a safety net behind expire() and the scripts' own times: give them room.
 TTL_MARGIN = 86400
@@ -171,7 +171,7 @@ class RedisStore:
         # Who this process is when it takes a role (`lead`), and the roles it took.
         self._me = uuid.uuid4().hex
         self._roles: set[str] = set()
-        self._where = redact(self._url)
+        self._where = redact_url(self._url)
         self._password_env = password_env
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}

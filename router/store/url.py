@@ -139,21 +139,3 @@ def _seconds(key: str, value: str) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"option {key}={value!r} must be a positive duration, e.g. {key}=30s")
     return seconds
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced, for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"  # IPv6
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port is not None:
-        host = f"{host}:{port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -39,7 +39,7 @@ def create_app(
     """The service as an aiohttp app; the store opens and the worker starts on startup."""
     app = web.Application(client_max_size=max(config.server.max_body_bytes, 1) * 2)
     metrics = metrics or Metrics()
-    runtime = Runtime.build(config, metrics=metrics)
+    runtime = Runtime.build(config, metrics=metrics, clock=clock)
     the_store = store if store is not None else open_store(config.state, clock=clock)
     deliverer = Deliverer(
         the_store,

@@ -7,7 +7,7 @@ Layout of a notification (one Slack message):
   mention. The header sits outside the attachment so the status is the first thing seen.
 - one legacy attachment whose `color` draws the side bar and whose `blocks` hold the rest:
   a fields section (status, env, severity, alert, app, namespace, Argo CD details), a
-  context line (source, receiver/route, time, group), the message links, the enrichment
+  context line (source, receiver, route, since when), the message links, the enrichment
   notes, one section per alert (plus a code-block section for its log excerpt) and, when
   the alerts do not fit, a last section saying "... and N more alerts".
 
@@ -29,9 +29,10 @@ from typing import Any
 from urllib.parse import quote
 
 from router.model import Status
-from router.render.message import AlertView, LogExcerpt, Message
+from router.render.message import AlertView, Link, LogExcerpt, Message, alert_links
+from router.render.text import escape_mrkdwn, format_duration
 
-# Slack's Block Kit and message limits (facts, protocols.md 5.1 and 5.4).
+# Slack's Block Kit and message limits (chat.postMessage and Block Kit reference).
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
 MAX_HEADER_TEXT = 150
@@ -81,14 +82,6 @@ _DETAIL_ORDER = (
 
 SlackPayload = dict[str, Any]
 """A JSON-ready body for chat.postMessage / chat.update / an incoming webhook."""
-
-
-def escape_mrkdwn(text: str) -> str:
-    """Escape the three characters Slack's mrkdwn treats as control characters.
-
-    After this, `<!channel>`, `<@U123>` and `<http://x|y>` in alert text show literally.
-    """
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def truncate_plain(text: str, limit: int) -> str:
@@ -164,21 +157,6 @@ def slack_date(when: datetime) -> str:
     utc = when.astimezone(UTC)
     fallback = utc.strftime("%Y-%m-%d %H:%M UTC")
     return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
-
-
-def format_duration(seconds: float) -> str:
-    """`45s`, `14m`, `2h 5m`, `3d 4h`: how long something lasted, in two units at most."""
-    total = max(int(seconds), 0)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    if minutes:
-        return f"{minutes}m"
-    return f"{secs}s"
 
 
 def _plural(count: int, word: str) -> str:
@@ -291,11 +269,10 @@ def _context_block(message: Message, updated_at: datetime | None) -> dict[str, A
     parts: list[str] = []
     if message.source:
         parts.append(f"Source: {escape_mrkdwn(message.source)}")
-    receiver = escape_mrkdwn(message.receiver)
+    if message.receiver:
+        parts.append(f"Receiver: {escape_mrkdwn(message.receiver)}")
     if message.route_path:
-        receiver += f" (route {escape_mrkdwn(message.route_path)})"
-    if receiver:
-        parts.append(f"Receiver: {receiver}")
+        parts.append(f"Route: {escape_mrkdwn(truncate_plain(message.route_path, 500))}")
     starts = [a.starts_at for a in message.alerts if a.starts_at is not None]
     if starts:
         parts.append(f"Since {slack_date(min(starts))}")
@@ -303,8 +280,6 @@ def _context_block(message: Message, updated_at: datetime | None) -> dict[str, A
         parts.append(f"Updated {slack_date(updated_at)}")
     if message.digest_of:
         parts.append(f"Digest of {_plural(message.digest_of, 'notification')}")
-    if message.group_key:
-        parts.append(f"Group: {escape_mrkdwn(truncate_plain(message.group_key, 300))}")
     elements = [
         {"type": "mrkdwn", "text": truncate_mrkdwn(p, MAX_CONTEXT_TEXT)}
         for p in parts[:MAX_CONTEXT_ELEMENTS]
@@ -314,15 +289,8 @@ def _context_block(message: Message, updated_at: datetime | None) -> dict[str, A
     return {"type": "context", "elements": elements}
 
 
-def _links_line(links: Iterable[tuple[str, str]]) -> str:
-    seen: set[str] = set()
-    rendered: list[str] = []
-    for title, url in links:
-        if not url or url in seen:
-            continue
-        seen.add(url)
-        rendered.append(mrkdwn_link(url, title))
-    return " · ".join(rendered)
+def _links_line(links: Iterable[Link]) -> str:
+    return " · ".join(mrkdwn_link(link.url, link.title) for link in links)
 
 
 def _notes_block(notes: Sequence[str]) -> dict[str, Any] | None:
@@ -345,15 +313,6 @@ def _labels_line(labels: Mapping[str, str]) -> str:
     return truncate_mrkdwn(line, _LABELS_BUDGET, marker=" " + ELLIPSIS)
 
 
-def _alert_links(alert: AlertView) -> list[tuple[str, str]]:
-    links = [(link.title, link.url) for link in alert.links]
-    if alert.generator_url:
-        links.append(("Source", alert.generator_url))
-    if alert.runbook_url:
-        links.append(("Runbook", alert.runbook_url))
-    return links
-
-
 def _alert_section(alert: AlertView) -> dict[str, Any]:
     firing = alert.status is Status.FIRING
     dot = ":red_circle:" if firing else ":large_green_circle:"
@@ -374,7 +333,7 @@ def _alert_section(alert: AlertView) -> dict[str, Any]:
         when.append(f"Started {slack_date(alert.starts_at)}")
     if not firing and alert.ends_at is not None:
         when.append(f"resolved {slack_date(alert.ends_at)}")
-    links = _links_line(_alert_links(alert))
+    links = _links_line(alert_links(alert))
     tail = " · ".join([*when, links] if links else when)
     if tail:
         lines.append(tail)
@@ -455,7 +414,7 @@ def build_blocks(
         top.append(_section(f"{mention} {what}"))
 
     head: list[dict[str, Any]] = [_fields_block(message), _context_block(message, updated_at)]
-    links = _links_line((link.title, link.url) for link in message.links)
+    links = _links_line(message.links)
     if links:
         head.append(_section(f"*Links:* {links}"))
     notes = _notes_block(message.notes)
@@ -526,23 +485,10 @@ def _names(alerts: Sequence[AlertView], limit: int = 10) -> str:
     return text
 
 
-def resolved_after(message: Message, fallback_start: datetime | None, now: datetime) -> float:
-    """Seconds from the first alert start to the last resolve (or to `now`)."""
-    starts = [a.starts_at for a in message.alerts if a.starts_at is not None]
-    ends = [a.ends_at for a in message.resolved if a.ends_at is not None]
-    start = min(starts) if starts else fallback_start
-    end = max(ends) if ends else now
-    if start is None:
-        return 0.0
-    return max((end - start).total_seconds(), 0.0)
-
-
 def build_thread_reply(
     message: Message,
     *,
     previously_firing: Collection[str] | None,
-    now: datetime,
-    first_posted: datetime | None = None,
     mention: str = "",
 ) -> SlackPayload:
     """A short thread reply saying what changed since the parent message was last updated.
@@ -555,8 +501,9 @@ def build_thread_reply(
     new = [a for a in firing if known is None or a.fingerprint not in known]
     newly_resolved = [a for a in message.resolved if known is None or a.fingerprint in known]
     if message.status is Status.RESOLVED:
-        took = format_duration(resolved_after(message, first_posted, now))
-        text = f":white_check_mark: All resolved after {took}"
+        text = ":white_check_mark: All resolved"
+        if message.resolved_after is not None:
+            text += f" after {format_duration(message.resolved_after)}"
         if message.resolved:
             text += f": {_names(message.resolved)}"
     elif message.reason == "repeat":

@@ -6,7 +6,7 @@ Bot-token mode (`token` + `channel`) keeps one message per (receiver, group):
   ID and `ts`, plus what it announced (see `_state`).
 - a prior message: `chat.update` it to the current state (status, counts, colour; green
   once everything is resolved), then post a short reply in its thread saying what changed
-  ("2 new alerts firing: ...", "All resolved after 14m", "Still firing (reminder)"). The
+  ("2 new alerts firing: ...", "All resolved after 14m 10s", "Still firing (reminder)"). The
   returned state keeps the original `ts`. If the original is gone or can no longer be
   edited (`message_not_found`, `cant_update_message`, `edit_window_closed`), a new message
   is posted and its `ts` returned.
@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -44,7 +45,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 from slack_sdk.webhook.webhook_response import WebhookResponse
 
-from router.channels.base import DeliveryError
+from router.channels.base import DeliveryError, parse_retry_after
 from router.channels.slack.blocks import (
     SlackPayload,
     build_message_payload,
@@ -53,15 +54,16 @@ from router.channels.slack.blocks import (
     mention_allowed,
 )
 from router.config.schema import SlackReceiver
-from router.model import Status, format_time, parse_time
+from router.model import Status
 from router.render.message import Message
+from router.secrets import redact
 
 # slack_sdk logs request URLs (a webhook URL is a secret) and bodies at DEBUG: keep its
 # loggers for our clients at INFO whatever the root logger says.
 _SDK_LOGGER = logging.getLogger("router.channels.slack.channel.sdk")
 _SDK_LOGGER.setLevel(logging.INFO)
 
-# Web API error codes a later attempt can succeed on (facts 5.1; Slack's own 5xx codes).
+# Web API error codes a later attempt can succeed on (Slack's own 5xx-like codes).
 RETRYABLE_ERRORS = frozenset(
     {"fatal_error", "internal_error", "service_unavailable", "request_timeout", "ratelimited"}
 )
@@ -72,17 +74,14 @@ GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_windo
 _CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-def _retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds from a Retry-After header (Slack sends whole seconds), None when absent."""
+def _retry_after_header(headers: Mapping[str, Any] | None) -> str | None:
+    # slack_sdk hands headers over as a plain dict, its keys as the server spelt them.
     if not headers:
         return None
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        return None
+    for key, value in headers.items():
+        if str(key).lower() == "retry-after":
+            return str(value[0] if isinstance(value, list) and value else value)
+    return None
 
 
 def _code(text: str, status: int) -> str:
@@ -101,11 +100,11 @@ class SlackChannel:
         name: str,
         cfg: SlackReceiver,
         *,
-        clock: Callable[[], datetime] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
         self.cfg = cfg
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock
         self._token = cfg.token.get_secret_value() if cfg.token is not None else None
         self._webhook_url = cfg.webhook_url.get_secret_value() if cfg.webhook_url else None
         self._session: aiohttp.ClientSession | None = None
@@ -208,33 +207,22 @@ class SlackChannel:
             extras["icon_emoji"] = self.cfg.icon_emoji
         return extras
 
-    def _state(
-        self,
-        message: Message,
-        channel: str,
-        ts: str,
-        prior: Mapping[str, str],
-        *,
-        new: bool,
-    ) -> dict[str, str]:
+    def _state(self, message: Message, channel: str, ts: str) -> dict[str, str]:
         """What to remember for the group.
 
         `channel`/`ts`: the message to edit next time; `target`: the configured channel it
         went to; `status`: what it last showed; `firing`: fingerprints the thread has
-        announced as firing (to tell new alerts from known ones); `posted_at`: when the
-        message was first posted.
+        announced as firing (to tell new alerts from known ones).
         """
-        posted_at = format_time(self._clock()) if new else prior.get("posted_at", "")
         return {
             "channel": channel,
             "ts": ts,
             "target": self.cfg.channel or "",
             "status": message.status.value,
             "firing": " ".join(a.fingerprint for a in message.firing),
-            "posted_at": posted_at or "",
         }
 
-    async def _post_new(self, message: Message, prior: Mapping[str, str]) -> dict[str, str]:
+    async def _post_new(self, message: Message) -> dict[str, str]:
         client = self._web_client()
         mention = self.cfg.mention if mention_allowed(message) else ""
         payload = build_message_payload(message, mention=mention)
@@ -243,17 +231,19 @@ class SlackChannel:
             "chat.postMessage",
             lambda: client.chat_postMessage(channel=channel, **payload, **self._extras()),
         )
-        return self._state(message, str(response["channel"]), str(response["ts"]), prior, new=True)
+        return self._state(message, str(response["channel"]), str(response["ts"]))
 
     async def _send_bot(self, message: Message, prior: Mapping[str, str]) -> Mapping[str, str]:
         parent = self._parent(message, prior)
         if parent is None:
-            return await self._post_new(message, prior)
+            return await self._post_new(message)
         channel, ts = parent
         client = self._web_client()
         # The edited parent never carries the mention: an edit pings nobody anyway, and a
         # mention left on a resolved message reads like a page.
-        payload = build_message_payload(message, updated_at=self._clock())
+        payload = build_message_payload(
+            message, updated_at=datetime.fromtimestamp(self._clock(), UTC)
+        )
         try:
             await self._call(
                 "chat.update",
@@ -261,7 +251,7 @@ class SlackChannel:
             )
         except DeliveryError as err:
             if err.reason in GONE_ERRORS:
-                return await self._post_new(message, prior)
+                return await self._post_new(message)
             raise
         reply = self._thread_reply(message, prior)
         await self._call(
@@ -270,7 +260,7 @@ class SlackChannel:
                 channel=channel, thread_ts=ts, **reply, **self._extras()
             ),
         )
-        return self._state(message, channel, ts, prior, new=False)
+        return self._state(message, channel, ts)
 
     def _thread_reply(self, message: Message, prior: Mapping[str, str]) -> SlackPayload:
         known: set[str] | None = None
@@ -285,13 +275,7 @@ class SlackChannel:
             ]
             if new_critical:
                 mention = self.cfg.mention
-        return build_thread_reply(
-            message,
-            previously_firing=known,
-            now=self._clock(),
-            first_posted=parse_time(prior.get("posted_at")),
-            mention=mention,
-        )
+        return build_thread_reply(message, previously_firing=known, mention=mention)
 
     async def _call(
         self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]]
@@ -327,7 +311,7 @@ class SlackChannel:
         # some proxy's page and is named by its status (stable metric labels).
         code = str(data.get("error") or "") if isinstance(data, dict) else ""
         reason = _code(code, status)
-        retry_after = _retry_after(headers)
+        retry_after = parse_retry_after(_retry_after_header(headers), self._clock())
         detail = self._scrub(f"{where}: HTTP {status}, error {reason}")
         if status == 429 or reason in RATE_LIMIT_ERRORS:
             return DeliveryError("rate_limited", detail, retryable=True, retry_after=retry_after)
@@ -341,10 +325,7 @@ class SlackChannel:
 
     def _scrub(self, text: str) -> str:
         """Remove the secrets from a text meant for logs and the notification record."""
-        for secret in (self._webhook_url, self._token):
-            if secret:
-                text = text.replace(secret, "<redacted>")
-        return text
+        return redact(text, (self._webhook_url, self._token))
 
     # ---- incoming webhook --------------------------------------------------------------
 
@@ -369,6 +350,9 @@ class SlackChannel:
         detail = self._scrub(f"{where}: HTTP {status}, error {reason}")
         if status == 429:
             raise DeliveryError(
-                "rate_limited", detail, retryable=True, retry_after=_retry_after(response.headers)
+                "rate_limited",
+                detail,
+                retryable=True,
+                retry_after=parse_retry_after(_retry_after_header(response.headers), self._clock()),
             )
         raise DeliveryError(reason, detail, retryable=status >= 500)

@@ -1,0 +1,84 @@
+"""The words every channel uses for the same things: durations, status, "resolved after".
+
+One spelling each, so a reader sees the same figure in Slack, mail, webhook and log:
+
+- durations: `300ms`, `45s`, `2m 30s`, `3h 5m`, `2d 4h` (the largest unit and the next one
+  when it is not zero, rounded down; under ten seconds a fraction keeps one decimal);
+- status: `FIRING:2` while any alert fires, else `RESOLVED`, as Alertmanager writes it;
+- "resolved after": from the earliest start of the group's alerts to the latest resolve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from router.model import Status
+
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+# Why a notification went out, in words (the codes are the dedup reasons).
+_REASONS = {
+    "first": "first notification",
+    "new_alerts": "new alerts",
+    "resolved": "alerts resolved",
+    "repeat": "still firing (repeat reminder)",
+    "digest": "digest of a backlog",
+}
+
+
+def format_duration(seconds: float) -> str:
+    """A span as people read it: `300ms`, `1.5s`, `45s`, `2m 30s`, `3h 5m`, `2d 4h`."""
+    if seconds != seconds or seconds <= 0:  # NaN or nothing
+        return "0s"
+    if seconds < 1:
+        return f"{max(round(seconds * 1000), 1)}ms"
+    if seconds < 10 and seconds != int(seconds):
+        return f"{int(seconds * 10) / 10:g}s"
+    rest = int(seconds)
+    for index, (unit, size) in enumerate(_UNITS[:-1]):
+        if rest >= size:
+            count, rest = divmod(rest, size)
+            next_unit, next_size = _UNITS[index + 1]
+            following = rest // next_size
+            return f"{count}{unit}" + (f" {following}{next_unit}" if following else "")
+    return f"{rest}s"
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn treats as control characters.
+
+    After this, `<!channel>`, `<@U123>` and `<http://x|y>` in alert text show literally.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def status_text(firing: int) -> str:
+    """`FIRING:<n>` while `firing` alerts fire, else `RESOLVED`."""
+    return f"FIRING:{firing}" if firing else Status.RESOLVED.value.upper()
+
+
+def reason_text(reason: str) -> str:
+    """Why a notification was sent, in words (`new_alerts` -> `new alerts`)."""
+    return _REASONS.get(reason, reason.replace("_", " "))
+
+
+def resolved_after(
+    starts: Iterable[datetime | None],
+    ends: Iterable[datetime | None],
+    *,
+    first_notified: datetime | None,
+    now: datetime,
+) -> float | None:
+    """Seconds from the earliest alert start to the latest resolve; None when unknowable.
+
+    Without any start time (an Argo CD recovery carries none) the span counts from when the
+    receiver was first told; without any end time, until `now`.
+    """
+    known_starts = [s for s in starts if s is not None]
+    known_ends = [e for e in ends if e is not None]
+    start = min(known_starts) if known_starts else first_notified
+    if start is None:
+        return None
+    end = max(known_ends) if known_ends else now
+    return max((end - start).total_seconds(), 0.0)
