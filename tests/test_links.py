@@ -45,6 +45,7 @@ GRAFANA = GrafanaConfig.model_validate(
 
 CONFIG_YAML = """
 environment:
+  from_labels: [env, environment, namespace]
   aliases: {production: prod, development: dev, staging: stage}
 severity:
   aliases: {page: critical, error: critical, warn: warning}
@@ -217,9 +218,7 @@ def test_silence_matches_exactly_the_originals_that_normalize_to_our_value(
 
 
 def test_silence_omits_env_when_an_earlier_label_decided_it() -> None:
-    config = config_from(
-        CONFIG_YAML.replace("environment:\n", "environment:\n  from_labels: [cluster, env]\n")
-    )
+    config = config_from(CONFIG_YAML.replace("[env, environment, namespace]", "[cluster, env]"))
     labels = normalized({"alertname": "A", "cluster": "eu-1", "env": "prod"}, config)
 
     assert "env" not in {n for n, _, _ in silence_matchers(labels, config)}

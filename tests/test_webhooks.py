@@ -19,7 +19,8 @@ TOKEN = "am-secret-token"
 
 
 def routing_config(sink: WebhookSink, state_url: str, extra: str = "") -> Config:
-    """The example's route tree, with every receiver a webhook into `sink` (path = name)."""
+    """The example's route tree and label sources (env from a namespace too, as the example
+    opts in to), with every receiver a webhook into `sink` (path = name)."""
     names = ["slack-deploys", "slack-prod", "email-sre", "slack-dev", "stdout"]
     receivers = "\n".join(
         f"  - name: {n}\n    webhook:\n      url: {sink.url('/' + n)}" for n in names
@@ -36,6 +37,7 @@ server:
 state:
   url: {state_url}
 environment:
+  from_labels: [env, environment, namespace]
   aliases: {{production: prod, development: dev}}
 severity:
   from_labels: [severity]
@@ -134,6 +136,29 @@ async def test_alert_reaches_the_receiver_its_labels_route_to(
     status, _ = await service.post("/webhook/alertmanager", am_alert(labels), AUTH)
     assert status == 200
     assert await paths(sink, 1) == [receiver]
+
+
+async def test_an_alert_without_env_label_does_not_take_its_namespace_as_env(
+    sink: WebhookSink, state_url: str
+) -> None:
+    config = config_from(
+        f"""
+state: {{url: '{state_url}'}}
+receivers:
+  - {{name: prod, webhook: {{url: '{sink.url("/prod")}'}}}}
+  - {{name: fallback, webhook: {{url: '{sink.url("/fallback")}'}}}}
+route:
+  receiver: fallback
+  routes:
+    - {{matchers: ['env="prod"'], receiver: prod}}
+"""
+    )
+    async with running(config) as svc:
+        labels = {"alertname": "A", "namespace": "prod"}
+        status, _ = await svc.post("/webhook/alertmanager", am_alert(labels))
+        assert status == 200
+        assert await paths(sink, 1) == ["/fallback"]
+    assert sink.requests[0].json["alerts"][0]["labels"]["env"] == "unknown"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""routes.yaml as typed models. Loading (env substitution, file:line errors) is configfile.py."""
+"""routes.yaml as typed models. Loading (env substitution, file:line errors) is loader.py."""
 
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ class BasicAuth(_Model):
 
 
 class SourceAuth(_Model):
-    """Credentials one webhook source must present; either or both may be set."""
+    """Credentials a caller must present (a webhook source, or a user of the API); either
+    or both may be set, and either then lets the caller in."""
 
     bearer_token: SecretStr | None = None
     basic_auth: BasicAuth | None = None
@@ -73,7 +74,7 @@ class SourceAuth(_Model):
     @model_validator(mode="after")
     def _one_method(self) -> SourceAuth:
         if self.bearer_token is None and self.basic_auth is None:
-            raise ValueError("set bearer_token or basic_auth (or remove the source's entry)")
+            raise ValueError("set bearer_token or basic_auth (or remove the entry)")
         return self
 
 
@@ -107,7 +108,9 @@ class LabelSource(_Model):
 
 
 class EnvironmentConfig(LabelSource):
-    from_labels: list[str] = Field(default_factory=lambda: ["env", "environment", "namespace"])
+    # Not `namespace` by default: `kube-system` or `shop` is no environment, and taking it
+    # for one sends the alert past every `env="prod"` route. Opt in by listing it.
+    from_labels: list[str] = Field(default_factory=lambda: ["env", "environment"])
     default: str = "unknown"
 
 
