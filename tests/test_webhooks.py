@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
+import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -337,3 +339,93 @@ async def test_reload_applies_a_valid_file_and_keeps_the_old_one_on_error(
         # The old config still routes.
         await svc.post("/webhook/alertmanager", am_alert({"alertname": "Other"}, group="g2"))
         assert await paths(sink, 2) == ["/b", "/b"]
+
+
+# --- refusals are logged ------------------------------------------------------------------
+
+
+async def test_each_refused_webhook_is_one_log_line_without_credentials(
+    service: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="router.web.handlers")
+    tried = {"Authorization": "Bearer am-secret-tokeX"}
+    assert (await bad(service, payload("alertmanager_firing.json"), tried))[0] == 401
+    assert (await bad(service, b"{", AUTH))[0] == 400
+    refused = [r for r in caplog.records if r.getMessage() == "request refused"]
+    assert [(r.levelname, r.status, r.reason, r.source) for r in refused] == [  # type: ignore[attr-defined]
+        ("INFO", 401, "unauthorized", "alertmanager"),
+        ("INFO", 400, "bad_request", "alertmanager"),
+    ]
+    assert all(r.remote == "127.0.0.1" for r in refused)  # type: ignore[attr-defined]
+    logged = " ".join(str(vars(r)) for r in caplog.records)
+    assert "am-secret-tokeX" not in logged and TOKEN not in logged
+
+
+# --- the read API and the actions ---------------------------------------------------------
+
+API_TOKEN = "api-secret-token"
+ADMIN_AUTH = {"Authorization": "Basic " + base64.b64encode(b"ops:admin-pw").decode()}
+
+
+def guarded_config(state_url: str, auth: str) -> Config:
+    return config_from(
+        f"""
+server:
+  auth:
+{textwrap.indent(auth, "    ")}
+state: {{url: '{state_url}'}}
+receivers: [{{name: stdout, log: {{}}}}]
+route: {{receiver: stdout}}
+"""
+    )
+
+
+async def status_of(svc: Running, method: str, path: str, headers: dict[str, str]) -> int:
+    async with svc.http.request(method, svc.url + path, headers=headers) as resp:
+        if resp.status == 401:
+            assert resp.headers["WWW-Authenticate"].endswith('realm="alert-router"')
+        return resp.status
+
+
+async def test_api_credentials_guard_the_read_api_and_reload(state_url: str) -> None:
+    config = guarded_config(state_url, f"api: {{bearer_token: {API_TOKEN}}}")
+    api = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with running(config) as svc:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, ADMIN_AUTH):
+            assert await status_of(svc, "GET", "/api/v1/notifications", headers) == 401
+            assert await status_of(svc, "POST", "/-/reload", headers) == 401
+        assert await status_of(svc, "GET", "/api/v1/notifications", api) == 200
+        # Allowed in, then refused for having no file to reload: not a 401.
+        assert await status_of(svc, "POST", "/-/reload", api) == 400
+        # Probes, metrics and webhooks keep their own rules.
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert await status_of(svc, "GET", path, {}) == 200
+
+
+async def test_admin_credentials_take_over_the_actions_from_api(state_url: str) -> None:
+    config = guarded_config(
+        state_url,
+        f"api: {{bearer_token: {API_TOKEN}}}\n"
+        "admin: {basic_auth: {username: ops, password: admin-pw}}",
+    )
+    api = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with running(config) as svc:
+        assert await status_of(svc, "POST", "/-/reload", api) == 401
+        assert await status_of(svc, "POST", "/-/reload", ADMIN_AUTH) == 400
+        assert await status_of(svc, "GET", "/api/v1/notifications", ADMIN_AUTH) == 401
+        assert await status_of(svc, "GET", "/api/v1/notifications", api) == 200
+
+
+async def test_every_api_and_action_endpoint_is_guarded(state_url: str) -> None:
+    config = guarded_config(state_url, f"api: {{bearer_token: {API_TOKEN}}}")
+    async with running(config) as svc:
+        endpoints = [
+            (route.method, route.resource.canonical)
+            for route in svc.app.router.routes()
+            if route.resource is not None
+            and route.resource.canonical.startswith(("/api/", "/-/"))
+            and route.method != "HEAD"
+        ]
+        assert {("GET", "/api/v1/notifications"), ("POST", "/-/reload")} <= set(endpoints)
+        for method, path in endpoints:
+            assert await status_of(svc, method, path, {}) == 401, path

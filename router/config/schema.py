@@ -78,8 +78,14 @@ class SourceAuth(_Model):
         return self
 
 
+# Who may call what: `alertmanager` and `argocd` their webhooks, `api` the read API
+# (/api/*) and, while `admin` is unset, the actions (/-/reload); `admin` the actions.
+# An endpoint whose entry is missing answers anyone.
+AuthScope = Literal["alertmanager", "argocd", "api", "admin"]
+
+
 class ServerConfig(_Model):
-    auth: dict[Literal["alertmanager", "argocd"], SourceAuth] = Field(default_factory=dict)
+    auth: dict[AuthScope, SourceAuth] = Field(default_factory=dict)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     # SIGTERM waits this long for in-flight deliveries before leaving them to the next start.
     shutdown_grace: Duration = 10.0

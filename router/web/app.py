@@ -15,6 +15,7 @@ from aiohttp import web
 
 from router.config.loader import ConfigError, load_config
 from router.config.schema import Config
+from router.ingest.intake import Intake
 from router.notify.pacing import Pacer
 from router.notify.worker import Deliverer
 from router.runtime import Runtime
@@ -55,6 +56,9 @@ def create_app(
         runtime=runtime,
         store=the_store,
         deliverer=deliverer,
+        intake=Intake(
+            the_store, lambda: app[STATE].runtime, deliverer.firing, deliverer.wake, clock
+        ),
         metrics=metrics,
         clock=clock,
     )
