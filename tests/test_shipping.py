@@ -412,6 +412,7 @@ def test_toggles_add_servicemonitor_prometheusrule_networkpolicy_and_pvc() -> No
     rules = objects["PrometheusRule/alert-router"]["spec"]["groups"][0]["rules"]
     exprs = " ".join(rule["expr"] for rule in rules)
     for metric in (
+        "alert_router_notifications_total",
         "alert_router_notifications_failed_total",
         "alert_router_notifications_dead_total",
         "alert_router_config_last_reload_successful",
