@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import platform
 import textwrap
 from collections.abc import AsyncIterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import router.web.app as app_module
 from router.config.schema import Config
 from tests.conftest import Running, running
 from tests.fakes.webhook_sink import WebhookSink
@@ -351,12 +354,12 @@ async def test_each_refused_webhook_is_one_log_line_without_credentials(
     tried = {"Authorization": "Bearer am-secret-tokeX"}
     assert (await bad(service, payload("alertmanager_firing.json"), tried))[0] == 401
     assert (await bad(service, b"{", AUTH))[0] == 400
-    refused = [r for r in caplog.records if r.getMessage() == "request refused"]
-    assert [(r.levelname, r.status, r.reason, r.source) for r in refused] == [  # type: ignore[attr-defined]
+    refused = [vars(r) for r in caplog.records if r.getMessage() == "request refused"]
+    assert [(r["levelname"], r["status"], r["reason"], r["source"]) for r in refused] == [
         ("INFO", 401, "unauthorized", "alertmanager"),
         ("INFO", 400, "bad_request", "alertmanager"),
     ]
-    assert all(r.remote == "127.0.0.1" for r in refused)  # type: ignore[attr-defined]
+    assert all(r["remote"] == "127.0.0.1" for r in refused)
     logged = " ".join(str(vars(r)) for r in caplog.records)
     assert "am-secret-tokeX" not in logged and TOKEN not in logged
 
@@ -429,3 +432,57 @@ async def test_every_api_and_action_endpoint_is_guarded(state_url: str) -> None:
         assert {("GET", "/api/v1/notifications"), ("POST", "/-/reload")} <= set(endpoints)
         for method, path in endpoints:
             assert await status_of(svc, method, path, {}) == 401, path
+
+
+# --- operability --------------------------------------------------------------------------
+
+
+async def metrics_text(svc: Running) -> str:
+    async with svc.http.get(svc.url + "/metrics") as resp:
+        return await resp.text()
+
+
+async def test_store_up_follows_the_store_without_anyone_polling_readyz(
+    sink: WebhookSink, state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "STORE_PING_EVERY", 0.05)
+    async with running(routing_config(sink, state_url)) as svc:
+        assert "alert_router_store_up 1.0" in await metrics_text(svc)
+        await svc.state.store.close()
+        async with asyncio.timeout(10):
+            while "alert_router_store_up 0.0" not in await metrics_text(svc):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+
+
+async def test_metrics_name_the_running_build(service: Running) -> None:
+    text = await metrics_text(service)
+    version = metadata.version("alert-router")
+    assert (
+        f'alert_router_build_info{{python_version="{platform.python_version()}",'
+        f'version="{version}"}} 1.0'
+    ) in text
+
+
+async def test_each_delivered_notification_is_one_info_line(
+    service: Running, sink: WebhookSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="router.notify.stages")
+    labels = {"alertname": "HighErrorRate", "env": "prod", "severity": "critical"}
+    await service.post("/webhook/alertmanager", am_alert(labels), AUTH)
+
+    def sent() -> list[dict[str, Any]]:
+        return [vars(r) for r in caplog.records if r.getMessage() == "notification sent"]
+
+    async with asyncio.timeout(10):
+        # Logging has no change notification to wait on: poll what was captured.
+        while len(sent()) < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    assert sorted(r["receiver"] for r in sent()) == ["email-sre", "slack-prod"]
+    for record in sent():
+        assert record["levelname"] == "INFO"
+        assert (record["group_key"], record["reason"], record["attempts"]) == (
+            "am/devops_team/g1",
+            "first",
+            1,
+        )
+        assert record["latency_seconds"] >= 0

@@ -170,14 +170,33 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+async def check_store(state: AppState) -> str | None:
+    """Ping the store and record the outcome (`alert_router_store_up`); the problem, or
+    None when it answered."""
     try:
         await state.store.ping()
     except StoreUnavailable as exc:
-        state.metrics.store_up.set(0)
-        return web.json_response({"status": "unavailable", "error": str(exc)}, status=503)
-    state.metrics.store_up.set(1)
+        mark_store(state, str(exc))
+        return str(exc)
+    mark_store(state, None)
+    return None
+
+
+def mark_store(state: AppState, problem: str | None) -> None:
+    """Record whether the store answered; a change either way is logged once."""
+    state.metrics.store_up.set(0 if problem else 1)
+    if (problem is None) != state.store_answered:
+        state.store_answered = problem is None
+        if problem is None:
+            log.info("state store answers again")
+        else:
+            log.warning("state store unavailable", extra={"error": problem})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    problem = await check_store(request.app[STATE])
+    if problem is not None:
+        return web.json_response({"status": "unavailable", "error": problem}, status=503)
     return web.json_response({"status": "ready"})
 
 

@@ -29,6 +29,8 @@ class AppState:
     intake: Intake
     metrics: Metrics
     clock: Callable[[], float]
+    # What the last check of the store found (see handlers.mark_store).
+    store_answered: bool = True
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def reload(self) -> list[str]:
