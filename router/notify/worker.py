@@ -100,6 +100,7 @@ class Deliverer:
         self._capacity = asyncio.Event()
         self.pacer.on_park = self._capacity.set
         self._last_maintenance = 0.0
+        self._paused = False
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -132,9 +133,17 @@ class Deliverer:
                 await self._maintain(now)
                 claims = await self.store.claim(now, free, LEASE_SECONDS)
             except StoreUnavailable as exc:
-                log.warning("state store unavailable, delivery paused", extra={"error": str(exc)})
+                if not self._paused:
+                    # Once per outage, not once per poll.
+                    self._paused = True
+                    log.warning(
+                        "state store unavailable, delivery paused", extra={"error": str(exc)}
+                    )
                 await self._sleep(IDLE_POLL)
                 continue
+            if self._paused:
+                self._paused = False
+                log.info("state store back, delivery resumed")
             for claim in claims:
                 task = asyncio.create_task(self._deliver(claim))
                 self._inflight.add(task)

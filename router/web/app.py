@@ -126,7 +126,11 @@ def run_server(config_path: str, host: str, port: int, log_level: str = "info") 
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
-    return asyncio.run(_serve(config, Path(config_path), host, port))
+    try:
+        return asyncio.run(_serve(config, Path(config_path), host, port))
+    except KeyboardInterrupt:
+        # Ctrl-C before the signal handlers are in place (still starting up).
+        return 130
 
 
 async def _serve(config: Config, path: Path, host: str, port: int) -> int:
