@@ -183,7 +183,7 @@ async def _start(config: Config, path: Path, host: str, port: int) -> web.AppRun
     except Exception as exc:  # noqa: BLE001 - anything else still gets one line, no traceback
         log.error(
             "cannot start",
-            extra={"error": redact_urls(f"{type(exc).__name__}: {exc}")},
+            extra={"error": _redact_urls(f"{type(exc).__name__}: {exc}")},
             exc_info=log.isEnabledFor(logging.DEBUG),
         )
     if runner is not None:
@@ -191,6 +191,6 @@ async def _start(config: Config, path: Path, host: str, port: int) -> web.AppRun
     return None
 
 
-def redact_urls(text: str) -> str:
+def _redact_urls(text: str) -> str:
     """`text` with the credentials of any URL in it (`scheme://user:password@`) hidden."""
     return _USERINFO_RE.sub(r"\1<redacted>@", text)
