@@ -20,13 +20,16 @@ from router.routing.tree import RouteTree
 _DEFAULT_CONFIG = "./routes.yaml"
 _DEFAULT_HOST = "0.0.0.0"
 _DEFAULT_PORT = 8080
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+_DEFAULT_LOG_LEVEL = "info"
 
 _CHECK_HELP = """\
-Validate a config completely: schema, receivers referenced by routes, matchers and regexes,
-time intervals, inhibit rules, the Loki query template, and that every ${VAR} without a
-default is set. Prints `OK: <n> routes, <m> receivers` (n counts every node of the route
-tree, the root included) and exits 0; otherwise prints each problem as PATH:LINE:COL:
-field: message on stderr and exits 1.
+Validate a config completely, exactly as `serve` and a reload do: schema, receivers
+referenced by routes, matchers and regexes, time intervals, inhibit rules, the Loki query
+template, the state URL, and that every ${VAR} without a default is set. Prints
+`OK: <n> routes, <m> receivers` (n counts every node of the route tree, the root included)
+and exits 0; otherwise prints each problem as PATH:LINE:COL: field: message on stderr and
+exits 1. PATH defaults to --config, then ROUTER_CONFIG, then ./routes.yaml.
 """
 
 _ROUTES_TEST_HELP = """\
@@ -62,6 +65,22 @@ def _instant(text: str) -> datetime:
     return parsed
 
 
+class _Version(argparse.Action):
+    """`--version`: the installed package's version (looked up only when asked for)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from router import version
+
+        print(f"alert-router {version()}")
+        parser.exit()
+
+
 def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
@@ -71,6 +90,7 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="alert-router",
         description="Routes Alertmanager and Argo CD notifications to Slack, email and webhooks.",
     )
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -87,6 +107,11 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int, help=f"port to listen on (env ROUTER_PORT, default {_DEFAULT_PORT})"
     )
+    serve.add_argument(
+        "--log-level",
+        choices=_LOG_LEVELS,
+        help=f"least severe log level written (env ROUTER_LOG_LEVEL, default {_DEFAULT_LOG_LEVEL})",
+    )
     serve.set_defaults(handler=_serve)
 
     check = commands.add_parser(
@@ -95,7 +120,10 @@ def _build_parser() -> argparse.ArgumentParser:
         description=_CHECK_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    check.add_argument("path", help="the routes.yaml to check")
+    check.add_argument("path", nargs="?", metavar="PATH", help="the routes.yaml to check")
+    check.add_argument(
+        "--config", help=f"the same as PATH (env ROUTER_CONFIG, default {_DEFAULT_CONFIG})"
+    )
     check.set_defaults(handler=_check)
 
     routes = commands.add_parser("routes", help="inspect the route tree")
@@ -154,18 +182,33 @@ def _serve(args: argparse.Namespace) -> int:
         except ValueError:
             print(f"alert-router: ROUTER_PORT must be a port number, got {raw!r}", file=sys.stderr)
             return 2
+    level: str | None = args.log_level
+    if level is None:
+        raw = env.get("ROUTER_LOG_LEVEL", "").strip().lower()
+        if raw and raw not in _LOG_LEVELS:
+            print(
+                f"alert-router: ROUTER_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)},"
+                f" got {raw!r}",
+                file=sys.stderr,
+            )
+            return 2
+        level = raw or _DEFAULT_LOG_LEVEL
     # Imported here so that `check` and `routes test` need none of the server's dependencies.
     app = importlib.import_module("router.web.app")
-    run_server = cast(Callable[[str, str, int], int], app.run_server)
+    run_server = cast(Callable[[str, str, int, str], int], app.run_server)
     return run_server(
         _config_path(args.config, env),
         args.host or env.get("ROUTER_HOST") or _DEFAULT_HOST,
         port,
+        level,
     )
 
 
 def _check(args: argparse.Namespace) -> int:
-    config = _load(args.path)
+    if args.path and args.config and args.path != args.config:
+        print("alert-router: give the file once, as PATH or as --config", file=sys.stderr)
+        return 2
+    config = _load(_config_path(args.path or args.config, os.environ))
     if config is None:
         return 1
     routes = len(RouteTree.from_config(config))

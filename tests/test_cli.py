@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import types
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,22 @@ def test_check_names_missing_env_vars_without_printing_secrets(
     ]
     assert "am-secret-token" not in out + err
     assert "argo-secret-token" not in out + err
+
+
+def test_check_finds_the_file_like_the_other_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = "receivers: [{name: a, log: {}}]\nroute: {receiver: a}\n"
+    (tmp_path / "routes.yaml").write_text(good)
+    (tmp_path / "other.yaml").write_text(good.replace("receiver: a}", "receiver: b}"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ROUTER_CONFIG", raising=False)
+    assert run(capsys, "check")[:2] == (0, "OK: 1 routes, 1 receivers\n")
+    monkeypatch.setenv("ROUTER_CONFIG", "other.yaml")
+    assert run(capsys, "check")[0] == 1
+    assert run(capsys, "check", "--config", "routes.yaml")[0] == 0
+    assert run(capsys, "check", "routes.yaml")[0] == 0
+    assert run(capsys, "check", "other.yaml", "--config", "other.yaml")[0] == 1
 
 
 def test_check_of_a_missing_file_fails_cleanly(
@@ -214,7 +231,8 @@ def test_routes_test_reports_config_problems_with_exit_1(
         (["routes"], "required: COMMAND"),
         ([], "required: COMMAND"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
-        (["check"], "required: path"),
+        (["check", "a.yaml", "--config", "b.yaml"], "give the file once"),
+        (["serve", "--log-level", "loud"], "invalid choice: 'loud'"),
     ],
 )
 def test_usage_errors_exit_2(
@@ -239,51 +257,70 @@ def test_help_exits_0_and_documents_expect_and_route_counting(
 # --- serve --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, int]]:
-    """Stands in for router.web.app so that serve's argument handling is tested alone."""
-    calls: list[tuple[str, str, int]] = []
+ServeCall = tuple[str, str, int, str]
 
-    def run_server(config_path: str, host: str, port: int) -> int:
-        calls.append((config_path, host, port))
+
+@pytest.fixture
+def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[ServeCall]:
+    """Stands in for router.web.app so that serve's argument handling is tested alone."""
+    calls: list[ServeCall] = []
+
+    def run_server(config_path: str, host: str, port: int, log_level: str) -> int:
+        calls.append((config_path, host, port, log_level))
         return 0
 
     module = types.ModuleType("router.web.app")
     module.run_server = run_server  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "router.web.app", module)
-    for name in ("ROUTER_CONFIG", "ROUTER_HOST", "ROUTER_PORT"):
+    for name in ("ROUTER_CONFIG", "ROUTER_HOST", "ROUTER_PORT", "ROUTER_LOG_LEVEL"):
         monkeypatch.delenv(name, raising=False)
     return calls
 
 
-def test_serve_defaults(fake_app: list[tuple[str, str, int]]) -> None:
+def test_serve_defaults(fake_app: list[ServeCall]) -> None:
     assert main(["serve"]) == 0
-    assert fake_app == [("./routes.yaml", "0.0.0.0", 8080)]
+    assert fake_app == [("./routes.yaml", "0.0.0.0", 8080, "info")]
 
 
 def test_serve_reads_env_and_flags_win_over_env(
-    fake_app: list[tuple[str, str, int]], monkeypatch: pytest.MonkeyPatch
+    fake_app: list[ServeCall], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ROUTER_CONFIG", "/etc/router/routes.yaml")
     monkeypatch.setenv("ROUTER_HOST", "127.0.0.1")
     monkeypatch.setenv("ROUTER_PORT", "9000")
+    monkeypatch.setenv("ROUTER_LOG_LEVEL", "WARNING")
     assert main(["serve"]) == 0
-    assert main(["serve", "--config", "c.yaml", "--host", "::1", "--port", "9100"]) == 0
+    argv = ["--config", "c.yaml", "--host", "::1", "--port", "9100", "--log-level", "debug"]
+    assert main(["serve", *argv]) == 0
     assert fake_app == [
-        ("/etc/router/routes.yaml", "127.0.0.1", 9000),
-        ("c.yaml", "::1", 9100),
+        ("/etc/router/routes.yaml", "127.0.0.1", 9000, "warning"),
+        ("c.yaml", "::1", 9100, "debug"),
     ]
 
 
-def test_serve_rejects_a_bad_router_port(
-    fake_app: list[tuple[str, str, int]],
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("ROUTER_PORT", "http", "ROUTER_PORT must be a port number"),
+        ("ROUTER_LOG_LEVEL", "loud", "ROUTER_LOG_LEVEL must be one of debug, info, warning"),
+    ],
+)
+def test_serve_rejects_a_bad_environment_setting(
+    fake_app: list[ServeCall],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    name: str,
+    value: str,
+    message: str,
 ) -> None:
-    monkeypatch.setenv("ROUTER_PORT", "http")
+    monkeypatch.setenv(name, value)
     assert main(["serve"]) == 2
-    assert "ROUTER_PORT must be a port number" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert fake_app == []
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "--version") == (0, f"alert-router {metadata.version('alert-router')}\n", "")
 
 
 # --- as a process -------------------------------------------------------------------------

@@ -407,7 +407,8 @@ def test_invalid_dict_keys_point_at_the_key() -> None:
             gitlab: {bearer_token: x}
         """
     ) == [
-        "8:5: server.auth.gitlab: invalid key 'gitlab': input should be 'alertmanager' or 'argocd'"
+        "8:5: server.auth.gitlab: invalid key 'gitlab': input should be 'alertmanager',"
+        " 'argocd', 'api' or 'admin'"
     ]
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 
 import pytest
 
+from router.config.loader import ConfigError, parse_config
 from router.config.schema import InhibitRule
 from router.routing.inhibit import Inhibitor
 
@@ -132,19 +134,29 @@ def test_firing_may_be_a_one_shot_iterator() -> None:
     [
         (
             {"source_matchers": ['a=="x"'], "target_matchers": ["b=c"]},
-            "bad matcher 'a==\"x\"'",
+            "inhibit_rules[0].source_matchers[0]: bad matcher 'a==\"x\"'",
         ),
         (
             {"source_matchers": ["a=x"], "target_matchers": ['b=~"("']},
-            "bad regex '(' for label 'b'",
+            "inhibit_rules[0].target_matchers[0]: bad matcher 'b=~\"(\"': bad regex '('",
         ),
         (
             {"source_matchers": ["a=x"], "target_matchers": ["b=c"], "equal": ["not-a-label"]},
-            "equal: 'not-a-label' is not a valid label name",
+            "inhibit_rules[0].equal[0]: 'not-a-label' is not a valid label name",
         ),
     ],
 )
-def test_from_config_rejects_bad_rules(rule: Mapping[str, object], message: str) -> None:
-    with pytest.raises(ValueError) as excinfo:
-        inhibitor(rule)
-    assert message in str(excinfo.value)
+def test_validation_refuses_rules_the_inhibitor_could_not_apply(
+    rule: Mapping[str, object], message: str
+) -> None:
+    text = json.dumps(
+        {
+            "receivers": [{"name": "r", "log": {}}],
+            "route": {"receiver": "r"},
+            "inhibit_rules": [rule],
+        }
+    )
+    with pytest.raises(ConfigError) as excinfo:
+        parse_config(text, "routes.yaml", env={})
+    [problem] = excinfo.value.problems
+    assert message in problem

@@ -42,6 +42,7 @@ GRAFANA = GrafanaConfig.model_validate(
 
 CONFIG_YAML = """
 environment:
+  from_labels: [env, environment, namespace]
   aliases: {production: prod, development: dev, staging: stage}
 severity:
   aliases: {page: critical, error: critical, warn: warning}

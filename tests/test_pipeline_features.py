@@ -83,11 +83,11 @@ def webhook(group: str, *alerts: dict[str, Any]) -> dict[str, Any]:
 
 
 async def settle(svc: Running) -> None:
+    """Wait until nothing is pending or in flight."""
     async with asyncio.timeout(10):
         # The store has no change notification to wait on: poll it.
-        while await svc.state.store.pending_count():  # noqa: ASYNC110
+        while await svc.state.store.pending_count() or svc.state.deliverer.in_flight:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
-    await asyncio.sleep(0.05)
 
 
 INHIBIT = """
@@ -301,21 +301,20 @@ async def test_firing_alert_carries_the_newest_error_lines_from_loki(
     assert any("Explore" in t or "logs" in t.lower() for t in titles)
 
 
-async def test_hanging_loki_delays_the_notification_by_the_timeout_at_most(
+async def test_hanging_loki_does_not_hold_the_notification_past_its_timeout(
     sink: WebhookSink, state_url: str
 ) -> None:
     async with FakeLoki() as loki:
         loki.delay = 30
         config = make_config(sink, state_url, loki_config(loki, timeout="500ms"))
         async with running(config) as svc:
-            started = time.monotonic()
             await svc.post("/webhook/alertmanager", webhook("g", alert("a1", app="backend")))
             async with asyncio.timeout(10):
                 await sink.wait_for(1)
-            waited = time.monotonic() - started
+            # Delivered while Loki still sits on the query: the router stopped waiting.
+            assert loki.in_flight == 1
             await settle(svc)
     [payload] = [r.json for r in sink.requests]
-    assert waited >= 0.5
     assert any("timed out" in note for note in payload["notes"])
     assert payload["alerts"][0]["logs"]["lines"] == []
 

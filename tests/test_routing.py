@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pytest
 
-from router.config.loader import parse_config
-from router.config.schema import Config
+from router.config.loader import ConfigError, parse_config
 from router.model import RouteSettings
 from router.routing.tree import RouteTree
 from tests.test_configfile import EXAMPLE, EXAMPLE_ENV
@@ -322,27 +322,32 @@ def test_example_config_routes_as_documented() -> None:
     assert len(tree) == 5
 
 
-def config_from(data: dict[str, object]) -> Config:
-    return Config.model_validate({"receivers": [{"name": "r", "log": {}}], **data})
-
-
 @pytest.mark.parametrize(
     ("route", "message"),
     [
-        ({}, "route: the root route must have a receiver"),
-        ({"receiver": "r", "matchers": ['a="b"']}, "the root route must not have any matchers"),
-        ({"receiver": "r", "continue": True}, "the root route cannot have continue set"),
-        ({"receiver": "nope"}, "root route: undefined receiver 'nope' used in route"),
+        ({}, "route.receiver: the root route must have a receiver"),
+        (
+            {"receiver": "r", "matchers": ['a="b"']},
+            "route.matchers: the root route must not have any matchers",
+        ),
+        ({"receiver": "r", "continue": True}, "route.continue: the root route cannot have"),
+        ({"receiver": "nope"}, "route.receiver: undefined receiver 'nope' used in route"),
         (
             {"receiver": "r", "routes": [{"matchers": ["a=b"], "receiver": "x"}]},
-            "routes[0] a=\"b\": undefined receiver 'x' used in route",
+            "route.routes[0].receiver: undefined receiver 'x' used in route",
+        ),
+        (
+            {"receiver": "r", "routes": [{"matchers": ["a=b"], "receiver": ""}]},
+            "route.routes[0].receiver: empty receiver",
         ),
         ({"receiver": "r", "routes": [{"matchers": ["a=="]}]}, "bad matcher 'a=='"),
     ],
 )
-def test_from_config_enforces_alertmanager_root_rules(
+def test_validation_refuses_trees_the_builder_could_not_route(
     route: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(ValueError) as excinfo:
-        RouteTree.from_config(config_from({"route": route}))
-    assert message in str(excinfo.value)
+    # The builder trusts validated configs; these never reach it.
+    text = json.dumps({"receivers": [{"name": "r", "log": {}}], "route": route})
+    with pytest.raises(ConfigError) as excinfo:
+        parse_config(text, "routes.yaml", env={})
+    assert any(message in problem for problem in excinfo.value.problems)

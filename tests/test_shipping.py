@@ -42,7 +42,8 @@ from tests.helpers import DATA, config_from
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "alert-router"
 ARGOCD_CM = ROOT / "examples" / "argocd" / "argocd-notifications-cm.yaml"
-CONTRACT_KEYS = {
+# The keys of the Argo CD webhook body every shipped template sends.
+ARGOCD_BODY_KEYS = {
     "trigger", "app", "project", "namespace", "labels", "syncStatus", "healthStatus",
     "operationPhase", "message", "revision", "repoURL", "finishedAt", "argocdUrl",
 }  # fmt: skip
@@ -94,7 +95,7 @@ def test_each_trigger_posts_its_own_template_with_every_contract_key(trigger: st
     assert f'"{trigger}"' in body
     for other in ALL_TRIGGERS - {trigger}:
         assert f'"{other}"' not in body
-    assert set(re.findall(r'^\s*"(\w+)":', body, re.M)) == CONTRACT_KEYS
+    assert set(re.findall(r'^\s*"(\w+)":', body, re.M)) == ARGOCD_BODY_KEYS
 
 
 @pytest.mark.parametrize("trigger", sorted(ALL_TRIGGERS))
@@ -207,7 +208,7 @@ def test_rendered_bodies_are_contract_json_for_full_and_bare_applications(
         "argocdUrl": "https://argocd.example.com",
     }
     bare = json.loads(render_body(trigger, BARE_APP, tmp_path / "bare"))
-    assert set(bare) == CONTRACT_KEYS
+    assert set(bare) == ARGOCD_BODY_KEYS
     assert {k for k, v in bare.items() if v is None} == {
         "labels", "operationPhase", "message", "revision", "repoURL", "finishedAt",
     }  # fmt: skip
@@ -412,6 +413,7 @@ def test_toggles_add_servicemonitor_prometheusrule_networkpolicy_and_pvc() -> No
     rules = objects["PrometheusRule/alert-router"]["spec"]["groups"][0]["rules"]
     exprs = " ".join(rule["expr"] for rule in rules)
     for metric in (
+        "alert_router_notifications_total",
         "alert_router_notifications_failed_total",
         "alert_router_notifications_dead_total",
         "alert_router_config_last_reload_successful",

@@ -65,7 +65,7 @@ def test_alertmanager_payload_that_breaks_the_schema_is_refused(path: str, value
 
 
 def test_argocd_sync_failure_opens_an_incident_per_app_and_trigger() -> None:
-    config = config_from(MINIMAL)
+    config = config_from(MINIMAL + "environment: {from_labels: [env, environment, namespace]}\n")
     note = argocd.ArgoCDNotification.model_validate(payload("argocd_sync_failed.json"))
     events = argocd.to_events(note, config, NOW)
     firing = [e for e in events if e.status is Status.FIRING]

@@ -353,22 +353,17 @@ def test_all_problems_of_an_entry_are_reported() -> None:
     ]
 
 
-def test_from_config_raises_value_error_naming_the_field() -> None:
-    config = TimeIntervalConfig.model_validate(
-        {"name": "x", "time_intervals": [{}, {"weekdays": ["funday"]}]}
-    )
-    with pytest.raises(ValueError) as excinfo:
-        TimeIntervals.from_config([config])
-    assert str(excinfo.value) == (
-        "time_intervals[0].time_intervals[1].weekdays[0]: unknown weekday 'funday':"
-        " expected a name like monday"
-    )
-
-
-def test_from_config_rejects_duplicate_names() -> None:
-    config = TimeIntervalConfig.model_validate({"name": "x"})
-    with pytest.raises(ValueError, match="duplicate time interval name 'x'"):
-        TimeIntervals.from_config([config, config])
+def test_from_config_compiles_every_named_interval() -> None:
+    configs = [
+        TimeIntervalConfig.model_validate(
+            {"name": "weekends", "time_intervals": [{"weekdays": ["saturday", "sunday"]}]}
+        ),
+        TimeIntervalConfig.model_validate({"name": "never"}),
+    ]
+    compiled = TimeIntervals.from_config(configs)
+    assert compiled.names == {"weekends", "never"}
+    assert compiled.contains("weekends", utc("2026-03-01T12:00:00"))  # a Sunday
+    assert not compiled.contains("never", utc("2026-03-01T12:00:00"))
 
 
 def test_numbers_in_yaml_lists_are_accepted_as_their_text() -> None:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
+import platform
+import textwrap
 from collections.abc import AsyncIterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import router.web.app as app_module
 from router.config.schema import Config
 from tests.conftest import Running, running
 from tests.fakes.webhook_sink import WebhookSink
@@ -19,7 +24,8 @@ TOKEN = "am-secret-token"
 
 
 def routing_config(sink: WebhookSink, state_url: str, extra: str = "") -> Config:
-    """The example's route tree, with every receiver a webhook into `sink` (path = name)."""
+    """The example's route tree and label sources (env from a namespace too, as the example
+    opts in to), with every receiver a webhook into `sink` (path = name)."""
     names = ["slack-deploys", "slack-prod", "email-sre", "slack-dev", "stdout"]
     receivers = "\n".join(
         f"  - name: {n}\n    webhook:\n      url: {sink.url('/' + n)}" for n in names
@@ -36,6 +42,7 @@ server:
 state:
   url: {state_url}
 environment:
+  from_labels: [env, environment, namespace]
   aliases: {{production: prod, development: dev}}
 severity:
   from_labels: [severity]
@@ -134,6 +141,29 @@ async def test_alert_reaches_the_receiver_its_labels_route_to(
     status, _ = await service.post("/webhook/alertmanager", am_alert(labels), AUTH)
     assert status == 200
     assert await paths(sink, 1) == [receiver]
+
+
+async def test_an_alert_without_env_label_does_not_take_its_namespace_as_env(
+    sink: WebhookSink, state_url: str
+) -> None:
+    config = config_from(
+        f"""
+state: {{url: '{state_url}'}}
+receivers:
+  - {{name: prod, webhook: {{url: '{sink.url("/prod")}'}}}}
+  - {{name: fallback, webhook: {{url: '{sink.url("/fallback")}'}}}}
+route:
+  receiver: fallback
+  routes:
+    - {{matchers: ['env="prod"'], receiver: prod}}
+"""
+    )
+    async with running(config) as svc:
+        labels = {"alertname": "A", "namespace": "prod"}
+        status, _ = await svc.post("/webhook/alertmanager", am_alert(labels))
+        assert status == 200
+        assert await paths(sink, 1) == ["/fallback"]
+    assert sink.requests[0].json["alerts"][0]["labels"]["env"] == "unknown"
 
 
 @pytest.mark.parametrize(
@@ -312,3 +342,147 @@ async def test_reload_applies_a_valid_file_and_keeps_the_old_one_on_error(
         # The old config still routes.
         await svc.post("/webhook/alertmanager", am_alert({"alertname": "Other"}, group="g2"))
         assert await paths(sink, 2) == ["/b", "/b"]
+
+
+# --- refusals are logged ------------------------------------------------------------------
+
+
+async def test_each_refused_webhook_is_one_log_line_without_credentials(
+    service: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="router.web.handlers")
+    tried = {"Authorization": "Bearer am-secret-tokeX"}
+    assert (await bad(service, payload("alertmanager_firing.json"), tried))[0] == 401
+    assert (await bad(service, b"{", AUTH))[0] == 400
+    refused = [vars(r) for r in caplog.records if r.getMessage() == "request refused"]
+    assert [(r["levelname"], r["status"], r["reason"], r["source"]) for r in refused] == [
+        ("INFO", 401, "unauthorized", "alertmanager"),
+        ("INFO", 400, "bad_request", "alertmanager"),
+    ]
+    assert all(r["remote"] == "127.0.0.1" for r in refused)
+    logged = " ".join(str(vars(r)) for r in caplog.records)
+    assert "am-secret-tokeX" not in logged and TOKEN not in logged
+
+
+# --- the read API and the actions ---------------------------------------------------------
+
+API_TOKEN = "api-secret-token"
+ADMIN_AUTH = {"Authorization": "Basic " + base64.b64encode(b"ops:admin-pw").decode()}
+
+
+def guarded_config(state_url: str, auth: str) -> Config:
+    return config_from(
+        f"""
+server:
+  auth:
+{textwrap.indent(auth, "    ")}
+state: {{url: '{state_url}'}}
+receivers: [{{name: stdout, log: {{}}}}]
+route: {{receiver: stdout}}
+"""
+    )
+
+
+async def status_of(svc: Running, method: str, path: str, headers: dict[str, str]) -> int:
+    async with svc.http.request(method, svc.url + path, headers=headers) as resp:
+        if resp.status == 401:
+            assert resp.headers["WWW-Authenticate"].endswith('realm="alert-router"')
+        return resp.status
+
+
+async def test_api_credentials_guard_the_read_api_and_reload(state_url: str) -> None:
+    config = guarded_config(state_url, f"api: {{bearer_token: {API_TOKEN}}}")
+    api = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with running(config) as svc:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, ADMIN_AUTH):
+            assert await status_of(svc, "GET", "/api/v1/notifications", headers) == 401
+            assert await status_of(svc, "POST", "/-/reload", headers) == 401
+        assert await status_of(svc, "GET", "/api/v1/notifications", api) == 200
+        # Allowed in, then refused for having no file to reload: not a 401.
+        assert await status_of(svc, "POST", "/-/reload", api) == 400
+        # Probes, metrics and webhooks keep their own rules.
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert await status_of(svc, "GET", path, {}) == 200
+
+
+async def test_admin_credentials_take_over_the_actions_from_api(state_url: str) -> None:
+    config = guarded_config(
+        state_url,
+        f"api: {{bearer_token: {API_TOKEN}}}\n"
+        "admin: {basic_auth: {username: ops, password: admin-pw}}",
+    )
+    api = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with running(config) as svc:
+        assert await status_of(svc, "POST", "/-/reload", api) == 401
+        assert await status_of(svc, "POST", "/-/reload", ADMIN_AUTH) == 400
+        assert await status_of(svc, "GET", "/api/v1/notifications", ADMIN_AUTH) == 401
+        assert await status_of(svc, "GET", "/api/v1/notifications", api) == 200
+
+
+async def test_every_api_and_action_endpoint_is_guarded(state_url: str) -> None:
+    config = guarded_config(state_url, f"api: {{bearer_token: {API_TOKEN}}}")
+    async with running(config) as svc:
+        endpoints = [
+            (route.method, route.resource.canonical)
+            for route in svc.app.router.routes()
+            if route.resource is not None
+            and route.resource.canonical.startswith(("/api/", "/-/"))
+            and route.method != "HEAD"
+        ]
+        assert {("GET", "/api/v1/notifications"), ("POST", "/-/reload")} <= set(endpoints)
+        for method, path in endpoints:
+            assert await status_of(svc, method, path, {}) == 401, path
+
+
+# --- operability --------------------------------------------------------------------------
+
+
+async def metrics_text(svc: Running) -> str:
+    async with svc.http.get(svc.url + "/metrics") as resp:
+        return await resp.text()
+
+
+async def test_store_up_follows_the_store_without_anyone_polling_readyz(
+    sink: WebhookSink, state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "STORE_PING_EVERY", 0.05)
+    async with running(routing_config(sink, state_url)) as svc:
+        assert "alert_router_store_up 1.0" in await metrics_text(svc)
+        await svc.state.store.close()
+        async with asyncio.timeout(10):
+            while "alert_router_store_up 0.0" not in await metrics_text(svc):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+
+
+async def test_metrics_name_the_running_build(service: Running) -> None:
+    text = await metrics_text(service)
+    version = metadata.version("alert-router")
+    assert (
+        f'alert_router_build_info{{python_version="{platform.python_version()}",'
+        f'version="{version}"}} 1.0'
+    ) in text
+
+
+async def test_each_delivered_notification_is_one_info_line(
+    service: Running, sink: WebhookSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="router.notify.stages")
+    labels = {"alertname": "HighErrorRate", "env": "prod", "severity": "critical"}
+    await service.post("/webhook/alertmanager", am_alert(labels), AUTH)
+
+    def sent() -> list[dict[str, Any]]:
+        return [vars(r) for r in caplog.records if r.getMessage() == "notification sent"]
+
+    async with asyncio.timeout(10):
+        # Logging has no change notification to wait on: poll what was captured.
+        while len(sent()) < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    assert sorted(r["receiver"] for r in sent()) == ["email-sre", "slack-prod"]
+    for record in sent():
+        assert record["levelname"] == "INFO"
+        assert (record["group_key"], record["reason"], record["attempts"]) == (
+            "am/devops_team/g1",
+            "first",
+            1,
+        )
+        assert record["latency_seconds"] >= 0

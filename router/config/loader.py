@@ -2,31 +2,27 @@
 
 The file is composed into a YAML node tree first so that every problem (a schema error from
 pydantic, an undefined receiver, a bad matcher, a missing environment variable) can be traced
-back to the line and column of the key or value it is about.
+back to the line and column of the key or value it is about. Validation is the schema
+(router/config/schema.py) plus one semantic pass (router/config/validate.py); `check`,
+`serve` and a reload all go through `load_config`, so they accept and refuse the same files.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
-import jinja2
-import jinja2.sandbox
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from router.config.schema import Config, Loc, TimeIntervalSpec, format_loc
-from router.routing.inhibit import Inhibitor
-from router.routing.matchers import is_label_name, parse_matchers
-from router.routing.timeintervals import TimeIntervals, check_time_interval
-from router.routing.tree import RouteTree
+from router.config.schema import Config, Loc, format_loc
+from router.config.validate import check_semantics, did_you_mean
 from router.secrets import redact
 
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -400,11 +396,6 @@ _EXPECTED = {
 }
 
 
-def _did_you_mean(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _report_validation_error(error: ErrorDetails, problems: _Problems) -> None:
     loc: Loc = tuple(error["loc"])
     kind = error["type"]
@@ -416,7 +407,7 @@ def _report_validation_error(error: ErrorDetails, problems: _Problems) -> None:
         if name in _KEY_HINTS:
             hint = f" ({_KEY_HINTS[name]})"
         else:
-            hint = _did_you_mean(name, _allowed_keys(model)) if model else ""
+            hint = did_you_mean(name, _allowed_keys(model)) if model else ""
         if not hint and model is not None:
             hint = f" (allowed: {', '.join(_allowed_keys(model))})"
         problems.at_loc(loc, f"unknown field {name!r}{hint}", on_key=True)
@@ -439,163 +430,6 @@ def _lower(message: str) -> str:
     if message[:1].isupper() and not message[1:2].isupper():
         return message[:1].lower() + message[1:]
     return message
-
-
-# --- semantic checks -----------------------------------------------------------------
-
-
-def _items(value: object) -> list[tuple[int, Any]]:
-    return list(enumerate(value)) if isinstance(value, list) else []
-
-
-def _check_matcher_list(value: object, loc: Loc, problems: _Problems) -> None:
-    for i, item in _items(value):
-        if isinstance(item, str):
-            try:
-                parse_matchers(item)
-            except ValueError as exc:
-                problems.at_loc((*loc, i), str(exc))
-
-
-def _check_receivers(data: dict[str, Any], problems: _Problems) -> set[str] | None:
-    receivers = data.get("receivers")
-    if not isinstance(receivers, list):
-        return None
-    names: dict[str, int] = {}
-    for i, receiver in _items(receivers):
-        name = receiver.get("name") if isinstance(receiver, dict) else None
-        if not isinstance(name, str):
-            continue
-        if name in names:
-            problems.at_loc(
-                ("receivers", i, "name"),
-                f"duplicate receiver name {name!r} (also receivers[{names[name]}])",
-            )
-        else:
-            names[name] = i
-    return set(names)
-
-
-def _check_time_intervals(data: dict[str, Any], problems: _Problems) -> set[str]:
-    names: dict[str, int] = {}
-    for i, interval in _items(data.get("time_intervals")):
-        if not isinstance(interval, dict):
-            continue
-        name = interval.get("name")
-        if isinstance(name, str):
-            if name in names:
-                problems.at_loc(
-                    ("time_intervals", i, "name"),
-                    f"duplicate time interval name {name!r} (also time_intervals[{names[name]}])",
-                )
-            else:
-                names[name] = i
-        for j, entry in _items(interval.get("time_intervals")):
-            try:
-                spec = TimeIntervalSpec.model_validate(entry)
-            except ValidationError:
-                continue  # already reported by the validation of the whole file
-            for sub_loc, message in check_time_interval(spec):
-                problems.at_loc(("time_intervals", i, "time_intervals", j, *sub_loc), message)
-    return set(names)
-
-
-def _check_route(
-    route: object,
-    loc: Loc,
-    receivers: set[str] | None,
-    intervals: set[str],
-    problems: _Problems,
-) -> None:
-    if not isinstance(route, dict):
-        return
-    is_root = len(loc) == 1
-    receiver = route.get("receiver")
-    if is_root:
-        if receiver is None or receiver == "":
-            problems.at_loc((*loc, "receiver"), "the root route must have a receiver")
-        if route.get("matchers"):
-            problems.at_loc((*loc, "matchers"), "the root route must not have any matchers")
-        if route.get("continue") is True:
-            problems.at_loc((*loc, "continue"), "the root route cannot have continue set")
-    if isinstance(receiver, str) and receiver and receivers is not None:
-        if receiver not in receivers:
-            problems.at_loc(
-                (*loc, "receiver"),
-                f"undefined receiver {receiver!r} used in route"
-                + _did_you_mean(receiver, sorted(receivers)),
-            )
-    _check_matcher_list(route.get("matchers"), (*loc, "matchers"), problems)
-    for field in ("mute_time_intervals", "active_time_intervals"):
-        for i, name in _items(route.get(field)):
-            if isinstance(name, str) and name not in intervals:
-                problems.at_loc(
-                    (*loc, field, i),
-                    f"undefined time interval {name!r}" + _did_you_mean(name, sorted(intervals)),
-                )
-    for i, child in _items(route.get("routes")):
-        _check_route(child, (*loc, "routes", i), receivers, intervals, problems)
-
-
-def _check_inhibit_rules(data: dict[str, Any], problems: _Problems) -> None:
-    for i, rule in _items(data.get("inhibit_rules")):
-        if not isinstance(rule, dict):
-            continue
-        for side in ("source_matchers", "target_matchers"):
-            _check_matcher_list(rule.get(side), ("inhibit_rules", i, side), problems)
-        for j, name in _items(rule.get("equal")):
-            if isinstance(name, str) and not is_label_name(name):
-                problems.at_loc(
-                    ("inhibit_rules", i, "equal", j),
-                    f"{name!r} is not a valid label name",
-                )
-
-
-def _check_enrich(data: dict[str, Any], problems: _Problems) -> None:
-    enrich = data.get("enrich")
-    if not isinstance(enrich, dict):
-        return
-    grafana = enrich.get("grafana")
-    if isinstance(grafana, dict):
-        for i, dashboard in _items(grafana.get("dashboards")):
-            if isinstance(dashboard, dict):
-                _check_matcher_list(
-                    dashboard.get("matchers"),
-                    ("enrich", "grafana", "dashboards", i, "matchers"),
-                    problems,
-                )
-    loki = enrich.get("loki")
-    query = loki.get("query") if isinstance(loki, dict) else None
-    if isinstance(query, str):
-        try:
-            jinja2.sandbox.SandboxedEnvironment().parse(query)
-        except jinja2.TemplateSyntaxError as exc:
-            problems.at_loc(
-                ("enrich", "loki", "query"),
-                f"invalid jinja2 template: {exc.message} (template line {exc.lineno})",
-            )
-
-
-def _check_semantics(data: dict[str, Any], problems: _Problems) -> None:
-    receivers = _check_receivers(data, problems)
-    intervals = _check_time_intervals(data, problems)
-    _check_route(data.get("route"), ("route",), receivers, intervals, problems)
-    _check_inhibit_rules(data, problems)
-    _check_enrich(data, problems)
-
-
-def _cross_check(config: Config, problems: _Problems) -> None:
-    """Build what the runtime builds; the checks above should leave nothing for this to find."""
-    builders: list[tuple[Loc, Callable[[], object]]] = [
-        (("route",), lambda: RouteTree.from_config(config)),
-        (("time_intervals",), lambda: TimeIntervals.from_config(config.time_intervals)),
-        (("inhibit_rules",), lambda: Inhibitor.from_config(config.inhibit_rules)),
-    ]
-    for loc, build in builders:
-        try:
-            build()
-        except ValueError as exc:
-            problems.at_loc(loc, str(exc))
 
 
 # --- entry points ----------------------------------------------------------------------
@@ -633,9 +467,7 @@ def parse_config(text: str, filename: str, env: Mapping[str, str] | None = None)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             _report_validation_error(error, problems)
-    _check_semantics(data, problems)
-    if config is not None and not problems.items:
-        _cross_check(config, problems)
+    check_semantics(data, problems.at_loc)
     if problems.items or config is None:
         raise ConfigError(problems.render())
     return config

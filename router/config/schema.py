@@ -1,4 +1,4 @@
-"""routes.yaml as typed models. Loading (env substitution, file:line errors) is configfile.py."""
+"""routes.yaml as typed models. Loading (env substitution, file:line errors) is loader.py."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ class BasicAuth(_Model):
 
 
 class SourceAuth(_Model):
-    """Credentials one webhook source must present; either or both may be set."""
+    """Credentials a caller must present (a webhook source, or a user of the API); either
+    or both may be set, and either then lets the caller in."""
 
     bearer_token: SecretStr | None = None
     basic_auth: BasicAuth | None = None
@@ -76,12 +77,18 @@ class SourceAuth(_Model):
     @model_validator(mode="after")
     def _one_method(self) -> SourceAuth:
         if self.bearer_token is None and self.basic_auth is None:
-            raise ValueError("set bearer_token or basic_auth (or remove the source's entry)")
+            raise ValueError("set bearer_token or basic_auth (or remove the entry)")
         return self
 
 
+# Who may call what: `alertmanager` and `argocd` their webhooks, `api` the read API
+# (/api/*) and, while `admin` is unset, the actions (/-/reload); `admin` the actions.
+# An endpoint whose entry is missing answers anyone.
+AuthScope = Literal["alertmanager", "argocd", "api", "admin"]
+
+
 class ServerConfig(_Model):
-    auth: dict[Literal["alertmanager", "argocd"], SourceAuth] = Field(default_factory=dict)
+    auth: dict[AuthScope, SourceAuth] = Field(default_factory=dict)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     # SIGTERM waits this long for in-flight deliveries before leaving them to the next start.
     shutdown_grace: Duration = 10.0
@@ -132,7 +139,9 @@ class LabelSource(_Model):
 
 
 class EnvironmentConfig(LabelSource):
-    from_labels: list[str] = Field(default_factory=lambda: ["env", "environment", "namespace"])
+    # Not `namespace` by default: `kube-system` or `shop` is no environment, and taking it
+    # for one sends the alert past every `env="prod"` route. Opt in by listing it.
+    from_labels: list[str] = Field(default_factory=lambda: ["env", "environment"])
     default: str = "unknown"
 
 

@@ -1,19 +1,40 @@
-"""Route normalized events into notifications, one per (receiver, group)."""
+"""The intake service: a webhook body in, its notifications durably recorded.
+
+parse -> events -> route into notifications (one per receiver and group) -> the alert states
+inhibition needs -> the deploys correlation needs -> record, all in one store write -> wake
+the worker. The HTTP layer only authenticates, limits and answers; once `accept` returns,
+the webhook may be acknowledged, because everything it said is in the store.
+"""
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
+from router.config.schema import Config
+from router.enrich.deploys import deploys_of
+from router.ingest import alertmanager, argocd
 from router.model import Event, Notification, RouteSettings
+from router.notify.firing import FiringAlerts, alert_states
 from router.routing.tree import RouteTree
+from router.runtime import Runtime
+from router.store.protocols import Store
 
 # Ids are a random per-process prefix and a counter: unique across processes and restarts,
 # and far cheaper than a uuid4 per notification on the webhook path.
 _PREFIX = os.urandom(6).hex()
 _COUNTER = itertools.count()
+# How many schema errors a 400 answer lists.
+_ERRORS_SHOWN = 5
+
+
+class InvalidPayload(ValueError):
+    """The body is not JSON, or not what the source sends; nothing was recorded."""
 
 
 def new_id() -> str:
@@ -42,3 +63,83 @@ def plan_notifications(
         )
         for (_, group_key), (route, grouped) in groups.items()
     ]
+
+
+def _schema_error(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    parts = []
+    for err in errors[:_ERRORS_SHOWN]:
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    more = len(errors) - _ERRORS_SHOWN
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _parse(body: bytes, model: type[BaseModel]) -> Any:
+    # pydantic parses and validates the JSON in one pass (in Rust): the hot path.
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if errors and errors[0]["type"] == "json_invalid":
+            raise InvalidPayload(f"invalid JSON: {errors[0]['msg']}") from exc
+        if errors and errors[0]["type"] == "model_type" and not errors[0]["loc"]:
+            raise InvalidPayload("expected a JSON object") from exc
+        raise InvalidPayload(_schema_error(exc)) from exc
+
+
+def _alertmanager(body: bytes, config: Config, now: datetime) -> list[Event]:
+    return alertmanager.to_events(_parse(body, alertmanager.AlertmanagerWebhook), config)
+
+
+def _argocd(body: bytes, config: Config, now: datetime) -> list[Event]:
+    return argocd.to_events(_parse(body, argocd.ArgoCDNotification), config, now)
+
+
+# Each source's body to normalized events.
+SOURCES: Mapping[str, Callable[[bytes, Config, datetime], list[Event]]] = {
+    "alertmanager": _alertmanager,
+    "argocd": _argocd,
+}
+
+
+class Intake:
+    """Records webhooks: `accept` returns only once the store holds what a body said."""
+
+    def __init__(
+        self,
+        store: Store,
+        runtime: Callable[[], Runtime],
+        firing: FiringAlerts,
+        wake: Callable[[], None],
+        clock: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._runtime = runtime
+        self._firing = firing
+        self._wake = wake
+        self._clock = clock
+
+    async def accept(self, source: str, body: bytes) -> int:
+        """Parse, route and record one webhook body of `source`; returns its event count.
+
+        Raises InvalidPayload for a body that does not parse or fit the source's schema and
+        StoreUnavailable when the store cannot record; in both cases nothing was recorded.
+        """
+        # One runtime for the whole webhook, even if a reload swaps it meanwhile.
+        runtime = self._runtime()
+        config = runtime.config
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        events = SOURCES[source](body, config, now)
+        notifications = plan_notifications(events, runtime.tree, now)
+        # Alert states only matter to inhibition: without rules, nothing is spent on them.
+        alerts = (
+            alert_states(events, now.timestamp(), config.dedup.repeat_interval)
+            if config.inhibit_rules
+            else []
+        )
+        await self._store.record(notifications, alerts=alerts, deploys=deploys_of(events))
+        if alerts:
+            self._firing.invalidate()
+        self._wake()
+        return len(events)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from router.channels.base import Channel, DeliveryError
@@ -57,12 +57,10 @@ class Pacer:
         digest_threshold: int,
         *,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.interval = interval
         self.digest_threshold = digest_threshold
         self.clock = clock
-        self.sleep = sleep
         self._queues: dict[str, deque[_Waiting]] = {}
         self._next_slot: dict[str, float] = {}
         self._flushers: dict[str, asyncio.Task[None]] = {}
@@ -94,6 +92,7 @@ class Pacer:
             raise
 
     async def close(self) -> None:
+        """Stop every channel's flusher (the worker's stop calls it once no job waits)."""
         for task in self._flushers.values():
             task.cancel()
         await asyncio.gather(*self._flushers.values(), return_exceptions=True)
@@ -108,7 +107,7 @@ class Pacer:
                 self._give_back(queue, wait)
                 continue
             if wait > 0:
-                await self.sleep(wait)
+                await asyncio.sleep(wait)
                 continue
             if len(queue) >= self.digest_threshold:
                 batch = list(queue)

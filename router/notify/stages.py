@@ -3,7 +3,7 @@
 Every stage has one signature: it takes a Job and returns it for the next stage, or None
 when the job is finished (suppressed, or delivered and recorded). `MultiStage` runs stages
 in order and stops at the first None. A DeliveryError escaping the pipeline is the retry
-stage's business (router/delivery.py), the only place that loops.
+stage's business (the Deliverer in router/notify/worker.py), the only place that loops.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ class Job:
     channel_state: Mapping[str, str] = field(default_factory=dict)
     # Set when the message went out folded into a channel digest.
     digest_id: str = ""
+    # Set once a delivery attempt was counted for this job.
+    attempted: bool = False
 
     @property
     def at(self) -> datetime:
@@ -214,13 +216,16 @@ class NotifyStage:
     """Sends through the receiver's channel, paced per destination where the channel has a
     rate limit (Slack); raises DeliveryError on failure."""
 
-    def __init__(self, pacer: Pacer) -> None:
+    def __init__(self, pacer: Pacer, metrics: Metrics) -> None:
         self.pacer = pacer
+        self.metrics = metrics
 
     async def __call__(self, job: Job) -> Job | None:
         assert job.message is not None
         prior = job.entry.channel_state if job.entry else {}
         channel = job.channel
+        self.metrics.notifications_attempted.labels(job.claim.receiver, channel.integration).inc()
+        job.attempted = True
         pace_key: str | None = getattr(channel, "pace_key", None)
         if pace_key is None:
             job.channel_state = await channel.send(job.message, prior)
@@ -246,17 +251,18 @@ class SetNotifiesStage:
         await self.outbox.complete(job.claim, outcome, job.now)
         integration = job.channel.integration
         receiver = job.claim.receiver
-        self.metrics.notifications_sent.labels(receiver, integration).inc()
-        accepted = job.notification.created_at.timestamp()
-        self.metrics.delivery_latency.labels(receiver, integration).observe(
-            max(0.0, self.clock() - accepted)
-        )
-        log.debug(
+        latency = max(0.0, self.clock() - job.notification.created_at.timestamp())
+        self.metrics.delivery_latency.labels(receiver, integration).observe(latency)
+        # One line per page, so "was I paged, and when" is answered from the logs alone.
+        log.info(
             "notification sent",
             extra={
                 "receiver": receiver,
+                "integration": integration,
                 "group_key": job.claim.group_key,
                 "reason": reason,
+                "attempts": job.claim.attempts + 1,
+                "latency_seconds": round(latency, 3),
                 "alerts": len(job.decision.events),
                 "notification_id": job.notification.id,
                 "digest": job.digest_id,

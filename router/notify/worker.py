@@ -23,6 +23,7 @@ from router.notify.stages import (
     DedupStage,
     EnrichStage,
     InhibitStage,
+    Job,
     MultiStage,
     MuteStage,
     NotifyStage,
@@ -59,7 +60,7 @@ def default_pipeline(
             DedupStage(store, store, metrics),
             RenderStage(),
             EnrichStage(DeployCorrelator(store)),
-            NotifyStage(pacer),
+            NotifyStage(pacer, metrics),
             SetNotifiesStage(store, metrics, clock),
         ]
     )
@@ -76,10 +77,8 @@ class Deliverer:
         *,
         workers: int,
         dead_after: float,
+        pacer: Pacer,
         clock: Callable[[], float] = time.time,
-        pacer: Pacer | None = None,
-        firing: FiringAlerts | None = None,
-        pipeline: Stage | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -87,19 +86,25 @@ class Deliverer:
         self.workers = workers
         self.dead_after = dead_after
         self.clock = clock
-        self.pacer = pacer or Pacer(1.0, 5)
-        self.firing = firing or FiringAlerts(store)
-        self.pipeline = pipeline or default_pipeline(store, metrics, clock, self.pacer, self.firing)
+        self.pacer = pacer
+        self.firing = FiringAlerts(store)
+        self.pipeline = default_pipeline(store, metrics, clock, self.pacer, self.firing)
         self._wake = asyncio.Event()
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._capacity = asyncio.Event()
         self.pacer.on_park = self._capacity.set
         self._last_maintenance = 0.0
+        self._paused = False
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
         self._capacity.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries running right now, those waiting for their channel's turn included."""
+        return len(self._inflight)
 
     def wake(self) -> None:
         """New work was recorded: look now instead of at the next poll."""
@@ -123,9 +128,17 @@ class Deliverer:
                 await self._maintain(now)
                 claims = await self.store.claim(now, free)
             except StoreUnavailable as exc:
-                log.warning("state store unavailable, delivery paused", extra={"error": str(exc)})
+                if not self._paused:
+                    # Once per outage, not once per poll.
+                    self._paused = True
+                    log.warning(
+                        "state store unavailable, delivery paused", extra={"error": str(exc)}
+                    )
                 await self._sleep(IDLE_POLL)
                 continue
+            if self._paused:
+                self._paused = False
+                log.info("state store back, delivery resumed")
             for claim in claims:
                 task = asyncio.create_task(self._deliver(claim))
                 self._inflight.add(task)
@@ -148,6 +161,8 @@ class Deliverer:
                     "shutdown left deliveries for the next start", extra={"count": len(pending)}
                 )
                 await asyncio.gather(*pending, return_exceptions=True)
+        # Every job is over; a channel's flusher may still sit out its pause.
+        await self.pacer.close()
 
     async def _idle_wait(self, now: float) -> float:
         try:
@@ -178,7 +193,7 @@ class Deliverer:
         try:
             await self.pipeline(job)
         except DeliveryError as exc:
-            await self._failed(claim, job.runtime, exc, now)
+            await self._failed(job, exc, now)
         except StoreUnavailable as exc:
             # The lease runs out and the claim is taken again once the store is back.
             log.warning("store unavailable during delivery", extra={"error": str(exc)})
@@ -187,23 +202,23 @@ class Deliverer:
         except Exception as exc:  # noqa: BLE001 - one bad notification must not stop the worker
             log.exception("delivery crashed", extra={"receiver": claim.receiver})
             await self._failed(
-                claim,
-                job.runtime,
-                DeliveryError("internal", type(exc).__name__, retryable=True),
-                now,
+                job, DeliveryError("internal", type(exc).__name__, retryable=True), now
             )
 
-    async def _failed(self, claim: Claim, runtime: Runtime, exc: DeliveryError, now: float) -> None:
+    async def _failed(self, job: Job, exc: DeliveryError, now: float) -> None:
+        claim = job.claim
         receiver = claim.receiver
         try:
-            integration = runtime.config.receiver(receiver).integration
+            integration = job.runtime.config.receiver(receiver).integration
         except KeyError:
             integration = "unknown"
         oldest = min(n.created_at.timestamp() for n in claim.notifications)
         give_up = not exc.retryable or now - oldest >= self.dead_after
-        self.metrics.notifications_failed.labels(
-            receiver, integration, exc.reason, str(not give_up).lower()
-        ).inc()
+        if not job.attempted:
+            # Failed before reaching the channel (a removed receiver, a crash): still an
+            # attempt that did not deliver, so failed never outgrows total.
+            self.metrics.notifications_attempted.labels(receiver, integration).inc()
+        self.metrics.notifications_failed.labels(receiver, integration, exc.reason).inc()
         extra = {
             "receiver": receiver,
             "group_key": claim.group_key,

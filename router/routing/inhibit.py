@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from router.config.schema import InhibitRule
-from router.routing.matchers import Matcher, is_label_name, matches_all, parse_matcher_list
+from router.routing.matchers import Matcher, matches_all, parse_matcher_list
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,20 +30,17 @@ class Inhibitor:
 
     @classmethod
     def from_config(cls, rules: Sequence[InhibitRule]) -> Inhibitor:
-        """Parse the config's rules; raises ValueError on a bad matcher or label name."""
-        parsed: list[InhibitionRule] = []
-        for rule in rules:
-            for name in rule.equal:
-                if not is_label_name(name):
-                    raise ValueError(f"equal: {name!r} is not a valid label name")
-            parsed.append(
+        """Compile the rules of a config that passed validation."""
+        return cls(
+            [
                 InhibitionRule(
                     source=tuple(parse_matcher_list(rule.source_matchers)),
                     target=tuple(parse_matcher_list(rule.target_matchers)),
                     equal=tuple(rule.equal),
                 )
-            )
-        return cls(parsed)
+                for rule in rules
+            ]
+        )
 
     def inhibited_by(
         self, target: Mapping[str, str], firing: Iterable[Mapping[str, str]]

@@ -328,25 +328,13 @@ class TimeIntervals:
 
     @classmethod
     def from_config(cls, intervals: Sequence[TimeIntervalConfig]) -> TimeIntervals:
-        """Parse and validate all named intervals; raises ValueError on an invalid spec."""
-        parsed: dict[str, list[TimeInterval]] = {}
-        for index, interval in enumerate(intervals):
-            if interval.name in parsed:
-                raise TimeIntervalError(
-                    ("time_intervals", index, "name"),
-                    f"duplicate time interval name {interval.name!r}",
-                )
-            entries: list[TimeInterval] = []
-            for entry_index, spec in enumerate(interval.time_intervals):
-                try:
-                    entries.append(parse_time_interval(spec))
-                except TimeIntervalError as exc:
-                    raise TimeIntervalError(
-                        ("time_intervals", index, "time_intervals", entry_index, *exc.loc),
-                        exc.reason,
-                    ) from None
-            parsed[interval.name] = entries
-        return cls(parsed)
+        """Compile the named intervals of a config that passed validation."""
+        return cls(
+            {
+                interval.name: [parse_time_interval(spec) for spec in interval.time_intervals]
+                for interval in intervals
+            }
+        )
 
     @property
     def names(self) -> frozenset[str]:

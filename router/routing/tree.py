@@ -57,12 +57,7 @@ def _node_name(index: int, matchers: tuple[Matcher, ...]) -> str:
     return f"{name} {', '.join(str(m) for m in matchers)}" if matchers else name
 
 
-def _build(
-    config: RouteConfig,
-    parent: RouteSettings,
-    receivers: frozenset[str],
-    index: int | None,
-) -> Route:
+def _build(config: RouteConfig, parent: RouteSettings, index: int | None) -> Route:
     """Resolve one node against its parent's settings; `index` is None for the root."""
     matchers = tuple(parse_matcher_list(config.matchers))
     if index is None:
@@ -72,8 +67,6 @@ def _build(
     else:
         path = parent.path + PATH_SEPARATOR + _node_name(index, matchers)
     receiver = config.receiver if config.receiver is not None else parent.receiver
-    if receiver not in receivers:
-        raise ValueError(f"{path}: undefined receiver {receiver!r} used in route")
 
     def inherited(own: list[str] | None, theirs: tuple[str, ...]) -> tuple[str, ...]:
         # None inherits; an explicit [] clears the parent's list for this subtree.
@@ -95,9 +88,7 @@ def _build(
         matchers=matchers,
         continue_=config.continue_ if index is not None else False,
         settings=settings,
-        routes=tuple(
-            _build(child, settings, receivers, i) for i, child in enumerate(config.routes)
-        ),
+        routes=tuple(_build(child, settings, i) for i, child in enumerate(config.routes)),
     )
 
 
@@ -109,22 +100,18 @@ class RouteTree:
 
     @classmethod
     def from_config(cls, config: Config) -> RouteTree:
-        """Build the tree; raises ValueError on Alertmanager's root rules or a bad matcher."""
+        """Build the tree of a config that passed validation (router/config/validate.py)."""
         route = config.route
-        if not route.receiver:
-            raise ValueError("route: the root route must have a receiver")
-        if route.matchers:
-            raise ValueError("route: the root route must not have any matchers")
-        if route.continue_:
-            raise ValueError("route: the root route cannot have continue set")
+        # Validation guarantees the root has a receiver, every receiver named exists and
+        # every matcher parses.
+        assert route.receiver
         defaults = RouteSettings(
             receiver=route.receiver,
             path=ROOT_PATH,
             repeat_interval=config.dedup.repeat_interval,
             send_resolved=config.dedup.send_resolved,
         )
-        receivers = frozenset(r.name for r in config.receivers)
-        return cls(_build(route, defaults, receivers, None))
+        return cls(_build(route, defaults, None))
 
     def match(self, labels: Mapping[str, str]) -> list[RouteSettings]:
         """Route settings per receiver, in delivery order; a receiver appears once (first wins)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 import signal
 import sys
 import time
@@ -13,48 +14,57 @@ from pathlib import Path
 
 from aiohttp import web
 
+from router import version
 from router.config.loader import ConfigError, load_config
 from router.config.schema import Config
+from router.ingest.intake import Intake
 from router.notify.pacing import Pacer
 from router.notify.worker import Deliverer
 from router.runtime import Runtime
 from router.store import open_store
-from router.store.protocols import Store, StoreUnavailable
-from router.web.handlers import add_routes
+from router.store.protocols import StoreUnavailable
+from router.web.handlers import add_routes, check_store, mark_store
 from router.web.logs import setup_logging
 from router.web.metrics import Metrics
 from router.web.state import STATE, AppState
 
 log = logging.getLogger(__name__)
 
+# How often the store is pinged to keep alert_router_store_up current.
+STORE_PING_EVERY = 5.0
+_USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
 
 def create_app(
     config: Config,
     *,
     config_path: Path | None = None,
-    store: Store | None = None,
-    metrics: Metrics | None = None,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The service as an aiohttp app; the store opens and the worker starts on startup."""
     app = web.Application(client_max_size=max(config.server.max_body_bytes, 1) * 2)
-    metrics = metrics or Metrics()
+    metrics = Metrics()
     runtime = Runtime.build(config, metrics=metrics, clock=clock)
-    the_store = store if store is not None else open_store(config.state, clock=clock)
+    the_store = open_store(config.state, clock=clock)
     deliverer = Deliverer(
         the_store,
         lambda: app[STATE].runtime,
         metrics,
         workers=config.state.workers,
         dead_after=config.state.dead_after,
+        # The pacer keeps its own monotonic clock: pacing is about how fast Slack sees
+        # posts, not about the service's (injectable) wall clock.
+        pacer=Pacer(config.slack.per_channel_interval, config.slack.digest_threshold),
         clock=clock,
-        pacer=Pacer(config.slack.per_channel_interval, config.slack.digest_threshold, clock=clock),
     )
     app[STATE] = AppState(
         config_path=config_path,
         runtime=runtime,
         store=the_store,
         deliverer=deliverer,
+        intake=Intake(
+            the_store, lambda: app[STATE].runtime, deliverer.firing, deliverer.wake, clock
+        ),
         metrics=metrics,
         clock=clock,
     )
@@ -68,16 +78,30 @@ def create_app(
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     await state.store.open()
+    mark_store(state, None)
     worker = asyncio.create_task(state.deliverer.run(), name="deliverer")
+    watch = asyncio.create_task(_watch_store(state), name="store-ping")
     try:
         yield
     finally:
+        watch.cancel()
         grace = state.runtime.config.server.shutdown_grace
         await state.deliverer.stop(grace)
         worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        await asyncio.gather(worker, watch, return_exceptions=True)
         await state.runtime.close()
         await state.store.close()
+
+
+async def _watch_store(state: AppState) -> None:
+    """Keep `alert_router_store_up` current, whether or not anyone polls /readyz."""
+    while True:
+        await asyncio.sleep(STORE_PING_EVERY)
+        try:
+            async with asyncio.timeout(STORE_PING_EVERY):
+                await check_store(state)
+        except TimeoutError:
+            mark_store(state, f"no answer to a ping within {STORE_PING_EVERY:g}s")
 
 
 def _tune_gc() -> None:
@@ -89,30 +113,35 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-def run_server(config_path: str, host: str, port: int) -> int:
-    """Serve until SIGTERM/SIGINT, then drain in-flight work; SIGHUP reloads the config."""
-    setup_logging()
+def run_server(config_path: str, host: str, port: int, log_level: str = "info") -> int:
+    """Serve until SIGTERM/SIGINT, then drain in-flight work; SIGHUP reloads the config.
+
+    Whatever stops it from starting (a bad config, a store it cannot reach, a port it
+    cannot bind) is reported in one line each, never as a traceback, with exit status 1.
+    """
+    setup_logging(log_level)
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
-    return asyncio.run(_serve(config, Path(config_path), host, port))
+    try:
+        return asyncio.run(_serve(config, Path(config_path), host, port))
+    except KeyboardInterrupt:
+        # Ctrl-C before the signal handlers are in place (still starting up).
+        return 130
 
 
 async def _serve(config: Config, path: Path, host: str, port: int) -> int:
-    app = create_app(config, config_path=path)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    try:
-        await runner.setup()
-    except StoreUnavailable as exc:
-        # Exit non-zero with one clear line; a supervisor (Kubernetes) restarts us.
-        log.error("state store unavailable at start", extra={"error": str(exc)})
+    runner = await _start(config, path, host, port)
+    if runner is None:
         return 1
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    log.info("listening", extra={"host": host, "port": port, "config": str(path)})
+    app = runner.app
+    log.info(
+        "listening",
+        extra={"host": host, "port": port, "config": str(path), "version": version()},
+    )
     _tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -132,3 +161,36 @@ async def _serve(config: Config, path: Path, host: str, port: int) -> int:
     await runner.cleanup()
     log.info("stopped")
     return 0
+
+
+async def _start(config: Config, path: Path, host: str, port: int) -> web.AppRunner | None:
+    """The app, its store open and its port bound; None (after one log line) if not."""
+    runner: web.AppRunner | None = None
+    try:
+        app = create_app(config, config_path=path)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        return runner
+    except StoreUnavailable as exc:
+        # A supervisor (Kubernetes) restarts us; until then, say why in one line.
+        log.error("cannot start: state store unavailable", extra={"error": str(exc)})
+    except OSError as exc:
+        log.error(
+            "cannot start: cannot listen",
+            extra={"host": host, "port": port, "error": exc.strerror or str(exc)},
+        )
+    except Exception as exc:  # noqa: BLE001 - anything else still gets one line, no traceback
+        log.error(
+            "cannot start",
+            extra={"error": _redact_urls(f"{type(exc).__name__}: {exc}")},
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
+    if runner is not None:
+        await runner.cleanup()
+    return None
+
+
+def _redact_urls(text: str) -> str:
+    """`text` with the credentials of any URL in it (`scheme://user:password@`) hidden."""
+    return _USERINFO_RE.sub(r"\1<redacted>@", text)

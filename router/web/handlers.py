@@ -1,4 +1,8 @@
-"""aiohttp handlers: webhooks, health, readiness, reload, metrics, notification records."""
+"""aiohttp handlers: webhooks, health, readiness, reload, metrics, notification records.
+
+HTTP concerns only (credentials, content type, size, status codes); what a webhook means is
+the intake's business (router/ingest/intake.py).
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,13 @@ import binascii
 import hmac
 import logging
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
 
-from router.config.schema import SourceAuth
-from router.enrich.deploys import deploys_of
-from router.ingest import alertmanager, argocd
-from router.ingest.intake import plan_notifications
-from router.model import Event
-from router.notify.firing import alert_states
+from router.config.schema import AuthScope, SourceAuth
+from router.ingest.intake import SOURCES, InvalidPayload
 from router.store.protocols import StoreUnavailable, exported_outbox_depth
 from router.web.state import STATE, AppState
 
@@ -29,14 +26,19 @@ log = logging.getLogger(__name__)
 _CHUNK = 64 * 1024
 
 
-class Rejected(Exception):
-    """A webhook refused with a status, a reason label for metrics and a message for the sender."""
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+
+class Rejected(Exception):
+    """A request refused with a status, a reason label for metrics and a message for the
+    sender (and, for a 401, the WWW-Authenticate challenge)."""
+
+    def __init__(self, status: int, reason: str, message: str, challenge: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
+        self.challenge = challenge
 
 
 def _authorized(request: web.Request, auth: SourceAuth) -> bool:
@@ -83,108 +85,118 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def _schema_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"{where}: {err['msg']}")
-    more = len(exc.errors()) - 5
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+def _challenge(auth: SourceAuth) -> str:
+    schemes = []
+    if auth.bearer_token is not None:
+        schemes.append('Bearer realm="alert-router"')
+    if auth.basic_auth is not None:
+        schemes.append('Basic realm="alert-router"')
+    return ", ".join(schemes)
 
 
-def _parse(body: bytes, model: type[BaseModel]) -> Any:
-    # pydantic parses and validates the JSON in one pass (in Rust): the hot path.
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        errors = exc.errors()
-        if errors and errors[0]["type"] == "json_invalid":
-            raise Rejected(400, "bad_request", f"invalid JSON: {errors[0]['msg']}") from exc
-        if errors and errors[0]["type"] == "model_type" and not errors[0]["loc"]:
-            raise Rejected(400, "bad_request", "expected a JSON object") from exc
-        raise Rejected(400, "bad_request", _schema_error(exc)) from exc
-
-
-def _alertmanager_events(state: AppState, body: bytes, now: datetime) -> list[Event]:
-    payload = _parse(body, alertmanager.AlertmanagerWebhook)
-    return alertmanager.to_events(payload, state.runtime.config)
-
-
-def _argocd_events(state: AppState, body: bytes, now: datetime) -> list[Event]:
-    payload = _parse(body, argocd.ArgoCDNotification)
-    return argocd.to_events(payload, state.runtime.config, now)
-
-
-def webhook_handler(
-    source: str, to_events: Callable[[AppState, bytes, datetime], list[Event]]
-) -> Callable[[web.Request], Any]:
-    """A handler that authenticates, validates, routes and durably records one source."""
+def webhook_handler(source: str) -> Handler:
+    """A handler that authenticates one source's webhooks and hands them to the intake."""
 
     async def handle(request: web.Request) -> web.Response:
         state = request.app[STATE]
         started = time.perf_counter()
         try:
-            response = await _accept(request, state, source, to_events)
+            accepted = await _accept(request, state, source)
         except Rejected as exc:
             state.metrics.webhooks_rejected.labels(source, exc.reason).inc()
-            if exc.status >= 500:
-                log.warning("webhook not recorded", extra={"source": source, "error": exc.message})
-            headers = (
-                {"WWW-Authenticate": 'Bearer realm="alert-router"'} if exc.status == 401 else {}
-            )
+            _log_refused(request, exc, source=source)
+            headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else {}
             return web.json_response({"error": exc.message}, status=exc.status, headers=headers)
+        state.metrics.events_received.labels(source).inc(accepted)
         state.metrics.webhook_duration.labels(source).observe(time.perf_counter() - started)
-        return response
+        return web.json_response({"accepted": accepted})
 
     return handle
 
 
-async def _accept(
-    request: web.Request,
-    state: AppState,
-    source: str,
-    to_events: Callable[[AppState, bytes, datetime], list[Event]],
-) -> web.Response:
-    config = state.runtime.config
-    auth = config.server.auth.get(source)  # type: ignore[call-overload]
+async def _accept(request: web.Request, state: AppState, source: str) -> int:
+    server = state.runtime.config.server
+    auth = server.auth.get(source)  # type: ignore[call-overload]
     if auth is not None and not _authorized(request, auth):
-        raise Rejected(401, "unauthorized", "missing or wrong credentials")
+        raise Rejected(401, "unauthorized", "missing or wrong credentials", _challenge(auth))
     if not _is_json(request.content_type):
         raise Rejected(415, "unsupported_media_type", "Content-Type must be application/json")
-    body = await _read_body(request, config.server.max_body_bytes)
-    now = datetime.fromtimestamp(state.clock(), UTC)
-    events = to_events(state, body, now)
-    notifications = plan_notifications(events, state.runtime.tree, now)
-    # Alert states only matter to inhibition: without rules, nothing is spent on them.
-    alerts = (
-        alert_states(events, now.timestamp(), config.dedup.repeat_interval)
-        if config.inhibit_rules
-        else []
-    )
-    deploys = deploys_of(events)
+    body = await _read_body(request, server.max_body_bytes)
     try:
-        await state.store.record(notifications, alerts=alerts, deploys=deploys)
+        return await state.intake.accept(source, body)
+    except InvalidPayload as exc:
+        raise Rejected(400, "bad_request", str(exc)) from exc
     except StoreUnavailable as exc:
         raise Rejected(503, "store_unavailable", "state store unavailable, retry later") from exc
-    if alerts:
-        state.deliverer.firing.invalidate()
-    state.deliverer.wake()
-    state.metrics.events_received.labels(source).inc(len(events))
-    return web.json_response({"accepted": len(events)})
+
+
+def _log_refused(request: web.Request, exc: Rejected, **fields: str) -> None:
+    # One line per refusal, so "why did Alertmanager's webhook not arrive" has an answer;
+    # never with the request's headers or body, which may hold credentials.
+    level = logging.WARNING if exc.status >= 500 else logging.INFO
+    log.log(
+        level,
+        "request refused",
+        extra={
+            **fields,
+            "path": request.path,
+            "status": exc.status,
+            "reason": exc.reason,
+            "error": exc.message,
+            "remote": request.remote or "",
+        },
+    )
+
+
+def guarded(scopes: tuple[AuthScope, ...], handler: Handler) -> Handler:
+    """`handler` behind the credentials of the first of `scopes` the config sets (open if
+    none is set)."""
+
+    async def guard(request: web.Request) -> web.StreamResponse:
+        auth_config = request.app[STATE].runtime.config.server.auth
+        auth = next((auth_config[s] for s in scopes if s in auth_config), None)
+        if auth is not None and not _authorized(request, auth):
+            exc = Rejected(401, "unauthorized", "missing or wrong credentials", _challenge(auth))
+            _log_refused(request, exc)
+            return web.json_response(
+                {"error": exc.message}, status=401, headers={"WWW-Authenticate": exc.challenge}
+            )
+        return await handler(request)
+
+    return guard
 
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+async def check_store(state: AppState) -> str | None:
+    """Ping the store and record the outcome (`alert_router_store_up`); the problem, or
+    None when it answered."""
     try:
         await state.store.ping()
     except StoreUnavailable as exc:
-        state.metrics.store_up.set(0)
-        return web.json_response({"status": "unavailable", "error": str(exc)}, status=503)
-    state.metrics.store_up.set(1)
+        mark_store(state, str(exc))
+        return str(exc)
+    mark_store(state, None)
+    return None
+
+
+def mark_store(state: AppState, problem: str | None) -> None:
+    """Record whether the store answered; a change either way is logged once."""
+    state.metrics.store_up.set(0 if problem else 1)
+    if (problem is None) != state.store_answered:
+        state.store_answered = problem is None
+        if problem is None:
+            log.info("state store answers again")
+        else:
+            log.warning("state store unavailable", extra={"error": problem})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    problem = await check_store(request.app[STATE])
+    if problem is not None:
+        return web.json_response({"status": "unavailable", "error": problem}, status=503)
     return web.json_response({"status": "ready"})
 
 
@@ -225,14 +237,17 @@ async def notifications(request: web.Request) -> web.Response:
     return web.json_response({"notifications": [r.to_dict() for r in records]})
 
 
+# `server.auth` entries guarding the read API and the actions.
+READ_API: tuple[AuthScope, ...] = ("api",)
+ADMIN: tuple[AuthScope, ...] = ("admin", "api")
+
+
 def add_routes(app: web.Application) -> None:
-    """Mount every endpoint of CONTRACT section 2."""
-    app.router.add_post(
-        "/webhook/alertmanager", webhook_handler("alertmanager", _alertmanager_events)
-    )
-    app.router.add_post("/webhook/argocd", webhook_handler("argocd", _argocd_events))
+    """Mount the webhooks, health, readiness, metrics, reload and the read API."""
+    for source in SOURCES:
+        app.router.add_post(f"/webhook/{source}", webhook_handler(source))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_post("/-/reload", reload)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/v1/notifications", notifications)
+    app.router.add_post("/-/reload", guarded(ADMIN, reload))
+    app.router.add_get("/api/v1/notifications", guarded(READ_API, notifications))

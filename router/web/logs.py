@@ -29,11 +29,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Send every log record to stderr as JSON lines (stdout belongs to the log receiver)."""
+def setup_logging(level: str = "info") -> None:
+    """Send log records of `level` (debug, info, warning, error) and above to stderr as
+    JSON lines (stdout belongs to the log receiver)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import platform
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from router import version
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
@@ -13,6 +17,13 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self.build_info = Gauge(
+            "alert_router_build_info",
+            "Always 1; the labels name the running build.",
+            ["version", "python_version"],
+            registry=r,
+        )
+        self.build_info.labels(version(), platform.python_version()).set(1)
         self.events_received = Counter(
             "alert_router_events_received_total",
             "Events accepted from webhooks, by source.",
@@ -33,17 +44,19 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
             registry=r,
         )
-        self.notifications_sent = Counter(
+        # As Alertmanager counts: every attempt, failed ones included, so that
+        # failed_total / total is the failure ratio of a receiver.
+        self.notifications_attempted = Counter(
             "alert_router_notifications_total",
-            "Notifications delivered, by receiver and integration.",
+            "Delivery attempts, by receiver and integration (failed ones included).",
             ["receiver", "integration"],
             registry=r,
         )
         self.notifications_failed = Counter(
             "alert_router_notifications_failed_total",
-            "Delivery attempts that failed, by receiver, integration, reason and whether "
-            "they will be retried.",
-            ["receiver", "integration", "reason", "retryable"],
+            "Delivery attempts that failed, by receiver, integration and reason; the ones "
+            "given up are also counted in alert_router_notifications_dead_total.",
+            ["receiver", "integration", "reason"],
             registry=r,
         )
         self.notifications_suppressed = Counter(
@@ -82,7 +95,8 @@ class Metrics:
         )
         self.store_up = Gauge(
             "alert_router_store_up",
-            "Whether the state store answered the last readiness check.",
+            "Whether the state store answered its last check (a ping every few seconds, "
+            "and every readiness probe).",
             registry=r,
         )
         # Enrichment (router/enrich): Loki queries and the links/logs added to messages.

@@ -1,4 +1,4 @@
-"""What the handlers share: the live runtime, the store, the worker, the metrics."""
+"""What the handlers share: the live runtime, the store, the worker, the intake, the metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from router.config.loader import ConfigError, load_config
+from router.ingest.intake import Intake
 from router.notify.worker import Deliverer
 from router.runtime import Runtime
 from router.store.protocols import DeliveryRecords, Store
@@ -25,8 +26,11 @@ class AppState:
     runtime: Runtime
     store: Store
     deliverer: Deliverer
+    intake: Intake
     metrics: Metrics
     clock: Callable[[], float]
+    # What the last check of the store found (see handlers.mark_store).
+    store_answered: bool = True
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
