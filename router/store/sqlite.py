@@ -150,7 +150,7 @@ def _insert_new(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> se
     ids = [row[0] for row in rows]
     marks = ",".join("?" * len(ids))
     found = conn.execute(
-        f"SELECT id FROM notifications WHERE id IN ({marks}) ORDER BY seq DESC LIMIT ?",  # noqa: S608
+        f"SELECT id FROM notifications WHERE id IN ({marks}) ORDER BY seq DESC LIMIT ?",  # noqa: S608  # nosec B608 - only "?" placeholders are interpolated
         (*ids, added),
     )
     return {row["id"] for row in found}
