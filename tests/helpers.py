@@ -6,16 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from router.config.loader import parse_config
 from router.config.schema import Config
 
 DATA = Path(__file__).parent / "data"
 
 
 def config_from(text: str) -> Config:
-    """A Config from inline YAML, validated like the real file (no env substitution)."""
-    return Config.model_validate(yaml.safe_load(text))
+    """A Config from inline YAML, validated exactly like a routes.yaml (an empty environment:
+    a `${VAR}` without default is an error)."""
+    return parse_config(text, "test.yaml", env={})
 
 
 def payload(name: str) -> dict[str, Any]:

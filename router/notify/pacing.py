@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from router.channels.base import Channel, DeliveryError
 from router.notify.digest import build_digest
 from router.render.message import Message
+from router.render.text import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class Pacer:
                 item.future.set_exception(
                     DeliveryError(
                         "rate_limited",
-                        f"channel held for {wait:.0f}s by Retry-After",
+                        f"channel held for {format_duration(wait)} by Retry-After",
                         retryable=True,
                         retry_after=wait,
                     )

@@ -62,10 +62,6 @@ class Matcher:
         return f"{self.name}{self.op}{json.dumps(self.value, ensure_ascii=False)}"
 
 
-def format_matchers(matchers: Sequence[Matcher]) -> str:
-    """`{a="b",c=~"d"}`, the way Alertmanager prints a matcher set."""
-    return "{" + ",".join(str(m) for m in matchers) + "}"
-
 
 class _Token:
     __slots__ = ("kind", "text", "value", "col")
