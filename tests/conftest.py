@@ -18,6 +18,8 @@ from router.web.app import create_app
 from router.web.metrics import Metrics
 from router.web.state import STATE, AppState
 from tests.fakes.loki import FakeLoki
+from tests.fakes.slack import FakeSlack
+from tests.fakes.smtp import FakeSMTPServer
 from tests.redis_server import delete_prefix, shared_redis_url, unique_prefix
 
 
@@ -78,6 +80,20 @@ async def loki() -> AsyncIterator[FakeLoki]:
     """A fake Loki on a free loopback port."""
     async with FakeLoki() as fake:
         yield fake
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    """A fake Slack (Web API and incoming webhooks) on a free loopback port."""
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def smtp() -> Iterator[FakeSMTPServer]:
+    """An aiosmtpd SMTP server on a free loopback port, recording what it receives."""
+    with FakeSMTPServer() as server:
+        yield server
 
 
 @pytest.fixture

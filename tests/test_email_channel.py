@@ -91,12 +91,6 @@ def receiver(smarthost: str, **overrides: Any) -> EmailReceiver:
 
 
 @pytest.fixture
-def smtp() -> Iterator[FakeSMTPServer]:
-    with FakeSMTPServer() as server:
-        yield server
-
-
-@pytest.fixture
 def auth_smtp() -> Iterator[FakeSMTPServer]:
     with FakeSMTPServer(username="alice", password=PASSWORD, require_auth=True) as server:
         yield server

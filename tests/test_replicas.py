@@ -25,12 +25,6 @@ pytestmark = pytest.mark.slow
 CHANNEL = "#prod-alerts"
 
 
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
 def write_config(path: Path, *, state_url: str, prefix: str, slack: FakeSlack, name: str) -> None:
     """routes.yaml of one replica; its name goes out as the Slack username, so each
     message tells which replica sent it."""

@@ -26,12 +26,6 @@ ChannelFactory = Callable[..., SlackChannel]
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def make_channel(slack: FakeSlack) -> AsyncIterator[ChannelFactory]:
     """Builds SlackChannels on the fake (bot mode unless webhook_url is given); closes them."""
     made: list[SlackChannel] = []

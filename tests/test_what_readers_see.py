@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -33,18 +33,6 @@ PATHS = {
 AM_GROUP_KEY = '{}:{alertname="CPUHigh"}'
 # The sample resolve: the first alert started 20:17:50, the last one ended 21:18:50.
 RESOLVED_AFTER = "1h 1m"
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def smtp() -> Iterator[FakeSMTPServer]:
-    with FakeSMTPServer() as server:
-        yield server
 
 
 @pytest.fixture
