@@ -177,6 +177,9 @@ class Notification:
     group_key: str
     events: Sequence[Event]
     created_at: datetime
+    # Not due before this time (epoch seconds; 0: at once). A problem that may clear up by
+    # itself (an Argo CD health flap) waits out its hold here, durably.
+    not_before: float = 0.0
 
     @property
     def receiver(self) -> str:

@@ -448,3 +448,9 @@ async def test_an_outage_is_unavailable_then_recovers_without_reopening(tmp_path
     finally:
         await store.close()
         server.stop()
+
+
+async def test_replicas_share_one_post_budget_per_destination(replica: Opener) -> None:
+    a, b = await replica(), await replica()
+    starts = await asyncio.gather(*(s.reserve_slot("chan", 1.0, T0) for s in (a, b, a, b)))
+    assert sorted(starts) == [pytest.approx(T0 + i) for i in range(4)]

@@ -119,7 +119,9 @@ async def opened(make_store: StoreFactory) -> AsyncIterator[Callable[..., Any]]:
         await s.close()
 
 
-def notification(group: str, *fps: str, receiver: str = "r1", at: float = T0) -> Notification:
+def notification(
+    group: str, *fps: str, receiver: str = "r1", at: float = T0, not_before: float = 0.0
+) -> Notification:
     route = RouteSettings(
         receiver=receiver, path="route", repeat_interval=3600.0, send_resolved=True
     )
@@ -139,11 +141,116 @@ def notification(group: str, *fps: str, receiver: str = "r1", at: float = T0) ->
         group_key=group,
         events=events,
         created_at=datetime.fromtimestamp(at, UTC),
+        not_before=not_before,
     )
 
 
 def log_entry(group: str, at: float, expires_at: float, receiver: str = "r1") -> NflogEntry:
     return NflogEntry(receiver, group, frozenset({"a"}), frozenset(), at, at, expires_at, {})
+
+
+# -- holds: notifications not due before a time ------------------------------------------
+
+
+async def test_a_held_notification_is_due_when_its_hold_ends(store: Store) -> None:
+    held = notification("g1", "a", not_before=T0 + 60)
+    await store.record([held])
+    assert await store.claim(T0 + 59, 10) == []
+    assert await store.next_due() == pytest.approx(T0 + 60)
+    [claim] = await store.claim(T0 + 60, 10)
+    assert claim.ids == [held.id]
+    assert claim.latest.not_before == pytest.approx(T0 + 60)
+
+
+async def test_new_work_for_a_held_group_makes_it_due_at_once(store: Store) -> None:
+    held, news = notification("g1", "a", not_before=T0 + 60), notification("g1", "a")
+    await store.record([held])
+    await store.record([news])
+    [claim] = await store.claim(T0 + 1, 10)
+    assert claim.ids == [held.id, news.id]
+
+
+async def test_a_hold_never_delays_work_that_is_due(store: Store) -> None:
+    due, held = notification("g1", "a"), notification("g1", "b", not_before=T0 + 60)
+    await store.record([due])
+    await store.record([held])
+    [claim] = await store.claim(T0, 10)
+    assert claim.ids == [due.id, held.id]
+
+
+async def test_what_stays_held_after_a_completion_waits_for_its_hold(store: Store) -> None:
+    await store.record([notification("g1", "a")])
+    [first] = await store.claim(T0, 10)
+    held = notification("g1", "b", not_before=T0 + 60)
+    await store.record([held])
+    await store.complete(first, Outcome(DeliveryState.SENT, "first"), T0 + 1)
+    assert await store.claim(T0 + 2, 10) == []
+    [claim] = await store.claim(T0 + 60, 10)
+    assert claim.ids == [held.id]
+
+
+async def test_a_claim_given_back_unattempted_counts_no_attempt(store: Store) -> None:
+    await store.record([notification("g1", "a", not_before=T0 + 60)])
+    [early] = await store.claim(T0 + 60, 10)
+    await store.release(early, T0 + 90, "", T0 + 60, attempted=False)
+    assert await store.claim(T0 + 89, 10) == []
+    [again] = await store.claim(T0 + 90, 10)
+    assert again.attempts == 0
+    [record] = await store.list_notifications(10, group_key="g1")
+    assert (record.attempts, record.last_error) == (0, "")
+
+
+async def test_holds_survive_a_restart(make_store: StoreFactory) -> None:
+    first = make_store()
+    await first.open()
+    await first.record([notification("g1", "a", not_before=T0 + 60)])
+    await first.close()
+    second = make_store()
+    await second.open()
+    try:
+        assert await second.claim(T0 + 59, 10) == []
+        [claim] = await second.claim(T0 + 60, 10)
+        assert claim.latest.not_before == pytest.approx(T0 + 60)
+    finally:
+        await second.close()
+
+
+# -- records carried by another -------------------------------------------------------------
+
+
+async def test_records_carried_by_a_digest_are_listed_by_its_id(store: Store) -> None:
+    await store.record([notification("g1", "a"), notification("g2", "b"), notification("g3", "c")])
+    claims = {c.group_key: c for c in await store.claim(T0, 10)}
+    for group in ("g1", "g2"):
+        sent = Outcome(DeliveryState.SENT, "first", delivered_in="digest-1")
+        await store.complete(claims[group], sent, T0 + 1)
+    await store.complete(claims["g3"], Outcome(DeliveryState.SENT, "first"), T0 + 1)
+    carried = await store.list_notifications(10, delivered_in="digest-1")
+    assert sorted(r.group_key for r in carried) == ["g1", "g2"]
+    assert [
+        r.group_key for r in await store.list_notifications(10, "r1", "g2", delivered_in="digest-1")
+    ] == ["g2"]
+    assert await store.list_notifications(10, delivered_in="digest-2") == []
+
+
+# -- post slots per destination -------------------------------------------------------------
+
+
+async def test_post_slots_are_spaced_by_the_interval(store: Store) -> None:
+    starts = [await store.reserve_slot("chan", 1.0, T0) for _ in range(3)]
+    assert starts == [pytest.approx(T0), pytest.approx(T0 + 1), pytest.approx(T0 + 2)]
+    # Another destination has slots of its own; a late caller never gets a past slot.
+    assert await store.reserve_slot("other", 1.0, T0) == pytest.approx(T0)
+    assert await store.reserve_slot("chan", 1.0, T0 + 10) == pytest.approx(T0 + 10)
+
+
+async def test_a_hold_pushes_every_later_slot_back(store: Store) -> None:
+    await store.reserve_slot("chan", 1.0, T0)
+    await store.hold_slots("chan", T0 + 30)
+    assert await store.reserve_slot("chan", 1.0, T0 + 2) == pytest.approx(T0 + 30)
+    # A shorter hold never brings slots forward.
+    await store.hold_slots("chan", T0 + 5)
+    assert await store.reserve_slot("chan", 1.0, T0 + 2) == pytest.approx(T0 + 31)
 
 
 # -- the outbox and its leases ----------------------------------------------------------

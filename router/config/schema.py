@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -92,6 +93,25 @@ class ServerConfig(_Model):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     # SIGTERM waits this long for in-flight deliveries before leaving them to the next start.
     shutdown_grace: Duration = 10.0
+    # Where people reach this service (its console and API), for links in messages;
+    # empty: messages carry no links back to the router.
+    external_url: str = ""
+
+    @field_validator("external_url")
+    @classmethod
+    def _web_url(cls, value: str) -> str:
+        text = value.strip().rstrip("/")
+        if not text:
+            return ""
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"external_url must be an absolute http(s) URL like https://alerts.example.com,"
+                f" got {value!r}"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError("external_url must not have a query or #fragment")
+        return text
 
 
 class StateConfig(_Model):

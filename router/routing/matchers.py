@@ -62,7 +62,6 @@ class Matcher:
         return f"{self.name}{self.op}{json.dumps(self.value, ensure_ascii=False)}"
 
 
-
 class _Token:
     __slots__ = ("kind", "text", "value", "col")
 

@@ -43,14 +43,16 @@ class PendingIndex:
     def add(
         self, notifications: Iterable[Notification], *, due: float = 0.0, attempts: int = 0
     ) -> None:
-        """Index newly recorded (or reloaded) notifications; a new one is due at `due`."""
+        """Index newly recorded (or reloaded) notifications; each is due at `due` or, when
+        later, at its own `not_before`."""
         for n in notifications:
             key = (n.receiver, n.group_key)
+            n_due = max(due, n.not_before)
             group = self._groups.get(key)
             if group is None:
-                group = self._groups[key] = _Group(due=due, attempts=attempts)
+                group = self._groups[key] = _Group(due=n_due, attempts=attempts)
             else:
-                group.due = min(group.due, due)
+                group.due = min(group.due, n_due)
                 group.attempts = max(group.attempts, attempts)
             group.notifications.append(n)
             self._count += 1
@@ -99,18 +101,20 @@ class PendingIndex:
         group = self._groups.get((claim.receiver, claim.group_key))
         return group is not None and group.token == claim.token
 
-    def release(self, claim: Claim, due: float) -> None:
-        """A failed attempt: the group waits until `due`, with one more attempt counted."""
+    def release(self, claim: Claim, due: float, *, attempted: bool = True) -> None:
+        """The claim is given back: the group waits until `due` (one more attempt counted
+        unless `attempted` is false)."""
         key = (claim.receiver, claim.group_key)
         group = self._groups.get(key)
         if group is None or group.token != claim.token:
             return
         group.lease_until, group.token = 0.0, ""
-        group.attempts += 1
-        # A webhook that arrived meanwhile is news: it is due at once.
+        if attempted:
+            group.attempts += 1
+        # A webhook that arrived meanwhile is news: it is due at once (or when its hold ends).
         claimed = set(claim.ids)
-        fresh = any(n.id not in claimed for n in group.notifications)
-        group.due = 0.0 if fresh else due
+        fresh = [n for n in group.notifications if n.id not in claimed]
+        group.due = min(due, _earliest(fresh)) if fresh else due
         self._schedule(key, group)
 
     def complete(self, claim: Claim) -> None:
@@ -129,7 +133,7 @@ class PendingIndex:
             del self._groups[key]
             self._ready.pop(key, None)
         else:
-            group.due = 0.0
+            group.due = _earliest(group.notifications)
             self._schedule(key, group)
 
     def next_due(self) -> float | None:
@@ -143,3 +147,8 @@ class PendingIndex:
         while self._delayed and self._delayed[0][2] not in self._groups:
             heapq.heappop(self._delayed)
         return self._delayed[0][0] if self._delayed else None
+
+
+def _earliest(notifications: Iterable[Notification]) -> float:
+    """When the first of these becomes due: 0 (at once) unless every one is held."""
+    return min((n.not_before for n in notifications), default=0.0)

@@ -63,16 +63,29 @@ class Outbox(Protocol):
     ) -> None:
         """Durably record accepted notifications as pending, with the alert states and
         deploys the same webhook brought, in one transaction; only then may it get 200.
-        Recording a notification id again changes nothing. A firing alert state replaces
-        the alert's previous one; one that is not firing deletes it."""
+        Recording a notification id again changes nothing. A notification is due at once,
+        or at its `not_before` when held; a group is due as soon as any of its
+        notifications is. A firing alert state replaces the alert's previous one; one that
+        is not firing deletes it."""
         ...
 
     async def claim(self, now: float, limit: int) -> list[Claim]:
         """Take up to `limit` due groups whose notifications no other worker holds."""
         ...
 
-    async def release(self, claim: Claim, next_attempt_at: float, error: str, now: float) -> None:
-        """Give a claim back for a later attempt (a transient failure), counting the attempt."""
+    async def release(
+        self,
+        claim: Claim,
+        next_attempt_at: float,
+        error: str,
+        now: float,
+        *,
+        attempted: bool = True,
+    ) -> None:
+        """Give a claim back until `next_attempt_at`: a transient failure (an attempt is
+        counted and `error` kept) or, with `attempted` false, a claim taken before its
+        notifications' hold ended. Notifications recorded meanwhile are due by their own
+        holds."""
         ...
 
     async def complete(self, claim: Claim, outcome: Outcome, now: float) -> None:
@@ -121,9 +134,15 @@ class DeliveryRecords(Protocol):
     """One record per accepted notification, kept `state.keep_records` after it ends."""
 
     async def list_notifications(
-        self, limit: int, receiver: str | None = None, group_key: str | None = None
+        self,
+        limit: int,
+        receiver: str | None = None,
+        group_key: str | None = None,
+        *,
+        delivered_in: str | None = None,
     ) -> list[NotificationRecord]:
-        """Recent notification records, newest first."""
+        """Recent notification records, newest first; `delivered_in` keeps those another
+        record or a digest carried."""
         ...
 
 
@@ -153,8 +172,29 @@ class Housekeeping(Protocol):
         ...
 
 
+class ChannelBudget(Protocol):
+    """Post slots per destination (a Slack channel), shared by every process on the store:
+    however many replicas post to one channel, slots are `interval` apart."""
+
+    async def reserve_slot(self, key: str, interval: float, now: float) -> float:
+        """Reserve the next free slot for `key` and return when it starts (never before
+        `now`); the slot after it starts `interval` later."""
+        ...
+
+    async def hold_slots(self, key: str, until: float) -> None:
+        """No slot for `key` starts before `until` (a destination's Retry-After)."""
+        ...
+
+
 class Store(
-    Outbox, NotificationLog, AlertStates, DeployHistory, DeliveryRecords, Housekeeping, Protocol
+    Outbox,
+    NotificationLog,
+    AlertStates,
+    DeployHistory,
+    DeliveryRecords,
+    ChannelBudget,
+    Housekeeping,
+    Protocol,
 ):
     """Everything a state store does: what `open_store` returns and both stores implement."""
 

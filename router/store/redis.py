@@ -117,7 +117,10 @@ _SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "expire": (),
     "firing": (),
     "lead": (),
+    "pace": (),
 }
+# A destination's slot key outlives its last post by this much (slots are seconds apart).
+_PACE_KEY_TTL_MS = 3_600_000
 
 
 @cache
@@ -246,6 +249,17 @@ class RedisStore:
             self._roles.discard(purpose)
         return held
 
+    async def reserve_slot(self, key: str, interval: float, now: float) -> float:
+        """The next post slot for `key` across every replica on this prefix, reserved."""
+        start = await self._run(
+            "pace", [key, _num(now), _num(interval), "reserve", _PACE_KEY_TTL_MS]
+        )
+        return float(start)
+
+    async def hold_slots(self, key: str, until: float) -> None:
+        """No replica's slot for `key` starts before `until`."""
+        await self._run("pace", [key, "0", _num(until), "hold", _PACE_KEY_TTL_MS])
+
     async def _take(self, purpose: str, term: float) -> Any:
         now = self._clock()
         return await self._run(
@@ -305,6 +319,7 @@ class RedisStore:
                 _dumps(n.route.to_dict()),
                 events,
                 created,
+                _num(n.not_before),
             ]
         for a in alerts:
             args += [
@@ -333,8 +348,8 @@ class RedisStore:
             notifications: list[Notification] = []
             attempts = 0
             receiver = group_key = ""
-            for i in range(1, len(flat), 7):
-                nid, receiver, group_key, route, events, created, tried = flat[i : i + 7]
+            for i in range(1, len(flat), 8):
+                nid, receiver, group_key, route, events, created, tried, held = flat[i : i + 8]
                 notifications.append(
                     Notification(
                         id=nid,
@@ -342,6 +357,7 @@ class RedisStore:
                         group_key=group_key,
                         events=[Event.from_dict(e) for e in json.loads(events)],
                         created_at=datetime.fromtimestamp(float(created), UTC),
+                        not_before=float(held),
                     )
                 )
                 attempts = max(attempts, int(tried))
@@ -373,8 +389,16 @@ class RedisStore:
         while len(self._claimed_log) > _CLAIMED_LOG_MAX:
             del self._claimed_log[next(iter(self._claimed_log))]
 
-    async def release(self, claim: Claim, next_attempt_at: float, error: str, now: float) -> None:
-        """Give the claim back for a retry at `next_attempt_at`, if it still holds the lease."""
+    async def release(
+        self,
+        claim: Claim,
+        next_attempt_at: float,
+        error: str,
+        now: float,
+        *,
+        attempted: bool = True,
+    ) -> None:
+        """Give the claim back until `next_attempt_at`, if it still holds the lease."""
         gid = _gid(claim.receiver, claim.group_key)
         self._finished(gid, claim.token)
         await self._run(
@@ -385,6 +409,7 @@ class RedisStore:
                 _num(next_attempt_at),
                 error,
                 _num(now),
+                1 if attempted else 0,
                 *claim.ids,
             ],
         )
@@ -500,22 +525,32 @@ class RedisStore:
         return float(due[0][1]) if due else None
 
     async def list_notifications(
-        self, limit: int, receiver: str | None = None, group_key: str | None = None
+        self,
+        limit: int,
+        receiver: str | None = None,
+        group_key: str | None = None,
+        *,
+        delivered_in: str | None = None,
     ) -> list[NotificationRecord]:
-        """Recent notification records, newest first, optionally of one receiver/group."""
-        if group_key:
+        """Recent notification records, newest first, optionally of one receiver/group or
+        those another record (a digest) carried."""
+        if delivered_in:
+            index = f"{self.prefix}recs:in:{delivered_in}"
+        elif group_key:
             index = f"{self.prefix}recs:k:{group_key}"
         elif receiver:
             index = f"{self.prefix}recs:r:{receiver}"
         else:
             index = f"{self.prefix}recs"
+        # Filters the chosen index does not apply are applied to each record read.
+        post_filtered = sum(bool(x) for x in (delivered_in, group_key, receiver)) > 1
         client = self._redis
         records: list[NotificationRecord] = []
         stale: list[str] = []
         start = 0
         with self._guard("list_notifications"):
             while len(records) < limit:
-                page = max(limit - len(records), _LIST_PAGE if group_key and receiver else 1)
+                page = max(limit - len(records), _LIST_PAGE if post_filtered else 1)
                 ids = [str(i) for i in await client.zrevrange(index, start, start + page - 1)]
                 if not ids:
                     break
@@ -529,6 +564,8 @@ class RedisStore:
                         # Its hash outlived its TTL before expire() ran: drop the index entry.
                         stale.append(nid)
                     elif receiver and row["receiver"] != receiver:
+                        continue
+                    elif group_key and row["group_key"] != group_key:
                         continue
                     elif len(records) < limit:
                         records.append(_record(nid, row))

@@ -58,13 +58,16 @@ CREATE TABLE IF NOT EXISTS notifications (
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT NOT NULL DEFAULT '',
     next_attempt_at REAL NOT NULL,
-    delivered_in TEXT NOT NULL DEFAULT ''
+    delivered_in TEXT NOT NULL DEFAULT '',
+    not_before REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS notifications_due
     ON notifications (next_attempt_at) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS notifications_group
     ON notifications (receiver, group_key, state);
 CREATE INDEX IF NOT EXISTS notifications_updated ON notifications (updated_at);
+CREATE INDEX IF NOT EXISTS notifications_carrier
+    ON notifications (delivered_in, seq) WHERE delivered_in != '';
 CREATE TABLE IF NOT EXISTS nflog (
     receiver TEXT NOT NULL,
     group_key TEXT NOT NULL,
@@ -95,7 +98,7 @@ CREATE INDEX IF NOT EXISTS deploys_namespace ON deploys (namespace, at);
 
 
 # The layout above; older files are brought to it by _migrate.
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 
 _BATCH = 256
 # Notification-log entries kept in memory (write-through; misses are cached too).
@@ -108,8 +111,15 @@ def _migrate(conn: sqlite3.Connection) -> None:
     if version >= _SCHEMA_VERSION:
         return
     conn.execute("BEGIN IMMEDIATE")
-    # Version 0 held leases in two columns (now in memory) and kept resolved alerts.
     columns = {row["name"] for row in conn.execute("PRAGMA table_info(notifications)")}
+    # Version 2 added holds (`not_before`) and the index of records carried by another.
+    if "not_before" not in columns:
+        conn.execute("ALTER TABLE notifications ADD COLUMN not_before REAL NOT NULL DEFAULT 0")
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS notifications_carrier"
+        " ON notifications (delivered_in, seq) WHERE delivered_in != ''"
+    )
+    # Version 0 held leases in two columns (now in memory) and kept resolved alerts.
     for column in ("lease_until", "lease_token"):
         if column in columns:
             conn.execute(f"ALTER TABLE notifications DROP COLUMN {column}")
@@ -132,6 +142,7 @@ def _row_notification(row: sqlite3.Row) -> Notification:
         group_key=row["group_key"],
         events=[Event.from_dict(e) for e in json.loads(row["events"])],
         created_at=datetime.fromtimestamp(row["created_at"], UTC),
+        not_before=row["not_before"],
     )
 
 
@@ -139,7 +150,7 @@ def _insert_new(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> se
     """Insert the notifications not recorded yet; the ids added, or None for all of them."""
     added = conn.executemany(
         "INSERT INTO notifications (id, receiver, group_key, route, events, created_at,"
-        " updated_at, state, next_attempt_at) VALUES (?,?,?,?,?,?,?,?,?)"
+        " updated_at, state, next_attempt_at, not_before) VALUES (?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT (id) DO NOTHING",
         rows,
     ).rowcount
@@ -149,10 +160,9 @@ def _insert_new(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> se
     # newest of these ids.
     ids = [row[0] for row in rows]
     marks = ",".join("?" * len(ids))
-    found = conn.execute(
-        f"SELECT id FROM notifications WHERE id IN ({marks}) ORDER BY seq DESC LIMIT ?",  # noqa: S608  # nosec B608 - only "?" placeholders are interpolated
-        (*ids, added),
-    )
+    # Only "?" placeholders are interpolated into the statement.
+    query = f"SELECT id FROM notifications WHERE id IN ({marks}) ORDER BY seq DESC LIMIT ?"  # noqa: S608  # nosec B608
+    found = conn.execute(query, (*ids, added))
     return {row["id"] for row in found}
 
 
@@ -178,6 +188,8 @@ class SQLiteStore:
         self._closed = False
         self._pending = PendingIndex()
         self._nflog: OrderedDict[tuple[str, str], NflogEntry | None] = OrderedDict()
+        # Post slots per destination key: when the next one starts.
+        self._slots: dict[str, float] = {}
 
     # -- the writer thread ---------------------------------------------------------------
 
@@ -303,6 +315,15 @@ class SQLiteStore:
     async def ping(self) -> None:
         await self._call(lambda c: c.execute("SELECT 1").fetchone())
 
+    async def reserve_slot(self, key: str, interval: float, now: float) -> float:
+        """Slots live in memory: the one process owning the file is the only poster."""
+        start = max(now, self._slots.get(key, 0.0))
+        self._slots[key] = start + interval
+        return start
+
+    async def hold_slots(self, key: str, until: float) -> None:
+        self._slots[key] = max(self._slots.get(key, 0.0), until)
+
     async def lead(self, purpose: str) -> bool:
         """Always: the one process that owns the file does every chore."""
         return True
@@ -337,7 +358,8 @@ class SQLiteStore:
                 n.created_at.timestamp(),
                 n.created_at.timestamp(),
                 DeliveryState.PENDING.value,
-                0.0,  # due at once
+                n.not_before,  # due at once unless held
+                n.not_before,
             )
             for n, events in zip(notifications, events_json(notifications), strict=True)
         ]
@@ -403,20 +425,30 @@ class SQLiteStore:
             raise StoreUnavailable("sqlite store is not open")
         return self._pending.claim(now, limit, self.lease, uuid.uuid4().hex)
 
-    async def release(self, claim: Claim, next_attempt_at: float, error: str, now: float) -> None:
+    async def release(
+        self,
+        claim: Claim,
+        next_attempt_at: float,
+        error: str,
+        now: float,
+        *,
+        attempted: bool = True,
+    ) -> None:
         if not self._pending.holds(claim):
             return
         ids = claim.ids
+        counted = 1 if attempted else 0
 
         def give_back(conn: sqlite3.Connection) -> None:
             conn.executemany(
-                "UPDATE notifications SET attempts = attempts + 1, last_error = ?,"
+                "UPDATE notifications SET attempts = attempts + ?,"
+                " last_error = CASE WHEN ? = '' THEN last_error ELSE ? END,"
                 " next_attempt_at = ?, updated_at = ? WHERE id = ? AND state = 'pending'",
-                [(error, next_attempt_at, now, i) for i in ids],
+                [(counted, error, error, next_attempt_at, now, i) for i in ids],
             )
 
         await self._call(give_back)
-        self._pending.release(claim, next_attempt_at)
+        self._pending.release(claim, next_attempt_at, attempted=attempted)
 
     async def complete(self, claim: Claim, outcome: Outcome, now: float) -> None:
         if not self._pending.holds(claim):
@@ -503,10 +535,18 @@ class SQLiteStore:
         return self._pending.next_due()
 
     async def list_notifications(
-        self, limit: int, receiver: str | None = None, group_key: str | None = None
+        self,
+        limit: int,
+        receiver: str | None = None,
+        group_key: str | None = None,
+        *,
+        delivered_in: str | None = None,
     ) -> list[NotificationRecord]:
         clauses: list[str] = []
         params: list[Any] = []
+        if delivered_in:
+            clauses.append("delivered_in = ?")
+            params.append(delivered_in)
         if receiver:
             clauses.append("receiver = ?")
             params.append(receiver)

@@ -18,10 +18,10 @@ for _, gid in ipairs(gids) do
     local group = {redis.call('GET', P .. 'nf:' .. gid) or ''}
     for _, id in ipairs(redis.call('LRANGE', q, 0, -1)) do
       local f = redis.call('HMGET', P .. 'n:' .. id,
-        'receiver', 'group_key', 'route', 'events', 'created_at', 'attempts')
+        'receiver', 'group_key', 'route', 'events', 'created_at', 'attempts', 'not_before')
       if f[1] then
         group[#group + 1] = id
-        for k = 1, 6 do group[#group + 1] = f[k] end
+        for k = 1, 7 do group[#group + 1] = f[k] or '0' end
       else
         redis.call('LREM', q, 0, id)
       end

@@ -20,6 +20,11 @@ for k = 14, #ARGV do
     if carrier == '' and id ~= latest then carrier = latest end
     redis.call('HSET', nkey, 'state', state, 'reason', reason, 'updated_at', now,
       'delivered_in', carrier)
+    if carrier ~= '' then
+      local index = P .. 'recs:in:' .. carrier
+      redis.call('ZADD', index, redis.call('HGET', nkey, 'seq') or 0, id)
+      redis.call('EXPIRE', index, record_ttl)
+    end
     if err ~= '' then redis.call('HSET', nkey, 'last_error', err) end
     if attempted > 0 then redis.call('HINCRBY', nkey, 'attempts', attempted) end
     redis.call('EXPIRE', nkey, record_ttl)
@@ -30,7 +35,7 @@ for k = 14, #ARGV do
   end
 end
 redis.call('DEL', lease)
-requeue(P, gid, nil)
+requeue(P, gid, nil, nil)
 if entry ~= '' then
   redis.call('SET', P .. 'nf:' .. gid, entry, 'EX', entry_ttl)
   redis.call('ZADD', P .. 'nfx', entry_expires, gid)

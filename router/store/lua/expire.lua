@@ -27,10 +27,11 @@ for _, member in ipairs(due(P .. 'deploys:x', '(' .. deploys_before)) do
 end
 for _, id in ipairs(due(P .. 'done', '(' .. records_before)) do
   local nkey = P .. 'n:' .. id
-  local f = redis.call('HMGET', nkey, 'receiver', 'group_key')
+  local f = redis.call('HMGET', nkey, 'receiver', 'group_key', 'delivered_in')
   if f[1] then
     redis.call('ZREM', P .. 'recs:r:' .. f[1], id)
     redis.call('ZREM', P .. 'recs:k:' .. f[2], id)
+    if f[3] and f[3] ~= '' then redis.call('ZREM', P .. 'recs:in:' .. f[3], id) end
   end
   redis.call('DEL', nkey)
   redis.call('ZREM', P .. 'recs', id)

@@ -6,7 +6,7 @@ for k = 2, #ARGV, 2 do
   local lease = P .. 'lease:' .. gid
   if redis.call('GET', lease) == token then
     redis.call('DEL', lease)
-    requeue(P, gid, nil)
+    requeue(P, gid, nil, nil)
     given = given + 1
   end
 end

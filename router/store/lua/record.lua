@@ -1,6 +1,6 @@
 -- Record one webhook: its notifications (pending, queued per group), alert states and
 -- deploys. ARGV: prefix, #notifications, #alerts, #deploys, index TTL, deploy TTL, then
--- 7 values per notification, 5 per alert state, 5 per deploy.
+-- 8 values per notification, 5 per alert state, 5 per deploy.
 local P = ARGV[1]
 local n, na, nd = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local index_ttl, deploy_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -11,7 +11,9 @@ local i = 7
 for _ = 1, n do
   local id, gid, receiver, group_key = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local route, events, created = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-  i = i + 7
+  local held_until = ARGV[i + 7]
+  local not_before = tonumber(held_until)
+  i = i + 8
   local nkey = P .. 'n:' .. id
   -- A client retrying after a lost reply must not queue the notification twice.
   if redis.call('EXISTS', nkey) == 0 then
@@ -19,12 +21,19 @@ for _ = 1, n do
     redis.call('HSET', nkey, 'receiver', receiver, 'group_key', group_key, 'gid', gid,
       'route', route, 'events', events, 'created_at', created, 'updated_at', created,
       'state', 'pending', 'reason', '', 'attempts', 0, 'last_error', '',
-      'next_attempt_at', 0, 'delivered_in', '', 'seq', seq)
+      'next_attempt_at', held_until, 'delivered_in', '', 'seq', seq,
+      'not_before', held_until)
     redis.call('RPUSH', P .. 'q:' .. gid, id)
-    -- A held group stays held; otherwise new work supersedes a retry's backoff.
+    -- A leased group stays leased; otherwise new work supersedes a retry's backoff, and
+    -- a notification on hold makes the group due no later than its hold's end.
     if redis.call('EXISTS', P .. 'lease:' .. gid) == 0 then
-      redis.call('ZREM', P .. 'due', gid)
-      redis.call('ZADD', P .. 'ready', 'NX', seq, gid)
+      if not_before <= 0 then
+        redis.call('ZREM', P .. 'due', gid)
+        redis.call('ZADD', P .. 'ready', 'NX', seq, gid)
+      elseif not redis.call('ZSCORE', P .. 'ready', gid) then
+        local due = tonumber(redis.call('ZSCORE', P .. 'due', gid))
+        if not due or due > not_before then redis.call('ZADD', P .. 'due', not_before, gid) end
+      end
     end
     for _, idx in ipairs({P .. 'recs', P .. 'recs:r:' .. receiver, P .. 'recs:k:' .. group_key}) do
       redis.call('ZADD', idx, seq, id)
