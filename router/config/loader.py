@@ -5,6 +5,10 @@ pydantic, an undefined receiver, a bad matcher, a missing environment variable) 
 back to the line and column of the key or value it is about. Validation is the schema
 (router/config/schema.py) plus one semantic pass (router/config/validate.py); `check`,
 `serve` and a reload all go through `load_config`, so they accept and refuse the same files.
+
+Team files the root file declares are read the same way (router/config/teams.py merges them
+in); a team file's problems do not fail the config but are kept in `Config.team_problems`,
+which `check` reports and `serve` contains. Route test files use `parse_document` too.
 """
 
 from __future__ import annotations
