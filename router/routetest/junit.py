@@ -4,7 +4,7 @@ actions) read: one <testsuite> per test file, one <testcase> per case."""
 from __future__ import annotations
 
 import socket
-import xml.etree.ElementTree as ET  # noqa: S405 - we only write XML, never parse it
+import xml.etree.ElementTree as ET  # noqa: S405  # nosec B405 - only writes XML, never parses it
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
