@@ -1,4 +1,4 @@
-"""The `alert-router` command line: serve, check a config, test routes against labels."""
+"""The `alert-router` command line: serve, check a config, show and test its routes."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import cast
 
 from router.config.loader import ConfigError, load_config
 from router.config.schema import Config
 from router.model import parse_time
 from router.routing.matchers import is_label_name
+from router.routing.outline import outline
 from router.routing.timeintervals import TimeIntervals
 from router.routing.tree import RouteTree
 
@@ -29,7 +31,27 @@ referenced by routes, matchers and regexes, time intervals, inhibit rules, the L
 template, the state URL, and that every ${VAR} without a default is set. Prints
 `OK: <n> routes, <m> receivers` (n counts every node of the route tree, the root included)
 and exits 0; otherwise prints each problem as PATH:LINE:COL: field: message on stderr and
-exits 1. PATH defaults to --config, then ROUTER_CONFIG, then ./routes.yaml.
+exits 1. PATH defaults to --config, then ROUTER_CONFIG, then ./routes.yaml. Team files
+the config declares are checked too; a problem in one is reported (and fails the check)
+like any other, although `serve` would contain it.
+"""
+
+_ROUTES_SHOW_HELP = """\
+Print the route tree as an indented outline, like `amtool config routes show`: per node
+its matchers (default-route when it has none), `continue`, its receiver, the intervals and
+timers it sets, and for a team's nodes the team file they came from. Exits 1 on a bad
+config (team files included).
+"""
+
+_TEST_HELP = """\
+Run route test files: each case's labels (read as a webhook alert's, so env and severity
+are normalized) go through the route tree, time intervals (at `at`) and inhibit rules
+(with the `firing` alerts) of the config, and must reach exactly the expected receivers,
+in order. Prints `PASS <name>` or `FAIL <name>: <expected vs got>` per case, then
+`<N> passed, <M> failed`. Exits 0 when all pass, 1 when any failed, 2 when a test file or
+its config could not be read (its problems on stderr as FILE:LINE:COL: message).
+The config is --config, else the file's `config:` (relative to it), else ROUTER_CONFIG,
+else ./routes.yaml.
 """
 
 _ROUTES_TEST_HELP = """\
@@ -85,14 +107,7 @@ def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="alert-router",
-        description="Routes Alertmanager and Argo CD notifications to Slack, email and webhooks.",
-    )
-    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser(
         "serve",
         help="run the service",
@@ -114,6 +129,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
+
+def _add_check(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = commands.add_parser(
         "check",
         help="validate a config file",
@@ -126,8 +143,20 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=_check)
 
+
+def _add_routes(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     routes = commands.add_parser("routes", help="inspect the route tree")
     routes_commands = routes.add_subparsers(dest="routes_command", required=True, metavar="COMMAND")
+    show = routes_commands.add_parser(
+        "show",
+        help="print the route tree as an outline",
+        description=_ROUTES_SHOW_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    show.add_argument(
+        "--config", help=f"config file (env ROUTER_CONFIG, default {_DEFAULT_CONFIG})"
+    )
+    show.set_defaults(handler=_routes_show)
     test = routes_commands.add_parser(
         "test",
         help="show the receivers a label set reaches",
@@ -156,6 +185,44 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     test.add_argument("labels", nargs="*", type=_label, metavar="name=value")
     test.set_defaults(handler=_routes_test)
+
+
+def _add_test(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    test = commands.add_parser(
+        "test",
+        help="run route test files",
+        description=_TEST_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    test.add_argument(
+        "--config",
+        help="the routes.yaml to test, for every file (overrides each file's `config:`)",
+    )
+    test.add_argument(
+        "--junit-xml", metavar="OUT", help="also write the results as JUnit XML to OUT"
+    )
+    test.add_argument("files", nargs="+", metavar="FILE", help="route test files")
+    test.set_defaults(handler=_test)
+
+
+# Each adds one top-level command (its parser and handler) to the command line.
+COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _add_serve,
+    _add_check,
+    _add_routes,
+    _add_test,
+]
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alert-router",
+        description="Routes Alertmanager and Argo CD notifications to Slack, email and webhooks.",
+    )
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(commands)
     return parser
 
 
@@ -164,12 +231,19 @@ def _config_path(given: str | None, env: Mapping[str, str]) -> str:
 
 
 def _load(path: str) -> Config | None:
+    """The config with every team file loaded, or None after printing each problem (a
+    team file that `serve` would contain still counts here)."""
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return None
+        problems = exc.problems
+    else:
+        problems = config.team_problems
+        if not problems:
+            return config
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -236,6 +310,47 @@ def _routes_test(args: argparse.Namespace) -> int:
         print(_expect_diff(expected, delivered, muted), file=sys.stderr)
         return 1
     return 0
+
+
+def _routes_show(args: argparse.Namespace) -> int:
+    config = _load(_config_path(args.config, os.environ))
+    if config is None:
+        return 1
+    files = {load.name: load.file for load in config.team_loads}
+    for line in outline(RouteTree.from_config(config), files):
+        print(line)
+    return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    # Imported here: only this command needs the runner.
+    from router.routetest.junit import junit_xml
+    from router.routetest.runner import Runner
+
+    started = datetime.now(UTC)
+    runner = Runner(config=args.config, default_config=_config_path(None, os.environ))
+    runs = [runner.run(Path(name)) for name in args.files]
+    passed = failed = 0
+    for run in runs:
+        for problem in run.errors:
+            print(problem, file=sys.stderr)
+        for result in run.results:
+            if result.passed:
+                passed += 1
+                print(f"PASS {result.name}")
+            else:
+                failed += 1
+                print(f"FAIL {result.name}: {'; '.join(result.failures)}")
+    print(f"{passed} passed, {failed} failed")
+    if args.junit_xml:
+        try:
+            Path(args.junit_xml).write_bytes(junit_xml(runs, started))
+        except OSError as exc:
+            print(f"alert-router: cannot write {args.junit_xml}: {exc.strerror}", file=sys.stderr)
+            return 2
+    if any(run.errors for run in runs):
+        return 2
+    return 1 if failed else 0
 
 
 def _expect_diff(expected: Sequence[str], delivered: Sequence[str], muted: Sequence[str]) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from router.channels import build_channel
 from router.channels.base import Channel
 from router.config.schema import Config
+from router.config.teams import TeamLoad
 from router.enrich.enricher import Enricher
 from router.routing.inhibit import Inhibitor
 from router.routing.timeintervals import TimeIntervals
@@ -46,6 +47,7 @@ class Runtime:
         """
         if clock is None:
             clock = previous.clock if previous is not None else time.time
+        _report_teams(config, previous, metrics)
         channels: dict[str, Channel] = {}
         for receiver in config.receivers:
             if previous is not None and receiver.name in previous.channels:
@@ -67,6 +69,12 @@ class Runtime:
             clock=clock,
         )
 
+    @property
+    def failed_teams(self) -> list[TeamLoad]:
+        """The teams whose file failed to load (each routed by its last good version or its
+        fallback receiver)."""
+        return [load for load in self.config.team_loads if not load.ok]
+
     def retired_channels(self, previous: Runtime) -> list[Channel]:
         """Channels of `previous` that this runtime no longer uses."""
         kept = {id(c) for c in self.channels.values()}
@@ -79,3 +87,25 @@ class Runtime:
                 await channel.close()
             except Exception:  # noqa: BLE001 - closing must not stop shutdown
                 log.exception("closing channel failed")
+
+
+def _report_teams(config: Config, previous: Runtime | None, metrics: Metrics | None) -> None:
+    """One ERROR line per team whose file failed, and `alert_router_config_team_ok`."""
+    for load in config.team_loads:
+        if metrics is not None:
+            metrics.config_team_ok.labels(load.name).set(1 if load.ok else 0)
+        if not load.ok:
+            log.error(
+                "team file failed to load",
+                extra={
+                    "team": load.name,
+                    "file": load.file,
+                    "serving": load.serving,
+                    "problems": list(load.problems),
+                },
+            )
+    if metrics is not None and previous is not None:
+        current = {load.name for load in config.team_loads}
+        for load in previous.config.team_loads:
+            if load.name not in current:
+                metrics.config_team_ok.remove(load.name)

@@ -9,8 +9,8 @@ OpenAPI schemas, offline). For each case it:
 3. validates every core object against the Kubernetes schemas in strict mode (unknown
    fields are errors) for the oldest and newest Kubernetes the chart supports;
 4. checks the ServiceMonitor points at the Service's port and labels;
-5. writes the ConfigMap's routes.yaml to OUT/<case>/routes.yaml and runs `alert-router check`
-   on it with exactly the environment the Deployment gives the container (secret values
+5. writes the ConfigMap's routes.yaml to OUT/<case>/routes.yaml (and its team files where the
+   Deployment mounts them, routes.d/) and runs `alert-router check` on it with exactly the environment the Deployment gives the container (secret values
    replaced by placeholders), so every ${VAR} the config uses must be provided by the chart;
 6. writes the PrometheusRule's groups to OUT/<case>/rules.yaml for promtool.
 
@@ -45,6 +45,27 @@ CASES: list[tuple[str, str, list[str], dict[str, Any]]] = [
             "networkPolicy": {"enabled": True},
             "state": {"sqlite": {"persistence": {"enabled": True}}},
             "secret": {"create": True, "data": {"ALERTMANAGER_TOKEN": "change-me"}},
+        },
+    ),
+    (
+        "teams",
+        "monitoring",
+        [],
+        {
+            "config": {
+                "receivers": [{"name": "stdout", "log": {}}],
+                "route": {"receiver": "stdout", "routes": [{"team": "payments"}]},
+            },
+            "teams": {
+                "payments": {
+                    "matchers": ['team="payments"'],
+                    "fallback": "stdout",
+                    "file": {
+                        "receivers": [{"name": "hook", "webhook": {"url": "https://x.example"}}],
+                        "route": {"receiver": "hook"},
+                    },
+                }
+            },
         },
     ),
     ("dev", "dev", ["values-dev.yaml"], {}),
@@ -138,6 +159,17 @@ def check_case(
     [configmap] = by_kind["ConfigMap"]
     routes = target / "routes.yaml"
     routes.write_text(configmap["data"]["routes.yaml"])
+    # Team files: the ConfigMap's keys where the Deployment's config volume puts them.
+    for volume in deployment["spec"]["template"]["spec"]["volumes"]:
+        if volume["name"] != "config":
+            continue
+        for source in volume.get("projected", {}).get("sources", []):
+            if source["configMap"]["name"] != configmap["metadata"]["name"]:
+                continue
+            for item in source["configMap"].get("items", []):
+                path = target / item["path"]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(configmap["data"][item["key"]])
     env = container_env(deployment)
     result = subprocess.run(  # noqa: S603 - fixed argv, our own interpreter
         [sys.executable, "-m", "router", "check", str(routes)],

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shipping and security gates, run by .ci/run between mypy and pytest (and by hand):
-# hadolint, bandit, lock files, every shipped routes file, the Helm chart (lint, render,
-# Kubernetes schemas, its routes.yaml and PrometheusRule), promtool and amtool.
+# hadolint, bandit, lock files, every shipped routes file and its route tests, the Helm
+# chart (lint, render, Kubernetes schemas, its routes.yaml and PrometheusRule), promtool
+# and amtool.
 # Needs requirements-ci.txt installed and the Debian packages prometheus (promtool) and
 # prometheus-alertmanager (amtool). Fails on the first problem.
 set -euo pipefail
@@ -30,13 +31,22 @@ echo "== lock files match pyproject.toml"
 echo "== alert-router check: every routes file shipped"
 # ${VAR} without a default must be set for check to pass: give each one a placeholder, so
 # the check covers everything else (schema, receivers, matchers, intervals, templates).
-for f in routes.yaml examples/routes/*.yaml; do
-  vars=$(grep -oE '\$\{[A-Za-z_][A-Za-z0-9_]*\}' "$f" | sort -u | tr -d '${}' || true)
-  envs=()
-  for v in $vars; do envs+=("$v=placeholder-$v"); done
+# A routes file's team files (routes.d/) use the same environment as the file itself.
+placeholders() {
+  grep -rhoE '\$\{[A-Za-z_][A-Za-z0-9_]*\}' "$@" | sort -u | tr -d '${}' | sed 's/.*/&=placeholder-&/' || true
+}
+for f in routes.yaml examples/routes/*.yaml examples/routes/*/routes.yaml; do
+  case "$f" in *.test.yaml) continue ;; esac
+  files=("$f")
+  [ -d "$(dirname "$f")/routes.d" ] && files+=("$(dirname "$f")/routes.d")
+  mapfile -t envs < <(placeholders "${files[@]}")
   printf '%s: ' "$f"
   env -i "${envs[@]}" "$PYBIN" -m router check "$f"
 done
+
+echo "== alert-router test: the route test files shipped with the examples"
+mapfile -t envs < <(placeholders examples/routes)
+env -i "${envs[@]}" "$PYBIN" -m router test examples/routes/*.test.yaml examples/routes/*/*.test.yaml
 
 echo "== helm chart: lint, render, Kubernetes schemas, rendered routes.yaml"
 "$PY" scripts/check_chart.py "$out/chart"

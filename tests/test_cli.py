@@ -14,6 +14,7 @@ import pytest
 
 from router.cli import main
 from tests.test_configfile import EXAMPLE, EXAMPLE_ENV
+from tests.test_teams import BROKEN, layout
 
 OPTIONAL_VARS = ("ROUTER_STATE_URL", "LOKI_URL", "SMTP_HOST", "SMTP_USER", "SMTP_PASSWORD")
 
@@ -120,6 +121,64 @@ def test_check_of_a_missing_file_fails_cleanly(
     assert (
         err == f"{tmp_path / 'absent.yaml'}:1:1: cannot read the file: No such file or directory\n"
     )
+
+
+def test_check_loads_team_files_and_fails_on_a_broken_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = layout(tmp_path)
+    assert run(capsys, "check", str(path)) == (0, "OK: 6 routes, 5 receivers\n", "")
+    team = tmp_path / "routes.d" / "payments.yaml"
+    team.write_text(BROKEN)
+    code, out, err = run(capsys, "check", str(path))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"{team}:3:5: receivers[0].lgo: unknown field 'lgo'")
+
+
+# --- routes show --------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("example_env")
+def test_routes_show_prints_the_tree_like_amtool_with_what_each_node_sets(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, "routes", "show", "--config", str(EXAMPLE))
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "Routing tree:",
+        ".",
+        "└── default-route  receiver: stdout  repeat_interval: 4h  send_resolved: true",
+        '    ├── {source="argocd",severity="info"}  receiver: slack-deploys',
+        '    ├── {env="prod",severity="critical"}  continue: true  receiver: slack-prod',
+        '    ├── {env="prod",severity=~"critical|warning"}  receiver: email-sre',
+        '    └── {env="dev"}  receiver: slack-dev  repeat_interval: 12h'
+        "  mute_time_intervals: [dev-nights]",
+    ]
+
+
+def test_routes_show_names_the_team_file_each_node_came_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = layout(tmp_path)
+    payments = tmp_path / "routes.d" / "payments.yaml"
+    shop = tmp_path / "routes.d" / "shop.yaml"
+    code, out, _ = run(capsys, "routes", "show", "--config", str(path))
+    assert code == 0
+    assert out.splitlines() == [
+        "Routing tree:",
+        ".",
+        "└── default-route  receiver: stdout  repeat_interval: 2h  send_resolved: true",
+        f'    ├── {{team="payments"}}  team: payments  receiver: payments/slack  file: {payments}',
+        f'    │   ├── {{severity="critical"}}  receiver: payments/pager'
+        f"  mute_time_intervals: [payments/night]  file: {payments}",
+        f'    │   └── {{team="shop"}}  receiver: payments/pager  file: {payments}',
+        f'    ├── {{team="shop"}}  team: shop  receiver: shop/slack  file: {shop}',
+        '    └── {env="prod"}  receiver: email-sre',
+    ]
+    shop.write_text("route: [\n")
+    code, out, err = run(capsys, "routes", "show", "--config", str(path))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"{shop}:2:1: YAML syntax error")
 
 
 # --- routes test --------------------------------------------------------------------------
@@ -252,6 +311,12 @@ def test_help_exits_0_and_documents_expect_and_route_counting(
     code, out, _ = run(capsys, "check", "--help")
     assert code == 0
     assert "n counts every node of the route" in out
+    code, out, _ = run(capsys, "test", "--help")
+    assert code == 0
+    assert "--junit-xml OUT" in out and "2 when a test file" in out
+    code, out, _ = run(capsys, "routes", "show", "--help")
+    assert code == 0
+    assert "team file they came from" in out
 
 
 # --- serve --------------------------------------------------------------------------------

@@ -417,6 +417,7 @@ def test_toggles_add_servicemonitor_prometheusrule_networkpolicy_and_pvc() -> No
         "alert_router_notifications_failed_total",
         "alert_router_notifications_dead_total",
         "alert_router_config_last_reload_successful",
+        "alert_router_config_team_ok",
         "alert_router_outbox_pending",
         "alert_router_enrich_failures_total",
         "alert_router_store_up",
@@ -427,6 +428,102 @@ def test_toggles_add_servicemonitor_prometheusrule_networkpolicy_and_pvc() -> No
     [state] = [v for v in volumes if v["name"] == "state"]
     assert state["persistentVolumeClaim"]["claimName"] == "alert-router"
     assert "PersistentVolumeClaim/alert-router" in objects
+
+
+TEAM_VALUES: dict[str, Any] = {
+    "config": {
+        "receivers": [{"name": "stdout", "log": {}}, {"name": "sre", "log": {}}],
+        "route": {"receiver": "stdout", "routes": [{"team": "payments"}, {"team": "search"}]},
+    },
+    "teams": {
+        "payments": {
+            "matchers": ['team="payments"'],
+            "fallback": "sre",
+            "file": {
+                "receivers": [{"name": "slack", "log": {}}, {"name": "pager", "log": {}}],
+                "route": {
+                    "receiver": "slack",
+                    "routes": [{"matchers": ['severity="critical"'], "receiver": "pager"}],
+                },
+            },
+        },
+        "search": {"matchers": ['team="search"'], "existingConfigMap": "search-routes"},
+    },
+}
+
+
+def config_volume(objects: dict[str, Any]) -> dict[str, Any]:
+    volumes = objects["Deployment/alert-router"]["spec"]["template"]["spec"]["volumes"]
+    [config] = [v for v in volumes if v["name"] == "config"]
+    return dict(config)
+
+
+def test_team_files_are_configmap_keys_mounted_beside_routes_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objects = render_chart(TEAM_VALUES)
+    data = objects["ConfigMap/alert-router"]["data"]
+    assert set(data) == {"routes.yaml", "team.payments.yaml"}
+    own, search = config_volume(objects)["projected"]["sources"]
+    assert own["configMap"]["items"] == [
+        {"key": "routes.yaml", "path": "routes.yaml"},
+        {"key": "team.payments.yaml", "path": "routes.d/payments.yaml"},
+    ]
+    # A ConfigMap the team deploys itself; while it is missing the pod still starts.
+    assert search["configMap"] == {
+        "name": "search-routes",
+        "optional": True,
+        "items": [{"key": "search.yaml", "path": "routes.d/search.yaml"}],
+    }
+    # Loaded like the pod loads it: the team file in routes.d/, the search file absent.
+    (tmp_path / "routes.d").mkdir()
+    (tmp_path / "routes.d" / "payments.yaml").write_text(data["team.payments.yaml"])
+    config = routes_of(objects, tmp_path, monkeypatch)
+    assert [(t.name, t.file, t.fallback) for t in config.teams] == [
+        ("payments", "routes.d/payments.yaml", "sre"),
+        ("search", "routes.d/search.yaml", None),
+    ]
+    assert receivers_for(config, team="payments", severity="critical") == ["payments/pager"]
+    assert receivers_for(config, team="search") == ["stdout"]
+    [problem] = config.team_problems
+    assert problem.endswith("search.yaml:1:1: cannot read the file: No such file or directory")
+
+
+def test_a_team_file_change_rolls_the_pods_and_without_teams_nothing_changes() -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        template = render_chart(values)["Deployment/alert-router"]["spec"]["template"]
+        value: str = template["metadata"]["annotations"]["checksum/config"]
+        return value
+
+    changed = json.loads(json.dumps(TEAM_VALUES))
+    changed["teams"]["payments"]["file"]["route"]["receiver"] = "pager"
+    assert checksum(TEAM_VALUES) != checksum(changed)
+    assert config_volume(render_chart({}))["configMap"] == {"name": "alert-router"}
+
+
+@pytest.mark.parametrize(
+    ("teams", "config", "message"),
+    [
+        ({"payments": {"file": {}}}, {}, "teams.payments.matchers: the team's scope is required"),
+        ({"payments": {"matchers": ["a=b"]}}, {}, "set exactly one of file"),
+        (
+            {"payments": {"matchers": ["a=b"], "file": {"x": 1}, "existingConfigMap": "c"}},
+            {},
+            "set exactly one of file",
+        ),
+        ({"pay/ments": {"matchers": ["a=b"], "file": {"x": 1}}}, {}, "a team name is letters"),
+        (
+            {"payments": {"matchers": ["a=b"], "file": {"x": 1}}},
+            {"teams": []},
+            "do not set config.teams",
+        ),
+    ],
+)
+def test_chart_refuses_teams_it_cannot_mount(
+    teams: dict[str, Any], config: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(Exception, match=re.escape(message)):
+        render_chart({"teams": teams, "config": config})
 
 
 # --- Image: lock files and the Dockerfile ------------------------------------------------

@@ -5,6 +5,10 @@ pydantic, an undefined receiver, a bad matcher, a missing environment variable) 
 back to the line and column of the key or value it is about. Validation is the schema
 (router/config/schema.py) plus one semantic pass (router/config/validate.py); `check`,
 `serve` and a reload all go through `load_config`, so they accept and refuse the same files.
+
+Team files the root file declares are read the same way (router/config/teams.py merges them
+in); a team file's problems do not fail the config but are kept in `Config.team_problems`,
+which `check` reports and `serve` contains. Route test files use `parse_document` too.
 """
 
 from __future__ import annotations
@@ -12,17 +16,18 @@ from __future__ import annotations
 import os
 import re
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from router.config.schema import Config, Loc, format_loc
-from router.config.validate import check_semantics, did_you_mean
+from router.config.schema import Config, Loc, TeamConfig, TeamFile, format_loc
+from router.config.teams import TeamLoad, TeamStatus, mount_teams
+from router.config.validate import Report, check_semantics, check_team_semantics, did_you_mean
 from router.secrets import redact
 
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -336,9 +341,9 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
-def _model_at(loc: Loc) -> type[BaseModel] | None:
+def _model_at(loc: Loc, root: type[BaseModel]) -> type[BaseModel] | None:
     """The pydantic model that the mapping at `loc` is validated as, if any."""
-    current: Any = Config
+    current: Any = root
     for part in loc:
         current = _unwrap(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
@@ -396,14 +401,16 @@ _EXPECTED = {
 }
 
 
-def _report_validation_error(error: ErrorDetails, problems: _Problems) -> None:
+def _report_validation_error(
+    error: ErrorDetails, problems: _Problems, root: type[BaseModel]
+) -> None:
     loc: Loc = tuple(error["loc"])
     kind = error["type"]
     if kind == "missing":
         problems.at_loc(loc, "missing required field")
     elif kind == "extra_forbidden":
         name = str(loc[-1])
-        model = _model_at(loc[:-1])
+        model = _model_at(loc[:-1], root)
         if name in _KEY_HINTS:
             hint = f" ({_KEY_HINTS[name]})"
         else:
@@ -434,10 +441,39 @@ def _lower(message: str) -> str:
 
 # --- entry points ----------------------------------------------------------------------
 
+M = TypeVar("M", bound=BaseModel)
+# A semantic pass: the plain data the file was read into, and where to report problems.
+Check = Callable[[Mapping[str, Any], Report], None]
 
-def parse_config(text: str, filename: str, env: Mapping[str, str] | None = None) -> Config:
-    """Validate config text completely; raises ConfigError listing every problem found."""
-    environ: Mapping[str, str] = os.environ if env is None else env
+
+@dataclass(frozen=True, slots=True)
+class Document(Generic[M]):
+    """A YAML file validated as model `M`, able to name positions in the file afterwards."""
+
+    value: M
+    filename: str
+    root: yaml.Node
+    secrets: frozenset[str]
+
+    def problem(self, loc: Loc, message: str) -> str:
+        """`file:line:col: loc: message` for the node at `loc` (or its nearest ancestor)."""
+        problems = _Problems(self.filename, self.root)
+        problems.secrets.update(self.secrets)
+        problems.at_loc(loc, message)
+        [line] = problems.render()
+        return line
+
+
+def parse_document(
+    text: str,
+    filename: str,
+    model: type[M],
+    *,
+    env: Mapping[str, str] | None = None,
+    check: Check | None = None,
+) -> Document[M]:
+    """Validate YAML text as `model` completely, `${VAR}` references resolved from `env`
+    (None: no substitution); raises ConfigError listing every problem, as file:line:col."""
     loader = _Loader(text)
     try:
         try:
@@ -448,7 +484,8 @@ def parse_config(text: str, filename: str, env: Mapping[str, str] | None = None)
             raise ConfigError([f"{filename}:1:1: the file is empty"])
         problems = _Problems(filename, root)
         _check_duplicate_keys(root, problems)
-        _substitute(root, environ, problems)
+        if env is not None:
+            _substitute(root, env, problems)
         _collect_secrets(root, problems)
         try:
             data = loader.construct_document(root)
@@ -461,16 +498,71 @@ def parse_config(text: str, filename: str, env: Mapping[str, str] | None = None)
     if not isinstance(data, dict):
         problems.at(_position(root), (), f"the top level must be a mapping, not {_yaml_kind(data)}")
         raise ConfigError(problems.render())
-    config: Config | None = None
+    value: M | None = None
     try:
-        config = Config.model_validate(data)
+        value = model.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
-            _report_validation_error(error, problems)
-    check_semantics(data, problems.at_loc)
-    if problems.items or config is None:
+            _report_validation_error(error, problems, model)
+    if check is not None:
+        check(data, problems.at_loc)
+    if problems.items or value is None:
         raise ConfigError(problems.render())
-    return config
+    return Document(value, filename, root, frozenset(problems.secrets))
+
+
+def parse_config(
+    text: str,
+    filename: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    previous: Config | None = None,
+) -> Config:
+    """Validate config text completely; raises ConfigError listing every problem found.
+
+    Team files (relative to `filename`) are loaded too, and contained: one that fails to
+    load does not fail the config; its problems are in `Config.team_problems` and its
+    alerts go to its last good version in `previous`, or else to its fallback receiver.
+    """
+    environ: Mapping[str, str] = os.environ if env is None else env
+    config = parse_document(text, filename, Config, env=environ, check=check_semantics).value
+    if not config.teams:
+        return config
+    base = Path(filename).parent
+    loads = [
+        load_team(team, base, environ, previous, config.route.receiver) for team in config.teams
+    ]
+    return mount_teams(config, loads)
+
+
+def load_team(
+    team: TeamConfig,
+    base: Path,
+    env: Mapping[str, str],
+    previous: Config | None,
+    root_receiver: str | None,
+) -> TeamLoad:
+    """Read one team's file; on any problem, keep its version in `previous` if it had one."""
+    filename = str(base / team.file)
+    fallback = team.fallback or root_receiver or ""
+    try:
+        text = read_file(filename)
+        content = parse_document(
+            text, filename, TeamFile, env=env, check=check_team_semantics
+        ).value
+    except ConfigError as exc:
+        problems = tuple(exc.problems)
+        last = (
+            next((t for t in previous.team_loads if t.name == team.name), None)
+            if previous
+            else None
+        )
+        if last is not None and last.content is not None:
+            return TeamLoad(
+                team.name, filename, TeamStatus.LAST_GOOD, last.content, fallback, problems
+            )
+        return TeamLoad(team.name, filename, TeamStatus.FALLBACK, None, fallback, problems)
+    return TeamLoad(team.name, filename, TeamStatus.LOADED, content, fallback)
 
 
 def _yaml_error(filename: str, exc: yaml.MarkedYAMLError) -> str:
@@ -481,13 +573,23 @@ def _yaml_error(filename: str, exc: yaml.MarkedYAMLError) -> str:
     return f"{filename}:{line}:{col}: YAML syntax error: {', '.join(parts)}"
 
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a routes.yaml; `env` (default os.environ) feeds `${VAR}` references."""
-    filename = str(path)
+def read_file(filename: str) -> str:
+    """A UTF-8 file's text; ConfigError (`file:1:1: ...`) when it cannot be read."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(filename).read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError([f"{filename}:1:1: the file is not valid UTF-8"]) from None
     except OSError as exc:
         raise ConfigError([f"{filename}:1:1: cannot read the file: {exc.strerror}"]) from None
-    return parse_config(text, filename, env)
+
+
+def load_config(
+    path: str | Path, env: Mapping[str, str] | None = None, *, previous: Config | None = None
+) -> Config:
+    """Read and validate a routes.yaml; `env` (default os.environ) feeds `${VAR}` references.
+
+    `previous` is the config running so far: a team whose file now fails keeps its version
+    from there (see parse_config).
+    """
+    filename = str(path)
+    return parse_config(read_file(filename), filename, env, previous=previous)

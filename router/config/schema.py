@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -11,6 +11,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     field_validator,
     model_validator,
@@ -18,6 +19,9 @@ from pydantic import (
 
 from router.store.protocols import DEFAULT_KEEP_RECORDS, DEFAULT_LEASE
 from router.store.url import parse_state_url
+
+if TYPE_CHECKING:
+    from router.config.teams import TeamLoad
 
 _DURATION_RE = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
 _UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
@@ -309,6 +313,8 @@ class ReceiverConfig(_Model):
 
 
 class RouteConfig(_Model):
+    # In the root file, `{team: NAME}` places that team's subtree here (router/config/teams.py).
+    team: str | None = None
     receiver: str | None = None
     matchers: list[str] = Field(default_factory=list)
     continue_: bool = Field(default=False, alias="continue")
@@ -354,6 +360,9 @@ class TimeIntervalConfig(_Model):
 
 
 class InhibitRule(_Model):
+    # Optional; shown where a rule is named (route test files, `routes test`). Without one
+    # a rule is called by its place, `inhibit_rules[0]`.
+    name: str | None = Field(default=None, min_length=1)
     source_matchers: list[str] = Field(min_length=1)
     target_matchers: list[str] = Field(min_length=1)
     equal: list[str] = Field(default_factory=list)
@@ -366,6 +375,34 @@ class SlackPacingConfig(_Model):
     per_channel_interval: Duration = 1.0
     # When more than this many notifications wait for one channel, they go out as a digest.
     digest_threshold: int = Field(default=5, ge=2)
+
+
+# A team name is the prefix of its receivers' names outside its file (`payments/slack`)
+# and a metric label value.
+TEAM_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class TeamConfig(_Model):
+    """A team declared in the root file: its file, its scope and where its alerts go when
+    the file cannot be loaded."""
+
+    name: str = Field(pattern=TEAM_NAME_PATTERN)
+    # Relative to the root file.
+    file: str = Field(min_length=1)
+    # The team's scope: only alerts matching all of these reach its routes and its inhibit
+    # rules' targets.
+    matchers: list[str] = Field(min_length=1)
+    # A receiver of the root file; default: the root route's receiver.
+    fallback: str | None = None
+
+
+class TeamFile(_Model):
+    """One team's file: its own receivers, route subtree, time intervals and inhibit rules."""
+
+    receivers: list[ReceiverConfig] = Field(min_length=1)
+    route: RouteConfig
+    time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
+    inhibit_rules: list[InhibitRule] = Field(default_factory=list)
 
 
 class Config(_Model):
@@ -381,8 +418,22 @@ class Config(_Model):
     route: RouteConfig
     time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+    teams: list[TeamConfig] = Field(default_factory=list)
     # Where the jinja2 templates live; empty means the project's templates/ folder.
     templates_dir: str = ""
+    # How each team's file was loaded; set by the loader, which also merges every loaded
+    # team into receivers, route, time_intervals and inhibit_rules (router/config/teams.py).
+    _team_loads: tuple[TeamLoad, ...] = PrivateAttr(default=())
+
+    @property
+    def team_loads(self) -> tuple[TeamLoad, ...]:
+        """Per declared team, the version in use and the problems of its file, if any."""
+        return self._team_loads
+
+    @property
+    def team_problems(self) -> list[str]:
+        """Every problem of every team file (`file:line:col: ...`); empty when all loaded."""
+        return [problem for load in self._team_loads for problem in load.problems]
 
     def receiver(self, name: str) -> ReceiverConfig:
         for receiver in self.receivers:

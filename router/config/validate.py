@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import jinja2
 import jinja2.sandbox
 from pydantic import ValidationError
 
-from router.config.schema import Loc, TimeIntervalSpec
+from router.config.schema import Loc, TimeIntervalSpec, format_loc
 from router.routing.matchers import is_label_name, parse_matchers
 from router.routing.timeintervals import check_time_interval
 
@@ -34,9 +35,111 @@ def check_semantics(data: Mapping[str, Any], report: Report) -> None:
     """Report every semantic problem of a config read from YAML (schema problems aside)."""
     receivers = _receivers(data, report)
     intervals = _time_intervals(data, report)
-    _route(data.get("route"), ("route",), receivers, intervals, report)
+    teams = _teams(data, receivers, report)
+    mounts: dict[str, Loc] = {}
+    _route(data.get("route"), ("route",), _Scope(receivers, intervals, teams, mounts), report)
+    for name, i in teams.items():
+        if name not in mounts:
+            report(
+                ("teams", i, "name"),
+                f"team {name!r} is declared but not mounted: add `- team: {name}` to the"
+                " routes of the route where its alerts belong",
+            )
+    _reserved_names(data, teams, report)
     _inhibit_rules(data, report)
     _enrich(data, report)
+
+
+def check_team_semantics(data: Mapping[str, Any], report: Report) -> None:
+    """Report every semantic problem of a team file (schema problems aside); its names are
+    its own: its routes refer to its receivers and time intervals only."""
+    receivers = _receivers(data, report)
+    intervals = _time_intervals(data, report)
+    _route(data.get("route"), ("route",), _Scope(receivers, intervals, None, {}), report)
+    _inhibit_rules(data, report)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """What a route of one file may refer to."""
+
+    receivers: set[str] | None
+    intervals: set[str]
+    # The root file's declared teams (name -> index); None in a team file.
+    teams: dict[str, int] | None
+    # Where each team is mounted, filled in while walking the tree.
+    mounts: dict[str, Loc]
+
+
+# The keys a mount (`- team: payments`) may have: the rest is the team file's business.
+_MOUNT_KEYS = ("team", "continue")
+
+
+def _teams(data: Mapping[str, Any], receivers: set[str] | None, report: Report) -> dict[str, int]:
+    teams = data.get("teams")
+    names = _unique_names(teams, "teams", "team", report)
+    for i, team in _items(teams):
+        if not isinstance(team, dict):
+            continue
+        _matcher_list(team.get("matchers"), ("teams", i, "matchers"), report)
+        fallback = team.get("fallback")
+        if isinstance(fallback, str) and receivers is not None and fallback not in receivers:
+            report(
+                ("teams", i, "fallback"),
+                f"undefined receiver {fallback!r} used as fallback (a receiver of this file)"
+                + did_you_mean(fallback, sorted(receivers)),
+            )
+    return names
+
+
+def _reserved_names(data: Mapping[str, Any], teams: Mapping[str, int], report: Report) -> None:
+    """`payments/...` names belong to the payments team's file."""
+    for section, what in (("receivers", "receiver"), ("time_intervals", "time interval")):
+        for i, item in _items(data.get(section)):
+            name = item.get("name") if isinstance(item, dict) else None
+            if not isinstance(name, str) or "/" not in name:
+                continue
+            team = name.split("/", 1)[0]
+            if team in teams:
+                report(
+                    (section, i, "name"),
+                    f"{what} name {name!r} is reserved for team {team!r}: names starting with"
+                    f" {team}/ are that team's file's own",
+                )
+
+
+def _mount(route: Mapping[str, Any], loc: Loc, scope: _Scope, report: Report) -> None:
+    name = route.get("team")
+    if scope.teams is None:
+        report(
+            (*loc, "team"), "a team file cannot mount a team: teams are mounted in the root file"
+        )
+        return
+    if len(loc) == 1:
+        report((*loc, "team"), "the root route cannot be a team mount: mount teams in its routes")
+        return
+    for key in route:
+        if key not in _MOUNT_KEYS:
+            report(
+                (*loc, key),
+                f"a team mount takes only `team` and `continue`: {key} belongs in the team's"
+                " file (its route)",
+            )
+    if not isinstance(name, str):
+        return  # the schema reports it
+    if name not in scope.teams:
+        report(
+            (*loc, "team"),
+            f"undefined team {name!r}: declare it under teams"
+            + did_you_mean(name, sorted(scope.teams)),
+        )
+    elif name in scope.mounts:
+        report(
+            (*loc, "team"),
+            f"team {name!r} is mounted twice (also at {format_loc(scope.mounts[name])})",
+        )
+    else:
+        scope.mounts[name] = loc
 
 
 def _items(value: object) -> list[tuple[int, Any]]:
@@ -92,17 +195,28 @@ def _time_intervals(data: Mapping[str, Any], report: Report) -> set[str]:
     return set(names)
 
 
-def _route(
-    route: object,
-    loc: Loc,
-    receivers: set[str] | None,
-    intervals: set[str],
-    report: Report,
-) -> None:
+def _route(route: object, loc: Loc, scope: _Scope, report: Report) -> None:
     if not isinstance(route, dict):
         return
+    if "team" in route:
+        _mount(route, loc, scope, report)
+        return
+    receivers, intervals = scope.receivers, scope.intervals
     receiver = route.get("receiver")
-    if len(loc) == 1:
+    if len(loc) == 1 and scope.teams is None:
+        # A team's route is its subtree's top: the mount in the root file gives its
+        # matchers (the team's scope) and `continue`.
+        if receiver is None or receiver == "":
+            report((*loc, "receiver"), "the team's route must have a receiver: the team's default")
+        if route.get("matchers"):
+            report(
+                (*loc, "matchers"),
+                "the team's route must not have matchers: the team's scope is its matchers"
+                " in the root file",
+            )
+        if "continue" in route:
+            report((*loc, "continue"), "set continue on the team's mount in the root file")
+    elif len(loc) == 1:
         # Alertmanager's rules for the root: it catches everything and has somewhere to send it.
         if receiver is None or receiver == "":
             report((*loc, "receiver"), "the root route must have a receiver")
@@ -128,10 +242,11 @@ def _route(
                     f"undefined time interval {name!r}" + did_you_mean(name, sorted(intervals)),
                 )
     for i, child in _items(route.get("routes")):
-        _route(child, (*loc, "routes", i), receivers, intervals, report)
+        _route(child, (*loc, "routes", i), scope, report)
 
 
 def _inhibit_rules(data: Mapping[str, Any], report: Report) -> None:
+    _unique_names(data.get("inhibit_rules"), "inhibit_rules", "inhibit rule", report)
     for i, rule in _items(data.get("inhibit_rules")):
         if not isinstance(rule, dict):
             continue

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from router.config.schema import InhibitRule
+from router.config.teams import inhibit_rule_name
 from router.routing.matchers import Matcher, matches_all, parse_matcher_list
 
 
@@ -16,6 +17,8 @@ class InhibitionRule:
     source: tuple[Matcher, ...]
     target: tuple[Matcher, ...]
     equal: tuple[str, ...] = ()
+    # The rule's name, or its place in the root file (`inhibit_rules[0]`).
+    name: str = ""
 
     def equal_labels(self, source: Mapping[str, str], target: Mapping[str, str]) -> bool:
         """True if every `equal` label has the same value on both (missing counts as "")."""
@@ -37,15 +40,23 @@ class Inhibitor:
                     source=tuple(parse_matcher_list(rule.source_matchers)),
                     target=tuple(parse_matcher_list(rule.target_matchers)),
                     equal=tuple(rule.equal),
+                    name=inhibit_rule_name(rule, i),
                 )
-                for rule in rules
+                for i, rule in enumerate(rules)
             ]
         )
 
     def inhibited_by(
         self, target: Mapping[str, str], firing: Iterable[Mapping[str, str]]
     ) -> Mapping[str, str] | None:
-        """The labels of a firing alert that inhibits `target`, or None.
+        """The labels of a firing alert that inhibits `target`, or None."""
+        found = self.inhibition(target, firing)
+        return found[1] if found is not None else None
+
+    def inhibition(
+        self, target: Mapping[str, str], firing: Iterable[Mapping[str, str]]
+    ) -> tuple[InhibitionRule, Mapping[str, str]] | None:
+        """The first rule that inhibits `target` and the firing alert it does so with, or None.
 
         As in Alertmanager (`inhibit.go`): when `target` matches both sides of a rule, source
         alerts that also match both sides are skipped, so such alerts never inhibit
@@ -64,5 +75,5 @@ class Inhibitor:
                     continue
                 if two_sided and matches_all(rule.target, source):
                     continue
-                return source
+                return rule, source
         return None

@@ -8,7 +8,8 @@ node are inherited from its parent.
 Each matched node is described by a path people read in messages and in
 `routes test --tree`, such as ``routes[1] env="prod", severity="critical" > routes[0]
 team="shop"``: per node below the root, its 0-based index among its siblings (as in the
-config, `route.routes[1].routes[0]`) and its matchers; the root alone is ``root route``.
+config, `route.routes[1].routes[0]`) and its matchers; the root alone is ``root route``. A
+team's mount says so: ``routes[0] {team: payments} team="payments" > routes[1] ...``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class Route:
     continue_: bool
     settings: RouteSettings
     routes: tuple[Route, ...]
+    # The node as configured (what it sets itself, before inheritance).
+    config: RouteConfig
+    # The team whose file this node came from (the mount included); None for the root file.
+    team: str | None = None
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """The nodes that deliver `labels`, in order; empty if this node does not match."""
@@ -52,20 +57,25 @@ class Route:
             yield from child.walk()
 
 
-def _node_name(index: int, matchers: tuple[Matcher, ...]) -> str:
+def _node_name(index: int, matchers: tuple[Matcher, ...], team: str | None) -> str:
     name = f"routes[{index}]"
+    if team is not None:
+        name += f" {{team: {team}}}"
     return f"{name} {', '.join(str(m) for m in matchers)}" if matchers else name
 
 
-def _build(config: RouteConfig, parent: RouteSettings, index: int | None) -> Route:
+def _build(
+    config: RouteConfig, parent: RouteSettings, index: int | None, team: str | None = None
+) -> Route:
     """Resolve one node against its parent's settings; `index` is None for the root."""
     matchers = tuple(parse_matcher_list(config.matchers))
     if index is None:
         path = ROOT_PATH
     elif parent.path == ROOT_PATH:
-        path = _node_name(index, matchers)
+        path = _node_name(index, matchers, config.team)
     else:
-        path = parent.path + PATH_SEPARATOR + _node_name(index, matchers)
+        path = parent.path + PATH_SEPARATOR + _node_name(index, matchers, config.team)
+    team = config.team or team
     receiver = config.receiver if config.receiver is not None else parent.receiver
 
     def inherited(own: list[str] | None, theirs: tuple[str, ...]) -> tuple[str, ...]:
@@ -88,7 +98,9 @@ def _build(config: RouteConfig, parent: RouteSettings, index: int | None) -> Rou
         matchers=matchers,
         continue_=config.continue_ if index is not None else False,
         settings=settings,
-        routes=tuple(_build(child, settings, i) for i, child in enumerate(config.routes)),
+        routes=tuple(_build(child, settings, i, team) for i, child in enumerate(config.routes)),
+        config=config,
+        team=team,
     )
 
 

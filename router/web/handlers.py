@@ -197,15 +197,24 @@ async def readyz(request: web.Request) -> web.Response:
     problem = await check_store(request.app[STATE])
     if problem is not None:
         return web.json_response({"status": "unavailable", "error": problem}, status=503)
-    return web.json_response({"status": "ready"})
+    return web.json_response({"status": "ready", **_failed_teams(request.app[STATE])})
+
+
+def _failed_teams(state: AppState) -> dict[str, object]:
+    """`failed_teams` for an answer, when a team file failed: the service still works (the
+    team is routed by its last good version or its fallback), so it is said, not refused."""
+    failed = state.runtime.failed_teams
+    return {"failed_teams": [load.to_dict() for load in failed]} if failed else {}
 
 
 async def reload(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    errors = await state.reload()
-    if errors:
-        return web.json_response({"status": "failed", "errors": errors}, status=400)
-    return web.json_response({"status": "reloaded"})
+    outcome = await state.reload_config()
+    if not outcome.applied:
+        return web.json_response({"status": "failed", "errors": outcome.problems}, status=400)
+    # Applied: the root file and every team that loaded are in force, even when a team
+    # file failed (that team keeps its last good version), so the reload itself succeeded.
+    return web.json_response({"status": "reloaded", **_failed_teams(state)})
 
 
 async def metrics(request: web.Request) -> web.Response:

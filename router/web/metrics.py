@@ -93,6 +93,13 @@ class Metrics:
             "When the configuration was last loaded successfully.",
             registry=r,
         )
+        self.config_team_ok = Gauge(
+            "alert_router_config_team_ok",
+            "Whether a team's file loaded at the last (re)load; 0: its alerts are routed by "
+            "its last good version, or by its fallback receiver when it has none.",
+            ["team"],
+            registry=r,
+        )
         self.store_up = Gauge(
             "alert_router_store_up",
             "Whether the state store answered its last check (a ping every few seconds, "

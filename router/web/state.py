@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from router.config.loader import ConfigError, load_config
+from router.config.teams import TeamLoad
 from router.ingest.intake import Intake
 from router.notify.worker import Deliverer
 from router.runtime import Runtime
@@ -39,21 +40,30 @@ class AppState:
         return self.store
 
     async def reload(self) -> list[str]:
-        """Reload the config file; on any problem keep the running config and return them."""
+        """Reload the config file; every problem found, [] when everything loaded.
+
+        A problem of the root file keeps the running config whole; a team file's problem
+        only keeps that team's last good version (see `reload_config`).
+        """
+        return (await self.reload_config()).problems
+
+    async def reload_config(self) -> Reload:
+        """Reload the config file: applied unless the root file has a problem; a team whose
+        file fails keeps the version it runs now (or its fallback, if it never loaded)."""
         if self.config_path is None:
-            return ["no configuration file to reload"]
+            return Reload(False, ["no configuration file to reload"])
         async with self._reload_lock:
             try:
-                config = load_config(self.config_path)
+                config = load_config(self.config_path, previous=self.runtime.config)
                 runtime = Runtime.build(config, self.runtime, self.metrics)
             except ConfigError as exc:
                 self.metrics.config_reload_success.set(0)
                 log.error("config reload failed", extra={"problems": exc.problems})
-                return list(exc.problems)
+                return Reload(False, list(exc.problems))
             except Exception as exc:  # noqa: BLE001 - a reload must never take the service down
                 self.metrics.config_reload_success.set(0)
                 log.exception("config reload failed")
-                return [f"{self.config_path}: {type(exc).__name__}: {exc}"]
+                return Reload(False, [f"{self.config_path}: {type(exc).__name__}: {exc}"])
             previous = self.runtime
             if config.state != previous.config.state:
                 log.warning("state settings changed: they take effect at the next restart")
@@ -63,8 +73,22 @@ class AppState:
             await previous.enricher.close()
             self.metrics.config_reload_success.set(1)
             self.metrics.config_reload_time.set_to_current_time()
-            log.info("config reloaded", extra={"path": str(self.config_path)})
-            return []
+            failed = runtime.failed_teams
+            log.info(
+                "config reloaded",
+                extra={"path": str(self.config_path), "failed_teams": [t.name for t in failed]},
+            )
+            return Reload(True, config.team_problems, failed)
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    """What a reload did: `applied` the new config (perhaps without some teams' new files)."""
+
+    applied: bool
+    problems: list[str]
+    # Teams whose file failed: still routed by their last good version or their fallback.
+    failed_teams: list[TeamLoad] = field(default_factory=list)
 
 
 STATE = web.AppKey("state", AppState)

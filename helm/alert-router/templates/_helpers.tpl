@@ -93,6 +93,25 @@ duplicates would no longer be deduplicated and each pod would notify on its own.
 {{- if hasKey (.Values.config.state | default dict) "url" }}
 {{- fail "do not set config.state.url: the chart sets it from state.backend (env ROUTER_STATE_URL)" }}
 {{- end }}
+{{- if and .Values.teams (hasKey .Values.config "teams") }}
+{{- fail "do not set config.teams: the chart declares them from .Values.teams" }}
+{{- end }}
+{{- range $name, $team := .Values.teams }}
+{{- if not (regexMatch "^[A-Za-z0-9][A-Za-z0-9_.-]*$" $name) }}
+{{- fail (printf "teams.%s: a team name is letters, digits, '_', '.' and '-'" $name) }}
+{{- end }}
+{{- if not $team.matchers }}
+{{- fail (printf "teams.%s.matchers: the team's scope is required, e.g. ['team=\"%s\"']" $name $name) }}
+{{- end }}
+{{- if eq (empty $team.file) (empty $team.existingConfigMap) }}
+{{- fail (printf "teams.%s: set exactly one of file (the team file's content) or existingConfigMap" $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Where a team's file is mounted, relative to routes.yaml. */}}
+{{- define "alert-router.teamPath" -}}
+routes.d/{{ . }}.yaml
 {{- end }}
 
 {{/* routes.yaml: values' config plus state.url from the environment the Deployment sets. */}}
@@ -101,6 +120,17 @@ duplicates would no longer be deduplicated and each pod would notify on its own.
 {{- $state := deepCopy ($config.state | default dict) }}
 {{- $_ := set $state "url" "${ROUTER_STATE_URL}" }}
 {{- $_ := set $config "state" $state }}
+{{- if .Values.teams }}
+{{- $teams := list }}
+{{- range $name, $team := .Values.teams }}
+{{- $entry := dict "name" $name "file" (include "alert-router.teamPath" $name) "matchers" $team.matchers }}
+{{- with $team.fallback }}
+{{- $_ := set $entry "fallback" . }}
+{{- end }}
+{{- $teams = append $teams $entry }}
+{{- end }}
+{{- $_ := set $config "teams" $teams }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}
 

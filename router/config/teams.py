@@ -1,0 +1,156 @@
+"""Team files: one file per team, merged into the root config, each confined to its scope.
+
+The root file declares each team (its file, the matchers that are its scope, a fallback
+receiver) and places the team's subtree in the route tree with `{team: NAME}`. Loading
+merges every team into one plain Config, so nothing downstream knows about teams:
+
+- the mount node becomes a route whose matchers are the team's scope and whose subtree is
+  the team's route, so no team route ever sees an alert outside the scope;
+- the team's receivers and time intervals are renamed `<team>/<name>`, and every reference
+  inside the team's file to them with them;
+- the team's inhibit rules get the scope prepended to their target matchers, so they only
+  ever mute alerts inside the scope (their sources may be any alert);
+- a team whose file failed to load keeps the version it had (a reload), or its mount
+  routes the whole scope to the fallback receiver (no version yet).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from router.config.schema import (
+    Config,
+    InhibitRule,
+    ReceiverConfig,
+    RouteConfig,
+    TeamConfig,
+    TeamFile,
+    TimeIntervalConfig,
+)
+
+SEPARATOR = "/"
+
+
+def qualified(team: str, name: str) -> str:
+    """A team's own name as the rest of the config sees it: `payments/slack`."""
+    return f"{team}{SEPARATOR}{name}"
+
+
+class TeamStatus(enum.StrEnum):
+    LOADED = "loaded"
+    # The file failed on a reload: the version loaded before stays in force.
+    LAST_GOOD = "last_good"
+    # The file failed and there is no earlier version: the scope goes to the fallback.
+    FALLBACK = "fallback"
+
+
+@dataclass(frozen=True, slots=True)
+class TeamLoad:
+    """How one team's file was loaded, and the version of it in force."""
+
+    name: str
+    file: str
+    status: TeamStatus
+    # The team file in force; None when the scope goes to the fallback receiver.
+    content: TeamFile | None
+    fallback: str
+    # `file:line:col: ...` of the file as it is on disk now; empty when it loaded.
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def serving(self) -> str:
+        """What routes the team's alerts now, in words."""
+        if self.status is TeamStatus.LOADED:
+            return "its file"
+        if self.status is TeamStatus.LAST_GOOD:
+            return "its last good version"
+        return f"the fallback receiver {self.fallback!r}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "team": self.name,
+            "file": self.file,
+            "status": self.status.value,
+            "serving": self.serving,
+            "errors": list(self.problems),
+        }
+
+
+def inhibit_rule_name(rule: InhibitRule, index: int) -> str:
+    """A rule's name, or its place in its file (`inhibit_rules[2]`) when it has none."""
+    return rule.name or f"inhibit_rules[{index}]"
+
+
+def _route(route: RouteConfig, team: str) -> RouteConfig:
+    """A team's route with its receiver and interval names qualified, all the way down."""
+
+    def names(values: list[str] | None) -> list[str] | None:
+        return None if values is None else [qualified(team, v) for v in values]
+
+    return route.model_copy(
+        update={
+            "receiver": qualified(team, route.receiver) if route.receiver else None,
+            "mute_time_intervals": names(route.mute_time_intervals),
+            "active_time_intervals": names(route.active_time_intervals),
+            "routes": [_route(child, team) for child in route.routes],
+        }
+    )
+
+
+def _mount(route: RouteConfig, teams: Mapping[str, tuple[TeamConfig, TeamLoad]]) -> RouteConfig:
+    if route.team is None:
+        if not route.routes:
+            return route
+        return route.model_copy(update={"routes": [_mount(child, teams) for child in route.routes]})
+    team, load = teams[route.team]
+    scope = {"matchers": list(team.matchers), "continue_": route.continue_, "team": team.name}
+    if load.content is None:
+        return RouteConfig(receiver=load.fallback).model_copy(update=scope)
+    return _route(load.content.route, team.name).model_copy(update=scope)
+
+
+def mount_teams(config: Config, loads: Sequence[TeamLoad]) -> Config:
+    """`config` with every team merged in (see the module docstring); `loads` has one entry
+    per team the config declares."""
+    by_name = {load.name: load for load in loads}
+    teams = {team.name: (team, by_name[team.name]) for team in config.teams}
+    receivers: list[ReceiverConfig] = list(config.receivers)
+    intervals: list[TimeIntervalConfig] = list(config.time_intervals)
+    # Root rules come first, so those without a name keep their place (`inhibit_rules[0]`).
+    rules: list[InhibitRule] = list(config.inhibit_rules)
+    for team, load in teams.values():
+        content = load.content
+        if content is None:
+            continue
+        name = team.name
+        receivers += [
+            r.model_copy(update={"name": qualified(name, r.name)}) for r in content.receivers
+        ]
+        intervals += [
+            i.model_copy(update={"name": qualified(name, i.name)}) for i in content.time_intervals
+        ]
+        rules += [
+            InhibitRule(
+                name=qualified(name, inhibit_rule_name(rule, i)),
+                source_matchers=list(rule.source_matchers),
+                target_matchers=[*team.matchers, *rule.target_matchers],
+                equal=list(rule.equal),
+            )
+            for i, rule in enumerate(content.inhibit_rules)
+        ]
+    merged = config.model_copy(
+        update={
+            "receivers": receivers,
+            "time_intervals": intervals,
+            "inhibit_rules": rules,
+            "route": _mount(config.route, teams),
+        }
+    )
+    merged._team_loads = tuple(by_name[team.name] for team in config.teams)
+    return merged
