@@ -12,6 +12,7 @@ from typing import cast
 
 from router.config.loader import ConfigError, load_config
 from router.config.schema import Config
+from router.importer import command as import_command
 from router.model import parse_time
 from router.routing.matchers import is_label_name
 from router.routing.timeintervals import TimeIntervals
@@ -156,6 +157,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     test.add_argument("labels", nargs="*", type=_label, metavar="name=value")
     test.set_defaults(handler=_routes_test)
+    import_command.add_parser(commands)
     return parser
 
 
