@@ -4,6 +4,7 @@ on hundreds of generated label sets per config) and pass both `check` and `amtoo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import importlib
@@ -14,7 +15,7 @@ import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ from router.routing.inhibit import Inhibitor
 from router.routing.matchers import Matcher
 from router.routing.timeintervals import TimeIntervals
 from router.routing.tree import Route, RouteTree
+from tests.conftest import running
+from tests.fakes.webhook_sink import WebhookSink
+from tests.test_alertmanager_e2e import Alertmanager, alertmanager_binary
 
 DATA = Path(__file__).parent / "data" / "alertmanager"
 AMTOOL = "amtool"
@@ -365,7 +369,7 @@ receivers:
 """,
     )
     assert imported.code == 0
-    assert f"{tmp_path / 'alertmanager.yml'}:4: matcher script=~" in imported.out
+    assert f"{tmp_path / 'alertmanager.yml'}:4: route matcher script=~" in imported.out
     assert "Unicode classes" in imported.out
     tree = RouteTree.from_config(imported.config())
     assert [r.receiver for r in tree.match({"script": "αβγ"})] == ["default"]
@@ -762,12 +766,83 @@ receivers:
 def test_a_secrets_literal_block_is_reported_with_the_files_own_lines(tmp_path: Path) -> None:
     imported = import_file(DATA / "secret-stringdata.yaml", tmp_path / "out")
     assert imported.code == 0, imported.err
-    lines = (DATA / "secret-stringdata.yaml").read_text().splitlines()
-    for note in imported.out.splitlines():
-        match = re.match(rf"{re.escape(str(DATA))}/secret-stringdata.yaml:(\d+): receiver", note)
-        if match:
-            line = lines[int(match.group(1)) - 1]
-            assert "text:" in line or "pagerduty_configs" in line or "routing_key" in line
+    where = DATA / "secret-stringdata.yaml"
+    lines = where.read_text().splitlines()
+    assert imported.out.splitlines()[:2] == [
+        f"{where}:25: receiver 'slack-default': slack_configs[0].text: not carried over"
+        " (alert-router lays out its own Slack message, from templates/)",
+        f"{where}:28: receiver 'oncall': pagerduty_configs[0]: alert-router has no pagerduty"
+        " integration; not carried over",
+    ]
+    assert lines[24].strip().startswith("text:")
+    assert lines[27].strip() == "- routing_key: pd-secret"
+
+
+_WRAPPED_CONFIG = """route:
+  receiver: a
+receivers:
+  - name: a
+    webhook_configs: [{url: "http://hooks.example.com/"}]
+"""
+
+
+def _indent(text: str, by: int) -> str:
+    return "".join(" " * by + line + "\n" for line in text.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("text", "wrapper"),
+    [
+        (
+            "alertmanager:\n  config:\n" + _indent(_WRAPPED_CONFIG, 4),
+            "Helm values, alertmanager.config",
+        ),
+        (
+            "alertmanager:\n  stringConfig: |\n" + _indent(_WRAPPED_CONFIG, 4),
+            "Helm values, alertmanager.stringConfig",
+        ),
+        ("replicaCount: 1\nconfig:\n" + _indent(_WRAPPED_CONFIG, 2), "Helm values, config"),
+        (
+            'alertmanagerFiles:\n  "alertmanager.yml":\n' + _indent(_WRAPPED_CONFIG, 4),
+            'Helm values, alertmanagerFiles."alertmanager.yml"',
+        ),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: am}\ndata:\n"
+            "  alertmanager.yml: |\n" + _indent(_WRAPPED_CONFIG, 4),
+            "Kubernetes ConfigMap am",
+        ),
+        (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: other}\n---\n"
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: am}\nstringData:\n"
+            "  alertmanager.yaml: |\n" + _indent(_WRAPPED_CONFIG, 4),
+            "Kubernetes Secret am",
+        ),
+    ],
+)
+def test_helm_values_and_kubernetes_objects_that_wrap_a_config_are_read(
+    tmp_path: Path, text: str, wrapper: str
+) -> None:
+    imported = import_text(tmp_path, text, name="wrapped.yaml")
+    assert imported.code == 0, imported.err
+    assert f"(read from {wrapper});" in imported.out
+    config = imported.config()
+    assert [r.name for r in config.receivers] == ["a"]
+
+
+def test_matchers_on_the_source_label_are_reported(tmp_path: Path) -> None:
+    imported = import_text(
+        tmp_path,
+        """\
+route:
+  receiver: a
+  routes: [{matchers: ['source="prometheus-eu"'], receiver: a}]
+receivers: [{name: a, webhook_configs: [{url: "http://hooks.example.com/"}]}]
+inhibit_rules: [{source_matchers: ['source="x"'], target_matchers: ['b="c"']}]
+""",
+    )
+    where = tmp_path / "alertmanager.yml"
+    assert f'{where}:3: route matcher source="prometheus-eu": alert-router sets' in imported.out
+    assert f'{where}:5: inhibit rule matcher source="x": alert-router sets' in imported.out
 
 
 @pytest.mark.parametrize(
@@ -803,3 +878,104 @@ def test_an_unreadable_file_exits_1(tmp_path: Path) -> None:
     code, out, err = run_cli("import", str(tmp_path / "missing.yml"), "--out-dir", str(tmp_path))
     assert (code, out) == (1, "")
     assert "cannot read the file" in err
+
+
+# --- the forwarding Alertmanager and alert-router together ---------------------------------
+
+E2E = """\
+route:
+  receiver: catch-all
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+  routes:
+    - matchers: ['alertname="Watchdog"']
+      receiver: blackhole
+    - matchers: ['team="shop"']
+      receiver: shop
+      continue: true
+    - matchers: ['severity="critical"']
+      receiver: oncall
+      group_by: [alertname, instance]
+receivers:
+  - name: catch-all
+    webhook_configs: [{url: "http://hooks.invalid/catch-all"}]
+  - name: shop
+    webhook_configs: [{url: "http://hooks.invalid/shop"}]
+  - name: oncall
+    webhook_configs: [{url: "http://hooks.invalid/oncall"}]
+  - name: blackhole
+"""
+
+
+def _am_alert(**labels: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "labels": labels,
+        "startsAt": (now - timedelta(minutes=1)).isoformat(),
+        "endsAt": (now + timedelta(hours=1)).isoformat(),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_the_forwarding_alertmanager_and_the_imported_routes_notify_each_receiver_once(
+    tmp_path: Path, state_url: str
+) -> None:
+    binary = alertmanager_binary()
+    source = tmp_path / "alertmanager.yml"
+    source.write_text(E2E)
+    async with WebhookSink() as sink:
+        first = import_file(source, tmp_path / "out")
+        assert first.code == 0, first.err
+        env = {
+            "CATCH_ALL_WEBHOOK_URL": sink.url("/catch-all"),
+            "SHOP_WEBHOOK_URL": sink.url("/shop"),
+            "ONCALL_WEBHOOK_URL": sink.url("/oncall"),
+        }
+        assert set(first.env) == set(env)
+        routes = tmp_path / "routes.yaml"
+        routes.write_text(first.routes.read_text() + f"state: {{url: '{state_url}'}}\n")
+        async with running(load_config(routes, env=env)) as service:
+            forward = import_file(source, tmp_path / "fwd", "--router-url", service.url)
+            am = Alertmanager(binary, tmp_path / "am", service.url)
+            am.config.write_text(forward.forward.read_text())
+            await am.start()
+            try:
+                await am.post_alerts(
+                    [
+                        _am_alert(alertname="Checkout", team="shop", severity="critical"),
+                        _am_alert(alertname="Watchdog"),
+                    ]
+                )
+
+                async def checkout_delivered() -> bool:
+                    records = await service.records()
+                    return {r["receiver"] for r in records if r["state"] == "sent"} == {
+                        "shop",
+                        "oncall",
+                    } and any(r["reason"] == "muted" for r in records)
+
+                deadline = asyncio.get_running_loop().time() + 60
+                while not await checkout_delivered():
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise AssertionError(f"{await service.records()}\n{am.log()}")
+                    await asyncio.sleep(0.2)
+                # Alertmanager holds the alert in one group (continue no longer forks it),
+                # so the router got it once and told each of its receivers once.
+                async with service.http.get(am.url + "/api/v2/alerts/groups") as resp:
+                    groups = await resp.json()
+                checkout = [g for g in groups if g["labels"].get("alertname") == "Checkout"]
+                assert len(checkout) == 1
+                assert checkout[0]["receiver"]["name"] == "alert-router"
+                records = await service.records()
+                shown = sorted((r["receiver"], r["state"], r["reason"]) for r in records)
+                assert [r for r in shown if r[0] != "blackhole"] == [
+                    ("oncall", "sent", "first"),
+                    ("shop", "sent", "first"),
+                ]
+                assert [r[2] for r in shown if r[0] == "blackhole"] == ["muted"]
+                assert sorted(r.path for r in sink.requests) == ["/oncall", "/shop"]
+            finally:
+                am.stop()

@@ -130,16 +130,16 @@ class _Converter:
         out: list[str] = []
         carried = True
         for matcher, line in found:
-            if matcher.name in ("source",) and what == "route":
+            if matcher.name == "source":
                 self.report.note(
                     line,
-                    f"matcher {matcher}: alert-router sets the label `source` itself"
+                    f"{what} matcher {matcher}: alert-router sets the label `source` itself"
                     " (`alertmanager` for every alert), so this matcher sees that value",
                 )
             try:
                 out.append(to_router(matcher))
             except UnsupportedMatcher as exc:
-                self.report.note(line, f"matcher {matcher}: not carried over: {exc}")
+                self.report.note(line, f"{what} matcher {matcher}: not carried over: {exc}")
                 carried = False
         return out if carried else None
 
@@ -329,10 +329,10 @@ def convert_inhibit_rules(root: Node, report: Report, receivers: Receivers) -> l
         if not rule.is_map:
             raise Malformed(rule.line, "an inhibit rule must be a mapping")
         source = converter.matchers(
-            rule, ("source_match", "source_match_re", "source_matchers"), "inhibit"
+            rule, ("source_match", "source_match_re", "source_matchers"), "inhibit rule"
         )
         target = converter.matchers(
-            rule, ("target_match", "target_match_re", "target_matchers"), "inhibit"
+            rule, ("target_match", "target_match_re", "target_matchers"), "inhibit rule"
         )
         equal_node = rule.get("equal")
         equal = equal_node.strings("equal") if equal_node is not None else []
