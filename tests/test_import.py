@@ -983,3 +983,12 @@ async def test_the_forwarding_alertmanager_and_the_imported_routes_notify_each_r
                 assert sorted(r.path for r in sink.requests) == ["/oncall", "/shop"]
             finally:
                 am.stop()
+
+
+def test_a_global_setting_without_equivalent_is_reported_once(tmp_path: Path) -> None:
+    imported = import_file(DATA / "upstream-conf.good.yml", tmp_path / "out")
+    hello = [line for line in imported.out.splitlines() if "smtp_hello" in line]
+    assert hello == [
+        f"{DATA / 'upstream-conf.good.yml'}:7: global.smtp_hello: not carried over"
+        " (alert-router greets with its own host name)"
+    ]

@@ -301,6 +301,18 @@ def _slack(cfg: Node, ctx: _Context) -> Body:
     return {"slack": body}
 
 
+def _email_note(cfg: Node, ctx: _Context, key: str, global_key: str, why: str) -> None:
+    """Note a setting with no equivalent: once at `global` when it comes from there."""
+    local = _given(cfg, key)
+    node = local or ctx.global_value(global_key)
+    if node is None or (node.is_map and not node.items()) or (not node.is_map and not node.text()):
+        return
+    if local is not None:
+        ctx.note(node, f".{key}: not carried over ({why})")
+    else:
+        ctx.report.note(node.line, f"global.{global_key}: not carried over ({why})")
+
+
 def _email(cfg: Node, ctx: _Context) -> Body:
     origin = f"receiver {ctx.receiver!r} {ctx.key}[{ctx.index}]"
     to_node = _given(cfg, "to")
@@ -348,14 +360,11 @@ def _email(cfg: Node, ctx: _Context) -> Body:
         ("hello", "smtp_hello", "alert-router greets with its own host name"),
         ("tls_config", "smtp_tls_config", "alert-router verifies TLS with the system's CAs"),
     ):
-        node = _given(cfg, key) or ctx.global_value(global_key)
-        if node is not None and not (node.is_map and not node.items()):
-            if node.is_map or node.text():
-                ctx.note(node, f": {key} not carried over ({why})")
+        _email_note(cfg, ctx, key, global_key, why)
     identity = _given(cfg, "auth_identity") or ctx.global_value("smtp_auth_identity")
-    if identity is not None and identity.text() and identity.text() != body.get("username"):
-        ctx.note(
-            identity, ": auth_identity not carried over (alert-router logs in as the username)"
+    if identity is not None and identity.text() != body.get("username", ""):
+        _email_note(
+            cfg, ctx, "auth_identity", "smtp_auth_identity", "alert-router logs in as the username"
         )
     require = _given(cfg, "require_tls") or ctx.global_value("smtp_require_tls")
     require_tls = require.flag("require_tls") if require is not None else True
@@ -497,6 +506,8 @@ def _receiver(node: Node, name: str, glob: Node | None, report: Report) -> tuple
         )
         return {"log": {}}, True
     chosen: tuple[str, int, Body, bool] | None = None
+    # Integrations alert-router does not have: said once the receiver's fate is known.
+    missing: list[tuple[int, str]] = []
     for key, index, cfg in integrations:
         ctx = _Context(name, key, index, report, glob)
         if chosen is not None:
@@ -509,10 +520,11 @@ def _receiver(node: Node, name: str, glob: Node | None, report: Report) -> tuple
             continue
         converter = _CONVERTERS.get(key)
         if converter is None:
-            report.note(
-                cfg.line,
-                f"{ctx.prefix}: alert-router has no {key.removesuffix('_configs')} integration;"
-                " not carried over",
+            missing.append(
+                (
+                    cfg.line,
+                    f"{ctx.prefix}: alert-router has no {key.removesuffix('_configs')} integration",
+                )
             )
             continue
         if not cfg.is_map:
@@ -526,12 +538,17 @@ def _receiver(node: Node, name: str, glob: Node | None, report: Report) -> tuple
             report.note(cfg.line, f"{ctx.prefix}: not carried over: {exc}")
             continue
         chosen = (key, index, body, _send_resolved(key, cfg))
+    stand_in = "a `log` receiver stands in (its notifications are printed as JSON lines on stdout)"
+    for position, (line, message) in enumerate(missing):
+        if chosen is None and position == 0:
+            report.note(line, f"{message}; {stand_in}")
+        else:
+            report.note(line, f"{message}; not carried over")
     if chosen is None:
+        if not missing:
+            report.note(
+                node.line, f"receiver {name!r}: nothing alert-router can send to; {stand_in}"
+            )
         first_key, _index, first_cfg = integrations[0]
-        report.note(
-            node.line,
-            f"receiver {name!r}: nothing alert-router can send to; a `log` receiver stands in"
-            " (its notifications are printed as JSON lines on stdout)",
-        )
         return {"log": {}}, _send_resolved(first_key, first_cfg) if first_cfg.is_map else True
     return chosen[2], chosen[3]
