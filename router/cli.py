@@ -13,6 +13,7 @@ from typing import cast
 
 from router.config.loader import ConfigError, load_config
 from router.config.schema import Config
+from router.importer import command as import_command
 from router.model import parse_time
 from router.routing.matchers import is_label_name
 from router.routing.outline import outline
@@ -211,6 +212,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], N
     _add_check,
     _add_routes,
     _add_test,
+    import_command.add_parser,
 ]
 
 
