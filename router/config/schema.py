@@ -360,12 +360,26 @@ class InhibitRule(_Model):
 
 
 class SlackPacingConfig(_Model):
-    """Storm control per Slack channel."""
+    """Storm control per Slack channel, shared by every replica on one store."""
 
-    # Slack allows about one post per second per channel.
+    # Slack allows about one post per second per channel; thread replies count too.
     per_channel_interval: Duration = 1.0
-    # When more than this many notifications wait for one channel, they go out as a digest.
+    # When this many notifications wait for one channel, they go out as one digest.
     digest_threshold: int = Field(default=5, ge=2)
+
+
+class EmailPacingConfig(_Model):
+    """Storm control per set of recipients."""
+
+    # At most one mail per interval to the same recipients.
+    interval: Duration = 10.0
+    # When this many notifications wait for the same recipients, they go out as one
+    # digest mail listing every alert.
+    digest_threshold: int = Field(default=5, ge=2)
+
+
+class EmailSettings(_Model):
+    pacing: EmailPacingConfig = Field(default_factory=EmailPacingConfig)
 
 
 class Config(_Model):
@@ -377,6 +391,7 @@ class Config(_Model):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     enrich: EnrichConfig = Field(default_factory=EnrichConfig)
     slack: SlackPacingConfig = Field(default_factory=SlackPacingConfig)
+    email: EmailSettings = Field(default_factory=EmailSettings)
     receivers: list[ReceiverConfig] = Field(min_length=1)
     route: RouteConfig
     time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from router.channels.base import Channel, DeliveryError
+from router.channels.base import Channel, DeliveryError, paced
 from router.enrich.deploys import DeployCorrelator
 from router.model import Claim, DeliveryState, NflogEntry, Notification, Outcome, Status
 from router.notify.dedup import Decision, Reason, decide, merge_events
@@ -214,7 +214,7 @@ class EnrichStage:
 
 class NotifyStage:
     """Sends through the receiver's channel, paced per destination where the channel has a
-    rate limit (Slack); raises DeliveryError on failure."""
+    rate limit (Slack, email); raises DeliveryError on failure."""
 
     def __init__(self, pacer: Pacer, metrics: Metrics) -> None:
         self.pacer = pacer
@@ -226,11 +226,11 @@ class NotifyStage:
         channel = job.channel
         self.metrics.notifications_attempted.labels(job.claim.receiver, channel.integration).inc()
         job.attempted = True
-        pace_key: str | None = getattr(channel, "pace_key", None)
-        if pace_key is None:
+        destination = paced(channel)
+        if destination is None:
             job.channel_state = await channel.send(job.message, prior)
             return job
-        sent = await self.pacer.send(pace_key, channel, job.message, prior)
+        sent = await self.pacer.send(destination, job.message, prior)
         job.channel_state, job.digest_id = sent.state, sent.digest_id
         return job
 
