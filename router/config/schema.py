@@ -182,9 +182,31 @@ DEFAULT_ARGOCD_SEVERITY = {
 }
 
 
+# The Argo CD triggers that open an incident (a later event says it is over).
+ARGOCD_PROBLEM_TRIGGERS = ("on-sync-failed", "on-health-degraded", "on-sync-status-unknown")
+# How long a problem waits before anyone is told, in case it clears up by itself: a health
+# check that flaps (an HPA scaling, a rollout) recovers within a minute.
+DEFAULT_ARGOCD_HOLD: dict[str, float] = {"on-health-degraded": 60.0}
+
+
 class ArgoCDConfig(_Model):
     url: str = ""
     severity: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ARGOCD_SEVERITY))
+    # Per problem trigger; merged over DEFAULT_ARGOCD_HOLD (set a trigger to 0 to tell at
+    # once). A problem that recovers within its hold is recorded as `flapped`, told nobody.
+    hold: dict[str, Duration] = Field(default_factory=lambda: dict(DEFAULT_ARGOCD_HOLD))
+
+    @field_validator("hold")
+    @classmethod
+    def _problem_triggers(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(ARGOCD_PROBLEM_TRIGGERS))
+        if unknown:
+            raise ValueError(
+                f"only problem triggers can be held ({', '.join(ARGOCD_PROBLEM_TRIGGERS)}),"
+                f" not {', '.join(unknown)}: other triggers never resolve, so nothing would"
+                " end the hold early"
+            )
+        return {**DEFAULT_ARGOCD_HOLD, **value}
 
 
 class DedupConfig(_Model):

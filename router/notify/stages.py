@@ -17,10 +17,11 @@ from typing import Protocol
 from router.channels.base import Channel, DeliveryError, paced
 from router.enrich.deploys import DeployCorrelator
 from router.model import Claim, DeliveryState, NflogEntry, Notification, Outcome, Status
-from router.notify.dedup import Decision, Reason, decide, merge_events
+from router.notify.dedup import Decision, Reason, decide, judge_holds, merge_events
 from router.notify.firing import FiringAlerts
 from router.notify.pacing import Pacer
 from router.render.message import Message, build_message
+from router.render.text import format_duration
 from router.runtime import Runtime
 from router.store.protocols import NotificationLog, Outbox, StoreUnavailable
 from router.web.metrics import Metrics
@@ -46,6 +47,8 @@ class Job:
     digest_id: str = ""
     # Set once a delivery attempt was counted for this job.
     attempted: bool = False
+    # How long the problems told now waited out a hold first (Argo CD flap damping).
+    held_for: float = 0.0
 
     @property
     def at(self) -> datetime:
@@ -133,7 +136,8 @@ class InhibitStage:
 
 
 class DedupStage:
-    """Reads the notification log and decides whether and why to notify."""
+    """Reads the notification log and decides whether and why to notify; a claim taken
+    while one of its problems is still on hold goes back, unattempted, until the hold ends."""
 
     def __init__(self, log: NotificationLog, outbox: Outbox, metrics: Metrics) -> None:
         self.log = log
@@ -142,6 +146,11 @@ class DedupStage:
 
     async def __call__(self, job: Job) -> Job | None:
         n = job.notification
+        holds = judge_holds(job.claim.notifications, job.now)
+        if holds.until is not None:
+            await self.outbox.release(job.claim, holds.until, "", job.now, attempted=False)
+            return None
+        job.held_for = holds.held_for
         job.entry = await self.log.nflog_get(n.receiver, n.group_key, job.now)
         decision = decide(
             job.entry,
@@ -151,6 +160,7 @@ class DedupStage:
             job.now,
             muted=job.muted,
             inhibited=job.inhibited,
+            flapped=holds.flapped,
         )
         job.decision = decision
         if decision.send:
@@ -176,12 +186,19 @@ class RenderStage:
         # When the receiver first heard of the group: where a resolve without start times
         # (an Argo CD recovery) counts its "resolved after" from.
         first = job.entry.first_notified_at if job.entry is not None else None
-        job.message = build_message(
+        message = build_message(
             shown,
             job.decision.reason.value,
             now=job.at,
             first_notified=datetime.fromtimestamp(first, UTC) if first is not None else None,
         )
+        if job.held_for > 0 and job.decision.firing:
+            note = (
+                f"Held {format_duration(job.held_for)} in case it recovered by itself"
+                " (argocd.hold); it did not."
+            )
+            message = replace(message, notes=[*message.notes, note])
+        job.message = message
         return job
 
 
