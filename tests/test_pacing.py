@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from router.channels.base import DeliveryError, PaceSettings, SlotGate
+from router.channels.base import DeliveryError, PaceSettings, SlotGate, paced
 from router.model import Event, Notification, RouteSettings, Status
 from router.notify.pacing import MAX_PARK, MemoryBudget, Pacer
 from router.render.message import MAX_DIGEST_LISTED, Message, build_message
+from router.runtime import Runtime
 from router.store.protocols import ChannelBudget
 from router.store.redis import RedisStore
 from router.store.sqlite import SQLiteStore
+from tests.helpers import config_from
 
 ROUTE = RouteSettings(receiver="r", path="route", repeat_interval=3600.0, send_resolved=True)
 
@@ -233,6 +235,35 @@ async def redis_budgets(redis_url: str, prefix: str) -> AsyncIterator[list[Redis
         await store.close()
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+async def any_budget(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[ChannelBudget]:
+    """The budget of either store (Redis under this test's own prefix)."""
+    store: SQLiteStore | RedisStore
+    if request.param == "sqlite":
+        store = SQLiteStore(str(tmp_path / "state.db"))
+    else:
+        redis_url: str = request.getfixturevalue("redis_url")
+        store = RedisStore(redis_url, key_prefix=request.getfixturevalue("prefix"))
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def test_a_zero_interval_reads_the_next_slot_without_taking_it(
+    any_budget: ChannelBudget,
+) -> None:
+    """What `until_free` relies on, on both stores."""
+    budget = any_budget
+    t0 = 1_800_000_000.0
+    assert await budget.reserve_slot("k", 1.0, t0) == pytest.approx(t0)
+    assert await budget.reserve_slot("k", 0.0, t0) == pytest.approx(t0 + 1)
+    assert await budget.reserve_slot("k", 0.0, t0) == pytest.approx(t0 + 1)
+    assert await budget.reserve_slot("k", 1.0, t0) == pytest.approx(t0 + 1)
+    assert await budget.reserve_slot("k", 0.0, t0 + 5) == pytest.approx(t0 + 5)
+
+
 async def test_replicas_on_one_redis_share_one_budget_per_destination(
     redis_budgets: list[RedisStore],
 ) -> None:
@@ -267,3 +298,34 @@ async def test_a_retry_after_seen_by_one_replica_holds_the_others(
     await first.close()
     await second.close()
     assert posts[1][0] - refused_at >= 1.0 * 0.9
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+def test_channels_are_paced_as_the_config_says_and_rebuilt_when_that_changes() -> None:
+    text = """
+server: {{external_url: 'https://alerts.example.com/'}}
+slack: {{per_channel_interval: {slack}, digest_threshold: 7}}
+email: {{pacing: {{interval: 30s}}}}
+receivers:
+  - name: chat
+    slack: {{token: xoxb-1, channel: '#ops'}}
+  - name: mail
+    email: {{to: [sre@example.com], from: r@example.com, smarthost: 'mx:25'}}
+  - name: hook
+    webhook: {{url: 'http://sink/x'}}
+route: {{receiver: chat}}
+"""
+    first = Runtime.build(config_from(text.format(slack="2s")))
+    chat, mail, hook = (paced(first.channels[n]) for n in ("chat", "mail", "hook"))
+    assert chat is not None and mail is not None and hook is None
+    assert chat.pace == PaceSettings(2.0, 7, "https://alerts.example.com")
+    assert mail.pace == PaceSettings(30.0, 5, "https://alerts.example.com")
+    same = Runtime.build(config_from(text.format(slack="2s")), first)
+    assert same.channels["chat"] is first.channels["chat"]
+    changed = Runtime.build(config_from(text.format(slack="500ms")), first)
+    assert changed.channels["chat"] is not first.channels["chat"]
+    rebuilt = paced(changed.channels["chat"])
+    assert rebuilt is not None and rebuilt.pace.interval == 0.5
+    assert changed.channels["mail"] is first.channels["mail"]

@@ -8,6 +8,7 @@ stage's business (the Deliverer in router/notify/worker.py), the only place that
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -252,6 +253,11 @@ class NotifyStage:
         return job
 
 
+# How many deliveries record their outcome at once. A digest ends hundreds of jobs in the
+# same instant; written all together they would exhaust the store's connection pool.
+RECORD_WRITES = 32
+
+
 class SetNotifiesStage:
     """Records the delivery and the new log entry together, only after success."""
 
@@ -259,13 +265,15 @@ class SetNotifiesStage:
         self.outbox = outbox
         self.metrics = metrics
         self.clock = clock
+        self._writes = asyncio.Semaphore(RECORD_WRITES)
 
     async def __call__(self, job: Job) -> Job | None:
         assert job.decision is not None and job.decision.entry is not None
         entry = replace(job.decision.entry, channel_state=dict(job.channel_state))
         reason = job.decision.reason.value
         outcome = Outcome(DeliveryState.SENT, reason, nflog=entry, delivered_in=job.digest_id)
-        await self.outbox.complete(job.claim, outcome, job.now)
+        async with self._writes:
+            await self.outbox.complete(job.claim, outcome, job.now)
         integration = job.channel.integration
         receiver = job.claim.receiver
         latency = max(0.0, self.clock() - job.notification.created_at.timestamp())
