@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from router.channels import build_channel
+from router.channels import build_channel, pace_of
 from router.channels.base import Channel
 from router.config.schema import Config
 from router.config.teams import TeamLoad
@@ -55,10 +55,14 @@ class Runtime:
                     old = previous.config.receiver(receiver.name)
                 except KeyError:
                     old = None
-                if old == receiver:
+                same_pace = old is not None and pace_of(old, previous.config) == pace_of(
+                    receiver, config
+                )
+                same_templates = previous.config.templates_dir == config.templates_dir
+                if old == receiver and same_pace and same_templates:
                     channels[receiver.name] = previous.channels[receiver.name]
                     continue
-            channels[receiver.name] = build_channel(receiver, config.templates_dir, clock)
+            channels[receiver.name] = build_channel(receiver, config, clock)
         return cls(
             config=config,
             tree=RouteTree.from_config(config),

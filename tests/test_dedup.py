@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
-from router.model import Event, NflogEntry, RouteSettings, Status
-from router.notify.dedup import Decision, Reason, decide, merge_events
+from router.model import Event, NflogEntry, Notification, RouteSettings, Status
+from router.notify.dedup import (
+    NO_HOLDS,
+    Decision,
+    Holds,
+    Reason,
+    decide,
+    judge_holds,
+    merge_events,
+)
 
 ROUTE = RouteSettings(receiver="r", path="route", repeat_interval=3600.0, send_resolved=True)
 GROUP = 'am/r/{}:{alertname="X"}'
@@ -139,3 +148,69 @@ def test_later_webhook_wins_when_batches_are_merged() -> None:
     merged = merge_events([[ev("a"), ev("b")], [ev("a", Status.RESOLVED)]])
     status = {e.fingerprint: e.status for e in merged}
     assert status == {"a": Status.RESOLVED, "b": Status.FIRING}
+
+
+# -- holds (Argo CD flap damping) ----------------------------------------------------------
+
+
+def note(at: float, *events: Event, hold: float = 0.0) -> Notification:
+    return Notification(
+        id=f"n{at}",
+        route=ROUTE,
+        group_key=GROUP,
+        events=list(events),
+        created_at=datetime.fromtimestamp(at, UTC),
+        not_before=at + hold if hold else 0.0,
+    )
+
+
+def test_claims_without_holds_are_not_judged() -> None:
+    assert judge_holds([note(T0, ev("a"))], T0) is NO_HOLDS
+
+
+def test_a_problem_within_its_hold_goes_back_until_the_hold_ends() -> None:
+    holds = judge_holds([note(T0, ev("a"), hold=60)], T0 + 10)
+    assert holds.until == T0 + 60
+
+
+def test_a_problem_past_its_hold_is_told_and_says_how_long_it_waited() -> None:
+    holds = judge_holds([note(T0, ev("a"), hold=60)], T0 + 60)
+    assert (holds.until, holds.flapped, holds.held_for) == (None, frozenset(), 60.0)
+
+
+def test_a_recovery_within_the_hold_is_a_flap() -> None:
+    claim = [note(T0, ev("a"), hold=60), note(T0 + 20, ev("a", Status.RESOLVED))]
+    holds = judge_holds(claim, T0 + 20)
+    assert holds.until is None and holds.flapped == {"a"}
+    d = decide(
+        None, GROUP, merge_events([n.events for n in claim]), ROUTE, T0 + 20, flapped=frozenset("a")
+    )
+    assert (d.reason, d.send) == (Reason.FLAPPED, False)
+
+
+def test_a_recovery_after_the_hold_ended_is_no_flap() -> None:
+    claim = [note(T0, ev("a"), hold=60), note(T0 + 61, ev("a", Status.RESOLVED))]
+    assert judge_holds(claim, T0 + 61).flapped == frozenset()
+
+
+def test_a_problem_back_after_a_flap_waits_out_its_own_hold() -> None:
+    claim = [
+        note(T0, ev("a"), hold=60),
+        note(T0 + 10, ev("a", Status.RESOLVED)),
+        note(T0 + 20, ev("a"), hold=60),
+    ]
+    assert judge_holds(claim, T0 + 25).until == T0 + 80
+    # Once that hold is over it is firing again, not flapped.
+    assert judge_holds(claim, T0 + 80) == Holds(held_for=60.0)
+
+
+def test_a_problem_still_firing_keeps_the_hold_it_began_with() -> None:
+    # The first hold ended (its delivery is being retried) when Argo CD says it again.
+    claim = [note(T0, ev("a"), hold=60), note(T0 + 90, ev("a"), hold=60)]
+    assert judge_holds(claim, T0 + 95).until is None
+
+
+def test_the_receiver_told_of_a_problem_always_hears_it_recovered() -> None:
+    entry = sent(decide(None, GROUP, [ev("a")], ROUTE, T0))
+    d = decide(entry, GROUP, [ev("a", Status.RESOLVED)], ROUTE, T0 + 10, flapped=frozenset("a"))
+    assert (d.reason, d.send) == (Reason.RESOLVED, True)

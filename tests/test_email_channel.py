@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from router.channels.base import DeliveryError
 from router.channels.email import EmailChannel
 from router.config.schema import EmailReceiver
 from router.model import Event, Notification, RouteSettings, Status
+from router.notify.digest import build_digest
 from router.render.message import Link, LogExcerpt, Message, build_message
 from tests.fakes.smtp import FakeSMTPServer, free_port
 
@@ -425,3 +427,58 @@ async def test_broken_template_is_reported_not_retried(
     assert not error.retryable
     assert "no_such_field" in error.detail
     assert smtp.messages == []
+
+
+# -- digests and pacing ---------------------------------------------------------------------
+
+
+class OneSlot:
+    def __init__(self) -> None:
+        self.taken = 0
+
+    async def next(self) -> None:
+        self.taken += 1
+
+    async def hold(self, seconds: float) -> None:
+        raise AssertionError("a mail digest is one mail: nothing to hold between posts")
+
+
+async def test_digest_mail_lists_every_alert_and_starts_its_own_thread(
+    smtp: FakeSMTPServer, channel: EmailChannel
+) -> None:
+    messages = [message(event(f"a{i}", pod=f"web-{i}")) for i in range(40)]
+    messages.append(message(event("r1", Status.RESOLVED, alertname="DiskFull", pod="db-1")))
+    digest = build_digest(messages, destination=channel.destination)
+    slots = OneSlot()
+    state = await channel.send_digest(digest, slots)
+
+    [mail] = smtp.messages
+    assert slots.taken == 1
+    assert mail.message["Subject"] == (
+        "Digest: 40 alerts firing, 1 resolved to sre@example.com and 1 more"
+    )
+    assert "In-Reply-To" not in mail.message
+    assert state["thread_id"] == mail.message["Message-ID"]
+    for part in (mail.text, mail.html):
+        assert sorted(re.findall(r"pod=(web-\d+)", part)) == sorted(f"web-{i}" for i in range(40))
+        assert "db-1" in part
+    assert "--- Resolved (1) ---" in mail.text
+    assert "Every alert has: app=backend, env=prod, namespace=shop" in mail.text
+
+
+async def test_digest_mail_escapes_what_alerts_say(
+    smtp: FakeSMTPServer, channel: EmailChannel
+) -> None:
+    messages = [message(event(f"a{i}", pod=f"<script>{i}</script>")) for i in range(5)]
+    await channel.send_digest(build_digest(messages), OneSlot())
+    [mail] = smtp.messages
+    assert "<script>" not in mail.html and "&lt;script&gt;0&lt;/script&gt;" in mail.html
+
+
+def test_the_same_recipients_share_one_pace_whichever_receiver_mails_them() -> None:
+    one = EmailChannel("a", receiver("mx:25", to=["SRE@example.com", "oncall@example.com"]))
+    two = EmailChannel("b", receiver("mx:25", to=["oncall@example.com", "Ops <sre@example.com>"]))
+    other = EmailChannel("c", receiver("mx:25", to=["dev@example.com"]))
+    assert one.pace_key == two.pace_key != other.pace_key
+    assert one.pace_key.startswith("email|") and "example.com" not in one.pace_key
+    assert (one.pace.interval, one.pace.digest_threshold) == (10.0, 5)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from router.config.schema import Config
+from router.ingest import argocd as argocd_source
+from router.ingest.intake import plan_notifications
 from tests.conftest import Running, running
 from tests.fakes.loki import FakeLoki
 from tests.fakes.webhook_sink import WebhookSink
@@ -220,6 +222,110 @@ async def test_argocd_incident_resolves_once_with_how_long_it_lasted(
     assert [b["status"] for b in incident] == ["firing", "resolved"]
     assert "Resolved after 14m." in incident[1]["notes"]
     assert [b["alertname"] for b in bodies].count("on-sync-succeeded") == 1
+
+
+HOLD_GROUP = "argocd/backend/on-health-degraded"
+
+
+async def records_of(svc: Running, group: str) -> list[dict[str, Any]]:
+    return [r for r in await svc.records() if r["group_key"] == group]
+
+
+async def until_records(
+    svc: Running, group: str, check: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
+    """The group's records once `check` holds for them (polling the read API)."""
+    async with asyncio.timeout(10):
+        while not check(found := await records_of(svc, group)):  # noqa: ASYNC110 - polling the API
+            await asyncio.sleep(0.02)
+    return found
+
+
+async def test_health_flap_within_the_hold_is_told_to_nobody_and_recorded_as_flapped(
+    sink: WebhookSink, state_url: str
+) -> None:
+    clock = FakeClock(DAY)
+    async with running(make_config(sink, state_url), clock=clock) as svc:
+        degraded = argocd("on-health-degraded", healthStatus="Degraded", finishedAt=DAY.isoformat())
+        assert (await svc.post("/webhook/argocd", degraded))[0] == 200
+        [held] = await until_records(svc, HOLD_GROUP, lambda rs: len(rs) == 1)
+        assert held["state"] == "pending"
+        clock.set(DAY + timedelta(seconds=30))  # the HPA settled: healthy again
+        assert (await svc.post("/webhook/argocd", argocd("on-health-healthy")))[0] == 200
+        found = await until_records(
+            svc, HOLD_GROUP, lambda rs: len(rs) == 2 and all(r["state"] != "pending" for r in rs)
+        )
+        async with svc.http.get(svc.url + "/metrics") as resp:
+            metrics = await resp.text()
+    assert {(r["state"], r["reason"]) for r in found} == {("suppressed", "flapped")}
+    assert all(r["attempts"] == 0 for r in found)
+    assert (
+        'alert_router_notifications_suppressed_total{reason="flapped",receiver="hook"} 1.0'
+        in metrics
+    )
+    assert sink.requests == []
+
+
+async def test_problem_outlasting_its_hold_is_sent_then_with_its_original_start(
+    sink: WebhookSink, state_url: str
+) -> None:
+    clock = FakeClock(DAY)
+    async with running(make_config(sink, state_url), clock=clock) as svc:
+        degraded = argocd("on-health-degraded", healthStatus="Degraded", finishedAt=DAY.isoformat())
+        await svc.post("/webhook/argocd", degraded)
+        await until_records(svc, HOLD_GROUP, lambda rs: len(rs) == 1)
+        clock.set(DAY + timedelta(seconds=61))
+        svc.state.deliverer.wake()
+        async with asyncio.timeout(10):
+            [request] = await sink.wait_for(1)
+        [record] = await until_records(svc, HOLD_GROUP, lambda rs: rs[0]["state"] == "sent")
+    body = request.json
+    assert (body["reason"], body["status"]) == ("first", "firing")
+    assert body["alerts"][0]["startsAt"] == "2026-11-26T14:00:00Z"
+    assert "Held 1m in case it recovered by itself (argocd.hold); it did not." in body["notes"]
+    assert record["attempts"] == 1
+
+
+async def test_claim_taken_before_its_hold_ended_goes_back_unattempted(
+    sink: WebhookSink, state_url: str
+) -> None:
+    """Degraded, healthy, degraded again, all waiting when the worker looks: the first
+    episode flapped, the second waits out its own hold, and no attempt is counted."""
+    clock = FakeClock(DAY + timedelta(seconds=25))
+    async with running(make_config(sink, state_url), clock=clock) as svc:
+        runtime = svc.state.runtime
+        config = runtime.config
+        hold = argocd_source.hold_of(config)
+        notes = []
+        for offset, body in [
+            (0, argocd("on-health-degraded", healthStatus="Degraded")),
+            (10, argocd("on-health-healthy")),
+            (20, argocd("on-health-degraded", healthStatus="Degraded")),
+        ]:
+            at = DAY + timedelta(seconds=offset)
+            note = argocd_source.ArgoCDNotification.model_validate(body | {"finishedAt": None})
+            events = argocd_source.to_events(note, config, at)
+            planned = plan_notifications(events, runtime.tree, at, hold)
+            notes += [n for n in planned if n.group_key == HOLD_GROUP]
+        # Recorded together, as if the worker had been busy: due at once for the recovery.
+        await svc.state.store.record(notes)
+        svc.state.deliverer.wake()
+        # Given back: every record was touched at the claim's time, none counted an attempt.
+        taken_at = clock()
+        pending = await until_records(
+            svc, HOLD_GROUP, lambda rs: all(r["updated_at"] == taken_at for r in rs)
+        )
+        assert [(r["state"], r["attempts"]) for r in pending] == [("pending", 0)] * 3
+        # Not due before the second hold ends (the worker's clock stands still meanwhile).
+        assert await svc.state.store.claim((DAY + timedelta(seconds=79.9)).timestamp(), 10) == []
+        clock.set(DAY + timedelta(seconds=80))
+        svc.state.deliverer.wake()
+        async with asyncio.timeout(10):
+            [request] = await sink.wait_for(1)
+        found = await until_records(svc, HOLD_GROUP, lambda rs: rs[0]["state"] != "pending")
+    assert request.json["reason"] == "first"
+    assert request.json["alerts"][0]["startsAt"] == "2026-11-26T14:00:20Z"
+    assert {r["attempts"] for r in found} == {1}
 
 
 async def test_same_deploy_sent_twice_by_argocd_is_said_once(

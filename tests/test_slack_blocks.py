@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from router.channels.slack.blocks import (
     COLOR_RESOLVED,
     COLOR_WARNING,
     TRUNCATED,
+    build_digest_chunks,
     build_message_payload,
     build_thread_reply,
     mention_allowed,
@@ -22,9 +24,10 @@ from router.channels.slack.blocks import (
     truncate_mrkdwn,
 )
 from router.model import Event, Notification, RouteSettings, Status
+from router.notify.digest import build_digest
 from router.render.message import Link, LogExcerpt, Message, build_message
 from router.render.text import escape_mrkdwn
-from tests.fakes.slack import block_errors
+from tests.fakes.slack import MAX_BLOCKS_TEXT, block_errors, blocks_text_size
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 ROUTE_PATH = 'routes[1] env="prod", severity="critical"'
@@ -123,6 +126,7 @@ def assert_within_limits(payload: Mapping[str, Any]) -> None:
     for index, attachment in enumerate(payload["attachments"]):
         assert block_errors(attachment["blocks"], f"/attachments/{index}/blocks") == []
     assert len(all_blocks(payload)) <= 50
+    assert blocks_text_size(all_blocks(payload)) <= MAX_BLOCKS_TEXT
     assert 0 < len(payload["text"]) <= 40000
 
 
@@ -194,7 +198,8 @@ def test_two_hundred_alerts_stay_within_limits_and_say_how_many_more() -> None:
 
     assert_within_limits(payload)
     blocks = all_blocks(payload)
-    assert len(blocks) == 50
+    # As many as fit Slack's text total for one message, with the marker last.
+    assert 10 < len(blocks) <= 50
     shown = sum(1 for text in sections(payload) if "*HighErrorRate*" in text)
     last = blocks[-1]["text"]["text"]
     assert last.startswith(f"... and {200 - shown} more alerts")
@@ -433,3 +438,137 @@ def test_truncate_mrkdwn_closes_a_cut_code_block() -> None:
     cut = truncate_mrkdwn(text, 3000)
     assert len(cut) <= 3000
     assert cut.count("```") == 2
+
+
+# -- digests ---------------------------------------------------------------------------------
+
+
+def storm(count: int, **event: Any) -> list[Message]:
+    """One single-alert notification per pod of a crash-looping deployment."""
+    return [
+        make_message(
+            [
+                make_event(
+                    f"fp{i}",
+                    **{
+                        "alertname": "KubePodCrashLooping",
+                        "labels": {"namespace": "shop", "pod": f"web-{i}"},
+                        "summary": f"Pod web-{i} is crash looping",
+                        **event,
+                    },
+                )
+            ]
+        )
+        for i in range(count)
+    ]
+
+
+def digest_posts(digest: Message) -> list[dict[str, Any]]:
+    return [build_message_payload(digest), *build_digest_chunks(digest)]
+
+
+def post_texts(post: Mapping[str, Any]) -> str:
+    blocks = list(post["blocks"])
+    for attachment in post.get("attachments", []):
+        blocks += attachment["blocks"]
+    return "\n".join([str(post["text"]), *(t for b in blocks for t in _block_texts(b))])
+
+
+def _block_texts(block: Mapping[str, Any]) -> list[str]:
+    texts = []
+    if isinstance(block.get("text"), dict):
+        texts.append(block["text"]["text"])
+    texts += [item["text"] for item in [*block.get("fields", []), *block.get("elements", [])]]
+    return texts
+
+
+def test_digest_title_counts_alerts_and_names_the_channel() -> None:
+    digest = build_digest(storm(19), destination="in #dev-alerts")
+    payload = build_message_payload(digest)
+    assert digest.title == "Digest: 19 alerts firing in #dev-alerts"
+    assert payload["blocks"][0]["text"]["text"] == (
+        ":rotating_light: Digest: 19 alerts firing in #dev-alerts"
+    )
+    # Not the first alert's summary: no one alert speaks for a digest.
+    assert payload["text"] == "Digest: 19 alerts firing in #dev-alerts"
+    mixed = build_digest([*storm(2), *storm(1, status=Status.RESOLVED)])
+    assert mixed.title == "Digest: 2 alerts firing, 1 resolved"
+
+
+def test_digest_top_keeps_the_counts_and_points_at_its_thread() -> None:
+    digest = build_digest(storm(19), destination="in #dev-alerts")
+    assert_within_limits(build_message_payload(digest, mention=MENTION))
+    top = post_texts(build_message_payload(digest))
+    assert "by alertname — KubePodCrashLooping: 19" in top
+    assert "by env — prod: 19" in top
+    assert "Every alert is listed in this thread" in top
+    # The top lists no alert itself.
+    assert "web-3" not in top
+
+
+def test_digest_thread_lists_every_alert_once_with_what_tells_it_apart() -> None:
+    digest = build_digest(storm(19), destination="in #dev-alerts")
+    [chunk] = build_digest_chunks(digest)
+    text = post_texts(chunk)
+    lines = [line for line in text.splitlines() if line.startswith(":red_circle:")]
+    assert len(lines) == 19
+    assert lines[0] == (
+        ":red_circle: *KubePodCrashLooping* `instance=10.0.0.1:fp0` `pod=web-0`"
+        " — Pod web-0 is crash looping"
+    )
+    # What every alert shares is said once, at the top of the list.
+    assert "every alert has `env=prod` `namespace=shop` `severity=critical`" in text
+    assert "Alerts 1–19 of 19" in text
+
+
+def test_digest_thread_of_a_thousand_alerts_is_chunked_within_slacks_limits() -> None:
+    digest = build_digest(storm(1000, description="d" * 50))
+    chunks = build_digest_chunks(digest)
+    assert len(chunks) > 1
+    named: list[str] = []
+    for chunk in chunks:
+        assert block_errors(chunk["blocks"]) == []
+        assert blocks_text_size(chunk["blocks"]) <= MAX_BLOCKS_TEXT
+        assert len(chunk["text"]) <= 300
+        named += re.findall(r"`pod=(web-\d+)`", post_texts(chunk))
+    assert sorted(named) == sorted(f"web-{i}" for i in range(1000))
+
+
+def test_digest_beyond_a_thousand_alerts_links_to_the_rest() -> None:
+    digest = build_digest(storm(1200), router_url="https://alerts.example.com")
+    chunks = build_digest_chunks(digest)
+    text = "\n".join(post_texts(c) for c in chunks)
+    assert len(set(re.findall(r"`pod=(web-\d+)`", text))) == 1000
+    url = f"https://alerts.example.com/api/v1/notifications?digest={digest.notification_id}"
+    assert (
+        f"200 more alerts of this digest are not listed here: <{url}&amp;limit=1000|all 1,200>"
+        in text
+    )
+    top = post_texts(build_message_payload(digest))
+    assert "The first 1,000 of 1,200 alerts are listed in this thread" in top
+
+
+def test_digest_without_a_router_url_names_the_api_path() -> None:
+    digest = build_digest(storm(6))
+    top = post_texts(build_message_payload(digest))
+    assert f"`GET /api/v1/notifications?digest={digest.notification_id}&amp;limit=1000`" in top
+
+
+def test_digest_lines_escape_what_alerts_say() -> None:
+    messages = storm(3, summary="<!channel> look")
+    messages.append(make_message([make_event("x", alertname="<@U123>", labels={"a": "`b`"})]))
+    text = "\n".join(post_texts(p) for p in digest_posts(build_digest(messages)))
+    assert "<!channel>" not in text and "<@U123>" not in text
+    assert "&lt;!channel&gt; look" in text and "*&lt;@U123&gt;*" in text
+
+
+def test_digest_lists_firing_before_resolved_and_critical_first() -> None:
+    messages = [
+        make_message([make_event("r", status=Status.RESOLVED, alertname="A")]),
+        make_message([make_event("w", severity="warning", alertname="B")]),
+        make_message([make_event("c", alertname="C")]),
+    ]
+    [chunk] = build_digest_chunks(build_digest(messages))
+    names = re.findall(r"\*([ABC])\*", post_texts(chunk))
+    assert names == ["C", "B", "A"]
+    assert "*A* (resolved)" in post_texts(chunk)

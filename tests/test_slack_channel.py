@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
@@ -16,7 +17,8 @@ from router.channels.slack.blocks import COLOR_CRITICAL, COLOR_RESOLVED, COLOR_W
 from router.channels.slack.channel import SlackChannel
 from router.config.schema import SlackReceiver
 from router.model import Status
-from router.render.message import LogExcerpt
+from router.notify.digest import build_digest
+from router.render.message import LogExcerpt, Message
 from tests.fakes.slack import WEBHOOK, FakeSlack, Reply, SlackMessage
 from tests.test_slack_blocks import MENTION, T0, make_event, make_message, with_logs
 
@@ -108,7 +110,7 @@ async def test_two_hundred_alerts_are_accepted_with_a_more_marker(
     await bot.send(make_message(events), {})
 
     posted = only_message(slack)
-    assert len(posted.all_blocks) == 50
+    assert len(posted.all_blocks) <= 50
     assert posted.all_blocks[-1]["text"]["text"].startswith("... and ")
     assert "more alerts" in posted.all_blocks[-1]["text"]["text"]
     assert slack.calls[0].ok
@@ -120,13 +122,14 @@ async def test_log_excerpts_of_long_lines_are_accepted(slack: FakeSlack, bot: Sl
     await bot.send(message, {})
 
     assert slack.calls[0].ok
-    log_texts = [
-        b["text"]["text"]
-        for b in only_message(slack).all_blocks
-        if b["type"] == "section" and b.get("text", {}).get("text", "").startswith("*Logs*")
-    ]
-    assert len(log_texts) == 5
+    texts = [b["text"]["text"] for b in only_message(slack).all_blocks if "text" in b]
+    log_texts = [t for t in texts if t.startswith("*Logs*")]
+    # Five full excerpts exceed what Slack takes in one message: the first ones are shown,
+    # the others' alerts say where their logs are.
+    assert 0 < len(log_texts) < 5
     assert all(len(t) <= 3000 and t.count("```") == 2 for t in log_texts)
+    assert sum("*HighErrorRate*" in t for t in texts) == 5
+    assert sum("_Logs: left out" in t for t in texts) == 5 - len(log_texts)
 
 
 async def test_long_header_is_truncated_and_accepted(slack: FakeSlack, bot: SlackChannel) -> None:
@@ -293,11 +296,13 @@ async def test_changed_channel_in_config_posts_to_the_new_channel(
 
 async def test_digest_is_always_a_new_message(slack: FakeSlack, bot: SlackChannel) -> None:
     first = await bot.send(make_message([make_event("a")]), {})
-    digest = make_message([make_event("a"), make_event("b")], "digest", digest_of=7)
+    digest = build_digest(
+        [make_message([make_event(fp)]) for fp in "abcdefg"], destination=bot.destination
+    )
     await bot.send(digest, first)
 
     _, posted = slack.messages("#prod-alerts")
-    assert "Digest" in posted.blocks[0]["text"]["text"]
+    assert posted.blocks[0]["text"]["text"].endswith("Digest: 7 alerts firing in #prod-alerts")
     assert "Digest of 7 notifications" in posted.visible_text()
 
 
@@ -462,6 +467,95 @@ def test_pace_key_names_the_channel_and_never_the_secret() -> None:
     assert "SECRET" not in hook.pace_key and "hooks.slack.com" not in hook.pace_key
     other = SlackChannel("h2", SlackReceiver(webhook_url=SecretStr(url + "2")))
     assert other.pace_key != hook.pace_key
+
+
+# ---- digests --------------------------------------------------------------------------------
+
+
+class CountingSlots:
+    """A slot gate that records what the channel asked of it."""
+
+    def __init__(self, slack: FakeSlack) -> None:
+        self.slack = slack
+        self.taken: list[int] = []
+        self.holds: list[float] = []
+
+    async def next(self) -> None:
+        # How many posts Slack had seen when this slot was taken.
+        self.taken.append(
+            len(self.slack.calls_to("chat.postMessage") + self.slack.calls_to(WEBHOOK))
+        )
+
+    async def hold(self, seconds: float) -> None:
+        self.holds.append(seconds)
+
+
+def crash_loop(count: int) -> list[Message]:
+    return [
+        make_message([make_event(f"fp{i}", labels={"pod": f"web-{i}"}, description="d" * 120)])
+        for i in range(count)
+    ]
+
+
+async def test_digest_posts_the_counts_then_lists_every_alert_in_its_thread(
+    slack: FakeSlack, bot: SlackChannel
+) -> None:
+    slots = CountingSlots(slack)
+    digest = build_digest(crash_loop(300), destination=bot.destination)
+    await bot.send_digest(digest, slots)
+
+    [top] = slack.messages("#prod-alerts")
+    assert top.blocks[0]["text"]["text"].endswith("Digest: 300 alerts firing in #prod-alerts")
+    assert len(top.replies) > 1
+    assert all(call.ok for call in slack.calls)
+    listed = [p for r in top.replies for p in re.findall(r"`pod=(web-\d+)`", r.visible_text())]
+    assert sorted(listed) == sorted(f"web-{i}" for i in range(300))
+    # Every post, the digest itself included, waited for its own slot first.
+    assert slots.taken == list(range(1 + len(top.replies)))
+
+
+async def test_rate_limited_thread_post_holds_the_channel_and_is_posted_once(
+    slack: FakeSlack, bot: SlackChannel
+) -> None:
+    slots = CountingSlots(slack)
+    digest = build_digest(crash_loop(6), destination=bot.destination)
+    slack.script("chat.postMessage", Reply.slow(0), Reply.rate_limited(3))
+    await bot.send_digest(digest, slots)
+
+    [top] = slack.messages("#prod-alerts")
+    [reply] = top.replies
+    assert len(re.findall(r"`pod=web-\d+`", reply.visible_text())) == 6
+    assert slots.holds == [3.0]
+    assert [c.error for c in slack.calls_to("chat.postMessage")] == [None, "ratelimited", None]
+
+
+async def test_webhook_digest_lists_its_alerts_in_the_messages_after_it(
+    slack: FakeSlack, make_channel: ChannelFactory
+) -> None:
+    hook = make_channel(webhook_url=slack.webhook_url)
+    slots = CountingSlots(slack)
+    assert hook.destination == "for slack-prod"
+    await hook.send_digest(build_digest(crash_loop(250), destination=hook.destination), slots)
+
+    top, *listing = slack.messages("#deploys")
+    assert "listed in the messages after this one" in top.visible_text()
+    assert listing
+    listed = [p for m in listing for p in re.findall(r"`pod=(web-\d+)`", m.visible_text())]
+    assert sorted(listed) == sorted(f"web-{i}" for i in range(250))
+    assert slots.taken == list(range(1 + len(listing)))
+
+
+@pytest.mark.parametrize(
+    ("channel", "destination"),
+    [
+        ("#prod-alerts", "in #prod-alerts"),
+        ("prod-alerts", "in #prod-alerts"),
+        ("C0PRODALRT", "in C0PRODALRT"),
+    ],
+)
+def test_digest_destination_names_the_channel(channel: str, destination: str) -> None:
+    cfg = SlackReceiver(token=SecretStr("xoxb-1"), channel=channel)
+    assert SlackChannel("slack-prod", cfg).destination == destination
 
 
 # ---- incoming webhook ---------------------------------------------------------------------

@@ -79,7 +79,9 @@ async def sink() -> AsyncIterator[WebhookSink]:
 
 @pytest.fixture
 async def service(sink: WebhookSink, state_url: str) -> AsyncIterator[Running]:
-    async with running(routing_config(sink, state_url)) as svc:
+    # Routing is what these tests check: no flap-damping hold delays a degraded app.
+    no_hold = "argocd:\n  hold: {on-health-degraded: 0s}"
+    async with running(routing_config(sink, state_url, no_hold)) as svc:
         yield svc
 
 

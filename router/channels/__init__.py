@@ -4,26 +4,43 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from router.channels.base import Channel
-from router.config.schema import ReceiverConfig
+from router.channels.base import Channel, PaceSettings
+from router.config.schema import Config, ReceiverConfig
 
 
-def build_channel(
-    receiver: ReceiverConfig, templates_dir: str, clock: Callable[[], float]
-) -> Channel:
-    """The channel that delivers to `receiver` (exactly one integration is configured).
+def pace_of(receiver: ReceiverConfig, config: Config) -> PaceSettings | None:
+    """How `config` paces `receiver`'s destination: Slack per channel, email per recipient
+    set; None for integrations without a rate limit."""
+    router_url = config.server.external_url
+    if receiver.slack is not None:
+        slack = config.slack
+        return PaceSettings(slack.per_channel_interval, slack.digest_threshold, router_url)
+    if receiver.email is not None:
+        mail = config.email.pacing
+        return PaceSettings(mail.interval, mail.digest_threshold, router_url)
+    return None
+
+
+def build_channel(receiver: ReceiverConfig, config: Config, clock: Callable[[], float]) -> Channel:
+    """The channel that delivers to `receiver` (exactly one integration is configured),
+    paced as `config` says.
 
     `clock` (Unix seconds) is the service's clock: message times, mail dates and
     Retry-After dates are read from it, never from the system directly.
     """
+    pace = pace_of(receiver, config)
     if receiver.slack is not None:
         from router.channels.slack.channel import SlackChannel
 
-        return SlackChannel(receiver.name, receiver.slack, clock=clock)
+        assert pace is not None
+        return SlackChannel(receiver.name, receiver.slack, clock=clock, pace=pace)
     if receiver.email is not None:
         from router.channels.email import EmailChannel
 
-        return EmailChannel(receiver.name, receiver.email, templates_dir, clock=clock)
+        assert pace is not None
+        return EmailChannel(
+            receiver.name, receiver.email, config.templates_dir, clock=clock, pace=pace
+        )
     if receiver.webhook is not None:
         from router.channels.webhook import WebhookChannel
 

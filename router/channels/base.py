@@ -5,8 +5,9 @@ from __future__ import annotations
 import email.utils
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC
-from typing import Protocol
+from typing import Protocol, cast
 
 from router.render.message import Message
 
@@ -71,3 +72,55 @@ class Channel(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class PaceSettings:
+    """How often one destination may be posted to, and when its backlog becomes a digest."""
+
+    interval: float
+    digest_threshold: int
+    # Where people reach the router (`server.external_url`): a digest links to the full
+    # list of what it carried there. Empty: the link is given as a path.
+    router_url: str = ""
+
+
+class SlotGate(Protocol):
+    """The destination's post budget, handed to a channel that needs more than one post."""
+
+    async def next(self) -> None:
+        """Wait for (and spend) the destination's next post slot."""
+        ...
+
+    async def hold(self, seconds: float) -> None:
+        """No post to the destination for `seconds` (its Retry-After)."""
+        ...
+
+
+class PacedChannel(Channel, Protocol):
+    """A channel whose destination limits how fast it may be posted to (Slack, email)."""
+
+    pace: PaceSettings
+
+    @property
+    def pace_key(self) -> str:
+        """What the destination's limit applies to (a Slack channel, a recipient set);
+        never a secret: it names a key in the shared store."""
+        ...
+
+    @property
+    def destination(self) -> str:
+        """How a digest's title names where it went: `in #dev-alerts`, `to sre@example.com`."""
+        ...
+
+    async def send_digest(self, digest: Message, slots: SlotGate) -> Mapping[str, str]:
+        """Deliver a digest, each post of it (the digest, each Slack thread chunk) right
+        after `await slots.next()`. Raises DeliveryError."""
+        ...
+
+
+def paced(channel: Channel) -> PacedChannel | None:
+    """`channel` when it is paced, else None."""
+    if getattr(channel, "pace", None) is None:
+        return None
+    return cast(PacedChannel, channel)

@@ -14,6 +14,11 @@ client that threads by References agrees. The current status is always the first
 the body. Once a mail says the whole group resolved, the next firing mail starts a new
 thread: one thread per incident, not one per group forever.
 
+Pacing. At most one mail per `email.pacing.interval` goes to the same recipients (the
+pace key is a hash of the sorted addresses, shared by every receiver and replica mailing
+them); a backlog becomes one digest mail listing every alert (`send_digest`), which starts
+a thread of its own.
+
 Errors. SMTP replies follow RFC 5321 classes: 4xx (421, 450, 451, 452) and connection
 errors and timeouts are retryable; 5xx (550, 553, 554) are not; failed authentication is
 a configuration error (`smtp_auth`, not retried unless the server said 4xx). When the
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import email.policy
 import email.utils
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -35,7 +41,7 @@ from email.message import EmailMessage
 import aiosmtplib
 import jinja2
 
-from router.channels.base import DeliveryError
+from router.channels.base import DeliveryError, PaceSettings, SlotGate
 from router.config.schema import EmailReceiver
 from router.model import Status
 from router.render.message import Message
@@ -62,6 +68,8 @@ _PROTECTED_HEADERS = frozenset(
 )
 
 _FALLBACK_DOMAIN = "alert-router.invalid"
+# `email.pacing` defaults: one mail per 10 s to the same recipients, digests from 5 waiting.
+DEFAULT_PACE = PaceSettings(interval=10.0, digest_threshold=5)
 
 
 def _split_smarthost(smarthost: str) -> tuple[str, int]:
@@ -94,8 +102,10 @@ class EmailChannel:
         templates_dir: str = "",
         *,
         clock: Callable[[], float] = time.time,
+        pace: PaceSettings = DEFAULT_PACE,
     ) -> None:
         self.name = name
+        self.pace = pace
         self._cfg = cfg
         self._env = template_env(templates_dir)
         self._clock = clock
@@ -117,6 +127,26 @@ class EmailChannel:
         if refused:
             state["refused"] = refused
         return state
+
+    @property
+    def pace_key(self) -> str:
+        """`email|<16 hex of sha256 over the sorted recipients>`: the same recipients share
+        one pace, whichever receiver mails them; addresses stay out of the store's keys."""
+        recipients = sorted({email.utils.parseaddr(a)[1].lower() or a for a in self._cfg.to})
+        digest = hashlib.sha256("\n".join(recipients).encode()).hexdigest()[:16]
+        return f"email|{digest}"
+
+    @property
+    def destination(self) -> str:
+        """`to sre@example.com` (and how many more recipients), for a digest's subject."""
+        first = email.utils.parseaddr(self._cfg.to[0])[1] or self._cfg.to[0]
+        more = len(self._cfg.to) - 1
+        return f"to {oneline(first, 100)}" + (f" and {more} more" if more else "")
+
+    async def send_digest(self, digest: Message, slots: SlotGate) -> Mapping[str, str]:
+        """One mail listing every alert of the digest (a thread of its own)."""
+        await slots.next()
+        return await self.send(digest, {})
 
     async def close(self) -> None:
         """Nothing to release: every send opens and closes its own SMTP connection."""

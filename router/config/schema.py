@@ -186,9 +186,31 @@ DEFAULT_ARGOCD_SEVERITY = {
 }
 
 
+# The Argo CD triggers that open an incident (a later event says it is over).
+ARGOCD_PROBLEM_TRIGGERS = ("on-sync-failed", "on-health-degraded", "on-sync-status-unknown")
+# How long a problem waits before anyone is told, in case it clears up by itself: a health
+# check that flaps (an HPA scaling, a rollout) recovers within a minute.
+DEFAULT_ARGOCD_HOLD: dict[str, float] = {"on-health-degraded": 60.0}
+
+
 class ArgoCDConfig(_Model):
     url: str = ""
     severity: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ARGOCD_SEVERITY))
+    # Per problem trigger; merged over DEFAULT_ARGOCD_HOLD (set a trigger to 0 to tell at
+    # once). A problem that recovers within its hold is recorded as `flapped`, told nobody.
+    hold: dict[str, Duration] = Field(default_factory=lambda: dict(DEFAULT_ARGOCD_HOLD))
+
+    @field_validator("hold")
+    @classmethod
+    def _problem_triggers(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(ARGOCD_PROBLEM_TRIGGERS))
+        if unknown:
+            raise ValueError(
+                f"only problem triggers can be held ({', '.join(ARGOCD_PROBLEM_TRIGGERS)}),"
+                f" not {', '.join(unknown)}: other triggers never resolve, so nothing would"
+                " end the hold early"
+            )
+        return {**DEFAULT_ARGOCD_HOLD, **value}
 
 
 class DedupConfig(_Model):
@@ -369,11 +391,11 @@ class InhibitRule(_Model):
 
 
 class SlackPacingConfig(_Model):
-    """Storm control per Slack channel."""
+    """Storm control per Slack channel, shared by every replica on one store."""
 
-    # Slack allows about one post per second per channel.
+    # Slack allows about one post per second per channel; thread replies count too.
     per_channel_interval: Duration = 1.0
-    # When more than this many notifications wait for one channel, they go out as a digest.
+    # When this many notifications wait for one channel, they go out as one digest.
     digest_threshold: int = Field(default=5, ge=2)
 
 
@@ -405,6 +427,20 @@ class TeamFile(_Model):
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
 
 
+class EmailPacingConfig(_Model):
+    """Storm control per set of recipients."""
+
+    # At most one mail per interval to the same recipients.
+    interval: Duration = 10.0
+    # When this many notifications wait for the same recipients, they go out as one
+    # digest mail listing every alert.
+    digest_threshold: int = Field(default=5, ge=2)
+
+
+class EmailSettings(_Model):
+    pacing: EmailPacingConfig = Field(default_factory=EmailPacingConfig)
+
+
 class Config(_Model):
     server: ServerConfig = Field(default_factory=ServerConfig)
     state: StateConfig = Field(default_factory=StateConfig)
@@ -414,6 +450,7 @@ class Config(_Model):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     enrich: EnrichConfig = Field(default_factory=EnrichConfig)
     slack: SlackPacingConfig = Field(default_factory=SlackPacingConfig)
+    email: EmailSettings = Field(default_factory=EmailSettings)
     receivers: list[ReceiverConfig] = Field(min_length=1)
     route: RouteConfig
     time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)

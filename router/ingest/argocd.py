@@ -7,11 +7,14 @@ trigger: `trigger` and `app` are required; `project`, `namespace` (the destinati
 `"<no value>"` mean absent.
 
 Problem triggers open an incident per (app, trigger) that later events resolve; every
-other trigger is a one-shot event, deduplicated per (app, trigger, revision).
+other trigger is a one-shot event, deduplicated per (app, trigger, revision). A problem is
+held for `argocd.hold[trigger]` before anyone is told (`hold_of`): a health check that
+flaps back to Healthy within it is recorded as flapped and told to nobody.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -185,3 +188,16 @@ def to_events(note: ArgoCDNotification, config: Config, now: datetime) -> list[E
             )
         )
     return events
+
+
+def hold_of(config: Config) -> Callable[[Event], float]:
+    """Seconds each event is held before anyone is told: its trigger's `argocd.hold` for a
+    problem, nothing for a recovery or a one-shot event."""
+    holds = config.argocd.hold
+
+    def hold(event: Event) -> float:
+        if event.status is not Status.FIRING or event.one_shot:
+            return 0.0
+        return holds.get(event.alertname, 0.0)
+
+    return hold

@@ -43,9 +43,16 @@ def new_id() -> str:
 
 
 def plan_notifications(
-    events: Sequence[Event], tree: RouteTree, now: datetime
+    events: Sequence[Event],
+    tree: RouteTree,
+    now: datetime,
+    hold: Callable[[Event], float] | None = None,
 ) -> list[Notification]:
-    """Each event goes to every receiver its labels route to, grouped by the source group."""
+    """Each event goes to every receiver its labels route to, grouped by the source group.
+
+    `hold` (seconds per event) delays a notification whose every event is held by the
+    shortest of their holds: it is due then, or as soon as anything else for its group is.
+    """
     groups: dict[tuple[str, str], tuple[RouteSettings, list[Event]]] = {}
     for event in events:
         for route in tree.match(event.labels):
@@ -53,6 +60,7 @@ def plan_notifications(
             if key not in groups:
                 groups[key] = (route, [])
             groups[key][1].append(event)
+    accepted = now.timestamp()
     return [
         Notification(
             id=new_id(),
@@ -60,9 +68,17 @@ def plan_notifications(
             group_key=group_key,
             events=grouped,
             created_at=now,
+            not_before=_held_until(grouped, hold, accepted),
         )
         for (_, group_key), (route, grouped) in groups.items()
     ]
+
+
+def _held_until(events: Sequence[Event], hold: Callable[[Event], float] | None, at: float) -> float:
+    if hold is None:
+        return 0.0
+    seconds = min(hold(e) for e in events)
+    return at + seconds if seconds > 0 else 0.0
 
 
 def _schema_error(exc: ValidationError) -> str:
@@ -131,7 +147,9 @@ class Intake:
         config = runtime.config
         now = datetime.fromtimestamp(self._clock(), UTC)
         events = SOURCES[source](body, config, now)
-        notifications = plan_notifications(events, runtime.tree, now)
+        # Only Argo CD problems are held (flap damping): Alertmanager has its own group_wait.
+        hold = argocd.hold_of(config) if source == "argocd" else None
+        notifications = plan_notifications(events, runtime.tree, now, hold)
         # Alert states only matter to inhibition: without rules, nothing is spent on them.
         alerts = (
             alert_states(events, now.timestamp(), config.dedup.repeat_interval)

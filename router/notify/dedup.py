@@ -4,6 +4,12 @@ A group is notified when it has firing alerts the receiver has not been told abo
 alerts the receiver was told were firing have resolved, or when the repeat interval has
 passed; otherwise it is a duplicate. Suppressed (muted, inhibited) firing alerts are never
 announced, but a resolve of something the receiver saw firing always goes out.
+
+Holds (Argo CD flap damping): a problem may be recorded with a hold (`not_before`). Its
+group is due when the hold ends, or at once when a not-held notification (the recovery)
+arrives. `judge_holds` reads a claim's notifications in recording order: a problem still
+within its hold sends the claim back until then; one that recovered before its hold ended
+has `flapped`, and nobody who was not told it was firing is told anything.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from router.model import Event, NflogEntry, RouteSettings, Status
+from router.model import Event, NflogEntry, Notification, RouteSettings, Status
 
 
 class Reason(enum.StrEnum):
@@ -27,6 +33,8 @@ class Reason(enum.StrEnum):
     SEND_RESOLVED_OFF = "send_resolved_off"
     # A resolve of alerts this receiver was never told were firing.
     UNSEEN_RESOLVE = "unseen_resolve"
+    # A problem that recovered within its hold: nobody needed to hear of it.
+    FLAPPED = "flapped"
 
 
 # A log entry outlives the group's last change by at least twice the repeat interval, and
@@ -49,6 +57,49 @@ class Decision:
         return [*self.firing, *self.resolved]
 
 
+@dataclass(frozen=True, slots=True)
+class Holds:
+    """What the holds of a claim's notifications decide."""
+
+    # Give the claim back until then: a problem is still within its hold.
+    until: float | None = None
+    # Fingerprints whose problem recovered before its hold ended.
+    flapped: frozenset[str] = frozenset()
+    # How long the problems about to be told were held (0: none was).
+    held_for: float = 0.0
+
+
+NO_HOLDS = Holds()
+
+
+def judge_holds(notifications: Sequence[Notification], now: float) -> Holds:
+    """Read the holds of a claim's notifications (in recording order) at `now`."""
+    if not any(n.not_before > 0 for n in notifications):
+        return NO_HOLDS
+    # fingerprint -> (hold end, hold length) of the problem firing now, since it began.
+    open_: dict[str, tuple[float, float]] = {}
+    flapped: set[str] = set()
+    for n in notifications:
+        accepted = n.created_at.timestamp()
+        for event in n.events:
+            fp = event.fingerprint
+            if event.status is Status.FIRING:
+                # A problem already firing keeps the hold it began with.
+                open_.setdefault(fp, (n.not_before, max(n.not_before - accepted, 0.0)))
+            else:
+                began = open_.pop(fp, None)
+                if began is not None and began[0] > accepted:
+                    flapped.add(fp)
+    waiting = [end for end, _ in open_.values() if end > now]
+    if waiting:
+        return Holds(until=min(waiting))
+    # A problem that flapped and then came back (its new hold over) is firing, not flapped.
+    return Holds(
+        flapped=frozenset(flapped - set(open_)),
+        held_for=max((held for _, held in open_.values()), default=0.0),
+    )
+
+
 def merge_events(batches: Sequence[Sequence[Event]]) -> list[Event]:
     """The latest state of each alert across several webhooks for one group."""
     latest: dict[str, Event] = {}
@@ -67,8 +118,10 @@ def decide(
     *,
     muted: bool = False,
     inhibited: frozenset[str] = frozenset(),
+    flapped: frozenset[str] = frozenset(),
 ) -> Decision:
-    """Whether and why this receiver is told about the group now."""
+    """Whether and why this receiver is told about the group now; `flapped` holds the
+    fingerprints whose problem recovered within its hold (see `judge_holds`)."""
     firing = {e.fingerprint: e for e in events if e.status is Status.FIRING}
     resolved = {e.fingerprint: e for e in events if e.status is Status.RESOLVED}
     prev_firing = entry.firing if entry else frozenset()
@@ -113,6 +166,8 @@ def decide(
             if muted:
                 return _hold(Reason.MUTED)
             return _send(Reason.REPEAT, group_key, entry, shown_firing, shown_resolved, route, now)
+    if set(resolved) & flapped:
+        return _hold(Reason.FLAPPED)
     if resolved and not set(resolved) & (prev_firing | prev_resolved):
         return _hold(Reason.UNSEEN_RESOLVE)
     return _hold(Reason.DUPLICATE)

@@ -1,17 +1,25 @@
-"""Folding a channel's backlog of notifications into one digest message."""
+"""Folding a destination's backlog of notifications into one digest message.
+
+A digest never hides an alert: its message carries every alert of every notification it
+folds, each with the labels that tell it apart from the others (the labels every alert
+shares are said once), in reading order (firing before resolved, the most severe first).
+Channels show the counts on top and list the alerts below it: Slack in the thread (up to
+MAX_DIGEST_LISTED alerts, then a link to the full list), email in the one mail.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from router.model import Status
-from router.render.message import Message
-from router.render.text import status_text
+from router.render.message import AlertView, DigestEntry, DigestListing, Message
+from router.render.text import plural, severity_rank
 
-# How many alerts a digest shows in full; the rest are counted.
-SHOWN_ALERTS = 10
+# Labels never worth a place on a digest line: the name leads the line, the source is
+# the same for a whole storm.
+_NOT_TELLING = frozenset({"alertname", "source"})
 
 
 def _counts(label: str, values: Counter[str]) -> str:
@@ -20,48 +28,116 @@ def _counts(label: str, values: Counter[str]) -> str:
     return f"{label} — " + ", ".join(parts) + (f", +{more} more" if more > 0 else "")
 
 
-def build_digest(messages: Sequence[Message]) -> Message:
-    """One message standing for many: counts by env/severity/alertname, the first alerts,
-    and a line saying how many more the digest stands for."""
-    alerts = [a for m in messages for a in m.alerts]
-    firing = [a for a in alerts if a.status is Status.FIRING]
-    resolved = [a for a in alerts if a.status is Status.RESOLVED]
+def digest_title(firing: int, resolved: int, destination: str = "") -> str:
+    """`Digest: 19 alerts firing in #dev-alerts` (or `..., 3 resolved`, `4 alerts resolved`)."""
+    if firing and resolved:
+        counts = f"{plural(firing, 'alert')} firing, {resolved} resolved"
+    elif firing:
+        counts = f"{plural(firing, 'alert')} firing"
+    else:
+        counts = f"{plural(resolved, 'alert')} resolved"
+    return f"Digest: {counts} {destination}".rstrip()
+
+
+def listing_url(router_url: str, digest_id: str) -> str:
+    """Where the read API lists every record a digest carried (a path without a base)."""
+    return f"{router_url}/api/v1/notifications?digest={digest_id}&limit=1000"
+
+
+def _shared(alerts: Sequence[AlertView]) -> dict[str, str]:
+    if not alerts:
+        return {}
+    shared = dict(alerts[0].labels)
+    for alert in alerts[1:]:
+        for key in [k for k, v in shared.items() if alert.labels.get(k) != v]:
+            del shared[key]
+        if not shared:
+            break
+    return shared
+
+
+def _entry(alert: AlertView, shared: Mapping[str, str]) -> DigestEntry:
+    labels = {
+        k: v
+        for k, v in sorted(alert.labels.items())
+        if k not in _NOT_TELLING and shared.get(k) != v
+    }
+    return DigestEntry(alert=alert, labels=labels)
+
+
+def _order(entry: DigestEntry) -> tuple[int, int, str, list[tuple[str, str]]]:
+    alert = entry.alert
+    return (
+        0 if alert.status is Status.FIRING else 1,
+        severity_rank(alert.labels.get("severity", "")),
+        alert.alertname,
+        sorted(entry.labels.items()),
+    )
+
+
+def _unique(messages: Sequence[Message]) -> list[AlertView]:
+    """Every alert once: two receivers posting to one channel fold the same alert twice."""
+    seen: set[tuple[str, str, frozenset[tuple[str, str]]]] = set()
+    alerts: list[AlertView] = []
+    for message in messages:
+        for alert in message.alerts:
+            key = (alert.fingerprint, alert.status.value, frozenset(alert.labels.items()))
+            if key not in seen:
+                seen.add(key)
+                alerts.append(alert)
+    return alerts
+
+
+def build_digest(
+    messages: Sequence[Message], *, destination: str = "", router_url: str = ""
+) -> Message:
+    """One message standing for many: counts by env/severity/alertname, and every alert.
+
+    `destination` ends the title (`in #dev-alerts`); `router_url` (`server.external_url`)
+    is where the link to the full list points.
+    """
+    alerts = _unique(messages)
+    shared = {k: v for k, v in _shared(alerts).items() if k not in _NOT_TELLING}
+    entries = sorted((_entry(a, shared) for a in alerts), key=_order)
+    firing = [e.alert for e in entries if e.alert.status is Status.FIRING]
+    resolved = [e.alert for e in entries if e.alert.status is Status.RESOLVED]
     by_env: Counter[str] = Counter(a.labels.get("env", "") for a in alerts)
     by_severity: Counter[str] = Counter(a.labels.get("severity", "") for a in alerts)
     by_name: Counter[str] = Counter(a.alertname for a in alerts)
-    shown_firing = firing[:SHOWN_ALERTS]
-    shown_resolved = resolved[: max(0, SHOWN_ALERTS - len(shown_firing))]
-    hidden = len(alerts) - len(shown_firing) - len(shown_resolved)
     notes = [
-        f"{len(messages)} notifications arrived faster than this channel may be posted to: "
-        f"{len(firing)} firing, {len(resolved)} resolved alerts in {len(by_name)} alert names.",
+        f"{plural(len(messages), 'notification')} arrived faster than they may be sent here: "
+        f"{len(firing)} firing, {len(resolved)} resolved alerts "
+        f"in {plural(len(by_name), 'alert name')}.",
         _counts("by env", by_env),
         _counts("by severity", by_severity),
         _counts("by alertname", by_name),
     ]
-    if hidden:
-        notes.append(f"{hidden} more alerts are in this digest but not listed here.")
     status = Status.FIRING if firing else Status.RESOLVED
     first = messages[0]
-    severities = sorted(set(by_severity) - {""})
-    envs = sorted(set(by_env) - {""})
+    digest_id = uuid.uuid4().hex
     return Message(
-        notification_id=uuid.uuid4().hex,
+        notification_id=digest_id,
         receiver=first.receiver,
         group_key=f"digest/{first.receiver}",
         status=status,
         reason="digest",
         source=first.source if all(m.source == first.source for m in messages) else "mixed",
-        env=", ".join(envs),
-        severity=", ".join(severities),
+        env=", ".join(sorted(set(by_env) - {""})),
+        severity=", ".join(sorted(set(by_severity) - {""}, key=severity_rank)),
         alertname=", ".join(name for name, _ in by_name.most_common(3)),
         app="",
         namespace="",
-        title=f"[{status_text(len(firing))}] Digest of {len(messages)} notifications",
-        firing=shown_firing,
-        resolved=shown_resolved,
-        common_labels={},
+        title=digest_title(len(firing), len(resolved), destination),
+        firing=firing,
+        resolved=resolved,
+        common_labels=shared,
         route_path=first.route_path,
         notes=notes,
         digest_of=len(messages),
+        digest=DigestListing(
+            entries=entries,
+            shared_labels=shared,
+            listing_url=listing_url(router_url, digest_id),
+            destination=destination,
+        ),
     )

@@ -8,19 +8,21 @@ stage's business (the Deliverer in router/notify/worker.py), the only place that
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from router.channels.base import Channel, DeliveryError
+from router.channels.base import Channel, DeliveryError, paced
 from router.enrich.deploys import DeployCorrelator
 from router.model import Claim, DeliveryState, NflogEntry, Notification, Outcome, Status
-from router.notify.dedup import Decision, Reason, decide, merge_events
+from router.notify.dedup import Decision, Reason, decide, judge_holds, merge_events
 from router.notify.firing import FiringAlerts
 from router.notify.pacing import Pacer
 from router.render.message import Message, build_message
+from router.render.text import format_duration
 from router.runtime import Runtime
 from router.store.protocols import NotificationLog, Outbox, StoreUnavailable
 from router.web.metrics import Metrics
@@ -46,6 +48,8 @@ class Job:
     digest_id: str = ""
     # Set once a delivery attempt was counted for this job.
     attempted: bool = False
+    # How long the problems told now waited out a hold first (Argo CD flap damping).
+    held_for: float = 0.0
 
     @property
     def at(self) -> datetime:
@@ -133,7 +137,8 @@ class InhibitStage:
 
 
 class DedupStage:
-    """Reads the notification log and decides whether and why to notify."""
+    """Reads the notification log and decides whether and why to notify; a claim taken
+    while one of its problems is still on hold goes back, unattempted, until the hold ends."""
 
     def __init__(self, log: NotificationLog, outbox: Outbox, metrics: Metrics) -> None:
         self.log = log
@@ -142,6 +147,11 @@ class DedupStage:
 
     async def __call__(self, job: Job) -> Job | None:
         n = job.notification
+        holds = judge_holds(job.claim.notifications, job.now)
+        if holds.until is not None:
+            await self.outbox.release(job.claim, holds.until, "", job.now, attempted=False)
+            return None
+        job.held_for = holds.held_for
         job.entry = await self.log.nflog_get(n.receiver, n.group_key, job.now)
         decision = decide(
             job.entry,
@@ -151,6 +161,7 @@ class DedupStage:
             job.now,
             muted=job.muted,
             inhibited=job.inhibited,
+            flapped=holds.flapped,
         )
         job.decision = decision
         if decision.send:
@@ -176,12 +187,19 @@ class RenderStage:
         # When the receiver first heard of the group: where a resolve without start times
         # (an Argo CD recovery) counts its "resolved after" from.
         first = job.entry.first_notified_at if job.entry is not None else None
-        job.message = build_message(
+        message = build_message(
             shown,
             job.decision.reason.value,
             now=job.at,
             first_notified=datetime.fromtimestamp(first, UTC) if first is not None else None,
         )
+        if job.held_for > 0 and job.decision.firing:
+            note = (
+                f"Held {format_duration(job.held_for)} in case it recovered by itself"
+                " (argocd.hold); it did not."
+            )
+            message = replace(message, notes=[*message.notes, note])
+        job.message = message
         return job
 
 
@@ -214,7 +232,7 @@ class EnrichStage:
 
 class NotifyStage:
     """Sends through the receiver's channel, paced per destination where the channel has a
-    rate limit (Slack); raises DeliveryError on failure."""
+    rate limit (Slack, email); raises DeliveryError on failure."""
 
     def __init__(self, pacer: Pacer, metrics: Metrics) -> None:
         self.pacer = pacer
@@ -226,13 +244,18 @@ class NotifyStage:
         channel = job.channel
         self.metrics.notifications_attempted.labels(job.claim.receiver, channel.integration).inc()
         job.attempted = True
-        pace_key: str | None = getattr(channel, "pace_key", None)
-        if pace_key is None:
+        destination = paced(channel)
+        if destination is None:
             job.channel_state = await channel.send(job.message, prior)
             return job
-        sent = await self.pacer.send(pace_key, channel, job.message, prior)
+        sent = await self.pacer.send(destination, job.message, prior)
         job.channel_state, job.digest_id = sent.state, sent.digest_id
         return job
+
+
+# How many deliveries record their outcome at once. A digest ends hundreds of jobs in the
+# same instant; written all together they would exhaust the store's connection pool.
+RECORD_WRITES = 32
 
 
 class SetNotifiesStage:
@@ -242,13 +265,15 @@ class SetNotifiesStage:
         self.outbox = outbox
         self.metrics = metrics
         self.clock = clock
+        self._writes = asyncio.Semaphore(RECORD_WRITES)
 
     async def __call__(self, job: Job) -> Job | None:
         assert job.decision is not None and job.decision.entry is not None
         entry = replace(job.decision.entry, channel_state=dict(job.channel_state))
         reason = job.decision.reason.value
         outcome = Outcome(DeliveryState.SENT, reason, nflog=entry, delivered_in=job.digest_id)
-        await self.outbox.complete(job.claim, outcome, job.now)
+        async with self._writes:
+            await self.outbox.complete(job.claim, outcome, job.now)
         integration = job.channel.integration
         receiver = job.claim.receiver
         latency = max(0.0, self.clock() - job.notification.created_at.timestamp())

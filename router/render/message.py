@@ -14,6 +14,9 @@ from router.render.text import format_duration, resolved_after, status_text
 # Labels that say where an alert comes from; shown in headers, not repeated in label lists.
 _CONTEXT_LABELS = ("alertname", "env", "severity", "source")
 
+# How many alerts a digest lists one by one in Slack; beyond, it links to the full list.
+MAX_DIGEST_LISTED = 1000
+
 TITLE_RUNBOOK = "Runbook"
 TITLE_SOURCE = "Source"
 _WEB_SCHEMES = frozenset({"http", "https"})
@@ -57,6 +60,27 @@ class AlertView:
 
 
 @dataclass(frozen=True, slots=True)
+class DigestEntry:
+    """One alert a digest stands for, with the labels that tell it apart from the others."""
+
+    alert: AlertView
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestListing:
+    """What a digest lists: every alert it stands for, in reading order."""
+
+    entries: Sequence[DigestEntry]
+    # Labels every alert of the digest has with the same value (said once, not per line).
+    shared_labels: Mapping[str, str]
+    # Where every record the digest carried is listed (the router's read API).
+    listing_url: str
+    # Where the digest went, as its title says it: `in #dev-alerts`, `to sre@example.com`.
+    destination: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """Everything a channel needs to say about one notification, already decided."""
 
@@ -80,8 +104,10 @@ class Message:
     details: Mapping[str, str] = field(default_factory=dict)
     links: Sequence[Link] = ()
     notes: Sequence[str] = ()
-    # Only a digest sets this: how many notifications were folded into this one.
+    # Only a digest sets these: how many notifications were folded into this one, and
+    # every alert they carried.
     digest_of: int = 0
+    digest: DigestListing | None = None
     # Seconds the incident lasted, once all of it is resolved (see render/text.py).
     resolved_after: float | None = None
 

@@ -45,6 +45,23 @@ def format_duration(seconds: float) -> str:
     return f"{rest}s"
 
 
+def plural(count: int, word: str) -> str:
+    """`1 alert`, `3 alerts`."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+_SEVERITY_ORDER = ("critical", "warning", "info")
+
+
+def severity_rank(severity: str) -> int:
+    """0 for critical, 1 for warning, 2 for info; unknown severities rank with warning:
+    loud enough, never calmer than info."""
+    try:
+        return _SEVERITY_ORDER.index(severity)
+    except ValueError:
+        return 1
+
+
 def escape_mrkdwn(text: str) -> str:
     """Escape the three characters Slack's mrkdwn treats as control characters.
 

@@ -52,9 +52,9 @@ def create_app(
         metrics,
         workers=config.state.workers,
         dead_after=config.state.dead_after,
-        # The pacer keeps its own monotonic clock: pacing is about how fast Slack sees
-        # posts, not about the service's (injectable) wall clock.
-        pacer=Pacer(config.slack.per_channel_interval, config.slack.digest_threshold),
+        # Post slots live in the store, so replicas share each destination's budget; the
+        # pacer keeps real time, not the service's injectable clock.
+        pacer=Pacer(the_store),
         clock=clock,
     )
     app[STATE] = AppState(

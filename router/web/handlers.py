@@ -239,7 +239,11 @@ async def notifications(request: web.Request) -> web.Response:
         return web.json_response({"error": "limit must be between 1 and 1000"}, status=400)
     try:
         records = await state.records.list_notifications(
-            limit, receiver=request.query.get("receiver"), group_key=request.query.get("group")
+            limit,
+            receiver=request.query.get("receiver"),
+            group_key=request.query.get("group"),
+            # The records a digest (or a newer record of their group) carried.
+            delivered_in=request.query.get("digest") or None,
         )
     except StoreUnavailable as exc:
         return web.json_response({"error": str(exc)}, status=503)

@@ -16,7 +16,9 @@ What it checks, as Slack does (facts: protocols.md section 5):
   archived -> `is_archived`; a channel the bot is not a member of -> `not_in_channel`.
 - content: neither text nor blocks nor attachments -> `no_text`; text over 40,000 ->
   `msg_too_long`; more than 100 attachments -> `too_many_attachments`; Block Kit rule
-  breaks (see `block_errors`) -> `invalid_blocks` with an `errors` list of JSON pointers.
+  breaks (see `block_errors`) -> `invalid_blocks` with an `errors` list of JSON pointers;
+  more than 12,000 characters of text in all blocks of a message (attachments' included)
+  -> `msg_blocks_too_long`, as Slack answers however valid each block is.
 - `chat.postMessage` with `thread_ts` must name an existing top-level message of the same
   channel -> else `thread_not_found`.
 - `chat.update`: `channel` must be an ID (a name is `channel_not_found`); `ts` must exist ->
@@ -70,6 +72,7 @@ DEFAULT_CHANNELS: Mapping[str, str] = {
 DEFAULT_WEBHOOK_PATH = "/services/T000/B000/XXXX"
 
 MAX_TEXT = 40_000
+MAX_BLOCKS_TEXT = 12_000
 MAX_ATTACHMENTS = 100
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -279,6 +282,13 @@ def _texts_of(block: Mapping[str, Any]) -> list[str]:
             elif isinstance(item.get("text"), dict):
                 texts += _texts_of(item)
     return texts
+
+
+def blocks_text_size(blocks: Any) -> int:
+    """Characters of text in a block array (what Slack totals for `msg_blocks_too_long`)."""
+    if not isinstance(blocks, list):
+        return 0
+    return sum(len(t) for b in blocks if isinstance(b, dict) for t in _texts_of(b))
 
 
 def _text_object_errors(
@@ -684,6 +694,9 @@ class FakeSlack(LoopbackServer):
             errors = block_errors(blocks)
             if errors:
                 raise _ApiError("invalid_blocks", errors=errors)
+        attached = [a.get("blocks") for a in attachments or [] if isinstance(a, dict)]
+        if sum(blocks_text_size(b) for b in [blocks, *attached]) > MAX_BLOCKS_TEXT:
+            raise _ApiError("msg_blocks_too_long")
 
     def _post_message(self, token: str, args: Mapping[str, Any]) -> dict[str, Any]:
         channel = self._writable_channel(args)

@@ -29,11 +29,22 @@ from typing import Any
 from urllib.parse import quote
 
 from router.model import Status
-from router.render.message import AlertView, Link, LogExcerpt, Message, alert_links
-from router.render.text import escape_mrkdwn, format_duration
+from router.render.message import (
+    MAX_DIGEST_LISTED,
+    AlertView,
+    DigestEntry,
+    Link,
+    LogExcerpt,
+    Message,
+    alert_links,
+)
+from router.render.text import escape_mrkdwn, format_duration, plural, severity_rank
 
 # Slack's Block Kit and message limits (chat.postMessage and Block Kit reference).
 MAX_BLOCKS = 50
+# Slack also refuses a message whose blocks hold more than about 12,000 characters of text
+# in all (`msg_blocks_too_long`, undocumented); we stay under this with room for markup.
+MAX_MESSAGE_TEXT = 11_000
 MAX_SECTION_TEXT = 3000
 MAX_HEADER_TEXT = 150
 MAX_FIELDS = 10
@@ -68,7 +79,6 @@ _MIN_LOG_LINE = 40
 _TITLE_BUDGET = 80
 
 _LINK_SCHEMES = ("http://", "https://", "mailto:")
-_SEVERITY_ORDER = ("critical", "warning", "info")
 _ZWSP = "\u200b"
 _DETAIL_ORDER = (
     "revision",
@@ -159,18 +169,6 @@ def slack_date(when: datetime) -> str:
     return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def _severity_rank(severity: str) -> int:
-    try:
-        return _SEVERITY_ORDER.index(severity)
-    except ValueError:
-        # Unknown severities rank with warning: loud enough, never calmer than info.
-        return 1
-
-
 def top_severity(message: Message) -> str:
     """The most severe severity among the firing alerts (the message's own when unlabelled)."""
     severities = [a.labels.get("severity", "") for a in message.firing]
@@ -179,14 +177,14 @@ def top_severity(message: Message) -> str:
     ]
     if not severities:
         return ""
-    return min(severities, key=_severity_rank)
+    return min(severities, key=severity_rank)
 
 
 def message_color(message: Message) -> str:
     """The attachment side-bar colour: green when resolved, else by the top severity."""
     if message.status is Status.RESOLVED:
         return COLOR_RESOLVED
-    rank = _severity_rank(top_severity(message))
+    rank = severity_rank(top_severity(message))
     return (COLOR_CRITICAL, COLOR_WARNING, COLOR_INFO)[rank]
 
 
@@ -212,23 +210,23 @@ def _status_emoji(message: Message) -> str:
     if message.status is Status.RESOLVED:
         return ":white_check_mark:"
     return (":rotating_light:", ":warning:", ":information_source:")[
-        _severity_rank(top_severity(message))
+        severity_rank(top_severity(message))
     ]
 
 
 def header_text(message: Message) -> str:
     """The header's plain text: emoji and title, cut to Slack's 150 characters."""
     title = " ".join(message.title.split()) or message.status_text
-    prefix = ":inbox_tray: Digest · " if message.digest_of else ""
-    return truncate_plain(f"{_status_emoji(message)} {prefix}{title}", MAX_HEADER_TEXT)
+    return truncate_plain(f"{_status_emoji(message)} {title}", MAX_HEADER_TEXT)
 
 
 def fallback_text(message: Message, mention: str = "") -> str:
-    """The top-level `text`: title and first alert summary, escaped; never empty."""
+    """The top-level `text`: title and first alert summary, escaped; never empty. A digest
+    says only its title: no one alert speaks for it."""
     title = escape_mrkdwn(" ".join(message.title.split())) or message.status_text
     first = next((a for a in message.alerts if a.summary), None)
     summary = escape_mrkdwn(" ".join(first.summary.split())) if first else ""
-    text = f"{title}: {summary}" if summary else title
+    text = f"{title}: {summary}" if summary and message.digest is None else title
     if mention:
         text = f"{mention} {text}"
     return truncate_mrkdwn(text, FALLBACK_TEXT_LIMIT, marker=ELLIPSIS)
@@ -279,7 +277,7 @@ def _context_block(message: Message, updated_at: datetime | None) -> dict[str, A
     if updated_at is not None:
         parts.append(f"Updated {slack_date(updated_at)}")
     if message.digest_of:
-        parts.append(f"Digest of {_plural(message.digest_of, 'notification')}")
+        parts.append(f"Digest of {plural(message.digest_of, 'notification')}")
     elements = [
         {"type": "mrkdwn", "text": truncate_mrkdwn(p, MAX_CONTEXT_TEXT)}
         for p in parts[:MAX_CONTEXT_ELEMENTS]
@@ -313,7 +311,7 @@ def _labels_line(labels: Mapping[str, str]) -> str:
     return truncate_mrkdwn(line, _LABELS_BUDGET, marker=" " + ELLIPSIS)
 
 
-def _alert_section(alert: AlertView) -> dict[str, Any]:
+def _alert_section(alert: AlertView, *, logs_left_out: bool = False) -> dict[str, Any]:
     firing = alert.status is Status.FIRING
     dot = ":red_circle:" if firing else ":large_green_circle:"
     name = escape_mrkdwn(truncate_plain(" ".join(alert.alertname.split()), 200)) or "alert"
@@ -338,7 +336,9 @@ def _alert_section(alert: AlertView) -> dict[str, Any]:
     if tail:
         lines.append(tail)
     logs = alert.logs
-    if logs is not None and not logs.lines and logs.note:
+    if logs_left_out:
+        lines.append("_Logs: left out, this message is full (the Explore link has them)_")
+    elif logs is not None and not logs.lines and logs.note:
         note = escape_mrkdwn(truncate_plain(" ".join(logs.note.split()), _NOTE_BUDGET))
         lines.append(f"_Logs: {note}_")
     return _section("\n".join(lines))
@@ -376,7 +376,7 @@ def _logs_section(logs: LogExcerpt) -> dict[str, Any]:
         used += len(line) + 1
     text = head + "\n```\n" + "\n".join(shown) + "\n```"
     if len(shown) < len(lines):
-        text += f"\n{ELLIPSIS} {_plural(len(lines) - len(shown), 'more line')}"
+        text += f"\n{ELLIPSIS} {plural(len(lines) - len(shown), 'more line')}"
     return _section(text)
 
 
@@ -388,20 +388,27 @@ def _alert_blocks(alert: AlertView) -> list[dict[str, Any]]:
 
 
 def _overflow_block(hidden: int, message: Message) -> dict[str, Any]:
-    text = f"... and {_plural(hidden, 'more alert')}"
+    text = f"... and {plural(hidden, 'more alert')}"
     if message.external_url:
         text += " · " + mrkdwn_link(message.external_url, "Open Alertmanager")
     return _section(text)
 
 
 def build_blocks(
-    message: Message, *, mention: str = "", updated_at: datetime | None = None
+    message: Message,
+    *,
+    mention: str = "",
+    updated_at: datetime | None = None,
+    threaded: bool = True,
 ) -> tuple[list[Any], list[Any]]:
-    """The top-level blocks and the attachment blocks; together at most 50 blocks.
+    """The top-level blocks and the attachment blocks; together at most 50 blocks and
+    MAX_MESSAGE_TEXT characters.
 
     `mention` is inserted as is (it is trusted configuration such as `<!subteam^S01>`); pass
     it only when `mention_allowed` says so and the message is a fresh post. `updated_at`
-    (for an edited message) adds "Updated <time>" to the context line.
+    (for an edited message) adds "Updated <time>" to the context line. A digest lists no
+    alert itself but says where they are: in its thread, or (`threaded` false, an incoming
+    webhook) in the messages after it.
     """
     top: list[dict[str, Any]] = [
         {
@@ -421,36 +428,67 @@ def build_blocks(
     if notes is not None:
         head.append(notes)
 
+    if message.digest is not None:
+        # A digest's alerts are listed after it (build_digest_chunks): here only where.
+        return list(top), [*head, _digest_pointer(message, threaded)]
+
     alerts = message.alerts
     room = MAX_BLOCKS - len(top) - len(head)
+    # Room for the "... and N more" marker is kept in both budgets.
+    text_room = MAX_MESSAGE_TEXT - _text_size([*top, *head]) - _MARKER_TEXT
     body: list[dict[str, Any]] = []
+    used = 0
     shown = 0
     for index, alert in enumerate(alerts):
         blocks = _alert_blocks(alert)
         remaining_after = len(alerts) - index - 1
         # Keep one block free for the "... and N more" marker unless this is the last alert.
         reserve = 1 if remaining_after else 0
-        if len(body) + len(blocks) + reserve > room:
-            if len(blocks) > 1 and len(body) + 1 + reserve <= room:
-                # Out of room for the log excerpt: show the alert without it.
-                blocks = blocks[:1]
+        if len(body) + len(blocks) + reserve > room or used + _text_size(blocks) > text_room:
+            fits_alone = used + _text_size(blocks[:1]) <= text_room
+            if len(blocks) > 1 and len(body) + 1 + reserve <= room and fits_alone:
+                # Out of room for the log excerpt: show the alert without it, saying so.
+                blocks = [_alert_section(alert, logs_left_out=True)]
             else:
                 break
         body.extend(blocks)
+        used += _text_size(blocks)
         shown += 1
     if shown < len(alerts):
         body.append(_overflow_block(len(alerts) - shown, message))
     return list(top), [*head, *body]
 
 
+# The text an "... and N more alerts · Open Alertmanager" marker may take.
+_MARKER_TEXT = 400
+
+
+def _text_size(blocks: Iterable[Mapping[str, Any]]) -> int:
+    """Characters of text in `blocks`, as Slack counts them against a message's total."""
+    total = 0
+    for block in blocks:
+        text = block.get("text")
+        if isinstance(text, dict):
+            total += len(str(text.get("text", "")))
+        for key in ("fields", "elements"):
+            for item in block.get(key) or ():
+                if isinstance(item, dict) and isinstance(item.get("text"), str):
+                    total += len(item["text"])
+    return total
+
+
 def build_message_payload(
-    message: Message, *, mention: str = "", updated_at: datetime | None = None
+    message: Message,
+    *,
+    mention: str = "",
+    updated_at: datetime | None = None,
+    threaded: bool = True,
 ) -> SlackPayload:
     """The whole chat.postMessage / chat.update / webhook body for a notification.
 
     Never fails and always stays inside Slack's limits, whatever the message holds.
     """
-    top, attached = build_blocks(message, mention=mention, updated_at=updated_at)
+    top, attached = build_blocks(message, mention=mention, updated_at=updated_at, threaded=threaded)
     text = fallback_text(message, mention)
     return {
         "text": text,
@@ -507,20 +545,147 @@ def build_thread_reply(
         if message.resolved:
             text += f": {_names(message.resolved)}"
     elif message.reason == "repeat":
-        text = f":repeat: Still firing (reminder): {_plural(len(firing), 'alert')}"
+        text = f":repeat: Still firing (reminder): {plural(len(firing), 'alert')}"
         text += f" — {_names(firing)}"
     elif message.reason == "new_alerts" and new:
         label = "new alert" if known is not None else "alert"
-        text = f":red_circle: {_plural(len(new), label)} firing: {_names(new)}"
+        text = f":red_circle: {plural(len(new), label)} firing: {_names(new)}"
         if newly_resolved:
             text += f"\n:large_green_circle: {len(newly_resolved)} resolved: "
             text += _names(newly_resolved)
     elif message.resolved:
         text = f":large_green_circle: {len(newly_resolved or message.resolved)} resolved: "
         text += _names(newly_resolved or message.resolved)
-        text += f"\nStill firing: {_plural(len(firing), 'alert')}"
+        text += f"\nStill firing: {plural(len(firing), 'alert')}"
     else:
         text = f"Updated: {escape_mrkdwn(message.status_text)} — {_names(firing)}"
     if mention:
         text = f"{mention} {text}"
     return {"text": truncate_mrkdwn(text, REPLY_TEXT_LIMIT, marker=ELLIPSIS)}
+
+
+# -- digests ---------------------------------------------------------------------------------
+
+# What one digest line may spend on each part: the whole line stays far below a section.
+_DIGEST_NAME_BUDGET = 80
+_DIGEST_LABELS_BUDGET = 250
+_DIGEST_SUMMARY_BUDGET = 200
+
+
+def _listed(message: Message) -> tuple[list[DigestEntry], int]:
+    """The entries a digest's thread lists, and how many more it stands for."""
+    assert message.digest is not None
+    entries = list(message.digest.entries)
+    return entries[:MAX_DIGEST_LISTED], max(len(entries) - MAX_DIGEST_LISTED, 0)
+
+
+def _listing_link(message: Message, title: str) -> str:
+    """A link to every record of the digest, or the API path when the router has no URL."""
+    assert message.digest is not None
+    url = message.digest.listing_url
+    if _link_url(url) is None:
+        return f"{escape_mrkdwn(title)}: `GET {escape_mrkdwn(url)}` on alert-router"
+    return mrkdwn_link(url, title)
+
+
+def _digest_pointer(message: Message, threaded: bool) -> dict[str, Any]:
+    listed, more = _listed(message)
+    where = "in this thread" if threaded else "in the messages after this one"
+    total = len(listed) + more
+    if more:
+        text = (
+            f":point_down: The first {len(listed):,} of {total:,} alerts are listed {where}; "
+            + _listing_link(message, f"all {total:,}")
+        )
+    else:
+        text = f":point_down: {'Every' if total > 1 else 'The'} alert is listed {where}. "
+        text += _listing_link(message, "Records of this digest")
+    return _section(text)
+
+
+def digest_line(entry: DigestEntry) -> str:
+    """One alert of a digest on one mrkdwn line: status, name, telling labels, summary."""
+    alert = entry.alert
+    firing = alert.status is Status.FIRING
+    dot = ":red_circle:" if firing else ":large_green_circle:"
+    name = " ".join(alert.alertname.split())
+    line = f"{dot} *{escape_mrkdwn(truncate_plain(name, _DIGEST_NAME_BUDGET)) or 'alert'}*"
+    if not firing:
+        line += " (resolved)"
+    if entry.labels:
+        parts = " ".join(_inline_code(f"{k}={v}") for k, v in entry.labels.items())
+        line += " " + truncate_mrkdwn(parts, _DIGEST_LABELS_BUDGET, marker=" " + ELLIPSIS)
+    summary = " ".join(alert.summary.split())
+    if summary:
+        line += " — " + escape_mrkdwn(truncate_plain(summary, _DIGEST_SUMMARY_BUDGET))
+    return line
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def build_digest_chunks(message: Message) -> list[SlackPayload]:
+    """The posts listing every alert of a digest (up to MAX_DIGEST_LISTED, then a link to
+    the rest), one line each, in as few messages as Slack's limits allow.
+
+    Each post starts with a context line saying which alerts it holds; the first names the
+    labels every alert shares.
+    """
+    assert message.digest is not None
+    listed, more = _listed(message)
+    total = len(listed) + more
+    lines = [digest_line(e) for e in listed]
+    if more:
+        lines.append(
+            f":heavy_plus_sign: {more:,} more {'alert' if more == 1 else 'alerts'} "
+            "of this digest are not listed here: " + _listing_link(message, f"all {total:,}")
+        )
+    shared = message.digest.shared_labels
+    shared_text = ""
+    if shared:
+        shared_text = " · every alert has " + truncate_mrkdwn(
+            " ".join(_inline_code(f"{k}={v}") for k, v in sorted(shared.items())),
+            _LABELS_BUDGET,
+            marker=" " + ELLIPSIS,
+        )
+    posts = _pack(lines, first_budget=MAX_MESSAGE_TEXT - _CONTEXT_ROOM - len(shared_text))
+    payloads: list[SlackPayload] = []
+    first = 1
+    for index, sections in enumerate(posts):
+        shown = min(sum(len(lines) for lines in sections), len(listed) - first + 1)
+        what = f"Alerts {first:,}–{first + shown - 1:,} of {total:,}" if shown > 0 else ""
+        what = what or f"{total:,} alerts"
+        head = f":inbox_tray: {escape_mrkdwn(truncate_plain(message.title, 150))} · {what}"
+        if index == 0:
+            head += shared_text
+        blocks = [_context(head), *(_section("\n".join(lines)) for lines in sections)]
+        text = truncate_plain(f"{message.title}: {what}", 300)
+        payloads.append({"text": escape_mrkdwn(text), "blocks": blocks})
+        first += max(shown, 0)
+    return payloads
+
+
+def _pack(lines: Sequence[str], *, first_budget: int) -> list[list[list[str]]]:
+    """Lines into posts of sections: each section within Slack's section limit, each post
+    within its block count and MAX_MESSAGE_TEXT (less the room for its heading)."""
+    posts: list[list[list[str]]] = []
+    size = section_size = limit = 0
+    for line in lines:
+        cost = len(line) + 1
+        new_section = section_size + cost > MAX_SECTION_TEXT
+        if not posts or size + cost > limit or (new_section and len(posts[-1]) >= MAX_BLOCKS - 1):
+            limit = first_budget if not posts else MAX_MESSAGE_TEXT - _CONTEXT_ROOM
+            posts.append([[]])
+            size = section_size = 0
+        elif new_section:
+            posts[-1].append([])
+            section_size = 0
+        posts[-1][-1].append(line)
+        size += cost
+        section_size += cost
+    return posts
+
+
+# What the context line heading each digest post may take.
+_CONTEXT_ROOM = 300

@@ -16,6 +16,11 @@ Bot-token mode (`token` + `channel`) keeps one message per (receiver, group):
 
 Incoming-webhook mode (`webhook_url`) cannot edit: every notification is a new message.
 
+A digest (a channel's backlog folded into one notification) is a new message with the
+counts, and every alert it stands for listed below it: in its thread in bot mode, in the
+messages right after it in webhook mode. Each of those posts waits for its own slot of the
+channel's budget, as any post does.
+
 The receiver's `mention` goes only into freshly posted news (first notification, new
 alerts, digest) that has a firing critical alert, or into the thread reply announcing new
 critical alerts; never into resolves, reminders or the edited parent.
@@ -45,9 +50,10 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 from slack_sdk.webhook.webhook_response import WebhookResponse
 
-from router.channels.base import DeliveryError, parse_retry_after
+from router.channels.base import DeliveryError, PaceSettings, SlotGate, parse_retry_after
 from router.channels.slack.blocks import (
     SlackPayload,
+    build_digest_chunks,
     build_message_payload,
     build_thread_reply,
     is_critical,
@@ -72,6 +78,12 @@ RATE_LIMIT_ERRORS = frozenset({"ratelimited", "rate_limited"})
 GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 
 _CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# A Slack channel ID (C..., G... private, D... direct) rather than a name.
+_CHANNEL_ID_RE = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+# Slack's own pace: about one post per second per channel.
+DEFAULT_PACE = PaceSettings(interval=1.0, digest_threshold=5)
+# How often one post of a digest's list is tried again after a 429 before the digest fails.
+_CHUNK_ATTEMPTS = 3
 
 
 def _retry_after_header(headers: Mapping[str, Any] | None) -> str | None:
@@ -101,9 +113,11 @@ class SlackChannel:
         cfg: SlackReceiver,
         *,
         clock: Callable[[], float] = time.time,
+        pace: PaceSettings = DEFAULT_PACE,
     ) -> None:
         self.name = name
         self.cfg = cfg
+        self.pace = pace
         self._clock = clock
         self._token = cfg.token.get_secret_value() if cfg.token is not None else None
         self._webhook_url = cfg.webhook_url.get_secret_value() if cfg.webhook_url else None
@@ -125,6 +139,16 @@ class SlackChannel:
             return f"webhook|{digest}"
         return f"{self.cfg.api_url}|{self.cfg.channel}"
 
+    @property
+    def destination(self) -> str:
+        """`in #dev-alerts` (the configured channel), or the receiver for a webhook."""
+        channel = self.cfg.channel or ""
+        if self._webhook_url is not None or not channel:
+            return f"for {self.name}"
+        if channel.startswith("#") or _CHANNEL_ID_RE.match(channel):
+            return f"in {channel}"
+        return f"in #{channel}"
+
     async def send(self, message: Message, prior: Mapping[str, str]) -> Mapping[str, str]:
         """Post or update the group's Slack message; returns the state to keep for the group.
 
@@ -133,6 +157,21 @@ class SlackChannel:
         if self._webhook_url is not None:
             return await self._send_webhook(message)
         return await self._send_bot(message, prior)
+
+    async def send_digest(self, digest: Message, slots: SlotGate) -> Mapping[str, str]:
+        """Post a digest, then the list of every alert it stands for (in its thread, or
+        after it for a webhook), each post on its own slot of `slots`."""
+        threaded = self._webhook_url is None
+        await slots.next()
+        if threaded:
+            state = await self._post_new(digest)
+        else:
+            state = await self._send_webhook(digest)
+        # Replies go to the channel ID the post answered with, under the digest's ts.
+        parent = (state.get("channel", ""), state.get("ts", "")) if threaded else None
+        for chunk in build_digest_chunks(digest):
+            await self._post_paced(chunk, parent, slots)
+        return state
 
     async def close(self) -> None:
         """Close the HTTP session; a later send opens a new one."""
@@ -221,6 +260,34 @@ class SlackChannel:
             "status": message.status.value,
             "firing": " ".join(a.fingerprint for a in message.firing),
         }
+
+    async def _post_paced(
+        self, payload: SlackPayload, parent: tuple[str, str] | None, slots: SlotGate
+    ) -> None:
+        """One more post after a slot; a 429 holds the channel and the post is tried again
+        (the posts before it are out: failing here would post them all twice)."""
+        for attempt in range(1, _CHUNK_ATTEMPTS + 1):
+            await slots.next()
+            try:
+                if parent is None:
+                    await self._post_webhook_body(dict(payload))
+                else:
+                    await self._post_reply(payload, *parent)
+                return
+            except DeliveryError as err:
+                if not err.retryable or attempt == _CHUNK_ATTEMPTS:
+                    raise
+                if err.reason == "rate_limited":
+                    await slots.hold(err.retry_after or self.pace.interval)
+
+    async def _post_reply(self, payload: SlackPayload, channel: str, thread_ts: str) -> None:
+        client = self._web_client()
+        await self._call(
+            "chat.postMessage",
+            lambda: client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, **payload, **self._extras()
+            ),
+        )
 
     async def _post_new(self, message: Message) -> dict[str, str]:
         client = self._web_client()
@@ -329,10 +396,15 @@ class SlackChannel:
 
     # ---- incoming webhook --------------------------------------------------------------
 
-    async def _send_webhook(self, message: Message) -> Mapping[str, str]:
-        client = self._webhook_client()
+    async def _send_webhook(self, message: Message) -> dict[str, str]:
         mention = self.cfg.mention if mention_allowed(message) else ""
-        body = build_message_payload(message, mention=mention)
+        await self._post_webhook_body(
+            build_message_payload(message, mention=mention, threaded=False)
+        )
+        return {}
+
+    async def _post_webhook_body(self, body: SlackPayload) -> None:
+        client = self._webhook_client()
         if self.cfg.username:
             body["username"] = self.cfg.username
         if self.cfg.icon_emoji:
@@ -344,7 +416,7 @@ class SlackChannel:
             response: WebhookResponse = await client.send_dict(body)
         status = response.status_code
         if 200 <= status < 300:
-            return {}
+            return
         # AsyncWebhookClient does not raise on failures: map status and plain-text body.
         reason = _code(str(response.body or ""), status)
         detail = self._scrub(f"{where}: HTTP {status}, error {reason}")
