@@ -19,12 +19,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from router.channels.base import DeliveryError
 from router.enrich.deploys import DeployCorrelator
-from router.model import Claim, DeliveryState, Outcome
+from router.model import AlertState, Claim, DeliveryState, Deploy, Notification, Outcome
 from router.notify.firing import FiringAlerts
 from router.notify.pacing import Pacer
 from router.notify.retry import backoff
@@ -45,6 +45,7 @@ from router.runtime import Runtime
 from router.store.protocols import (
     DEFAULT_LEASE,
     DEFAULT_LEASE_RENEW,
+    Outbox,
     Store,
     StoreUnavailable,
     exported_outbox_depth,
@@ -59,24 +60,95 @@ MAINTENANCE_EVERY = 60.0
 MAX_INFLIGHT = 20_000
 
 
+# Pauses between tries of recording how a claim ended while the store does not answer.
+RECORD_RETRY_FIRST = 0.25
+RECORD_RETRY_MAX = 2.0
+
+
+class PatientOutbox:
+    """The outbox as finishing a claim needs it: recording how it ended (complete, release)
+    is tried again through a brief store outage, such as a Redis failover, for up to
+    `patience` seconds. What was sent would otherwise be sent again once its lease runs
+    out; trying again is harmless, as a claim ends once. The worker's lease fence still
+    stops the delivery if its lease could run out meanwhile."""
+
+    def __init__(self, store: Outbox, patience: float) -> None:
+        self._store = store
+        self.patience = patience
+
+    async def _patiently(self, write: Callable[[], Awaitable[None]]) -> None:
+        deadline = time.monotonic() + self.patience
+        pause = RECORD_RETRY_FIRST
+        while True:
+            try:
+                await write()
+                return
+            except StoreUnavailable:
+                if time.monotonic() + pause > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RECORD_RETRY_MAX)
+
+    async def complete(self, claim: Claim, outcome: Outcome, now: float) -> None:
+        await self._patiently(lambda: self._store.complete(claim, outcome, now))
+
+    async def release(
+        self,
+        claim: Claim,
+        next_attempt_at: float,
+        error: str,
+        now: float,
+        *,
+        attempted: bool = True,
+    ) -> None:
+        await self._patiently(
+            lambda: self._store.release(claim, next_attempt_at, error, now, attempted=attempted)
+        )
+
+    # The rest is the store's, unchanged.
+
+    async def record(
+        self,
+        notifications: Sequence[Notification],
+        *,
+        alerts: Sequence[AlertState] = (),
+        deploys: Sequence[Deploy] = (),
+    ) -> None:
+        await self._store.record(notifications, alerts=alerts, deploys=deploys)
+
+    async def claim(self, now: float, limit: int) -> list[Claim]:
+        return await self._store.claim(now, limit)
+
+    async def renew(self, claims: Sequence[Claim], now: float) -> set[str]:
+        return await self._store.renew(claims, now)
+
+    async def pending_count(self) -> int:
+        return await self._store.pending_count()
+
+    async def next_due(self) -> float | None:
+        return await self._store.next_due()
+
+
 def default_pipeline(
     store: Store,
+    outbox: Outbox,
     metrics: Metrics,
     clock: Callable[[], float],
     pacer: Pacer,
     firing: FiringAlerts,
 ) -> Stage:
     """mute -> inhibit -> dedup -> render -> enrich -> notify -> set notifies: Alertmanager's
-    order, with enrichment after dedup so duplicates cost no Loki query."""
+    order, with enrichment after dedup so duplicates cost no Loki query. Claims end through
+    `outbox`."""
     return MultiStage(
         [
             MuteStage(),
             InhibitStage(firing),
-            DedupStage(store, store, metrics),
+            DedupStage(store, outbox, metrics),
             RenderStage(),
             EnrichStage(DeployCorrelator(store)),
             NotifyStage(pacer, metrics),
-            SetNotifiesStage(store, metrics, clock),
+            SetNotifiesStage(outbox, metrics, clock),
         ]
     )
 
@@ -115,7 +187,11 @@ class Deliverer:
         self.clock = clock
         self.pacer = pacer
         self.firing = FiringAlerts(store)
-        self.pipeline = default_pipeline(store, metrics, clock, self.pacer, self.firing)
+        # A store outage shorter than a lease does not make a sent message go out again.
+        self.outbox = PatientOutbox(store, patience=lease)
+        self.pipeline = default_pipeline(
+            store, self.outbox, metrics, clock, self.pacer, self.firing
+        )
         self._wake = asyncio.Event()
         self._stopping = False
         # Every delivery running, and the claim it holds.
@@ -324,11 +400,11 @@ class Deliverer:
                 state = DeliveryState.DEAD if exc.retryable else DeliveryState.FAILED
                 log.error("notification %s", state.value, extra=extra)
                 self.metrics.notifications_dead.labels(receiver, integration).inc()
-                await self.store.complete(claim, Outcome(state, exc.reason, error=str(exc)), now)
+                await self.outbox.complete(claim, Outcome(state, exc.reason, error=str(exc)), now)
             else:
                 delay = backoff(claim.attempts, retry_after=exc.retry_after)
                 log.warning("delivery failed, will retry", extra={**extra, "retry_in": delay})
-                await self.store.release(claim, now + delay, str(exc), now)
+                await self.outbox.release(claim, now + delay, str(exc), now)
                 self.wake()
         except StoreUnavailable as store_exc:
             log.warning("could not record delivery failure", extra={"error": str(store_exc)})
