@@ -457,3 +457,36 @@ async def test_replicas_share_one_post_budget_per_destination(replica: Opener) -
     a, b = await replica(), await replica()
     starts = await asyncio.gather(*(s.reserve_slot("chan", 1.0, T0) for s in (a, b, a, b)))
     assert sorted(starts) == [pytest.approx(T0 + i) for i in range(4)]
+
+
+# -- replicas and Sentinel -----------------------------------------------------------------
+
+
+async def test_a_record_no_replica_confirms_is_unavailable(redis_url: str, prefix: str) -> None:
+    # The shared Redis has no replica: with min_replicas the webhook must not be acknowledged.
+    store = RedisStore(redis_url, key_prefix=prefix, min_replicas=1)
+    await store.open()
+    try:
+        with pytest.raises(StoreUnavailable) as refused:
+            await store.record([notification("g1", "a")])
+        assert "0 of 1 replicas acknowledged the write" in str(refused.value)
+        assert "state.min_replicas" in str(refused.value)
+        # Claims, renewals and completions do not wait: delivery goes on without replicas.
+        [claim] = await store.claim(T0, 10)
+        assert await store.renew([claim], T0 + 1) == {claim.token}
+        await store.complete(claim, Outcome(DeliveryState.SENT, "first"), T0 + 2)
+    finally:
+        await store.close()
+
+
+async def test_a_sentinel_nobody_answers_is_unavailable_and_hides_the_password() -> None:
+    from tests.fakes.smtp import free_port
+
+    port = free_port()
+    store = RedisStore(f"redis+sentinel://:{PASSWORD}@127.0.0.1:{port}/alerts/0")
+    with pytest.raises(StoreUnavailable) as refused:
+        await store.open()
+    await store.close()
+    message = str(refused.value)
+    assert f"sentinel 127.0.0.1:{port} primary 'alerts'" in message
+    assert PASSWORD not in message

@@ -80,7 +80,7 @@ from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -249,8 +249,10 @@ class RedisStore:
             self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
                 list(sentinel.sentinels),
                 sentinel_kwargs={
+                    "decode_responses": True,
                     "socket_timeout": SOCKET_TIMEOUT,
                     "socket_connect_timeout": SOCKET_TIMEOUT,
+                    "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
                 },
             )
             # Every new connection asks the Sentinels where the primary is now, and one
@@ -271,6 +273,11 @@ class RedisStore:
         """Map Redis being unreachable, slow or unable to write to StoreUnavailable."""
         try:
             yield
+        except MasterNotFoundError as exc:
+            # Its text lists every Sentinel client in full; what matters fits in a line.
+            raise StoreUnavailable(
+                f"redis {self._where}: {what}: no Sentinel answers with a live primary"
+            ) from exc
         except (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError) as exc:
             raise StoreUnavailable(f"redis {self._where}: {what}: {exc}") from exc
         except ResponseError as exc:
