@@ -11,6 +11,8 @@ A delivery whose claim the store no longer counts as this worker's is stopped, s
 not send what the new holder sends: one taken over (the renewal says so), or one whose
 lease could run out before the next renewal while the store does not answer. What it may
 have sent already is sent again by the next holder: delivery is at least once, never lost.
+Recording how a delivery ended is tried again through an outage shorter than the lease (a
+Redis failover), so a message sent during one is not sent twice.
 """
 
 from __future__ import annotations
