@@ -330,7 +330,8 @@ def test_unknown_field_points_at_the_key_and_suggests_the_right_one() -> None:
         "7:3: dedup.repeat_intervl: unknown field 'repeat_intervl'"
         " (did you mean 'repeat_interval'?)",
         "9:3: state.bogus: unknown field 'bogus'"
-        " (allowed: url, dead_after, workers, key_prefix, lease, keep_records)",
+        " (allowed: url, dead_after, workers, key_prefix, lease, lease_renew,"
+        " keep_records, min_replicas)",
     ]
 
 

@@ -20,6 +20,7 @@ import pytest
 from tests.fakes.smtp import free_port
 from tests.fakes.webhook_sink import WebhookSink
 from tests.helpers import payload
+from tests.redis_server import RedisServer
 
 
 class Server:
@@ -39,12 +40,13 @@ class Server:
                 argv, cwd=self.config.parent, stdout=subprocess.DEVNULL, stderr=log
             )
 
-    async def start(self) -> None:
+    async def start(self, *, until: str = "/readyz") -> None:
+        """Spawn the process and wait until `until` answers 200."""
         self.proc = self._spawn()
         async with asyncio.timeout(20), aiohttp.ClientSession() as http:
             while True:
                 try:
-                    async with http.get(self.url + "/readyz") as resp:
+                    async with http.get(self.url + until) as resp:
                         if resp.status == 200:
                             return
                 except aiohttp.ClientError:
@@ -233,18 +235,54 @@ def one_json_line(lines: list[str]) -> dict[str, Any]:
     return entry
 
 
-async def test_serve_exits_1_with_one_line_when_the_store_cannot_be_reached(
-    tmp_path: Path,
-) -> None:
-    config = tmp_path / "routes.yaml"
-    config.write_text(
-        LOG + f"route: {{receiver: stdout}}\nstate: {{url: 'redis://127.0.0.1:{free_port()}/0'}}\n"
-    )
-    code, lines = await run_router(*serve_argv(config, free_port()), cwd=tmp_path)
-    entry = one_json_line(lines)
-    assert code == 1
-    assert (entry["level"], entry["msg"]) == ("error", "cannot start: state store unavailable")
-    assert "127.0.0.1" in entry["error"]
+async def get(server: Server, path: str) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as http, http.get(server.url + path) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+async def test_serve_waits_for_a_store_that_is_down_at_start(tmp_path: Path) -> None:
+    redis_server = RedisServer(tmp_path / "redis")  # its port is chosen; nothing listens yet
+    async with WebhookSink() as sink:
+        config = tmp_path / "routes.yaml"
+        config.write_text(
+            f"state: {{url: '{redis_server.url}', key_prefix: 'waiting:'}}\n"
+            f"receivers: [{{name: hook, webhook: {{url: '{sink.url('/hook')}'}}}}]\n"
+            "route: {receiver: hook}\n"
+        )
+        srv = Server(config, free_port())
+        try:
+            await srv.start(until="/healthz")
+            status, answer = await get(srv, "/readyz")
+            assert status == 503
+            assert f"127.0.0.1:{redis_server.port}" in answer["error"]
+            assert await srv.post(payload("alertmanager_firing.json")) == 503
+            redis_server.start()
+
+            async def ready() -> bool:
+                return (await get(srv, "/readyz"))[0] == 200
+
+            # Retried with a backoff capped at 2 s: ready within seconds of Redis answering.
+            async with asyncio.timeout(10):
+                while True:
+                    if await ready():
+                        break
+                    await asyncio.sleep(0.1)
+            assert await srv.post(payload("alertmanager_firing.json")) == 200
+            async with asyncio.timeout(10):
+                [request] = await sink.wait_for(1)
+            assert srv.proc is not None and srv.proc.poll() is None
+        finally:
+            if srv.proc is not None and srv.proc.poll() is None:
+                srv.proc.kill()
+                srv.proc.wait()
+            redis_server.stop()
+    assert len(request.json["alerts"]) == 2
+    # Said once while waiting, not once per retry; never a traceback.
+    lines = [json.loads(line) for line in (tmp_path / "server.log").read_text().splitlines()]
+    waiting = [line for line in lines if line["msg"] == "state store unavailable"]
+    assert len(waiting) == 1
+    assert "cannot open the state store yet" in waiting[0]["error"]
+    assert "state store open: delivery starts" in [line["msg"] for line in lines]
 
 
 async def test_serve_exits_1_with_one_line_when_the_state_url_is_unusable(

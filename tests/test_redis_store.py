@@ -143,16 +143,18 @@ async def test_one_replica_exports_the_outbox_depth_until_it_stops_renewing(
     replica: Opener,
 ) -> None:
     clock = FakeClock(T0)
-    first, second = await replica(clock=clock), await replica(clock=clock)
+    # A role's term is its own: far longer than a short delivery lease, so the worker's
+    # once-a-minute maintenance keeps it.
+    first, second = await replica(clock=clock, lease=3.0), await replica(clock=clock, lease=3.0)
     await first.record([notification(f"g{i}", "a") for i in range(3)])
     assert await exported_outbox_depth(first) == 3
     assert await exported_outbox_depth(second) == 0  # a sum over replicas counts once
-    clock.now = T0 + 59
-    assert await exported_outbox_depth(first) == 3  # renewed: held until T0 + 119
-    clock.now = T0 + 118
+    clock.now = T0 + 60
+    assert await exported_outbox_depth(first) == 3  # renewed: held until T0 + 180
+    clock.now = T0 + 179
     assert not await second.lead("outbox-depth")
-    # The holder went quiet for a whole lease: the other replica takes the role over.
-    clock.now = T0 + 119
+    # The holder went quiet for a whole term: the other replica takes the role over.
+    clock.now = T0 + 180
     assert await exported_outbox_depth(second) == 3
     assert await exported_outbox_depth(first) == 0
     # Roles are per purpose.
@@ -189,6 +191,7 @@ async def test_every_key_has_a_ttl_or_a_documented_bound(
     await store.record(notes, alerts=alerts, deploys=deploys)
     assert await store.lead("outbox-depth")
     claims = await store.claim(now, 8)
+    assert len(await store.renew(claims, now + 1)) == 8
     for i, claim in enumerate(claims):
         if i % 2:
             await store.release(claim, now + 30, "http_500", now)
@@ -216,20 +219,20 @@ async def test_every_key_has_a_ttl_or_a_documented_bound(
     }
     client.close()
     # While work is pending: its notifications, queues, the ready/due schedules and the
-    # two counters have no TTL; each goes away (or stays one integer) once work completes.
+    # three counters have no TTL; each goes away (or stays one integer) once work completes.
     for key, kind in persistent_keys(redis_url, prefix).items():
         if key.startswith("n:"):
             assert key[2:] in pending_ids, key
         elif key.startswith("q:"):
             assert kind == "list", key
         else:
-            assert key in {"seq", "pending", "ready", "due"}, key
+            assert key in {"seq", "pending", "alerts:gen", "ready", "due"}, key
 
-    # Deliver everything: only the two counters stay without a TTL.
+    # Deliver everything: only the three counters stay without a TTL.
     while await store.pending_count():
         for claim in await store.claim(now + 3600, 100):
             await store.complete(claim, Outcome(DeliveryState.SENT, "first"), now + 3600)
-    assert set(persistent_keys(redis_url, prefix)) == {"seq", "pending"}
+    assert set(persistent_keys(redis_url, prefix)) == {"seq", "pending", "alerts:gen"}
 
     # Once everything has expired, expire() leaves the counters and the role's key (its
     # TTL bounds it).
@@ -238,7 +241,7 @@ async def test_every_key_has_a_ttl_or_a_documented_bound(
     client = sync_client(redis_url)
     left = sorted(k[len(prefix) :] for k in client.scan_iter(match=f"{prefix}*"))
     client.close()
-    assert left == ["lead:outbox-depth", "pending", "seq"]
+    assert left == ["alerts:gen", "lead:outbox-depth", "pending", "seq"]
 
 
 async def test_firing_alerts_scale_past_lua_unpack_limits(replica: Opener) -> None:
@@ -454,3 +457,36 @@ async def test_replicas_share_one_post_budget_per_destination(replica: Opener) -
     a, b = await replica(), await replica()
     starts = await asyncio.gather(*(s.reserve_slot("chan", 1.0, T0) for s in (a, b, a, b)))
     assert sorted(starts) == [pytest.approx(T0 + i) for i in range(4)]
+
+
+# -- replicas and Sentinel -----------------------------------------------------------------
+
+
+async def test_a_record_no_replica_confirms_is_unavailable(redis_url: str, prefix: str) -> None:
+    # The shared Redis has no replica: with min_replicas the webhook must not be acknowledged.
+    store = RedisStore(redis_url, key_prefix=prefix, min_replicas=1)
+    await store.open()
+    try:
+        with pytest.raises(StoreUnavailable) as refused:
+            await store.record([notification("g1", "a")])
+        assert "0 of 1 replicas acknowledged the write" in str(refused.value)
+        assert "state.min_replicas" in str(refused.value)
+        # Claims, renewals and completions do not wait: delivery goes on without replicas.
+        [claim] = await store.claim(T0, 10)
+        assert await store.renew([claim], T0 + 1) == {claim.token}
+        await store.complete(claim, Outcome(DeliveryState.SENT, "first"), T0 + 2)
+    finally:
+        await store.close()
+
+
+async def test_a_sentinel_nobody_answers_is_unavailable_and_hides_the_password() -> None:
+    from tests.fakes.smtp import free_port
+
+    port = free_port()
+    store = RedisStore(f"redis+sentinel://:{PASSWORD}@127.0.0.1:{port}/alerts/0")
+    with pytest.raises(StoreUnavailable) as refused:
+        await store.open()
+    await store.close()
+    message = str(refused.value)
+    assert f"sentinel 127.0.0.1:{port} primary 'alerts'" in message
+    assert PASSWORD not in message

@@ -14,9 +14,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis
 
-from tests.fakes.slack import FakeSlack, SlackCall
+from router.config.schema import Config
+from tests.conftest import Running, running
+from tests.fakes.slack import FakeSlack, Reply, SlackCall
 from tests.fakes.smtp import free_port
+from tests.helpers import config_from
 from tests.redis_server import RedisServer
 from tests.test_process import Server
 
@@ -25,7 +29,15 @@ pytestmark = pytest.mark.slow
 CHANNEL = "#prod-alerts"
 
 
-def write_config(path: Path, *, state_url: str, prefix: str, slack: FakeSlack, name: str) -> None:
+def write_config(
+    path: Path,
+    *,
+    state_url: str,
+    prefix: str,
+    slack: FakeSlack,
+    name: str,
+    slack_timeout: str = "10s",
+) -> None:
     """routes.yaml of one replica; its name goes out as the Slack username, so each
     message tells which replica sent it."""
     path.write_text(
@@ -36,31 +48,44 @@ def write_config(path: Path, *, state_url: str, prefix: str, slack: FakeSlack, n
         "receivers:\n"
         "  - name: slack\n"
         f"    slack: {{token: {slack.token}, channel: '{CHANNEL}', api_url: '{slack.api_url}',"
-        f" username: {name}}}\n"
+        f" username: {name}, timeout: {slack_timeout}}}\n"
         "route: {receiver: slack, repeat_interval: 1h}\n"
     )
 
 
+def replica(
+    tmp_path: Path, name: str, slack: FakeSlack, state_url: str, prefix: str, **kw: str
+) -> Server:
+    """One replica's serve process (not started yet), named `name`."""
+    home = tmp_path / name
+    home.mkdir()
+    config = home / "routes.yaml"
+    write_config(config, state_url=state_url, prefix=prefix, slack=slack, name=name, **kw)
+    return Server(config, free_port())
+
+
 @asynccontextmanager
-async def replicas(
-    tmp_path: Path, slack: FakeSlack, state_url: str, prefix: str, count: int = 3
-) -> AsyncIterator[list[Server]]:
-    """`count` serve processes sharing one Redis key prefix; killed on exit."""
-    servers = []
-    for i in range(count):
-        home = tmp_path / f"replica-{i}"
-        home.mkdir()
-        config = home / "routes.yaml"
-        write_config(config, state_url=state_url, prefix=prefix, slack=slack, name=f"replica-{i}")
-        servers.append(Server(config, free_port()))
+async def killed_on_exit(servers: list[Server]) -> AsyncIterator[list[Server]]:
     try:
-        await asyncio.gather(*(s.start() for s in servers))
         yield servers
     finally:
         for server in servers:
             if server.proc is not None and server.proc.poll() is None:
                 server.proc.kill()
                 server.proc.wait()
+
+
+@asynccontextmanager
+async def replicas(
+    tmp_path: Path, slack: FakeSlack, state_url: str, prefix: str, count: int = 3, **kw: str
+) -> AsyncIterator[list[Server]]:
+    """`count` serve processes sharing one Redis key prefix; killed on exit."""
+    servers = [
+        replica(tmp_path, f"replica-{i}", slack, state_url, prefix, **kw) for i in range(count)
+    ]
+    async with killed_on_exit(servers):
+        await asyncio.gather(*(s.start() for s in servers))
+        yield servers
 
 
 def alert_webhook(group: str) -> dict[str, Any]:
@@ -116,6 +141,15 @@ async def until(check: Callable[[], Awaitable[bool]], within: float) -> None:
             if await check():
                 return
             await asyncio.sleep(0.1)
+
+
+def leases_held(url: str, prefix: str) -> int:
+    """How many groups some replica holds a lease on."""
+    client = redis.Redis.from_url(url)
+    try:
+        return sum(1 for _ in client.scan_iter(match=f"{prefix}lease:*"))
+    finally:
+        client.close()
 
 
 def posts(slack: FakeSlack) -> list[SlackCall]:
@@ -207,6 +241,91 @@ async def test_a_killed_replicas_claims_are_delivered_by_another(
     assert len(dead_posted) <= 1
 
 
+async def test_a_replica_killed_with_work_in_flight_is_taken_over_within_a_lease(
+    tmp_path: Path, slack: FakeSlack, redis_url: str, prefix: str
+) -> None:
+    # Default lease settings (15 s, renewed every 5 s). The victim posts to a Slack that
+    # never answers, so its five deliveries are all in flight when it dies (one waiting
+    # for Slack, four queued behind it for the channel); the survivors post to one that
+    # answers.
+    groups = [f"grp-take{i}" for i in range(5)]
+    async with FakeSlack() as hanging:
+        hanging.delay("chat.postMessage", 120.0)
+        victim = replica(tmp_path, "victim", hanging, redis_url, prefix)
+        survivors = [replica(tmp_path, f"survivor-{i}", slack, redis_url, prefix) for i in (1, 2)]
+        async with killed_on_exit([victim, *survivors]):
+            await victim.start()
+            for group in groups:
+                assert await post(victim, alert_webhook(group)) == 200
+            async with asyncio.timeout(10):
+                await hanging.wait_for_calls(1, "chat.postMessage")
+
+            async def all_claimed() -> bool:
+                return leases_held(redis_url, prefix) == len(groups)
+
+            await until(all_claimed, 10)
+            # Started now, so the work was the victim's alone.
+            await asyncio.gather(*(s.start() for s in survivors))
+            victim.kill(signal.SIGKILL)
+            await victim.wait(10)
+
+            async def all_posted() -> bool:
+                return len({group_of(c) for c in posts(slack) if c.ok}) == len(groups)
+
+            # The issue's bound: every item of a dead replica within 20 s of its death.
+            await until(all_posted, 20)
+            await until(lambda: settled(survivors[0], len(groups)), 10)
+            await asyncio.sleep(1.0)  # a second message would have gone out by now
+            found = await records(survivors[1])
+    assert sorted(group_of(c) for c in posts(slack)) == sorted(groups)  # each once
+    assert {c.args["username"] for c in posts(slack)} <= {"survivor-1", "survivor-2"}
+    assert sorted((r["state"], r["attempts"]) for r in found) == [("sent", 1)] * len(groups)
+
+
+@pytest.mark.timeout(120)
+async def test_live_but_slow_deliveries_are_never_taken_over(
+    tmp_path: Path, slack: FakeSlack, redis_url: str, prefix: str
+) -> None:
+    # Default lease settings (15 s, renewed every 5 s). One post takes Slack 25 s to answer;
+    # another is refused with Retry-After: 30, which holds that replica's channel, so the
+    # two posts queued behind it wait there 30 s. No other replica takes any of them.
+    slack.script("chat.postMessage", Reply.slow(25.0), Reply.rate_limited(30))
+    async with replicas(tmp_path, slack, redis_url, prefix, slack_timeout="40s") as servers:
+        assert await post(servers[0], alert_webhook("grp-slow0")) == 200
+        async with asyncio.timeout(10):
+            await slack.wait_for_calls(1, "chat.postMessage")
+        assert await post(servers[1], alert_webhook("grp-held0")) == 200
+        async with asyncio.timeout(10):
+            await slack.wait_for_calls(2, "chat.postMessage")
+        for group in ("grp-held1", "grp-held2"):
+            assert await post(servers[1], alert_webhook(group)) == 200
+        await until(lambda: settled(servers[2], 4), 60)
+        await asyncio.sleep(1.0)
+        found = await records(servers[2])
+    by_group: dict[str, list[SlackCall]] = {}
+    for call in posts(slack):
+        by_group.setdefault(group_of(call), []).append(call)
+    # One post each; grp-held0 also had its refused try (then retried after Retry-After).
+    assert {g: len(calls) for g, calls in by_group.items()} == {
+        "grp-slow0": 1,
+        "grp-held0": 2,
+        "grp-held1": 1,
+        "grp-held2": 1,
+    }
+    assert by_group["grp-slow0"][0].args["username"] == "replica-0"
+    # What replica 1 claimed sat out the whole hold in its memory (another replica's poll
+    # may have claimed one of them first: then that one went out at once, also just once).
+    refused_at = by_group["grp-held0"][0].at
+    parked = [
+        call
+        for group in ("grp-held1", "grp-held2")
+        for call in by_group[group]
+        if call.args["username"] == "replica-1" and call.at - refused_at >= 29
+    ]
+    assert parked and all(call.ok for call in parked)
+    assert sorted(r["state"] for r in found) == ["sent"] * 4
+
+
 async def test_a_redis_restart_is_503_while_down_and_loses_nothing_accepted(
     tmp_path: Path, slack: FakeSlack
 ) -> None:
@@ -241,3 +360,60 @@ async def test_a_redis_restart_is_503_while_down_and_loses_nothing_accepted(
     delivered = {group_of(c) for c in posts(slack) if c.ok}
     assert delivered == set(before) | set(after)
     assert "grp-refused" not in {group_of(c) for c in posts(slack)}
+
+
+# -- inhibition across replicas -----------------------------------------------------------
+
+
+def inhibiting_config(slack: FakeSlack, redis_url: str, prefix: str) -> Config:
+    return config_from(
+        f"""
+state: {{url: '{redis_url}', key_prefix: '{prefix}'}}
+slack: {{per_channel_interval: 0.01, digest_threshold: 100000}}
+receivers:
+  - name: slack
+    slack: {{token: {slack.token}, channel: '{CHANNEL}', api_url: '{slack.api_url}'}}
+route: {{receiver: slack, repeat_interval: 1h}}
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [cluster]
+"""
+    )
+
+
+def cluster_webhook(group: str, severity: str) -> dict[str, Any]:
+    body = alert_webhook(group)
+    body["alerts"][0]["labels"].update(severity=severity, cluster="eu-1")
+    return body
+
+
+async def test_a_source_accepted_by_one_replica_inhibits_at_once_on_another(
+    slack: FakeSlack, redis_url: str, prefix: str
+) -> None:
+    config = inhibiting_config(slack, redis_url, prefix)
+    async with running(config) as a, running(config) as b, running(config) as c:
+        # A and B only accept webhooks; C delivers everything, so what C knows of the
+        # firing alerts must come from the store, not from its own webhooks.
+        for intake_only in (a, b):
+            await intake_only.state.deliverer.stop(0)
+        assert (await c.post("/webhook/alertmanager", cluster_webhook("grp-warm1", "info")))[
+            0
+        ] == 200
+        await until(lambda: settled_in(c, 1), 10)  # C has read the firing alerts once
+        assert (await a.post("/webhook/alertmanager", cluster_webhook("grp-src1", "critical")))[
+            0
+        ] == 200
+        await asyncio.sleep(0.2)
+        assert (await b.post("/webhook/alertmanager", cluster_webhook("grp-tgt1", "warning")))[
+            0
+        ] == 200
+        await until(lambda: settled_in(c, 3), 10)
+        found = {r["group_key"]: (r["state"], r["reason"]) for r in await c.records()}
+    assert found[next(k for k in found if "grp-tgt1" in k)] == ("suppressed", "inhibited")
+    assert sorted(group_of(call) for call in posts(slack)) == ["grp-src1", "grp-warm1"]
+
+
+async def settled_in(app: Running, expected: int) -> bool:
+    found = await app.records()
+    return len(found) == expected and all(r["state"] != "pending" for r in found)

@@ -292,6 +292,74 @@ async def test_a_claimed_group_is_held_for_the_stores_lease(opened: Callable[...
     assert taken.token != held.token
 
 
+async def test_a_renewed_claim_is_held_until_its_renewed_lease_ends(
+    opened: Callable[..., Any],
+) -> None:
+    store = await opened(lease=30.0)
+    await store.record([notification("g1", "a")])
+    [held] = await store.claim(T0, 10)
+    assert await store.renew([held], T0 + 20) == {held.token}
+    await store.record([notification("g1", "b")])
+    # Neither the first lease's end nor new work for the group frees it.
+    assert await store.claim(T0 + 31, 10) == []
+    assert await store.next_due() == pytest.approx(T0 + 50)
+    [taken] = await store.claim(T0 + 50, 10)
+    assert taken.token != held.token
+    assert len(taken.notifications) == 2
+
+
+async def test_a_claim_taken_over_or_finished_is_not_renewed(store: Store) -> None:
+    await store.record([notification("g1", "a"), notification("g2", "b")])
+    claims = {c.group_key: c for c in await store.claim(T0, 10)}
+    await store.complete(claims["g1"], Outcome(DeliveryState.SENT, "first"), T0 + 1)
+    [current] = await store.claim(T0 + LEASE, 10)  # g2's holder looked dead
+    assert current.group_key == "g2"
+    assert await store.renew(list(claims.values()), T0 + LEASE + 1) == set()
+    # The stale renewal did not extend anything: the new holder's lease stands.
+    assert await store.renew([current], T0 + LEASE + 2) == {current.token}
+    assert await store.next_due() == pytest.approx(T0 + 2 * LEASE + 2)
+    assert await store.renew([], T0) == set()
+
+
+async def test_claims_taken_together_are_renewed_each_on_its_own(store: Store) -> None:
+    await store.record([notification(f"g{i}", "a") for i in range(3)])
+    first = {c.group_key: c for c in await store.claim(T0, 10)}
+    assert len({c.token for c in first.values()}) == 3
+    await store.complete(first["g0"], Outcome(DeliveryState.SENT, "first"), T0 + 1)
+    await store.release(first["g1"], T0 + 2, "http_500", T0 + 1)
+    [again] = await store.claim(T0 + 2, 10)  # g1, by whoever claims next
+    renewed = await store.renew([*first.values(), again], T0 + 3)
+    assert renewed == {first["g2"].token, again.token}
+
+
+async def test_a_lease_that_ran_out_is_renewed_while_nobody_took_it(store: Store) -> None:
+    await store.record([notification("g1", "a")])
+    [claim] = await store.claim(T0, 10)
+    # The holder could not reach the store for a while; nobody claimed the group meanwhile.
+    assert await store.renew([claim], T0 + LEASE + 5) == {claim.token}
+    assert await store.claim(T0 + LEASE + 6, 10) == []
+    await store.complete(claim, Outcome(DeliveryState.SENT, "first"), T0 + LEASE + 7)
+    assert [r.state for r in await store.list_notifications(10)] == ["sent"]
+
+
+async def test_thousands_of_claims_are_renewed_in_one_call(store: Store) -> None:
+    await store.record([notification(f"g{i}", "a") for i in range(2500)])
+    claims = await store.claim(T0, 5000)
+    assert len(claims) == 2500
+    assert await store.renew(claims, T0 + 30) == {c.token for c in claims}
+    assert await store.claim(T0 + LEASE + 1, 5000) == []
+    assert len(await store.claim(T0 + LEASE + 30, 5000)) == 2500
+
+
+async def test_a_released_claim_is_not_renewed(store: Store) -> None:
+    await store.record([notification("g1", "a")])
+    [claim] = await store.claim(T0, 10)
+    await store.release(claim, T0 + 5, "http_500", T0)
+    assert await store.renew([claim], T0 + 1) == set()
+    [again] = await store.claim(T0 + 5, 10)
+    assert again.attempts == 1
+
+
 async def test_a_completion_after_takeover_changes_nothing(store: Store) -> None:
     await store.record([notification("g1", "a")])
     [stale] = await store.claim(T0, 10)
@@ -564,6 +632,24 @@ async def test_a_resolved_alert_is_forgotten_not_kept(store: Store) -> None:
     assert [x["alertname"] for x in await store.firing_alerts(T0 + 200)] == ["A"]
 
 
+async def test_the_alerts_generation_moves_only_when_what_fires_changes(store: Store) -> None:
+    a = AlertState("a", {"alertname": "A"}, True, T0 + 100)
+    seen = [await store.alerts_generation()]
+
+    async def after(alerts: list[AlertState]) -> bool:
+        """Record `alerts`; whether the generation moved."""
+        await store.record([notification("g1", "a")], alerts=alerts)
+        seen.append(await store.alerts_generation())
+        return seen[-1] != seen[-2]
+
+    assert await after([a])  # a new firing alert
+    assert not await after([AlertState("a", a.labels, True, T0 + 500)])  # still firing
+    assert not await after([])  # no alert states at all
+    assert await after([AlertState("a", {"alertname": "A", "x": "1"}, True, T0 + 500)])
+    assert await after([AlertState("a", a.labels, False, T0 + 500)])  # resolved
+    assert not await after([AlertState("zz", {"alertname": "Z"}, False, T0 + 500)])
+
+
 async def test_the_last_state_of_an_alert_in_one_webhook_wins(store: Store) -> None:
     firing = AlertState("a", {"alertname": "A"}, True, T0 + 100)
     resolved = AlertState("a", {"alertname": "A"}, False, T0 + 100)
@@ -662,9 +748,38 @@ async def test_lease_and_retention_keys_configure_every_store(state_url: str, pr
         await store.close()
 
 
-def test_state_settings_default_to_two_minutes_and_a_week(state_url: str) -> None:
+def test_state_settings_default_to_short_renewed_leases_and_a_week(state_url: str) -> None:
     state = StateConfig(url=state_url)
-    assert (state.lease, state.keep_records) == (120.0, 7 * 86400.0)
+    assert (state.lease, state.lease_renew, state.keep_records) == (15.0, 5.0, 7 * 86400.0)
+    assert state.min_replicas == 0
+
+
+async def test_the_renewal_period_is_a_setting_and_a_url_option(state_url: str) -> None:
+    state = StateConfig(url=with_query(state_url, "lease=1m&lease_renew=20s"))
+    assert (state.lease, state.lease_renew) == (60.0, 20.0)
+    keys = StateConfig.model_validate({"url": state_url, "lease": "1m", "lease_renew": "10s"})
+    assert (keys.lease, keys.lease_renew) == (60.0, 10.0)
+
+
+def test_a_short_lease_alone_is_renewed_every_third_of_it(state_url: str) -> None:
+    assert StateConfig(url=with_query(state_url, "lease=6s")).lease_renew == 2.0
+    assert StateConfig.model_validate({"url": state_url, "lease": "1h"}).lease_renew == 5.0
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"lease_renew": "6s"},
+        {"lease": "10s", "lease_renew": "5s"},
+        {"lease": "1m", "lease_renew": "30s"},
+    ],
+)
+def test_a_renewal_period_above_a_third_of_the_lease_is_refused(
+    state_url: str, settings: dict[str, str]
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        StateConfig.model_validate({"url": state_url, **settings})
+    assert "must be at most a third of lease" in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -675,7 +790,11 @@ def test_state_settings_default_to_two_minutes_and_a_week(state_url: str) -> Non
         ("keep_records=-5", "must be a positive duration"),
         ("lease=", "needs a value"),
         ("lease=1m&lease=2m", "given twice"),
-        ("socket_timeout=30", "unknown option 'socket_timeout' (known: lease, keep_records"),
+        ("lease_renew=0", "must be a positive duration"),
+        (
+            "socket_timeout=30",
+            "unknown option 'socket_timeout' (known: lease, lease_renew, keep_records",
+        ),
     ],
 )
 def test_bad_url_options_are_refused_on_every_scheme(
@@ -723,6 +842,16 @@ def check_state_url(tmp_path: Path, url: str) -> list[str]:
         ("redis://h:6379/0#x", "must not have a #fragment"),
         ("redis://h:6379/0?ssl_cert_reqs=none", "unknown option 'ssl_cert_reqs'"),
         ("rediss://h:6379/0?ssl_cert_reqs=maybe", "must be one of none, optional, required"),
+        ("redis+sentinel://h:26379", "names no master"),
+        ("redis+sentinel://h:26379/", "names no master"),
+        ("redis+sentinel:///mymaster/0", "names no Sentinel host"),
+        ("redis+sentinel://h1:26379,/mymaster/0", "names no Sentinel host"),
+        ("redis+sentinel://:s3cret@h:port/mymaster", "a Sentinel port must be a number"),
+        ("redis+sentinel://h:0/mymaster", "a Sentinel port must be a number"),
+        ("redis+sentinel://h/mymaster/zero", "the Redis database must be a number"),
+        ("redis+sentinel://h/mymaster/0/x", "the path is /<master name>/<db>"),
+        ("redis+sentinel://h/m?ssl_cert_reqs=none", "unknown option 'ssl_cert_reqs'"),
+        ("sentinel://h:26379/mymaster", "unsupported scheme (sentinel://)"),
     ],
 )
 def test_check_reports_every_state_url_serve_would_reject(
@@ -742,6 +871,8 @@ def test_check_accepts_the_documented_state_urls(tmp_path: Path) -> None:
         "redis://:pw@redis:6379/2?lease=2.5",
         "redis://[::1]:6379",
         "rediss://user:pw@redis.example:6380/0?ssl_cert_reqs=required&ssl_ca_certs=/ca.pem",
+        "redis+sentinel://sentinel:26379/mymaster/0",
+        "redis+sentinel://:pw@s1:26379,s2:26380,[::1]/mymaster?lease=30s",
     ):
         assert check_state_url(tmp_path, url) == [], url
 
@@ -757,6 +888,20 @@ def test_urls_are_taken_apart_into_what_the_stores_open() -> None:
     redis = parse_state_url("rediss://u:pw@h:6380/2?keep_records=1d&ssl_cert_reqs=none")
     assert redis.target == "rediss://u:pw@h:6380/2?ssl_cert_reqs=none"
     assert dict(redis.options) == {"keep_records": 86400.0}
+    sentinel = parse_state_url("redis+sentinel://:pw@s1,s2:26380/primary/3?lease_renew=2s")
+    assert sentinel.is_redis and sentinel.is_sentinel
+    assert sentinel.sentinels == (("s1", 26379), ("s2", 26380))
+    assert (sentinel.master, sentinel.db) == ("primary", 3)
+    assert sentinel.target == "redis+sentinel://:pw@s1,s2:26380/primary/3"
+    assert dict(sentinel.options) == {"lease_renew": 2.0}
+    assert parse_state_url("redis+sentinel://s/m").db == 0
+
+
+def test_min_replicas_needs_redis(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError) as refused:
+        StateConfig(url=f"sqlite:///{tmp_path}/s.db", min_replicas=1)
+    assert "min_replicas counts Redis replicas: it needs a Redis state.url" in str(refused.value)
+    assert StateConfig(url="redis+sentinel://s/m", min_replicas=1).min_replicas == 1
 
 
 # -- SQLite's own: files written by the previous version --------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -17,7 +18,8 @@ from pydantic import (
     model_validator,
 )
 
-from router.store.protocols import DEFAULT_KEEP_RECORDS, DEFAULT_LEASE
+from router.render.text import format_duration
+from router.store.protocols import DEFAULT_KEEP_RECORDS, DEFAULT_LEASE, DEFAULT_LEASE_RENEW
 from router.store.url import parse_state_url
 
 if TYPE_CHECKING:
@@ -125,35 +127,66 @@ class StateConfig(_Model):
     # How many deliveries run at once.
     workers: int = Field(default=16, ge=1, le=1024)
     key_prefix: str = "alert-router:"
-    # How long a claim holds its group before another worker (replica) may take it over:
-    # longer than any delivery takes, so only a dead worker's claims are taken over.
+    # How long a claim holds its group unless its holder renews it: about how long a dead
+    # replica's work waits before another one takes it over.
     lease: Duration = Field(default=DEFAULT_LEASE, gt=0)
+    # How often a live holder renews the leases of everything it works on (slow channels
+    # and waits behind a Retry-After included), so only a dead holder's work is taken over;
+    # unset, a third of a lease shorter than 15s.
+    lease_renew: Duration = Field(default=DEFAULT_LEASE_RENEW, gt=0)
     # How long finished notification records stay listed by the read API.
     keep_records: Duration = Field(default=DEFAULT_KEEP_RECORDS, gt=0)
+    # Redis only: a webhook is acknowledged once this many Redis replicas have its write,
+    # so it survives the primary's death (WAIT).
+    min_replicas: int = Field(default=0, ge=0, le=16)
 
     @model_validator(mode="before")
     @classmethod
     def _url_options(cls, data: Any) -> Any:
-        """`?lease=30s&keep_records=1d` on the URL is shorthand for the keys."""
-        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+        """`?lease=30s&keep_records=1d` on the URL is shorthand for the keys; a lease
+        shorter than three default renewal periods is renewed every third of it."""
+        if not isinstance(data, dict):
             return data
-        try:
-            given = parse_state_url(data["url"]).options
-        except ValueError:
-            return data  # reported at state.url
+        given: Mapping[str, float] = {}
+        if isinstance(data.get("url"), str):
+            try:
+                given = parse_state_url(data["url"]).options
+            except ValueError:
+                pass  # reported at state.url
         twice = [name for name in given if name in data]
         if twice:
             name = twice[0]
             raise ValueError(
                 f"{name} is set both as state.{name} and as ?{name}= in state.url: keep one"
             )
-        return {**data, **given}
+        data = {**data, **given}
+        if "lease_renew" not in data and "lease" in data:
+            try:
+                lease = parse_duration(data["lease"])
+            except ValueError:
+                return data  # reported at state.lease
+            if lease > 0:
+                data["lease_renew"] = min(DEFAULT_LEASE_RENEW, lease / 3)
+        return data
 
     @field_validator("url")
     @classmethod
     def _valid_url(cls, url: str) -> str:
         parse_state_url(url)
         return url
+
+    @model_validator(mode="after")
+    def _renewal_fits_the_lease(self) -> StateConfig:
+        # Two renewals may fail (a store blip) before a live holder's lease runs out.
+        if self.lease_renew * 3 > self.lease:
+            raise ValueError(
+                f"lease_renew ({format_duration(self.lease_renew)}) must be at most a third of"
+                f" lease ({format_duration(self.lease)}), so a live replica renews its claims"
+                " before another one takes them over: lower lease_renew or raise lease"
+            )
+        if self.min_replicas and not parse_state_url(self.url).is_redis:
+            raise ValueError("min_replicas counts Redis replicas: it needs a Redis state.url")
+        return self
 
 
 class LabelSource(_Model):

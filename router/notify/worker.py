@@ -3,6 +3,16 @@
 It is the retry stage of the pipeline: a transient failure gives the claim back to the
 store with a backoff, so retries survive restarts and never block a worker; a permanent
 failure, or one that outlives `state.dead_after`, is recorded and counted, never dropped.
+
+It also keeps its claims: every `state.lease_renew` it renews the lease of every claim it
+works on (running, waiting on a slow channel, or parked behind a channel's pace or a
+Retry-After), in one store call, so only a dead worker's claims run out and are taken over.
+A delivery whose claim the store no longer counts as this worker's is stopped, so it does
+not send what the new holder sends: one taken over (the renewal says so), or one whose
+lease could run out before the next renewal while the store does not answer. What it may
+have sent already is sent again by the next holder: delivery is at least once, never lost.
+Recording how a delivery ended is tried again through an outage shorter than the lease (a
+Redis failover), so a message sent during one is not sent twice.
 """
 
 from __future__ import annotations
@@ -11,11 +21,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from router.channels.base import DeliveryError
 from router.enrich.deploys import DeployCorrelator
-from router.model import Claim, DeliveryState, Outcome
+from router.model import AlertState, Claim, DeliveryState, Deploy, Notification, Outcome
 from router.notify.firing import FiringAlerts
 from router.notify.pacing import Pacer
 from router.notify.retry import backoff
@@ -33,7 +44,14 @@ from router.notify.stages import (
     start_job,
 )
 from router.runtime import Runtime
-from router.store.protocols import Store, StoreUnavailable, exported_outbox_depth
+from router.store.protocols import (
+    DEFAULT_LEASE,
+    DEFAULT_LEASE_RENEW,
+    Outbox,
+    Store,
+    StoreUnavailable,
+    exported_outbox_depth,
+)
 from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -44,30 +62,109 @@ MAINTENANCE_EVERY = 60.0
 MAX_INFLIGHT = 20_000
 
 
+# Pauses between tries of recording how a claim ended while the store does not answer.
+RECORD_RETRY_FIRST = 0.25
+RECORD_RETRY_MAX = 2.0
+
+
+class PatientOutbox:
+    """The outbox as finishing a claim needs it: recording how it ended (complete, release)
+    is tried again through a brief store outage, such as a Redis failover, for up to
+    `patience` seconds. What was sent would otherwise be sent again once its lease runs
+    out; trying again is harmless, as a claim ends once. The worker's lease fence still
+    stops the delivery if its lease could run out meanwhile."""
+
+    def __init__(self, store: Outbox, patience: float) -> None:
+        self._store = store
+        self.patience = patience
+
+    async def _patiently(self, write: Callable[[], Awaitable[None]]) -> None:
+        deadline = time.monotonic() + self.patience
+        pause = RECORD_RETRY_FIRST
+        while True:
+            try:
+                await write()
+                return
+            except StoreUnavailable:
+                if time.monotonic() + pause > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RECORD_RETRY_MAX)
+
+    async def complete(self, claim: Claim, outcome: Outcome, now: float) -> None:
+        await self._patiently(lambda: self._store.complete(claim, outcome, now))
+
+    async def release(
+        self,
+        claim: Claim,
+        next_attempt_at: float,
+        error: str,
+        now: float,
+        *,
+        attempted: bool = True,
+    ) -> None:
+        await self._patiently(
+            lambda: self._store.release(claim, next_attempt_at, error, now, attempted=attempted)
+        )
+
+    # The rest is the store's, unchanged.
+
+    async def record(
+        self,
+        notifications: Sequence[Notification],
+        *,
+        alerts: Sequence[AlertState] = (),
+        deploys: Sequence[Deploy] = (),
+    ) -> None:
+        await self._store.record(notifications, alerts=alerts, deploys=deploys)
+
+    async def claim(self, now: float, limit: int) -> list[Claim]:
+        return await self._store.claim(now, limit)
+
+    async def renew(self, claims: Sequence[Claim], now: float) -> set[str]:
+        return await self._store.renew(claims, now)
+
+    async def pending_count(self) -> int:
+        return await self._store.pending_count()
+
+    async def next_due(self) -> float | None:
+        return await self._store.next_due()
+
+
 def default_pipeline(
     store: Store,
+    outbox: Outbox,
     metrics: Metrics,
     clock: Callable[[], float],
     pacer: Pacer,
     firing: FiringAlerts,
 ) -> Stage:
     """mute -> inhibit -> dedup -> render -> enrich -> notify -> set notifies: Alertmanager's
-    order, with enrichment after dedup so duplicates cost no Loki query."""
+    order, with enrichment after dedup so duplicates cost no Loki query. Claims end through
+    `outbox`."""
     return MultiStage(
         [
             MuteStage(),
             InhibitStage(firing),
-            DedupStage(store, store, metrics),
+            DedupStage(store, outbox, metrics),
             RenderStage(),
             EnrichStage(DeployCorrelator(store)),
             NotifyStage(pacer, metrics),
-            SetNotifiesStage(store, metrics, clock),
+            SetNotifiesStage(outbox, metrics, clock),
         ]
     )
 
 
+@dataclass
+class _Held:
+    """A claim being delivered, and until when the store holds it for this worker."""
+
+    claim: Claim
+    until: float
+
+
 class Deliverer:
-    """Runs up to `workers` claims at once until stopped."""
+    """Runs up to `workers` claims at once until stopped, renewing their leases."""
 
     def __init__(
         self,
@@ -78,6 +175,8 @@ class Deliverer:
         workers: int,
         dead_after: float,
         pacer: Pacer,
+        lease: float = DEFAULT_LEASE,
+        lease_renew: float = DEFAULT_LEASE_RENEW,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -85,21 +184,34 @@ class Deliverer:
         self.metrics = metrics
         self.workers = workers
         self.dead_after = dead_after
+        self.lease = lease
+        self.lease_renew = lease_renew
         self.clock = clock
         self.pacer = pacer
         self.firing = FiringAlerts(store)
-        self.pipeline = default_pipeline(store, metrics, clock, self.pacer, self.firing)
+        # A store outage shorter than a lease does not make a sent message go out again.
+        self.outbox = PatientOutbox(store, patience=lease)
+        self.pipeline = default_pipeline(
+            store, self.outbox, metrics, clock, self.pacer, self.firing
+        )
         self._wake = asyncio.Event()
         self._stopping = False
-        self._inflight: set[asyncio.Task[None]] = set()
+        # Every delivery running, and the claim it holds.
+        self._inflight: dict[asyncio.Task[None], _Held] = {}
+        self._renewer: asyncio.Task[None] | None = None
         self._capacity = asyncio.Event()
         self.pacer.on_park = self._capacity.set
         self._last_maintenance = 0.0
         self._paused = False
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
+        self._inflight.pop(task, None)
         self._capacity.set()
+
+    @property
+    def started(self) -> bool:
+        """Whether it delivers: started on an open store, and not stopping."""
+        return self._renewer is not None and not self._stopping
 
     @property
     def in_flight(self) -> int:
@@ -112,6 +224,10 @@ class Deliverer:
 
     async def run(self) -> None:
         """Claim and deliver until `stop()`; store outages are waited out."""
+        if self._stopping:
+            return
+        if self._renewer is None:
+            self._renewer = asyncio.create_task(self._keep_leases(), name="lease-renewal")
         while not self._stopping:
             # Jobs parked behind a channel's rate limit hold no worker: the other
             # receivers keep flowing while one Slack channel digests its storm.
@@ -124,6 +240,9 @@ class Deliverer:
                 await self._capacity.wait()
                 continue
             now = self.clock()
+            # Cleared before looking, not before sleeping: work recorded while the claim is
+            # on its way wakes the sleep that follows an empty claim.
+            self._wake.clear()
             try:
                 await self._maintain(now)
                 claims = await self.store.claim(now, free)
@@ -141,7 +260,7 @@ class Deliverer:
                 log.info("state store back, delivery resumed")
             for claim in claims:
                 task = asyncio.create_task(self._deliver(claim))
-                self._inflight.add(task)
+                self._inflight[task] = _Held(claim, now + self.lease)
                 task.add_done_callback(self._task_done)
             if not claims:
                 await self._sleep(await self._idle_wait(now))
@@ -153,7 +272,8 @@ class Deliverer:
         self._stopping = True
         self._wake.set()
         if self._inflight:
-            _, pending = await asyncio.wait(self._inflight, timeout=grace)
+            # Leases are still renewed meanwhile: draining deliveries are not taken over.
+            _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
             for task in pending:
                 task.cancel()
             if pending:
@@ -161,8 +281,60 @@ class Deliverer:
                     "shutdown left deliveries for the next start", extra={"count": len(pending)}
                 )
                 await asyncio.gather(*pending, return_exceptions=True)
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
         # Every job is over; a channel's flusher may still sit out its pause.
         await self.pacer.close()
+
+    async def _keep_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_renew)
+            await self.renew_leases()
+
+    async def renew_leases(self) -> None:
+        """Renew the lease of every claim in flight in one store call, and stop the
+        deliveries whose claim is no longer this worker's (or may not be by the next
+        renewal): they must not send what another worker sends."""
+        if not self._inflight:
+            return
+        held = dict(self._inflight)
+        now = self.clock()
+        try:
+            renewed = await self.store.renew([h.claim for h in held.values()], now)
+        except StoreUnavailable as exc:
+            # Another worker may take a claim as soon as its lease ends and the store
+            # answers it: stop before that can happen, not after.
+            doomed = [
+                task
+                for task, h in held.items()
+                if h.until <= now + self.lease_renew and not task.done()
+            ]
+            if doomed:
+                log.warning(
+                    "leases could not be renewed: deliveries stopped, left pending",
+                    extra={"count": len(doomed), "error": str(exc)},
+                )
+                self._stop_deliveries(doomed)
+            return
+        lost = []
+        for task, h in held.items():
+            if h.claim.token in renewed:
+                h.until = now + self.lease
+            elif not task.done():
+                lost.append(task)
+        if lost:
+            log.warning(
+                "claims taken over by another worker: their deliveries stopped",
+                extra={"count": len(lost)},
+            )
+            self._stop_deliveries(lost)
+
+    @staticmethod
+    def _stop_deliveries(tasks: Iterable[asyncio.Task[None]]) -> None:
+        for task in tasks:
+            task.cancel()
 
     async def _idle_wait(self, now: float) -> float:
         try:
@@ -174,7 +346,6 @@ class Deliverer:
         return min(IDLE_POLL, max(0.0, due - now))
 
     async def _sleep(self, seconds: float) -> None:
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
@@ -231,11 +402,11 @@ class Deliverer:
                 state = DeliveryState.DEAD if exc.retryable else DeliveryState.FAILED
                 log.error("notification %s", state.value, extra=extra)
                 self.metrics.notifications_dead.labels(receiver, integration).inc()
-                await self.store.complete(claim, Outcome(state, exc.reason, error=str(exc)), now)
+                await self.outbox.complete(claim, Outcome(state, exc.reason, error=str(exc)), now)
             else:
                 delay = backoff(claim.attempts, retry_after=exc.retry_after)
                 log.warning("delivery failed, will retry", extra={**extra, "retry_in": delay})
-                await self.store.release(claim, now + delay, str(exc), now)
+                await self.outbox.release(claim, now + delay, str(exc), now)
                 self.wake()
         except StoreUnavailable as store_exc:
             log.warning("could not record delivery failure", extra={"error": str(store_exc)})

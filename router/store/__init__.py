@@ -28,6 +28,7 @@ def open_store(state: StateConfig, *, clock: Callable[[], float] = time.time) ->
             password_env=REDIS_PASSWORD_ENV,
             lease=state.lease,
             keep_records=state.keep_records,
+            min_replicas=state.min_replicas,
             clock=clock,
         )
     from router.store.sqlite import SQLiteStore

@@ -83,19 +83,34 @@ class PendingIndex:
                 # the heap in case the holder vanished.
                 continue
             group.lease_until = now + lease
-            group.token = token
+            # Each claim its own token, so a renewal tells claims of one call apart.
+            group.token = f"{token}:{len(claims) + 1}"
             claims.append(
                 Claim(
                     receiver=key[0],
                     group_key=key[1],
                     notifications=list(group.notifications),
                     attempts=group.attempts,
-                    token=token,
+                    token=group.token,
                 )
             )
             # Reconsider when the lease runs out, in case the worker vanished.
             heapq.heappush(self._delayed, (group.lease_until, next(self._tiebreak), key))
         return claims
+
+    def renew(self, claims: Iterable[Claim], now: float, lease: float) -> set[str]:
+        """Extend the lease of each claim still holding its group; their tokens."""
+        held: set[str] = set()
+        for claim in claims:
+            key = (claim.receiver, claim.group_key)
+            group = self._groups.get(key)
+            if group is None or group.token != claim.token:
+                continue
+            group.lease_until = now + lease
+            held.add(claim.token)
+            # The earlier lease end stays in the heap: claim() skips it while still held.
+            heapq.heappush(self._delayed, (group.lease_until, next(self._tiebreak), key))
+        return held
 
     def holds(self, claim: Claim) -> bool:
         group = self._groups.get((claim.receiver, claim.group_key))

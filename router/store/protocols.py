@@ -22,9 +22,15 @@ from router.model import (
 
 # Deploys are kept this long by every store; correlation windows are minutes to hours.
 DEPLOY_TTL = 7 * 86400.0
-# The defaults of `state.lease` and `state.keep_records`.
-DEFAULT_LEASE = 120.0
+# The defaults of `state.lease`, `state.lease_renew` and `state.keep_records`. A live
+# holder renews its claims every `lease_renew`, so the lease only has to outlast a few
+# missed renewals, and a dead holder's work is taken over about one lease after it died.
+DEFAULT_LEASE = 15.0
+DEFAULT_LEASE_RENEW = 5.0
 DEFAULT_KEEP_RECORDS = 7 * 86400.0
+# How long a role (`Housekeeping.lead`) is held without being asked for again; its holder
+# asks at least every minute (the worker's maintenance), so it outlives a missed round.
+ROLE_TERM = 120.0
 
 
 def events_json(notifications: Sequence[Notification]) -> list[str]:
@@ -50,9 +56,9 @@ class StoreUnavailable(Exception):
 class Outbox(Protocol):
     """Accepted work waiting for delivery, and the leases workers hold on it.
 
-    A claim holds its group for the store's lease (`state.lease`); when the lease runs out
-    another worker may take the group over, and the older claim's release or completion
-    then changes nothing."""
+    A claim holds its group for the store's lease (`state.lease`) and its holder renews it
+    while it works; when the lease runs out another worker may take the group over, and
+    the older claim's renewal, release or completion then changes nothing."""
 
     async def record(
         self,
@@ -71,6 +77,11 @@ class Outbox(Protocol):
 
     async def claim(self, now: float, limit: int) -> list[Claim]:
         """Take up to `limit` due groups whose notifications no other worker holds."""
+        ...
+
+    async def renew(self, claims: Sequence[Claim], now: float) -> set[str]:
+        """Extend the lease of each claim still held to `now` plus the lease; the tokens of
+        those renewed. A claim left out was taken over (or finished): its holder must stop."""
         ...
 
     async def release(
@@ -116,6 +127,11 @@ class AlertStates(Protocol):
 
     async def firing_alerts(self, now: float) -> list[Mapping[str, str]]:
         """Label sets of the alerts last seen firing and not yet expired."""
+        ...
+
+    async def alerts_generation(self) -> int:
+        """A number that changes whenever a record changes which alerts fire (one cheap
+        read), so a cached firing set is known current without reading it again."""
         ...
 
 
@@ -167,7 +183,7 @@ class Housekeeping(Protocol):
         ...
 
     async def lead(self, purpose: str) -> bool:
-        """Whether this process is, for the next lease, the one that does `purpose` for
+        """Whether this process is, for the next ROLE_TERM, the one that does `purpose` for
         every process sharing the store; the holder renews it by asking again."""
         ...
 

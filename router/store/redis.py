@@ -15,25 +15,30 @@ JSON `[receiver, group_key]`):
 - `P due` zset, groups waiting for a time: a retry's backoff, or the end of a lease. A
   group is in at most one of `ready` and `due`, and in neither when nothing is pending.
 - `P lease:<gid>` string, the token of the claim holding the group. When the lease ends is
-  the group's `due` score; the key's TTL (the lease plus a day) only bounds a lost key.
+  the group's `due` score (moved on by each renewal); the key's TTL (the lease plus a day)
+  only bounds a lost key.
 - `P nf:<gid>` string, the notification log entry (JSON); `P nfx` zset of groups by the
   entry's `expires_at` lets `expire()` count and drop them (the key's TTL is a safety net).
 - `P recs`, `P recs:r:<receiver>`, `P recs:k:<group_key>` zsets of notification ids by seq,
   for `list_notifications` newest first; `P done` zset of finished ids by finish time, for
   `expire()`. All trimmed by `expire()`, and each has a TTL refreshed on write.
 - `P alerts` hash fingerprint -> labels of firing alerts (a resolve deletes the alert),
-  `P alerts:x` zset by expiry.
+  `P alerts:x` zset by expiry, `P alerts:gen` a counter bumped whenever a record changes
+  the firing set (so every replica's cached copy is checked with one GET).
 - `P deploys` hash, `P deploys:x`, `P deploys:a:<app>`, `P deploys:ns:<namespace>` zsets by
   deploy time; trimmed after DEPLOY_TTL, TTL refreshed on write.
 - `P lead:<purpose>` hash, which process holds a once-per-deployment role until when.
-- `P seq` (notification counter) and `P pending` (outbox depth): one integer each, no TTL.
+- `P seq` (notification counter), `P pending` (outbox depth) and `P alerts:gen`: one
+  integer each, no TTL.
 
 Claims: `claim` takes the oldest `ready` groups, then `due` groups whose time has come,
-moves each to `due` scored at the lease's end and stores a fresh token in `P lease:<gid>`.
-A leased group is never in `ready` and its `due` score is in the future, so no other worker
-can take it until the lease runs out; then it is simply due again (takeover). `release`
-and `complete` act only while `P lease:<gid>` still holds the claim's token: a worker whose
-lease ran out and was taken over (or whose group was already completed) changes nothing.
+moves each to `due` scored at the lease's end and stores a fresh token (one per claim) in
+`P lease:<gid>`. A leased group is never in `ready` and its `due` score is in the future,
+so no other worker can take it until the lease runs out; then it is simply due again
+(takeover). Its holder's `renew` pushes the `due` score on while it works. `renew`,
+`release` and `complete` act only while `P lease:<gid>` still holds the claim's token: a
+worker whose lease ran out and was taken over (or whose group was already completed)
+changes nothing.
 Webhooks recorded for a leased group wait in its queue and make it `ready` again when the
 claim ends. `close()` gives claims the process did not finish (a shutdown's cancelled
 deliveries) back at once instead of leaving them to their lease; `open()` touches no lease.
@@ -44,11 +49,18 @@ times they back.
 
 URL: what `router.store.url.parse_state_url` leaves of `state.url` (store options
 removed). Without a password in the URL, the one in the environment variable
-`password_env` is used (`open_store` names `ROUTER_REDIS_PASSWORD`).
+`password_env` is used (`open_store` names `ROUTER_REDIS_PASSWORD`). A `redis+sentinel://`
+URL names Sentinels and a primary: each new connection asks the Sentinels where the primary
+is, so the store follows a failover (writes fail, and webhooks get 503, until one is
+promoted); the password is the primary's.
 
-Durability: `record` returns once Redis has executed the script; how much survives a crash
-of Redis itself is Redis's persistence setting (use `appendonly yes`, `appendfsync always`
-to lose nothing acknowledged). Not for Redis Cluster: scripts build their key names.
+Durability: `record` returns once Redis has executed the script; with `min_replicas` it
+also waits (WAIT, on the connection that wrote) until that many replicas have it, so an
+acknowledged webhook survives the primary's death. Only recording waits: a completion,
+claim or renewal lost in a failover can make a message go out twice, never lose one. How
+much survives a crash of Redis itself is Redis's persistence setting (use `appendonly yes`,
+`appendfsync always` to lose nothing acknowledged). Not for Redis Cluster: scripts build
+their key names.
 """
 
 from __future__ import annotations
@@ -64,10 +76,11 @@ from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -90,9 +103,11 @@ from router.store.protocols import (
     DEFAULT_KEEP_RECORDS,
     DEFAULT_LEASE,
     DEPLOY_TTL,
+    ROLE_TERM,
     StoreUnavailable,
     events_json,
 )
+from router.store.url import SENTINEL_SCHEME, parse_state_url
 
 # Key TTLs are a safety net behind expire() and the scripts' own times: give them room.
 TTL_MARGIN = 86400
@@ -100,9 +115,14 @@ TTL_MARGIN = 86400
 # up to state.dead_after, a day by default, before it finishes).
 INDEX_MARGIN = 2 * 86400
 SOCKET_TIMEOUT = 2.0
+# How long a write waits for `min_replicas` replicas to have it (well inside the socket
+# timeout, which covers the whole round trip).
+WAIT_TIMEOUT_MS = 1000
 _EXPIRE_BATCH = 500
 _CLAIMED_LOG_MAX = 10_000
 _LIST_PAGE = 200
+# Claims renewed per script run: a renewal of thousands of claims never blocks Redis long.
+_RENEW_BATCH = 1000
 
 # Redis answers these while it cannot serve writes; they are outages, not bugs.
 _OUTAGE_ERRORS = ("OOM", "MISCONF", "READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS", "BUSY")
@@ -114,6 +134,7 @@ _SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "release": ("requeue",),
     "complete": ("requeue",),
     "give_back": ("requeue",),
+    "renew": (),
     "expire": (),
     "firing": (),
     "lead": (),
@@ -164,17 +185,27 @@ class RedisStore:
         password_env: str | None = None,
         lease: float = DEFAULT_LEASE,
         keep_records: float = DEFAULT_KEEP_RECORDS,
+        min_replicas: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._url = url
         self.prefix = key_prefix
         self.lease = lease
         self.keep_records = keep_records
+        self.min_replicas = min_replicas
         self._clock = clock
         # Who this process is when it takes a role (`lead`), and the roles it took.
         self._me = uuid.uuid4().hex
         self._roles: set[str] = set()
-        self._where = redact_url(self._url)
+        self._sentinel_address = (
+            parse_state_url(url) if url.startswith(f"{SENTINEL_SCHEME}://") else None
+        )
+        self._sentinel: Sentinel | None = None
+        if self._sentinel_address is None:
+            self._where = redact_url(self._url)
+        else:
+            hosts = ",".join(f"{h}:{p}" for h, p in self._sentinel_address.sentinels)
+            self._where = f"sentinel {hosts} primary {self._sentinel_address.master!r}"
         self._password_env = password_env
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
@@ -182,6 +213,9 @@ class RedisStore:
         self._claimed_log: dict[str, tuple[str | None, float]] = {}
         # gid -> token of the claims this process holds and has not finished.
         self._held: dict[str, str] = {}
+        # Tokens of the claims being released or completed right now: still held for
+        # `renew` until that call returns, though Redis no longer has their lease.
+        self._finishing: set[str] = set()
 
     def __repr__(self) -> str:
         return f"RedisStore({self._where!r}, key_prefix={self.prefix!r})"
@@ -189,21 +223,41 @@ class RedisStore:
     # -- plumbing ------------------------------------------------------------------------
 
     def _connect(self) -> aioredis.Redis:
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_timeout": SOCKET_TIMEOUT,
+            "socket_connect_timeout": SOCKET_TIMEOUT,
+            # One immediate retry on a fresh connection: a pooled connection is dead after
+            # Redis restarts (or fails over). No retry on timeouts (a slow Redis gets 503s,
+            # not pile-ups).
+            "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        }
         if urlsplit(self._url).password is None and self._password_env:
             password = os.environ.get(self._password_env, "")
             if password:
                 kwargs["password"] = password
-        client = aioredis.Redis.from_url(
-            self._url,
-            decode_responses=True,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=SOCKET_TIMEOUT,
-            # One immediate retry on a fresh connection: a pooled connection is dead after
-            # Redis restarts. No retry on timeouts (a slow Redis gets 503s, not pile-ups).
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            **kwargs,
-        )
+        sentinel = self._sentinel_address
+        if sentinel is None:
+            client = aioredis.Redis.from_url(self._url, **kwargs)
+        else:
+            parts = urlsplit(self._url)
+            if parts.password is not None:
+                kwargs["password"] = unquote(parts.password)
+            if parts.username:
+                kwargs["username"] = unquote(parts.username)
+            # Sentinels are asked without the primary's password (they rarely have one).
+            self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
+                list(sentinel.sentinels),
+                sentinel_kwargs={
+                    "decode_responses": True,
+                    "socket_timeout": SOCKET_TIMEOUT,
+                    "socket_connect_timeout": SOCKET_TIMEOUT,
+                    "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                },
+            )
+            # Every new connection asks the Sentinels where the primary is now, and one
+            # still open to a primary demoted to replica is dropped on its first write.
+            client = self._sentinel.master_for(sentinel.master, db=sentinel.db, **kwargs)
         for name in _SCRIPTS:
             self._scripts[name] = client.register_script(lua_source(name))
         return client
@@ -219,6 +273,11 @@ class RedisStore:
         """Map Redis being unreachable, slow or unable to write to StoreUnavailable."""
         try:
             yield
+        except MasterNotFoundError as exc:
+            # Its text lists every Sentinel client in full; what matters fits in a line.
+            raise StoreUnavailable(
+                f"redis {self._where}: {what}: no Sentinel answers with a live primary"
+            ) from exc
         except (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError) as exc:
             raise StoreUnavailable(f"redis {self._where}: {what}: {exc}") from exc
         except ResponseError as exc:
@@ -242,7 +301,7 @@ class RedisStore:
 
     async def lead(self, purpose: str) -> bool:
         """Take or renew `purpose` for one lease, unless another live process holds it."""
-        held = bool(await self._take(purpose, self.lease))
+        held = bool(await self._take(purpose, ROLE_TERM))
         if held:
             self._roles.add(purpose)
         else:
@@ -264,7 +323,7 @@ class RedisStore:
         now = self._clock()
         return await self._run(
             "lead",
-            [purpose, self._me, _num(now), _num(now + term), _ttl(self.lease + TTL_MARGIN)],
+            [purpose, self._me, _num(now), _num(now + term), _ttl(ROLE_TERM + TTL_MARGIN)],
         )
 
     async def close(self) -> None:
@@ -283,6 +342,10 @@ class RedisStore:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+        sentinel, self._sentinel = self._sentinel, None
+        if sentinel is not None:
+            for node in sentinel.sentinels:
+                await node.aclose()
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless Redis answers now."""
@@ -332,7 +395,27 @@ class RedisStore:
         for d in deploys:
             member = _dumps([d.app, d.namespace, d.revision, d.trigger])
             args += [member, d.app, d.namespace, _dumps(d.to_dict()), _num(d.at)]
-        await self._run("record", args)
+        if self.min_replicas <= 0:
+            await self._run("record", args)
+        else:
+            await self._run_replicated("record", args)
+
+    async def _run_replicated(self, name: str, args: Sequence[str | int | float]) -> None:
+        """Run a script, then WAIT on the same connection until `min_replicas` replicas
+        have it; fewer within WAIT_TIMEOUT_MS is StoreUnavailable (the caller answers 503
+        and the sender retries: recording again is harmless)."""
+        script = self._scripts[name]
+        client = self._redis
+        with self._guard(name):
+            async with client.pipeline(transaction=False) as pipe:
+                await script(keys=[], args=[self.prefix, *args], client=pipe)
+                pipe.execute_command("WAIT", self.min_replicas, WAIT_TIMEOUT_MS)
+                _, acknowledged = await pipe.execute()
+        if int(acknowledged) < self.min_replicas:
+            raise StoreUnavailable(
+                f"redis {self._where}: {name}: {acknowledged} of {self.min_replicas} replicas"
+                f" acknowledged the write within {WAIT_TIMEOUT_MS}ms (state.min_replicas)"
+            )
 
     async def claim(self, now: float, limit: int) -> list[Claim]:
         """Atomically take up to `limit` due groups, each with all its pending webhooks."""
@@ -348,7 +431,8 @@ class RedisStore:
             notifications: list[Notification] = []
             attempts = 0
             receiver = group_key = ""
-            for i in range(1, len(flat), 8):
+            mine = str(flat[1])
+            for i in range(2, len(flat), 8):
                 nid, receiver, group_key, route, events, created, tried, held = flat[i : i + 8]
                 notifications.append(
                     Notification(
@@ -361,10 +445,10 @@ class RedisStore:
                     )
                 )
                 attempts = max(attempts, int(tried))
-            claims.append(Claim(receiver, group_key, notifications, attempts, token))
+            claims.append(Claim(receiver, group_key, notifications, attempts, mine))
             gid = _gid(receiver, group_key)
             self._remember_log(gid, flat[0] or None, now)
-            self._hold(gid, token)
+            self._hold(gid, mine)
         return claims
 
     def _hold(self, gid: str, token: str) -> None:
@@ -389,6 +473,30 @@ class RedisStore:
         while len(self._claimed_log) > _CLAIMED_LOG_MAX:
             del self._claimed_log[next(iter(self._claimed_log))]
 
+    async def renew(self, claims: Sequence[Claim], now: float) -> set[str]:
+        """Extend the leases of the claims still held, in one round trip."""
+        if not claims:
+            return set()
+        head: list[str | int] = [self.prefix, _num(now + self.lease), _ttl(self.lease + TTL_MARGIN)]
+        script = self._scripts["renew"]
+        client = self._redis
+        with self._guard("renew"):
+            async with client.pipeline(transaction=False) as pipe:
+                for first in range(0, len(claims), _RENEW_BATCH):
+                    args = list(head)
+                    for c in claims[first : first + _RENEW_BATCH]:
+                        args += [_gid(c.receiver, c.group_key), c.token]
+                    await script(keys=[], args=args, client=pipe)
+                renewed: list[list[str]] = await pipe.execute()
+        held = {token for tokens in renewed for token in tokens}
+        # Read after the round trip: a claim finished meanwhile has ended its delivery.
+        held |= {c.token for c in claims if c.token in self._finishing}
+        for c in claims:
+            if c.token not in held:
+                # Taken over: never hand it back at close, it is not ours.
+                self._finished(_gid(c.receiver, c.group_key), c.token)
+        return held
+
     async def release(
         self,
         claim: Claim,
@@ -401,18 +509,27 @@ class RedisStore:
         """Give the claim back until `next_attempt_at`, if it still holds the lease."""
         gid = _gid(claim.receiver, claim.group_key)
         self._finished(gid, claim.token)
-        await self._run(
-            "release",
-            [
-                gid,
-                claim.token,
-                _num(next_attempt_at),
-                error,
-                _num(now),
-                1 if attempted else 0,
-                *claim.ids,
-            ],
-        )
+        with self._finishing_claim(claim):
+            await self._run(
+                "release",
+                [
+                    gid,
+                    claim.token,
+                    _num(next_attempt_at),
+                    error,
+                    _num(now),
+                    1 if attempted else 0,
+                    *claim.ids,
+                ],
+            )
+
+    @contextlib.contextmanager
+    def _finishing_claim(self, claim: Claim) -> Iterator[None]:
+        self._finishing.add(claim.token)
+        try:
+            yield
+        finally:
+            self._finishing.discard(claim.token)
 
     async def complete(self, claim: Claim, outcome: Outcome, now: float) -> None:
         """Finish the claim and write its log entry in one script; a no-op once the lease
@@ -425,24 +542,23 @@ class RedisStore:
             entry_expires = _num(outcome.nflog.expires_at)
         gid = _gid(claim.receiver, claim.group_key)
         self._finished(gid, claim.token)
-        await self._run(
-            "complete",
-            [
-                gid,
-                claim.token,
-                _num(now),
-                outcome.state.value,
-                outcome.reason,
-                outcome.error,
-                attempted,
-                outcome.delivered_in,
-                _ttl(self.keep_records + TTL_MARGIN),
-                entry,
-                entry_ttl,
-                entry_expires,
-                *claim.ids,
-            ],
-        )
+        args: list[str | int | float] = [
+            gid,
+            claim.token,
+            _num(now),
+            outcome.state.value,
+            outcome.reason,
+            outcome.error,
+            attempted,
+            outcome.delivered_in,
+            _ttl(self.keep_records + TTL_MARGIN),
+            entry,
+            entry_ttl,
+            entry_expires,
+            *claim.ids,
+        ]
+        with self._finishing_claim(claim):
+            await self._run("complete", args)
 
     async def expire(self, now: float) -> int:
         """Drop expired log entries, alert states, old deploys and finished records, in
@@ -466,6 +582,13 @@ class RedisStore:
         """Label sets of alerts last seen firing whose state has not expired."""
         found = await self._run("firing", [_num(now)])
         return [json.loads(labels) for labels in found if labels]
+
+    async def alerts_generation(self) -> int:
+        """The counter the record script bumps when the firing set changes: one GET."""
+        client = self._redis
+        with self._guard("alerts_generation"):
+            raw = await client.get(f"{self.prefix}alerts:gen")
+        return int(raw or 0)
 
     async def recent_deploys(
         self, since: float, until: float, *, app: str = "", namespace: str = ""

@@ -166,6 +166,29 @@ def _insert_new(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> se
     return {row["id"] for row in found}
 
 
+def _alerts_change(
+    conn: sqlite3.Connection,
+    firing: Sequence[tuple[str, str, float]],
+    resolved: Sequence[tuple[str]],
+) -> bool:
+    """Whether recording these alert states changes which alerts fire (or their labels);
+    alerts that keep firing unchanged only have their expiry moved."""
+    wanted = {fp: labels for fp, labels, _ in firing}
+    gone = {fp for (fp,) in resolved}
+    names = [*wanted, *gone]
+    for first in range(0, len(names), 500):
+        chunk = names[first : first + 500]
+        marks = ",".join("?" * len(chunk))
+        # Only "?" placeholders are interpolated into the statement.
+        query = f"SELECT fingerprint, labels FROM alerts WHERE fingerprint IN ({marks})"  # noqa: S608  # nosec B608
+        for fp, labels in conn.execute(query, chunk):
+            if fp in gone or wanted.get(fp) != labels:
+                return True
+            wanted.pop(fp, None)
+    # A firing alert not found is new.
+    return bool(wanted)
+
+
 class SQLiteStore:
     """The `Store` protocol on one SQLite file in WAL mode, owned by one process."""
 
@@ -186,10 +209,13 @@ class SQLiteStore:
         )
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._open_error = ""
         self._pending = PendingIndex()
         self._nflog: OrderedDict[tuple[str, str], NflogEntry | None] = OrderedDict()
         # Post slots per destination key: when the next one starts.
         self._slots: dict[str, float] = {}
+        # Bumped by every record that brings alert states (this process is the only writer).
+        self._alerts_generation = 0
 
     # -- the writer thread ---------------------------------------------------------------
 
@@ -271,9 +297,12 @@ class SQLiteStore:
             else:
                 fut.set_result(value)
 
+    def _not_open(self) -> StoreUnavailable:
+        return StoreUnavailable(f"sqlite store is not open{self._open_error}")
+
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._thread is None or self._closed:
-            raise StoreUnavailable("sqlite store is not open")
+            raise self._not_open()
         fut: Future[T] = Future()
         self._queue.put((fn, fut))
         return await asyncio.wrap_future(fut)
@@ -281,6 +310,8 @@ class SQLiteStore:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def open(self) -> None:
+        if self._thread is not None:
+            return
         ready: Future[None] = Future()
         self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
         self._thread.start()
@@ -288,7 +319,10 @@ class SQLiteStore:
             await asyncio.wrap_future(ready)
         except (sqlite3.Error, OSError) as exc:
             self._thread = None
+            # Said by every call until an open succeeds: why the store is not open.
+            self._open_error = f": cannot open {self.path}: {exc}"
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        self._open_error = ""
 
         # One replica owns this file: what was pending (claimed by a killed process or
         # not) is pending again, indexed in memory for claiming.
@@ -297,7 +331,16 @@ class SQLiteStore:
                 "SELECT * FROM notifications WHERE state = 'pending' ORDER BY seq"
             ).fetchall()
 
-        for row in await self._call(load):
+        try:
+            rows = await self._call(load)
+        except StoreUnavailable:
+            # Not open after all: the next open() starts from scratch.
+            stopped: Future[None] = Future()
+            self._queue.put((_STOP, stopped))
+            await asyncio.wrap_future(stopped)
+            self._thread = None
+            raise
+        for row in rows:
             self._pending.add(
                 [_row_notification(row)], due=row["next_attempt_at"], attempts=row["attempts"]
             )
@@ -364,8 +407,9 @@ class SQLiteStore:
             for n, events in zip(notifications, events_json(notifications), strict=True)
         ]
 
-        def insert(conn: sqlite3.Connection) -> set[str] | None:
+        def insert(conn: sqlite3.Connection) -> tuple[set[str] | None, bool]:
             fresh = _insert_new(conn, rows) if rows else None
+            changed = _alerts_change(conn, alert_rows, resolved)
             if alert_rows:
                 conn.executemany(
                     "INSERT INTO alerts (fingerprint, labels, expires_at) VALUES (?,?,?)"
@@ -381,9 +425,11 @@ class SQLiteStore:
                     " argocd_url) VALUES (?,?,?,?,?,?)",
                     deploy_rows,
                 )
-            return fresh
+            return fresh, changed
 
-        fresh = await self._call(insert)
+        fresh, changed = await self._call(insert)
+        if changed:
+            self._alerts_generation += 1
         if fresh is None:
             self._pending.add(notifications)
             return
@@ -400,6 +446,9 @@ class SQLiteStore:
             return [json.loads(r["labels"]) for r in rows]
 
         return await self._call(fetch)
+
+    async def alerts_generation(self) -> int:
+        return self._alerts_generation
 
     async def recent_deploys(
         self, since: float, until: float, *, app: str = "", namespace: str = ""
@@ -422,8 +471,14 @@ class SQLiteStore:
 
     async def claim(self, now: float, limit: int) -> list[Claim]:
         if self._thread is None or self._closed:
-            raise StoreUnavailable("sqlite store is not open")
+            raise self._not_open()
         return self._pending.claim(now, limit, self.lease, uuid.uuid4().hex)
+
+    async def renew(self, claims: Sequence[Claim], now: float) -> set[str]:
+        """Leases live in memory (one process owns the file): renewing costs no write."""
+        if self._thread is None or self._closed:
+            raise self._not_open()
+        return self._pending.renew(claims, now, self.lease)
 
     async def release(
         self,

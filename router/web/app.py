@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 # How often the store is pinged to keep alert_router_store_up current.
 STORE_PING_EVERY = 5.0
+# Opening a store that did not answer at start is retried after these pauses (doubling).
+STORE_RETRY_FIRST = 0.25
+STORE_RETRY_MAX = 2.0
 _USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 
 
@@ -55,6 +58,8 @@ def create_app(
         # Post slots live in the store, so replicas share each destination's budget; the
         # pacer keeps real time, not the service's injectable clock.
         pacer=Pacer(the_store),
+        lease=config.state.lease,
+        lease_renew=config.state.lease_renew,
         clock=clock,
     )
     app[STATE] = AppState(
@@ -77,9 +82,10 @@ def create_app(
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
-    await state.store.open()
-    mark_store(state, None)
-    worker = asyncio.create_task(state.deliverer.run(), name="deliverer")
+    # A store that answers is open before the port is, so the first webhook is accepted;
+    # one that does not is opened in the background while the service answers 503.
+    opened = await _open_store(state)
+    worker = asyncio.create_task(_open_then_deliver(state, opened), name="deliverer")
     watch = asyncio.create_task(_watch_store(state), name="store-ping")
     try:
         yield
@@ -91,6 +97,30 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(worker, watch, return_exceptions=True)
         await state.runtime.close()
         await state.store.close()
+
+
+async def _open_store(state: AppState) -> bool:
+    """Try to open the store once; whether it is open (a failure is logged once)."""
+    try:
+        await state.store.open()
+    except StoreUnavailable as exc:
+        mark_store(state, f"cannot open the state store yet: {exc}")
+        return False
+    mark_store(state, None)
+    return True
+
+
+async def _open_then_deliver(state: AppState, opened: bool) -> None:
+    """Retry opening the store with a short backoff (it is ready within STORE_RETRY_MAX of
+    answering), then run the worker: until then webhooks and /readyz answer 503."""
+    delay = STORE_RETRY_FIRST
+    while not opened:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, STORE_RETRY_MAX)
+        opened = await _open_store(state)
+        if opened:
+            log.info("state store open: delivery starts")
+    await state.deliverer.run()
 
 
 async def _watch_store(state: AppState) -> None:
@@ -116,8 +146,10 @@ def _tune_gc() -> None:
 def run_server(config_path: str, host: str, port: int, log_level: str = "info") -> int:
     """Serve until SIGTERM/SIGINT, then drain in-flight work; SIGHUP reloads the config.
 
-    Whatever stops it from starting (a bad config, a store it cannot reach, a port it
-    cannot bind) is reported in one line each, never as a traceback, with exit status 1.
+    Whatever stops it from starting (a bad config, a port it cannot bind) is reported in
+    one line each, never as a traceback, with exit status 1. A store it cannot reach does
+    not stop it: it serves /healthz, answers 503 elsewhere and opens the store once it
+    answers.
     """
     setup_logging(log_level)
     try:
@@ -172,9 +204,6 @@ async def _start(config: Config, path: Path, host: str, port: int) -> web.AppRun
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         return runner
-    except StoreUnavailable as exc:
-        # A supervisor (Kubernetes) restarts us; until then, say why in one line.
-        log.error("cannot start: state store unavailable", extra={"error": str(exc)})
     except OSError as exc:
         log.error(
             "cannot start: cannot listen",

@@ -172,13 +172,17 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def check_store(state: AppState) -> str | None:
     """Ping the store and record the outcome (`alert_router_store_up`); the problem, or
-    None when it answered."""
+    None when it answered and delivery runs on it."""
     try:
         await state.store.ping()
     except StoreUnavailable as exc:
         mark_store(state, str(exc))
         return str(exc)
     mark_store(state, None)
+    if not state.deliverer.started:
+        # Up again, but opened (and delivery started) only by the next retry, within
+        # seconds; ready then, not before.
+        return "state store answers; opening it"
     return None
 
 

@@ -84,8 +84,8 @@ duplicates would no longer be deduplicated and each pod would notify on its own.
 {{- if and (eq $backend "redis") (not .Values.state.redis.url) (not .Values.state.redis.existingSecret) }}
 {{- fail "state.backend=redis needs state.redis.url or state.redis.existingSecret" }}
 {{- end }}
-{{- if and .Values.state.redis.url (not (regexMatch "^rediss?://" .Values.state.redis.url)) }}
-{{- fail (printf "state.redis.url must start with redis:// or rediss://, got %q" .Values.state.redis.url) }}
+{{- if and .Values.state.redis.url (not (regexMatch "^(rediss?|redis\\+sentinel)://" .Values.state.redis.url)) }}
+{{- fail (printf "state.redis.url must start with redis://, rediss:// or redis+sentinel://, got %q" .Values.state.redis.url) }}
 {{- end }}
 {{- if and .Values.secret.create .Values.secret.existingSecret }}
 {{- fail "set either secret.create or secret.existingSecret, not both" }}

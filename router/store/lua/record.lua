@@ -42,21 +42,28 @@ for _ = 1, n do
     redis.call('INCR', P .. 'pending')
   end
 end
+local changed = false
 for _ = 1, na do
   local fp, labels, firing, expires, ttl = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
     tonumber(ARGV[i + 4])
   i = i + 5
   -- Only firing alerts are kept; a resolve (or a one-shot event) forgets the alert.
   if firing == '1' then
-    redis.call('HSET', P .. 'alerts', fp, labels)
+    if redis.call('HGET', P .. 'alerts', fp) ~= labels then
+      redis.call('HSET', P .. 'alerts', fp, labels)
+      changed = true
+    end
     redis.call('ZADD', P .. 'alerts:x', expires, fp)
     extend(P .. 'alerts', ttl)
     extend(P .. 'alerts:x', ttl)
   else
-    redis.call('HDEL', P .. 'alerts', fp)
+    if redis.call('HDEL', P .. 'alerts', fp) == 1 then changed = true end
     redis.call('ZREM', P .. 'alerts:x', fp)
   end
 end
+-- Every replica's cached firing set is current while this number stays the same; a storm
+-- of alerts that keep firing unchanged leaves it alone.
+if changed then redis.call('INCR', P .. 'alerts:gen') end
 for _ = 1, nd do
   local member, app, ns, data, at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   i = i + 5
