@@ -115,6 +115,10 @@ TTL_MARGIN = 86400
 # up to state.dead_after, a day by default, before it finishes).
 INDEX_MARGIN = 2 * 86400
 SOCKET_TIMEOUT = 2.0
+# Connections per process. Sentinel's pool cannot make callers wait for a free one, so it
+# gets more room.
+_MAX_CONNECTIONS = 64
+_SENTINEL_CONNECTIONS = 512
 # How long a write waits for `min_replicas` replicas to have it (well inside the socket
 # timeout, which covers the whole round trip).
 WAIT_TIMEOUT_MS = 1000
@@ -238,7 +242,12 @@ class RedisStore:
                 kwargs["password"] = password
         sentinel = self._sentinel_address
         if sentinel is None:
-            client = aioredis.Redis.from_url(self._url, **kwargs)
+            # A storm can finish hundreds of deliveries at once: callers queue for one of a
+            # bounded set of connections (for up to a socket timeout) instead of failing.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self._url, max_connections=_MAX_CONNECTIONS, timeout=SOCKET_TIMEOUT, **kwargs
+            )
+            client = aioredis.Redis.from_pool(pool)
         else:
             parts = urlsplit(self._url)
             if parts.password is not None:
@@ -257,7 +266,9 @@ class RedisStore:
             )
             # Every new connection asks the Sentinels where the primary is now, and one
             # still open to a primary demoted to replica is dropped on its first write.
-            client = self._sentinel.master_for(sentinel.master, db=sentinel.db, **kwargs)
+            client = self._sentinel.master_for(
+                sentinel.master, db=sentinel.db, max_connections=_SENTINEL_CONNECTIONS, **kwargs
+            )
         for name in _SCRIPTS:
             self._scripts[name] = client.register_script(lua_source(name))
         return client
