@@ -18,7 +18,7 @@ from router.config.teams import TeamStatus
 from router.routing.inhibit import Inhibitor
 from router.routing.tree import RouteTree
 from tests.conftest import running
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeSlack, Reply
 
 ROOT = """\
 receivers:
@@ -504,3 +504,34 @@ async def test_a_team_file_broken_on_reload_keeps_its_last_good_version(
         await send(svc, ("payments", "g3"))
         seen = await posted_to(slack, 3)
         assert len(seen["#payments"]) == 2
+
+
+async def test_work_pending_for_a_team_that_fails_at_restart_waits_for_its_file(
+    tmp_path: Path, slack: FakeSlack, state_url: str
+) -> None:
+    path = service_layout(tmp_path, slack, state_url)
+    async with running(load_config(path), config_path=path) as svc:
+        # Slack is down for the first post: the notification stays pending, to be retried.
+        slack.script("chat.postMessage", Reply.http(500))
+        await send(svc, ("payments", "g1"))
+        await slack.wait_for_calls(1, "chat.postMessage")
+        async with asyncio.timeout(15):
+            while (await svc.records())[0]["attempts"] < 1:
+                await asyncio.sleep(0.05)
+
+    # The service restarts with the team's file broken: its receiver is gone for now.
+    (tmp_path / "routes.d" / "payments.yaml").write_text(BROKEN)
+    async with running(load_config(path), config_path=path) as svc:
+        async with asyncio.timeout(15):
+            while (await svc.records())[0]["last_error"].split(":")[0] != "team_config_failed":
+                await asyncio.sleep(0.05)
+        [record] = await svc.records()
+        assert record["state"] == "pending"
+
+        (tmp_path / "routes.d" / "payments.yaml").write_text(team_file(slack, "#payments"))
+        async with svc.http.post(svc.url + "/-/reload") as resp:
+            assert resp.status == 200
+        seen = await posted_to(slack, 2)
+        assert "PaymentsErrors" in seen["#payments"][0]
+        [record] = await svc.records()
+        assert record["state"] == "sent"

@@ -57,14 +57,25 @@ class Job:
 
     @property
     def channel(self) -> Channel:
+        receiver = self.claim.receiver
         try:
-            return self.runtime.channels[self.claim.receiver]
+            return self.runtime.channels[receiver]
         except KeyError:
+            pass
+        team, _, _ = receiver.partition("/")
+        if any(load.name == team for load in self.runtime.failed_teams):
+            # Its team's file did not load: the receiver comes back with it, so the
+            # notification waits (visibly failing) rather than being given up.
             raise DeliveryError(
-                "receiver_removed",
-                f"receiver {self.claim.receiver!r} is no longer in the configuration",
-                retryable=False,
-            ) from None
+                "team_config_failed",
+                f"receiver {receiver!r}: the file of team {team!r} failed to load",
+                retryable=True,
+            )
+        raise DeliveryError(
+            "receiver_removed",
+            f"receiver {receiver!r} is no longer in the configuration",
+            retryable=False,
+        )
 
 
 class Stage(Protocol):
