@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -52,6 +53,17 @@ class Running:
         assert status == 200
         records: list[dict[str, Any]] = body["notifications"]
         return records
+
+    async def wait_for_records(
+        self, holds: Callable[[list[dict[str, Any]]], bool], within: float = 15.0
+    ) -> list[dict[str, Any]]:
+        """Poll the records API until `holds(records)` (the worker runs in another task)."""
+        async with asyncio.timeout(within):
+            while True:  # the records live in the store: there is no event to wait on
+                records = await self.records()
+                if holds(records):
+                    return records
+                await asyncio.sleep(0.05)
 
 
 @asynccontextmanager

@@ -515,17 +515,14 @@ async def test_work_pending_for_a_team_that_fails_at_restart_waits_for_its_file(
         slack.script("chat.postMessage", Reply.http(500))
         await send(svc, ("payments", "g1"))
         await slack.wait_for_calls(1, "chat.postMessage")
-        async with asyncio.timeout(15):
-            while (await svc.records())[0]["attempts"] < 1:
-                await asyncio.sleep(0.05)
+        await svc.wait_for_records(lambda records: records[0]["attempts"] >= 1)
 
     # The service restarts with the team's file broken: its receiver is gone for now.
     (tmp_path / "routes.d" / "payments.yaml").write_text(BROKEN)
     async with running(load_config(path), config_path=path) as svc:
-        async with asyncio.timeout(15):
-            while (await svc.records())[0]["last_error"].split(":")[0] != "team_config_failed":
-                await asyncio.sleep(0.05)
-        [record] = await svc.records()
+        [record] = await svc.wait_for_records(
+            lambda records: records[0]["last_error"].startswith("team_config_failed")
+        )
         assert record["state"] == "pending"
 
         (tmp_path / "routes.d" / "payments.yaml").write_text(team_file(slack, "#payments"))
