@@ -32,7 +32,6 @@ from router.model import (
     Outcome,
     RouteSettings,
 )
-from router.store.pending import PendingIndex
 from router.store.protocols import (
     DEFAULT_KEEP_RECORDS,
     DEFAULT_LEASE,
@@ -40,6 +39,7 @@ from router.store.protocols import (
     StoreUnavailable,
     events_json,
 )
+from router.store.sqlite.pending import PendingIndex
 
 T = TypeVar("T")
 
