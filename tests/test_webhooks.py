@@ -639,3 +639,38 @@ async def test_a_refused_body_is_told_which_field_cannot_be_read(
     assert status == 400
     assert field in answer["error"]
     assert await service.records() == []
+
+
+# --- what fuzzing found ---------------------------------------------------------------
+
+
+async def test_an_argocd_trigger_with_braces_is_text_not_a_format_string(
+    service: Running, sink: WebhookSink
+) -> None:
+    body = {"trigger": "on-{app}-{0}-{", "app": "backend", "revision": "r1"}
+    status, answer = await service.post("/webhook/argocd", body, ARGO_AUTH)
+    assert (status, answer) == (200, {"accepted": 1})
+    [request] = await sink.wait_for(1)
+    assert request.json["alerts"][0]["summary"] == "backend: on-{app}-{0}-{"
+
+
+async def test_an_argocd_time_outside_the_calendar_in_utc_is_a_400(service: Running) -> None:
+    body = payload("argocd_sync_failed.json") | {"finishedAt": "9999-12-31T23:59:59-05:00"}
+    status, answer = await service.post("/webhook/argocd", body, ARGO_AUTH)
+    assert status == 400
+    assert "finishedAt" in answer["error"]
+
+
+async def test_an_alertmanager_time_outside_the_calendar_in_utc_is_read_not_shown(
+    service: Running, sink: WebhookSink
+) -> None:
+    body = am_alert({"alertname": "A"})
+    body["alerts"][0] |= {
+        "startsAt": "0001-01-01T00:30:00+01:00",
+        "endsAt": "9999-12-31T23:59:59-05:00",
+    }
+    del body["alerts"][0]["status"]
+    assert (await service.post("/webhook/alertmanager", body, AUTH))[0] == 200
+    [request] = await sink.wait_for(1)
+    alert = request.json["alerts"][0]
+    assert (alert["status"], alert["startsAt"], alert["endsAt"]) == ("firing", None, None)

@@ -60,11 +60,11 @@ class ConfigError(Exception):
 
 
 class _Resolver(yaml.resolver.BaseResolver):
-    """YAML 1.1 implicit types minus base-60 numbers and timestamps.
+    """YAML 1.1 implicit types minus base-60 numbers and timestamps, with Go's octal.
 
     Without base-60, an unquoted `start_time: 08:30` stays the string it looks like (as in
     Go's yaml, which Alertmanager uses) instead of becoming the integer 510; without
-    timestamps, a date stays a string too.
+    timestamps, a date stays a string too; `0o17` is octal and `010` the text "010".
     """
 
 
@@ -86,7 +86,8 @@ _Resolver.add_implicit_resolver(
 )
 _Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:int",
-    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    # `010` is no number: time intervals read it as Alertmanager does, as the day 10.
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0o[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
     list("-+0123456789"),
 )
 _Resolver.add_implicit_resolver(_MERGE_TAG, re.compile(r"^(?:<<)$"), ["<"])
@@ -438,7 +439,10 @@ def _lower(message: str) -> str:
 def parse_config(text: str, filename: str, env: Mapping[str, str] | None = None) -> Config:
     """Validate config text completely; raises ConfigError listing every problem found."""
     environ: Mapping[str, str] = os.environ if env is None else env
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        raise ConfigError([_reader_error(filename, text, exc)]) from None
     try:
         try:
             root = loader.get_single_node()
@@ -471,6 +475,12 @@ def parse_config(text: str, filename: str, env: Mapping[str, str] | None = None)
     if problems.items or config is None:
         raise ConfigError(problems.render())
     return config
+
+
+def _reader_error(filename: str, text: str, exc: yaml.reader.ReaderError) -> str:
+    before = text[: exc.position]
+    line, col = before.count("\n") + 1, exc.position - before.rfind("\n")
+    return f"{filename}:{line}:{col}: character U+{exc.character:04X} is not allowed in YAML"
 
 
 def _yaml_error(filename: str, exc: yaml.MarkedYAMLError) -> str:
