@@ -33,7 +33,7 @@ ENV = {
     "SLACK_BOT_TOKEN": "xoxb-1111-2222-secretsecret",
     "SLACK_DEPLOYS_WEBHOOK_URL": "https://hooks.slack.com/services/T000/B000/XXXXSECRET",
 }
-PLACED = re.compile(r"^fuzz\.yaml:[1-9]\d*:[1-9]\d*: \S")
+PLACED = re.compile(r"^fuzz\.yaml:[1-9]\d*:[1-9]\d*: .")
 
 
 def load(text: str) -> Config | ConfigError:
@@ -50,7 +50,8 @@ def assert_config_or_placed_problems(text: str) -> None:
         return
     assert verdict.problems
     for problem in verdict.problems:
-        assert PLACED.match(problem), problem
+        # One line each, whatever the file held: no line break, no control character.
+        assert PLACED.match(problem) and problem.isprintable(), problem
         for secret in ENV.values():
             assert secret not in problem
 

@@ -214,8 +214,15 @@ class _Problems:
     def render(self) -> list[str]:
         out: list[str] = []
         for line, col, text in sorted(set(self.items)):
-            out.append(f"{self.filename}:{line}:{col}: {redact(text, self.secrets)}")
+            out.append(f"{self.filename}:{line}:{col}: {_one_line(redact(text, self.secrets))}")
         return out
+
+
+def _one_line(text: str) -> str:
+    # A key with a line break or a control character in it must not split its problem line.
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _is_secret(loc: Loc, key: str | None) -> bool:
