@@ -83,8 +83,14 @@ _SEPARATOR = "\udcff"
 
 def _label_bytes(labels: Iterable[tuple[str, str]]) -> bytes:
     # Label names sorted, each name and value followed by the separator byte.
-    text = "".join([f"{name}{_SEPARATOR}{value}{_SEPARATOR}" for name, value in sorted(labels)])
-    return text.encode("utf-8", "surrogateescape")
+    pairs = sorted(labels)
+    try:
+        text = "".join([f"{name}{_SEPARATOR}{value}{_SEPARATOR}" for name, value in pairs])
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        # A lone surrogate (no JSON body carries one): encoded as it is, never an error.
+        parts = [part.encode("utf-8", "surrogatepass") for pair in pairs for part in pair]
+        return b"\xff".join(parts) + b"\xff"
 
 
 def _fnv1a(data: bytes) -> int:
