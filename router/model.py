@@ -33,7 +33,10 @@ def parse_time(value: str | None) -> datetime | None:
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     # Kept in UTC: comparisons and formatting need no conversion later.
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"not a time in years 1 to 9999 in UTC: {value!r}") from None
 
 
 def format_time(value: datetime | None) -> str | None:

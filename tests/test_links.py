@@ -350,7 +350,7 @@ route: {receiver: r}
     body = payload("alertmanager_firing.json")
     body["alerts"][0]["labels"]["env"] = "production"
     hook = alertmanager.AlertmanagerWebhook.model_validate(body)
-    event = alertmanager.to_events(hook, config)[0]
+    event = alertmanager.to_events(hook, config, START)[0]
     assert event.labels["env"] == "prod"
     [silence] = [
         link

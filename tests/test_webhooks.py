@@ -18,7 +18,7 @@ import router.web.app as app_module
 from router.config.schema import Config
 from tests.conftest import Running, running
 from tests.fakes.webhook_sink import WebhookSink
-from tests.helpers import config_from, payload
+from tests.helpers import DATA, config_from, payload
 
 TOKEN = "am-secret-token"
 
@@ -488,3 +488,191 @@ async def test_each_delivered_notification_is_one_info_line(
             1,
         )
         assert record["latency_seconds"] >= 0
+
+
+# --- real-world bodies ----------------------------------------------------------------
+
+REAL_WORLD = sorted(p.name for p in (DATA / "real_world").glob("*.json"))
+# What alert-router sets on every alert itself; the rest of the labels are the sender's.
+NORMALIZED = ("source", "env", "severity")
+
+
+def sent_labels(labels: dict[str, Any]) -> frozenset[tuple[str, str]]:
+    """An alert's labels as a sender gave them, without those normalization sets."""
+    return frozenset((k, str(v)) for k, v in labels.items() if k not in NORMALIZED and v)
+
+
+def delivered(sink: WebhookSink) -> list[tuple[str, frozenset[tuple[str, str]]]]:
+    """(status, labels) of every alert delivered to the sink so far."""
+    return [
+        (a["status"], sent_labels(a["labels"]))
+        for request in sink.requests
+        for a in request.json["alerts"]
+    ]
+
+
+async def wait_delivered(sink: WebhookSink, wanted: set[tuple[str, frozenset[Any]]]) -> None:
+    async with asyncio.timeout(10):
+        while not wanted <= set(delivered(sink)):
+            await sink.wait_for(len(sink.requests) + 1)
+
+
+def firing_twin(body: dict[str, Any]) -> dict[str, Any]:
+    """The body as it was while its alerts fired: a resolve is only told to whoever knew."""
+    alerts = [a | {"status": "firing", "endsAt": "0001-01-01T00:00:00Z"} for a in body["alerts"]]
+    return body | {"status": "firing", "alerts": alerts}
+
+
+@pytest.mark.parametrize("name", REAL_WORLD)
+async def test_every_real_world_body_is_accepted_and_delivered(
+    service: Running, sink: WebhookSink, name: str
+) -> None:
+    body = payload(f"real_world/{name}")
+    statuses = {a.get("status") or body.get("status") or "firing" for a in body["alerts"]}
+    if statuses == {"resolved"}:
+        status, _ = await service.post("/webhook/alertmanager", firing_twin(body), AUTH)
+        assert status == 200
+        await wait_delivered(sink, {("firing", sent_labels(a["labels"])) for a in body["alerts"]})
+
+    status, answer = await service.post("/webhook/alertmanager", body, AUTH)
+
+    assert (status, answer) == (200, {"accepted": len(body["alerts"])})
+    await wait_delivered(
+        sink,
+        {
+            (a.get("status") or body.get("status") or "firing", sent_labels(a["labels"]))
+            for a in body["alerts"]
+        },
+    )
+
+
+async def test_alerts_sent_with_one_fingerprint_are_delivered_and_resolved_apart(
+    service: Running, sink: WebhookSink
+) -> None:
+    body = payload("real_world/alertmanager-webhook-adapter_alert-firing.json")
+    first, second, third = body["alerts"]
+    assert first["fingerprint"] == second["fingerprint"] == third["fingerprint"]
+    assert (await service.post("/webhook/alertmanager", body, AUTH))[0] == 200
+    await wait_delivered(sink, {("firing", sent_labels(a["labels"])) for a in body["alerts"]})
+    fingerprints = {a["fingerprint"] for r in sink.requests for a in r.json["alerts"]}
+    assert fingerprints == {first["fingerprint"]}  # shown as sent
+
+    # One of them ends: only that one is told as resolved, the others are still firing.
+    ended = first | {"status": "resolved", "endsAt": "2021-03-30T21:17:50Z"}
+    body = body | {"alerts": [ended, second, third]}
+    assert (await service.post("/webhook/alertmanager", body, AUTH))[0] == 200
+    await wait_delivered(sink, {("resolved", sent_labels(first["labels"]))})
+    last = [r.json for r in sink.requests if r.json["counts"]["resolved"]][-1]
+    assert sorted((a["status"], a["labels"]["alertname"]) for a in last["alerts"]) == [
+        ("firing", "CPUHigh1"),
+        ("firing", "CPUHigh2"),
+        ("resolved", "CPUHigh"),
+    ]
+
+
+async def test_a_second_alert_sent_with_a_known_fingerprint_is_news_not_a_duplicate(
+    service: Running, sink: WebhookSink
+) -> None:
+    a = am_alert({"alertname": "Disk", "instance": "a"})
+    b = am_alert({"alertname": "Disk", "instance": "b"})
+    for body in (a, b):
+        body["alerts"][0]["fingerprint"] = "0000000000000001"
+        assert (await service.post("/webhook/alertmanager", body, AUTH))[0] == 200
+        await wait_delivered(sink, {("firing", sent_labels(body["alerts"][0]["labels"]))})
+    reasons = sorted(r["reason"] for r in await service.records())
+    assert reasons == ["first", "new_alerts"]
+
+
+async def settled(svc: Running, count: int) -> dict[str, str]:
+    """Reason per group once `count` notifications are recorded and none is pending."""
+    async with asyncio.timeout(10):
+        while True:
+            records = await svc.records()
+            if len(records) >= count and all(r["state"] != "pending" for r in records):
+                return {r["group_key"]: r["reason"] for r in records}
+            # The store has no change notification to wait on: poll it.
+            await asyncio.sleep(0.02)
+
+
+async def test_inhibiting_alerts_sent_with_one_fingerprint_are_remembered_apart(
+    sink: WebhookSink, state_url: str
+) -> None:
+    inhibit = """
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [instance]
+"""
+    async with running(routing_config(sink, state_url, inhibit)) as svc:
+
+        def alert(instance: str, severity: str, status: str = "firing") -> dict[str, Any]:
+            labels = {"alertname": "Down", "instance": instance, "severity": severity}
+            body = am_alert(labels, status=status, group=f"{severity}-{instance}")
+            body["alerts"][0]["fingerprint"] = "00000000000000ff"
+            return body
+
+        for body in (alert("a", "critical"), alert("b", "critical")):
+            assert (await svc.post("/webhook/alertmanager", body, AUTH))[0] == 200
+        await settled(svc, 2)
+        # The source on `a` ends; the one on `b`, sent with the same fingerprint, does not.
+        await svc.post("/webhook/alertmanager", alert("a", "critical", "resolved"), AUTH)
+        await settled(svc, 3)
+        await svc.post("/webhook/alertmanager", alert("a", "warning"), AUTH)
+        await svc.post("/webhook/alertmanager", alert("b", "warning"), AUTH)
+        reasons = await settled(svc, 5)
+    assert reasons["am/devops_team/warning-a"] == "first"
+    assert reasons["am/devops_team/warning-b"] == "inhibited"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"version": "4", "alerts": []}, "alerts: "),
+        ({"alerts": [{"labels": {}}]}, "alerts.0.labels: an alert needs at least one label"),
+        ({"alerts": [{"labels": {"a": ["b"]}}]}, "alerts.0.labels.a: Input should be a valid"),
+        ({"alerts": [{"labels": {"a": "b"}, "endsAt": "soon"}]}, "alerts.0.endsAt: Input should"),
+        ({"alerts": [{"labels": {"a": "b"}, "status": "pending"}]}, "alerts.0.status: "),
+    ],
+)
+async def test_a_refused_body_is_told_which_field_cannot_be_read(
+    service: Running, body: dict[str, Any], field: str
+) -> None:
+    status, answer = await bad(service, body, AUTH)
+    assert status == 400
+    assert field in answer["error"]
+    assert await service.records() == []
+
+
+# --- what fuzzing found ---------------------------------------------------------------
+
+
+async def test_an_argocd_trigger_with_braces_is_text_not_a_format_string(
+    service: Running, sink: WebhookSink
+) -> None:
+    body = {"trigger": "on-{app}-{0}-{", "app": "backend", "revision": "r1"}
+    status, answer = await service.post("/webhook/argocd", body, ARGO_AUTH)
+    assert (status, answer) == (200, {"accepted": 1})
+    [request] = await sink.wait_for(1)
+    assert request.json["alerts"][0]["summary"] == "backend: on-{app}-{0}-{"
+
+
+async def test_an_argocd_time_outside_the_calendar_in_utc_is_a_400(service: Running) -> None:
+    body = payload("argocd_sync_failed.json") | {"finishedAt": "9999-12-31T23:59:59-05:00"}
+    status, answer = await service.post("/webhook/argocd", body, ARGO_AUTH)
+    assert status == 400
+    assert "finishedAt" in answer["error"]
+
+
+async def test_an_alertmanager_time_outside_the_calendar_in_utc_is_read_not_shown(
+    service: Running, sink: WebhookSink
+) -> None:
+    body = am_alert({"alertname": "A"})
+    body["alerts"][0] |= {
+        "startsAt": "0001-01-01T00:30:00+01:00",
+        "endsAt": "9999-12-31T23:59:59-05:00",
+    }
+    del body["alerts"][0]["status"]
+    assert (await service.post("/webhook/alertmanager", body, AUTH))[0] == 200
+    [request] = await sink.wait_for(1)
+    alert = request.json["alerts"][0]
+    assert (alert["status"], alert["startsAt"], alert["endsAt"]) == ("firing", None, None)

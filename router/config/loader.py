@@ -65,11 +65,11 @@ class ConfigError(Exception):
 
 
 class _Resolver(yaml.resolver.BaseResolver):
-    """YAML 1.1 implicit types minus base-60 numbers and timestamps.
+    """YAML 1.1 implicit types minus base-60 numbers and timestamps, with Go's octal.
 
     Without base-60, an unquoted `start_time: 08:30` stays the string it looks like (as in
     Go's yaml, which Alertmanager uses) instead of becoming the integer 510; without
-    timestamps, a date stays a string too.
+    timestamps, a date stays a string too; `0o17` is octal and `010` the text "010".
     """
 
 
@@ -91,7 +91,8 @@ _Resolver.add_implicit_resolver(
 )
 _Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:int",
-    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    # `010` is no number: time intervals read it as Alertmanager does, as the day 10.
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0o[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
     list("-+0123456789"),
 )
 _Resolver.add_implicit_resolver(_MERGE_TAG, re.compile(r"^(?:<<)$"), ["<"])
@@ -218,8 +219,15 @@ class _Problems:
     def render(self) -> list[str]:
         out: list[str] = []
         for line, col, text in sorted(set(self.items)):
-            out.append(f"{self.filename}:{line}:{col}: {redact(text, self.secrets)}")
+            out.append(f"{self.filename}:{line}:{col}: {_one_line(redact(text, self.secrets))}")
         return out
+
+
+def _one_line(text: str) -> str:
+    # A key with a line break or a control character in it must not split its problem line.
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _is_secret(loc: Loc, key: str | None) -> bool:
@@ -474,7 +482,10 @@ def parse_document(
 ) -> Document[M]:
     """Validate YAML text as `model` completely, `${VAR}` references resolved from `env`
     (None: no substitution); raises ConfigError listing every problem, as file:line:col."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        raise ConfigError([_reader_error(filename, text, exc)]) from None
     try:
         try:
             root = loader.get_single_node()
@@ -563,6 +574,12 @@ def load_team(
             )
         return TeamLoad(team.name, filename, TeamStatus.FALLBACK, None, fallback, problems)
     return TeamLoad(team.name, filename, TeamStatus.LOADED, content, fallback)
+
+
+def _reader_error(filename: str, text: str, exc: yaml.reader.ReaderError) -> str:
+    before = text[: exc.position]
+    line, col = before.count("\n") + 1, exc.position - before.rfind("\n")
+    return f"{filename}:{line}:{col}: character U+{exc.character:04X} is not allowed in YAML"
 
 
 def _yaml_error(filename: str, exc: yaml.MarkedYAMLError) -> str:

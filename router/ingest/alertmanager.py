@@ -1,97 +1,185 @@
-"""Alertmanager webhook (version 4) -> events."""
+"""Alertmanager webhook -> events.
+
+Reads what Alertmanager sends (webhook version "4", and "3" before it) and what the many
+tools that imitate it send: a number where text belongs is read as its text (a version 3
+`groupKey` is a number), an alert without `status` is firing or resolved by its `endsAt`,
+one without `fingerprint` gets the one Alertmanager would have given it (and alerts sent
+with one fingerprint but different labels stay apart: see `alert_identity`), and a body
+without `groupKey` is grouped by its `groupLabels` or, lacking those, by alert name.
+Refused (the schema error names the field): no alerts, an alert with no label that has a
+value, and values that cannot be read (an object where a label value belongs, a `status`
+that is neither firing nor resolved, a time that is neither RFC 3339 nor Unix seconds).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from router.config.schema import Config
-from router.ingest.normalize import clean_labels, label_fingerprint, normalize, replaced_labels
-from router.model import Event, Status, parse_time
+from router.ingest.normalize import (
+    ABSENT_VALUES,
+    alert_identity,
+    normalize,
+    replaced_labels,
+)
+from router.model import Event, Status
 
 SOURCE = "alertmanager"
 
+# Go's zero time: Alertmanager sends it as the end of an alert that has not ended.
+GO_ZERO = datetime(1, 1, 1, tzinfo=UTC)
+# Times outside these bounds are no alert's (Go's zero time is the usual one): they still
+# say whether an alert has ended, but are not shown, nor used to compute time windows.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
 
 class _Lenient(BaseModel):
-    # Newer Alertmanagers add keys (notification_reason, routeLabels): ignore what we
-    # do not know instead of rejecting the webhook.
-    model_config = ConfigDict(extra="ignore")
+    # Newer Alertmanagers add keys (notification_reason, routeLabels): ignore what we do
+    # not know instead of rejecting the webhook. Version 3 sent `groupKey` as a number, and
+    # hand-written senders put numbers where Alertmanager puts strings: read their text.
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
 
 
-def _rfc3339(value: object) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("expected an RFC 3339 time string")
+def _blank_is_none(value: object) -> object:
+    return None if value == "" else value
+
+
+def _absent(value: object) -> bool:
+    # As `null`, "" and what Go templates print for a missing field.
+    return value is None or (isinstance(value, str) and value in ABSENT_VALUES)
+
+
+def _values(value: object) -> object:
+    """Drops the names without a value from a label or annotation map; the schema reads the
+    rest (a number as its text, an object or a list refused)."""
+    if not isinstance(value, dict):
+        return {} if value is None else value
+    values = value.values()
     try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise ValueError(f"not an RFC 3339 time: {value!r}") from exc
+        # Nearly every map has a value for every name: check that in C and pass it on.
+        if None not in values and ABSENT_VALUES.isdisjoint(values) and "" not in value:
+            return value
+    except TypeError:
+        # An object or a list among the values: the schema names it.
+        return value
+    return {k: v for k, v in value.items() if k and not _absent(v)}
+
+
+def _labels(value: object) -> object:
+    labels = _values(value)
+    if isinstance(labels, dict) and not labels:
+        raise PydanticCustomError("no_labels", "an alert needs at least one label with a value")
+    return labels
+
+
+Labels = Annotated[dict[str, str], BeforeValidator(_values)]
+
+
+# Parsed in pydantic's core (RFC 3339, nanoseconds and offsets); `""` is no time.
+Time = Annotated[datetime | None, BeforeValidator(_blank_is_none)]
 
 
 class AlertmanagerAlert(_Lenient):
-    status: Literal["firing", "resolved"]
-    labels: dict[str, str | None]
-    annotations: dict[str, str | None] = Field(default_factory=dict)
-    # Parsed once here; to_events uses the datetimes.
-    startsAt: Annotated[datetime | None, BeforeValidator(_rfc3339)]
-    endsAt: Annotated[datetime | None, BeforeValidator(_rfc3339)] = None
+    status: Literal["firing", "resolved"] | None = None
+    labels: Annotated[dict[str, str], BeforeValidator(_labels)]
+    annotations: Labels = Field(default_factory=dict)
+    startsAt: Time = None
+    endsAt: Time = None
     generatorURL: str | None = ""
     fingerprint: str | None = ""
 
-    @field_validator("labels")
-    @classmethod
-    def _has_labels(cls, value: dict[str, str | None]) -> dict[str, str | None]:
-        if not value:
-            raise ValueError("an alert needs at least one label")
-        return value
-
 
 class AlertmanagerWebhook(_Lenient):
-    version: str
-    groupKey: str = Field(min_length=1)
-    receiver: str
-    status: Literal["firing", "resolved"]
+    # Any version is read the same way: the fields below have not changed meaning.
+    version: str | None = None
+    groupKey: str | None = None
+    receiver: str | None = ""
+    status: Literal["firing", "resolved"] | None = None
     alerts: list[AlertmanagerAlert] = Field(min_length=1)
-    groupLabels: dict[str, str | None] = Field(default_factory=dict)
-    commonLabels: dict[str, str | None] = Field(default_factory=dict)
-    commonAnnotations: dict[str, str | None] = Field(default_factory=dict)
+    groupLabels: Labels = Field(default_factory=dict)
     externalURL: str | None = ""
-    truncatedAlerts: int = 0
-
-    @field_validator("version")
-    @classmethod
-    def _version_4(cls, value: str) -> str:
-        if value != "4":
-            raise ValueError(f'unsupported webhook version {value!r}: expected "4"')
-        return value
+    truncatedAlerts: int | None = 0
 
 
-def to_events(payload: AlertmanagerWebhook, config: Config) -> list[Event]:
-    """One event per alert; the group is (Alertmanager receiver, groupKey)."""
+def label_set_text(labels: Mapping[str, str]) -> str:
+    """A label set the way Alertmanager prints one: `{a="b", c="d"}`, sorted by name."""
+    pairs = (f"{name}={json.dumps(labels[name], ensure_ascii=False)}" for name in sorted(labels))
+    return "{" + ", ".join(pairs) + "}"
+
+
+def _body_group(payload: AlertmanagerWebhook) -> str | None:
     # Both peers of an HA pair send the same receiver and groupKey: one group for us.
-    group_key = f"am/{payload.receiver}/{payload.groupKey}"
+    if payload.groupKey:
+        return payload.groupKey
+    # Alertmanager's own key is the route's plus the group labels: without it, the group
+    # labels alone still name the group.
+    if payload.groupLabels:
+        return "{}:" + label_set_text(payload.groupLabels)
+    return None
+
+
+def _alert_group(labels: Mapping[str, str]) -> str:
+    # Nothing names the body's group: an alert goes with the others of its name, or alone.
+    name = labels.get("alertname")
+    return "{}:" + label_set_text({"alertname": name} if name else labels)
+
+
+def _aware(value: datetime) -> datetime:
+    # A time without an offset is UTC, as Alertmanager writes them.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _shown(value: datetime | None) -> datetime | None:
+    """The time in UTC, or None when it is not a time any alert could have."""
+    if value is None:
+        return None
+    value = _aware(value)
+    return value.astimezone(UTC) if _EARLIEST <= value < _LATEST else None
+
+
+def _status(alert: AlertmanagerAlert, fallback: Status, now: datetime) -> Status:
+    if alert.status is not None:
+        return Status(alert.status)
+    if alert.endsAt is None:
+        return fallback
+    ends = _aware(alert.endsAt)
+    # As Alertmanager's `Resolved()`: not while the end is Go's zero time, and over once the
+    # end time is reached.
+    return Status.FIRING if ends == GO_ZERO or ends > now else Status.RESOLVED
+
+
+def to_events(payload: AlertmanagerWebhook, config: Config, now: datetime) -> list[Event]:
+    """One event per alert; the group is (Alertmanager receiver, groupKey)."""
+    fallback = Status(payload.status) if payload.status else Status.FIRING
+    prefix = f"am/{payload.receiver or ''}/"
+    body_group = _body_group(payload)
+    group_key = prefix + body_group if body_group is not None else None
+    # Alertmanager's max_alerts cut the group: the message must say so.
+    truncated = max(payload.truncatedAlerts or 0, 0)
     events = []
     for alert in payload.alerts:
-        own = clean_labels(alert.labels)
-        labels = normalize(own, config, source=SOURCE)
+        own = alert.labels
         events.append(
             Event(
                 source=SOURCE,
-                fingerprint=alert.fingerprint or label_fingerprint(own),
-                group_key=group_key,
-                status=Status(alert.status),
-                labels=labels,
-                annotations=clean_labels(alert.annotations),
-                starts_at=alert.startsAt,
-                ends_at=alert.endsAt,
+                fingerprint=alert_identity((alert.fingerprint or "").strip(), own),
+                group_key=group_key or prefix + _alert_group(own),
+                status=_status(alert, fallback, now),
+                labels=normalize(own, config, source=SOURCE),
+                annotations=alert.annotations,
+                starts_at=_shown(alert.startsAt),
+                ends_at=_shown(alert.endsAt),
                 generator_url=alert.generatorURL or "",
                 external_url=payload.externalURL or "",
                 replaced_labels=replaced_labels(own),
-                # Alertmanager's max_alerts cut the group: the message must say so.
-                truncated_alerts=payload.truncatedAlerts,
+                truncated_alerts=truncated,
             )
         )
     return events

@@ -147,7 +147,9 @@ def to_events(note: ArgoCDNotification, config: Config, now: datetime) -> list[E
             if problem
             else f"argocd/{note.app}/{note.trigger}/{revision}"
         )
-        summary = _SUMMARIES.get(note.trigger, "{app}: " + note.trigger).format(app=note.app)
+        known = _SUMMARIES.get(note.trigger)
+        # An unknown trigger is text, never a format string.
+        summary = known.format(app=note.app) if known else f"{note.app}: {note.trigger}"
         annotations = {"summary": summary}
         if note.message:
             annotations["description"] = note.message

@@ -105,7 +105,7 @@ def _parse(body: bytes, model: type[BaseModel]) -> Any:
 
 
 def _alertmanager(body: bytes, config: Config, now: datetime) -> list[Event]:
-    return alertmanager.to_events(_parse(body, alertmanager.AlertmanagerWebhook), config)
+    return alertmanager.to_events(_parse(body, alertmanager.AlertmanagerWebhook), config, now)
 
 
 def _argocd(body: bytes, config: Config, now: datetime) -> list[Event]:

@@ -1,9 +1,11 @@
-"""Shared label normalization: env and severity from configured labels, aliases, defaults."""
+"""Shared label normalization (env and severity from configured labels, aliases, defaults)
+and the identities alerts are deduplicated by."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from router.config.schema import Config, LabelSource
 from router.model import NORMALIZED_LABELS
@@ -67,6 +69,93 @@ def fingerprint(*parts: str) -> str:
     return digest[:16]
 
 
+# FNV-1a, 64 bits, as Prometheus hashes label sets.
+_FNV_OFFSET = 14695981039346656037
+_FNV_PRIME = 1099511628211
+_MASK = 2**64 - 1
+# The low byte of an FNV-1a hash follows from the low bytes along the way alone: a cheap
+# first test of whether a sent fingerprint can be the hash of its labels.
+_LOW_BYTE = bytes((x * (_FNV_PRIME & 0xFF)) & 0xFF for x in range(256))
+_HEX = frozenset("0123456789abcdef")
+# Encodes to the 0xff byte Prometheus puts after each label name and value.
+_SEPARATOR = "\udcff"
+
+
+def _label_bytes(labels: Iterable[tuple[str, str]]) -> bytes:
+    # Label names sorted, each name and value followed by the separator byte.
+    pairs = sorted(labels)
+    try:
+        text = "".join([f"{name}{_SEPARATOR}{value}{_SEPARATOR}" for name, value in pairs])
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        # A lone surrogate (no JSON body carries one): encoded as it is, never an error.
+        parts = [part.encode("utf-8", "surrogatepass") for pair in pairs for part in pair]
+        return b"\xff".join(parts) + b"\xff"
+
+
+def _fnv1a(data: bytes) -> int:
+    h = _FNV_OFFSET
+    for byte in data:
+        h = ((h ^ byte) * _FNV_PRIME) & _MASK
+    return h
+
+
+def _fnv1a_low_byte(data: bytes) -> int:
+    low = _FNV_OFFSET & 0xFF
+    for byte in data:
+        low = _LOW_BYTE[low ^ byte]
+    return low
+
+
+def _may_be_fnv1a_of(sent: str, data: bytes) -> bool:
+    # Alertmanager prints its fingerprints as 16 lowercase hex digits. Most fingerprints
+    # that are not the labels' own fail on the lowest bit (the parity of the byte sum,
+    # multiplying by an odd prime keeps it) or on the low byte, long before a full hash.
+    if len(sent) != 16 or not _HEX.issuperset(sent):
+        return False
+    low = int(sent[14:], 16)
+    if (low ^ _FNV_OFFSET ^ sum(data)) & 1:
+        return False
+    return low == _fnv1a_low_byte(data)
+
+
 def label_fingerprint(labels: Mapping[str, str]) -> str:
-    """Fingerprint of a label set, for senders that do not send one."""
-    return fingerprint(*(f"{k}={v}" for k, v in sorted(labels.items())))
+    """Alertmanager's fingerprint of a label set (Prometheus `LabelSet.Fingerprint`)."""
+    return f"{_fnv1a(_label_bytes(labels.items())):016x}"
+
+
+# Between a sender's fingerprint and a digest of its labels, when they do not match.
+_DISAMBIGUATED = "~"
+
+
+# Alertmanager re-sends every alert of a group with each change of the group: identities
+# are remembered for recent label sets, so a repeat costs a lookup, not a hash.
+@functools.lru_cache(maxsize=8192)
+def _identity(sent: str, labels: tuple[tuple[str, str], ...]) -> str:
+    data = _label_bytes(labels)
+    if not sent or _may_be_fnv1a_of(sent, data):
+        own = f"{_fnv1a(data):016x}"
+        if sent in ("", own):
+            return own
+    digest = hashlib.blake2b(data, digest_size=8).hexdigest()
+    return f"{sent}{_DISAMBIGUATED}{digest}"
+
+
+def alert_identity(sent: str, labels: Mapping[str, str]) -> str:
+    """The identity an alert is deduplicated, merged and remembered by.
+
+    Alertmanager's fingerprint of the labels when the sender sent that fingerprint or none
+    at all. A fingerprint that is not the labels' own (another sender's scheme, a
+    placeholder, different alerts sent with one fingerprint) is kept, followed by a digest
+    of the labels, so two label sets never share an identity; `as_sent` gives back what
+    was sent.
+    """
+    return _identity(sent, tuple(labels.items()))
+
+
+def as_sent(identity: str) -> str:
+    """The fingerprint the sender sent (or Alertmanager would have) for an alert identity."""
+    head, mark, digest = identity.rpartition(_DISAMBIGUATED)
+    if mark and len(digest) == 16 and _HEX.issuperset(digest):
+        return head
+    return identity

@@ -47,6 +47,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from router.ingest.normalize import as_sent
 from router.model import format_time
 from router.render.message import AlertView, Link, LogExcerpt, Message, alert_links
 
@@ -67,7 +68,7 @@ def _alert(alert: AlertView) -> dict[str, Any]:
     return {
         "status": alert.status.value,
         "alertname": alert.alertname,
-        "fingerprint": alert.fingerprint,
+        "fingerprint": as_sent(alert.fingerprint),
         "summary": alert.summary,
         "description": alert.description,
         "labels": dict(alert.labels),

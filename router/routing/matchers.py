@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -39,7 +40,12 @@ class Matcher:
             raise ValueError(f"bad label name {self.name!r}: must match [a-zA-Z_][a-zA-Z0-9_]*")
         if self.op in ("=~", "!~"):
             try:
-                compiled = re.compile(self.value)
+                with warnings.catch_warnings():
+                    # `[[` and the like warn of a possible future change of Python's regex
+                    # syntax; today they mean what they say, and a config check should not
+                    # print a Python warning for them.
+                    warnings.simplefilter("ignore", FutureWarning)
+                    compiled = re.compile(self.value)
             except re.error as exc:
                 raise ValueError(
                     f"bad regex {quote_for_message(self.value)} for label {self.name!r}: {exc}"
