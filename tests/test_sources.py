@@ -203,10 +203,17 @@ def test_alerts_of_different_names_without_group_key_are_different_groups() -> N
 
 
 def test_numbers_in_labels_are_read_as_text_and_nulls_as_absent() -> None:
-    labels = {"alertname": "A", "port": 8080, "ratio": 0.5, "team": None, "tier": "<no value>"}
+    labels = {"alertname": "A", "port": 8080, "ratio": 0.5, "team": None, "zone": ""}
     [event] = parse({"alerts": [alert(labels, annotations={"n": 3, "gone": None, "x": ""})]})
     assert event.labels_as_sent() == {"alertname": "A", "port": "8080", "ratio": "0.5"}
     assert event.annotations == {"n": "3"}
+
+
+def test_texts_that_only_argocd_prints_for_missing_fields_are_real_alertmanager_values() -> None:
+    # A route may match tier="null" in Alertmanager: the label must reach our routes too.
+    labels = {"alertname": "A", "tier": "null", "owner": "<no value>", "id": "<nil>"}
+    [event] = parse({"alerts": [alert(labels)]})
+    assert event.labels_as_sent() == labels
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,6 @@ from pydantic_core import PydanticCustomError
 
 from router.config.schema import Config
 from router.ingest.normalize import (
-    ABSENT_VALUES,
     alert_identity,
     normalize,
     replaced_labels,
@@ -52,8 +51,10 @@ def _blank_is_none(value: object) -> object:
 
 
 def _absent(value: object) -> bool:
-    # As `null`, "" and what Go templates print for a missing field.
-    return value is None or (isinstance(value, str) and value in ABSENT_VALUES)
+    # JSON null and "": Prometheus treats an empty label as no label. Texts like "null" or
+    # "<no value>" are real values here (routes may match them, as Alertmanager's do);
+    # only Argo CD's templates print them for a missing field.
+    return value is None or value == ""
 
 
 def _values(value: object) -> object:
@@ -64,7 +65,7 @@ def _values(value: object) -> object:
     values = value.values()
     try:
         # Nearly every map has a value for every name: check that in C and pass it on.
-        if None not in values and ABSENT_VALUES.isdisjoint(values) and "" not in value:
+        if None not in values and "" not in values and "" not in value:
             return value
     except TypeError:
         # An object or a list among the values: the schema names it.
