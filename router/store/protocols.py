@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from router.model import (
@@ -159,6 +160,83 @@ class DeliveryRecords(Protocol):
     ) -> list[NotificationRecord]:
         """Recent notification records, newest first; `delivered_in` keeps those another
         record or a digest carried."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RecordQuery:
+    """The filters of the console's list and of `GET /api/v1/notifications`; None is any.
+
+    `text` is a case-insensitive substring of the alertname or of any label value."""
+
+    receiver: str | None = None
+    env: str | None = None
+    severity: str | None = None
+    source: str | None = None
+    state: str | None = None
+    reason: str | None = None
+    text: str | None = None
+    group_key: str | None = None
+    delivered_in: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPage:
+    """One page of records, newest first; `next_cursor` (opaque) asks for the older ones."""
+
+    records: Sequence[NotificationRecord]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One decision about one notification, for its timeline.
+
+    `kind` is one of: received, routed, held, muted, inhibited, deduplicated, enriched,
+    attempt, sent, suppressed, failed, dead, digested, retried, acknowledged,
+    unacknowledged, silenced, unsilenced. `text` is one line for people; `detail` the same
+    facts for machines (interval, rule, source alert, channel, ts, permalink, message id,
+    error, digest id, user...)."""
+
+    at: float
+    kind: str
+    text: str
+    detail: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"at": self.at, "kind": self.kind, "text": self.text, "detail": dict(self.detail)}
+
+
+class RecordQueries(Protocol):
+    """What the console and the read API ask of the delivery records: filtered pages that
+    stay fast over a million records (indexed, no full scans), one record, its timeline,
+    counts, and the admin's retry."""
+
+    async def query_notifications(
+        self, query: RecordQuery, limit: int, cursor: str | None = None
+    ) -> RecordPage:
+        """Records matching `query`, newest first, at most `limit`, older than `cursor`."""
+        ...
+
+    async def get_notification(self, notification_id: str) -> NotificationRecord | None:
+        """One record by id, if it is kept."""
+        ...
+
+    async def timeline(self, notification_id: str) -> list[TimelineEntry]:
+        """Every decision recorded about one notification, oldest first."""
+        ...
+
+    async def add_timeline(self, entries: Sequence[tuple[str, TimelineEntry]]) -> None:
+        """Append (notification id, entry) pairs; kept and expired with their record."""
+        ...
+
+    async def count_states(self, since: float) -> Mapping[tuple[str, str], int]:
+        """How many records created since `since` are in each (state, reason)."""
+        ...
+
+    async def retry_now(self, notification_id: str, now: float) -> bool:
+        """Make a failed or dead notification pending and due now (attempts reset); False
+        when there is no such record or it is not failed or dead."""
         ...
 
 
