@@ -1,5 +1,6 @@
 """Alert fingerprints and identities fuzzed: Alertmanager's fingerprint for any label set,
-and identities that keep different label sets apart while showing what was sent."""
+a sent fingerprint as the identity, and identities that keep different label sets apart
+where the sender could not (placeholders, one fingerprint for several alerts of a body)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from router.ingest.normalize import alert_identity, as_sent, label_fingerprint
+from router.ingest.normalize import alert_identity, as_sent, is_fingerprint, label_fingerprint
 from tests.fuzzing import FUZZ, TIMEOUT
 
 pytestmark = pytest.mark.timeout(TIMEOUT)
@@ -52,13 +53,37 @@ def test_an_alert_sent_with_its_own_fingerprint_or_none_is_known_by_it(
 
 @FUZZ
 @given(fingerprint=sent, labels=label_sets, others=label_sets)
-def test_one_fingerprint_sent_for_different_labels_gives_different_identities(
+def test_one_fingerprint_shared_by_different_labels_gives_different_identities(
     fingerprint: str, labels: dict[str, str], others: dict[str, str]
 ) -> None:
     assume(labels != others)
-    one, other = alert_identity(fingerprint, labels), alert_identity(fingerprint, others)
+    one = alert_identity(fingerprint, labels, shared=True)
+    other = alert_identity(fingerprint, others, shared=True)
     assert one != other
     assert as_sent(one) == as_sent(other) == fingerprint
+
+
+@FUZZ
+@given(fingerprint=st.from_regex(r"[0-9a-f]{16}", fullmatch=True), labels=label_sets)
+def test_a_sent_fingerprint_is_the_identity_as_in_alertmanager(
+    fingerprint: str, labels: dict[str, str]
+) -> None:
+    assert alert_identity(fingerprint, labels) == fingerprint == as_sent(fingerprint)
+
+
+@FUZZ
+@given(
+    placeholder=st.text(min_size=1, max_size=20).map(str.strip).filter(bool),
+    labels=label_sets,
+    others=label_sets,
+)
+def test_a_value_that_is_no_fingerprint_never_joins_different_labels(
+    placeholder: str, labels: dict[str, str], others: dict[str, str]
+) -> None:
+    assume(labels != others and not is_fingerprint(placeholder))
+    one, other = alert_identity(placeholder, labels), alert_identity(placeholder, others)
+    assert one != other
+    assert as_sent(one) == as_sent(other) == placeholder
 
 
 @FUZZ

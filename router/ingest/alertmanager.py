@@ -4,8 +4,9 @@ Reads what Alertmanager sends (webhook version "4", and "3" before it) and what 
 tools that imitate it send: a number where text belongs is read as its text (a version 3
 `groupKey` is a number), an alert without `status` is firing or resolved by its `endsAt`,
 one without `fingerprint` gets the one Alertmanager would have given it (and alerts sent
-with one fingerprint but different labels stay apart: see `alert_identity`), and a body
-without `groupKey` is grouped by its `groupLabels` or, lacking those, by alert name.
+in one body with one fingerprint but different labels stay apart: see `alert_identity`),
+and a body without `groupKey` is grouped by its `groupLabels` or, lacking those, by alert
+name.
 Refused (the schema error names the field): no alerts, an alert with no label that has a
 value, and values that cannot be read (an object where a label value belongs, a `status`
 that is neither firing nor resolved, a time that is neither RFC 3339 nor Unix seconds).
@@ -156,6 +157,19 @@ def _status(alert: AlertmanagerAlert, fallback: Status, now: datetime) -> Status
     return Status.FIRING if ends == GO_ZERO or ends > now else Status.RESOLVED
 
 
+def _shared_fingerprints(sent: list[str], alerts: list[AlertmanagerAlert]) -> set[str]:
+    """Fingerprints this body sends for more than one label set (a broken sender's)."""
+    if len(set(sent)) == len(sent):
+        return set()
+    seen: dict[str, dict[str, str]] = {}
+    shared = set()
+    for fingerprint, alert in zip(sent, alerts, strict=True):
+        first = seen.setdefault(fingerprint, alert.labels)
+        if first != alert.labels:
+            shared.add(fingerprint)
+    return shared
+
+
 def to_events(payload: AlertmanagerWebhook, config: Config, now: datetime) -> list[Event]:
     """One event per alert; the group is (Alertmanager receiver, groupKey)."""
     fallback = Status(payload.status) if payload.status else Status.FIRING
@@ -164,13 +178,15 @@ def to_events(payload: AlertmanagerWebhook, config: Config, now: datetime) -> li
     group_key = prefix + body_group if body_group is not None else None
     # Alertmanager's max_alerts cut the group: the message must say so.
     truncated = max(payload.truncatedAlerts or 0, 0)
+    sent = [(alert.fingerprint or "").strip() for alert in payload.alerts]
+    shared = _shared_fingerprints(sent, payload.alerts)
     events = []
-    for alert in payload.alerts:
+    for fingerprint, alert in zip(sent, payload.alerts, strict=True):
         own = alert.labels
         events.append(
             Event(
                 source=SOURCE,
-                fingerprint=alert_identity((alert.fingerprint or "").strip(), own),
+                fingerprint=alert_identity(fingerprint, own, shared=fingerprint in shared),
                 group_key=group_key or prefix + _alert_group(own),
                 status=_status(alert, fallback, now),
                 labels=normalize(own, config, source=SOURCE),

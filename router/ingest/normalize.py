@@ -73,9 +73,6 @@ def fingerprint(*parts: str) -> str:
 _FNV_OFFSET = 14695981039346656037
 _FNV_PRIME = 1099511628211
 _MASK = 2**64 - 1
-# The low byte of an FNV-1a hash follows from the low bytes along the way alone: a cheap
-# first test of whether a sent fingerprint can be the hash of its labels.
-_LOW_BYTE = bytes((x * (_FNV_PRIME & 0xFF)) & 0xFF for x in range(256))
 _HEX = frozenset("0123456789abcdef")
 # Encodes to the 0xff byte Prometheus puts after each label name and value.
 _SEPARATOR = "\udcff"
@@ -100,57 +97,47 @@ def _fnv1a(data: bytes) -> int:
     return h
 
 
-def _fnv1a_low_byte(data: bytes) -> int:
-    low = _FNV_OFFSET & 0xFF
-    for byte in data:
-        low = _LOW_BYTE[low ^ byte]
-    return low
-
-
-def _may_be_fnv1a_of(sent: str, data: bytes) -> bool:
-    # Alertmanager prints its fingerprints as 16 lowercase hex digits. Most fingerprints
-    # that are not the labels' own fail on the lowest bit (the parity of the byte sum,
-    # multiplying by an odd prime keeps it) or on the low byte, long before a full hash.
-    if len(sent) != 16 or not _HEX.issuperset(sent):
-        return False
-    low = int(sent[14:], 16)
-    if (low ^ _FNV_OFFSET ^ sum(data)) & 1:
-        return False
-    return low == _fnv1a_low_byte(data)
-
-
 def label_fingerprint(labels: Mapping[str, str]) -> str:
     """Alertmanager's fingerprint of a label set (Prometheus `LabelSet.Fingerprint`)."""
     return f"{_fnv1a(_label_bytes(labels.items())):016x}"
 
 
-# Between a sender's fingerprint and a digest of its labels, when they do not match.
+def is_fingerprint(sent: str) -> bool:
+    """Whether `sent` is written as Alertmanager writes fingerprints: 16 lowercase hex."""
+    return len(sent) == 16 and _HEX.issuperset(sent)
+
+
+# Between a sender's fingerprint and a digest of its labels, when it cannot stand alone.
 _DISAMBIGUATED = "~"
 
 
 # Alertmanager re-sends every alert of a group with each change of the group: identities
-# are remembered for recent label sets, so a repeat costs a lookup, not a hash.
+# computed from labels are remembered for recent label sets, so a repeat costs a lookup.
 @functools.lru_cache(maxsize=8192)
-def _identity(sent: str, labels: tuple[tuple[str, str], ...]) -> str:
-    data = _label_bytes(labels)
-    if not sent or _may_be_fnv1a_of(sent, data):
-        own = f"{_fnv1a(data):016x}"
-        if sent in ("", own):
-            return own
-    digest = hashlib.blake2b(data, digest_size=8).hexdigest()
+def _own(labels: tuple[tuple[str, str], ...]) -> str:
+    return f"{_fnv1a(_label_bytes(labels)):016x}"
+
+
+def _apart(sent: str, labels: tuple[tuple[str, str], ...]) -> str:
+    digest = hashlib.blake2b(_label_bytes(labels), digest_size=8).hexdigest()
     return f"{sent}{_DISAMBIGUATED}{digest}"
 
 
-def alert_identity(sent: str, labels: Mapping[str, str]) -> str:
+def alert_identity(sent: str, labels: Mapping[str, str], *, shared: bool = False) -> str:
     """The identity an alert is deduplicated, merged and remembered by.
 
-    Alertmanager's fingerprint of the labels when the sender sent that fingerprint or none
-    at all. A fingerprint that is not the labels' own (another sender's scheme, a
-    placeholder, different alerts sent with one fingerprint) is kept, followed by a digest
-    of the labels, so two label sets never share an identity; `as_sent` gives back what
-    was sent.
+    As in Alertmanager, a sent fingerprint is the alert's identity, and a missing one is
+    the labels' own fingerprint. A value that is no fingerprint (a placeholder, another
+    scheme) or one `shared` by different alerts of one webhook is kept, followed by a
+    digest of the labels, so those alerts stay apart; `as_sent` gives back what was sent.
+    Checking every sent fingerprint against its labels would cost a pure-Python hash per
+    alert on the webhook path, for the benefit of senders that break their own contract.
     """
-    return _identity(sent, tuple(labels.items()))
+    if not sent:
+        return _own(tuple(labels.items()))
+    if not shared and is_fingerprint(sent):
+        return sent
+    return _apart(sent, tuple(labels.items()))
 
 
 def as_sent(identity: str) -> str:
