@@ -570,17 +570,34 @@ async def test_alerts_sent_with_one_fingerprint_are_delivered_and_resolved_apart
     ]
 
 
-async def test_a_second_alert_sent_with_a_known_fingerprint_is_news_not_a_duplicate(
+async def test_alerts_of_one_body_sent_with_one_fingerprint_are_told_apart(
     service: Running, sink: WebhookSink
 ) -> None:
-    a = am_alert({"alertname": "Disk", "instance": "a"})
-    b = am_alert({"alertname": "Disk", "instance": "b"})
-    for body in (a, b):
-        body["alerts"][0]["fingerprint"] = "0000000000000001"
+    first = am_alert({"alertname": "Disk", "instance": "a"})
+    second = am_alert({"alertname": "Disk", "instance": "b"})
+    body = first | {"alerts": first["alerts"] + second["alerts"]}
+    for alert in body["alerts"]:
+        alert["fingerprint"] = "0000000000000001"
+    assert (await service.post("/webhook/alertmanager", body, AUTH))[0] == 200
+    both = {("firing", sent_labels(alert["labels"])) for alert in body["alerts"]}
+    await wait_delivered(sink, both)
+    [record] = await service.records()
+    assert len({alert["fingerprint"] for alert in record["alerts"]}) == 2
+
+
+async def test_a_sent_fingerprint_names_the_alert_as_in_alertmanager(
+    service: Running, sink: WebhookSink
+) -> None:
+    # Alertmanager's fingerprint is the alert's identity: sent again, it is the same alert.
+    body = am_alert({"alertname": "Disk", "instance": "a"})
+    body["alerts"][0]["fingerprint"] = "0000000000000001"
+    for _ in range(2):
         assert (await service.post("/webhook/alertmanager", body, AUTH))[0] == 200
-        await wait_delivered(sink, {("firing", sent_labels(body["alerts"][0]["labels"]))})
-    reasons = sorted(r["reason"] for r in await service.records())
-    assert reasons == ["first", "new_alerts"]
+    await wait_delivered(sink, {("firing", sent_labels(body["alerts"][0]["labels"]))})
+    records = await service.wait_for_records(
+        lambda rs: len(rs) == 2 and all(r["state"] != "pending" for r in rs)
+    )
+    assert sorted(r["reason"] for r in records) == ["duplicate", "first"]
 
 
 async def settled(svc: Running, count: int) -> dict[str, str]:
@@ -607,19 +624,22 @@ inhibit_rules:
 
         def alert(instance: str, severity: str, status: str = "firing") -> dict[str, Any]:
             labels = {"alertname": "Down", "instance": instance, "severity": severity}
-            body = am_alert(labels, status=status, group=f"{severity}-{instance}")
-            body["alerts"][0]["fingerprint"] = "00000000000000ff"
-            return body
+            return am_alert(labels, status=status, group=f"{severity}-{instance}")
 
-        for body in (alert("a", "critical"), alert("b", "critical")):
-            assert (await svc.post("/webhook/alertmanager", body, AUTH))[0] == 200
-        await settled(svc, 2)
+        # Both sources come in one body with one fingerprint, as a broken sender sends them.
+        sources = alert("a", "critical")
+        sources["alerts"] += alert("b", "critical")["alerts"]
+        for source in sources["alerts"]:
+            source["fingerprint"] = "00000000000000ff"
+        assert (await svc.post("/webhook/alertmanager", sources, AUTH))[0] == 200
+        await settled(svc, 1)
         # The source on `a` ends; the one on `b`, sent with the same fingerprint, does not.
-        await svc.post("/webhook/alertmanager", alert("a", "critical", "resolved"), AUTH)
-        await settled(svc, 3)
+        sources["alerts"][0]["status"] = "resolved"
+        assert (await svc.post("/webhook/alertmanager", sources, AUTH))[0] == 200
+        await settled(svc, 2)
         await svc.post("/webhook/alertmanager", alert("a", "warning"), AUTH)
         await svc.post("/webhook/alertmanager", alert("b", "warning"), AUTH)
-        reasons = await settled(svc, 5)
+        reasons = await settled(svc, 4)
     assert reasons["am/devops_team/warning-a"] == "first"
     assert reasons["am/devops_team/warning-b"] == "inhibited"
 
