@@ -98,6 +98,7 @@ from router.model import (
     Outcome,
     RouteSettings,
 )
+from router.store.redis.actions import ACTION_SCRIPTS, RedisActions
 from router.secrets import redact_url
 from router.store.protocols import (
     DEFAULT_KEEP_RECORDS,
@@ -143,6 +144,7 @@ _SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "firing": (),
     "lead": (),
     "pace": (),
+    **ACTION_SCRIPTS,
 }
 # A destination's slot key outlives its last post by this much (slots are seconds apart).
 _PACE_KEY_TTL_MS = 3_600_000
@@ -178,7 +180,7 @@ def _is_outage(exc: ResponseError) -> bool:
     return str(exc).split(" ", 1)[0] in _OUTAGE_ERRORS
 
 
-class RedisStore:
+class RedisStore(RedisActions):
     """The `Store` protocol on Redis, shared by every replica using the same key prefix."""
 
     def __init__(
@@ -301,6 +303,12 @@ class RedisStore:
         client = self._redis
         with self._guard(name):
             return await script(keys=[], args=[self.prefix, *args], client=client)
+
+    async def _hget(self, key: str, field: str) -> str | None:
+        client = self._redis
+        with self._guard("hget"):
+            found = await client.hget(key, field)
+        return None if found is None else str(found)
 
     # -- lifecycle -----------------------------------------------------------------------
 
