@@ -98,7 +98,6 @@ from router.model import (
     Outcome,
     RouteSettings,
 )
-from router.store.redis.actions import ACTION_SCRIPTS, RedisActions
 from router.secrets import redact_url
 from router.store.protocols import (
     DEFAULT_KEEP_RECORDS,
@@ -108,6 +107,7 @@ from router.store.protocols import (
     StoreUnavailable,
     events_json,
 )
+from router.store.redis.actions import ACTION_SCRIPTS, RedisActions
 from router.store.url import SENTINEL_SCHEME, parse_state_url
 
 # Key TTLs are a safety net behind expire() and the scripts' own times: give them room.
