@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+# Where a channel finds the group's `GroupActions` (JSON) in the state it is handed.
+PRIOR_ACTIONS_KEY = "actions"
+
 
 class ActionKind(enum.StrEnum):
     ACK = "ack"
