@@ -42,6 +42,8 @@ class Action:
     received_at: float
     # Silence length in seconds (silence only).
     duration: float = 0.0
+    # The Slack workspace's domain, for a link back to the message.
+    team_domain: str = ""
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "kind": self.kind.value}, separators=(",", ":"))
