@@ -28,7 +28,7 @@ def action(action_id: str = "a1", *, at: float = T0, kind: ActionKind = ActionKi
         id=action_id,
         kind=kind,
         receiver="slack-prod",
-        group_key="am/x/{}:{alertname=\"CPUHigh\"}",
+        group_key='am/x/{}:{alertname="CPUHigh"}',
         user_id="U1",
         user_name="alice",
         channel="C0PRODALRT",

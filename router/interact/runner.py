@@ -152,7 +152,7 @@ class ActionRunner:
             done = await self._apply(claim, channel, entry)
             await self._show(channel, action)
             await self.store.finish_action(claim, self.clock())
-            log.info("slack action done", extra={**fields, "outcome": done})
+            log.info("slack action done: %s", done, extra={**fields, "outcome": done})
         except Unknown as exc:
             log.info("slack action ignored", extra={**fields, "why": str(exc)})
             await self._finish_quietly(claim)
