@@ -41,6 +41,7 @@ def action(action_id: str = "a1", *, at: float = T0, kind: ActionKind = ActionKi
 async def test_an_action_recorded_twice_is_one_action(store: Store) -> None:
     assert await store.enqueue_action(action())
     assert not await store.enqueue_action(action())
+    assert await store.pending_actions() == 1
     claims = await store.claim_actions(T0, 10)
     assert [c.action for c in claims] == [action()]
 
@@ -61,6 +62,7 @@ async def test_a_finished_action_is_never_claimed_and_its_replay_is_known(store:
     await store.enqueue_action(action())
     [claim] = await store.claim_actions(T0, 10)
     await store.finish_action(claim, T0 + 1)
+    assert await store.pending_actions() == 0
     assert await store.claim_actions(T0 + 10 * ACTION_LEASE, 10) == []
     assert not await store.enqueue_action(action())
     await store.expire(T0 + 1 + ACTION_KEEP + 1)

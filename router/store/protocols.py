@@ -314,6 +314,10 @@ class ActionQueue(Protocol):
         is no longer held."""
         ...
 
+    async def pending_actions(self) -> int:
+        """How many recorded actions are not finished (claimed ones included)."""
+        ...
+
     async def group_actions(self, receiver: str, group_key: str) -> GroupActions | None:
         """What was done to (receiver, group), if anything."""
         ...

@@ -46,6 +46,9 @@ class RedisActions:
     async def _hget(self, key: str, field: str) -> str | None:
         raise NotImplementedError
 
+    async def _zcard(self, key: str) -> int:
+        raise NotImplementedError
+
     async def enqueue_action(self, action: Action) -> bool:
         done = await self._run(
             "action_enqueue",
@@ -73,6 +76,9 @@ class RedisActions:
             "action_finish",
             [claim.action.id, claim.token, "done", _num(now), math.ceil(ACTION_KEEP)],
         )
+
+    async def pending_actions(self) -> int:
+        return await self._zcard(f"{self.prefix}act:due")
 
     async def group_actions(self, receiver: str, group_key: str) -> GroupActions | None:
         body = await self._hget(f"{self.prefix}ga:{_gid(receiver, group_key)}", "body")

@@ -310,6 +310,11 @@ class RedisStore(RedisActions):
             found = await client.hget(key, field)
         return None if found is None else str(found)
 
+    async def _zcard(self, key: str) -> int:
+        client = self._redis
+        with self._guard("zcard"):
+            return int(await client.zcard(key))
+
     # -- lifecycle -----------------------------------------------------------------------
 
     async def open(self) -> None:

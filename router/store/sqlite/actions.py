@@ -91,6 +91,14 @@ class SQLiteActions:
 
         await self._call(done)
 
+    async def pending_actions(self) -> int:
+        def count(conn: sqlite3.Connection) -> int:
+            (found,) = conn.execute("SELECT COUNT(*) FROM actions WHERE done = 0").fetchone()
+            return int(found)
+
+        result: int = await self._call(count)
+        return result
+
     async def group_actions(self, receiver: str, group_key: str) -> GroupActions | None:
         def read(conn: sqlite3.Connection) -> str | None:
             row = conn.execute(
