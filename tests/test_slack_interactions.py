@@ -380,3 +380,22 @@ async def test_silencing_an_argocd_group_mutes_it_in_the_router_until_unsilenced
         group_key = json.loads(buttons(message)["ack"]["value"])["g"]
         state = await service.state.store.group_actions(RECEIVER, group_key)
         assert state is not None and not state.silenced(clock())
+
+
+async def test_a_click_answered_by_a_replica_that_dies_at_once_is_done_by_the_next(
+    slack: FakeSlack, state_url: str, clock: FakeClock
+) -> None:
+    from router.web.slack import RUNNER
+
+    config = config_from(config_text(slack, state_url))
+    async with running(config, clock=clock) as first:
+        await fire(first, slack, alert("f1"))
+        # This replica answers the click and dies before carrying it out.
+        await first.app[RUNNER].stop()
+        assert await press(first, slack, clock, "ack") == 200
+        assert await first.state.store.pending_actions() == 1
+    assert "Acknowledged by" not in the_message(slack).visible_text()
+    async with running(config, clock=clock) as second:
+        await until(lambda: "Acknowledged by" in the_message(slack).visible_text())
+        state = await second.state.store.group_actions(RECEIVER, GROUP)
+        assert state is not None and state.acked_by == ALICE.id
