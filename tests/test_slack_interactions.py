@@ -235,6 +235,10 @@ async def test_a_double_click_and_a_replayed_click_acknowledge_once(
     state = await group_state(service)
     assert state is not None and state.version == 1
     assert state.acked_by in (ALICE.id, BOB.id)
+    # The same signed click replayed once it was carried out: known, nothing changes.
+    assert await post_signed(service.http, url, SECRET, body, timestamp=ts) == 200
+    assert await service.state.store.pending_actions() == 0
+    assert await group_state(service) == state
 
 
 def _no_action_due(service: Running, clock: FakeClock) -> Callable[[], Any]:

@@ -99,9 +99,11 @@ class GroupActions:
         return self.silenced(now) and not self.silence_id
 
     def cleared_ack(self) -> GroupActions:
+        """The same state, no longer acknowledged."""
         return replace(self, acked_by="", acked_by_name="", acked_at=0.0)
 
     def cleared_silence(self) -> GroupActions:
+        """The same state, no longer silenced."""
         return replace(
             self,
             silenced_by="",
@@ -113,6 +115,7 @@ class GroupActions:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form, as the read API and the console show it."""
         return asdict(self)
 
     def to_json(self) -> str:

@@ -106,12 +106,14 @@ class ActionRunner:
         self._wake.set()
 
     def silences(self) -> Silences:
+        """The Alertmanager client for the config in force (rebuilt when it changes)."""
         cfg = self.runtime().config.alertmanager
         if self._silences is None or self._silences[0] != cfg:
             self._silences = (cfg, self._make_silences(cfg))
         return self._silences[1]
 
     async def run(self) -> None:
+        """Claim and carry out clicks until `stop()`; a store outage is waited out."""
         while not self._stopping:
             self._wake.clear()
             try:
@@ -127,6 +129,8 @@ class ActionRunner:
                     await asyncio.wait_for(self._wake.wait(), POLL)
 
     async def stop(self) -> None:
+        """Stop claiming; give running clicks a few seconds (the rest are claimed again
+        once their lease ends)."""
         self._stopping = True
         self._wake.set()
         if self._tasks:
@@ -194,8 +198,19 @@ class ActionRunner:
             else:
                 delay = backoff(claim.attempts, base=RETRY_FIRST, cap=RETRY_MAX)
                 await self.store.retry_action(claim, now + delay)
+            await self._show_quietly(claim.action)
         except StoreUnavailable:
             pass
+
+    async def _show_quietly(self, action: Action) -> None:
+        """Show the group's state after a failure (a silence still being created, or none)."""
+        channel = self.runtime().channels.get(action.receiver)
+        if not isinstance(channel, SlackChannel):
+            return
+        try:
+            await self._show(channel, action)
+        except DeliveryError as exc:
+            log.warning("could not edit the message", extra={"error": str(exc)})
 
     async def _target(self, action: Action) -> tuple[SlackChannel, NflogEntry]:
         channel = self.runtime().channels.get(action.receiver)

@@ -207,6 +207,10 @@ class DedupStage:
             Outcome(DeliveryState.SUPPRESSED, decision.reason.value, nflog=keep),
             job.now,
         )
+        if keep is not None and not decision.firing and self.actions is not None:
+            # Resolved, though nobody is told: the acknowledgement ends all the same.
+            if job.actions is not None and job.actions.acknowledged:
+                await clear_acknowledgement(self.actions, job.actions)
         return None
 
 
@@ -341,13 +345,17 @@ class SetNotifiesStage:
         return None
 
     async def _clear_ack(self, seen: GroupActions) -> None:
-        """The group resolved: its acknowledgement is over (a later firing is news)."""
         assert self.actions is not None
-        state: GroupActions | None = seen
-        for _ in range(3):
-            if state is None or not state.acknowledged:
-                return
-            if await self.actions.set_group_actions(state.cleared_ack()) is not None:
-                return
-            # Changed meanwhile (a click): read it again.
-            state = await self.actions.group_actions(seen.receiver, seen.group_key)
+        await clear_acknowledgement(self.actions, seen)
+
+
+async def clear_acknowledgement(actions: ActionQueue, seen: GroupActions) -> None:
+    """The group resolved: its acknowledgement is over (a later firing is news)."""
+    state: GroupActions | None = seen
+    for _ in range(3):
+        if state is None or not state.acknowledged:
+            return
+        if await actions.set_group_actions(state.cleared_ack()) is not None:
+            return
+        # Changed meanwhile (a click): read it again.
+        state = await actions.group_actions(seen.receiver, seen.group_key)
