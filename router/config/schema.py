@@ -450,6 +450,8 @@ class SlackInteractivity(_Model):
     def _positive_distinct(cls, value: list[float]) -> list[float]:
         if any(d < 60 for d in value):
             raise ValueError("every silence duration must be at least 1m")
+        if any(d != int(d) for d in value):
+            raise ValueError("silence durations must be whole seconds")
         if len(set(value)) != len(value):
             raise ValueError("silence durations must differ from each other")
         return value

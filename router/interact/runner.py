@@ -160,7 +160,17 @@ class ActionRunner:
         except Unknown as exc:
             log.info("slack action ignored", extra={**fields, "why": str(exc)})
             await self._finish_quietly(claim)
-        except (Retry, DeliveryError) as exc:
+        except DeliveryError as exc:
+            if exc.retryable:
+                await self._failed(claim, str(exc), fields)
+            else:
+                # Slack will not take the edit (message gone, bot removed): what the click
+                # did to the group stands, the message cannot show it.
+                log.warning(
+                    "slack action done, message not edited", extra={**fields, "error": str(exc)}
+                )
+                await self._finish_quietly(claim)
+        except Retry as exc:
             await self._failed(claim, str(exc), fields)
         except StoreUnavailable as exc:
             # The lease runs out and the click is claimed again once the store is back.
