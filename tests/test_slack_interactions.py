@@ -403,3 +403,47 @@ async def test_a_click_answered_by_a_replica_that_dies_at_once_is_done_by_the_ne
         await until(lambda: "Acknowledged by" in the_message(slack).visible_text())
         state = await second.state.store.group_actions(RECEIVER, GROUP)
         assert state is not None and state.acked_by == ALICE.id
+
+
+async def test_alertmanager_refusing_the_silence_is_said_in_the_thread_and_not_retried(
+    slack: FakeSlack, state_url: str, clock: FakeClock
+) -> None:
+    from aiohttp import web
+
+    posts: list[dict[str, Any]] = []
+
+    async def refuse(request: web.Request) -> web.Response:
+        posts.append(await request.json())
+        return web.json_response("silence invalid: at least one matcher must not match", status=400)
+
+    async def none_yet(request: web.Request) -> web.Response:
+        return web.json_response([])
+
+    am = web.Application()
+    am.router.add_post("/api/v2/silences", refuse)
+    am.router.add_get("/api/v2/silences", none_yet)
+    runner = web.AppRunner(am)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    extra = f"alertmanager: {{api_url: 'http://127.0.0.1:{port}', bearer_token: am-t0ken}}"
+    try:
+        config = config_from(config_text(slack, state_url, extra))
+        async with running(config, clock=clock) as service:
+            await fire(service, slack, alert("f1"))
+            assert await press(service, slack, clock, "silence_3600") == 200
+            [reply] = await until(lambda: the_message(slack).replies)
+            assert reply.text.startswith("Could not create the silence: Alertmanager answered 400")
+            assert "at least one matcher" in reply.text and "am-t0ken" not in reply.text
+            await until(_no_action_due(service, clock))
+            assert len(posts) == 1
+            assert {m["name"]: m["value"] for m in posts[0]["matchers"]} == {
+                "alertname": "CPUHigh",
+                "env": "prod",
+            }
+            state = await group_state(service)
+            assert state is not None and not state.silenced(clock()) and not state.silence_pending
+            assert "Silence 1h" in button_labels(the_message(slack))
+    finally:
+        await runner.cleanup()
