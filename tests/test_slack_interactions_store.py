@@ -120,3 +120,19 @@ async def test_group_actions_change_only_from_the_version_read(store: Store) -> 
     cleared = await store.set_group_actions(stored.cleared_ack())
     assert cleared is not None and cleared.version == 2 and not cleared.acknowledged
     assert await store.group_actions(receiver, group) == cleared
+
+
+async def test_redis_with_min_replicas_records_a_click_only_once_replicas_have_it(
+    redis_url: str, prefix: str
+) -> None:
+    from router.store.protocols import StoreUnavailable
+    from router.store.redis import RedisStore
+
+    # The shared Redis has no replica: the click must not be answered 200.
+    store = RedisStore(redis_url, key_prefix=prefix, min_replicas=1)
+    await store.open()
+    try:
+        with pytest.raises(StoreUnavailable, match="min_replicas"):
+            await store.enqueue_action(action())
+    finally:
+        await store.close()

@@ -39,8 +39,12 @@ class RedisActions:
     """Mixed into RedisStore, whose `_run` runs one of its registered scripts."""
 
     prefix: str
+    min_replicas: int
 
     async def _run(self, name: str, args: Sequence[str | int | float]) -> Any:
+        raise NotImplementedError
+
+    async def _run_replicated(self, name: str, args: Sequence[str | int | float]) -> Any:
         raise NotImplementedError
 
     async def _hget(self, key: str, field: str) -> str | None:
@@ -50,10 +54,15 @@ class RedisActions:
         raise NotImplementedError
 
     async def enqueue_action(self, action: Action) -> bool:
-        done = await self._run(
-            "action_enqueue",
-            [action.id, action.to_json(), _num(action.received_at), _PENDING_TTL],
-        )
+        args: list[str | int | float] = [
+            action.id,
+            action.to_json(),
+            _num(action.received_at),
+            _PENDING_TTL,
+        ]
+        # A click answered 200 survives the primary's death as a webhook does.
+        run = self._run_replicated if self.min_replicas else self._run
+        done = await run("action_enqueue", args)
         return bool(int(done))
 
     async def claim_actions(self, now: float, limit: int) -> list[ActionClaim]:

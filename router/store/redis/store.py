@@ -424,7 +424,7 @@ class RedisStore(RedisActions):
         else:
             await self._run_replicated("record", args)
 
-    async def _run_replicated(self, name: str, args: Sequence[str | int | float]) -> None:
+    async def _run_replicated(self, name: str, args: Sequence[str | int | float]) -> Any:
         """Run a script, then WAIT on the same connection until `min_replicas` replicas
         have it; fewer within WAIT_TIMEOUT_MS is StoreUnavailable (the caller answers 503
         and the sender retries: recording again is harmless)."""
@@ -434,12 +434,13 @@ class RedisStore(RedisActions):
             async with client.pipeline(transaction=False) as pipe:
                 await script(keys=[], args=[self.prefix, *args], client=pipe)
                 pipe.execute_command("WAIT", self.min_replicas, WAIT_TIMEOUT_MS)
-                _, acknowledged = await pipe.execute()
+                result, acknowledged = await pipe.execute()
         if int(acknowledged) < self.min_replicas:
             raise StoreUnavailable(
                 f"redis {self._where}: {name}: {acknowledged} of {self.min_replicas} replicas"
                 f" acknowledged the write within {WAIT_TIMEOUT_MS}ms (state.min_replicas)"
             )
+        return result
 
     async def claim(self, now: float, limit: int) -> list[Claim]:
         """Atomically take up to `limit` due groups, each with all its pending webhooks."""
