@@ -77,6 +77,9 @@ class Event:
     replaced_labels: Mapping[str, str] = field(default_factory=dict)
     # How many alerts of this group Alertmanager left out (`max_alerts`).
     truncated_alerts: int = 0
+    # The group labels Alertmanager sent (`groupLabels`), as it knows them: what a silence
+    # of the whole group matches on. Internal, never shown to readers.
+    group_labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def alertname(self) -> str:
@@ -104,6 +107,7 @@ class Event:
             "details": dict(self.details),
             "replaced_labels": dict(self.replaced_labels),
             "truncated_alerts": self.truncated_alerts,
+            "group_labels": dict(self.group_labels),
         }
 
     @classmethod
@@ -135,6 +139,7 @@ class Event:
             details=details,
             replaced_labels=dict(replaced),
             truncated_alerts=int(truncated or 0),
+            group_labels=dict(data.get("group_labels") or {}),
         )
 
 

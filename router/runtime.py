@@ -59,7 +59,9 @@ class Runtime:
                     receiver, config
                 )
                 same_templates = previous.config.templates_dir == config.templates_dir
-                if old == receiver and same_pace and same_templates:
+                # The buttons a Slack message carries come with its channel.
+                same_buttons = previous.config.slack.interactivity == config.slack.interactivity
+                if old == receiver and same_pace and same_templates and same_buttons:
                     channels[receiver.name] = previous.channels[receiver.name]
                     continue
             channels[receiver.name] = build_channel(receiver, config, clock)

@@ -33,7 +33,13 @@ def build_channel(receiver: ReceiverConfig, config: Config, clock: Callable[[], 
         from router.channels.slack.channel import SlackChannel
 
         assert pace is not None
-        return SlackChannel(receiver.name, receiver.slack, clock=clock, pace=pace)
+        return SlackChannel(
+            receiver.name,
+            receiver.slack,
+            clock=clock,
+            pace=pace,
+            interactivity=config.slack.interactivity,
+        )
     if receiver.email is not None:
         from router.channels.email import EmailChannel
 

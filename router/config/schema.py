@@ -423,13 +423,79 @@ class InhibitRule(_Model):
     equal: list[str] = Field(default_factory=list)
 
 
+# Slack allows 25 elements in an actions block; Acknowledge takes one.
+MAX_SILENCE_DURATIONS = 24
+
+
+class SlackInteractivity(_Model):
+    """Buttons on bot-token messages (Acknowledge, Silence), answered at /slack/interactions."""
+
+    # Slack's signing secret (Basic Information of the app): every click is checked with it.
+    signing_secret: SecretStr
+    silence_durations: list[Duration] = Field(
+        default_factory=lambda: [3600.0, 4 * 3600.0, 86400.0],
+        min_length=1,
+        max_length=MAX_SILENCE_DURATIONS,
+    )
+
+    @field_validator("signing_secret")
+    @classmethod
+    def _not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("signing_secret is empty (is its ${VARIABLE} set?)")
+        return value
+
+    @field_validator("silence_durations")
+    @classmethod
+    def _positive_distinct(cls, value: list[float]) -> list[float]:
+        if any(d < 60 for d in value):
+            raise ValueError("every silence duration must be at least 1m")
+        if any(d != int(d) for d in value):
+            raise ValueError("silence durations must be whole seconds")
+        if len(set(value)) != len(value):
+            raise ValueError("silence durations must differ from each other")
+        return value
+
+
 class SlackPacingConfig(_Model):
-    """Storm control per Slack channel, shared by every replica on one store."""
+    """Storm control per Slack channel, shared by every replica on one store; and the
+    buttons, when `interactivity` is set."""
 
     # Slack allows about one post per second per channel; thread replies count too.
     per_channel_interval: Duration = 1.0
     # When this many notifications wait for one channel, they go out as one digest.
     digest_threshold: int = Field(default=5, ge=2)
+    interactivity: SlackInteractivity | None = None
+
+
+class AlertmanagerAPI(_Model):
+    """Where silences are created (Alertmanager API v2), and with which credentials."""
+
+    # Empty: the `externalURL` the webhook of the group came with.
+    api_url: str = ""
+    bearer_token: SecretStr | None = None
+    basic_auth: BasicAuth | None = None
+    timeout: Duration = Field(default=5.0, gt=0)
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        text = value.strip().rstrip("/")
+        if not text:
+            return ""
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"api_url must be an absolute http(s) URL like http://alertmanager:9093,"
+                f" got {value!r}"
+            )
+        return text
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> AlertmanagerAPI:
+        if self.bearer_token is not None and self.basic_auth is not None:
+            raise ValueError("set bearer_token or basic_auth, not both")
+        return self
 
 
 # A team name is the prefix of its receivers' names outside its file (`payments/slack`)
@@ -484,6 +550,7 @@ class Config(_Model):
     enrich: EnrichConfig = Field(default_factory=EnrichConfig)
     slack: SlackPacingConfig = Field(default_factory=SlackPacingConfig)
     email: EmailSettings = Field(default_factory=EmailSettings)
+    alertmanager: AlertmanagerAPI = Field(default_factory=AlertmanagerAPI)
     receivers: list[ReceiverConfig] = Field(min_length=1)
     route: RouteConfig
     time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)

@@ -48,6 +48,7 @@ def check_semantics(data: Mapping[str, Any], report: Report) -> None:
     _reserved_names(data, teams, report)
     _inhibit_rules(data, report)
     _enrich(data, report)
+    _interactivity(data, report)
 
 
 def check_team_semantics(data: Mapping[str, Any], report: Report) -> None:
@@ -280,3 +281,21 @@ def _enrich(data: Mapping[str, Any], report: Report) -> None:
                 ("enrich", "loki", "query"),
                 f"invalid jinja2 template: {exc.message} (template line {exc.lineno})",
             )
+
+
+def _interactivity(data: Mapping[str, Any], report: Report) -> None:
+    slack = data.get("slack")
+    if not isinstance(slack, dict) or not isinstance(slack.get("interactivity"), dict):
+        return
+    if data.get("teams"):
+        # A team's file may hold the bot-token receivers.
+        return
+    for _, receiver in _items(data.get("receivers")):
+        if isinstance(receiver, dict) and isinstance(receiver.get("slack"), dict):
+            if receiver["slack"].get("token"):
+                return
+    report(
+        ("slack", "interactivity"),
+        "no receiver posts with a bot token (slack.token + channel): buttons are only on"
+        " bot-token messages, incoming webhooks cannot carry them",
+    )

@@ -197,6 +197,7 @@ def to_events(payload: AlertmanagerWebhook, config: Config, now: datetime) -> li
                 external_url=payload.externalURL or "",
                 replaced_labels=replaced_labels(own),
                 truncated_alerts=truncated,
+                group_labels=payload.groupLabels,
             )
         )
     return events

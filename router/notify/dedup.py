@@ -18,6 +18,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from router.interact.actions import GroupActions
 from router.model import Event, NflogEntry, Notification, RouteSettings, Status
 
 
@@ -35,6 +36,10 @@ class Reason(enum.StrEnum):
     UNSEEN_RESOLVE = "unseen_resolve"
     # A problem that recovered within its hold: nobody needed to hear of it.
     FLAPPED = "flapped"
+    # A repeat of a group someone acknowledged (Slack's Acknowledge button).
+    ACKNOWLEDGED = "acknowledged"
+    # Firing news of a group the router itself mutes (a Silence button without Alertmanager).
+    SILENCED = "silenced"
 
 
 # A log entry outlives the group's last change by at least twice the repeat interval, and
@@ -211,3 +216,16 @@ def _entry(
         expires_at=now + ttl,
         channel_state=dict(entry.channel_state) if entry else {},
     )
+
+
+def judge_actions(decision: Decision, actions: GroupActions | None, now: float) -> Reason | None:
+    """Why what people did to the group holds back a notification dedup would send: no
+    reminder while acknowledged, no firing news while the router mutes it. A resolve, and
+    a new alert joining an acknowledged group, are always told."""
+    if actions is None or not decision.send or decision.reason is Reason.RESOLVED:
+        return None
+    if actions.router_muted(now):
+        return Reason.SILENCED
+    if actions.acknowledged and decision.reason is Reason.REPEAT:
+        return Reason.ACKNOWLEDGED
+    return None

@@ -17,14 +17,22 @@ from typing import Protocol
 
 from router.channels.base import Channel, DeliveryError, paced
 from router.enrich.deploys import DeployCorrelator
+from router.interact.actions import PRIOR_ACTIONS_KEY, GroupActions
 from router.model import Claim, DeliveryState, NflogEntry, Notification, Outcome, Status
-from router.notify.dedup import Decision, Reason, decide, judge_holds, merge_events
+from router.notify.dedup import (
+    Decision,
+    Reason,
+    decide,
+    judge_actions,
+    judge_holds,
+    merge_events,
+)
 from router.notify.firing import FiringAlerts
 from router.notify.pacing import Pacer
 from router.render.message import Message, build_message
 from router.render.text import format_duration
 from router.runtime import Runtime
-from router.store.protocols import NotificationLog, Outbox, StoreUnavailable
+from router.store.protocols import ActionQueue, NotificationLog, Outbox, StoreUnavailable
 from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -50,6 +58,8 @@ class Job:
     attempted: bool = False
     # How long the problems told now waited out a hold first (Argo CD flap damping).
     held_for: float = 0.0
+    # What people did to the group (acknowledged, silenced), read by dedup.
+    actions: GroupActions | None = None
 
     @property
     def at(self) -> datetime:
@@ -151,10 +161,17 @@ class DedupStage:
     """Reads the notification log and decides whether and why to notify; a claim taken
     while one of its problems is still on hold goes back, unattempted, until the hold ends."""
 
-    def __init__(self, log: NotificationLog, outbox: Outbox, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        log: NotificationLog,
+        outbox: Outbox,
+        metrics: Metrics,
+        actions: ActionQueue | None = None,
+    ) -> None:
         self.log = log
         self.outbox = outbox
         self.metrics = metrics
+        self.actions = actions
 
     async def __call__(self, job: Job) -> Job | None:
         n = job.notification
@@ -174,6 +191,11 @@ class DedupStage:
             inhibited=job.inhibited,
             flapped=holds.flapped,
         )
+        if self.actions is not None and job.runtime.config.slack.interactivity is not None:
+            job.actions = await self.actions.group_actions(n.receiver, n.group_key)
+            held_back = judge_actions(decision, job.actions, job.now)
+            if held_back is not None:
+                decision = Decision(held_back, False, [], [], None)
         job.decision = decision
         if decision.send:
             return job
@@ -185,6 +207,10 @@ class DedupStage:
             Outcome(DeliveryState.SUPPRESSED, decision.reason.value, nflog=keep),
             job.now,
         )
+        if keep is not None and not decision.firing and self.actions is not None:
+            # Resolved, though nobody is told: the acknowledgement ends all the same.
+            if job.actions is not None and job.actions.acknowledged:
+                await clear_acknowledgement(self.actions, job.actions)
         return None
 
 
@@ -251,7 +277,10 @@ class NotifyStage:
 
     async def __call__(self, job: Job) -> Job | None:
         assert job.message is not None
-        prior = job.entry.channel_state if job.entry else {}
+        prior: Mapping[str, str] = job.entry.channel_state if job.entry else {}
+        if job.actions is not None:
+            # The channel shows who acknowledged or silenced the group; never stored back.
+            prior = {**prior, PRIOR_ACTIONS_KEY: job.actions.to_json()}
         channel = job.channel
         self.metrics.notifications_attempted.labels(job.claim.receiver, channel.integration).inc()
         job.attempted = True
@@ -272,10 +301,17 @@ RECORD_WRITES = 32
 class SetNotifiesStage:
     """Records the delivery and the new log entry together, only after success."""
 
-    def __init__(self, outbox: Outbox, metrics: Metrics, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        actions: ActionQueue | None = None,
+    ) -> None:
         self.outbox = outbox
         self.metrics = metrics
         self.clock = clock
+        self.actions = actions
         self._writes = asyncio.Semaphore(RECORD_WRITES)
 
     async def __call__(self, job: Job) -> Job | None:
@@ -285,6 +321,8 @@ class SetNotifiesStage:
         outcome = Outcome(DeliveryState.SENT, reason, nflog=entry, delivered_in=job.digest_id)
         async with self._writes:
             await self.outbox.complete(job.claim, outcome, job.now)
+        if job.actions is not None and job.actions.acknowledged and not job.decision.firing:
+            await self._clear_ack(job.actions)
         integration = job.channel.integration
         receiver = job.claim.receiver
         latency = max(0.0, self.clock() - job.notification.created_at.timestamp())
@@ -305,3 +343,19 @@ class SetNotifiesStage:
             },
         )
         return None
+
+    async def _clear_ack(self, seen: GroupActions) -> None:
+        assert self.actions is not None
+        await clear_acknowledgement(self.actions, seen)
+
+
+async def clear_acknowledgement(actions: ActionQueue, seen: GroupActions) -> None:
+    """The group resolved: its acknowledgement is over (a later firing is news)."""
+    state: GroupActions | None = seen
+    for _ in range(3):
+        if state is None or not state.acknowledged:
+            return
+        if await actions.set_group_actions(state.cleared_ack()) is not None:
+            return
+        # Changed meanwhile (a click): read it again.
+        state = await actions.group_actions(seen.receiver, seen.group_key)

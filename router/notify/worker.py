@@ -146,11 +146,11 @@ def default_pipeline(
         [
             MuteStage(),
             InhibitStage(firing),
-            DedupStage(store, outbox, metrics),
+            DedupStage(store, outbox, metrics, store),
             RenderStage(),
             EnrichStage(DeployCorrelator(store)),
             NotifyStage(pacer, metrics),
-            SetNotifiesStage(outbox, metrics, clock),
+            SetNotifiesStage(outbox, metrics, clock, store),
         ]
     )
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from router.interact.actions import Action, ActionClaim, GroupActions
 from router.model import (
     AlertState,
     Claim,
@@ -280,7 +281,55 @@ class ChannelBudget(Protocol):
         ...
 
 
+# A claimed action is held this long; carrying one out takes seconds (an Alertmanager
+# call and a Slack edit, each with its own timeout), so a dead holder's is retaken soon.
+ACTION_LEASE = 30.0
+# A finished action's id is kept this long, so a replayed click is known and ignored.
+ACTION_KEEP = 86400.0
+# What was done to a group is kept this long after its last change.
+GROUP_ACTIONS_TTL = 30 * 86400.0
+
+
+class ActionQueue(Protocol):
+    """Clicks waiting to be carried out, claimed under a lease like the outbox, and what
+    they did to each group (compare-and-set, so replicas never both act on one group)."""
+
+    async def enqueue_action(self, action: Action) -> bool:
+        """Durably record `action` as due now; False (nothing changed) when an action with
+        its id was recorded before, pending or finished within ACTION_KEEP."""
+        ...
+
+    async def claim_actions(self, now: float, limit: int) -> list[ActionClaim]:
+        """Take up to `limit` due actions, oldest first, each for ACTION_LEASE; one whose
+        holder died is due again once its lease ends."""
+        ...
+
+    async def retry_action(self, claim: ActionClaim, next_attempt_at: float) -> None:
+        """Give a claimed action back until `next_attempt_at`, one attempt counted; nothing
+        when the claim is no longer held."""
+        ...
+
+    async def finish_action(self, claim: ActionClaim, now: float) -> None:
+        """The action is done (or given up): never claimed again; nothing when the claim
+        is no longer held."""
+        ...
+
+    async def pending_actions(self) -> int:
+        """How many recorded actions are not finished (claimed ones included)."""
+        ...
+
+    async def group_actions(self, receiver: str, group_key: str) -> GroupActions | None:
+        """What was done to (receiver, group), if anything."""
+        ...
+
+    async def set_group_actions(self, state: GroupActions) -> GroupActions | None:
+        """Write `state` if the stored version is still `state.version` (0: none stored);
+        the stored state (version bumped), or None when someone changed it first."""
+        ...
+
+
 class Store(
+    ActionQueue,
     Outbox,
     NotificationLog,
     AlertStates,

@@ -26,6 +26,7 @@ from router.store.protocols import StoreUnavailable
 from router.web.handlers import add_routes, check_store, mark_store
 from router.web.logs import setup_logging
 from router.web.metrics import Metrics
+from router.web.slack import setup_slack
 from router.web.state import STATE, AppState
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def create_app(
     metrics.config_reload_time.set_to_current_time()
     add_routes(app)
     app.cleanup_ctx.append(_lifecycle)
+    setup_slack(app, the_store, lambda: app[STATE].runtime, clock)
     return app
 
 

@@ -83,6 +83,7 @@ MAX_BLOCK_ID = 255
 MAX_CONTEXT_ELEMENTS = 10
 MAX_ACTION_ELEMENTS = 25
 MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2000
 MAX_URL = 3000
 
 _BOT_ID = "B0FAKEBOT1"
@@ -324,8 +325,31 @@ def _element_errors(element: Any, pointer: str) -> list[str]:
         action_id = element.get("action_id")
         if action_id is not None and len(str(action_id)) > MAX_BLOCK_ID:
             errors.append(f"must be less than 256 characters [json-pointer:{pointer}/action_id]")
+        value = element.get("value")
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_BUTTON_VALUE):
+            errors.append(f"must be less than 2001 characters [json-pointer:{pointer}/value]")
+        style = element.get("style")
+        if style is not None and style not in ("primary", "danger"):
+            errors.append(f"must be one of primary, danger [json-pointer:{pointer}/style]")
+        confirm = element.get("confirm")
+        if confirm is not None:
+            errors += _confirm_errors(confirm, f"{pointer}/confirm")
         return errors
     return [f"unsupported element type {kind!r} [json-pointer:{pointer}/type]"]
+
+
+def _confirm_errors(confirm: Any, pointer: str) -> list[str]:
+    if not isinstance(confirm, dict):
+        return [f"must provide an object [json-pointer:{pointer}]"]
+    errors = _text_object_errors(
+        confirm.get("title"), f"{pointer}/title", max_len=100, plain_only=True
+    )
+    errors += _text_object_errors(confirm.get("text"), f"{pointer}/text", max_len=300)
+    for key in ("confirm", "deny"):
+        errors += _text_object_errors(
+            confirm.get(key), f"{pointer}/{key}", max_len=30, plain_only=True
+        )
+    return errors
 
 
 def block_errors(blocks: Any, pointer: str = "/blocks") -> list[str]:
@@ -337,6 +361,9 @@ def block_errors(blocks: Any, pointer: str = "/blocks") -> list[str]:
     if not isinstance(blocks, list):
         return [f"must provide an array [json-pointer:{pointer}]"]
     errors: list[str] = []
+    ids = [b.get("block_id") for b in blocks if isinstance(b, dict) and b.get("block_id")]
+    if len(set(ids)) != len(ids):
+        errors.append(f"block_id must be unique in a message [json-pointer:{pointer}]")
     if len(blocks) > MAX_BLOCKS:
         errors.append(f"must be less than {MAX_BLOCKS + 1} items [json-pointer:{pointer}]")
     for index, block in enumerate(blocks):
@@ -376,6 +403,9 @@ def block_errors(blocks: Any, pointer: str = "/blocks") -> list[str]:
                 continue
             if len(elements) > MAX_ACTION_ELEMENTS:
                 errors.append(f"must be less than 26 items [json-pointer:{at}/elements]")
+            action_ids = [e.get("action_id") for e in elements if isinstance(e, dict)]
+            if len({a for a in action_ids if a}) != len([a for a in action_ids if a]):
+                errors.append(f"action_id must be unique in its block [json-pointer:{at}]")
             for i, element in enumerate(elements):
                 errors += _element_errors(element, f"{at}/elements/{i}")
         elif kind == "image":

@@ -23,11 +23,16 @@ links built by `mrkdwn_link`, Slack date tokens, and the receiver's configured m
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from router.interact.actions import GroupActions
 from router.model import Status
 from router.render.message import (
     MAX_DIGEST_LISTED,
@@ -400,6 +405,7 @@ def build_blocks(
     mention: str = "",
     updated_at: datetime | None = None,
     threaded: bool = True,
+    buttons: Buttons | None = None,
 ) -> tuple[list[Any], list[Any]]:
     """The top-level blocks and the attachment blocks; together at most 50 blocks and
     MAX_MESSAGE_TEXT characters.
@@ -419,6 +425,12 @@ def build_blocks(
     if mention:
         what = "critical alert firing" if len(message.firing) == 1 else "critical alerts firing"
         top.append(_section(f"{mention} {what}"))
+    # Room for the status line and the buttons however the group's state changes later.
+    spare = 0
+    if buttons is not None:
+        interactive = interactive_blocks(buttons)
+        top.extend(interactive)
+        spare = max(2 - len(interactive), 0)
 
     head: list[dict[str, Any]] = [_fields_block(message), _context_block(message, updated_at)]
     links = _links_line(message.links)
@@ -433,9 +445,9 @@ def build_blocks(
         return list(top), [*head, _digest_pointer(message, threaded)]
 
     alerts = message.alerts
-    room = MAX_BLOCKS - len(top) - len(head)
-    # Room for the "... and N more" marker is kept in both budgets.
-    text_room = MAX_MESSAGE_TEXT - _text_size([*top, *head]) - _MARKER_TEXT
+    room = MAX_BLOCKS - len(top) - len(head) - spare
+    # Room for the "... and N more" marker is kept in both budgets (and for a status line).
+    text_room = MAX_MESSAGE_TEXT - _text_size([*top, *head]) - _MARKER_TEXT - 200 * spare
     body: list[dict[str, Any]] = []
     used = 0
     shown = 0
@@ -483,12 +495,16 @@ def build_message_payload(
     mention: str = "",
     updated_at: datetime | None = None,
     threaded: bool = True,
+    buttons: Buttons | None = None,
 ) -> SlackPayload:
-    """The whole chat.postMessage / chat.update / webhook body for a notification.
+    """The whole chat.postMessage / chat.update / webhook body for a notification, with
+    `buttons` (bot-token messages of firing groups, when interactivity is on).
 
     Never fails and always stays inside Slack's limits, whatever the message holds.
     """
-    top, attached = build_blocks(message, mention=mention, updated_at=updated_at, threaded=threaded)
+    top, attached = build_blocks(
+        message, mention=mention, updated_at=updated_at, threaded=threaded, buttons=buttons
+    )
     text = fallback_text(message, mention)
     return {
         "text": text,
@@ -689,3 +705,141 @@ def _pack(lines: Sequence[str], *, first_budget: int) -> list[list[list[str]]]:
 
 # What the context line heading each digest post may take.
 _CONTEXT_ROOM = 300
+
+
+# ---- buttons (slack.interactivity) -----------------------------------------------------
+
+# Block ids of what the buttons add; an edit replaces exactly these blocks.
+INTERACTIVE_BLOCK_PREFIX = "ar-"
+ACTION_ACK = "ack"
+ACTION_UNACK = "unack"
+ACTION_SILENCE = "silence"
+ACTION_UNSILENCE = "unsilence"
+# Slack's limit on a button's value.
+MAX_BUTTON_VALUE = 2000
+_SLACK_USER_RE = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Buttons:
+    """What the buttons of one group's message show: the group, the silence lengths on
+    offer and what was done to it so far. `fresh` for a new post: a person is then named,
+    never mentioned, so the post pings nobody."""
+
+    receiver: str
+    group_key: str
+    durations: Sequence[float]
+    state: GroupActions | None = None
+    now: float = 0.0
+    fresh: bool = False
+
+
+def button_value(receiver: str, group_key: str, duration: float = 0.0) -> str:
+    """What a button carries back: which group it is about (checked against the store)."""
+    data: dict[str, Any] = {"r": receiver, "g": group_key}
+    if duration:
+        data["d"] = int(duration)
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _who(user_id: str, name: str, fresh: bool) -> str:
+    if not fresh and _SLACK_USER_RE.match(user_id):
+        # An edit never notifies: a mention shows the person's current display name.
+        return f"<@{user_id}>"
+    return escape_mrkdwn(name or user_id or "someone")
+
+
+def _button(text: str, action_id: str, value: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": text},
+        "value": value,
+        **extra,
+    }
+
+
+def interactive_blocks(buttons: Buttons) -> list[dict[str, Any]]:
+    """The status line (acknowledged, silenced) and the buttons of a firing group's
+    message; block ids change with every state, as Slack asks of an edited message."""
+    state = buttons.state
+    version = state.version if state is not None else 0
+    tag = hashlib.sha256(f"{buttons.receiver}\n{buttons.group_key}".encode()).hexdigest()[:12]
+    lines: list[str] = []
+    acked = state is not None and state.acknowledged
+    silenced = state is not None and state.silenced(buttons.now)
+    if state is not None and acked:
+        who = _who(state.acked_by, state.acked_by_name, buttons.fresh)
+        when = slack_date(datetime.fromtimestamp(state.acked_at, UTC))
+        lines.append(f":eyes: Acknowledged by {who} at {when}")
+    if state is not None and silenced:
+        who = _who(state.silenced_by, state.silenced_by_name, buttons.fresh)
+        until = slack_date(datetime.fromtimestamp(state.silenced_until, UTC))
+        what = (
+            f"(Alertmanager silence `{escape_mrkdwn(state.silence_id)}`)"
+            if state.silence_id
+            else "(muted by alert-router)"
+        )
+        lines.append(f":no_bell: Silenced by {who} until {until} {what}")
+    elif state is not None and state.silence_pending:
+        lines.append(":hourglass_flowing_sand: Creating the silence…")
+    blocks: list[dict[str, Any]] = []
+    if lines:
+        blocks.append(
+            {
+                "type": "context",
+                "block_id": f"{INTERACTIVE_BLOCK_PREFIX}state:{tag}:{version}",
+                "elements": [{"type": "mrkdwn", "text": line} for line in lines],
+            }
+        )
+    value = button_value(buttons.receiver, buttons.group_key)
+    if len(button_value(buttons.receiver, buttons.group_key, 10**9)) > MAX_BUTTON_VALUE:
+        # Too long a group key for Slack to carry back: the message has no buttons.
+        return blocks
+    elements = [
+        _button("Unacknowledge", ACTION_UNACK, value)
+        if acked
+        else _button("Acknowledge", ACTION_ACK, value, style="primary")
+    ]
+    if silenced:
+        elements.append(_button("Unsilence", ACTION_UNSILENCE, value))
+    elif state is None or not state.silence_pending:
+        for duration in buttons.durations:
+            label = format_duration(duration)
+            elements.append(
+                _button(
+                    f"Silence {label}",
+                    f"{ACTION_SILENCE}_{int(duration)}",
+                    button_value(buttons.receiver, buttons.group_key, duration),
+                    confirm={
+                        "title": {"type": "plain_text", "text": f"Silence for {label}?"},
+                        "text": {
+                            "type": "mrkdwn",
+                            "text": "Nobody is told about this group's firing alerts meanwhile.",
+                        },
+                        "confirm": {"type": "plain_text", "text": "Silence"},
+                        "deny": {"type": "plain_text", "text": "Cancel"},
+                    },
+                )
+            )
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": f"{INTERACTIVE_BLOCK_PREFIX}actions:{tag}:{version}",
+            "elements": elements,
+        }
+    )
+    return blocks
+
+
+def with_buttons(payload: SlackPayload, buttons: Buttons | None) -> SlackPayload:
+    """`payload` with its buttons and status line (if any) replaced by those of `buttons`
+    (none when None): the same message, showing what was done to the group now."""
+    top = [
+        b
+        for b in payload.get("blocks") or []
+        if not str(b.get("block_id", "")).startswith(INTERACTIVE_BLOCK_PREFIX)
+    ]
+    if buttons is not None:
+        top = [*top, *interactive_blocks(buttons)]
+    return {**payload, "blocks": top}

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import re
 import time
@@ -52,14 +53,17 @@ from slack_sdk.webhook.webhook_response import WebhookResponse
 
 from router.channels.base import DeliveryError, PaceSettings, SlotGate, parse_retry_after
 from router.channels.slack.blocks import (
+    Buttons,
     SlackPayload,
     build_digest_chunks,
     build_message_payload,
     build_thread_reply,
     is_critical,
     mention_allowed,
+    with_buttons,
 )
-from router.config.schema import SlackReceiver
+from router.config.schema import SlackInteractivity, SlackReceiver
+from router.interact.actions import PRIOR_ACTIONS_KEY, GroupActions
 from router.model import Status
 from router.render.message import Message
 from router.secrets import redact
@@ -114,9 +118,11 @@ class SlackChannel:
         *,
         clock: Callable[[], float] = time.time,
         pace: PaceSettings = DEFAULT_PACE,
+        interactivity: SlackInteractivity | None = None,
     ) -> None:
         self.name = name
         self.cfg = cfg
+        self.interactivity = interactivity
         self.pace = pace
         self._clock = clock
         self._token = cfg.token.get_secret_value() if cfg.token is not None else None
@@ -172,6 +178,62 @@ class SlackChannel:
         for chunk in build_digest_chunks(digest):
             await self._post_paced(chunk, parent, slots)
         return state
+
+    @property
+    def interactive(self) -> bool:
+        """Whether its messages carry buttons: interactivity is on and it posts as a bot."""
+        return self.interactivity is not None and self._token is not None
+
+    async def show_actions(self, prior: Mapping[str, str], state: GroupActions | None) -> None:
+        """Edit the group's message (`prior`, as `send` returned it) to show `state`: the
+        last message sent, with its status line and buttons renewed. Raises DeliveryError."""
+        channel, ts, base = prior.get("channel"), prior.get("ts"), prior.get("payload")
+        if not channel or not ts or not base:
+            raise DeliveryError("no_message", "no Slack message to edit", retryable=False)
+        firing = prior.get("status") == Status.FIRING.value
+        buttons = self._buttons_for(prior.get("group_key", ""), state, fresh=False)
+        payload = with_buttons(json.loads(base), buttons if firing else None)
+        client = self._web_client()
+        await self._call(
+            "chat.update", lambda: client.chat_update(channel=channel, ts=ts, **payload)
+        )
+
+    async def tell_thread(self, prior: Mapping[str, str], text: str) -> None:
+        """Post `text` (our own mrkdwn) in the thread of the group's message."""
+        channel, ts = prior.get("channel"), prior.get("ts")
+        if not channel or not ts:
+            raise DeliveryError("no_message", "no Slack message to reply to", retryable=False)
+        client = self._web_client()
+        await self._call(
+            "chat.postMessage",
+            lambda: client.chat_postMessage(
+                channel=channel, thread_ts=ts, text=text, **self._extras()
+            ),
+        )
+
+    def _buttons_for(
+        self, group_key: str, state: GroupActions | None, *, fresh: bool
+    ) -> Buttons | None:
+        if self.interactivity is None or self._token is None or not group_key:
+            return None
+        return Buttons(
+            receiver=self.name,
+            group_key=group_key,
+            durations=self.interactivity.silence_durations,
+            state=state,
+            now=self._clock(),
+            fresh=fresh,
+        )
+
+    def _buttons(
+        self, message: Message, prior: Mapping[str, str], *, fresh: bool
+    ) -> Buttons | None:
+        """Buttons for a firing group's own message (a digest stands for several: none)."""
+        if message.status is not Status.FIRING or message.digest is not None:
+            return None
+        raw = prior.get(PRIOR_ACTIONS_KEY)
+        state = GroupActions.from_json(raw) if raw else None
+        return self._buttons_for(message.group_key, state, fresh=fresh)
 
     async def close(self) -> None:
         """Close the HTTP session; a later send opens a new one."""
@@ -246,20 +308,27 @@ class SlackChannel:
             extras["icon_emoji"] = self.cfg.icon_emoji
         return extras
 
-    def _state(self, message: Message, channel: str, ts: str) -> dict[str, str]:
+    def _state(
+        self, message: Message, channel: str, ts: str, payload: SlackPayload | None = None
+    ) -> dict[str, str]:
         """What to remember for the group.
 
         `channel`/`ts`: the message to edit next time; `target`: the configured channel it
         went to; `status`: what it last showed; `firing`: fingerprints the thread has
-        announced as firing (to tell new alerts from known ones).
+        announced as firing (to tell new alerts from known ones). With buttons, also
+        `group_key` and `payload` (what was sent, which a click's edit starts from).
         """
-        return {
+        state = {
             "channel": channel,
             "ts": ts,
             "target": self.cfg.channel or "",
             "status": message.status.value,
             "firing": " ".join(a.fingerprint for a in message.firing),
         }
+        if payload is not None and self.interactive and message.digest is None:
+            state["group_key"] = message.group_key
+            state["payload"] = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        return state
 
     async def _post_paced(
         self, payload: SlackPayload, parent: tuple[str, str] | None, slots: SlotGate
@@ -289,27 +358,34 @@ class SlackChannel:
             ),
         )
 
-    async def _post_new(self, message: Message) -> dict[str, str]:
+    async def _post_new(
+        self, message: Message, prior: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         client = self._web_client()
         mention = self.cfg.mention if mention_allowed(message) else ""
-        payload = build_message_payload(message, mention=mention)
+        buttons = self._buttons(message, prior or {}, fresh=True)
+        payload = build_message_payload(message, mention=mention, buttons=buttons)
         channel = self.cfg.channel or ""
         response = await self._call(
             "chat.postMessage",
             lambda: client.chat_postMessage(channel=channel, **payload, **self._extras()),
         )
-        return self._state(message, str(response["channel"]), str(response["ts"]))
+        # A click's edit starts from this without the mention: an edit pings nobody.
+        edit_base = build_message_payload(message, buttons=buttons) if mention else payload
+        return self._state(message, str(response["channel"]), str(response["ts"]), edit_base)
 
     async def _send_bot(self, message: Message, prior: Mapping[str, str]) -> Mapping[str, str]:
         parent = self._parent(message, prior)
         if parent is None:
-            return await self._post_new(message)
+            return await self._post_new(message, prior)
         channel, ts = parent
         client = self._web_client()
         # The edited parent never carries the mention: an edit pings nobody anyway, and a
         # mention left on a resolved message reads like a page.
         payload = build_message_payload(
-            message, updated_at=datetime.fromtimestamp(self._clock(), UTC)
+            message,
+            updated_at=datetime.fromtimestamp(self._clock(), UTC),
+            buttons=self._buttons(message, prior, fresh=False),
         )
         try:
             await self._call(
@@ -318,7 +394,7 @@ class SlackChannel:
             )
         except DeliveryError as err:
             if err.reason in GONE_ERRORS:
-                return await self._post_new(message)
+                return await self._post_new(message, prior)
             raise
         reply = self._thread_reply(message, prior)
         await self._call(
@@ -327,7 +403,7 @@ class SlackChannel:
                 channel=channel, thread_ts=ts, **reply, **self._extras()
             ),
         )
-        return self._state(message, channel, ts)
+        return self._state(message, channel, ts, payload)
 
     def _thread_reply(self, message: Message, prior: Mapping[str, str]) -> SlackPayload:
         known: set[str] | None = None

@@ -107,6 +107,7 @@ from router.store.protocols import (
     StoreUnavailable,
     events_json,
 )
+from router.store.redis.actions import ACTION_SCRIPTS, RedisActions
 from router.store.url import SENTINEL_SCHEME, parse_state_url
 
 # Key TTLs are a safety net behind expire() and the scripts' own times: give them room.
@@ -143,6 +144,7 @@ _SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "firing": (),
     "lead": (),
     "pace": (),
+    **ACTION_SCRIPTS,
 }
 # A destination's slot key outlives its last post by this much (slots are seconds apart).
 _PACE_KEY_TTL_MS = 3_600_000
@@ -178,7 +180,7 @@ def _is_outage(exc: ResponseError) -> bool:
     return str(exc).split(" ", 1)[0] in _OUTAGE_ERRORS
 
 
-class RedisStore:
+class RedisStore(RedisActions):
     """The `Store` protocol on Redis, shared by every replica using the same key prefix."""
 
     def __init__(
@@ -302,6 +304,17 @@ class RedisStore:
         with self._guard(name):
             return await script(keys=[], args=[self.prefix, *args], client=client)
 
+    async def _hget(self, key: str, field: str) -> str | None:
+        client = self._redis
+        with self._guard("hget"):
+            found = await client.hget(key, field)
+        return None if found is None else str(found)
+
+    async def _zcard(self, key: str) -> int:
+        client = self._redis
+        with self._guard("zcard"):
+            return int(await client.zcard(key))
+
     # -- lifecycle -----------------------------------------------------------------------
 
     async def open(self) -> None:
@@ -411,7 +424,7 @@ class RedisStore:
         else:
             await self._run_replicated("record", args)
 
-    async def _run_replicated(self, name: str, args: Sequence[str | int | float]) -> None:
+    async def _run_replicated(self, name: str, args: Sequence[str | int | float]) -> Any:
         """Run a script, then WAIT on the same connection until `min_replicas` replicas
         have it; fewer within WAIT_TIMEOUT_MS is StoreUnavailable (the caller answers 503
         and the sender retries: recording again is harmless)."""
@@ -421,12 +434,13 @@ class RedisStore:
             async with client.pipeline(transaction=False) as pipe:
                 await script(keys=[], args=[self.prefix, *args], client=pipe)
                 pipe.execute_command("WAIT", self.min_replicas, WAIT_TIMEOUT_MS)
-                _, acknowledged = await pipe.execute()
+                result, acknowledged = await pipe.execute()
         if int(acknowledged) < self.min_replicas:
             raise StoreUnavailable(
                 f"redis {self._where}: {name}: {acknowledged} of {self.min_replicas} replicas"
                 f" acknowledged the write within {WAIT_TIMEOUT_MS}ms (state.min_replicas)"
             )
+        return result
 
     async def claim(self, now: float, limit: int) -> list[Claim]:
         """Atomically take up to `limit` due groups, each with all its pending webhooks."""

@@ -39,6 +39,7 @@ from router.store.protocols import (
     StoreUnavailable,
     events_json,
 )
+from router.store.sqlite.actions import ACTIONS_SCHEMA, SQLiteActions, expire_actions
 from router.store.sqlite.pending import PendingIndex
 
 T = TypeVar("T")
@@ -189,7 +190,7 @@ def _alerts_change(
     return bool(wanted)
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteActions):
     """The `Store` protocol on one SQLite file in WAL mode, owned by one process."""
 
     def __init__(
@@ -228,7 +229,7 @@ class SQLiteStore:
         # FULL: a committed webhook survives power loss too, not only a killed process.
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA)
+        conn.executescript(_SCHEMA + ACTIONS_SCHEMA)
         _migrate(conn)
         return conn
 
@@ -626,6 +627,7 @@ class SQLiteStore:
                 "DELETE FROM notifications WHERE state != 'pending' AND updated_at < ?",
                 (now - self.keep_records,),
             ).rowcount
+            gone += expire_actions(conn, now)
             return int(gone)
 
         return await self._call(drop)

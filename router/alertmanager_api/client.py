@@ -1,0 +1,196 @@
+"""A small Alertmanager API v2 client for silences (create, find by marker, expire).
+
+Behaviour of 0.25 it allows for: a missing field is 422 (not 400); DELETE of an unknown
+id is 500 "silence not found" (404 from 0.26), which means there is nothing left to expire;
+bodies of errors are JSON strings. Credentials (bearer or basic) come from `alertmanager`
+in routes.yaml and never appear in an error text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import aiohttp
+
+from router.config.schema import AlertmanagerAPI
+from router.model import format_time
+from router.secrets import redact, redact_url
+
+# An error text quoted from Alertmanager is cut to this, so a proxy's HTML page does not
+# fill a Slack thread.
+_ERROR_TEXT = 200
+
+
+class SilenceError(Exception):
+    """Alertmanager refused or could not be reached; `retryable` when a later try may work."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    name: str
+    value: str
+
+    def to_api(self) -> dict[str, Any]:
+        return {"name": self.name, "value": self.value, "isRegex": False, "isEqual": True}
+
+
+class Silences(Protocol):
+    """What acting on a group needs of Alertmanager."""
+
+    async def create(
+        self,
+        base_url: str,
+        matchers: Sequence[Matcher],
+        *,
+        starts_at: datetime,
+        ends_at: datetime,
+        created_by: str,
+        comment: str,
+    ) -> str:
+        """Create a silence; its id. Raises SilenceError."""
+        ...
+
+    async def find(self, base_url: str, marker: str) -> str | None:
+        """The id of an active or pending silence whose comment holds `marker`, if any."""
+        ...
+
+    async def expire(self, base_url: str, silence_id: str) -> None:
+        """Expire a silence; one already expired or unknown is fine. Raises SilenceError."""
+        ...
+
+
+class AlertmanagerClient:
+    """`Silences` over HTTP with the configured credentials; one session, opened lazily."""
+
+    def __init__(self, cfg: AlertmanagerAPI) -> None:
+        self.cfg = cfg
+        self._session: aiohttp.ClientSession | None = None
+        self._secrets: list[str] = []
+        headers: dict[str, str] = {}
+        if cfg.bearer_token is not None:
+            token = cfg.bearer_token.get_secret_value()
+            headers["Authorization"] = f"Bearer {token}"
+            self._secrets.append(token)
+        self._auth = None
+        if cfg.basic_auth is not None:
+            password = cfg.basic_auth.password.get_secret_value()
+            self._auth = aiohttp.BasicAuth(cfg.basic_auth.username, password)
+            self._secrets.append(password)
+        self._headers = headers
+
+    def base_url(self, external_url: str) -> str:
+        """`alertmanager.api_url`, else the `externalURL` of the group's webhook."""
+        return (self.cfg.api_url or external_url).strip().rstrip("/")
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.cfg.timeout),
+                headers=self._headers,
+                auth=self._auth,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+    async def _request(
+        self, method: str, url: str, *, body: Any = None, params: Any = None
+    ) -> tuple[int, Any]:
+        if not url.startswith(("http://", "https://")):
+            raise SilenceError(
+                "no Alertmanager URL: set alertmanager.api_url (the webhook had no externalURL)",
+                retryable=False,
+            )
+        try:
+            async with self._http().request(method, url, json=body, params=params) as resp:
+                text = await resp.text()
+                status = resp.status
+        except TimeoutError:
+            raise SilenceError(
+                f"Alertmanager at {redact_url(url)} did not answer in time", retryable=True
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise SilenceError(
+                self._scrub(
+                    f"Alertmanager at {redact_url(url)} is unreachable ({type(exc).__name__})"
+                ),
+                retryable=True,
+            ) from None
+        try:
+            data = json.loads(text) if text else None
+        except ValueError:
+            data = text
+        return status, data
+
+    def _failure(self, what: str, status: int, data: Any) -> SilenceError:
+        detail: Any = ""
+        if isinstance(data, str):
+            detail = data
+        elif isinstance(data, dict):
+            detail = data.get("message", "")
+        detail = " ".join(str(detail).split())[:_ERROR_TEXT]
+        text = f"Alertmanager answered {status} to {what}" + (f": {detail}" if detail else "")
+        # 5xx and 429 may pass; a 4xx says the request itself is wrong.
+        return SilenceError(self._scrub(text), retryable=status >= 500 or status == 429)
+
+    def _scrub(self, text: str) -> str:
+        return redact(text, self._secrets)
+
+    async def create(
+        self,
+        base_url: str,
+        matchers: Sequence[Matcher],
+        *,
+        starts_at: datetime,
+        ends_at: datetime,
+        created_by: str,
+        comment: str,
+    ) -> str:
+        body = {
+            "matchers": [m.to_api() for m in matchers],
+            "startsAt": format_time(starts_at),
+            "endsAt": format_time(ends_at),
+            "createdBy": created_by,
+            "comment": comment,
+        }
+        status, data = await self._request("POST", f"{base_url}/api/v2/silences", body=body)
+        if status == 200 and isinstance(data, dict):
+            # Grafana's Alertmanager calls it `id`.
+            silence_id = data.get("silenceID") or data.get("id")
+            if isinstance(silence_id, str) and silence_id:
+                return silence_id
+        raise self._failure("creating the silence", status, data)
+
+    async def find(self, base_url: str, marker: str) -> str | None:
+        status, data = await self._request("GET", f"{base_url}/api/v2/silences")
+        if status != 200 or not isinstance(data, list):
+            raise self._failure("listing silences", status, data)
+        for silence in data:
+            if not isinstance(silence, dict):
+                continue
+            state = (silence.get("status") or {}).get("state")
+            if state in ("active", "pending") and marker in str(silence.get("comment", "")):
+                return str(silence.get("id"))
+        return None
+
+    async def expire(self, base_url: str, silence_id: str) -> None:
+        url = f"{base_url}/api/v2/silence/{quote(silence_id, safe='')}"
+        status, data = await self._request("DELETE", url)
+        if status == 200 or status == 404:
+            return
+        if status == 500 and "not found" in str(data).lower():
+            # 0.25 answers 500 for an unknown id: there is nothing to expire.
+            return
+        raise self._failure("expiring the silence", status, data)

@@ -1,0 +1,431 @@
+"""Carrying out recorded clicks: acknowledge, silence, and undoing either, exactly once.
+
+The handler only records a click (router/web/slack.py); this worker claims it under a
+lease, so a replica killed after answering Slack loses nothing: another claims the click
+once the lease ends. Every change to a group goes through the store's compare-and-set, so
+a double click, Slack's retry or two replicas at once leave one acknowledgement and one
+silence. Creating an Alertmanager silence is made safe to repeat by a marker in its
+comment: a retry after a crash finds the silence it made instead of making another.
+
+Alertmanager refusing or down: the thread says so once ("Could not create the silence:
+..."), and the click is tried again with backoff for ACTION_RETRY_FOR, then given up (the
+thread says that too). A Slack edit that fails is tried again the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from router.alertmanager_api.client import AlertmanagerClient, Matcher, SilenceError, Silences
+from router.channels.base import DeliveryError
+from router.channels.slack.channel import SlackChannel
+from router.config.schema import AlertmanagerAPI
+from router.interact.actions import Action, ActionClaim, ActionKind, GroupActions
+from router.model import Event, NflogEntry
+from router.notify.retry import backoff
+from router.render.text import escape_mrkdwn, format_duration
+from router.runtime import Runtime
+from router.store.protocols import Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+# A click Alertmanager or Slack cannot carry out is tried again for this long.
+ACTION_RETRY_FOR = 3600.0
+# Backoff between tries of one click: 1 s doubling up to a minute.
+RETRY_FIRST = 1.0
+RETRY_MAX = 60.0
+POLL = 0.5
+CLAIM_LIMIT = 8
+# Compare-and-set rounds before a click gives way (each lost round means someone else
+# changed the group, and the click is judged again on what they did).
+CAS_ROUNDS = 8
+
+
+class Retry(Exception):
+    """Carrying out the click failed in a way a later try may not: say why, try again."""
+
+
+class Unknown(Exception):
+    """The click is about a message or group the router cannot act on: a no-op."""
+
+
+def marker_of(action: Action) -> str:
+    """The text a silence's comment carries so a retry of `action` finds it."""
+    return f"[alert-router {hashlib.sha256(action.id.encode()).hexdigest()[:16]}]"
+
+
+def silence_matchers(events: list[Event]) -> list[Matcher]:
+    """Equality matchers Alertmanager knows: the group labels it sent, plus alertname.
+    Without group labels (an older record), the labels every alert shares as sent."""
+    labels: dict[str, str] = {}
+    for event in events:
+        if event.group_labels:
+            labels = dict(event.group_labels)
+            break
+    if not labels and events:
+        common = events[0].labels_as_sent()
+        for event in events[1:]:
+            sent = event.labels_as_sent()
+            common = {k: v for k, v in common.items() if sent.get(k) == v}
+        labels = common
+    names = {e.labels_as_sent().get("alertname", "") for e in events}
+    if "alertname" not in labels and len(names) == 1 and "" not in names:
+        labels["alertname"] = names.pop()
+    return [Matcher(name, value) for name, value in sorted(labels.items()) if value]
+
+
+class ActionRunner:
+    """Claims recorded clicks and carries them out until stopped."""
+
+    def __init__(
+        self,
+        store: Store,
+        runtime: Callable[[], Runtime],
+        *,
+        clock: Callable[[], float] = time.time,
+        silences: Callable[[AlertmanagerAPI], Silences] | None = None,
+    ) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.clock = clock
+        self._make_silences = silences or AlertmanagerClient
+        self._silences: tuple[AlertmanagerAPI, Silences] | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """A click was recorded: look now."""
+        self._wake.set()
+
+    def silences(self) -> Silences:
+        """The Alertmanager client for the config in force (rebuilt when it changes)."""
+        cfg = self.runtime().config.alertmanager
+        if self._silences is None or self._silences[0] != cfg:
+            self._silences = (cfg, self._make_silences(cfg))
+        return self._silences[1]
+
+    async def run(self) -> None:
+        """Claim and carry out clicks until `stop()`; a store outage is waited out."""
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                claims = await self.store.claim_actions(self.clock(), CLAIM_LIMIT)
+            except StoreUnavailable:
+                claims = []
+            for claim in claims:
+                task = asyncio.create_task(self._carry(claim))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            if not claims:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL)
+
+    async def stop(self) -> None:
+        """Stop claiming; give running clicks a few seconds (the rest are claimed again
+        once their lease ends)."""
+        self._stopping = True
+        self._wake.set()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)
+        for task in self._tasks:
+            task.cancel()
+        if self._silences is not None:
+            client = self._silences[1]
+            if isinstance(client, AlertmanagerClient):
+                await client.close()
+
+    async def _carry(self, claim: ActionClaim) -> None:
+        action = claim.action
+        fields: dict[str, object] = {
+            "action": action.kind.value,
+            "receiver": action.receiver,
+            "group_key": action.group_key,
+            "user": action.user_id,
+            "attempts": claim.attempts + 1,
+        }
+        try:
+            channel, entry = await self._target(action)
+            done = await self._apply(claim, channel, entry)
+            await self._show(channel, action)
+            await self.store.finish_action(claim, self.clock())
+            log.info("slack action done: %s", done, extra={**fields, "outcome": done})
+        except Unknown as exc:
+            log.info("slack action ignored", extra={**fields, "why": str(exc)})
+            await self._finish_quietly(claim)
+        except DeliveryError as exc:
+            if exc.retryable:
+                await self._failed(claim, str(exc), fields)
+            else:
+                # Slack will not take the edit (message gone, bot removed): what the click
+                # did to the group stands, the message cannot show it.
+                log.warning(
+                    "slack action done, message not edited", extra={**fields, "error": str(exc)}
+                )
+                await self._finish_quietly(claim)
+        except Retry as exc:
+            await self._failed(claim, str(exc), fields)
+        except StoreUnavailable as exc:
+            # The lease runs out and the click is claimed again once the store is back.
+            log.warning("slack action waits for the store", extra={**fields, "error": str(exc)})
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one bad click must not stop the worker
+            log.exception("slack action crashed", extra=fields)
+            await self._failed(claim, "internal error", fields)
+
+    async def _finish_quietly(self, claim: ActionClaim) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            await self.store.finish_action(claim, self.clock())
+
+    async def _failed(self, claim: ActionClaim, error: str, fields: dict[str, object]) -> None:
+        now = self.clock()
+        give_up = now - claim.action.received_at >= ACTION_RETRY_FOR
+        log.warning("slack action failed", extra={**fields, "error": error, "given_up": give_up})
+        try:
+            if give_up:
+                action = claim.action
+                # Nothing holds the group "being silenced" any more.
+                await self._update(
+                    action,
+                    lambda s: (
+                        replace(s, silence_pending="", last_error=error)
+                        if s.silence_pending == action.id
+                        else None
+                    ),
+                )
+                await self._tell(
+                    claim.action, f"Gave up after {format_duration(ACTION_RETRY_FOR)}: {error}"
+                )
+                await self.store.finish_action(claim, now)
+            else:
+                delay = backoff(claim.attempts, base=RETRY_FIRST, cap=RETRY_MAX)
+                await self.store.retry_action(claim, now + delay)
+            await self._show_quietly(claim.action)
+        except StoreUnavailable:
+            pass
+
+    async def _show_quietly(self, action: Action) -> None:
+        """Show the group's state after a failure (a silence still being created, or none)."""
+        channel = self.runtime().channels.get(action.receiver)
+        if not isinstance(channel, SlackChannel):
+            return
+        try:
+            await self._show(channel, action)
+        except DeliveryError as exc:
+            log.warning("could not edit the message", extra={"error": str(exc)})
+
+    async def _target(self, action: Action) -> tuple[SlackChannel, NflogEntry]:
+        channel = self.runtime().channels.get(action.receiver)
+        if not isinstance(channel, SlackChannel) or not channel.interactive:
+            raise Unknown("the receiver no longer posts Slack messages with buttons")
+        entry = await self.store.nflog_get(action.receiver, action.group_key, self.clock())
+        state = entry.channel_state if entry is not None else {}
+        if entry is None or (state.get("channel"), state.get("ts")) != (
+            action.channel,
+            action.message_ts,
+        ):
+            raise Unknown("not the group's current message")
+        return channel, entry
+
+    async def _state(self, action: Action) -> GroupActions:
+        found = await self.store.group_actions(action.receiver, action.group_key)
+        return found or GroupActions(action.receiver, action.group_key)
+
+    async def _update(
+        self, action: Action, change: Callable[[GroupActions], GroupActions | None]
+    ) -> GroupActions | None:
+        """Apply `change` by compare-and-set until it sticks; None when `change` says
+        there is nothing to do (it returns None) or someone else keeps changing it."""
+        for _ in range(CAS_ROUNDS):
+            state = await self._state(action)
+            wanted = change(state)
+            if wanted is None:
+                return None
+            written = await self.store.set_group_actions(wanted)
+            if written is not None:
+                return written
+        return None
+
+    async def _apply(self, claim: ActionClaim, channel: SlackChannel, entry: NflogEntry) -> str:
+        action = claim.action
+        kind = action.kind
+        if kind is ActionKind.ACK:
+            done = await self._update(
+                action,
+                lambda s: (
+                    None
+                    if s.acknowledged
+                    else replace(
+                        s,
+                        acked_by=action.user_id,
+                        acked_by_name=action.user_name,
+                        acked_at=action.received_at,
+                    )
+                ),
+            )
+            return "acknowledged" if done else "already acknowledged"
+        if kind is ActionKind.UNACK:
+            done = await self._update(action, lambda s: s.cleared_ack() if s.acknowledged else None)
+            return "unacknowledged" if done else "not acknowledged"
+        if kind is ActionKind.SILENCE:
+            return await self._silence(claim)
+        return await self._unsilence(claim)
+
+    async def _events(self, action: Action) -> tuple[list[Event], str]:
+        """The group's alerts as last recorded, and that record's id."""
+        records = await self.store.list_notifications(
+            1, receiver=action.receiver, group_key=action.group_key
+        )
+        if not records:
+            raise Unknown("no record of the group")
+        record = records[0]
+        return [Event.from_dict(a) for a in record.alerts], record.id
+
+    async def _silence(self, claim: ActionClaim) -> str:
+        action = claim.action
+        now = self.clock()
+        reserved = await self._update(
+            action,
+            lambda s: (
+                None
+                if s.silenced(now) or (s.silence_pending and s.silence_pending != action.id)
+                else (
+                    s if s.silence_pending == action.id else replace(s, silence_pending=action.id)
+                )
+            ),
+        )
+        state = await self._state(action)
+        if reserved is None and state.silence_pending != action.id:
+            return "already silenced"
+        events, record_id = await self._events(action)
+        if any(e.source != "alertmanager" for e in events):
+            silence_id = ""
+        else:
+            silence_id = await self._create_silence(claim, events, record_id)
+        start = self.clock()
+        await self._update(
+            action,
+            lambda s: (
+                replace(
+                    s,
+                    silenced_by=action.user_id,
+                    silenced_by_name=action.user_name,
+                    silenced_at=start,
+                    silenced_until=start + action.duration,
+                    silence_id=silence_id,
+                    silence_pending="",
+                    last_error="",
+                )
+                if s.silence_pending == action.id
+                else None
+            ),
+        )
+        return f"silenced ({silence_id or 'by the router'})"
+
+    async def _create_silence(self, claim: ActionClaim, events: list[Event], record_id: str) -> str:
+        action = claim.action
+        silences = self.silences()
+        base = self._base_url(silences, events)
+        marker = marker_of(action)
+        matchers = silence_matchers(events)
+        if not matchers:
+            raise Unknown("the group has no labels to silence on")
+        try:
+            found = await silences.find(base, marker)
+            if found:
+                return found
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            return await silences.create(
+                base,
+                matchers,
+                starts_at=now,
+                ends_at=datetime.fromtimestamp(self.clock() + action.duration, UTC),
+                created_by=action.user_name or f"slack:{action.user_id}",
+                comment=f"Silenced from Slack by {action.user_name or action.user_id}:"
+                f" {self._link(action, record_id)} {marker}",
+            )
+        except SilenceError as exc:
+            await self._say_failure(claim, f"Could not create the silence: {exc}", exc)
+            raise Retry(str(exc)) from None
+
+    async def _say_failure(self, claim: ActionClaim, text: str, exc: SilenceError) -> None:
+        """Tell the thread once per click why it is not done yet (or not at all)."""
+        if not exc.retryable:
+            await self._update(
+                claim.action,
+                lambda s: (
+                    replace(s, silence_pending="", last_error=str(exc))
+                    if s.silence_pending == claim.action.id
+                    else None
+                ),
+            )
+            await self._tell(claim.action, text)
+            raise Unknown(text)
+        if claim.attempts == 0:
+            await self._tell(claim.action, f"{text} (trying again)")
+
+    def _base_url(self, silences: Silences, events: list[Event]) -> str:
+        external = next((e.external_url for e in events if e.external_url), "")
+        if isinstance(silences, AlertmanagerClient):
+            return silences.base_url(external)
+        return (self.runtime().config.alertmanager.api_url or external).rstrip("/")
+
+    def _link(self, action: Action, record_id: str) -> str:
+        external = self.runtime().config.server.external_url
+        if external:
+            return f"{external}/ui/notifications/{record_id}"
+        if action.team_domain:
+            ts = action.message_ts.replace(".", "")
+            return f"https://{action.team_domain}.slack.com/archives/{action.channel}/p{ts}"
+        return f"Slack message {action.channel}/{action.message_ts}"
+
+    async def _unsilence(self, claim: ActionClaim) -> str:
+        action = claim.action
+        state = await self._state(action)
+        if not state.silenced(self.clock()):
+            return "not silenced"
+        if state.silence_id:
+            events, _ = await self._events(action)
+            silences = self.silences()
+            try:
+                await silences.expire(self._base_url(silences, events), state.silence_id)
+            except SilenceError as exc:
+                text = f"Could not expire the silence {state.silence_id}: {exc}"
+                if not exc.retryable:
+                    await self._tell(action, text)
+                    raise Unknown(text) from None
+                if claim.attempts == 0:
+                    await self._tell(action, f"{text} (trying again)")
+                raise Retry(str(exc)) from None
+        silence_id = state.silence_id
+        await self._update(
+            action,
+            lambda s: s.cleared_silence() if s.silence_id == silence_id and s.silenced_by else None,
+        )
+        return "unsilenced"
+
+    async def _show(self, channel: SlackChannel, action: Action) -> None:
+        """Edit the message to what the group's state is now (read again: another click
+        may have changed it meanwhile)."""
+        entry = await self.store.nflog_get(action.receiver, action.group_key, self.clock())
+        if entry is None:
+            return
+        await channel.show_actions(entry.channel_state, await self._state(action))
+
+    async def _tell(self, action: Action, text: str) -> None:
+        channel = self.runtime().channels.get(action.receiver)
+        entry = await self.store.nflog_get(action.receiver, action.group_key, self.clock())
+        if not isinstance(channel, SlackChannel) or entry is None:
+            return
+        try:
+            await channel.tell_thread(entry.channel_state, escape_mrkdwn(text))
+        except DeliveryError as exc:
+            log.warning("could not reply in the thread", extra={"error": str(exc)})
