@@ -231,7 +231,13 @@ async def test_a_group_shows_every_receivers_records_by_its_url_encoded_key(
     assert status == 200, body
     assert body["group_key"] == key
     assert body["receivers"] == [
-        {"receiver": "ops", "state": "sent", "reason": "first", "latest": record["id"]}
+        {
+            "receiver": "ops",
+            "state": "sent",
+            "reason": "first",
+            "latest": record["id"],
+            "actions": None,
+        }
     ]
     assert [r["id"] for r in body["notifications"]] == [record["id"]]
     status, body = await svc.get_json(f"/api/v1/groups/{quote('no such group')}")

@@ -8,6 +8,7 @@ import copy
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -177,6 +178,30 @@ async def test_acknowledge_names_who_and_when_and_offers_unacknowledge(
     assert "Acknowledged by" not in message.visible_text()
     state = await group_state(service)
     assert state is not None and not state.acknowledged
+
+
+async def test_an_acknowledgement_shows_in_the_read_api_and_on_the_timeline(
+    service: Running, slack: FakeSlack, clock: FakeClock
+) -> None:
+    await fire(service, slack, alert("f1"))
+    [record] = await service.records()
+    assert await press(service, slack, clock, "ack") == 200
+
+    async def acknowledged() -> Any:
+        status, body = await service.get_json(f"/api/v1/notifications/{record['id']}")
+        assert status == 200
+        kinds = [e["kind"] for e in body["timeline"]]
+        return body if "acknowledged" in kinds else None
+
+    body = await until(acknowledged)
+    assert body["actions"]["acked_by"] == ALICE.id
+    [entry] = [e for e in body["timeline"] if e["kind"] == "acknowledged"]
+    assert entry["text"] == "acknowledged by alice from Slack"
+    assert entry["detail"]["user"] == ALICE.id
+    status, group = await service.get_json("/api/v1/groups/" + quote(GROUP, safe=""))
+    assert status == 200
+    [receiver] = group["receivers"]
+    assert receiver["actions"]["acked_by_name"] == "alice"
 
 
 async def test_an_acknowledged_group_gets_no_reminder_but_hears_of_new_alerts_and_the_resolve(

@@ -28,7 +28,7 @@ from router.channels.base import DeliveryError
 from router.channels.slack.channel import SlackChannel
 from router.config.schema import AlertmanagerAPI
 from router.interact.actions import Action, ActionClaim, ActionKind, GroupActions
-from router.model import Event, NflogEntry
+from router.model import Event, NflogEntry, TimelineEntry
 from router.notify.retry import backoff
 from router.render.text import escape_mrkdwn, format_duration
 from router.runtime import Runtime
@@ -46,6 +46,13 @@ CLAIM_LIMIT = 8
 # Compare-and-set rounds before a click gives way (each lost round means someone else
 # changed the group, and the click is judged again on what they did).
 CAS_ROUNDS = 8
+# The timeline entry of each click that changed something.
+_TIMELINE_KINDS = {
+    ActionKind.ACK: "acknowledged",
+    ActionKind.UNACK: "unacknowledged",
+    ActionKind.SILENCE: "silenced",
+    ActionKind.UNSILENCE: "unsilenced",
+}
 
 
 class Retry(Exception):
@@ -154,6 +161,7 @@ class ActionRunner:
         try:
             channel, entry = await self._target(action)
             done = await self._apply(claim, channel, entry)
+            await self._note(action, done)
             await self._show(channel, action)
             await self.store.finish_action(claim, self.clock())
             log.info("slack action done: %s", done, extra={**fields, "outcome": done})
@@ -180,6 +188,26 @@ class ActionRunner:
         except Exception:  # noqa: BLE001 - one bad click must not stop the worker
             log.exception("slack action crashed", extra=fields)
             await self._failed(claim, "internal error", fields)
+
+    async def _note(self, action: Action, done: str) -> None:
+        """Put what the click changed on the timeline of the group's latest record."""
+        kind = _TIMELINE_KINDS[action.kind]
+        if not done.startswith(kind):
+            return  # a repeat of what was already so: no decision to show
+        records = await self.store.list_notifications(
+            1, receiver=action.receiver, group_key=action.group_key
+        )
+        if not records:
+            return
+        who = action.user_name or action.user_id
+        detail = {"user": action.user_id, "user_name": action.user_name, "action": action.id}
+        if action.kind is ActionKind.SILENCE:
+            detail["duration"] = format_duration(action.duration)
+        text = f"{done} by {who} from Slack"
+        if action.kind is ActionKind.SILENCE:
+            text += f" for {format_duration(action.duration)}"
+        entry = TimelineEntry(self.clock(), kind, text, detail)
+        await self.store.add_timeline([(records[0].id, entry)])
 
     async def _finish_quietly(self, claim: ActionClaim) -> None:
         with contextlib.suppress(StoreUnavailable):

@@ -128,7 +128,14 @@ async def get_notification(request: web.Request) -> web.Response:
     if record is None:
         raise BadRequest(f"no notification {nid!r} (unknown, or older than keep_records)", 404)
     timeline = await store.timeline(nid)
-    return web.json_response({**_view(record), "timeline": [e.to_dict() for e in timeline]})
+    actions = await store.group_actions(record.receiver, record.group_key)
+    return web.json_response(
+        {
+            **_view(record),
+            "timeline": [e.to_dict() for e in timeline],
+            "actions": actions.to_dict() if actions is not None else None,
+        }
+    )
 
 
 @answering
@@ -144,6 +151,9 @@ async def get_group(request: web.Request) -> web.Response:
             r.receiver,
             {"receiver": r.receiver, "state": r.state, "reason": r.reason, "latest": r.id},
         )
+    for entry in receivers.values():
+        actions = await store.group_actions(entry["receiver"], key)
+        entry["actions"] = actions.to_dict() if actions is not None else None
     return web.json_response(
         {
             "group_key": key,

@@ -162,13 +162,38 @@ _SCHEMAS: dict[str, Any] = {
             "detail": _string_map("the same facts for machines"),
         },
     },
+    "GroupActions": {
+        "type": "object",
+        "nullable": True,
+        "description": "what people did to the group from Slack: who acknowledged it and"
+        " when, who silenced it until when (the Alertmanager silence id); times in epoch"
+        " seconds, 0 for never",
+        "properties": {
+            "receiver": {"type": "string"},
+            "group_key": {"type": "string"},
+            "acked_by": {"type": "string"},
+            "acked_by_name": {"type": "string"},
+            "acked_at": {"type": "number"},
+            "silenced_by": {"type": "string"},
+            "silenced_by_name": {"type": "string"},
+            "silenced_at": {"type": "number"},
+            "silenced_until": {"type": "number"},
+            "silence_id": {"type": "string"},
+            "silence_pending": {"type": "string"},
+            "last_error": {"type": "string"},
+            "version": {"type": "integer"},
+        },
+    },
     "NotificationWithTimeline": {
         "allOf": [
             _ref("Notification"),
             {
                 "type": "object",
-                "required": ["timeline"],
-                "properties": {"timeline": {"type": "array", "items": _ref("TimelineEntry")}},
+                "required": ["timeline", "actions"],
+                "properties": {
+                    "timeline": {"type": "array", "items": _ref("TimelineEntry")},
+                    "actions": _ref("GroupActions"),
+                },
             },
         ]
     },
@@ -192,12 +217,13 @@ _SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "required": ["receiver", "state", "reason", "latest"],
+                    "required": ["receiver", "state", "reason", "latest", "actions"],
                     "properties": {
                         "receiver": {"type": "string"},
                         "state": {"type": "string"},
                         "reason": {"type": "string"},
                         "latest": {"type": "string", "description": "id of its latest record"},
+                        "actions": _ref("GroupActions"),
                     },
                 },
             },
