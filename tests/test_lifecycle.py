@@ -259,9 +259,11 @@ async def test_storm_to_one_channel_is_paced_and_folded_into_digests(
         records = [r.to_dict() for r in await svc.state.store.list_notifications(5000)]
     posts = slack.calls_to("chat.postMessage")
     times = sorted(c.at for c in posts)
-    # Never faster than the channel's pace, on average over any window of posts.
+    # Never faster than the channel's pace over any window of posts. Slots are `interval`
+    # apart; a post may reach Slack up to one slot late on a busy machine (and the next
+    # one on time), never early: six posts span at least four intervals.
     for i in range(len(times) - 5):
-        assert times[i + 5] - times[i] >= 5 * interval * 0.9
+        assert times[i + 5] - times[i] >= 4 * interval
     assert len(records) == groups
     assert all(r["state"] == "sent" for r in records)
     digested = [r for r in records if r["delivered_in"]]
