@@ -10,6 +10,7 @@ In CI (CI set) a missing Alertmanager binary is a failure; elsewhere the tests s
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -19,6 +20,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from router.alertmanager_api.client import AlertmanagerClient, Matcher
+from router.config.schema import AlertmanagerAPI
 from router.model import parse_time
 from tests.conftest import Running, running
 from tests.fakes.slack import FakeSlack, SlackMessage
@@ -147,6 +150,17 @@ async def test_silence_creates_the_alertmanager_silence_and_unsilence_expires_it
         assert abs(ends.timestamp() - (clicked + 4 * 3600)) < 60
         assert "slack.com/archives" in silence["comment"]
 
+        # A retried click finds its silence by the group's matchers, as Alertmanager
+        # filters them (and not by listing every silence it holds).
+        client = AlertmanagerClient(AlertmanagerAPI())
+        try:
+            [marker] = re.findall(r"\[alert-router [0-9a-f]{16}\]", silence["comment"])
+            ours = [Matcher("alertname", "CheckoutErrors"), Matcher("env", "prod")]
+            assert await client.find(am.url, marker, ours) == silence["id"]
+            other = [Matcher("alertname", "CheckoutErrors"), Matcher("env", 'd"ev')]
+            assert await client.find(am.url, marker, other) is None
+        finally:
+            await client.close()
         edited = await until(
             lambda: "Silenced by" in the_message(slack).visible_text() and the_message(slack)
         )

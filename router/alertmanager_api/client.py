@@ -59,8 +59,11 @@ class Silences(Protocol):
         """Create a silence; its id. Raises SilenceError."""
         ...
 
-    async def find(self, base_url: str, marker: str) -> str | None:
-        """The id of an active or pending silence whose comment holds `marker`, if any."""
+    async def find(
+        self, base_url: str, marker: str, matchers: Sequence[Matcher] = ()
+    ) -> str | None:
+        """The id of an active or pending silence with these matchers whose comment holds
+        `marker`, if any."""
         ...
 
     async def expire(self, base_url: str, silence_id: str) -> None:
@@ -173,8 +176,17 @@ class AlertmanagerClient:
                 return silence_id
         raise self._failure("creating the silence", status, data)
 
-    async def find(self, base_url: str, marker: str) -> str | None:
-        status, data = await self._request("GET", f"{base_url}/api/v2/silences")
+    async def find(
+        self, base_url: str, marker: str, matchers: Sequence[Matcher] = ()
+    ) -> str | None:
+        url = f"{base_url}/api/v2/silences"
+        # Alertmanager keeps expired silences for days: asking only for those with the
+        # group's matchers keeps the answer small however many silences it holds.
+        filters = [("filter", f"{m.name}={json.dumps(m.value)}") for m in matchers]
+        status, data = await self._request("GET", url, params=filters or None)
+        if status == 400 and filters:
+            # A label value its matcher parser will not take back: list them all.
+            status, data = await self._request("GET", url)
         if status != 200 or not isinstance(data, list):
             raise self._failure("listing silences", status, data)
         for silence in data:

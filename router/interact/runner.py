@@ -367,7 +367,7 @@ class ActionRunner:
         if not matchers:
             raise Unknown("the group has no labels to silence on")
         try:
-            found = await silences.find(base, marker)
+            found = await silences.find(base, marker, matchers)
             if found:
                 return found
             now = datetime.fromtimestamp(self.clock(), UTC)
