@@ -178,6 +178,14 @@ async def test_acknowledge_names_who_and_when_and_offers_unacknowledge(
     assert "Acknowledged by" not in message.visible_text()
     state = await group_state(service)
     assert state is not None and not state.acknowledged
+    registry = service.state.metrics.registry
+
+    def carried_out(action: str) -> Callable[[], float | None]:
+        labels = {"action": action, "outcome": "done"}
+        return lambda: registry.get_sample_value("alert_router_slack_actions_total", labels)
+
+    for action in ("ack", "unack"):
+        await until(carried_out(action))
 
 
 async def test_an_acknowledgement_shows_in_the_read_api_and_on_the_timeline(
@@ -306,6 +314,10 @@ async def test_a_click_not_signed_by_slack_is_refused_and_changes_nothing(
     assert "error" in answer and SECRET not in answer["error"]
     assert await group_state(service) is None
     assert await service.state.store.pending_actions() == 0
+    refused = service.state.metrics.registry.get_sample_value(
+        "alert_router_webhooks_rejected_total", {"source": "slack", "reason": "unauthorized"}
+    )
+    assert refused == 1
 
 
 async def test_a_click_signed_more_than_five_minutes_ago_is_refused(

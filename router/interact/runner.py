@@ -33,6 +33,7 @@ from router.notify.retry import backoff
 from router.render.text import escape_mrkdwn, format_duration
 from router.runtime import Runtime
 from router.store.protocols import Store, StoreUnavailable
+from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,10 @@ class ActionRunner:
         *,
         clock: Callable[[], float] = time.time,
         silences: Callable[[AlertmanagerAPI], Silences] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.runtime = runtime
         self.clock = clock
         self._make_silences = silences or AlertmanagerClient
@@ -165,8 +168,11 @@ class ActionRunner:
             await self._show(channel, action)
             await self.store.finish_action(claim, self.clock())
             log.info("slack action done: %s", done, extra={**fields, "outcome": done})
+            kind = _TIMELINE_KINDS[action.kind]
+            self._count(action, "done" if done.startswith(kind) else "no_op")
         except Unknown as exc:
             log.info("slack action ignored", extra={**fields, "why": str(exc)})
+            self._count(action, "ignored")
             await self._finish_quietly(claim)
         except DeliveryError as exc:
             if exc.retryable:
@@ -177,6 +183,7 @@ class ActionRunner:
                 log.warning(
                     "slack action done, message not edited", extra={**fields, "error": str(exc)}
                 )
+                self._count(action, "done")
                 await self._finish_quietly(claim)
         except Retry as exc:
             await self._failed(claim, str(exc), fields)
@@ -209,6 +216,10 @@ class ActionRunner:
         entry = TimelineEntry(self.clock(), kind, text, detail)
         await self.store.add_timeline([(records[0].id, entry)])
 
+    def _count(self, action: Action, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.slack_actions.labels(action.kind.value, outcome).inc()
+
     async def _finish_quietly(self, claim: ActionClaim) -> None:
         with contextlib.suppress(StoreUnavailable):
             await self.store.finish_action(claim, self.clock())
@@ -217,6 +228,7 @@ class ActionRunner:
         now = self.clock()
         give_up = now - claim.action.received_at >= ACTION_RETRY_FOR
         log.warning("slack action failed", extra={**fields, "error": error, "given_up": give_up})
+        self._count(claim.action, "given_up" if give_up else "retrying")
         try:
             if give_up:
                 action = claim.action

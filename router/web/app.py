@@ -78,7 +78,7 @@ def create_app(
     metrics.config_reload_time.set_to_current_time()
     add_routes(app)
     app.cleanup_ctx.append(_lifecycle)
-    setup_slack(app, the_store, lambda: app[STATE].runtime, clock)
+    setup_slack(app, the_store, lambda: app[STATE].runtime, clock, metrics)
     return app
 
 

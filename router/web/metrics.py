@@ -32,9 +32,17 @@ class Metrics:
         )
         self.webhooks_rejected = Counter(
             "alert_router_webhooks_rejected_total",
-            "Webhooks refused, by source and reason (unauthorized, bad_request, too_large, "
-            "unsupported_media_type, store_unavailable).",
+            "Webhooks refused, by source (slack for button clicks) and reason (unauthorized, "
+            "bad_request, too_large, unsupported_media_type, store_unavailable, "
+            "not_configured).",
             ["source", "reason"],
+            registry=r,
+        )
+        self.slack_actions = Counter(
+            "alert_router_slack_actions_total",
+            "Slack button clicks carried out, by action (ack, unack, silence, unsilence) and "
+            "outcome (done, no_op, ignored, retrying, given_up, failed).",
+            ["action", "outcome"],
             registry=r,
         )
         self.webhook_duration = Histogram(

@@ -32,6 +32,7 @@ from router.interact.actions import Action, ActionKind
 from router.interact.runner import ActionRunner
 from router.runtime import Runtime
 from router.store.protocols import Store, StoreUnavailable
+from router.web.metrics import Metrics
 from router.web.state import STATE
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class _ServiceClock(Clock):
 
 def _refuse(request: web.Request, status: int, reason: str, message: str) -> web.Response:
     # One line per refusal, never with the body, the signature or the secret.
+    request.app[STATE].metrics.webhooks_rejected.labels("slack", reason).inc()
     log.info(
         "request refused",
         extra={
@@ -223,9 +225,10 @@ def setup_slack(
     store: Store,
     runtime: Callable[[], Runtime],
     clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> None:
     """Mount /slack/interactions and run the worker that carries clicks out."""
-    app[RUNNER] = ActionRunner(store, runtime, clock=clock)
+    app[RUNNER] = ActionRunner(store, runtime, clock=clock, metrics=metrics)
     app.router.add_post(PATH, interactions)
     app.cleanup_ctx.append(_run_actions)
 
