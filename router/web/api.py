@@ -268,6 +268,6 @@ def add_api_routes(app: web.Application, guard: Callable[[str, Handler], Handler
     app.router.add_get("/api/v1/notifications", guard("read", list_notifications))
     app.router.add_get("/api/v1/notifications/{id:[^/]+}", guard("read", get_notification))
     app.router.add_post("/api/v1/notifications/{id:[^/]+}/retry", guard("admin", retry))
-    app.router.add_get("/api/v1/groups/{key:.+}", guard("read", get_group))
+    app.router.add_get("/api/v1/groups/{key:[\\s\\S]+}", guard("read", get_group))
     app.router.add_post("/api/v1/routes/test", guard("read", test_route))
     app.router.add_get("/api/v1/openapi.json", guard("read", openapi))
