@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 import queue
 import sqlite3
@@ -128,7 +129,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS notifications_text USING fts5(text, tokenize=
 """
 
 # The layout above; older files are brought to it by _migrate.
-_SCHEMA_VERSION = 3
+_SCHEMA_VERSION = 4
 # Finished records whose rows expire() may drop (their text and timeline go with them).
 _EXPIRED = "SELECT {} FROM notifications WHERE state != 'pending' AND updated_at < ?"
 
@@ -159,7 +160,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("DROP INDEX IF EXISTS alerts_firing")
         conn.execute("DELETE FROM alerts WHERE firing = 0")
         conn.execute("ALTER TABLE alerts DROP COLUMN firing")
-    # Version 3 added the columns the console filters on, the text index and timelines.
+    # Versions 3 and 4 added the columns the console filters on, the text index and the
+    # timeline column.
     added = [c for c in ("env", "severity", "source", "alertname") if c not in columns]
     for column in [*added, *({"timeline"} - columns)]:
         conn.execute(f"ALTER TABLE notifications ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
@@ -332,17 +334,26 @@ class SQLiteStore:
         conn.execute("COMMIT")
         return conn
 
-    def _index_text(self, conn: sqlite3.Connection) -> None:
-        """Index the queued texts (an operation of the writer thread). Indexing them in
-        batches, not with each webhook, keeps FTS5's cost per commit off the webhook path."""
+    def _index_text(self, conn: sqlite3.Connection, limit: int | None = None) -> None:
+        """Index the queued texts, the oldest `limit` of them if given (an operation of the
+        writer thread). Indexed many at a time, not one with each webhook, FTS5 costs far
+        less per record; a few at a time, no commit waits long for it."""
         if not self._unindexed:
             return
-        queued, self._unindexed = self._unindexed, {}
+        if limit is None or limit >= len(self._unindexed):
+            queued, self._unindexed = self._unindexed, {}
+        else:
+            queued = dict(itertools.islice(self._unindexed.items(), limit))
+            for nid in queued:
+                del self._unindexed[nid]
         conn.executemany(
             "INSERT INTO notifications_text (rowid, text)"
             " SELECT seq, ? FROM notifications WHERE id = ?",
             [(text, nid) for nid, text in queued.items()],
         )
+
+    def _index_chunk(self, conn: sqlite3.Connection) -> None:
+        self._index_text(conn, _TEXT_CHUNK)
 
     def _run(self, ready: Future[None]) -> None:
         try:
@@ -363,9 +374,12 @@ class SQLiteStore:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            if len(self._unindexed) >= _TEXT_CHUNK:
+                # In the same commit as the batch: no fsync of its own.
+                batch.append((self._index_chunk, Future()))
             stop = any(fn is _STOP for fn, _ in batch)
             self._run_batch(conn, [(fn, fut) for fn, fut in batch if fn is not _STOP])
-            if len(self._unindexed) >= _TEXT_BATCH or (stop and self._unindexed):
+            if stop and self._unindexed:
                 self._run_batch(conn, [(self._index_text, Future())])
             if stop:
                 for fn, fut in batch:
@@ -786,10 +800,11 @@ class SQLiteStore:
         if query.delivered_in:
             # Lets the partial index of carried records answer.
             clauses.append("n.delivered_in != ''")
-        if before is not None:
-            clauses.append("n.seq < ?")
-            params.append(before)
         text = (query.text or "").lower()
+        if before is not None:
+            # On the text index's own rowid when it drives, so it starts at the cursor.
+            clauses.append("t.rowid < ?" if len(text) >= _TRIGRAM else "n.seq < ?")
+            params.append(before)
         if text:
             # Records recorded a moment ago are found too.
             await self._call(self._index_text)
@@ -924,8 +939,9 @@ _FILTERED = (
 )
 # The trigram index answers substrings at least this long.
 _TRIGRAM = 3
-# Texts are indexed once this many wait, or when the writer has been idle this long.
-_TEXT_BATCH = 1000
+# Texts are indexed this many with a batch of writes once that many wait, and all of
+# them when the writer has been idle this long (or a text query comes).
+_TEXT_CHUNK = 64
 _TEXT_DELAY = 0.5
 
 
