@@ -216,6 +216,10 @@ def queries(records: int) -> list[tuple[str, str]]:
         ("text + env + severity", "q=diskfull&env=prod&severity=critical"),
         ("text, deep page", f"q=latency&cursor={deep}"),
         ("limit=1000", "limit=1000&env=dev"),
+        ("no match: receiver", "receiver=nobody"),
+        ("no match: text", "q=zzzzzz"),
+        ("common text + rare filter", "q=kube-state&state=dead&source=argocd"),
+        ("common text + filter matching nothing", "q=kube-state&receiver=nobody"),
     ]
 
 

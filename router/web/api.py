@@ -136,7 +136,11 @@ async def get_group(request: web.Request) -> web.Response:
     """`GET /api/v1/groups/{group key}`: every receiver's records of one group."""
     store = request.app[STATE].store
     key = request.match_info["key"]
-    page = await store.query_notifications(RecordQuery(group_key=key), GROUP_LIMIT)
+    cursor = request.query.get("cursor") or None
+    try:
+        page = await store.query_notifications(RecordQuery(group_key=key), GROUP_LIMIT, cursor)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     receivers: dict[str, dict[str, Any]] = {}
     for r in page.records:
         # Newest first: the first record of a receiver is its latest.

@@ -790,55 +790,23 @@ class SQLiteStore:
         self, query: RecordQuery, limit: int, cursor: str | None = None
     ) -> RecordPage:
         before = decode_cursor(cursor)
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column in _FILTERED:
-            value = getattr(query, column)
-            if value:
-                clauses.append(f"n.{column} = ?")
-                params.append(value)
-        if query.delivered_in:
-            # Lets the partial index of carried records answer.
-            clauses.append("n.delivered_in != ''")
+        if limit <= 0:
+            return RecordPage([], None)
+        filters = [(c, getattr(query, c)) for c in _FILTERED if getattr(query, c)]
         text = (query.text or "").lower()
-        if before is not None:
-            # On the text index's own rowid when it drives, so it starts at the cursor.
-            clauses.append("t.rowid < ?" if len(text) >= _TRIGRAM else "n.seq < ?")
-            params.append(before)
         if text:
             # Records recorded a moment ago are found too.
             await self._call(self._index_text)
-        if len(text) >= _TRIGRAM:
-            # Driven by the text index newest first, each hit's row looked up by seq.
-            source = "notifications_text t JOIN notifications n ON n.seq = t.rowid"
-            clauses.insert(0, "notifications_text MATCH ?")
-            params.insert(0, _fts_phrase(text))
-            order = "t.rowid DESC"
-        else:
-            source = "notifications n"
-            order = "n.seq DESC"
-            if text:
-                # Too short for trigrams: each row newest first is checked until the page
-                # is full (fast for common text; the API asks for 3 characters or more).
-                clauses.append(
-                    "EXISTS (SELECT 1 FROM notifications_text t WHERE t.rowid = n.seq"
-                    " AND instr(t.text, ?) > 0)"
-                )
-                params.append(text)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        # Only fixed column names and "?" placeholders are interpolated.
-        sql = f"SELECT n.* FROM {source} {where} ORDER BY {order} LIMIT ?"  # noqa: S608  # nosec B608
-        params.append(limit + 1)
 
         def fetch(conn: sqlite3.Connection) -> RecordPage:
+            by_text = len(text) >= _TRIGRAM and not _few(conn, filters)
+            sql, params = _record_sql(filters, text, before, limit + 1, by_text=by_text)
             rows = conn.execute(sql, params).fetchall()
             more = len(rows) > limit
             rows = rows[:limit]
             nxt = encode_cursor(rows[-1]["seq"]) if more and rows else None
             return RecordPage([_row_record(r) for r in rows], nxt)
 
-        if limit <= 0:
-            return RecordPage([], None)
         return await self._read(fetch)
 
     async def get_notification(self, notification_id: str) -> NotificationRecord | None:
@@ -943,6 +911,69 @@ _TRIGRAM = 3
 # them when the writer has been idle this long (or a text query comes).
 _TEXT_CHUNK = 64
 _TEXT_DELAY = 0.5
+
+
+# A filter matching at most this many records drives a text query (each record's text
+# checked by rowid): cheaper than walking the text index's matches to find them.
+_FEW = 10_000
+
+
+def _few(conn: sqlite3.Connection, filters: Sequence[tuple[str, str]]) -> bool:
+    """Whether one of `filters` matches at most _FEW records (counted on its index, and
+    never past _FEW + 1)."""
+    for column, value in filters:
+        # Only fixed column names are interpolated.
+        (n,) = conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM notifications WHERE {column} = ? LIMIT ?)",  # noqa: S608  # nosec B608
+            (value, _FEW + 1),
+        ).fetchone()
+        if n <= _FEW:
+            return True
+    return False
+
+
+def _record_sql(
+    filters: Sequence[tuple[str, str]],
+    text: str,
+    before: int | None,
+    limit: int,
+    *,
+    by_text: bool,
+) -> tuple[str, list[Any]]:
+    """The page's query: driven by the text index newest first (`by_text`), or by the
+    filters' indexes (or seq) with each record's text checked."""
+    clauses = [f"n.{column} = ?" for column, _ in filters]
+    params: list[Any] = [value for _, value in filters]
+    if any(column == "delivered_in" for column, _ in filters):
+        # Lets the partial index of carried records answer.
+        clauses.append("n.delivered_in != ''")
+    if by_text:
+        source = "notifications_text t JOIN notifications n ON n.seq = t.rowid"
+        clauses.insert(0, "notifications_text MATCH ?")
+        params.insert(0, _fts_phrase(text))
+        order = "t.rowid DESC"
+        if before is not None:
+            # On the text index's own rowid, so its walk starts at the cursor.
+            clauses.append("t.rowid < ?")
+            params.append(before)
+    else:
+        source = "notifications n"
+        order = "n.seq DESC"
+        if before is not None:
+            clauses.append("n.seq < ?")
+            params.append(before)
+        if text:
+            # Each candidate newest first checked until the page is full: a selective
+            # filter, or text too short for trigrams (the API asks for 3 or more).
+            clauses.append(
+                "EXISTS (SELECT 1 FROM notifications_text t WHERE t.rowid = n.seq"
+                " AND instr(t.text, ?) > 0)"
+            )
+            params.append(text)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    params.append(limit)
+    # Only fixed column names and "?" placeholders are interpolated.
+    return f"SELECT n.* FROM {source} {where} ORDER BY {order} LIMIT ?", params  # noqa: S608  # nosec B608
 
 
 def _fts_phrase(text: str) -> str:
