@@ -352,7 +352,7 @@ async def test_reload_applies_a_valid_file_and_keeps_the_old_one_on_error(
 async def test_each_refused_webhook_is_one_log_line_without_credentials(
     service: Running, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="router.web.handlers")
+    caplog.set_level(logging.INFO, logger="router.web")
     tried = {"Authorization": "Bearer am-secret-tokeX"}
     assert (await bad(service, payload("alertmanager_firing.json"), tried))[0] == 401
     assert (await bad(service, b"{", AUTH))[0] == 400
