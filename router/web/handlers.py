@@ -24,6 +24,7 @@ from router.web.auth import (
     guarded,
     log_refused,
 )
+from router.web.console.mount import setup_console
 from router.web.state import STATE, AppState
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ async def notifications(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    """Mount the webhooks, health, readiness, metrics, reload and the read API."""
+    """Mount the webhooks, health, readiness, metrics, reload, the read API and the console."""
     for source in SOURCES:
         app.router.add_post(f"/webhook/{source}", webhook_handler(source))
     app.router.add_get("/healthz", healthz)
@@ -186,3 +187,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/-/reload", guarded(ADMIN, reload))
     app.router.add_get("/api/v1/notifications", guarded(READ_API, notifications))
+    setup_console(app)

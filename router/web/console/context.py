@@ -1,0 +1,53 @@
+"""What every console page shows besides its own content: who is asking, what they may
+do, and the token their forms must return."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from aiohttp import web
+
+from router.store.protocols import RecordQueries
+from router.web.auth import Access, Csrf, access_of
+from router.web.state import STATE, AppState
+
+_ACCESS = "console.access"
+CSRF = web.AppKey("console.csrf", Csrf)
+
+
+def access(request: web.Request) -> Access:
+    """The request's access, worked out once per request."""
+    found = request.get(_ACCESS)
+    if isinstance(found, Access):
+        return found
+    computed = access_of(request, request.app[STATE].runtime.config.server)
+    request[_ACCESS] = computed
+    return computed
+
+
+def csrf(request: web.Request) -> Csrf:
+    """The token maker of the running config (a reload that changes secrets makes a new one)."""
+    state = request.app[STATE]
+    server = state.runtime.config.server
+    made = request.app.get(CSRF)
+    if made is None or made.server != server:
+        made = Csrf(server)
+        request.app[CSRF] = made
+    return made
+
+
+def queries(state: AppState) -> RecordQueries:
+    """The store as the console reads it."""
+    return cast(RecordQueries, state.store)
+
+
+async def common_context(request: web.Request) -> dict[str, Any]:
+    """The access banner, the user's name and, for admins, the CSRF token of every form."""
+    who = access(request)
+    state = request.app[STATE]
+    return {
+        "access": who,
+        "csrf_token": csrf(request).token(who.identity) if who.admin else "",
+        "now": state.clock(),
+        "path": request.path,
+    }

@@ -1,0 +1,41 @@
+"""Mounting the console on the service's aiohttp application."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from router.web.console import actions, pages
+from router.web.console.context import common_context
+from router.web.console.format import FILTERS
+
+_HERE = Path(__file__).parent
+STATIC = _HERE / "static"
+
+
+def setup_console(app: web.Application) -> None:
+    """Mount the console's pages, actions and stylesheet on `app`."""
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(_HERE / "templates"),
+        # Every value shown comes from alerts someone else sent: escape all of it.
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        context_processors=[common_context],
+    )
+    env.filters.update(FILTERS)
+    app.router.add_get("/", pages.root)
+    app.router.add_get("/ui", pages.root)
+    app.router.add_get("/ui/", pages.overview)
+    app.router.add_get("/ui/notifications", pages.notifications)
+    app.router.add_get("/ui/notifications/{id}", pages.notification)
+    app.router.add_get("/ui/groups/{key:.+}", pages.group)
+    app.router.add_get("/ui/routes", pages.routes)
+    app.router.add_get("/ui/digests/{id}", pages.digest)
+    app.router.add_get("/ui/login", pages.login)
+    app.router.add_post("/ui/notifications/{id}/retry", actions.retry)
+    app.router.add_post("/ui/reload", actions.reload)
+    app.router.add_static("/ui/static/", STATIC, name="console-static")
