@@ -27,6 +27,8 @@ PAGE_SIZE = 50
 MANY = 500
 # The overview lists this many of the firing alerts one by one (all are counted).
 FIRING_LISTED = 200
+# The overview's newest notifications.
+LATEST = 10
 FILTERS = ("receiver", "env", "severity", "source", "state", "reason", "q")
 STATES = ("pending", "sent", "suppressed", "failed", "dead")
 REASONS = (
@@ -153,12 +155,21 @@ async def overview(request: web.Request) -> Mapping[str, Any]:
         "last_reload_at": state.last_reload_at,
         "failed_teams": state.runtime.failed_teams,
         "reloadable": state.config_path is not None,
+        # The store keeps the firing set only for inhibition (router/ingest/intake.py).
+        "firing_tracked": bool(state.runtime.config.inhibit_rules),
     }
     if store_problem:
-        return {**context, **_firing(state, []), **_counts({}), "store_down": True}
+        return {**context, **_firing(state, []), **_counts({}), "latest": [], "store_down": True}
     firing = await state.store.firing_alerts(now)
     counted = await queries(state).count_states(now - 86400)
-    return {**context, **_firing(state, firing), **_counts(counted), "store_down": False}
+    latest = await queries(state).query_notifications(RecordQuery(), LATEST)
+    return {
+        **context,
+        **_firing(state, firing),
+        **_counts(counted),
+        "latest": [summary(r) for r in latest.records],
+        "store_down": False,
+    }
 
 
 # --- the list ---------------------------------------------------------------------------------

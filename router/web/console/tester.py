@@ -62,6 +62,8 @@ class Preview:
 
     receiver: str
     integration: str
+    # The notification's title, as every integration states it.
+    title: str = ""
     slack_lines: Sequence[str] = ()
     email_subject: str = ""
     error: str = ""
@@ -78,6 +80,10 @@ class Answer:
     # The rule and the firing alert that inhibit it, if any.
     inhibited_by: tuple[str, Mapping[str, str]] | None
     previews: Sequence[Preview] = field(default_factory=list)
+
+    @property
+    def at_text(self) -> str:
+        return self.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _slack_lines(payload: Mapping[str, Any]) -> list[str]:
@@ -110,16 +116,18 @@ def _preview(runtime: Runtime, route: RouteSettings, event: Event, at: datetime)
     )
     message = build_message(notification, "first", now=at)
     integration = receiver.integration
+    title = message.title
     if receiver.slack is not None:
-        return Preview(route.receiver, integration, _slack_lines(build_message_payload(message)))
+        lines = _slack_lines(build_message_payload(message))
+        return Preview(route.receiver, integration, title, slack_lines=lines)
     if receiver.email is not None:
         try:
             template = template_env(runtime.config.templates_dir).get_template("email.subject.j2")
             subject = oneline(template.render(message=message, now=at), MAX_SUBJECT_CHARS)
         except jinja2.TemplateError as exc:
-            return Preview(route.receiver, integration, error=f"email.subject.j2: {exc}")
-        return Preview(route.receiver, integration, email_subject=subject)
-    return Preview(route.receiver, integration)
+            return Preview(route.receiver, integration, title, error=f"email.subject.j2: {exc}")
+        return Preview(route.receiver, integration, title, email_subject=subject)
+    return Preview(route.receiver, integration, title)
 
 
 def try_route(
