@@ -240,6 +240,7 @@ class Csrf:
     shown to and the time, keyed by the configured secrets so every replica accepts them."""
 
     def __init__(self, server: ServerConfig) -> None:
+        self.server = server
         material = [b"alert-router console csrf"]
         for scope in ("api", "admin"):
             auth = server.auth.get(scope)

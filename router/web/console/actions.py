@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import logging
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from router.store.protocols import StoreUnavailable
 from router.web.auth import Rejected, log_refused, same_origin
-from router.web.console.context import access, csrf, queries
+from router.web.console.context import access, csrf, queries, render
 from router.web.state import STATE
 
 log = logging.getLogger(__name__)
@@ -18,7 +17,7 @@ log = logging.getLogger(__name__)
 
 async def _refused(request: web.Request, status: int, message: str) -> web.StreamResponse:
     log_refused(request, Rejected(status, "forbidden", message))
-    return aiohttp_jinja2.render_template(
+    return render(
         "error.html", request, {"status": status, "message": message}, status=status
     )
 

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import aiohttp_jinja2
 from aiohttp import web
 
 from router.store.protocols import RecordQueries
 from router.web.auth import Access, Csrf, access_of
 from router.web.state import STATE, AppState
 
-_ACCESS = "console.access"
+_ACCESS = web.RequestKey("console.access", Access)
 CSRF = web.AppKey("console.csrf", Csrf)
 
 
 def access(request: web.Request) -> Access:
     """The request's access, worked out once per request."""
-    found = request.get(_ACCESS)
-    if isinstance(found, Access):
-        return found
+    if _ACCESS in request:
+        return request[_ACCESS]
     computed = access_of(request, request.app[STATE].runtime.config.server)
     request[_ACCESS] = computed
     return computed
@@ -41,7 +41,16 @@ def queries(state: AppState) -> RecordQueries:
     return cast(RecordQueries, state.store)
 
 
-async def common_context(request: web.Request) -> dict[str, Any]:
+def render(
+    template: str, request: web.Request, context: dict[str, Any], status: int = 200
+) -> web.Response:
+    """`template` rendered with `context` and what every page shows."""
+    return aiohttp_jinja2.render_template(
+        template, request, {**common_context(request), **context}, status=status
+    )
+
+
+def common_context(request: web.Request) -> dict[str, Any]:
     """The access banner, the user's name and, for admins, the CSRF token of every form."""
     who = access(request)
     state = request.app[STATE]

@@ -9,7 +9,6 @@ import jinja2
 from aiohttp import web
 
 from router.web.console import actions, pages
-from router.web.console.context import common_context
 from router.web.console.format import FILTERS
 
 _HERE = Path(__file__).parent
@@ -24,7 +23,6 @@ def setup_console(app: web.Application) -> None:
         # Every value shown comes from alerts someone else sent: escape all of it.
         autoescape=True,
         undefined=jinja2.StrictUndefined,
-        context_processors=[common_context],
     )
     env.filters.update(FILTERS)
     app.router.add_get("/", pages.root)

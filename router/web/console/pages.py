@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from router.model import NotificationRecord
 from router.routing.outline import outline
 from router.store.protocols import RecordQuery, StoreUnavailable, TimelineEntry
 from router.web.auth import console_guarded
-from router.web.console.context import access, queries
+from router.web.console.context import access, queries, render
 from router.web.console.tester import BadLabels, parse_at, parse_labels, try_route
 from router.web.state import STATE, AppState
 
@@ -64,7 +63,7 @@ def _page(template: str) -> Callable[[Callable[[web.Request], Awaitable[Mapping[
                 log.exception("console page failed", extra={"path": request.path})
                 return await _error(request, 500, "This page failed; the service log says why.")
             status = int(context.get("status", 200))
-            return aiohttp_jinja2.render_template(template, request, dict(context), status=status)
+            return render(template, request, dict(context), status=status)
 
         return console_guarded(handle)
 
@@ -76,7 +75,7 @@ class _NotFound(Exception):
 
 
 async def _error(request: web.Request, status: int, message: str) -> web.StreamResponse:
-    return aiohttp_jinja2.render_template(
+    return render(
         "error.html", request, {"status": status, "message": message}, status=status
     )
 
