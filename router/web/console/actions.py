@@ -17,9 +17,7 @@ log = logging.getLogger(__name__)
 
 async def _refused(request: web.Request, status: int, message: str) -> web.StreamResponse:
     log_refused(request, Rejected(status, "forbidden", message))
-    return render(
-        "error.html", request, {"status": status, "message": message}, status=status
-    )
+    return render("error.html", request, {"status": status, "message": message}, status=status)
 
 
 async def _check(request: web.Request) -> web.StreamResponse | None:

@@ -13,7 +13,16 @@ from router.web.auth import Access, Csrf, access_of
 from router.web.state import STATE, AppState
 
 _ACCESS = web.RequestKey("console.access", Access)
-CSRF = web.AppKey("console.csrf", Csrf)
+
+
+class CsrfCache:
+    """The token maker of the running config, made again when a reload changes it."""
+
+    def __init__(self) -> None:
+        self.made: Csrf | None = None
+
+
+CSRF = web.AppKey("console.csrf", CsrfCache)
 
 
 def access(request: web.Request) -> Access:
@@ -29,11 +38,10 @@ def csrf(request: web.Request) -> Csrf:
     """The token maker of the running config (a reload that changes secrets makes a new one)."""
     state = request.app[STATE]
     server = state.runtime.config.server
-    made = request.app.get(CSRF)
-    if made is None or made.server != server:
-        made = Csrf(server)
-        request.app[CSRF] = made
-    return made
+    cache = request.app[CSRF]
+    if cache.made is None or cache.made.server != server:
+        cache.made = Csrf(server)
+    return cache.made
 
 
 def queries(state: AppState) -> RecordQueries:

@@ -75,9 +75,7 @@ class _NotFound(Exception):
 
 
 async def _error(request: web.Request, status: int, message: str) -> web.StreamResponse:
-    return render(
-        "error.html", request, {"status": status, "message": message}, status=status
-    )
+    return render("error.html", request, {"status": status, "message": message}, status=status)
 
 
 async def root(request: web.Request) -> web.StreamResponse:
