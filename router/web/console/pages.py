@@ -13,7 +13,7 @@ from aiohttp import web
 
 from router.model import NotificationRecord
 from router.routing.outline import outline
-from router.store.protocols import RecordQuery, StoreUnavailable, TimelineEntry
+from router.store.protocols import RecordPage, RecordQuery, StoreUnavailable, TimelineEntry
 from router.web.auth import console_guarded
 from router.web.console.context import access, queries, render
 from router.web.console.tester import BadLabels, parse_at, parse_labels, try_route
@@ -57,6 +57,8 @@ def _page(template: str) -> Callable[[Callable[[web.Request], Awaitable[Mapping[
                 return await _error(request, 503, f"The state store does not answer: {exc}")
             except _NotFound as exc:
                 return await _error(request, 404, str(exc))
+            except _BadRequest as exc:
+                return await _error(request, 400, str(exc))
             except web.HTTPException:
                 raise
             except Exception:  # noqa: BLE001 - a page never shows a traceback
@@ -72,6 +74,20 @@ def _page(template: str) -> Callable[[Callable[[web.Request], Awaitable[Mapping[
 
 class _NotFound(Exception):
     """The page's subject is not (or no longer) kept; the message says which."""
+
+
+class _BadRequest(Exception):
+    """A query parameter cannot be used; the message says which."""
+
+
+async def _query_page(
+    state: AppState, query: RecordQuery, limit: int, cursor: str | None
+) -> RecordPage:
+    try:
+        return await queries(state).query_notifications(query, limit, cursor)
+    except ValueError as exc:
+        # The store's word for a cursor it never gave out.
+        raise _BadRequest(f"{exc}: start again from the newest page") from None
 
 
 async def _error(request: web.Request, status: int, message: str) -> web.StreamResponse:
@@ -214,7 +230,7 @@ async def notifications(request: web.Request) -> Mapping[str, Any]:
     state = request.app[STATE]
     params = {k: request.query.get(k, "") for k in FILTERS}
     cursor = request.query.get("cursor") or None
-    page = await queries(state).query_notifications(_query(params), PAGE_SIZE, cursor)
+    page = await _query_page(state, _query(params), PAGE_SIZE, cursor)
     keep = {k: v for k, v in params.items() if v}
     return {
         "rows": [summary(r) for r in page.records],
@@ -301,7 +317,7 @@ async def group(request: web.Request) -> Mapping[str, Any]:
     state = request.app[STATE]
     key = request.match_info["key"]
     cursor = request.query.get("cursor") or None
-    page = await queries(state).query_notifications(RecordQuery(group_key=key), MANY, cursor)
+    page = await _query_page(state, RecordQuery(group_key=key), MANY, cursor)
     by_receiver: dict[str, list[dict[str, Any]]] = {}
     for record in page.records:
         by_receiver.setdefault(record.receiver, []).append(summary(record))
@@ -359,9 +375,7 @@ async def digest(request: web.Request) -> Mapping[str, Any]:
     state = request.app[STATE]
     digest_id = request.match_info["id"]
     cursor = request.query.get("cursor") or None
-    page = await queries(state).query_notifications(
-        RecordQuery(delivered_in=digest_id), MANY, cursor
-    )
+    page = await _query_page(state, RecordQuery(delivered_in=digest_id), MANY, cursor)
     if not page.records and cursor is None:
         raise _NotFound(f"No record says it went out in digest {digest_id!r}.")
     alerts: list[tuple[Mapping[str, Any], NotificationRecord]] = []
