@@ -366,3 +366,26 @@ def test_console_templates_are_shipped_with_the_package() -> None:
     assert {"base.html", "overview.html", "notifications.html"} <= {
         p.name for p in (here / "templates").iterdir()
     }
+
+
+async def test_pages_read_a_redis_store_as_they_read_sqlite(
+    redis_url: str, prefix: str, sink: WebhookSink
+) -> None:
+    config = console_config(redis_url, sink, "").model_copy(deep=True)
+    config = config.model_copy(
+        update={"state": config.state.model_copy(update={"key_prefix": prefix})}
+    )
+    async with running(config) as svc:
+        await svc.post(
+            "/webhook/alertmanager",
+            alert({"alertname": "DiskFull", "env": "prod", "severity": "critical"}, group="d"),
+        )
+        records = await settled(svc, 2)
+        _, text = await page(svc, "/ui/")
+        assert "State store (redis) answers" in text
+        assert "Firing now 1" in text
+        _, markup = await raw(svc, "/ui/notifications?receiver=audit")
+        assert re.findall(r'class="open"[^>]*>([^<]+)<', markup) == ["DiskFull"]
+        audit = next(r for r in records if r["receiver"] == "audit")
+        status, text = await page(svc, f"/ui/notifications/{audit['id']}")
+        assert status == 200 and "DiskFull to audit" in text
