@@ -95,6 +95,7 @@ async def _error(request: web.Request, status: int, message: str) -> web.StreamR
 
 
 async def root(request: web.Request) -> web.StreamResponse:
+    """`/` and `/ui` lead to the overview."""
     raise web.HTTPFound("/ui/")
 
 
@@ -152,6 +153,7 @@ async def _store_health(state: AppState) -> str:
 
 @_page("overview.html")
 async def overview(request: web.Request) -> Mapping[str, Any]:
+    """What fires now, the last 24 h in counts, the newest records, the health of each part."""
     state = request.app[STATE]
     now = state.clock()
     store_problem = await _store_health(state)
@@ -227,6 +229,7 @@ def summary(record: NotificationRecord) -> dict[str, Any]:
 
 @_page("notifications.html")
 async def notifications(request: web.Request) -> Mapping[str, Any]:
+    """The records, newest first, filtered and paged."""
     state = request.app[STATE]
     params = {k: request.query.get(k, "") for k in FILTERS}
     cursor = request.query.get("cursor") or None
@@ -282,6 +285,7 @@ async def _record(state: AppState, notification_id: str) -> NotificationRecord:
 
 @_page("notification.html")
 async def notification(request: web.Request) -> Mapping[str, Any]:
+    """One record: its alerts, route path, timeline, and where it went."""
     state = request.app[STATE]
     notification_id = request.match_info["id"]
     record = await _record(state, notification_id)
@@ -314,6 +318,7 @@ async def notification(request: web.Request) -> Mapping[str, Any]:
 
 @_page("group.html")
 async def group(request: web.Request) -> Mapping[str, Any]:
+    """Every receiver's records of one group: who was told, who was not, and why."""
     state = request.app[STATE]
     key = request.match_info["key"]
     cursor = request.query.get("cursor") or None
@@ -344,6 +349,7 @@ async def group(request: web.Request) -> Mapping[str, Any]:
 
 @_page("routes.html")
 async def routes(request: web.Request) -> Mapping[str, Any]:
+    """The route tree, and the tester's answer for `?labels=...[&at=...]`."""
     state = request.app[STATE]
     config = state.runtime.config
     files = {load.name: load.file for load in config.team_loads}
@@ -372,6 +378,7 @@ async def routes(request: web.Request) -> Mapping[str, Any]:
 
 @_page("digest.html")
 async def digest(request: web.Request) -> Mapping[str, Any]:
+    """Every alert of the records one digest carried."""
     state = request.app[STATE]
     digest_id = request.match_info["id"]
     cursor = request.query.get("cursor") or None
