@@ -331,6 +331,13 @@ class NotificationRecord:
     created_at: float
     updated_at: float
     delivered_in: str = ""
+    # The first alert's normalized labels and name, as the console filters and shows them.
+    env: str = ""
+    severity: str = ""
+    source: str = ""
+    alertname: str = ""
+    # Held until this time (epoch seconds; 0: not held).
+    not_before: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -346,4 +353,38 @@ class NotificationRecord:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "delivered_in": self.delivered_in,
+            "env": self.env,
+            "severity": self.severity,
+            "source": self.source,
+            "alertname": self.alertname,
+            "not_before": self.not_before,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One decision about one notification, for its timeline.
+
+    `kind` is one of: received, routed, held, muted, inhibited, deduplicated, enriched,
+    attempt, sent, suppressed, failed, dead, digested, retried, acknowledged,
+    unacknowledged, silenced, unsilenced. `text` is one line for people; `detail` the same
+    facts for machines (interval, rule, source alert, channel, ts, permalink, message id,
+    error, digest id, user...)."""
+
+    at: float
+    kind: str
+    text: str
+    detail: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"at": self.at, "kind": self.kind, "text": self.text, "detail": dict(self.detail)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TimelineEntry:
+        detail = data.get("detail") or {}
+        return cls(
+            at=float(data["at"]),
+            kind=str(data["kind"]),
+            text=str(data.get("text", "")),
+            detail={str(k): str(v) for k, v in detail.items()},
+        )

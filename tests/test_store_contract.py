@@ -7,6 +7,7 @@ wall clock, so a store that looked at the wall clock would fail here.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -29,9 +30,10 @@ from router.model import (
     Outcome,
     RouteSettings,
     Status,
+    TimelineEntry,
 )
 from router.store import open_store
-from router.store.protocols import DEPLOY_TTL, Store, exported_outbox_depth
+from router.store.protocols import DEPLOY_TTL, RecordQuery, Store, exported_outbox_depth
 from router.store.redis import RedisStore
 from router.store.sqlite import SQLiteStore
 from router.store.url import parse_state_url
@@ -958,3 +960,281 @@ async def test_a_database_of_the_previous_layout_opens_with_its_work(tmp_path: P
     }
     assert not {"lease_until", "lease_token"} & columns["notifications"]
     assert "firing" not in columns["alerts"]
+
+
+# -- record queries: the console's filters, pages, timelines, counts and retry ---------
+
+
+def labelled(
+    group: str,
+    *,
+    receiver: str = "r1",
+    at: float = T0,
+    source: str = "alertmanager",
+    **labels: str,
+) -> Notification:
+    """A one-alert notification with these labels (alertname X unless given)."""
+    base = notification(group, "fp-" + group, receiver=receiver, at=at)
+    event = base.events[0]
+    event = Event(
+        source=source,
+        fingerprint=event.fingerprint,
+        group_key=group,
+        status=Status.FIRING,
+        labels={"alertname": "X", **labels},
+    )
+    return Notification(base.id, base.route, group, [event], base.created_at)
+
+
+async def finish(
+    store: Store, state: DeliveryState, reason: str, *, now: float = T0 + 1, **kw: Any
+) -> None:
+    """Claim the oldest due group and end it in `state`."""
+    [claim] = await store.claim(now, 1)
+    await store.complete(claim, Outcome(state, reason, **kw), now)
+
+
+async def groups_of(store: Store, query: RecordQuery, limit: int = 100) -> list[str]:
+    return [r.group_key for r in (await store.query_notifications(query, limit)).records]
+
+
+async def test_every_filter_narrows_the_records_newest_first(store: Store) -> None:
+    await store.record([labelled("g1", env="prod", severity="critical")])
+    await store.record([labelled("g2", env="dev", severity="critical", receiver="r2")])
+    await store.record([labelled("g3", env="prod", severity="warning", source="argocd")])
+    await finish(store, DeliveryState.SENT, "first")
+    await finish(store, DeliveryState.SUPPRESSED, "muted")
+
+    assert await groups_of(store, RecordQuery()) == ["g3", "g2", "g1"]
+    assert await groups_of(store, RecordQuery(env="prod")) == ["g3", "g1"]
+    assert await groups_of(store, RecordQuery(severity="critical")) == ["g2", "g1"]
+    assert await groups_of(store, RecordQuery(receiver="r2")) == ["g2"]
+    assert await groups_of(store, RecordQuery(source="argocd")) == ["g3"]
+    assert await groups_of(store, RecordQuery(state="sent")) == ["g1"]
+    assert await groups_of(store, RecordQuery(state="pending")) == ["g3"]
+    assert await groups_of(store, RecordQuery(reason="muted")) == ["g2"]
+    assert await groups_of(store, RecordQuery(state="suppressed", reason="muted")) == ["g2"]
+    assert await groups_of(store, RecordQuery(group_key="g1")) == ["g1"]
+    assert await groups_of(store, RecordQuery(env="prod", severity="critical")) == ["g1"]
+    assert await groups_of(store, RecordQuery(env="dev", severity="warning")) == []
+
+
+async def test_records_carry_their_facets(store: Store) -> None:
+    await store.record([labelled("g1", env="prod", severity="critical", alertname="DiskFull")])
+    [record] = (await store.query_notifications(RecordQuery(), 10)).records
+    assert (record.env, record.severity, record.source, record.alertname) == (
+        "prod",
+        "critical",
+        "alertmanager",
+        "DiskFull",
+    )
+    assert await store.get_notification(record.id) == record
+    assert await store.get_notification("no-such-id") is None
+
+
+async def test_text_matches_a_substring_of_the_alertname_or_any_label_value(
+    store: Store,
+) -> None:
+    await store.record([labelled("g1", alertname="KubePodCrashLooping", pod="api-7f9")])
+    await store.record([labelled("g2", alertname="DiskFull", mountpoint="/var/Lib")])
+    await store.record([labelled("g3", alertname="CPUHigh", team="payments")])
+    assert await groups_of(store, RecordQuery(text="crashloop")) == ["g1"]
+    assert await groups_of(store, RecordQuery(text="VAR/LIB")) == ["g2"]
+    assert await groups_of(store, RecordQuery(text="api-7")) == ["g1"]
+    assert await groups_of(store, RecordQuery(text="pay")) == ["g3"]
+    assert await groups_of(store, RecordQuery(text="mountpoint")) == []  # names are not text
+    assert await groups_of(store, RecordQuery(text="k")) == ["g2", "g1"]
+    assert await groups_of(store, RecordQuery(text='a"b')) == []
+    assert await groups_of(store, RecordQuery(text="i", group_key="g2")) == ["g2"]
+
+
+async def test_pages_follow_the_cursor_to_the_oldest_record(store: Store) -> None:
+    for i in range(7):
+        await store.record([labelled(f"g{i}", env="prod" if i % 2 else "dev")])
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.query_notifications(RecordQuery(), 3, cursor)
+        seen += [r.group_key for r in page.records]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == [f"g{i}" for i in reversed(range(7))]
+
+    first = await store.query_notifications(RecordQuery(env="prod"), 2)
+    assert [r.group_key for r in first.records] == ["g5", "g3"]
+    rest = await store.query_notifications(RecordQuery(env="prod"), 2, first.next_cursor)
+    assert [r.group_key for r in rest.records] == ["g1"]
+    assert rest.next_cursor is None
+    exact = await store.query_notifications(RecordQuery(env="dev"), 4)
+    assert len(exact.records) == 4 and exact.next_cursor is None
+
+
+async def test_a_cursor_not_given_out_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="cursor"):
+        await store.query_notifications(RecordQuery(), 10, "not-a-cursor")
+
+
+async def test_a_timeline_starts_with_what_the_record_says_then_what_was_added(
+    store: Store,
+) -> None:
+    n = labelled("g1", env="prod")
+    await store.record([n])
+    await store.add_timeline([(n.id, TimelineEntry(T0 + 1, "muted", "muted by nights"))])
+    [claim] = await store.claim(T0 + 2, 1)
+    sent = TimelineEntry(T0 + 3, "sent", "sent to #ops", {"channel": "#ops", "ts": "1.2"})
+    await store.complete(
+        claim, Outcome(DeliveryState.SENT, "first"), T0 + 3, timeline=[(n.id, sent)]
+    )
+    timeline = await store.timeline(n.id)
+    assert [e.kind for e in timeline] == ["received", "routed", "muted", "sent"]
+    assert "alertmanager" in timeline[0].text
+    assert timeline[1].detail["route"] == "route"
+    assert timeline[-1] == sent
+    assert await store.timeline("no-such-id") == []
+
+
+async def test_a_released_claim_writes_its_attempt_into_the_timeline(store: Store) -> None:
+    n = labelled("g1")
+    await store.record([n])
+    [claim] = await store.claim(T0, 1)
+    attempt = TimelineEntry(T0, "attempt", "attempt 1 failed: 503", {"error": "503"})
+    await store.release(claim, T0 + 10, "503", T0, timeline=[(n.id, attempt)])
+    assert [e.kind for e in await store.timeline(n.id)] == ["received", "routed", "attempt"]
+
+
+async def test_a_held_notification_says_so_in_its_timeline(store: Store) -> None:
+    held = notification("g1", "a", not_before=T0 + 60)
+    await store.record([held])
+    kinds = [e.kind for e in await store.timeline(held.id)]
+    assert kinds == ["received", "routed", "held"]
+
+
+async def test_timeline_entries_of_unknown_records_are_not_kept(store: Store) -> None:
+    await store.add_timeline([("ghost", TimelineEntry(T0, "sent", "sent"))])
+    assert await store.timeline("ghost") == []
+
+
+async def test_timelines_and_text_expire_with_their_record(opened: Callable[..., Any]) -> None:
+    store = await opened(keep_records=100.0)
+    n = labelled("g1", alertname="Gone")
+    await store.record([n])
+    await store.add_timeline([(n.id, TimelineEntry(T0, "muted", "muted"))])
+    await finish(store, DeliveryState.SENT, "first", now=T0)
+    assert await store.expire(T0 + 101) >= 1
+    assert await store.timeline(n.id) == []
+    assert await groups_of(store, RecordQuery(text="gone")) == []
+    assert await groups_of(store, RecordQuery(state="sent")) == []
+    assert await store.count_states(T0 - 1) == {}
+
+
+async def test_counts_are_per_state_and_reason_since_a_time(store: Store) -> None:
+    # Spread over minutes, with `since` in the middle of one.
+    await store.record([labelled("g0", at=T0 - 200)])
+    await store.record([labelled("g1", at=T0 + 10)])
+    await store.record([labelled("g2", at=T0 + 20)])
+    await store.record([labelled("g3", at=T0 + 130)])
+    await store.record([labelled("g4", at=T0 + 140)])
+    await finish(store, DeliveryState.SENT, "first", now=T0 + 200)  # g0
+    await finish(store, DeliveryState.SUPPRESSED, "muted", now=T0 + 200)  # g1
+    await finish(store, DeliveryState.SUPPRESSED, "muted", now=T0 + 200)  # g2
+    await finish(store, DeliveryState.DEAD, "", error="boom", now=T0 + 200)  # g3
+    assert await store.count_states(T0 + 15) == {
+        ("suppressed", "muted"): 1,
+        ("dead", ""): 1,
+        ("pending", ""): 1,
+    }
+    assert await store.count_states(T0 - 300) == {
+        ("sent", "first"): 1,
+        ("suppressed", "muted"): 2,
+        ("dead", ""): 1,
+        ("pending", ""): 1,
+    }
+
+
+async def test_a_dead_notification_retried_is_delivered_again(store: Store) -> None:
+    n = labelled("g1", env="prod")
+    await store.record([n])
+    [claim] = await store.claim(T0, 1)
+    await store.release(claim, T0 + 1, "503", T0)
+    [claim] = await store.claim(T0 + 1, 1)
+    await store.complete(claim, Outcome(DeliveryState.DEAD, "", error="503"), T0 + 2)
+    assert await store.claim(T0 + 3, 10) == []
+
+    assert await store.retry_now(n.id, T0 + 5)
+    record = await store.get_notification(n.id)
+    assert record is not None
+    assert (record.state, record.attempts) == ("pending", 0)
+    assert await store.pending_count() == 1
+    assert await groups_of(store, RecordQuery(state="dead")) == []
+    assert await groups_of(store, RecordQuery(state="pending")) == ["g1"]
+    assert await store.count_states(T0 - 1) == {("pending", ""): 1}
+    [claim] = await store.claim(T0 + 5, 10)
+    assert claim.ids == [n.id] and claim.attempts == 0
+    await store.complete(claim, Outcome(DeliveryState.SENT, "first"), T0 + 6)
+    assert [e.kind for e in await store.timeline(n.id)][-1] == "retried"
+
+
+async def test_only_failed_or_dead_notifications_are_retried(store: Store) -> None:
+    n = labelled("g1")
+    await store.record([n])
+    assert not await store.retry_now(n.id, T0)  # pending
+    await finish(store, DeliveryState.SENT, "first")
+    assert not await store.retry_now(n.id, T0 + 2)
+    assert not await store.retry_now("no-such-id", T0 + 2)
+    assert await store.pending_count() == 0
+
+
+async def test_a_retry_of_a_group_being_delivered_waits_for_that_delivery(store: Store) -> None:
+    old = labelled("g1")
+    await store.record([old])
+    await finish(store, DeliveryState.FAILED, "", error="400")
+    await store.record([labelled("g1")])
+    [claim] = await store.claim(T0 + 2, 10)
+    assert await store.retry_now(old.id, T0 + 3)
+    assert await store.claim(T0 + 3, 10) == []  # the group is held by the claim
+    await store.complete(claim, Outcome(DeliveryState.SENT, "first"), T0 + 4)
+    [again] = await store.claim(T0 + 4, 10)
+    assert again.ids == [old.id]
+
+
+async def test_a_database_of_layout_2_gets_its_records_indexed_for_the_console(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "v2.db")
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        CREATE TABLE notifications (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+            receiver TEXT NOT NULL, group_key TEXT NOT NULL, route TEXT NOT NULL,
+            events TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+            state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+            attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',
+            next_attempt_at REAL NOT NULL, delivered_in TEXT NOT NULL DEFAULT '',
+            not_before REAL NOT NULL DEFAULT 0
+        );
+        PRAGMA user_version = 2;
+        """
+    )
+    event = labelled("g1", env="prod", severity="critical", alertname="OldAlert").events[0]
+    route = '{"receiver":"r1","path":"route","repeat_interval":3600.0,"send_resolved":true}'
+    conn.execute(
+        "INSERT INTO notifications (id, receiver, group_key, route, events, created_at,"
+        " updated_at, state, reason, next_attempt_at) VALUES ('n1', 'r1', 'g1', ?, ?, ?, ?,"
+        " 'sent', 'first', 0)",
+        (route, json.dumps([event.to_dict()]), T0, T0),
+    )
+    conn.commit()
+    conn.close()
+
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert await groups_of(store, RecordQuery(env="prod", severity="critical")) == ["g1"]
+        assert await groups_of(store, RecordQuery(text="oldal")) == ["g1"]
+        assert await store.count_states(T0) == {("sent", "first"): 1}
+        await store.record([labelled("g2", env="prod")])
+        assert await groups_of(store, RecordQuery(env="prod")) == ["g2", "g1"]
+    finally:
+        await store.close()

@@ -26,7 +26,15 @@ from dataclasses import dataclass
 
 from router.channels.base import DeliveryError
 from router.enrich.deploys import DeployCorrelator
-from router.model import AlertState, Claim, DeliveryState, Deploy, Notification, Outcome
+from router.model import (
+    AlertState,
+    Claim,
+    DeliveryState,
+    Deploy,
+    Notification,
+    Outcome,
+    TimelineEntry,
+)
 from router.notify.firing import FiringAlerts
 from router.notify.health import DeliveryHealth
 from router.notify.pacing import Pacer
@@ -92,8 +100,15 @@ class PatientOutbox:
             await asyncio.sleep(pause)
             pause = min(pause * 2, RECORD_RETRY_MAX)
 
-    async def complete(self, claim: Claim, outcome: Outcome, now: float) -> None:
-        await self._patiently(lambda: self._store.complete(claim, outcome, now))
+    async def complete(
+        self,
+        claim: Claim,
+        outcome: Outcome,
+        now: float,
+        *,
+        timeline: Sequence[tuple[str, TimelineEntry]] = (),
+    ) -> None:
+        await self._patiently(lambda: self._store.complete(claim, outcome, now, timeline=timeline))
 
     async def release(
         self,
@@ -103,9 +118,12 @@ class PatientOutbox:
         now: float,
         *,
         attempted: bool = True,
+        timeline: Sequence[tuple[str, TimelineEntry]] = (),
     ) -> None:
         await self._patiently(
-            lambda: self._store.release(claim, next_attempt_at, error, now, attempted=attempted)
+            lambda: self._store.release(
+                claim, next_attempt_at, error, now, attempted=attempted, timeline=timeline
+            )
         )
 
     # The rest is the store's, unchanged.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from router.model import (
@@ -19,6 +19,7 @@ from router.model import (
     Notification,
     NotificationRecord,
     Outcome,
+    TimelineEntry,
 )
 
 # Deploys are kept this long by every store; correlation windows are minutes to hours.
@@ -48,6 +49,50 @@ def events_json(notifications: Sequence[Notification]) -> list[str]:
             parts.append(text)
         out.append("[" + ",".join(parts) + "]")
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Facets:
+    """What the record queries filter on, taken from a notification when it is recorded:
+    its first alert's env, severity, source and alertname, and `text`, every distinct
+    label value of every alert, lowercased, one per line (the free-text search's haystack)."""
+
+    env: str
+    severity: str
+    source: str
+    alertname: str
+    text: str
+
+
+def facets(notification: Notification) -> Facets:
+    """The facets of one notification (see Facets)."""
+    first = notification.events[0].labels if notification.events else {}
+    values: dict[str, None] = {}
+    for event in notification.events:
+        for value in event.labels.values():
+            if value:
+                values[value.lower()] = None
+    return Facets(
+        env=first.get("env", ""),
+        severity=first.get("severity", ""),
+        source=notification.events[0].source if notification.events else "",
+        alertname=first.get("alertname", ""),
+        text="\n".join(values),
+    )
+
+
+def encode_cursor(seq: int) -> str:
+    """The opaque cursor after the record numbered `seq` (both stores number records)."""
+    return f"s{seq}"
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """The record number a cursor points after; ValueError when it is not a cursor."""
+    if cursor is None or cursor == "":
+        return None
+    if not cursor.startswith("s") or not cursor[1:].isdigit() or len(cursor) > 24:
+        raise ValueError("cursor: not a cursor this service gave out")
+    return int(cursor[1:])
 
 
 class StoreUnavailable(Exception):
@@ -93,17 +138,26 @@ class Outbox(Protocol):
         now: float,
         *,
         attempted: bool = True,
+        timeline: Sequence[tuple[str, TimelineEntry]] = (),
     ) -> None:
         """Give a claim back until `next_attempt_at`: a transient failure (an attempt is
         counted and `error` kept) or, with `attempted` false, a claim taken before its
         notifications' hold ended. Notifications recorded meanwhile are due by their own
-        holds."""
+        holds. `timeline` entries are added in the same write (only while the claim holds)."""
         ...
 
-    async def complete(self, claim: Claim, outcome: Outcome, now: float) -> None:
-        """Finish a claim: final state, reason and the notification log entry, atomically.
-        Every notification of the claim but the newest points at the newest
-        (`delivered_in`), unless the outcome names the record that carried them."""
+    async def complete(
+        self,
+        claim: Claim,
+        outcome: Outcome,
+        now: float,
+        *,
+        timeline: Sequence[tuple[str, TimelineEntry]] = (),
+    ) -> None:
+        """Finish a claim: final state, reason and the notification log entry, atomically,
+        with `timeline` entries in the same write. Every notification of the claim but the
+        newest points at the newest (`delivered_in`), unless the outcome names the record
+        that carried them."""
         ...
 
     async def pending_count(self) -> int:
@@ -188,25 +242,6 @@ class RecordPage:
     next_cursor: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TimelineEntry:
-    """One decision about one notification, for its timeline.
-
-    `kind` is one of: received, routed, held, muted, inhibited, deduplicated, enriched,
-    attempt, sent, suppressed, failed, dead, digested, retried, acknowledged,
-    unacknowledged, silenced, unsilenced. `text` is one line for people; `detail` the same
-    facts for machines (interval, rule, source alert, channel, ts, permalink, message id,
-    error, digest id, user...)."""
-
-    at: float
-    kind: str
-    text: str
-    detail: Mapping[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, object]:
-        return {"at": self.at, "kind": self.kind, "text": self.text, "detail": dict(self.detail)}
-
-
 class RecordQueries(Protocol):
     """What the console and the read API ask of the delivery records: filtered pages that
     stay fast over a million records (indexed, no full scans), one record, its timeline,
@@ -215,7 +250,9 @@ class RecordQueries(Protocol):
     async def query_notifications(
         self, query: RecordQuery, limit: int, cursor: str | None = None
     ) -> RecordPage:
-        """Records matching `query`, newest first, at most `limit`, older than `cursor`."""
+        """Records matching `query`, newest first, at most `limit`, older than `cursor`
+        (ValueError if it is not one this store gave). A page may be short while
+        `next_cursor` is set: a store may bound how many records one call examines."""
         ...
 
     async def get_notification(self, notification_id: str) -> NotificationRecord | None:
@@ -286,6 +323,7 @@ class Store(
     AlertStates,
     DeployHistory,
     DeliveryRecords,
+    RecordQueries,
     ChannelBudget,
     Housekeeping,
     Protocol,

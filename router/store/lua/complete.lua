@@ -1,7 +1,7 @@
 -- Finish a claim: each notification's final state, and the group's log entry, at once;
 -- nothing if the lease is no longer the claim's. ARGV: prefix, gid, token, now, state,
 -- reason, error, attempted (0/1), delivered_in, record TTL, log entry, its TTL, its
--- expiry, then the claim's ids, oldest first.
+-- expiry, timeline entries (JSON [[id, entry], ...]), then the claim's ids, oldest first.
 local P, gid, token, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local state, reason, err, attempted = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
 local delivered_in, record_ttl = ARGV[9], tonumber(ARGV[10])
@@ -11,10 +11,20 @@ local lease = P .. 'lease:' .. gid
 if redis.call('GET', lease) ~= token then return 0 end
 local q = P .. 'q:' .. gid
 local latest = ARGV[#ARGV]
-for k = 14, #ARGV do
+for _, pair in ipairs(cjson.decode(ARGV[14])) do
+  redis.call('RPUSH', P .. 'tl:' .. pair[1], pair[2])
+end
+for k = 15, #ARGV do
   local id = ARGV[k]
   local nkey = P .. 'n:' .. id
   if redis.call('HGET', nkey, 'state') == 'pending' then
+    local seq = redis.call('HGET', nkey, 'seq') or 0
+    redis.call('ZREM', P .. 'recs:st:pending', id)
+    index_add(P .. 'recs:st:' .. state, seq, id, record_ttl)
+    if reason ~= '' then index_add(P .. 'recs:re:' .. reason, seq, id, record_ttl) end
+    stats_move(P, redis.call('HGET', nkey, 'created_at'), 'pending|', state .. '|' .. reason,
+      record_ttl)
+    redis.call('EXPIRE', P .. 'tl:' .. id, record_ttl)
     -- Webhooks folded into the newest one point at the record that carried them.
     local carrier = delivered_in
     if carrier == '' and id ~= latest then carrier = latest end

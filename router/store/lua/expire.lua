@@ -27,13 +27,23 @@ for _, member in ipairs(due(P .. 'deploys:x', '(' .. deploys_before)) do
 end
 for _, id in ipairs(due(P .. 'done', '(' .. records_before)) do
   local nkey = P .. 'n:' .. id
-  local f = redis.call('HMGET', nkey, 'receiver', 'group_key', 'delivered_in')
+  local f = redis.call('HMGET', nkey, 'receiver', 'group_key', 'delivered_in', 'env',
+    'severity', 'source', 'state', 'reason', 'created_at')
   if f[1] then
     redis.call('ZREM', P .. 'recs:r:' .. f[1], id)
     redis.call('ZREM', P .. 'recs:k:' .. f[2], id)
     if f[3] and f[3] ~= '' then redis.call('ZREM', P .. 'recs:in:' .. f[3], id) end
+    if f[4] then
+      redis.call('ZREM', P .. 'recs:e:' .. f[4], id)
+      redis.call('ZREM', P .. 'recs:v:' .. f[5], id)
+      redis.call('ZREM', P .. 'recs:s:' .. f[6], id)
+    end
+    redis.call('ZREM', P .. 'recs:st:' .. f[7], id)
+    if f[8] and f[8] ~= '' then redis.call('ZREM', P .. 'recs:re:' .. f[8], id) end
+    redis.call('ZREM', P .. 'recs:c', id)
+    stats_move(P, f[9], f[7] .. '|' .. (f[8] or ''), nil, 0)
   end
-  redis.call('DEL', nkey)
+  redis.call('DEL', nkey, P .. 'tl:' .. id)
   redis.call('ZREM', P .. 'recs', id)
   redis.call('ZREM', P .. 'done', id)
 end

@@ -1,6 +1,6 @@
 -- Record one webhook: its notifications (pending, queued per group), alert states and
 -- deploys. ARGV: prefix, #notifications, #alerts, #deploys, index TTL, deploy TTL, then
--- 8 values per notification, 5 per alert state, 5 per deploy.
+-- 13 values per notification, 5 per alert state, 5 per deploy.
 local P = ARGV[1]
 local n, na, nd = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local index_ttl, deploy_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -13,7 +13,9 @@ for _ = 1, n do
   local route, events, created = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local held_until = ARGV[i + 7]
   local not_before = tonumber(held_until)
-  i = i + 8
+  local env, severity, source, alertname, text =
+    ARGV[i + 8], ARGV[i + 9], ARGV[i + 10], ARGV[i + 11], ARGV[i + 12]
+  i = i + 13
   local nkey = P .. 'n:' .. id
   -- A client retrying after a lost reply must not queue the notification twice.
   if redis.call('EXISTS', nkey) == 0 then
@@ -22,7 +24,8 @@ for _ = 1, n do
       'route', route, 'events', events, 'created_at', created, 'updated_at', created,
       'state', 'pending', 'reason', '', 'attempts', 0, 'last_error', '',
       'next_attempt_at', held_until, 'delivered_in', '', 'seq', seq,
-      'not_before', held_until)
+      'not_before', held_until, 'env', env, 'severity', severity, 'source', source,
+      'alertname', alertname, 'text', text)
     redis.call('RPUSH', P .. 'q:' .. gid, id)
     -- A leased group stays leased; otherwise new work supersedes a retry's backoff, and
     -- a notification on hold makes the group due no later than its hold's end.
@@ -35,10 +38,14 @@ for _ = 1, n do
         if not due or due > not_before then redis.call('ZADD', P .. 'due', not_before, gid) end
       end
     end
-    for _, idx in ipairs({P .. 'recs', P .. 'recs:r:' .. receiver, P .. 'recs:k:' .. group_key}) do
+    for _, idx in ipairs({P .. 'recs', P .. 'recs:r:' .. receiver, P .. 'recs:k:' .. group_key,
+        P .. 'recs:e:' .. env, P .. 'recs:v:' .. severity, P .. 'recs:s:' .. source,
+        P .. 'recs:st:pending'}) do
       redis.call('ZADD', idx, seq, id)
       redis.call('EXPIRE', idx, index_ttl)
     end
+    index_add(P .. 'recs:c', created, id, index_ttl)
+    stats_move(P, created, nil, 'pending|', index_ttl)
     redis.call('INCR', P .. 'pending')
   end
 end

@@ -22,6 +22,13 @@ JSON `[receiver, group_key]`):
 - `P recs`, `P recs:r:<receiver>`, `P recs:k:<group_key>` zsets of notification ids by seq,
   for `list_notifications` newest first; `P done` zset of finished ids by finish time, for
   `expire()`. All trimmed by `expire()`, and each has a TTL refreshed on write.
+- For the console's queries, also zsets of ids by seq per value: `P recs:e:<env>`,
+  `recs:v:<severity>`, `recs:s:<source>`, `recs:st:<state>`, `recs:re:<reason>` (moved by
+  every state change); `P recs:c` ids by creation time; `P stats:<minute>` hashes of
+  "state|reason" -> count by creation minute, listed in the `P stats` zset (summed by
+  `count_states`); `P tl:<id>` list of a record's timeline entries, expiring with it. The
+  notification hash keeps `text` (lowercased label values) for the free-text search, which
+  a script checks on each record of the smallest index that applies.
 - `P alerts` hash fingerprint -> labels of firing alerts (a resolve deletes the alert),
   `P alerts:x` zset by expiry, `P alerts:gen` a counter bumped whenever a record changes
   the firing set (so every replica's cached copy is checked with one GET).
@@ -97,6 +104,7 @@ from router.model import (
     NotificationRecord,
     Outcome,
     RouteSettings,
+    TimelineEntry,
 )
 from router.secrets import redact_url
 from router.store.protocols import (
@@ -104,9 +112,15 @@ from router.store.protocols import (
     DEFAULT_LEASE,
     DEPLOY_TTL,
     ROLE_TERM,
+    RecordPage,
+    RecordQuery,
     StoreUnavailable,
+    decode_cursor,
+    encode_cursor,
     events_json,
+    facets,
 )
+from router.store.records import synthesized_timeline
 from router.store.url import SENTINEL_SCHEME, parse_state_url
 
 # Key TTLs are a safety net behind expire() and the scripts' own times: give them room.
@@ -133,16 +147,34 @@ _OUTAGE_ERRORS = ("OOM", "MISCONF", "READONLY", "LOADING", "MASTERDOWN", "NOREPL
 
 # Each script, and the shared Lua it starts with (router/store/lua/<name>.lua).
 _SCRIPTS: Mapping[str, tuple[str, ...]] = {
-    "record": (),
+    "record": ("records",),
     "claim": (),
     "release": ("requeue",),
-    "complete": ("requeue",),
+    "complete": ("requeue", "records"),
     "give_back": ("requeue",),
     "renew": (),
-    "expire": (),
+    "expire": ("records",),
     "firing": (),
     "lead": (),
     "pace": (),
+    "query": (),
+    "timeline": (),
+    "counts": (),
+    "retry": ("requeue", "records"),
+}
+# Records one query call examines at most: a page of a rare combination of filters over
+# millions of records comes back short, with a cursor to go on, instead of blocking Redis.
+_QUERY_BUDGET = 20_000
+# RecordQuery fields: the index of records with that value, and the hash field.
+_INDEXES = {
+    "receiver": "recs:r:",
+    "group_key": "recs:k:",
+    "delivered_in": "recs:in:",
+    "env": "recs:e:",
+    "severity": "recs:v:",
+    "source": "recs:s:",
+    "state": "recs:st:",
+    "reason": "recs:re:",
 }
 # A destination's slot key outlives its last post by this much (slots are seconds apart).
 _PACE_KEY_TTL_MS = 3_600_000
@@ -383,7 +415,8 @@ class RedisStore:
             _ttl(self.keep_records + INDEX_MARGIN),
             _ttl(DEPLOY_TTL + TTL_MARGIN),
         ]
-        for n, events in zip(notifications, events_json(notifications), strict=True):
+        found = [facets(n) for n in notifications]
+        for n, events, f in zip(notifications, events_json(notifications), found, strict=True):
             created = _num(n.created_at.timestamp())
             args += [
                 n.id,
@@ -394,6 +427,11 @@ class RedisStore:
                 events,
                 created,
                 _num(n.not_before),
+                f.env,
+                f.severity,
+                f.source,
+                f.alertname,
+                f.text,
             ]
         for a in alerts:
             args += [
@@ -516,6 +554,7 @@ class RedisStore:
         now: float,
         *,
         attempted: bool = True,
+        timeline: Sequence[tuple[str, TimelineEntry]] = (),
     ) -> None:
         """Give the claim back until `next_attempt_at`, if it still holds the lease."""
         gid = _gid(claim.receiver, claim.group_key)
@@ -530,6 +569,7 @@ class RedisStore:
                     error,
                     _num(now),
                     1 if attempted else 0,
+                    _timeline_json(timeline),
                     *claim.ids,
                 ],
             )
@@ -542,7 +582,14 @@ class RedisStore:
         finally:
             self._finishing.discard(claim.token)
 
-    async def complete(self, claim: Claim, outcome: Outcome, now: float) -> None:
+    async def complete(
+        self,
+        claim: Claim,
+        outcome: Outcome,
+        now: float,
+        *,
+        timeline: Sequence[tuple[str, TimelineEntry]] = (),
+    ) -> None:
         """Finish the claim and write its log entry in one script; a no-op once the lease
         was taken over or the claim already completed."""
         attempted = 1 if outcome.state is not DeliveryState.SUPPRESSED else 0
@@ -566,6 +613,7 @@ class RedisStore:
             entry,
             entry_ttl,
             entry_expires,
+            _timeline_json(timeline),
             *claim.ids,
         ]
         with self._finishing_claim(claim):
@@ -668,44 +716,115 @@ class RedisStore:
     ) -> list[NotificationRecord]:
         """Recent notification records, newest first, optionally of one receiver/group or
         those another record (a digest) carried."""
-        if delivered_in:
-            index = f"{self.prefix}recs:in:{delivered_in}"
-        elif group_key:
-            index = f"{self.prefix}recs:k:{group_key}"
-        elif receiver:
-            index = f"{self.prefix}recs:r:{receiver}"
-        else:
-            index = f"{self.prefix}recs"
-        # Filters the chosen index does not apply are applied to each record read.
-        post_filtered = sum(bool(x) for x in (delivered_in, group_key, receiver)) > 1
-        client = self._redis
+        query = RecordQuery(receiver=receiver, group_key=group_key, delivered_in=delivered_in)
         records: list[NotificationRecord] = []
-        stale: list[str] = []
-        start = 0
-        with self._guard("list_notifications"):
-            while len(records) < limit:
-                page = max(limit - len(records), _LIST_PAGE if post_filtered else 1)
-                ids = [str(i) for i in await client.zrevrange(index, start, start + page - 1)]
-                if not ids:
-                    break
-                start += len(ids)
-                async with client.pipeline(transaction=False) as pipe:
-                    for nid in ids:
-                        pipe.hgetall(f"{self.prefix}n:{nid}")
-                    rows: list[dict[str, str]] = await pipe.execute()
-                for nid, row in zip(ids, rows, strict=True):
-                    if not row:
-                        # Its hash outlived its TTL before expire() ran: drop the index entry.
-                        stale.append(nid)
-                    elif receiver and row["receiver"] != receiver:
-                        continue
-                    elif group_key and row["group_key"] != group_key:
-                        continue
-                    elif len(records) < limit:
-                        records.append(_record(nid, row))
-            if stale:
-                await client.zrem(index, *stale)
+        cursor = None
+        # Callers of this older form expect full pages: go on past the examine budget.
+        while len(records) < limit:
+            page = await self.query_notifications(query, limit - len(records), cursor)
+            records += page.records
+            cursor = page.next_cursor
+            if cursor is None:
+                break
         return records
+
+    async def query_notifications(
+        self, query: RecordQuery, limit: int, cursor: str | None = None
+    ) -> RecordPage:
+        """Records matching `query` newest first, from the smallest index that applies,
+        the other filters checked on each record by one script (at most _QUERY_BUDGET
+        examined per call)."""
+        before = decode_cursor(cursor)
+        if limit <= 0:
+            return RecordPage([], None)
+        indexes: list[str] = []
+        pairs: list[str] = []
+        for name, index in _INDEXES.items():
+            value = getattr(query, name)
+            if value:
+                indexes.append(f"{self.prefix}{index}{value}")
+                pairs += [name, value]
+        if not indexes:
+            indexes.append(f"{self.prefix}recs")
+        args: list[str | int | float] = [
+            "" if before is None else before,
+            limit,
+            _QUERY_BUDGET,
+            (query.text or "").lower(),
+            len(indexes),
+            *indexes,
+            *pairs,
+        ]
+        found = await self._run("query", args)
+        nxt = str(found[0]) if found[0] else None
+        ids = [str(i) for i in found[1:]]
+        rows = await self._rows(ids, "query_notifications")
+        records = [_record(nid, row) for nid, row in zip(ids, rows, strict=True) if row]
+        return RecordPage(records, encode_cursor(int(float(nxt))) if nxt else None)
+
+    async def _rows(self, ids: Sequence[str], what: str) -> list[dict[str, str]]:
+        if not ids:
+            return []
+        client = self._redis
+        with self._guard(what):
+            async with client.pipeline(transaction=False) as pipe:
+                for nid in ids:
+                    pipe.hgetall(f"{self.prefix}n:{nid}")
+                rows: list[dict[str, str]] = await pipe.execute()
+        return rows
+
+    async def get_notification(self, notification_id: str) -> NotificationRecord | None:
+        """One record by id, if it is kept."""
+        [row] = await self._rows([notification_id], "get_notification")
+        return _record(notification_id, row) if row else None
+
+    async def timeline(self, notification_id: str) -> list[TimelineEntry]:
+        """The record's own entries (received, routed, held), then those stored, by time."""
+        client = self._redis
+        with self._guard("timeline"):
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.hgetall(f"{self.prefix}n:{notification_id}")
+                pipe.lrange(f"{self.prefix}tl:{notification_id}", 0, -1)
+                row, raw = await pipe.execute()
+        if not row:
+            return []
+        stored = [TimelineEntry.from_dict(json.loads(e)) for e in raw]
+        first = synthesized_timeline(_record(notification_id, row))
+        return sorted([*first, *stored], key=lambda e: e.at)
+
+    async def add_timeline(self, entries: Sequence[tuple[str, TimelineEntry]]) -> None:
+        """Append entries to records that exist, each list expiring with its record."""
+        if entries:
+            args = [x for nid, e in entries for x in (nid, _dumps(e.to_dict()))]
+            await self._run("timeline", args)
+
+    async def count_states(self, since: float) -> Mapping[tuple[str, str], int]:
+        """Per (state, reason), the records created since `since`, from per-minute counts."""
+        flat = await self._run("counts", [_num(since)])
+        out: dict[tuple[str, str], int] = {}
+        for k in range(0, len(flat), 2):
+            state, _, reason = str(flat[k]).partition("|")
+            out[(state, reason)] = int(flat[k + 1])
+        return out
+
+    async def retry_now(self, notification_id: str, now: float) -> bool:
+        """A failed or dead record pending again and due now, in one script."""
+        entry = TimelineEntry(now, "retried", "retried now by an admin: pending, attempts reset")
+        done = await self._run(
+            "retry",
+            [
+                notification_id,
+                _num(now),
+                _dumps(entry.to_dict()),
+                _ttl(self.keep_records + INDEX_MARGIN),
+            ],
+        )
+        return bool(done)
+
+
+def _timeline_json(entries: Sequence[tuple[str, TimelineEntry]]) -> str:
+    # An empty table encodes as {} in Lua's cjson and decodes back the same: ipairs skips it.
+    return _dumps([[nid, _dumps(e.to_dict())] for nid, e in entries])
 
 
 def _record(nid: str, row: Mapping[str, str]) -> NotificationRecord:
@@ -723,4 +842,9 @@ def _record(nid: str, row: Mapping[str, str]) -> NotificationRecord:
         created_at=float(row["created_at"]),
         updated_at=float(row["updated_at"]),
         delivered_in=row["delivered_in"],
+        env=row.get("env", ""),
+        severity=row.get("severity", ""),
+        source=row.get("source", ""),
+        alertname=row.get("alertname", ""),
+        not_before=float(row.get("not_before") or 0),
     )

@@ -8,6 +8,7 @@ many webhooks and the event loop never blocks on disk.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import queue
 import sqlite3
@@ -15,7 +16,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,14 +32,22 @@ from router.model import (
     NotificationRecord,
     Outcome,
     RouteSettings,
+    TimelineEntry,
 )
 from router.store.protocols import (
     DEFAULT_KEEP_RECORDS,
     DEFAULT_LEASE,
     DEPLOY_TTL,
+    Facets,
+    RecordPage,
+    RecordQuery,
     StoreUnavailable,
+    decode_cursor,
+    encode_cursor,
     events_json,
+    facets,
 )
+from router.store.records import synthesized_timeline
 from router.store.sqlite.pending import PendingIndex
 
 T = TypeVar("T")
@@ -59,7 +68,11 @@ CREATE TABLE IF NOT EXISTS notifications (
     last_error TEXT NOT NULL DEFAULT '',
     next_attempt_at REAL NOT NULL,
     delivered_in TEXT NOT NULL DEFAULT '',
-    not_before REAL NOT NULL DEFAULT 0
+    not_before REAL NOT NULL DEFAULT 0,
+    env TEXT NOT NULL DEFAULT '',
+    severity TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL DEFAULT '',
+    alertname TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS notifications_due
     ON notifications (next_attempt_at) WHERE state = 'pending';
@@ -97,8 +110,34 @@ CREATE INDEX IF NOT EXISTS deploys_namespace ON deploys (namespace, at);
 """
 
 
+# What the record queries need; created after _migrate has added the columns it indexes.
+# Every filter is an index ending in seq, so a page newest first reads only its rows; the
+# free-text search is an FTS5 trigram index (substrings of 3+ characters) keyed by seq.
+_RECORDS_SCHEMA = """
+CREATE INDEX IF NOT EXISTS notifications_receiver ON notifications (receiver, seq);
+CREATE INDEX IF NOT EXISTS notifications_group_key ON notifications (group_key, seq);
+CREATE INDEX IF NOT EXISTS notifications_env ON notifications (env, seq);
+CREATE INDEX IF NOT EXISTS notifications_severity ON notifications (severity, seq);
+CREATE INDEX IF NOT EXISTS notifications_source ON notifications (source, seq);
+CREATE INDEX IF NOT EXISTS notifications_state ON notifications (state, seq);
+CREATE INDEX IF NOT EXISTS notifications_reason ON notifications (reason, seq);
+CREATE INDEX IF NOT EXISTS notifications_created ON notifications (created_at, state, reason);
+CREATE VIRTUAL TABLE IF NOT EXISTS notifications_text USING fts5(text, tokenize='trigram');
+CREATE TABLE IF NOT EXISTS timeline (
+    seq INTEGER PRIMARY KEY,
+    notification_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timeline_notification ON timeline (notification_id, seq);
+"""
+
 # The layout above; older files are brought to it by _migrate.
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
+# Finished records whose rows expire() may drop (their text and timeline go with them).
+_EXPIRED = "SELECT {} FROM notifications WHERE state != 'pending' AND updated_at < ?"
 
 _BATCH = 256
 # Notification-log entries kept in memory (write-through; misses are cached too).
@@ -127,8 +166,44 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("DROP INDEX IF EXISTS alerts_firing")
         conn.execute("DELETE FROM alerts WHERE firing = 0")
         conn.execute("ALTER TABLE alerts DROP COLUMN firing")
+    # Version 3 added the columns the console filters on, the text index and timelines.
+    added = [c for c in ("env", "severity", "source", "alertname") if c not in columns]
+    for column in added:
+        conn.execute(f"ALTER TABLE notifications ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+    _create_records_schema(conn)
+    if added:
+        _backfill_facets(conn)
     conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
     conn.execute("COMMIT")
+
+
+def _create_records_schema(conn: sqlite3.Connection) -> None:
+    # One statement at a time: executescript would commit the migration's transaction.
+    for statement in _RECORDS_SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _backfill_facets(conn: sqlite3.Connection) -> None:
+    """Fill the facet columns and the text index of records written before they existed."""
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT * FROM notifications WHERE seq > ? ORDER BY seq LIMIT 1000", (last,)
+        ).fetchall()
+        if not rows:
+            return
+        last = rows[-1]["seq"]
+        found = [(row["seq"], facets(_row_notification(row))) for row in rows]
+        conn.executemany(
+            "UPDATE notifications SET env = ?, severity = ?, source = ?, alertname = ?"
+            " WHERE seq = ?",
+            [(f.env, f.severity, f.source, f.alertname, seq) for seq, f in found],
+        )
+        conn.executemany(
+            "INSERT INTO notifications_text (rowid, text) VALUES (?, ?)",
+            [(seq, f.text) for seq, f in found],
+        )
 
 
 def _route_json(route: RouteSettings) -> str:
@@ -146,15 +221,19 @@ def _row_notification(row: sqlite3.Row) -> Notification:
     )
 
 
-def _insert_new(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> set[str] | None:
-    """Insert the notifications not recorded yet; the ids added, or None for all of them."""
+def _insert_new(
+    conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], texts: Sequence[str]
+) -> set[str] | None:
+    """Insert the notifications not recorded yet, with their text for the search; the ids
+    added, or None for all of them."""
     added = conn.executemany(
         "INSERT INTO notifications (id, receiver, group_key, route, events, created_at,"
-        " updated_at, state, next_attempt_at, not_before) VALUES (?,?,?,?,?,?,?,?,?,?)"
-        " ON CONFLICT (id) DO NOTHING",
+        " updated_at, state, next_attempt_at, not_before, env, severity, source, alertname)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
         rows,
     ).rowcount
     if added == len(rows):
+        _index_text(conn, [(text, row[0]) for row, text in zip(rows, texts, strict=True)])
         return None
     # Some ids were recorded before (a call made again): the rows just added are the
     # newest of these ids.
@@ -162,8 +241,19 @@ def _insert_new(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> se
     marks = ",".join("?" * len(ids))
     # Only "?" placeholders are interpolated into the statement.
     query = f"SELECT id FROM notifications WHERE id IN ({marks}) ORDER BY seq DESC LIMIT ?"  # noqa: S608  # nosec B608
-    found = conn.execute(query, (*ids, added))
-    return {row["id"] for row in found}
+    found = {row["id"] for row in conn.execute(query, (*ids, added))}
+    fresh = dict.fromkeys(i for i in ids if i in found)
+    by_id = {row[0]: text for row, text in zip(rows, texts, strict=True)}
+    _index_text(conn, [(by_id[i], i) for i in fresh])
+    return found
+
+
+def _index_text(conn: sqlite3.Connection, texts: Sequence[tuple[str, str]]) -> None:
+    conn.executemany(
+        "INSERT INTO notifications_text (rowid, text)"
+        " SELECT seq, ? FROM notifications WHERE id = ?",
+        texts,
+    )
 
 
 def _alerts_change(
@@ -216,6 +306,10 @@ class SQLiteStore:
         self._slots: dict[str, float] = {}
         # Bumped by every record that brings alert states (this process is the only writer).
         self._alerts_generation = 0
+        # Console and API reads, beside the writer (one connection per reader thread).
+        self._reader_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-read")
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
 
     # -- the writer thread ---------------------------------------------------------------
 
@@ -230,6 +324,7 @@ class SQLiteStore:
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(_SCHEMA)
         _migrate(conn)
+        _create_records_schema(conn)
         return conn
 
     def _run(self, ready: Future[None]) -> None:
@@ -300,6 +395,28 @@ class SQLiteStore:
     def _not_open(self) -> StoreUnavailable:
         return StoreUnavailable(f"sqlite store is not open{self._open_error}")
 
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read on a reader connection of its own (WAL lets it see every committed
+        write without waiting): a slow console query never holds up the writer."""
+        if self._thread is None or self._closed:
+            raise self._not_open()
+
+        def run() -> T:
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA busy_timeout=5000")
+                conn.execute("PRAGMA query_only=1")
+                self._local.conn = conn
+                self._readers.append(conn)
+            try:
+                return fn(conn)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"sqlite: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader_pool, run)
+
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._thread is None or self._closed:
             raise self._not_open()
@@ -354,6 +471,10 @@ class SQLiteStore:
         await asyncio.wrap_future(fut)
         thread = self._thread
         await asyncio.get_running_loop().run_in_executor(None, thread.join, 5.0)
+        self._reader_pool.shutdown(wait=True)
+        for conn in self._readers:
+            conn.close()
+        self._readers.clear()
 
     async def ping(self) -> None:
         await self._call(lambda c: c.execute("SELECT 1").fetchone())
@@ -391,6 +512,7 @@ class SQLiteStore:
         deploy_rows = [
             (d.app, d.namespace, d.revision, d.at, d.trigger, d.argocd_url) for d in deploys
         ]
+        found: list[Facets] = [facets(n) for n in notifications]
         rows = [
             (
                 n.id,
@@ -403,12 +525,17 @@ class SQLiteStore:
                 DeliveryState.PENDING.value,
                 n.not_before,  # due at once unless held
                 n.not_before,
+                f.env,
+                f.severity,
+                f.source,
+                f.alertname,
             )
-            for n, events in zip(notifications, events_json(notifications), strict=True)
+            for n, events, f in zip(notifications, events_json(notifications), found, strict=True)
         ]
+        texts = [f.text for f in found]
 
         def insert(conn: sqlite3.Connection) -> tuple[set[str] | None, bool]:
-            fresh = _insert_new(conn, rows) if rows else None
+            fresh = _insert_new(conn, rows, texts) if rows else None
             changed = _alerts_change(conn, alert_rows, resolved)
             if alert_rows:
                 conn.executemany(
@@ -488,6 +615,7 @@ class SQLiteStore:
         now: float,
         *,
         attempted: bool = True,
+        timeline: Sequence[tuple[str, TimelineEntry]] = (),
     ) -> None:
         if not self._pending.holds(claim):
             return
@@ -495,6 +623,7 @@ class SQLiteStore:
         counted = 1 if attempted else 0
 
         def give_back(conn: sqlite3.Connection) -> None:
+            _add_timeline(conn, timeline)
             conn.executemany(
                 "UPDATE notifications SET attempts = attempts + ?,"
                 " last_error = CASE WHEN ? = '' THEN last_error ELSE ? END,"
@@ -505,7 +634,14 @@ class SQLiteStore:
         await self._call(give_back)
         self._pending.release(claim, next_attempt_at, attempted=attempted)
 
-    async def complete(self, claim: Claim, outcome: Outcome, now: float) -> None:
+    async def complete(
+        self,
+        claim: Claim,
+        outcome: Outcome,
+        now: float,
+        *,
+        timeline: Sequence[tuple[str, TimelineEntry]] = (),
+    ) -> None:
         if not self._pending.holds(claim):
             # The lease ran out and the group was claimed again: the newer claim decides.
             return
@@ -514,6 +650,7 @@ class SQLiteStore:
         attempted = 1 if outcome.state is not DeliveryState.SUPPRESSED else 0
 
         def finish(conn: sqlite3.Connection) -> None:
+            _add_timeline(conn, timeline)
             conn.executemany(
                 # A success keeps the last error: "sent after 3 attempts, last: 429" is
                 # what an operator asking "why was it late?" needs.
@@ -597,28 +734,139 @@ class SQLiteStore:
         *,
         delivered_in: str | None = None,
     ) -> list[NotificationRecord]:
+        query = RecordQuery(receiver=receiver, group_key=group_key, delivered_in=delivered_in)
+        return list((await self.query_notifications(query, limit)).records)
+
+    async def query_notifications(
+        self, query: RecordQuery, limit: int, cursor: str | None = None
+    ) -> RecordPage:
+        before = decode_cursor(cursor)
         clauses: list[str] = []
         params: list[Any] = []
-        if delivered_in:
-            clauses.append("delivered_in = ?")
-            params.append(delivered_in)
-        if receiver:
-            clauses.append("receiver = ?")
-            params.append(receiver)
-        if group_key:
-            clauses.append("group_key = ?")
-            params.append(group_key)
+        for column in _FILTERED:
+            value = getattr(query, column)
+            if value:
+                clauses.append(f"n.{column} = ?")
+                params.append(value)
+        if query.delivered_in:
+            # Lets the partial index of carried records answer.
+            clauses.append("n.delivered_in != ''")
+        if before is not None:
+            clauses.append("n.seq < ?")
+            params.append(before)
+        text = (query.text or "").lower()
+        if len(text) >= _TRIGRAM:
+            # Driven by the text index newest first, each hit's row looked up by seq.
+            source = "notifications_text t JOIN notifications n ON n.seq = t.rowid"
+            clauses.insert(0, "notifications_text MATCH ?")
+            params.insert(0, _fts_phrase(text))
+            order = "t.rowid DESC"
+        else:
+            source = "notifications n"
+            order = "n.seq DESC"
+            if text:
+                # Too short for trigrams: each row newest first is checked until the page
+                # is full (fast for common text; the API asks for 3 characters or more).
+                clauses.append(
+                    "EXISTS (SELECT 1 FROM notifications_text t WHERE t.rowid = n.seq"
+                    " AND instr(t.text, ?) > 0)"
+                )
+                params.append(text)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT * FROM notifications {where} ORDER BY seq DESC LIMIT ?"  # noqa: S608
-        params.append(limit)
+        # Only fixed column names and "?" placeholders are interpolated.
+        sql = f"SELECT n.* FROM {source} {where} ORDER BY {order} LIMIT ?"  # noqa: S608  # nosec B608
+        params.append(limit + 1)
 
-        def fetch(conn: sqlite3.Connection) -> list[NotificationRecord]:
-            return [_row_record(r) for r in conn.execute(sql, params).fetchall()]
+        def fetch(conn: sqlite3.Connection) -> RecordPage:
+            rows = conn.execute(sql, params).fetchall()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            nxt = encode_cursor(rows[-1]["seq"]) if more and rows else None
+            return RecordPage([_row_record(r) for r in rows], nxt)
 
-        return await self._call(fetch)
+        if limit <= 0:
+            return RecordPage([], None)
+        return await self._read(fetch)
+
+    async def get_notification(self, notification_id: str) -> NotificationRecord | None:
+        def fetch(conn: sqlite3.Connection) -> NotificationRecord | None:
+            row = conn.execute(
+                "SELECT * FROM notifications WHERE id = ?", (notification_id,)
+            ).fetchone()
+            return _row_record(row) if row else None
+
+        return await self._read(fetch)
+
+    async def timeline(self, notification_id: str) -> list[TimelineEntry]:
+        def fetch(conn: sqlite3.Connection) -> list[TimelineEntry]:
+            row = conn.execute(
+                "SELECT * FROM notifications WHERE id = ?", (notification_id,)
+            ).fetchone()
+            if row is None:
+                return []
+            stored = [
+                TimelineEntry(r["at"], r["kind"], r["text"], json.loads(r["detail"]))
+                for r in conn.execute(
+                    "SELECT * FROM timeline WHERE notification_id = ? ORDER BY seq",
+                    (notification_id,),
+                )
+            ]
+            return _in_order(synthesized_timeline(_row_record(row)), stored)
+
+        return await self._read(fetch)
+
+    async def add_timeline(self, entries: Sequence[tuple[str, TimelineEntry]]) -> None:
+        if entries:
+            await self._call(lambda conn: _add_timeline(conn, entries))
+
+    async def count_states(self, since: float) -> Mapping[tuple[str, str], int]:
+        def fetch(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+            rows = conn.execute(
+                "SELECT state, reason, count(*) AS n FROM notifications"
+                " WHERE created_at >= ? GROUP BY state, reason",
+                (since,),
+            )
+            return {(r["state"], r["reason"]): int(r["n"]) for r in rows}
+
+        return await self._read(fetch)
+
+    async def retry_now(self, notification_id: str, now: float) -> bool:
+        entry = TimelineEntry(now, "retried", "retried now by an admin: pending, attempts reset")
+
+        def retry(conn: sqlite3.Connection) -> Notification | None:
+            row = conn.execute(
+                "SELECT * FROM notifications WHERE id = ? AND state IN ('failed', 'dead')",
+                (notification_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE notifications SET state = 'pending', reason = '', attempts = 0,"
+                " next_attempt_at = 0, not_before = 0, updated_at = ?, delivered_in = ''"
+                " WHERE id = ?",
+                (now, notification_id),
+            )
+            _add_timeline(conn, [(notification_id, entry)])
+            return _row_notification(row)
+
+        found = await self._call(retry)
+        if found is None:
+            return False
+        self._pending.add([dataclasses.replace(found, not_before=0.0)])
+        return True
 
     async def expire(self, now: float) -> int:
         def drop(conn: sqlite3.Connection) -> int:
+            cut = (now - self.keep_records,)
+            # Only the fixed query above is interpolated.
+            conn.execute(
+                f"DELETE FROM notifications_text WHERE rowid IN ({_EXPIRED.format('seq')})",  # noqa: S608  # nosec B608
+                cut,
+            )
+            conn.execute(
+                f"DELETE FROM timeline WHERE notification_id IN ({_EXPIRED.format('id')})",  # noqa: S608  # nosec B608
+                cut,
+            )
             gone = conn.execute("DELETE FROM nflog WHERE expires_at <= ?", (now,)).rowcount
             gone += conn.execute("DELETE FROM alerts WHERE expires_at <= ?", (now,)).rowcount
             gone += conn.execute("DELETE FROM deploys WHERE at < ?", (now - DEPLOY_TTL,)).rowcount
@@ -629,6 +877,43 @@ class SQLiteStore:
             return int(gone)
 
         return await self._call(drop)
+
+
+# RecordQuery fields that are columns of their own, each with an index ending in seq.
+_FILTERED = (
+    "receiver",
+    "env",
+    "severity",
+    "source",
+    "state",
+    "reason",
+    "group_key",
+    "delivered_in",
+)
+# The trigram index answers substrings at least this long.
+_TRIGRAM = 3
+
+
+def _fts_phrase(text: str) -> str:
+    """`text` as one FTS5 phrase: a substring query for the trigram index."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _add_timeline(conn: sqlite3.Connection, entries: Sequence[tuple[str, TimelineEntry]]) -> None:
+    """Append entries of records that exist (an entry never outlives its record)."""
+    conn.executemany(
+        "INSERT INTO timeline (notification_id, at, kind, text, detail)"
+        " SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM notifications WHERE id = ?)",
+        [
+            (nid, e.at, e.kind, e.text, json.dumps(dict(e.detail), separators=(",", ":")), nid)
+            for nid, e in entries
+        ],
+    )
+
+
+def _in_order(first: list[TimelineEntry], stored: list[TimelineEntry]) -> list[TimelineEntry]:
+    """The record's own entries, then the stored ones, by time (ties keep that order)."""
+    return sorted([*first, *stored], key=lambda e: e.at)
 
 
 def _row_record(row: sqlite3.Row) -> NotificationRecord:
@@ -646,6 +931,11 @@ def _row_record(row: sqlite3.Row) -> NotificationRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         delivered_in=row["delivered_in"],
+        env=row["env"],
+        severity=row["severity"],
+        source=row["source"],
+        alertname=row["alertname"],
+        not_before=row["not_before"],
     )
 
 
