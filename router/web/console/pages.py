@@ -11,9 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
-from router.model import NotificationRecord
+from router.model import NotificationRecord, TimelineEntry
 from router.routing.outline import outline
-from router.store.protocols import RecordPage, RecordQuery, StoreUnavailable, TimelineEntry
+from router.store.protocols import RecordPage, RecordQuery, StoreUnavailable
 from router.web.auth import console_guarded
 from router.web.console.context import access, queries, render
 from router.web.console.tester import BadLabels, parse_at, parse_labels, try_route
@@ -267,7 +267,8 @@ def timeline_rows(entries: Sequence[TimelineEntry]) -> list[dict[str, Any]]:
                 digests.append(value)
             elif value.startswith(("http://", "https://")):
                 links.append((key, value))
-            else:
+            elif value and value not in entry.text:
+                # What the sentence already says is not said again.
                 plain.append((key, value))
         rows.append({"entry": entry, "links": links, "plain": plain, "digests": digests})
     return rows
