@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sqlite3
 import statistics
@@ -24,7 +25,10 @@ from urllib.parse import quote
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+# The server runs this checkout's code too, whatever else is installed.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 from bench.harness import free_port, peak_rss_mb, spawn  # noqa: E402
 from router.config.schema import StateConfig  # noqa: E402
@@ -134,7 +138,8 @@ async def build(db: Path, records: int) -> float:
     bucket = (
         "CASE "
         + " ".join(
-            f"WHEN seq % 100 < {sum(weights[: i + 1])} THEN {i}" for i in range(len(OUTCOMES))
+            f"WHEN (seq * 7919) % 100 < {sum(weights[: i + 1])} THEN {i}"
+            for i in range(len(OUTCOMES))
         )
         + " END"
     )
