@@ -9,7 +9,7 @@ import jinja2
 from aiohttp import web
 
 from router.web.console import actions, pages
-from router.web.console.context import CSRF, CsrfCache
+from router.web.console.context import COUNTS, CSRF, CountsCache, CsrfCache
 from router.web.console.format import FILTERS
 
 _HERE = Path(__file__).parent
@@ -27,6 +27,7 @@ def setup_console(app: web.Application) -> None:
     )
     env.filters.update(FILTERS)
     app[CSRF] = CsrfCache()
+    app[COUNTS] = CountsCache()
     app.router.add_get("/", pages.root)
     app.router.add_get("/ui", pages.root)
     app.router.add_get("/ui/", pages.overview)

@@ -15,7 +15,7 @@ from router.model import NotificationRecord, TimelineEntry
 from router.routing.outline import outline
 from router.store.protocols import RecordPage, RecordQuery, StoreUnavailable
 from router.web.auth import console_guarded
-from router.web.console.context import access, queries, render
+from router.web.console.context import COUNTS, access, queries, render
 from router.web.console.tester import BadLabels, parse_at, parse_labels, try_route
 from router.web.state import STATE, AppState
 
@@ -174,15 +174,23 @@ async def overview(request: web.Request) -> Mapping[str, Any]:
         "firing_tracked": bool(state.runtime.config.inhibit_rules),
     }
     if store_problem:
-        return {**context, **_firing(state, []), **_counts({}), "latest": [], "store_down": True}
+        return {
+            **context,
+            **_firing(state, []),
+            **_counts({}),
+            "latest": [],
+            "counted_at": None,
+            "store_down": True,
+        }
     firing = await state.store.firing_alerts(now)
-    counted = await queries(state).count_states(now - 86400)
+    counted, counted_at = await request.app[COUNTS].get(state)
     latest = await queries(state).query_notifications(RecordQuery(), LATEST)
     return {
         **context,
         **_firing(state, firing),
         **_counts(counted),
         "latest": [summary(r) for r in latest.records],
+        "counted_at": counted_at,
         "store_down": False,
     }
 
