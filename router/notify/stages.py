@@ -9,6 +9,7 @@ stage's business (the Deliverer in router/notify/worker.py), the only place that
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,16 @@ from typing import Protocol
 
 from router.channels.base import Channel, DeliveryError, paced
 from router.enrich.deploys import DeployCorrelator
-from router.model import Claim, DeliveryState, NflogEntry, Notification, Outcome, Status
+from router.model import (
+    Claim,
+    DeliveryState,
+    NflogEntry,
+    Notification,
+    Outcome,
+    Status,
+    TimelineEntry,
+    format_time,
+)
 from router.notify.dedup import Decision, Reason, decide, judge_holds, merge_events
 from router.notify.firing import FiringAlerts
 from router.notify.pacing import Pacer
@@ -50,6 +60,16 @@ class Job:
     attempted: bool = False
     # How long the problems told now waited out a hold first (Argo CD flap damping).
     held_for: float = 0.0
+    # What the stages decided, for the notification's timeline; written with the outcome.
+    timeline: list[TimelineEntry] = field(default_factory=list)
+
+    def note(self, kind: str, text: str, **detail: str) -> None:
+        """Add one decision to the timeline written when the claim ends."""
+        self.timeline.append(TimelineEntry(self.now, kind, text, detail))
+
+    def entries(self) -> list[tuple[str, TimelineEntry]]:
+        """The timeline of every notification of the claim (each was decided together)."""
+        return [(nid, e) for nid in self.claim.ids for e in self.timeline]
 
     @property
     def at(self) -> datetime:
@@ -118,10 +138,18 @@ class MuteStage:
         route = job.notification.route
         if route.mute_time_intervals or route.active_time_intervals:
             try:
-                job.muted = job.runtime.intervals.muted(route, job.at)
+                why = job.runtime.intervals.mute_reason(route, job.at)
             except KeyError:
                 # The interval was removed by a reload: nothing mutes any more.
-                job.muted = False
+                why = None
+            job.muted = why is not None
+            if why is not None:
+                job.note(
+                    "muted",
+                    why,
+                    mute_time_intervals=",".join(route.mute_time_intervals),
+                    active_time_intervals=",".join(route.active_time_intervals),
+                )
         return job
 
 
@@ -139,11 +167,24 @@ class InhibitStage:
         if not candidates:
             return job
         sources = await self.firing.get(job.now)
-        job.inhibited = frozenset(
-            e.fingerprint
-            for e in candidates
-            if inhibitor.inhibited_by(e.labels, sources) is not None
-        )
+        inhibited = []
+        for e in candidates:
+            found = inhibitor.inhibition(e.labels, sources)
+            if found is None:
+                continue
+            inhibited.append(e.fingerprint)
+            if len(inhibited) <= _INHIBITIONS_NOTED:
+                rule, source = found
+                shown = ", ".join(f'{k}="{v}"' for k, v in sorted(source.items()))
+                job.note(
+                    "inhibited",
+                    f"{e.alertname or e.fingerprint} inhibited by rule {rule.name}:"
+                    f" source alert {{{shown}}}",
+                    rule=rule.name,
+                    source=json.dumps(dict(source), sort_keys=True),
+                    alert=e.fingerprint,
+                )
+        job.inhibited = frozenset(inhibited)
         return job
 
 
@@ -160,7 +201,11 @@ class DedupStage:
         n = job.notification
         holds = judge_holds(job.claim.notifications, job.now)
         if holds.until is not None:
-            await self.outbox.release(job.claim, holds.until, "", job.now, attempted=False)
+            until = format_time(datetime.fromtimestamp(holds.until, UTC)) or ""
+            job.note("held", f"held until {until} (argocd.hold)", until=until)
+            await self.outbox.release(
+                job.claim, holds.until, "", job.now, attempted=False, timeline=job.entries()
+            )
             return None
         job.held_for = holds.held_for
         job.entry = await self.log.nflog_get(n.receiver, n.group_key, job.now)
@@ -175,8 +220,18 @@ class DedupStage:
             flapped=holds.flapped,
         )
         job.decision = decision
+        reason = decision.reason.value
+        job.note(
+            "deduplicated",
+            f"{_DEDUP_TEXT.get(reason, reason)}: "
+            + ("send" if decision.send else "nothing to send")
+            + f" ({len(decision.firing)} firing, {len(decision.resolved)} resolved)",
+            reason=reason,
+            send="true" if decision.send else "false",
+        )
         if decision.send:
             return job
+        job.note("suppressed", f"suppressed: {reason}", reason=reason)
         self.metrics.notifications_suppressed.labels(n.receiver, decision.reason.value).inc()
         # send_resolved off still tells the log that the receiver's alerts are over.
         keep = decision.entry if decision.reason is Reason.SEND_RESOLVED_OFF else None
@@ -184,6 +239,7 @@ class DedupStage:
             job.claim,
             Outcome(DeliveryState.SUPPRESSED, decision.reason.value, nflog=keep),
             job.now,
+            timeline=job.entries(),
         )
         return None
 
@@ -238,7 +294,11 @@ class EnrichStage:
                 message = replace(
                     message, notes=[*message.notes, *notes], links=[*message.links, *links]
                 )
+        else:
+            notes = []
         job.message = message
+        text, detail = _enrichment(message, runtime.config.enrich.loki is not None, notes)
+        job.note("enriched", text, **detail)
         return job
 
 
@@ -284,9 +344,17 @@ class SetNotifiesStage:
         entry = replace(job.decision.entry, channel_state=dict(job.channel_state))
         reason = job.decision.reason.value
         outcome = Outcome(DeliveryState.SENT, reason, nflog=entry, delivered_in=job.digest_id)
-        async with self._writes:
-            await self.outbox.complete(job.claim, outcome, job.now)
         integration = job.channel.integration
+        text, detail = _sent(integration, job.channel_state, job.claim.attempts + 1)
+        job.note("sent", text, **detail)
+        if job.digest_id:
+            job.note(
+                "digested",
+                f"went out in digest {job.digest_id}",
+                digest=job.digest_id,
+            )
+        async with self._writes:
+            await self.outbox.complete(job.claim, outcome, job.now, timeline=job.entries())
         receiver = job.claim.receiver
         latency = max(0.0, self.clock() - job.notification.created_at.timestamp())
         self.metrics.delivery_latency.labels(receiver, integration).observe(latency)
@@ -306,3 +374,62 @@ class SetNotifiesStage:
             },
         )
         return None
+
+
+# Inhibited alerts of one notification named in its timeline (a group can hold hundreds).
+_INHIBITIONS_NOTED = 5
+_DEDUP_TEXT = {
+    "first": "first notification of this group for this receiver",
+    "new_alerts": "new alerts since the receiver was last told",
+    "resolved": "alerts the receiver was told about resolved",
+    "repeat": "still firing after repeat_interval",
+    "duplicate": "the receiver was already told all of this",
+    "muted": "muted",
+    "inhibited": "every firing alert is inhibited",
+    "send_resolved_off": "resolved, but send_resolved is off",
+    "unseen_resolve": "resolve of alerts the receiver was never told about",
+    "flapped": "recovered within its hold",
+}
+
+
+def _enrichment(message: Message, loki: bool, deploys: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """The `enriched` entry's text, and its detail facts, from the enriched message."""
+    lines = sum(len(a.logs.lines) for a in message.firing if a.logs is not None)
+    why = sorted({a.logs.note for a in message.firing if a.logs is not None and a.logs.note})
+    if not loki:
+        logs = "no Loki lines: enrich.loki is not configured"
+    elif not message.firing:
+        logs = "no Loki lines: nothing firing"
+    elif lines:
+        logs = f"{lines} Loki line{'s' if lines != 1 else ''}"
+    else:
+        logs = "no Loki lines: " + ("; ".join(why) or "none found")
+    text = logs + (f"; {deploys[0]}" if deploys else "")
+    return text, {
+        "loki_lines": str(lines),
+        "why_no_lines": "; ".join(why),
+        "deploy": "; ".join(deploys),
+    }
+
+
+def _sent(integration: str, state: Mapping[str, str], attempt: int) -> tuple[str, dict[str, str]]:
+    """The `sent` entry's text and detail facts: where the message went."""
+    detail = {"integration": integration, "attempt": str(attempt)}
+    # Slack's and email's `status` is what the message showed, not an HTTP status.
+    keys = (
+        ("status",)
+        if integration == "webhook"
+        else ("channel", "ts", "permalink", "message_id", "target")
+    )
+    for key in keys:
+        if state.get(key):
+            detail[key] = state[key]
+    if integration == "slack" and "channel" in detail:
+        where = f"Slack {detail.get('target') or detail['channel']} (ts {detail.get('ts', '?')})"
+    elif "message_id" in detail:
+        where = f"email, Message-ID {detail['message_id']}"
+    elif "status" in detail:
+        where = f"{integration}, HTTP {detail['status']}"
+    else:
+        where = integration
+    return f"sent by {where} at attempt {attempt}", detail

@@ -52,6 +52,7 @@ from router.notify.stages import (
     Stage,
     start_job,
 )
+from router.render.text import format_duration
 from router.runtime import Runtime
 from router.store.protocols import (
     DEFAULT_LEASE,
@@ -423,15 +424,35 @@ class Deliverer:
             "attempts": claim.attempts + 1,
         }
         try:
+            attempt = claim.attempts + 1
+            job.note(
+                "attempt",
+                f"attempt {attempt} failed: {exc}",
+                attempt=str(attempt),
+                reason=exc.reason,
+                error=str(exc),
+                retryable="true" if exc.retryable else "false",
+            )
             if give_up:
                 state = DeliveryState.DEAD if exc.retryable else DeliveryState.FAILED
                 log.error("notification %s", state.value, extra=extra)
                 self.metrics.notifications_dead.labels(receiver, integration).inc()
-                await self.outbox.complete(claim, Outcome(state, exc.reason, error=str(exc)), now)
+                why = (
+                    "the error is permanent"
+                    if not exc.retryable
+                    else f"still failing {format_duration(self.dead_after)} after it was accepted"
+                )
+                job.note(state.value, f"{state.value}: {why}", error=str(exc))
+                await self.outbox.complete(
+                    claim,
+                    Outcome(state, exc.reason, error=str(exc)),
+                    now,
+                    timeline=job.entries(),
+                )
             else:
                 delay = backoff(claim.attempts, retry_after=exc.retry_after)
                 log.warning("delivery failed, will retry", extra={**extra, "retry_in": delay})
-                await self.outbox.release(claim, now + delay, str(exc), now)
+                await self.outbox.release(claim, now + delay, str(exc), now, timeline=job.entries())
                 self.wake()
         except StoreUnavailable as store_exc:
             log.warning("could not record delivery failure", extra={"error": str(store_exc)})

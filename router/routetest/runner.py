@@ -65,11 +65,16 @@ class Routing:
 
     def labels(self, given: Mapping[str, str]) -> dict[str, str]:
         """The labels a webhook alert with `given` labels has once normalized."""
+        return self.normalized(self.config, given)
+
+    @staticmethod
+    def normalized(config: Config, given: Mapping[str, str]) -> dict[str, str]:
+        """The labels a webhook alert with `given` labels has once `config` normalized them."""
         source = given.get("source", "alertmanager")
         severity = None
         if source == "argocd":
-            severity = self.config.argocd.severity.get(given.get("alertname", ""))
-        return normalize(given, self.config, source=source, severity=severity)
+            severity = config.argocd.severity.get(given.get("alertname", ""))
+        return normalize(given, config, source=source, severity=severity)
 
     def evaluate(self, case: Case) -> Outcome:
         labels = self.labels(case.labels)

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router.ingest.intake import SOURCES, InvalidPayload
 from router.store.protocols import StoreUnavailable, exported_outbox_depth
+from router.web.api import add_api_routes
 from router.web.auth import (
     ADMIN,
     READ_API,
@@ -157,27 +158,6 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-async def notifications(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    try:
-        limit = int(request.query.get("limit", "50"))
-    except ValueError:
-        return web.json_response({"error": "limit must be an integer"}, status=400)
-    if not 1 <= limit <= 1000:
-        return web.json_response({"error": "limit must be between 1 and 1000"}, status=400)
-    try:
-        records = await state.records.list_notifications(
-            limit,
-            receiver=request.query.get("receiver"),
-            group_key=request.query.get("group"),
-            # The records a digest (or a newer record of their group) carried.
-            delivered_in=request.query.get("digest") or None,
-        )
-    except StoreUnavailable as exc:
-        return web.json_response({"error": str(exc)}, status=503)
-    return web.json_response({"notifications": [r.to_dict() for r in records]})
-
-
 def add_routes(app: web.Application) -> None:
     """Mount the webhooks, health, readiness, metrics, reload, the read API and the console."""
     for source in SOURCES:
@@ -186,5 +166,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/-/reload", guarded(ADMIN, reload))
-    app.router.add_get("/api/v1/notifications", guarded(READ_API, notifications))
     setup_console(app)
+    add_api_routes(app, lambda scope, h: guarded(READ_API if scope == "read" else ADMIN, h))

@@ -310,6 +310,8 @@ class SQLiteStore:
         self._reader_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-read")
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        # Operations queued on the writer and not answered yet.
+        self._writes = 0
 
     # -- the writer thread ---------------------------------------------------------------
 
@@ -400,6 +402,10 @@ class SQLiteStore:
         write without waiting): a slow console query never holds up the writer."""
         if self._thread is None or self._closed:
             raise self._not_open()
+        if self._writes:
+            # Writes queued before this read are seen by it, as when reads were queued
+            # behind them: a marker through the writer thread waits for their commit.
+            await self._call(_barrier)
 
         def run() -> T:
             conn = getattr(self._local, "conn", None)
@@ -422,7 +428,11 @@ class SQLiteStore:
             raise self._not_open()
         fut: Future[T] = Future()
         self._queue.put((fn, fut))
-        return await asyncio.wrap_future(fut)
+        self._writes += 1
+        try:
+            return await asyncio.wrap_future(fut)
+        finally:
+            self._writes -= 1
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -937,6 +947,10 @@ def _row_record(row: sqlite3.Row) -> NotificationRecord:
         alertname=row["alertname"],
         not_before=row["not_before"],
     )
+
+
+def _barrier(conn: sqlite3.Connection) -> None:
+    """Marker operation: answered once everything queued before it committed."""
 
 
 def _stop(conn: sqlite3.Connection) -> None:

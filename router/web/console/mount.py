@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -39,4 +40,20 @@ def setup_console(app: web.Application) -> None:
     app.router.add_get("/ui/login", pages.login)
     app.router.add_post("/ui/notifications/{id}/retry", actions.retry)
     app.router.add_post("/ui/reload", actions.reload)
-    app.router.add_static("/ui/static/", STATIC, name="console-static")
+    for name, media in (("console.css", "text/css"), ("console.js", "text/javascript")):
+        app.router.add_get(f"/ui/static/{name}", _static_file(STATIC / name, media))
+
+
+def _static_file(path: Path, media: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A handler serving one of the console's own files, read once at start."""
+    body = path.read_bytes()
+
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(
+            body=body,
+            content_type=media,
+            charset="utf-8",
+            headers={"Cache-Control": "public, max-age=300"},
+        )
+
+    return serve

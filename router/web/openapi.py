@@ -1,0 +1,514 @@
+"""The OpenAPI 3 description of every endpoint the service answers, built in code so it
+changes with the handlers (tests/test_api_schema.py runs schemathesis against it)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from router import version
+from router.model import DeliveryState
+from router.web.console.openapi import console_paths
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _string_map(description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "description": description,
+    }
+
+
+_NULLABLE_STRING = {"type": "string", "nullable": True}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string", "description": "what to change"}},
+    },
+    "Accepted": {
+        "type": "object",
+        "required": ["accepted"],
+        "properties": {"accepted": {"type": "integer", "minimum": 0}},
+    },
+    "AlertmanagerWebhook": {
+        "type": "object",
+        "description": "Alertmanager's webhook receiver body, version 4; read as far as it can be",
+        "required": ["alerts"],
+        "properties": {
+            "version": {"type": "string"},
+            "groupKey": {"type": "string"},
+            "truncatedAlerts": {"type": "integer"},
+            "status": {"type": "string", "enum": ["firing", "resolved"]},
+            "receiver": {"type": "string"},
+            "groupLabels": _string_map("labels the group is made of"),
+            "commonLabels": _string_map("labels every alert has"),
+            "commonAnnotations": _string_map("annotations every alert has"),
+            "externalURL": {"type": "string"},
+            "alerts": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"type": "string", "enum": ["firing", "resolved"]},
+                        "labels": _string_map("the alert's labels"),
+                        "annotations": _string_map("the alert's annotations"),
+                        "startsAt": {"type": "string", "format": "date-time"},
+                        "endsAt": {"type": "string", "format": "date-time"},
+                        "generatorURL": {"type": "string"},
+                        "fingerprint": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+    "ArgoCDWebhook": {
+        "type": "object",
+        "description": "one Argo CD notification, from the webhook template of its trigger",
+        "required": ["trigger", "app"],
+        "properties": {
+            "trigger": {"type": "string", "example": "on-sync-failed"},
+            "app": {"type": "string"},
+            "namespace": {"type": "string"},
+            "project": {"type": "string"},
+            "revision": {"type": "string"},
+            "syncStatus": {"type": "string"},
+            "healthStatus": {"type": "string"},
+            "phase": {"type": "string"},
+            "message": {"type": "string"},
+            "argocdUrl": {"type": "string"},
+            "labels": _string_map("the Application's labels"),
+        },
+    },
+    "Status": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string"},
+            "error": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "string"}},
+            "failed_teams": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "Notification": {
+        "type": "object",
+        "description": "the delivery record of one notification to one receiver",
+        "required": [
+            "id",
+            "receiver",
+            "group_key",
+            "route_path",
+            "alerts",
+            "state",
+            "reason",
+            "attempts",
+            "last_error",
+            "created_at",
+            "updated_at",
+            "delivered_in",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "receiver": {"type": "string"},
+            "group_key": {"type": "string"},
+            "route_path": {"type": "string", "description": "the route that chose the receiver"},
+            "alerts": {"type": "array", "items": {"type": "object"}},
+            "state": {"type": "string", "enum": [s.value for s in DeliveryState]},
+            "reason": {
+                "type": "string",
+                "description": "first, new_alerts, resolved, repeat, duplicate, muted,"
+                " inhibited, flapped, ... or the error reason of a failed/dead one",
+            },
+            "attempts": {"type": "integer", "minimum": 0},
+            "last_error": {"type": "string"},
+            "created_at": {"type": "number", "description": "epoch seconds"},
+            "updated_at": {"type": "number", "description": "epoch seconds"},
+            "delivered_in": {
+                "type": "string",
+                "description": "the record or digest that carried this one, if another did",
+            },
+            "env": {"type": "string"},
+            "severity": {"type": "string"},
+            "source": {"type": "string"},
+            "alertname": {"type": "string"},
+            "not_before": {"type": "number", "description": "held until (epoch seconds; 0: not)"},
+        },
+    },
+    "TimelineEntry": {
+        "type": "object",
+        "required": ["at", "kind", "text", "detail"],
+        "properties": {
+            "at": {"type": "number", "description": "epoch seconds"},
+            "kind": {
+                "type": "string",
+                "description": "received, routed, held, muted, inhibited, deduplicated,"
+                " enriched, attempt, sent, suppressed, failed, dead, digested, retried, ...",
+            },
+            "text": {"type": "string"},
+            "detail": _string_map("the same facts for machines"),
+        },
+    },
+    "NotificationWithTimeline": {
+        "allOf": [
+            _ref("Notification"),
+            {
+                "type": "object",
+                "required": ["timeline"],
+                "properties": {"timeline": {"type": "array", "items": _ref("TimelineEntry")}},
+            },
+        ]
+    },
+    "NotificationPage": {
+        "type": "object",
+        "required": ["notifications", "next_cursor"],
+        "properties": {
+            "notifications": {"type": "array", "items": _ref("Notification")},
+            "next_cursor": {
+                **_NULLABLE_STRING,
+                "description": "pass as `cursor` for the next (older) page; null on the last",
+            },
+        },
+    },
+    "Group": {
+        "type": "object",
+        "required": ["group_key", "receivers", "notifications", "next_cursor"],
+        "properties": {
+            "group_key": {"type": "string"},
+            "receivers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["receiver", "state", "reason", "latest"],
+                    "properties": {
+                        "receiver": {"type": "string"},
+                        "state": {"type": "string"},
+                        "reason": {"type": "string"},
+                        "latest": {"type": "string", "description": "id of its latest record"},
+                    },
+                },
+            },
+            "notifications": {"type": "array", "items": _ref("Notification")},
+            "next_cursor": _NULLABLE_STRING,
+        },
+    },
+    "RouteTest": {
+        "type": "object",
+        "required": ["labels"],
+        "additionalProperties": False,
+        "properties": {
+            "labels": {**_string_map("the alert's labels"), "minProperties": 1},
+            "at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "when (RFC 3339); default now",
+            },
+        },
+    },
+    "RouteTestResult": {
+        "type": "object",
+        "required": ["labels", "at", "receivers", "muted", "inhibited", "path", "routes"],
+        "properties": {
+            "labels": _string_map("the labels once normalized (env, severity, source)"),
+            "at": {"type": "string"},
+            "receivers": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "receivers told (unless inhibited)",
+            },
+            "muted": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "receivers matched but muted at `at`",
+            },
+            "inhibited": {
+                "type": "boolean",
+                "description": "an alert firing now inhibits it: nobody would be told",
+            },
+            "inhibited_by": {
+                "type": "object",
+                "nullable": True,
+                "properties": {
+                    "rule": {"type": "string"},
+                    "source": _string_map("the firing alert's labels"),
+                },
+            },
+            "path": {"type": "array", "items": {"type": "string"}},
+            "routes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["receiver", "path", "muted_by"],
+                    "properties": {
+                        "receiver": {"type": "string"},
+                        "path": {"type": "string"},
+                        "muted_by": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+    "Retried": {
+        "type": "object",
+        "required": ["retried", "notification"],
+        "properties": {
+            "retried": {"type": "boolean"},
+            "notification": {"allOf": [_ref("Notification")], "nullable": True},
+        },
+    },
+}
+
+# Credentials are optional in the description: each is required only when the config
+# sets the matching `server.auth` entry.
+_CREDENTIALS: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}, {}]
+
+_UNAUTHORIZED = {
+    "description": "missing or wrong credentials (when server.auth sets them)",
+    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    "content": {JSON: {"schema": _ref("Error")}},
+}
+_UNAVAILABLE = _error("the state store does not answer; retry later")
+
+
+def _webhook(source: str, schema: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": f"webhook_{source}",
+            "summary": f"Accept a {source} webhook: recorded durably before the 200",
+            "tags": ["webhooks"],
+            "security": _CREDENTIALS,
+            "requestBody": {"required": True, "content": {JSON: {"schema": _ref(schema)}}},
+            "responses": {
+                "200": _json(_ref("Accepted"), "how many events were accepted"),
+                "400": _error("not a body this source sends"),
+                "401": _UNAUTHORIZED,
+                "413": _error("larger than server.max_body_bytes"),
+                "415": _error("Content-Type is not application/json"),
+                "503": _UNAVAILABLE,
+            },
+        }
+    }
+
+
+_LIST_PARAMETERS = [
+    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": d}
+    for name, d in (
+        ("receiver", "only this receiver's records"),
+        ("env", "only this env (the first alert's)"),
+        ("severity", "only this severity (the first alert's)"),
+        ("source", "alertmanager or argocd"),
+        ("reason", "first, new_alerts, duplicate, muted, inhibited, flapped, ..."),
+        ("group_key", "only this group's records"),
+        ("group", "the same as group_key"),
+        ("digest", "the records this digest (or record) carried"),
+        ("cursor", "the next_cursor of the previous page"),
+    )
+] + [
+    {
+        "name": "state",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": [s.value for s in DeliveryState]},
+    },
+    {
+        "name": "q",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "minLength": 3},
+        "description": "text in the alertname or any label value (case-insensitive)",
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+    },
+]
+
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        **console_paths(),
+        "/webhook/alertmanager": _webhook("alertmanager", "AlertmanagerWebhook"),
+        "/webhook/argocd": _webhook("argocd", "ArgoCDWebhook"),
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "Liveness: 200 while the process lives",
+                "tags": ["operations"],
+                "responses": {"200": _json(_ref("Status"), "alive")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "Readiness: the config is loaded and the store answers",
+                "tags": ["operations"],
+                "responses": {
+                    "200": _json(_ref("Status"), "ready"),
+                    "503": _json(_ref("Status"), "not ready, and why"),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "the Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/-/reload": {
+            "post": {
+                "operationId": "reload",
+                "summary": "Reload routes.yaml; the old config stays on any error",
+                "tags": ["operations"],
+                "security": _CREDENTIALS,
+                "responses": {
+                    "200": _json(_ref("Status"), "reloaded"),
+                    "400": _json(_ref("Status"), "not reloaded: the errors"),
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/api/v1/notifications": {
+            "get": {
+                "operationId": "listNotifications",
+                "summary": "Delivery records newest first, filtered, a page at a time",
+                "tags": ["records"],
+                "security": _CREDENTIALS,
+                "parameters": _LIST_PARAMETERS,
+                "responses": {
+                    "200": _json(_ref("NotificationPage"), "one page"),
+                    "400": _error("a parameter out of range, or a cursor not given out"),
+                    "401": _UNAUTHORIZED,
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/api/v1/notifications/{id}": {
+            "get": {
+                "operationId": "getNotification",
+                "summary": "One record with the timeline of every decision about it",
+                "tags": ["records"],
+                "security": _CREDENTIALS,
+                "parameters": [_ID],
+                "responses": {
+                    "200": _json(_ref("NotificationWithTimeline"), "the record"),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("no such record (or older than keep_records)"),
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/api/v1/notifications/{id}/retry": {
+            "post": {
+                "operationId": "retryNotification",
+                "summary": "Deliver a failed or dead notification again now (admin)",
+                "tags": ["actions"],
+                "security": _CREDENTIALS,
+                "parameters": [_ID],
+                "responses": {
+                    "200": _json(_ref("Retried"), "pending again, due now"),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("no such record"),
+                    "409": _error("the record is not failed or dead"),
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/api/v1/groups/{key}": {
+            "get": {
+                "operationId": "getGroup",
+                "summary": "Every receiver's records of one alert group",
+                "tags": ["records"],
+                "security": _CREDENTIALS,
+                "parameters": [
+                    {
+                        "name": "key",
+                        "in": "path",
+                        "required": True,
+                        "description": "the group key, URL-encoded",
+                        "schema": {"type": "string", "minLength": 1},
+                    }
+                ],
+                "responses": {
+                    "200": _json(_ref("Group"), "the group's records, newest first"),
+                    "401": _UNAUTHORIZED,
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/api/v1/routes/test": {
+            "post": {
+                "operationId": "testRoute",
+                "summary": "Which receivers labels reach, muted or inhibited",
+                "tags": ["routes"],
+                "security": _CREDENTIALS,
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("RouteTest")}}},
+                "responses": {
+                    "200": _json(_ref("RouteTestResult"), "what the router would do"),
+                    "400": _error("not labels and an RFC 3339 time"),
+                    "401": _UNAUTHORIZED,
+                    "413": _error("larger than server.max_body_bytes"),
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "tags": ["operations"],
+                "security": _CREDENTIALS,
+                "responses": {
+                    "200": {"description": "OpenAPI 3", "content": {JSON: {"schema": {}}}},
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+    }
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The document (built once; it depends on the code only)."""
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "alert-router",
+            "version": version(),
+            "description": "Alertmanager and Argo CD notifications in; Slack, email and"
+            " webhooks out. Credentials: server.auth.<source> for the webhooks,"
+            " server.auth.api for reads, server.auth.admin (else api) for actions.",
+        },
+        "paths": _paths(),
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {"type": "http", "scheme": "basic"},
+            },
+        },
+    }
