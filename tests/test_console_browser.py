@@ -138,6 +138,9 @@ async def test_the_list_shows_webhooks_filters_narrow_it_and_a_click_opens_the_t
     await page.goto(service.url + "/")
     await expect(page.locator("#latest")).to_contain_text("DiskFull")
     await shot(page, "overview")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await shot(page, "overview-phone")
+    await page.set_viewport_size({"width": 1280, "height": 900})
 
     await page.get_by_role("link", name="Notifications", exact=True).click()
     rows = page.locator("#records tbody tr")
