@@ -1046,6 +1046,9 @@ async def test_text_matches_a_substring_of_the_alertname_or_any_label_value(
     assert await groups_of(store, RecordQuery(text="k")) == ["g2", "g1"]
     assert await groups_of(store, RecordQuery(text='a"b')) == []
     assert await groups_of(store, RecordQuery(text="i", group_key="g2")) == ["g2"]
+    # A selective filter drives the search; the text is still checked on each record.
+    assert await groups_of(store, RecordQuery(text="pay", group_key="g3")) == ["g3"]
+    assert await groups_of(store, RecordQuery(text="pay", group_key="g1")) == []
 
 
 async def test_pages_follow_the_cursor_to_the_oldest_record(store: Store) -> None:
@@ -1236,5 +1239,31 @@ async def test_a_database_of_layout_2_gets_its_records_indexed_for_the_console(
         assert await store.count_states(T0) == {("sent", "first"): 1}
         await store.record([labelled("g2", env="prod")])
         assert await groups_of(store, RecordQuery(env="prod")) == ["g2", "g1"]
+    finally:
+        await store.close()
+
+
+async def test_texts_not_indexed_when_the_process_stopped_are_indexed_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "state.db")
+    store = SQLiteStore(path)
+    await store.open()
+    await store.record([labelled("g1", alertname="Early")])
+    await store.record([labelled("g2", alertname="Late")])
+    await store.close()
+    # As if the process died before the second text was indexed.
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "DELETE FROM notifications_text WHERE rowid = (SELECT max(rowid) FROM notifications_text)"
+    )
+    conn.commit()
+    conn.close()
+
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert await groups_of(store, RecordQuery(text="late")) == ["g2"]
+        assert await groups_of(store, RecordQuery(text="early")) == ["g1"]
     finally:
         await store.close()

@@ -136,7 +136,11 @@ async def get_group(request: web.Request) -> web.Response:
     """`GET /api/v1/groups/{group key}`: every receiver's records of one group."""
     store = request.app[STATE].store
     key = request.match_info["key"]
-    page = await store.query_notifications(RecordQuery(group_key=key), GROUP_LIMIT)
+    cursor = request.query.get("cursor") or None
+    try:
+        page = await store.query_notifications(RecordQuery(group_key=key), GROUP_LIMIT, cursor)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     receivers: dict[str, dict[str, Any]] = {}
     for r in page.records:
         # Newest first: the first record of a receiver is its latest.
@@ -268,6 +272,6 @@ def add_api_routes(app: web.Application, guard: Callable[[str, Handler], Handler
     app.router.add_get("/api/v1/notifications", guard("read", list_notifications))
     app.router.add_get("/api/v1/notifications/{id:[^/]+}", guard("read", get_notification))
     app.router.add_post("/api/v1/notifications/{id:[^/]+}/retry", guard("admin", retry))
-    app.router.add_get("/api/v1/groups/{key:.+}", guard("read", get_group))
+    app.router.add_get("/api/v1/groups/{key:[\\s\\S]+}", guard("read", get_group))
     app.router.add_post("/api/v1/routes/test", guard("read", test_route))
     app.router.add_get("/api/v1/openapi.json", guard("read", openapi))

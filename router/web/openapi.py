@@ -451,10 +451,18 @@ def _paths() -> dict[str, Any]:
                         "required": True,
                         "description": "the group key, URL-encoded",
                         "schema": {"type": "string", "minLength": 1},
-                    }
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "required": False,
+                        "description": "the next_cursor of the previous page (1000 a page)",
+                        "schema": {"type": "string"},
+                    },
                 ],
                 "responses": {
                     "200": _json(_ref("Group"), "the group's records, newest first"),
+                    "400": _error("a cursor not given out"),
                     "401": _UNAUTHORIZED,
                     "503": _UNAVAILABLE,
                 },

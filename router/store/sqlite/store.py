@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 import queue
 import sqlite3
@@ -72,7 +73,10 @@ CREATE TABLE IF NOT EXISTS notifications (
     env TEXT NOT NULL DEFAULT '',
     severity TEXT NOT NULL DEFAULT '',
     source TEXT NOT NULL DEFAULT '',
-    alertname TEXT NOT NULL DEFAULT ''
+    alertname TEXT NOT NULL DEFAULT '',
+    -- Timeline entries, one JSON object per line: appended by the updates a claim's end
+    -- makes anyway, so recording them costs no index write.
+    timeline TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS notifications_due
     ON notifications (next_attempt_at) WHERE state = 'pending';
@@ -121,21 +125,11 @@ CREATE INDEX IF NOT EXISTS notifications_severity ON notifications (severity, se
 CREATE INDEX IF NOT EXISTS notifications_source ON notifications (source, seq);
 CREATE INDEX IF NOT EXISTS notifications_state ON notifications (state, seq);
 CREATE INDEX IF NOT EXISTS notifications_reason ON notifications (reason, seq);
-CREATE INDEX IF NOT EXISTS notifications_created ON notifications (created_at, state, reason);
 CREATE VIRTUAL TABLE IF NOT EXISTS notifications_text USING fts5(text, tokenize='trigram');
-CREATE TABLE IF NOT EXISTS timeline (
-    seq INTEGER PRIMARY KEY,
-    notification_id TEXT NOT NULL,
-    at REAL NOT NULL,
-    kind TEXT NOT NULL,
-    text TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS timeline_notification ON timeline (notification_id, seq);
 """
 
 # The layout above; older files are brought to it by _migrate.
-_SCHEMA_VERSION = 3
+_SCHEMA_VERSION = 4
 # Finished records whose rows expire() may drop (their text and timeline go with them).
 _EXPIRED = "SELECT {} FROM notifications WHERE state != 'pending' AND updated_at < ?"
 
@@ -166,9 +160,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("DROP INDEX IF EXISTS alerts_firing")
         conn.execute("DELETE FROM alerts WHERE firing = 0")
         conn.execute("ALTER TABLE alerts DROP COLUMN firing")
-    # Version 3 added the columns the console filters on, the text index and timelines.
+    # Versions 3 and 4 added the columns the console filters on, the text index and the
+    # timeline column.
     added = [c for c in ("env", "severity", "source", "alertname") if c not in columns]
-    for column in added:
+    for column in [*added, *({"timeline"} - columns)]:
         conn.execute(f"ALTER TABLE notifications ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
     _create_records_schema(conn)
     if added:
@@ -184,9 +179,11 @@ def _create_records_schema(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
-def _backfill_facets(conn: sqlite3.Connection) -> None:
-    """Fill the facet columns and the text index of records written before they existed."""
-    last = 0
+def _backfill_facets(conn: sqlite3.Connection, *, after: int = 0, columns: bool = True) -> None:
+    """Fill the facet columns (unless `columns` is false) and the text index of the records
+    after seq `after`: written before they existed, or not indexed yet when the process
+    stopped."""
+    last = after
     while True:
         rows = conn.execute(
             "SELECT * FROM notifications WHERE seq > ? ORDER BY seq LIMIT 1000", (last,)
@@ -195,11 +192,12 @@ def _backfill_facets(conn: sqlite3.Connection) -> None:
             return
         last = rows[-1]["seq"]
         found = [(row["seq"], facets(_row_notification(row))) for row in rows]
-        conn.executemany(
-            "UPDATE notifications SET env = ?, severity = ?, source = ?, alertname = ?"
-            " WHERE seq = ?",
-            [(f.env, f.severity, f.source, f.alertname, seq) for seq, f in found],
-        )
+        if columns:
+            conn.executemany(
+                "UPDATE notifications SET env = ?, severity = ?, source = ?, alertname = ?"
+                " WHERE seq = ?",
+                [(f.env, f.severity, f.source, f.alertname, seq) for seq, f in found],
+            )
         conn.executemany(
             "INSERT INTO notifications_text (rowid, text) VALUES (?, ?)",
             [(seq, f.text) for seq, f in found],
@@ -222,10 +220,13 @@ def _row_notification(row: sqlite3.Row) -> Notification:
 
 
 def _insert_new(
-    conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], texts: Sequence[str]
+    conn: sqlite3.Connection,
+    rows: Sequence[tuple[Any, ...]],
+    texts: Sequence[str],
+    unindexed: dict[str, str],
 ) -> set[str] | None:
-    """Insert the notifications not recorded yet, with their text for the search; the ids
-    added, or None for all of them."""
+    """Insert the notifications not recorded yet, their text queued in `unindexed` for the
+    search; the ids added, or None for all of them."""
     added = conn.executemany(
         "INSERT INTO notifications (id, receiver, group_key, route, events, created_at,"
         " updated_at, state, next_attempt_at, not_before, env, severity, source, alertname)"
@@ -233,7 +234,8 @@ def _insert_new(
         rows,
     ).rowcount
     if added == len(rows):
-        _index_text(conn, [(text, row[0]) for row, text in zip(rows, texts, strict=True)])
+        for row, text in zip(rows, texts, strict=True):
+            unindexed[row[0]] = text
         return None
     # Some ids were recorded before (a call made again): the rows just added are the
     # newest of these ids.
@@ -244,16 +246,9 @@ def _insert_new(
     found = {row["id"] for row in conn.execute(query, (*ids, added))}
     fresh = dict.fromkeys(i for i in ids if i in found)
     by_id = {row[0]: text for row, text in zip(rows, texts, strict=True)}
-    _index_text(conn, [(by_id[i], i) for i in fresh])
+    for i in fresh:
+        unindexed[i] = by_id[i]
     return found
-
-
-def _index_text(conn: sqlite3.Connection, texts: Sequence[tuple[str, str]]) -> None:
-    conn.executemany(
-        "INSERT INTO notifications_text (rowid, text)"
-        " SELECT seq, ? FROM notifications WHERE id = ?",
-        texts,
-    )
 
 
 def _alerts_change(
@@ -312,6 +307,9 @@ class SQLiteStore:
         self._readers: list[sqlite3.Connection] = []
         # Operations queued on the writer and not answered yet.
         self._writes = 0
+        # Texts of records recorded but not in the text index yet (id -> text); only the
+        # writer thread touches it.
+        self._unindexed: dict[str, str] = {}
 
     # -- the writer thread ---------------------------------------------------------------
 
@@ -327,7 +325,35 @@ class SQLiteStore:
         conn.executescript(_SCHEMA)
         _migrate(conn)
         _create_records_schema(conn)
+        # Texts queued but not indexed when the process stopped: the newest records.
+        (indexed,) = conn.execute(
+            "SELECT coalesce(max(rowid), 0) FROM notifications_text"
+        ).fetchone()
+        conn.execute("BEGIN IMMEDIATE")
+        _backfill_facets(conn, after=indexed, columns=False)
+        conn.execute("COMMIT")
         return conn
+
+    def _index_text(self, conn: sqlite3.Connection, limit: int | None = None) -> None:
+        """Index the queued texts, the oldest `limit` of them if given (an operation of the
+        writer thread). Indexed many at a time, not one with each webhook, FTS5 costs far
+        less per record; a few at a time, no commit waits long for it."""
+        if not self._unindexed:
+            return
+        if limit is None or limit >= len(self._unindexed):
+            queued, self._unindexed = self._unindexed, {}
+        else:
+            queued = dict(itertools.islice(self._unindexed.items(), limit))
+            for nid in queued:
+                del self._unindexed[nid]
+        conn.executemany(
+            "INSERT INTO notifications_text (rowid, text)"
+            " SELECT seq, ? FROM notifications WHERE id = ?",
+            [(text, nid) for nid, text in queued.items()],
+        )
+
+    def _index_chunk(self, conn: sqlite3.Connection) -> None:
+        self._index_text(conn, _TEXT_CHUNK)
 
     def _run(self, ready: Future[None]) -> None:
         try:
@@ -337,15 +363,24 @@ class SQLiteStore:
             return
         ready.set_result(None)
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=_TEXT_DELAY if self._unindexed else None)
+            except queue.Empty:
+                self._run_batch(conn, [(self._index_text, Future())])
+                continue
             batch = [item]
             while len(batch) < _BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            if len(self._unindexed) >= _TEXT_CHUNK:
+                # In the same commit as the batch: no fsync of its own.
+                batch.append((self._index_chunk, Future()))
             stop = any(fn is _STOP for fn, _ in batch)
             self._run_batch(conn, [(fn, fut) for fn, fut in batch if fn is not _STOP])
+            if stop and self._unindexed:
+                self._run_batch(conn, [(self._index_text, Future())])
             if stop:
                 for fn, fut in batch:
                     if fn is _STOP and not fut.done():
@@ -545,7 +580,7 @@ class SQLiteStore:
         texts = [f.text for f in found]
 
         def insert(conn: sqlite3.Connection) -> tuple[set[str] | None, bool]:
-            fresh = _insert_new(conn, rows, texts) if rows else None
+            fresh = _insert_new(conn, rows, texts, self._unindexed) if rows else None
             changed = _alerts_change(conn, alert_rows, resolved)
             if alert_rows:
                 conn.executemany(
@@ -632,13 +667,15 @@ class SQLiteStore:
         ids = claim.ids
         counted = 1 if attempted else 0
 
+        lines = _timeline_lines(timeline)
+
         def give_back(conn: sqlite3.Connection) -> None:
-            _add_timeline(conn, timeline)
             conn.executemany(
                 "UPDATE notifications SET attempts = attempts + ?,"
                 " last_error = CASE WHEN ? = '' THEN last_error ELSE ? END,"
-                " next_attempt_at = ?, updated_at = ? WHERE id = ? AND state = 'pending'",
-                [(counted, error, error, next_attempt_at, now, i) for i in ids],
+                " next_attempt_at = ?, updated_at = ?, timeline = timeline || ?"
+                " WHERE id = ? AND state = 'pending'",
+                [(counted, error, error, next_attempt_at, now, lines.get(i, ""), i) for i in ids],
             )
 
         await self._call(give_back)
@@ -659,15 +696,16 @@ class SQLiteStore:
         latest = claim.latest.id
         attempted = 1 if outcome.state is not DeliveryState.SUPPRESSED else 0
 
+        lines = _timeline_lines(timeline)
+
         def finish(conn: sqlite3.Connection) -> None:
-            _add_timeline(conn, timeline)
             conn.executemany(
                 # A success keeps the last error: "sent after 3 attempts, last: 429" is
                 # what an operator asking "why was it late?" needs.
                 "UPDATE notifications SET state = ?, reason = ?,"
                 " last_error = CASE WHEN ? = '' THEN last_error ELSE ? END,"
-                " attempts = attempts + ?, updated_at = ?, delivered_in = ?"
-                " WHERE id = ? AND state = 'pending'",
+                " attempts = attempts + ?, updated_at = ?, delivered_in = ?,"
+                " timeline = timeline || ? WHERE id = ? AND state = 'pending'",
                 [
                     (
                         outcome.state.value,
@@ -678,6 +716,7 @@ class SQLiteStore:
                         now,
                         # Webhooks folded into the newest one say which record carried them.
                         outcome.delivered_in or (latest if i != latest else ""),
+                        lines.get(i, ""),
                         i,
                     )
                     for i in ids
@@ -751,51 +790,23 @@ class SQLiteStore:
         self, query: RecordQuery, limit: int, cursor: str | None = None
     ) -> RecordPage:
         before = decode_cursor(cursor)
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column in _FILTERED:
-            value = getattr(query, column)
-            if value:
-                clauses.append(f"n.{column} = ?")
-                params.append(value)
-        if query.delivered_in:
-            # Lets the partial index of carried records answer.
-            clauses.append("n.delivered_in != ''")
-        if before is not None:
-            clauses.append("n.seq < ?")
-            params.append(before)
+        if limit <= 0:
+            return RecordPage([], None)
+        filters = [(c, getattr(query, c)) for c in _FILTERED if getattr(query, c)]
         text = (query.text or "").lower()
-        if len(text) >= _TRIGRAM:
-            # Driven by the text index newest first, each hit's row looked up by seq.
-            source = "notifications_text t JOIN notifications n ON n.seq = t.rowid"
-            clauses.insert(0, "notifications_text MATCH ?")
-            params.insert(0, _fts_phrase(text))
-            order = "t.rowid DESC"
-        else:
-            source = "notifications n"
-            order = "n.seq DESC"
-            if text:
-                # Too short for trigrams: each row newest first is checked until the page
-                # is full (fast for common text; the API asks for 3 characters or more).
-                clauses.append(
-                    "EXISTS (SELECT 1 FROM notifications_text t WHERE t.rowid = n.seq"
-                    " AND instr(t.text, ?) > 0)"
-                )
-                params.append(text)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        # Only fixed column names and "?" placeholders are interpolated.
-        sql = f"SELECT n.* FROM {source} {where} ORDER BY {order} LIMIT ?"  # noqa: S608  # nosec B608
-        params.append(limit + 1)
+        if text:
+            # Records recorded a moment ago are found too.
+            await self._call(self._index_text)
 
         def fetch(conn: sqlite3.Connection) -> RecordPage:
+            by_text = len(text) >= _TRIGRAM and not _few(conn, filters)
+            sql, params = _record_sql(filters, text, before, limit + 1, by_text=by_text)
             rows = conn.execute(sql, params).fetchall()
             more = len(rows) > limit
             rows = rows[:limit]
             nxt = encode_cursor(rows[-1]["seq"]) if more and rows else None
             return RecordPage([_row_record(r) for r in rows], nxt)
 
-        if limit <= 0:
-            return RecordPage([], None)
         return await self._read(fetch)
 
     async def get_notification(self, notification_id: str) -> NotificationRecord | None:
@@ -815,11 +826,9 @@ class SQLiteStore:
             if row is None:
                 return []
             stored = [
-                TimelineEntry(r["at"], r["kind"], r["text"], json.loads(r["detail"]))
-                for r in conn.execute(
-                    "SELECT * FROM timeline WHERE notification_id = ? ORDER BY seq",
-                    (notification_id,),
-                )
+                TimelineEntry.from_dict(json.loads(line))
+                for line in row["timeline"].splitlines()
+                if line
             ]
             return _in_order(synthesized_timeline(_row_record(row)), stored)
 
@@ -833,8 +842,8 @@ class SQLiteStore:
         def fetch(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
             rows = conn.execute(
                 "SELECT state, reason, count(*) AS n FROM notifications"
-                " WHERE created_at >= ? GROUP BY state, reason",
-                (since,),
+                " WHERE seq >= ? AND created_at >= ? GROUP BY state, reason",
+                (_first_created_since(conn, since), since),
             )
             return {(r["state"], r["reason"]): int(r["n"]) for r in rows}
 
@@ -873,10 +882,6 @@ class SQLiteStore:
                 f"DELETE FROM notifications_text WHERE rowid IN ({_EXPIRED.format('seq')})",  # noqa: S608  # nosec B608
                 cut,
             )
-            conn.execute(
-                f"DELETE FROM timeline WHERE notification_id IN ({_EXPIRED.format('id')})",  # noqa: S608  # nosec B608
-                cut,
-            )
             gone = conn.execute("DELETE FROM nflog WHERE expires_at <= ?", (now,)).rowcount
             gone += conn.execute("DELETE FROM alerts WHERE expires_at <= ?", (now,)).rowcount
             gone += conn.execute("DELETE FROM deploys WHERE at < ?", (now - DEPLOY_TTL,)).rowcount
@@ -902,6 +907,73 @@ _FILTERED = (
 )
 # The trigram index answers substrings at least this long.
 _TRIGRAM = 3
+# Texts are indexed this many with a batch of writes once that many wait, and all of
+# them when the writer has been idle this long (or a text query comes).
+_TEXT_CHUNK = 64
+_TEXT_DELAY = 0.5
+
+
+# A filter matching at most this many records drives a text query (each record's text
+# checked by rowid): cheaper than walking the text index's matches to find them.
+_FEW = 10_000
+
+
+def _few(conn: sqlite3.Connection, filters: Sequence[tuple[str, str]]) -> bool:
+    """Whether one of `filters` matches at most _FEW records (counted on its index, and
+    never past _FEW + 1)."""
+    for column, value in filters:
+        # Only fixed column names are interpolated.
+        (n,) = conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM notifications WHERE {column} = ? LIMIT ?)",  # noqa: S608  # nosec B608
+            (value, _FEW + 1),
+        ).fetchone()
+        if n <= _FEW:
+            return True
+    return False
+
+
+def _record_sql(
+    filters: Sequence[tuple[str, str]],
+    text: str,
+    before: int | None,
+    limit: int,
+    *,
+    by_text: bool,
+) -> tuple[str, list[Any]]:
+    """The page's query: driven by the text index newest first (`by_text`), or by the
+    filters' indexes (or seq) with each record's text checked."""
+    clauses = [f"n.{column} = ?" for column, _ in filters]
+    params: list[Any] = [value for _, value in filters]
+    if any(column == "delivered_in" for column, _ in filters):
+        # Lets the partial index of carried records answer.
+        clauses.append("n.delivered_in != ''")
+    if by_text:
+        source = "notifications_text t JOIN notifications n ON n.seq = t.rowid"
+        clauses.insert(0, "notifications_text MATCH ?")
+        params.insert(0, _fts_phrase(text))
+        order = "t.rowid DESC"
+        if before is not None:
+            # On the text index's own rowid, so its walk starts at the cursor.
+            clauses.append("t.rowid < ?")
+            params.append(before)
+    else:
+        source = "notifications n"
+        order = "n.seq DESC"
+        if before is not None:
+            clauses.append("n.seq < ?")
+            params.append(before)
+        if text:
+            # Each candidate newest first checked until the page is full: a selective
+            # filter, or text too short for trigrams (the API asks for 3 or more).
+            clauses.append(
+                "EXISTS (SELECT 1 FROM notifications_text t WHERE t.rowid = n.seq"
+                " AND instr(t.text, ?) > 0)"
+            )
+            params.append(text)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    params.append(limit)
+    # Only fixed column names and "?" placeholders are interpolated.
+    return f"SELECT n.* FROM {source} {where} ORDER BY {order} LIMIT ?", params  # noqa: S608  # nosec B608
 
 
 def _fts_phrase(text: str) -> str:
@@ -909,16 +981,39 @@ def _fts_phrase(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
+def _timeline_lines(entries: Sequence[tuple[str, TimelineEntry]]) -> dict[str, str]:
+    """Each record's entries as the lines its timeline column gets appended."""
+    lines: dict[str, str] = {}
+    for nid, e in entries:
+        line = json.dumps(e.to_dict(), separators=(",", ":")) + "\n"
+        lines[nid] = lines.get(nid, "") + line
+    return lines
+
+
 def _add_timeline(conn: sqlite3.Connection, entries: Sequence[tuple[str, TimelineEntry]]) -> None:
-    """Append entries of records that exist (an entry never outlives its record)."""
+    """Append entries to their records' timelines (an entry of no record is dropped)."""
     conn.executemany(
-        "INSERT INTO timeline (notification_id, at, kind, text, detail)"
-        " SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM notifications WHERE id = ?)",
-        [
-            (nid, e.at, e.kind, e.text, json.dumps(dict(e.detail), separators=(",", ":")), nid)
-            for nid, e in entries
-        ],
+        "UPDATE notifications SET timeline = timeline || ? WHERE id = ?",
+        [(text, nid) for nid, text in _timeline_lines(entries).items()],
     )
+
+
+def _first_created_since(conn: sqlite3.Connection, since: float) -> int:
+    """The first seq created at or after `since`, by bisecting seqs: records are numbered
+    as they are accepted, so creation times follow seqs (and no index of them is needed)."""
+    lo, hi = conn.execute(
+        "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM notifications"
+    ).fetchone()
+    while lo < hi:
+        mid = (lo + hi) // 2
+        row = conn.execute(
+            "SELECT created_at FROM notifications WHERE seq >= ? ORDER BY seq LIMIT 1", (mid,)
+        ).fetchone()
+        if row is not None and row[0] >= since:
+            hi = mid
+        else:
+            lo = mid + 1
+    return int(lo)
 
 
 def _in_order(first: list[TimelineEntry], stored: list[TimelineEntry]) -> list[TimelineEntry]:
