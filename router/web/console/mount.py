@@ -34,7 +34,8 @@ def setup_console(app: web.Application) -> None:
     app.router.add_get("/ui/", pages.overview)
     app.router.add_get("/ui/notifications", pages.notifications)
     app.router.add_get("/ui/notifications/{id}", pages.notification)
-    app.router.add_get("/ui/groups/{key:.+}", pages.group)
+    # A group key may hold any character, a newline included.
+    app.router.add_get("/ui/groups/{key:[\\s\\S]+}", pages.group)
     app.router.add_get("/ui/routes", pages.routes)
     app.router.add_get("/ui/digests/{id}", pages.digest)
     app.router.add_get("/ui/login", pages.login)
