@@ -1,4 +1,5 @@
-"""Console queries over a million records: p50/p99 of `GET /api/v1/notifications` pages.
+"""Console queries over a million records: p50/p99 of `GET /api/v1/notifications` pages
+and of the console's HTML pages.
 
 Generates a SQLite store of `--records` delivery records directly (one transaction of
 executemany, a realistic spread of receivers, envs, severities, sources, states, reasons,
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sqlite3
 import statistics
@@ -27,11 +29,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# The server runs this checkout's code too, whatever else is installed.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 from bench.harness import free_port, spawn  # noqa: E402
 from router.store.protocols import encode_cursor  # noqa: E402
@@ -223,6 +228,62 @@ def queries(records: int) -> list[tuple[str, str]]:
     ]
 
 
+# The records a digest carried, for its page: the newest few are marked as such.
+DIGEST = "bench-digest"
+
+
+def pages(record_id: str, group_key: str) -> list[tuple[str, str]]:
+    """The console's HTML pages, as a browser asks for them."""
+    return [
+        ("page: overview", "/ui/"),
+        ("page: list", "/ui/notifications"),
+        ("page: list, receiver + state", "/ui/notifications?receiver=team-pay-slack&state=sent"),
+        (
+            "page: list, env + severity + reason",
+            "/ui/notifications?env=prod&severity=critical&reason=inhibited",
+        ),
+        ("page: list, text", "/ui/notifications?q=crashloop"),
+        ("page: one notification", f"/ui/notifications/{quote(record_id, safe='')}"),
+        ("page: group", f"/ui/groups/{quote(group_key, safe='')}"),
+        ("page: routes", "/ui/routes"),
+        ("page: route tester", "/ui/routes?labels=" + quote("alertname=DiskFull env=prod")),
+        ("page: digest", f"/ui/digests/{DIGEST}"),
+    ]
+
+
+async def measure_pages(
+    url: str, runs: int, record_id: str, group_key: str
+) -> list[dict[str, Any]]:
+    rows = []
+    async with aiohttp.ClientSession() as http:
+        for name, path in pages(record_id, group_key):
+            times = []
+            first = 0.0
+            for i in range(runs + 3):
+                started = time.perf_counter()
+                async with http.get(url + path) as resp:
+                    await resp.read()
+                    assert resp.status == 200, (path, resp.status)
+                elapsed = (time.perf_counter() - started) * 1000
+                if i == 0:
+                    # The overview's first request waits for the 24 h counts (cached 10 s).
+                    first = elapsed
+                if i >= 3:
+                    times.append(elapsed)
+            times.sort()
+            rows.append(
+                {
+                    "query": name,
+                    "params": path,
+                    "rows": 0,
+                    "first_ms": round(first, 1),
+                    "p50_ms": round(statistics.median(times), 1),
+                    "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 1),
+                }
+            )
+    return rows
+
+
 async def measure(url: str, records: int, runs: int, pod: str) -> list[dict[str, Any]]:
     async with aiohttp.ClientSession() as http:
         deadline = time.time() + 120
@@ -283,10 +344,18 @@ def main() -> None:
         (pod_text,) = conn.execute(
             "SELECT text FROM notifications_text WHERE rowid = ?", (records // 3,)
         ).fetchone()
-        conn.close()
         pod = next(v for v in pod_text.split("\n") if "-api-" in v)
+        record_id, group_key = conn.execute(
+            "SELECT id, group_key FROM notifications WHERE seq = ?", (records // 3,)
+        ).fetchone()
+        with conn:
+            conn.execute(
+                "UPDATE notifications SET delivered_in = ? WHERE seq > ?", (DIGEST, records - 40)
+            )
+        conn.close()
         with serving(db) as url:
             rows = asyncio.run(measure(url, records, args.runs, pod))
+            rows += asyncio.run(measure_pages(url, args.runs, record_id, group_key))
     if args.json:
         print(
             json.dumps(

@@ -539,11 +539,8 @@ def test_digest_beyond_a_thousand_alerts_links_to_the_rest() -> None:
     chunks = build_digest_chunks(digest)
     text = "\n".join(post_texts(c) for c in chunks)
     assert len(set(re.findall(r"`pod=(web-\d+)`", text))) == 1000
-    url = f"https://alerts.example.com/api/v1/notifications?digest={digest.notification_id}"
-    assert (
-        f"200 more alerts of this digest are not listed here: <{url}&amp;limit=1000|all 1,200>"
-        in text
-    )
+    url = f"https://alerts.example.com/ui/digests/{digest.notification_id}"
+    assert f"200 more alerts of this digest are not listed here: <{url}|all 1,200>" in text
     top = post_texts(build_message_payload(digest))
     assert "The first 1,000 of 1,200 alerts are listed in this thread" in top
 

@@ -172,7 +172,7 @@ async def test_storm_of_three_hundred_is_a_few_posts_naming_every_alert(
     assert digest_ids
     for digest_id in digest_ids:
         [top] = [m for m in tops if digest_id in m.visible_text()]
-        assert f"{ROUTER_URL}/api/v1/notifications?digest={digest_id}" in top.visible_text()
+        assert f"{ROUTER_URL}/ui/digests/{digest_id}" in top.visible_text()
         assert {r["delivered_in"] for r in carried[digest_id]} == {digest_id}
         listed = {p for m in top.replies for p in re.findall(r"`pod=(web-\d+)`", m.visible_text())}
         assert {r["alerts"][0]["labels"]["pod"] for r in carried[digest_id]} == listed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -94,8 +95,50 @@ class SourceAuth(_Model):
 AuthScope = Literal["alertmanager", "argocd", "api", "admin"]
 
 
+class TrustedProxy(_Model):
+    """An authenticating proxy (oauth2-proxy) in front of the console: the user it names in
+    a header is believed, but only on connections from `addresses`."""
+
+    # CIDRs of the proxy itself; a header from any other peer is ignored.
+    addresses: list[str] = Field(min_length=1)
+    # The first of these headers present names the user (oauth2-proxy sets either).
+    user_headers: list[str] = Field(
+        default_factory=lambda: ["X-Forwarded-User", "X-Auth-Request-User"], min_length=1
+    )
+    # Users the proxy names who may act (retry, reload); the others may only read.
+    admins: list[str] = Field(default_factory=list)
+
+    @field_validator("addresses")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for text in value:
+            try:
+                network = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{text!r} is not an IP address or CIDR like 10.0.0.0/8 or ::1/128"
+                ) from None
+            if network.prefixlen == 0:
+                # Anyone could then name any user: name the proxy's own addresses.
+                raise ValueError(f"{text!r} trusts every address; give the proxy's addresses")
+        return value
+
+    @field_validator("user_headers")
+    @classmethod
+    def _header_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9-]+", name):
+                raise ValueError(f"{name!r} is not an HTTP header name")
+        return value
+
+    def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(text, strict=False) for text in self.addresses]
+
+
 class ServerConfig(_Model):
     auth: dict[AuthScope, SourceAuth] = Field(default_factory=dict)
+    # Believe the user an authenticating proxy names (see TrustedProxy); none by default.
+    trusted_proxy: TrustedProxy | None = None
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     # SIGTERM waits this long for in-flight deliveries before leaving them to the next start.
     shutdown_grace: Duration = 10.0

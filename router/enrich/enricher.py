@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from router.config.schema import Config
 from router.enrich.links import links_for
-from router.enrich.loki import LokiEnricher, LokiResult
+from router.enrich.loki import BreakerState, LokiEnricher, LokiResult
 from router.model import Event, Status
 from router.render.message import AlertView, LogExcerpt, Message
 from router.render.text import format_duration
@@ -51,6 +51,11 @@ class Enricher:
         if loki is None and loki_cfg is not None:
             loki = LokiEnricher(loki_cfg, metrics)
         self._loki = loki if loki_cfg is not None else None
+
+    @property
+    def loki_breaker(self) -> BreakerState | None:
+        """The Loki breaker's state, None without Loki."""
+        return self._loki.breaker() if self._loki is not None else None
 
     @property
     def deadline(self) -> float:

@@ -360,6 +360,16 @@ class _CacheEntry:
 _Key = tuple[str, int, str]
 
 
+@dataclass(frozen=True, slots=True)
+class BreakerState:
+    """The Loki circuit breaker as the console shows it."""
+
+    # Seconds until Loki is asked again; 0 while queries go out.
+    open_for: float
+    failures_in_a_row: int
+    last_failure: str
+
+
 class LokiEnricher:
     """Fetches log excerpts from Loki for alerts; shared by every receiver's enrichment."""
 
@@ -468,6 +478,10 @@ class LokiEnricher:
             # An alert "starting" after our now (clock skew) still gets the lookback window.
             start = end - max(lookback_ns, 1)
         return start, end
+
+    def breaker(self) -> BreakerState:
+        """Whether Loki is being skipped after failures, and the last one."""
+        return BreakerState(self._breaker_open(), self._failures_in_a_row, self._last_failure)
 
     def _breaker_open(self) -> float:
         """Seconds until Loki is tried again, or 0 when queries may go out."""

@@ -40,8 +40,11 @@ def digest_title(firing: int, resolved: int, destination: str = "") -> str:
 
 
 def listing_url(router_url: str, digest_id: str) -> str:
-    """Where the read API lists every record a digest carried (a path without a base)."""
-    return f"{router_url}/api/v1/notifications?digest={digest_id}&limit=1000"
+    """Where people see every alert a digest stands for: its console page, or without
+    `server.external_url` the read API's path (there is no base to link to)."""
+    if router_url:
+        return f"{router_url}/ui/digests/{digest_id}"
+    return f"/api/v1/notifications?digest={digest_id}&limit=1000"
 
 
 def _shared(alerts: Sequence[AlertView]) -> dict[str, str]:

@@ -285,6 +285,7 @@ class RenderStage:
             job.decision.reason.value,
             now=job.at,
             first_notified=datetime.fromtimestamp(first, UTC) if first is not None else None,
+            router_url=job.runtime.config.server.external_url,
         )
         if job.held_for > 0 and job.decision.firing:
             note = (

@@ -36,6 +36,7 @@ from router.model import (
     TimelineEntry,
 )
 from router.notify.firing import FiringAlerts
+from router.notify.health import DeliveryHealth
 from router.notify.pacing import Pacer
 from router.notify.retry import backoff
 from router.notify.stages import (
@@ -208,6 +209,7 @@ class Deliverer:
         self.clock = clock
         self.pacer = pacer
         self.firing = FiringAlerts(store)
+        self.health = DeliveryHealth()
         # A store outage shorter than a lease does not make a sent message go out again.
         self.outbox = PatientOutbox(store, patience=lease)
         self.pipeline = default_pipeline(
@@ -383,6 +385,7 @@ class Deliverer:
         try:
             await self.pipeline(job)
         except DeliveryError as exc:
+            self.health.failed(claim.receiver, self.clock(), str(exc))
             await self._failed(job, exc, now)
         except StoreUnavailable as exc:
             # The lease runs out and the claim is taken again once the store is back.
@@ -391,9 +394,13 @@ class Deliverer:
             raise
         except Exception as exc:  # noqa: BLE001 - one bad notification must not stop the worker
             log.exception("delivery crashed", extra={"receiver": claim.receiver})
+            self.health.failed(claim.receiver, self.clock(), f"internal: {type(exc).__name__}")
             await self._failed(
                 job, DeliveryError("internal", type(exc).__name__, retryable=True), now
             )
+        else:
+            if job.attempted:
+                self.health.delivered(claim.receiver, self.clock())
 
     async def _failed(self, job: Job, exc: DeliveryError, now: float) -> None:
         claim = job.claim

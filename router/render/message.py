@@ -6,7 +6,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from router.model import Event, Notification, Status
 from router.render.text import format_duration, resolved_after, status_text
@@ -195,12 +195,14 @@ def build_message(
     *,
     now: datetime | None = None,
     first_notified: datetime | None = None,
+    router_url: str = "",
 ) -> Message:
     """Turn a notification into the view the templates render.
 
     `now` (default: when the notification was accepted) ends a resolve that carries no end
     time; `first_notified` (when the receiver first heard of the group) starts one that
-    carries no start time.
+    carries no start time; `router_url` (`server.external_url`) adds a link to the
+    notification's console page.
     """
     events = list(notification.events)
     firing = [_alert_view(e) for e in events if e.status is Status.FIRING]
@@ -251,6 +253,16 @@ def build_message(
         route_path=notification.route.path,
         external_url=first.external_url if first else "",
         details=dict(first.details) if first else {},
+        links=[console_link(router_url, notification.id)] if router_url else [],
         notes=notes,
         resolved_after=lasted,
     )
+
+
+# The title of the link from a message to its notification's console page.
+TITLE_CONSOLE = "alert-router"
+
+
+def console_link(router_url: str, notification_id: str) -> Link:
+    """The link to a notification's page on the console at `router_url`."""
+    return Link(TITLE_CONSOLE, f"{router_url}/ui/notifications/{quote(notification_id, safe='')}")

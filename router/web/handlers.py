@@ -6,62 +6,31 @@ the intake's business (router/ingest/intake.py).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from router.config.schema import AuthScope, SourceAuth
 from router.ingest.intake import SOURCES, InvalidPayload
 from router.store.protocols import StoreUnavailable, exported_outbox_depth
 from router.web.api import add_api_routes
+from router.web.auth import (
+    ADMIN,
+    READ_API,
+    Handler,
+    Rejected,
+    authorized,
+    challenge,
+    guarded,
+    log_refused,
+)
+from router.web.console.mount import setup_console
 from router.web.state import STATE, AppState
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 64 * 1024
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class Rejected(Exception):
-    """A request refused with a status, a reason label for metrics and a message for the
-    sender (and, for a 401, the WWW-Authenticate challenge)."""
-
-    def __init__(self, status: int, reason: str, message: str, challenge: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.message = message
-        self.challenge = challenge
-
-
-def _authorized(request: web.Request, auth: SourceAuth) -> bool:
-    header = request.headers.get("Authorization", "")
-    scheme, _, credentials = header.partition(" ")
-    credentials = credentials.strip()
-    ok = False
-    # Compare every configured method in constant time; never short-circuit on a secret.
-    if auth.bearer_token is not None and scheme.lower() == "bearer":
-        expected = auth.bearer_token.get_secret_value().encode()
-        ok |= hmac.compare_digest(credentials.encode(), expected)
-    if auth.basic_auth is not None and scheme.lower() == "basic":
-        try:
-            user, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        user_ok = hmac.compare_digest(user.encode(), auth.basic_auth.username.encode())
-        pass_ok = hmac.compare_digest(
-            password.encode(), auth.basic_auth.password.get_secret_value().encode()
-        )
-        ok |= user_ok and pass_ok
-    return ok
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -86,15 +55,6 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def _challenge(auth: SourceAuth) -> str:
-    schemes = []
-    if auth.bearer_token is not None:
-        schemes.append('Bearer realm="alert-router"')
-    if auth.basic_auth is not None:
-        schemes.append('Basic realm="alert-router"')
-    return ", ".join(schemes)
-
-
 def webhook_handler(source: str) -> Handler:
     """A handler that authenticates one source's webhooks and hands them to the intake."""
 
@@ -105,7 +65,7 @@ def webhook_handler(source: str) -> Handler:
             accepted = await _accept(request, state, source)
         except Rejected as exc:
             state.metrics.webhooks_rejected.labels(source, exc.reason).inc()
-            _log_refused(request, exc, source=source)
+            log_refused(request, exc, source=source)
             headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else {}
             return web.json_response({"error": exc.message}, status=exc.status, headers=headers)
         state.metrics.events_received.labels(source).inc(accepted)
@@ -118,8 +78,8 @@ def webhook_handler(source: str) -> Handler:
 async def _accept(request: web.Request, state: AppState, source: str) -> int:
     server = state.runtime.config.server
     auth = server.auth.get(source)  # type: ignore[call-overload]
-    if auth is not None and not _authorized(request, auth):
-        raise Rejected(401, "unauthorized", "missing or wrong credentials", _challenge(auth))
+    if auth is not None and not authorized(request, auth):
+        raise Rejected(401, "unauthorized", "missing or wrong credentials", challenge(auth))
     if not _is_json(request.content_type):
         raise Rejected(415, "unsupported_media_type", "Content-Type must be application/json")
     body = await _read_body(request, server.max_body_bytes)
@@ -129,42 +89,6 @@ async def _accept(request: web.Request, state: AppState, source: str) -> int:
         raise Rejected(400, "bad_request", str(exc)) from exc
     except StoreUnavailable as exc:
         raise Rejected(503, "store_unavailable", "state store unavailable, retry later") from exc
-
-
-def _log_refused(request: web.Request, exc: Rejected, **fields: str) -> None:
-    # One line per refusal, so "why did Alertmanager's webhook not arrive" has an answer;
-    # never with the request's headers or body, which may hold credentials.
-    level = logging.WARNING if exc.status >= 500 else logging.INFO
-    log.log(
-        level,
-        "request refused",
-        extra={
-            **fields,
-            "path": request.path,
-            "status": exc.status,
-            "reason": exc.reason,
-            "error": exc.message,
-            "remote": request.remote or "",
-        },
-    )
-
-
-def guarded(scopes: tuple[AuthScope, ...], handler: Handler) -> Handler:
-    """`handler` behind the credentials of the first of `scopes` the config sets (open if
-    none is set)."""
-
-    async def guard(request: web.Request) -> web.StreamResponse:
-        auth_config = request.app[STATE].runtime.config.server.auth
-        auth = next((auth_config[s] for s in scopes if s in auth_config), None)
-        if auth is not None and not _authorized(request, auth):
-            exc = Rejected(401, "unauthorized", "missing or wrong credentials", _challenge(auth))
-            _log_refused(request, exc)
-            return web.json_response(
-                {"error": exc.message}, status=401, headers={"WWW-Authenticate": exc.challenge}
-            )
-        return await handler(request)
-
-    return guard
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -234,17 +158,13 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-# `server.auth` entries guarding the read API and the actions.
-READ_API: tuple[AuthScope, ...] = ("api",)
-ADMIN: tuple[AuthScope, ...] = ("admin", "api")
-
-
 def add_routes(app: web.Application) -> None:
-    """Mount the webhooks, health, readiness, metrics, reload and the read API."""
+    """Mount the webhooks, health, readiness, metrics, reload, the read API and the console."""
     for source in SOURCES:
         app.router.add_post(f"/webhook/{source}", webhook_handler(source))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/-/reload", guarded(ADMIN, reload))
+    setup_console(app)
     add_api_routes(app, lambda scope, h: guarded(READ_API if scope == "read" else ADMIN, h))

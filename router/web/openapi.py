@@ -8,6 +8,7 @@ from typing import Any
 
 from router import version
 from router.model import DeliveryState
+from router.web.console.openapi import console_paths
 
 JSON = "application/json"
 
@@ -369,6 +370,7 @@ _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"
 
 def _paths() -> dict[str, Any]:
     return {
+        **console_paths(),
         "/webhook/alertmanager": _webhook("alertmanager", "AlertmanagerWebhook"),
         "/webhook/argocd": _webhook("argocd", "ArgoCDWebhook"),
         "/healthz": {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,11 @@ class AppState:
     clock: Callable[[], float]
     # What the last check of the store found (see handlers.mark_store).
     store_answered: bool = True
+    # When the running config was loaded, and what the last reload did (None: none yet),
+    # for the console's health panel.
+    loaded_at: float = field(default_factory=time.time)
+    last_reload: Reload | None = None
+    last_reload_at: float | None = None
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -50,6 +56,13 @@ class AppState:
     async def reload_config(self) -> Reload:
         """Reload the config file: applied unless the root file has a problem; a team whose
         file fails keeps the version it runs now (or its fallback, if it never loaded)."""
+        outcome = await self._reload_config()
+        self.last_reload, self.last_reload_at = outcome, time.time()
+        if outcome.applied:
+            self.loaded_at = self.last_reload_at
+        return outcome
+
+    async def _reload_config(self) -> Reload:
         if self.config_path is None:
             return Reload(False, ["no configuration file to reload"])
         async with self._reload_lock:
