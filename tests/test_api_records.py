@@ -107,6 +107,9 @@ async def test_a_sent_notification_tells_its_whole_story(svc: Running) -> None:
     assert dedup["detail"]["reason"] == "first"
     assert "enrich.loki is not configured" in enriched["text"]
     assert sent["detail"]["channel"] == "C0PRODALRT" and sent["detail"]["ts"]
+    assert sent["detail"]["permalink"].endswith(
+        "/archives/C0PRODALRT/p" + sent["detail"]["ts"].replace(".", "")
+    )
     assert "#prod-alerts" in sent["text"]
 
 

@@ -84,6 +84,8 @@ async def test_first_notification_posts_header_sections_and_fallback_text(
     posted = only_message(slack)
     assert state["channel"] == "C0PRODALRT" == posted.channel
     assert state["ts"] == posted.ts
+    # Slack's permalink form: the workspace address, the channel, p and the ts' digits.
+    assert state["permalink"] == (f"{slack.url}/archives/C0PRODALRT/p{posted.ts.replace('.', '')}")
     assert posted.text.startswith(f"{MENTION} [FIRING:2] HighErrorRate")
     assert posted.blocks[0]["type"] == "header"
     assert "[FIRING:2] HighErrorRate" in posted.blocks[0]["text"]["text"]
@@ -152,6 +154,7 @@ async def test_new_alerts_update_original_message_and_reply_in_thread(
     assert state["ts"] == first["ts"]
     assert [c.method for c in slack.calls] == [
         "chat.postMessage",
+        "auth.test",  # once per channel: the workspace address for message links
         "chat.update",
         "chat.postMessage",
     ]

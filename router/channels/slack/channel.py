@@ -72,6 +72,7 @@ from router.secrets import redact
 # loggers for our clients at INFO whatever the root logger says.
 _SDK_LOGGER = logging.getLogger("router.channels.slack.channel.sdk")
 _SDK_LOGGER.setLevel(logging.INFO)
+log = logging.getLogger(__name__)
 
 # Web API error codes a later attempt can succeed on (Slack's own 5xx-like codes).
 RETRYABLE_ERRORS = frozenset(
@@ -130,6 +131,8 @@ class SlackChannel:
         self._session: aiohttp.ClientSession | None = None
         self._web: AsyncWebClient | None = None
         self._hook: AsyncWebhookClient | None = None
+        # The workspace's address (auth.test), for message links; "" once it failed.
+        self._workspace: str | None = None
 
     # ---- public ------------------------------------------------------------------------
 
@@ -308,8 +311,32 @@ class SlackChannel:
             extras["icon_emoji"] = self.cfg.icon_emoji
         return extras
 
+    async def _permalink(self, channel: str, ts: str) -> str:
+        """The message's address, built as Slack builds permalinks, from the workspace
+        address asked once per channel (no chat.getPermalink round trip per post)."""
+        if self._workspace is None:
+            client = self._web_client()
+            try:
+                answer = await client.auth_test()
+                url = str(answer.get("url") or "")
+            except (SlackClientError, aiohttp.ClientError, TimeoutError) as err:
+                log.info(
+                    "no Slack message links: auth.test failed",
+                    extra={"receiver": self.name, "error": self._scrub(str(err))},
+                )
+                url = ""
+            self._workspace = url if url.startswith(("https://", "http://")) else ""
+        if not self._workspace or not channel or not ts:
+            return ""
+        return f"{self._workspace.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+
     def _state(
-        self, message: Message, channel: str, ts: str, payload: SlackPayload | None = None
+        self,
+        message: Message,
+        channel: str,
+        ts: str,
+        payload: SlackPayload | None = None,
+        permalink: str = "",
     ) -> dict[str, str]:
         """What to remember for the group.
 
@@ -325,6 +352,8 @@ class SlackChannel:
             "status": message.status.value,
             "firing": " ".join(a.fingerprint for a in message.firing),
         }
+        if permalink:
+            state["permalink"] = permalink
         if payload is not None and self.interactive and message.digest is None:
             state["group_key"] = message.group_key
             state["payload"] = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
@@ -372,7 +401,9 @@ class SlackChannel:
         )
         # A click's edit starts from this without the mention: an edit pings nobody.
         edit_base = build_message_payload(message, buttons=buttons) if mention else payload
-        return self._state(message, str(response["channel"]), str(response["ts"]), edit_base)
+        posted, ts = str(response["channel"]), str(response["ts"])
+        link = await self._permalink(posted, ts)
+        return self._state(message, posted, ts, edit_base, link)
 
     async def _send_bot(self, message: Message, prior: Mapping[str, str]) -> Mapping[str, str]:
         parent = self._parent(message, prior)
@@ -403,7 +434,7 @@ class SlackChannel:
                 channel=channel, thread_ts=ts, **reply, **self._extras()
             ),
         )
-        return self._state(message, channel, ts, payload)
+        return self._state(message, channel, ts, payload, prior.get("permalink", ""))
 
     def _thread_reply(self, message: Message, prior: Mapping[str, str]) -> SlackPayload:
         known: set[str] | None = None
