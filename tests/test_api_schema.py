@@ -37,9 +37,7 @@ CHECKS = [
 ]
 # schemathesis's own strategies draw from `random` for generated text, which this
 # Hypothesis deprecates (a warning, an error under the suite's filterwarnings).
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Do not use the `random` module inside strategies"
-)
+pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 # Enough to reach every parameter and status of each operation; the suite stays quick.
 EXAMPLES = 30
 

@@ -1267,3 +1267,37 @@ async def test_texts_not_indexed_when_the_process_stopped_are_indexed_at_the_nex
         assert await groups_of(store, RecordQuery(text="early")) == ["g1"]
     finally:
         await store.close()
+
+
+async def test_a_redis_page_cut_short_by_its_budget_still_leads_to_every_match(
+    redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import router.store.redis.store as redis_store
+
+    monkeypatch.setattr(redis_store, "_QUERY_BUDGET", 3)
+    store = RedisStore(redis_url, key_prefix=prefix, clock=FakeClock(T0))
+    await store.open()
+    try:
+        for i in range(10):
+            await store.record([labelled(f"g{i}", env="prod" if i in (1, 8) else "dev")])
+        seen: list[str] = []
+        cursor = None
+        calls = 0
+        while True:
+            page = await store.query_notifications(RecordQuery(text="prod"), 5, cursor)
+            calls += 1
+            seen += [r.group_key for r in page.records]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == ["g8", "g1"]
+        assert calls > 1  # short pages, each with a cursor to go on
+        assert [r.group_key for r in await store.list_notifications(5)] == [
+            "g9",
+            "g8",
+            "g7",
+            "g6",
+            "g5",
+        ]
+    finally:
+        await store.close()
