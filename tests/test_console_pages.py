@@ -15,6 +15,7 @@ import pytest
 from router.config.schema import Config
 from router.web.console import pages
 from tests.conftest import Running, running
+from tests.fakes.smtp import FakeSMTPServer
 from tests.fakes.webhook_sink import WebhookSink
 from tests.helpers import config_from, payload
 
@@ -389,3 +390,25 @@ async def test_pages_read_a_redis_store_as_they_read_sqlite(
         audit = next(r for r in records if r["receiver"] == "audit")
         status, text = await page(svc, f"/ui/notifications/{audit['id']}")
         assert status == 200 and "DiskFull to audit" in text
+
+
+async def test_emails_link_to_their_console_page(state_url: str, smtp: FakeSMTPServer) -> None:
+    config = config_from(
+        f"""
+state: {{url: "{state_url}"}}
+server: {{external_url: "https://alerts.example.com/"}}
+receivers:
+  - name: mail
+    email: {{to: [sre@example.com], from: router@example.com, smarthost: "{smtp.smarthost}",
+             starttls: false}}
+route: {{receiver: mail}}
+"""
+    )
+    async with running(config) as svc:
+        await svc.post("/webhook/alertmanager", alert({"alertname": "Mailed"}, group="m"))
+        async with asyncio.timeout(10):
+            [mail] = await smtp.wait_for_messages(1)
+        [record] = await settled(svc, 1)
+    url = f"https://alerts.example.com/ui/notifications/{record['id']}"
+    assert url in mail.text
+    assert f'href="{url}"' in mail.html

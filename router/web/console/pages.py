@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -269,17 +270,42 @@ def timeline_rows(entries: Sequence[TimelineEntry]) -> list[dict[str, Any]]:
     for entry in entries:
         links: list[tuple[str, str]] = []
         plain: list[tuple[str, str]] = []
+        label_sets: list[tuple[str, Mapping[str, str]]] = []
         digests: list[str] = []
         for key, value in entry.detail.items():
+            labels = _label_set(value)
             if key in _DIGEST_KEYS and value:
                 digests.append(value)
             elif value.startswith(("http://", "https://")):
                 links.append((key, value))
+            elif labels is not None:
+                label_sets.append((key, labels))
             elif value and value not in entry.text:
                 # What the sentence already says is not said again.
                 plain.append((key, value))
-        rows.append({"entry": entry, "links": links, "plain": plain, "digests": digests})
+        rows.append(
+            {
+                "entry": entry,
+                "links": links,
+                "plain": plain,
+                "label_sets": label_sets,
+                "digests": digests,
+            }
+        )
     return rows
+
+
+def _label_set(value: str) -> Mapping[str, str] | None:
+    """A detail holding a label set as JSON (an inhibiting source alert), else None."""
+    if not value.startswith("{"):
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    if isinstance(parsed, dict) and all(isinstance(v, str) for v in parsed.values()):
+        return {str(k): v for k, v in parsed.items()}
+    return None
 
 
 async def _record(state: AppState, notification_id: str) -> NotificationRecord:
