@@ -188,7 +188,7 @@ async def test_acknowledge_names_who_and_when_and_offers_unacknowledge(
         await until(carried_out(action))
 
 
-async def test_an_acknowledgement_shows_in_the_read_api_and_on_the_timeline(
+async def test_an_acknowledgement_shows_in_the_read_api_the_console_and_the_timeline(
     service: Running, slack: FakeSlack, clock: FakeClock
 ) -> None:
     await fire(service, slack, alert("f1"))
@@ -210,6 +210,11 @@ async def test_an_acknowledgement_shows_in_the_read_api_and_on_the_timeline(
     assert status == 200
     [receiver] = group["receivers"]
     assert receiver["actions"]["acked_by_name"] == "alice"
+    # The console's pages say it too, in words.
+    for page in (f"/ui/notifications/{record['id']}", "/ui/groups/" + quote(GROUP, safe="")):
+        async with service.http.get(service.url + page) as resp:
+            assert resp.status == 200
+            assert "Acknowledged by alice at" in await resp.text()
 
 
 async def test_an_acknowledged_group_gets_no_reminder_but_hears_of_new_alerts_and_the_resolve(

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from router.interact.actions import GroupActions
 from router.model import NotificationRecord, TimelineEntry
 from router.routing.outline import outline
 from router.store.protocols import RecordPage, RecordQuery, StoreUnavailable
@@ -336,7 +337,10 @@ async def notification(request: web.Request) -> Mapping[str, Any]:
     if digest_id:
         digest_ids.add(digest_id)
     who = access(request)
+    actions = await state.store.group_actions(record.receiver, record.group_key)
     return {
+        "actions": actions,
+        "has_actions": _shows(actions, state.clock()),
         "record": record,
         "row": summary(record),
         "timeline": timeline_rows(entries),
@@ -346,6 +350,13 @@ async def notification(request: web.Request) -> Mapping[str, Any]:
         "may_act": who.admin,
         "retried": request.query.get("retried", ""),
     }
+
+
+def _shows(actions: GroupActions | None, now: float) -> bool:
+    """Whether what people did to a group (from Slack) is still worth a line."""
+    if actions is None:
+        return False
+    return bool(actions.acked_at or actions.silenced_until > now or actions.last_error)
 
 
 # --- one group ----------------------------------------------------------------------------------
@@ -368,8 +379,14 @@ async def group(request: web.Request) -> Mapping[str, Any]:
     if first is not None:
         labels = first.alerts[0].get("labels") or {}
         routed_now = [route.receiver for route in state.runtime.tree.match(labels)]
+    actions = {}
+    for receiver in by_receiver:
+        found = await state.store.group_actions(receiver, key)
+        if _shows(found, state.clock()):
+            actions[receiver] = found
     return {
         "key": key,
+        "actions": actions,
         "by_receiver": sorted(by_receiver.items()),
         "next_cursor": page.next_cursor,
         "count": len(page.records),
