@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,19 @@ from router.config.loader import parse_config
 from router.config.schema import Config
 
 DATA = Path(__file__).parent / "data"
+
+
+async def until(check: Callable[[], Any], within: float = 15.0) -> Any:
+    """Poll `check` (sync or async) until it gives something truthy, and return that; fail
+    after `within` seconds. For state that lives in a store or a fake, with no event to
+    wait on."""
+    async with asyncio.timeout(within):
+        while True:
+            got = check()
+            value = await got if inspect.isawaitable(got) else got
+            if value:
+                return value
+            await asyncio.sleep(0.02)
 
 
 def config_from(text: str) -> Config:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 from router.config.schema import Config
 from tests.conftest import Running, running
 from tests.fakes.slack import FakeSlack, Reply
-from tests.helpers import config_from
+from tests.helpers import config_from, until
 
 MENTION = "<!subteam^S0123ONCALL>"
 
@@ -90,12 +89,6 @@ async def settle(svc: Running, within: float = 10.0) -> None:
 async def metrics_text(svc: Running) -> str:
     async with svc.http.get(svc.url + "/metrics") as resp:
         return await resp.text()
-
-
-async def until(check: Callable[[], bool], within: float = 10.0) -> None:
-    async with asyncio.timeout(within):
-        while not check():  # noqa: ASYNC110 - the fake exposes state, not events
-            await asyncio.sleep(0.02)
 
 
 async def test_label_that_pings_channel_arrives_escaped(slack: FakeSlack, state_url: str) -> None:

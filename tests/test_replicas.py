@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from router.config.schema import Config
 from tests.conftest import Running, running
 from tests.fakes.slack import FakeSlack, Reply, SlackCall
 from tests.fakes.smtp import free_port
-from tests.helpers import config_from
+from tests.helpers import config_from, until
 from tests.redis_server import RedisServer
 from tests.test_process import Server
 
@@ -132,15 +132,6 @@ async def records(server: Server) -> list[dict[str, Any]]:
         assert resp.status == 200
         data: dict[str, Any] = await resp.json()
         return list(data["notifications"])
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float) -> None:
-    """Poll `check` until it holds; fail after `within` seconds."""
-    async with asyncio.timeout(within):
-        while True:
-            if await check():
-                return
-            await asyncio.sleep(0.1)
 
 
 def leases_held(url: str, prefix: str) -> int:

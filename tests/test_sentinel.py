@@ -10,7 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from router.config.schema import Config
 from tests.conftest import running
 from tests.fakes.slack import FakeSlack, SlackCall
 from tests.fakes.smtp import free_port
-from tests.helpers import config_from
+from tests.helpers import config_from, until
 from tests.test_replicas import alert_webhook, group_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
@@ -125,14 +125,6 @@ receivers:
 route: {{receiver: slack, repeat_interval: 1h}}
 """
     )
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if await check():
-                return
-            await asyncio.sleep(0.1)
 
 
 async def test_a_primary_killed_right_after_its_200s_loses_none_of_them(

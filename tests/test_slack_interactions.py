@@ -26,7 +26,7 @@ from tests.fakes.slack_clicks import (
     post_signed,
     sign,
 )
-from tests.helpers import config_from
+from tests.helpers import config_from, until
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 CHANNEL = "#prod-alerts"
@@ -101,18 +101,6 @@ def clock() -> FakeClock:
 async def service(slack: FakeSlack, state_url: str, clock: FakeClock) -> AsyncIterator[Running]:
     async with running(config_from(config_text(slack, state_url)), clock=clock) as svc:
         yield svc
-
-
-async def until(check: Callable[[], Any], within: float = 15.0) -> Any:
-    """Poll `check` (the worker runs in another task) until it returns something truthy."""
-    async with asyncio.timeout(within):
-        while True:
-            got = check()
-            if asyncio.iscoroutine(got):
-                got = await got
-            if got:
-                return got
-            await asyncio.sleep(0.02)
 
 
 def the_message(slack: FakeSlack) -> SlackMessage:

@@ -10,6 +10,7 @@ In CI (CI set) a missing Alertmanager binary is a failure; elsewhere the tests s
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +24,7 @@ import pytest
 from router.alertmanager_api.client import AlertmanagerClient, Matcher
 from router.config.schema import AlertmanagerAPI
 from router.model import parse_time
+from tests import helpers
 from tests.conftest import Running, running
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.slack_clicks import (
@@ -87,15 +89,8 @@ route:
 """
 
 
-async def until(check: Callable[[], Any], within: float = 30.0) -> Any:
-    async with asyncio.timeout(within):
-        while True:
-            got = check()
-            if asyncio.iscoroutine(got):
-                got = await got
-            if got:
-                return got
-            await asyncio.sleep(0.05)
+# Real Alertmanager and the retry backoff after it comes back take longer than a fake.
+until = functools.partial(helpers.until, within=30.0)
 
 
 def the_message(slack: FakeSlack) -> SlackMessage:

@@ -4,7 +4,7 @@ and opens the store (and starts delivering) by itself once it answers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from router.config.schema import Config
 from tests.conftest import Running, running
 from tests.fakes.webhook_sink import WebhookSink
-from tests.helpers import config_from, payload
+from tests.helpers import config_from, payload, until
 from tests.redis_server import RedisServer
 
 
@@ -41,14 +41,6 @@ async def refuses_until_ready(app: Running) -> str:
     assert (await app.get_json("/api/v1/notifications"))[0] == 503
     error: str = answer["error"]
     return error
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float = 10) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if await check():
-                return
-            await asyncio.sleep(0.05)
 
 
 async def becomes_ready(app: Running) -> None:

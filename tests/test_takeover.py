@@ -4,10 +4,8 @@ worker that cannot renew stops before its lease can run out."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ from router.model import DeliveryState, Outcome
 from router.store.redis import RedisStore
 from tests.conftest import Running, running
 from tests.fakes.slack import FakeSlack
-from tests.helpers import config_from
+from tests.helpers import config_from, until
 from tests.redis_server import RedisServer
 
 CHANNEL = "#prod-alerts"
@@ -67,14 +65,6 @@ def webhook(group: str) -> dict[str, Any]:
 
 def posts_about(slack: FakeSlack, group: str) -> int:
     return sum(group in str(c.args.get("text", "")) for c in slack.calls_to("chat.postMessage"))
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if await check():
-                return
-            await asyncio.sleep(0.05)
 
 
 async def settled(app: Running, count: int) -> bool:

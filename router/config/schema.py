@@ -135,6 +135,19 @@ class TrustedProxy(_Model):
         return [ipaddress.ip_network(text, strict=False) for text in self.addresses]
 
 
+def _base_url(value: str, field: str, example: str) -> str:
+    """An absolute http(s) URL that paths are appended to (no trailing slash), or ""."""
+    text = value.strip().rstrip("/")
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{field} must be an absolute http(s) URL like {example}, got {value!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{field} must not have a query or #fragment")
+    return text
+
+
 class ServerConfig(_Model):
     auth: dict[AuthScope, SourceAuth] = Field(default_factory=dict)
     # Believe the user an authenticating proxy names (see TrustedProxy); none by default.
@@ -149,18 +162,7 @@ class ServerConfig(_Model):
     @field_validator("external_url")
     @classmethod
     def _web_url(cls, value: str) -> str:
-        text = value.strip().rstrip("/")
-        if not text:
-            return ""
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(
-                f"external_url must be an absolute http(s) URL like https://alerts.example.com,"
-                f" got {value!r}"
-            )
-        if parts.query or parts.fragment:
-            raise ValueError("external_url must not have a query or #fragment")
-        return text
+        return _base_url(value, "external_url", "https://alerts.example.com")
 
 
 class StateConfig(_Model):
@@ -523,16 +525,7 @@ class AlertmanagerAPI(_Model):
     @field_validator("api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        text = value.strip().rstrip("/")
-        if not text:
-            return ""
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(
-                f"api_url must be an absolute http(s) URL like http://alertmanager:9093,"
-                f" got {value!r}"
-            )
-        return text
+        return _base_url(value, "api_url", "http://alertmanager:9093")
 
     @model_validator(mode="after")
     def _one_credential(self) -> AlertmanagerAPI:
