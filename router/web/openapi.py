@@ -8,7 +8,7 @@ from typing import Any
 
 from router import version
 from router.model import DeliveryState
-from router.web.console.openapi import console_paths
+from router.web.console.openapi import console_paths, form_body
 
 JSON = "application/json"
 
@@ -426,18 +426,7 @@ def _paths() -> dict[str, Any]:
                 "X-Slack-Request-Timestamp within 5 minutes); the click is recorded, then "
                 "carried out by a worker.",
                 "tags": ["slack"],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/x-www-form-urlencoded": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {"payload": {"type": "string"}},
-                                "required": ["payload"],
-                            }
-                        }
-                    },
-                },
+                "requestBody": form_body("payload"),
                 "responses": {
                     "200": {"description": "recorded (or a click that changes nothing)"},
                     "400": _error("no payload, or a payload that is not Slack's JSON"),

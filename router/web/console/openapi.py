@@ -5,6 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+
+def form_body(field: str) -> dict[str, Any]:
+    """A required form-encoded request body of one text field."""
+    schema = {"type": "object", "properties": {field: {"type": "string"}}, "required": [field]}
+    return {
+        "required": True,
+        "content": {"application/x-www-form-urlencoded": {"schema": schema}},
+    }
+
+
 _HTML = {"text/html": {"schema": {"type": "string"}}}
 _SECURITY: list[dict[str, list[str]]] = [{"basic": []}, {"bearer": []}, {}]
 
@@ -57,18 +67,7 @@ def _action(operation: str, summary: str, parameters: list[dict[str, Any]]) -> d
             "tags": ["console"],
             "security": _SECURITY,
             "parameters": parameters,
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/x-www-form-urlencoded": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {"csrf": {"type": "string"}},
-                            "required": ["csrf"],
-                        }
-                    }
-                },
-            },
+            "requestBody": form_body("csrf"),
             "responses": {
                 "303": {"description": "done: the page that shows the outcome"},
                 "403": {
