@@ -149,6 +149,83 @@ async def test_overview_shows_what_fires_by_env_severity_and_receiver(console: R
     assert "Sent 24 h 2 Suppressed 24 h 1 inhibited: 1 Failed 24 h 0 Dead 24 h 0" in text
 
 
+@pytest.fixture
+async def uninhibited(state_url: str, sink: WebhookSink) -> AsyncIterator[Running]:
+    """The console's service with no inhibit rules: no alert states are kept."""
+    config = console_config(state_url, sink)
+    async with running(config.model_copy(update={"inhibit_rules": []})) as svc:
+        yield svc
+
+
+def firing_section(text: str) -> str:
+    """The overview's "What is firing" section, as a reader sees it."""
+    return text.partition("What is firing")[2].partition("Newest notifications")[0]
+
+
+def counted(firing: str, caption: str) -> list[tuple[str, int]]:
+    """The (value, count) pairs of one of the firing section's tables, sorted."""
+    following = ("by env", "by severity", "by receiver", "alert env")
+    table = firing.partition(caption)[2]
+    for mark in following:
+        if mark != caption:
+            table = table.partition(mark)[0]
+    return sorted((k, int(n)) for k, n in re.findall(r"(\S+) (\d+)", table))
+
+
+async def test_without_inhibit_rules_the_overview_shows_what_receivers_were_told_fires(
+    uninhibited: Running,
+) -> None:
+    disk = {"alertname": "DiskFull", "env": "prod", "severity": "critical"}
+    await uninhibited.post("/webhook/alertmanager", alert(disk, group="g1"))
+    await uninhibited.post(
+        "/webhook/alertmanager",
+        alert({"alertname": "SlowQuery", "env": "staging", "severity": "warning"}, group="g2"),
+    )
+    await settled(uninhibited, 3)
+    status, text = await page(uninhibited, "/ui/")
+    assert status == 200
+    firing = firing_section(text)
+    assert "As last told to receivers" in firing
+    assert "Firing now 2" in text
+    assert counted(firing, "by env") == [("prod", 1), ("staging", 1)]
+    assert counted(firing, "by severity") == [("critical", 1), ("warning", 1)]
+    assert counted(firing, "by receiver") == [("audit", 1), ("default", 1), ("oncall", 1)]
+    assert "DiskFull prod critical audit, oncall" in firing
+    assert "SlowQuery staging warning default" in firing
+
+    await uninhibited.post("/webhook/alertmanager", alert(disk, group="g1", status="resolved"))
+    await settled(uninhibited, 5)
+    _, text = await page(uninhibited, "/ui/")
+    firing = firing_section(text)
+    assert "Firing now 1" in text
+    assert "SlowQuery staging warning default" in firing
+    assert "DiskFull" not in firing
+    assert counted(firing, "by receiver") == [("default", 1)]
+
+
+async def test_without_inhibit_rules_the_overview_says_when_it_read_only_some_groups(
+    uninhibited: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "FIRING_GROUPS", 1)
+    await uninhibited.post("/webhook/alertmanager", alert({"alertname": "First"}, group="g1"))
+    await settled(uninhibited, 1)
+    await uninhibited.post("/webhook/alertmanager", alert({"alertname": "Second"}, group="g2"))
+    await settled(uninhibited, 2)
+    _, text = await page(uninhibited, "/ui/")
+    firing = firing_section(text)
+    assert "Only the 1 most recently notified groups are read." in firing
+    assert "Firing now 1" in text
+    assert "Second" in firing and "First" not in firing
+
+
+async def test_without_inhibit_rules_and_nothing_told_the_overview_says_so(
+    uninhibited: Running,
+) -> None:
+    _, text = await page(uninhibited, "/ui/")
+    assert "Firing now 0" in text
+    assert "No receiver was last told of a firing alert." in firing_section(text)
+
+
 async def test_overview_shows_the_sample_alert_just_posted(console: Running) -> None:
     await console.post("/webhook/alertmanager", payload("alertmanager_firing.json"))
     await settled(console, 1)

@@ -590,6 +590,52 @@ async def test_log_entries_expire_at_their_expiry(store: Store) -> None:
     assert await store.expire(T0 + 200) == 1
 
 
+async def tell(
+    store: Store, group: str, firing: set[str], at: float, expires_at: float, receiver: str = "r1"
+) -> NflogEntry:
+    """Deliver one notification of `group` and log `firing` as what its receiver was told."""
+    await store.record([notification(group, "a", receiver=receiver, at=at)])
+    [claim] = await store.claim(at, 10)
+    resolved = frozenset({"a"} - firing)
+    entry = NflogEntry(receiver, group, frozenset(firing), resolved, T0, at, expires_at, {})
+    await store.complete(claim, Outcome(DeliveryState.SENT, "first", nflog=entry), at)
+    return entry
+
+
+async def test_firing_groups_are_live_entries_with_firing_alerts_newest_notified_first(
+    store: Store,
+) -> None:
+    g1 = await tell(store, "g1", {"a"}, T0 + 1, T0 + 7200)
+    short = await tell(store, "short", {"a"}, T0 + 2, T0 + 50)
+    await tell(store, "quiet", set(), T0 + 3, T0 + 7200)
+    g2 = await tell(store, "g2", {"a", "b"}, T0 + 4, T0 + 7200, receiver="r2")
+    assert await store.firing_groups(T0 + 10, 10) == [g2, short, g1]
+    assert await store.firing_groups(T0 + 10, 2) == [g2, short]
+    # Expired, whether or not expire() has dropped it yet.
+    assert await store.firing_groups(T0 + 50, 10) == [g2, g1]
+    await store.expire(T0 + 60)
+    assert await store.firing_groups(T0 + 60, 10) == [g2, g1]
+    assert await store.firing_groups(T0 + 60, 0) == []
+
+
+async def test_a_group_whose_alerts_all_resolved_leaves_the_firing_groups(store: Store) -> None:
+    await tell(store, "g1", {"a"}, T0 + 1, T0 + 7200)
+    other = await tell(store, "g2", {"a"}, T0 + 2, T0 + 7200)
+    await tell(store, "g1", set(), T0 + 3, T0 + 7200)
+    assert await store.firing_groups(T0 + 4, 10) == [other]
+    again = await tell(store, "g1", {"a"}, T0 + 5, T0 + 7200)
+    assert await store.firing_groups(T0 + 6, 10) == [again, other]
+
+
+async def test_firing_groups_are_gone_once_their_entries_expire(store: Store) -> None:
+    await tell(store, "g1", {"a"}, T0 + 1, T0 + 100)
+    assert await store.expire(T0 + 100) == 1
+    assert await store.firing_groups(T0 + 100, 10) == []
+    # A new entry of the group after its old one was dropped is found again.
+    entry = await tell(store, "g1", {"a"}, T0 + 200, T0 + 7200)
+    assert await store.firing_groups(T0 + 200, 10) == [entry]
+
+
 async def test_alert_states_expire_at_their_expiry(store: Store) -> None:
     a = AlertState("a", {"alertname": "A"}, True, T0 + 100)
     b = AlertState("b", {"alertname": "B"}, True, T0 + 200)
@@ -1299,5 +1345,32 @@ async def test_a_redis_page_cut_short_by_its_budget_still_leads_to_every_match(
             "g6",
             "g5",
         ]
+    finally:
+        await store.close()
+
+
+async def test_a_database_of_layout_4_finds_its_firing_groups(tmp_path: Path) -> None:
+    path = str(tmp_path / "v4.db")
+    store = SQLiteStore(path)
+    await store.open()
+    firing = await tell(store, "g1", {"a"}, T0 + 1, T0 + 7200)
+    await tell(store, "g2", set(), T0 + 2, T0 + 7200)
+    await store.close()
+    # As written by layout 4: the log entries without the columns copied from them.
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        DROP INDEX nflog_firing;
+        ALTER TABLE nflog DROP COLUMN firing;
+        ALTER TABLE nflog DROP COLUMN notified_at;
+        PRAGMA user_version = 4;
+        """
+    )
+    conn.close()
+
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert await store.firing_groups(T0 + 3, 10) == [firing]
     finally:
         await store.close()

@@ -177,6 +177,12 @@ class NotificationLog(Protocol):
         """The live notification log entry for (receiver, group), if any."""
         ...
 
+    async def firing_groups(self, now: float, limit: int) -> list[NflogEntry]:
+        """Live entries whose receiver was last told of firing alerts, most recently
+        notified first, at most `limit` (what the console shows as firing without
+        alert states)."""
+        ...
+
 
 class AlertStates(Protocol):
     """The alerts firing now, as inhibition needs them (written by `record`)."""

@@ -1,20 +1,22 @@
 -- Finish a claim: each notification's final state, and the group's log entry, at once;
 -- nothing if the lease is no longer the claim's. ARGV: prefix, gid, token, now, state,
 -- reason, error, attempted (0/1), delivered_in, record TTL, log entry, its TTL, its
--- expiry, timeline entries (JSON [[id, entry], ...]), then the claim's ids, oldest first.
+-- expiry, when it was notified if it tells of firing alerts ('' if not), timeline entries
+-- (JSON [[id, entry], ...]), then the claim's ids, oldest first.
 local P, gid, token, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local state, reason, err, attempted = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
 local delivered_in, record_ttl = ARGV[9], tonumber(ARGV[10])
 local entry, entry_ttl, entry_expires = ARGV[11], tonumber(ARGV[12]), ARGV[13]
+local entry_firing_at = ARGV[14]
 local lease = P .. 'lease:' .. gid
 -- Not our lease any more: taken over after it ran out, or already completed.
 if redis.call('GET', lease) ~= token then return 0 end
 local q = P .. 'q:' .. gid
 local latest = ARGV[#ARGV]
-for _, pair in ipairs(cjson.decode(ARGV[14])) do
+for _, pair in ipairs(cjson.decode(ARGV[15])) do
   redis.call('RPUSH', P .. 'tl:' .. pair[1], pair[2])
 end
-for k = 15, #ARGV do
+for k = 16, #ARGV do
   local id = ARGV[k]
   local nkey = P .. 'n:' .. id
   if redis.call('HGET', nkey, 'state') == 'pending' then
@@ -51,6 +53,15 @@ if entry ~= '' then
   redis.call('ZADD', P .. 'nfx', entry_expires, gid)
   if redis.call('TTL', P .. 'nfx') < entry_ttl then
     redis.call('EXPIRE', P .. 'nfx', entry_ttl)
+  end
+  -- The groups whose receiver was last told of firing alerts, by when (the console's).
+  if entry_firing_at ~= '' then
+    redis.call('ZADD', P .. 'nff', entry_firing_at, gid)
+    if redis.call('TTL', P .. 'nff') < entry_ttl then
+      redis.call('EXPIRE', P .. 'nff', entry_ttl)
+    end
+  else
+    redis.call('ZREM', P .. 'nff', gid)
   end
 end
 return 1

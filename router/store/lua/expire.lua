@@ -13,6 +13,7 @@ end
 for _, gid in ipairs(due(P .. 'nfx', now)) do
   redis.call('DEL', P .. 'nf:' .. gid)
   redis.call('ZREM', P .. 'nfx', gid)
+  redis.call('ZREM', P .. 'nff', gid)
 end
 for _, fp in ipairs(due(P .. 'alerts:x', now)) do
   redis.call('HDEL', P .. 'alerts', fp)

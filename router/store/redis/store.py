@@ -18,7 +18,9 @@ JSON `[receiver, group_key]`):
   the group's `due` score (moved on by each renewal); the key's TTL (the lease plus a day)
   only bounds a lost key.
 - `P nf:<gid>` string, the notification log entry (JSON); `P nfx` zset of groups by the
-  entry's `expires_at` lets `expire()` count and drop them (the key's TTL is a safety net).
+  entry's `expires_at` lets `expire()` count and drop them (the key's TTL is a safety net);
+  `P nff` zset of the groups whose entry has a non-empty firing set, by the entry's
+  `last_notified_at` (written with the entry, dropped with it), for `firing_groups`.
 - `P recs`, `P recs:r:<receiver>`, `P recs:k:<group_key>` zsets of notification ids by seq,
   for `list_notifications` newest first; `P done` zset of finished ids by finish time, for
   `expire()`. All trimmed by `expire()`, and each has a TTL refreshed on write.
@@ -607,11 +609,13 @@ class RedisStore(RedisActions):
         """Finish the claim and write its log entry in one script; a no-op once the lease
         was taken over or the claim already completed."""
         attempted = 1 if outcome.state is not DeliveryState.SUPPRESSED else 0
-        entry, entry_ttl, entry_expires = "", 0, "0"
+        entry, entry_ttl, entry_expires, entry_firing_at = "", 0, "0", ""
         if outcome.nflog is not None:
             entry = _dumps(outcome.nflog.to_dict())
             entry_ttl = _ttl(max(0.0, outcome.nflog.expires_at - now) + TTL_MARGIN)
             entry_expires = _num(outcome.nflog.expires_at)
+            if outcome.nflog.firing:
+                entry_firing_at = _num(outcome.nflog.last_notified_at)
         gid = _gid(claim.receiver, claim.group_key)
         self._finished(gid, claim.token)
         args: list[str | int | float] = [
@@ -627,6 +631,7 @@ class RedisStore(RedisActions):
             entry,
             entry_ttl,
             entry_expires,
+            entry_firing_at,
             _timeline_json(timeline),
             *claim.ids,
         ]
@@ -700,6 +705,29 @@ class RedisStore(RedisActions):
             return None
         entry = NflogEntry.from_dict(json.loads(raw))
         return entry if entry.expires_at > now else None
+
+    async def firing_groups(self, now: float, limit: int) -> list[NflogEntry]:
+        """Live entries with firing alerts, most recently notified first (from `P nff`)."""
+        found: list[NflogEntry] = []
+        client = self._redis
+        chunk = max(limit, 50)
+        start = 0
+        while len(found) < limit:
+            with self._guard("firing_groups"):
+                gids = [
+                    str(g)
+                    for g in await client.zrevrange(f"{self.prefix}nff", start, start + chunk - 1)
+                ]
+                raws = await client.mget([f"{self.prefix}nf:{g}" for g in gids]) if gids else []
+            for raw in raws:
+                # Gone (the key's TTL) or expired and not dropped by expire() yet: skipped.
+                entry = NflogEntry.from_dict(json.loads(raw)) if raw else None
+                if entry is not None and entry.firing and entry.expires_at > now:
+                    found.append(entry)
+            if len(gids) < chunk:
+                break
+            start += chunk
+        return found[:limit]
 
     async def pending_count(self) -> int:
         """Notifications waiting for delivery, across all replicas."""

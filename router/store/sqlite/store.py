@@ -91,6 +91,9 @@ CREATE TABLE IF NOT EXISTS nflog (
     group_key TEXT NOT NULL,
     entry TEXT NOT NULL,
     expires_at REAL NOT NULL,
+    -- Copied from the entry for the console's firing groups (nflog_firing).
+    firing INTEGER NOT NULL DEFAULT 0,
+    notified_at REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (receiver, group_key)
 );
 CREATE INDEX IF NOT EXISTS nflog_expiry ON nflog (expires_at);
@@ -115,7 +118,8 @@ CREATE INDEX IF NOT EXISTS deploys_namespace ON deploys (namespace, at);
 """
 
 
-# What the record queries need; created after _migrate has added the columns it indexes.
+# What the record queries and the console's firing groups need; created after _migrate has
+# added the columns they index.
 # Every filter is an index ending in seq, so a page newest first reads only its rows; the
 # free-text search is an FTS5 trigram index (substrings of 3+ characters) keyed by seq.
 _RECORDS_SCHEMA = """
@@ -127,10 +131,12 @@ CREATE INDEX IF NOT EXISTS notifications_source ON notifications (source, seq);
 CREATE INDEX IF NOT EXISTS notifications_state ON notifications (state, seq);
 CREATE INDEX IF NOT EXISTS notifications_reason ON notifications (reason, seq);
 CREATE VIRTUAL TABLE IF NOT EXISTS notifications_text USING fts5(text, tokenize='trigram');
+CREATE INDEX IF NOT EXISTS nflog_firing
+    ON nflog (notified_at, receiver, group_key) WHERE firing = 1;
 """
 
 # The layout above; older files are brought to it by _migrate.
-_SCHEMA_VERSION = 4
+_SCHEMA_VERSION = 5
 # Finished records whose rows expire() may drop (their text and timeline go with them).
 _EXPIRED = "SELECT {} FROM notifications WHERE state != 'pending' AND updated_at < ?"
 
@@ -166,6 +172,14 @@ def _migrate(conn: sqlite3.Connection) -> None:
     added = [c for c in ("env", "severity", "source", "alertname") if c not in columns]
     for column in [*added, *({"timeline"} - columns)]:
         conn.execute(f"ALTER TABLE notifications ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+    # Version 5 copied whether an entry tells of firing alerts, and when, into columns.
+    if "firing" not in {row["name"] for row in conn.execute("PRAGMA table_info(nflog)")}:
+        conn.execute("ALTER TABLE nflog ADD COLUMN firing INTEGER NOT NULL DEFAULT 0")
+        conn.execute("ALTER TABLE nflog ADD COLUMN notified_at REAL NOT NULL DEFAULT 0")
+        conn.execute(
+            "UPDATE nflog SET firing = json_array_length(entry, '$.firing') > 0,"
+            " notified_at = json_extract(entry, '$.last_notified_at')"
+        )
     _create_records_schema(conn)
     if added:
         _backfill_facets(conn)
@@ -726,14 +740,17 @@ class SQLiteStore(SQLiteActions):
             if outcome.nflog is not None:
                 entry = outcome.nflog
                 conn.execute(
-                    "INSERT INTO nflog (receiver, group_key, entry, expires_at) VALUES (?,?,?,?)"
-                    " ON CONFLICT (receiver, group_key) DO UPDATE SET entry = excluded.entry,"
-                    " expires_at = excluded.expires_at",
+                    "INSERT INTO nflog (receiver, group_key, entry, expires_at, firing,"
+                    " notified_at) VALUES (?,?,?,?,?,?) ON CONFLICT (receiver, group_key)"
+                    " DO UPDATE SET entry = excluded.entry, expires_at = excluded.expires_at,"
+                    " firing = excluded.firing, notified_at = excluded.notified_at",
                     (
                         entry.receiver,
                         entry.group_key,
                         json.dumps(entry.to_dict(), separators=(",", ":")),
                         entry.expires_at,
+                        1 if entry.firing else 0,
+                        entry.last_notified_at,
                     ),
                 )
 
@@ -769,6 +786,18 @@ class SQLiteStore(SQLiteActions):
         while len(self._nflog) > _NFLOG_CACHE:
             self._nflog.popitem(last=False)
         return entry if entry is not None and entry.expires_at > now else None
+
+    async def firing_groups(self, now: float, limit: int) -> list[NflogEntry]:
+        def fetch(conn: sqlite3.Connection) -> list[NflogEntry]:
+            # Walks the partial index newest first; expired rows not dropped yet are skipped.
+            rows = conn.execute(
+                "SELECT entry FROM nflog WHERE firing = 1 AND expires_at > ?"
+                " ORDER BY notified_at DESC, receiver DESC, group_key DESC LIMIT ?",
+                (now, max(0, limit)),
+            ).fetchall()
+            return [NflogEntry.from_dict(json.loads(r["entry"])) for r in rows]
+
+        return await self._read(fetch)
 
     async def pending_count(self) -> int:
         return len(self._pending)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import Counter
@@ -13,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from router.interact.actions import GroupActions
-from router.model import NotificationRecord, TimelineEntry
+from router.model import NflogEntry, NotificationRecord, TimelineEntry
 from router.routing.outline import outline
 from router.store.protocols import RecordPage, RecordQuery, StoreUnavailable
 from router.web.auth import console_guarded
@@ -30,6 +31,10 @@ MANY = 500
 FIRING_LISTED = 200
 # The overview's newest notifications.
 LATEST = 10
+# Without alert states the overview reads what fires from this many log entries (the most
+# recently notified), one record each, this many records at a time.
+FIRING_GROUPS = 500
+FIRING_READS = 8
 FILTERS = ("receiver", "env", "severity", "source", "state", "reason", "q")
 STATES = ("pending", "sent", "suppressed", "failed", "dead")
 REASONS = (
@@ -110,19 +115,53 @@ class FiringRow:
     receivers: Sequence[str]
 
 
-def _firing(state: AppState, firing: Sequence[Mapping[str, str]]) -> dict[str, Any]:
+def _routed(state: AppState, firing: Sequence[Mapping[str, str]]) -> list[FiringRow]:
+    """The firing alert states, each with the receivers its labels route to now."""
     tree = state.runtime.tree
-    rows = []
+    return [
+        FiringRow(labels, [route.receiver for route in tree.match(labels)]) for labels in firing
+    ]
+
+
+async def _told_firing(state: AppState, now: float) -> tuple[list[FiringRow], bool]:
+    """The alerts receivers were last told are firing, from the notification log and each
+    group's newest record; whether the groups read were cut at FIRING_GROUPS."""
+    entries = await state.store.firing_groups(now, FIRING_GROUPS + 1)
+    cut = len(entries) > FIRING_GROUPS
+    entries = entries[:FIRING_GROUPS]
+    reads = asyncio.Semaphore(FIRING_READS)
+
+    async def newest(entry: NflogEntry) -> Sequence[NotificationRecord]:
+        # A few at a time: the store's connections are shared with the webhook path.
+        async with reads:
+            query = RecordQuery(receiver=entry.receiver, group_key=entry.group_key)
+            return (await queries(state).query_notifications(query, 1)).records
+
+    found = await asyncio.gather(*(newest(e) for e in entries))
+    by_alert: dict[str, tuple[Mapping[str, str], list[str]]] = {}
+    for entry, records in zip(entries, found, strict=True):
+        for record in records:
+            for alert in record.alerts:
+                identity = str(alert.get("fingerprint", ""))
+                if identity not in entry.firing:
+                    continue
+                labels, receivers = by_alert.setdefault(identity, (alert.get("labels") or {}, []))
+                if entry.receiver not in receivers:
+                    receivers.append(entry.receiver)
+    rows = [FiringRow(labels, sorted(receivers)) for labels, receivers in by_alert.values()]
+    return rows, cut
+
+
+def _firing(rows: Sequence[FiringRow]) -> dict[str, Any]:
     by_env: Counter[str] = Counter()
     by_severity: Counter[str] = Counter()
     by_receiver: Counter[str] = Counter()
-    for labels in firing:
-        receivers = [route.receiver for route in tree.match(labels)]
+    for row in rows:
+        labels, receivers = row.labels, row.receivers
         by_env[labels.get("env", "")] += 1
         by_severity[labels.get("severity", "")] += 1
         by_receiver.update(receivers)
-        rows.append(FiringRow(labels, receivers))
-    rows.sort(key=lambda r: (r.labels.get("env", ""), r.labels.get("alertname", "")))
+    rows = sorted(rows, key=lambda r: (r.labels.get("env", ""), r.labels.get("alertname", "")))
     return {
         "firing_total": len(rows),
         "firing_rows": rows[:FIRING_LISTED],
@@ -172,24 +211,30 @@ async def overview(request: web.Request) -> Mapping[str, Any]:
         "last_reload_at": state.last_reload_at,
         "failed_teams": state.runtime.failed_teams,
         "reloadable": state.config_path is not None,
-        # The store keeps the firing set only for inhibition (router/ingest/intake.py).
+        # The store keeps the firing set only for inhibition (router/ingest/intake.py);
+        # without it, what fires is what receivers were last told (the notification log).
         "firing_tracked": bool(state.runtime.config.inhibit_rules),
+        "firing_cut": False,
+        "firing_groups_read": FIRING_GROUPS,
     }
     if store_problem:
         return {
             **context,
-            **_firing(state, []),
+            **_firing([]),
             **_counts({}),
             "latest": [],
             "counted_at": None,
             "store_down": True,
         }
-    firing = await state.store.firing_alerts(now)
+    if context["firing_tracked"]:
+        firing = _routed(state, await state.store.firing_alerts(now))
+    else:
+        firing, context["firing_cut"] = await _told_firing(state, now)
     counted, counted_at = await request.app[COUNTS].get(state)
     latest = await queries(state).query_notifications(RecordQuery(), LATEST)
     return {
         **context,
-        **_firing(state, firing),
+        **_firing(firing),
         **_counts(counted),
         "latest": [summary(r) for r in latest.records],
         "counted_at": counted_at,
