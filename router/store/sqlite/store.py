@@ -370,6 +370,9 @@ class SQLiteStore(SQLiteActions):
     def _index_chunk(self, conn: sqlite3.Connection) -> None:
         self._index_text(conn, _TEXT_CHUNK)
 
+    def _index_idle_slice(self, conn: sqlite3.Connection) -> None:
+        self._index_text(conn, _TEXT_IDLE_SLICE)
+
     def _run(self, ready: Future[None]) -> None:
         try:
             conn = self._connect()
@@ -381,7 +384,9 @@ class SQLiteStore(SQLiteActions):
             try:
                 item = self._queue.get(timeout=_TEXT_DELAY if self._unindexed else None)
             except queue.Empty:
-                self._run_batch(conn, [(self._index_text, Future())])
+                # Idle: index a slice at a time, so a webhook arriving now waits for one
+                # slice at most, not for the whole backlog.
+                self._run_batch(conn, [(self._index_idle_slice, Future())])
                 continue
             batch = [item]
             while len(batch) < _BATCH:
@@ -389,8 +394,9 @@ class SQLiteStore(SQLiteActions):
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            if len(self._unindexed) >= _TEXT_CHUNK:
-                # In the same commit as the batch: no fsync of its own.
+            if len(self._unindexed) >= _TEXT_BACKLOG:
+                # Busy for long: a chunk goes with each batch (in the same commit, no
+                # fsync of its own), so the backlog stays bounded.
                 batch.append((self._index_chunk, Future()))
             stop = any(fn is _STOP for fn, _ in batch)
             self._run_batch(conn, [(fn, fut) for fn, fut in batch if fn is not _STOP])
@@ -938,10 +944,13 @@ _FILTERED = (
 )
 # The trigram index answers substrings at least this long.
 _TRIGRAM = 3
-# Texts are indexed this many with a batch of writes once that many wait, and all of
-# them when the writer has been idle this long (or a text query comes).
-_TEXT_CHUNK = 64
+# Texts wait for the writer to be idle this long (or for a text query), then are all
+# indexed at once: a burst of webhooks does not pay for them. Past a backlog of
+# _TEXT_BACKLOG (a long storm), _TEXT_CHUNK of them go with each batch of writes.
 _TEXT_DELAY = 0.5
+_TEXT_BACKLOG = 20_000
+_TEXT_CHUNK = 64
+_TEXT_IDLE_SLICE = 2_000
 
 
 # A filter matching at most this many records drives a text query (each record's text
