@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from router.model import NotificationRecord, TimelineEntry, format_time
+from router.routing.tree import ROOT_PATH
 
 # How many alert names the `received` line spells out before it says "and N more".
 _NAMES_SHOWN = 3
@@ -32,7 +33,7 @@ def synthesized_timeline(record: NotificationRecord) -> list[TimelineEntry]:
         TimelineEntry(
             record.created_at,
             "routed",
-            f"routed to {record.receiver} by route {record.route_path or '(root)'}",
+            f"routed to {record.receiver} by {_route_words(record.route_path)}",
             {"receiver": record.receiver, "route": record.route_path},
         ),
     ]
@@ -47,3 +48,10 @@ def synthesized_timeline(record: NotificationRecord) -> list[TimelineEntry]:
             )
         )
     return entries
+
+
+def _route_words(path: str) -> str:
+    # "by the root route", "by route routes[1] env="prod"".
+    if not path or path == ROOT_PATH:
+        return "the root route"
+    return f"route {path}"
