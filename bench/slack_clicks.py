@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -147,10 +146,6 @@ async def main() -> None:
                 )
             )
             port = free_port()
-            # The server runs from this checkout, not from whichever copy is installed.
-            os.environ["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
-            )
             router = spawn(cfg, port)
             base = f"http://127.0.0.1:{port}"
             try:
