@@ -18,7 +18,7 @@ import redis
 
 from router.config.schema import Config
 from tests.conftest import running
-from tests.fakes.slack import FakeSlack, SlackCall
+from tests.fakes.slack import FakeSlack, Reply, SlackCall
 from tests.fakes.smtp import free_port
 from tests.helpers import config_from, until
 from tests.test_replicas import alert_webhook, group_of
@@ -131,8 +131,10 @@ async def test_a_primary_killed_right_after_its_200s_loses_none_of_them(
     slack: FakeSlack, sentinel_set: tuple[Node, Node, Node]
 ) -> None:
     primary, replica, sentinel = sentinel_set
-    # Deliveries are slowed so most are still pending (or in flight) when the primary dies.
+    # Deliveries are slowed so most are still pending (or in flight) when the primary dies;
+    # the first is held 2 s, so every group's claim is seen at once on a busy machine too.
     slack.delay("chat.postMessage", 0.2)
+    slack.script("chat.postMessage", Reply.slow(2.0))
     groups = [f"grp-fo{i}" for i in range(30)]
     async with running(sentinel_config(slack, sentinel)) as app:
         statuses = await asyncio.gather(
