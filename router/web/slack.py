@@ -32,6 +32,7 @@ from router.interact.actions import Action, ActionKind
 from router.interact.runner import ActionRunner
 from router.runtime import Runtime
 from router.store.protocols import Store, StoreUnavailable
+from router.web.auth import Rejected, log_refused
 from router.web.metrics import Metrics
 from router.web.state import STATE
 
@@ -60,18 +61,9 @@ class _ServiceClock(Clock):
 
 
 def _refuse(request: web.Request, status: int, reason: str, message: str) -> web.Response:
-    # One line per refusal, never with the body, the signature or the secret.
+    # Counted and logged as every refused webhook is: never with the body or signature.
     request.app[STATE].metrics.webhooks_rejected.labels("slack", reason).inc()
-    log.info(
-        "request refused",
-        extra={
-            "path": request.path,
-            "status": status,
-            "reason": reason,
-            "error": message,
-            "remote": request.remote or "",
-        },
-    )
+    log_refused(request, Rejected(status, reason, message), source="slack")
     return web.json_response({"error": message}, status=status)
 
 
