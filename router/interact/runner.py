@@ -20,7 +20,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from router.alertmanager_api.client import AlertmanagerClient, Matcher, SilenceError, Silences
@@ -54,6 +54,15 @@ _TIMELINE_KINDS = {
     ActionKind.SILENCE: "silenced",
     ActionKind.UNSILENCE: "unsilenced",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """What carrying out a click did: its words, and whether it changed the group (a
+    repeat of what was already so does not)."""
+
+    text: str
+    changed: bool
 
 
 class Retry(Exception):
@@ -164,12 +173,12 @@ class ActionRunner:
         try:
             channel, entry = await self._target(action)
             done = await self._apply(claim, channel, entry)
-            await self._note(action, done)
+            if done.changed:
+                await self._note(action, done.text)
             await self._show(channel, action)
             await self.store.finish_action(claim, self.clock())
-            log.info("slack action done: %s", done, extra={**fields, "outcome": done})
-            kind = _TIMELINE_KINDS[action.kind]
-            self._count(action, "done" if done.startswith(kind) else "no_op")
+            log.info("slack action done: %s", done.text, extra={**fields, "outcome": done.text})
+            self._count(action, "done" if done.changed else "no_op")
         except Unknown as exc:
             log.info("slack action ignored", extra={**fields, "why": str(exc)})
             self._count(action, "ignored")
@@ -197,10 +206,8 @@ class ActionRunner:
             await self._failed(claim, "internal error", fields)
 
     async def _note(self, action: Action, done: str) -> None:
-        """Put what the click changed on the timeline of the group's latest record."""
+        """Put what the click changed (`done`) on the timeline of the group's latest record."""
         kind = _TIMELINE_KINDS[action.kind]
-        if not done.startswith(kind):
-            return  # a repeat of what was already so: no decision to show
         records = await self.store.list_notifications(
             1, receiver=action.receiver, group_key=action.group_key
         )
@@ -294,7 +301,7 @@ class ActionRunner:
                 return written
         return None
 
-    async def _apply(self, claim: ActionClaim, channel: SlackChannel, entry: NflogEntry) -> str:
+    async def _apply(self, claim: ActionClaim, channel: SlackChannel, entry: NflogEntry) -> Done:
         action = claim.action
         kind = action.kind
         if kind is ActionKind.ACK:
@@ -311,10 +318,10 @@ class ActionRunner:
                     )
                 ),
             )
-            return "acknowledged" if done else "already acknowledged"
+            return Done("acknowledged", True) if done else Done("already acknowledged", False)
         if kind is ActionKind.UNACK:
             done = await self._update(action, lambda s: s.cleared_ack() if s.acknowledged else None)
-            return "unacknowledged" if done else "not acknowledged"
+            return Done("unacknowledged", True) if done else Done("not acknowledged", False)
         if kind is ActionKind.SILENCE:
             return await self._silence(claim)
         return await self._unsilence(claim)
@@ -329,7 +336,7 @@ class ActionRunner:
         record = records[0]
         return [Event.from_dict(a) for a in record.alerts], record.id
 
-    async def _silence(self, claim: ActionClaim) -> str:
+    async def _silence(self, claim: ActionClaim) -> Done:
         action = claim.action
         now = self.clock()
         reserved = await self._update(
@@ -344,7 +351,7 @@ class ActionRunner:
         )
         state = await self._state(action)
         if reserved is None and state.silence_pending != action.id:
-            return "already silenced"
+            return Done("already silenced", False)
         events, record_id = await self._events(action)
         if any(e.source != "alertmanager" for e in events):
             silence_id = ""
@@ -368,7 +375,7 @@ class ActionRunner:
                 else None
             ),
         )
-        return f"silenced ({silence_id or 'by the router'})"
+        return Done(f"silenced ({silence_id or 'by the router'})", True)
 
     async def _create_silence(self, claim: ActionClaim, events: list[Event], record_id: str) -> str:
         action = claim.action
@@ -427,11 +434,11 @@ class ActionRunner:
             return f"https://{action.team_domain}.slack.com/archives/{action.channel}/p{ts}"
         return f"Slack message {action.channel}/{action.message_ts}"
 
-    async def _unsilence(self, claim: ActionClaim) -> str:
+    async def _unsilence(self, claim: ActionClaim) -> Done:
         action = claim.action
         state = await self._state(action)
         if not state.silenced(self.clock()):
-            return "not silenced"
+            return Done("not silenced", False)
         if state.silence_id:
             events, _ = await self._events(action)
             silences = self.silences()
@@ -450,7 +457,7 @@ class ActionRunner:
             action,
             lambda s: s.cleared_silence() if s.silence_id == silence_id and s.silenced_by else None,
         )
-        return "unsilenced"
+        return Done("unsilenced", True)
 
     async def _show(self, channel: SlackChannel, action: Action) -> None:
         """Edit the message to what the group's state is now (read again: another click

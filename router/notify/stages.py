@@ -263,10 +263,14 @@ class DedupStage:
             job.now,
             timeline=job.entries(),
         )
-        if keep is not None and not decision.firing and self.actions is not None:
+        if (
+            keep is not None
+            and not decision.firing
+            and self.actions is not None
+            and job.actions is not None
+        ):
             # Resolved, though nobody is told: the acknowledgement ends all the same.
-            if job.actions is not None and job.actions.acknowledged:
-                await clear_acknowledgement(self.actions, job.actions)
+            await clear_acknowledgement(self.actions, job.actions)
         return None
 
 
@@ -391,8 +395,8 @@ class SetNotifiesStage:
             )
         async with self._writes:
             await self.outbox.complete(job.claim, outcome, job.now, timeline=job.entries())
-        if job.actions is not None and job.actions.acknowledged and not job.decision.firing:
-            await self._clear_ack(job.actions)
+        if self.actions is not None and job.actions is not None and not job.decision.firing:
+            await clear_acknowledgement(self.actions, job.actions)
         receiver = job.claim.receiver
         latency = max(0.0, self.clock() - job.notification.created_at.timestamp())
         self.metrics.delivery_latency.labels(receiver, integration).observe(latency)
@@ -412,10 +416,6 @@ class SetNotifiesStage:
             },
         )
         return None
-
-    async def _clear_ack(self, seen: GroupActions) -> None:
-        assert self.actions is not None
-        await clear_acknowledgement(self.actions, seen)
 
 
 async def clear_acknowledgement(actions: ActionQueue, seen: GroupActions) -> None:
