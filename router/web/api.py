@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from router.model import DeliveryState, NotificationRecord, parse_time
+from router.model import DeliveryState, parse_time
 from router.routetest.runner import Routing
 from router.store.protocols import RecordQuery, StoreUnavailable
 from router.web.openapi import openapi_document
@@ -100,10 +100,6 @@ def _limit(query: Mapping[str, str]) -> int:
     return limit
 
 
-def _view(record: NotificationRecord) -> dict[str, Any]:
-    return record.to_dict()
-
-
 @answering
 async def list_notifications(request: web.Request) -> web.Response:
     """`GET /api/v1/notifications`: records newest first, filtered, a page at a time."""
@@ -115,7 +111,7 @@ async def list_notifications(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     return web.json_response(
-        {"notifications": [_view(r) for r in page.records], "next_cursor": page.next_cursor}
+        {"notifications": [r.to_dict() for r in page.records], "next_cursor": page.next_cursor}
     )
 
 
@@ -131,7 +127,7 @@ async def get_notification(request: web.Request) -> web.Response:
     actions = await store.group_actions(record.receiver, record.group_key)
     return web.json_response(
         {
-            **_view(record),
+            **record.to_dict(),
             "timeline": [e.to_dict() for e in timeline],
             "actions": actions.to_dict() if actions is not None else None,
         }
@@ -162,7 +158,7 @@ async def get_group(request: web.Request) -> web.Response:
         {
             "group_key": key,
             "receivers": list(receivers.values()),
-            "notifications": [_view(r) for r in page.records],
+            "notifications": [r.to_dict() for r in page.records],
             "next_cursor": page.next_cursor,
         }
     )
@@ -269,7 +265,9 @@ async def retry(request: web.Request) -> web.Response:
         )
     state.deliverer.wake()
     record = await state.store.get_notification(nid)
-    return web.json_response({"retried": True, "notification": _view(record) if record else None})
+    return web.json_response(
+        {"retried": True, "notification": record.to_dict() if record else None}
+    )
 
 
 async def openapi(request: web.Request) -> web.Response:
