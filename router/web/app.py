@@ -23,9 +23,11 @@ from router.notify.worker import Deliverer
 from router.runtime import Runtime
 from router.store import open_store
 from router.store.protocols import StoreUnavailable
+from router.web.deadline import deadline_middleware, start_site
 from router.web.handlers import add_routes, check_store, mark_store
 from router.web.logs import setup_logging
 from router.web.metrics import Metrics
+from router.web.security import proxy_headers, same_site_changes, security_headers
 from router.web.slack import setup_slack
 from router.web.state import STATE, AppState
 
@@ -46,7 +48,15 @@ def create_app(
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The service as an aiohttp app; the store opens and the worker starts on startup."""
-    app = web.Application(client_max_size=max(config.server.max_body_bytes, 1) * 2)
+    app = web.Application(
+        client_max_size=max(config.server.max_body_bytes, 1) * 2,
+        middlewares=[
+            deadline_middleware(lambda: app[STATE].runtime.config.server.read_timeout),
+            proxy_headers,
+            same_site_changes,
+        ],
+    )
+    app.on_response_prepare.append(security_headers)
     metrics = Metrics()
     runtime = Runtime.build(config, metrics=metrics, clock=clock)
     the_store = open_store(config.state, clock=clock)
@@ -168,9 +178,10 @@ def run_server(config_path: str, host: str, port: int, log_level: str = "info") 
 
 
 async def _serve(config: Config, path: Path, host: str, port: int) -> int:
-    runner = await _start(config, path, host, port)
-    if runner is None:
+    started = await _start(config, path, host, port)
+    if started is None:
         return 1
+    runner, listening = started
     app = runner.app
     log.info(
         "listening",
@@ -192,20 +203,25 @@ async def _serve(config: Config, path: Path, host: str, port: int) -> int:
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     await stop.wait()
     log.info("shutting down: draining in-flight deliveries")
+    listening.close()
     await runner.cleanup()
     log.info("stopped")
     return 0
 
 
-async def _start(config: Config, path: Path, host: str, port: int) -> web.AppRunner | None:
+async def _start(
+    config: Config, path: Path, host: str, port: int
+) -> tuple[web.AppRunner, asyncio.Server] | None:
     """The app, its store open and its port bound; None (after one log line) if not."""
     runner: web.AppRunner | None = None
     try:
         app = create_app(config, config_path=path)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        return runner
+        listening = await start_site(
+            runner, host, port, lambda: app[STATE].runtime.config.server.read_timeout
+        )
+        return runner, listening
     except OSError as exc:
         log.error(
             "cannot start: cannot listen",

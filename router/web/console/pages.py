@@ -16,7 +16,12 @@ from aiohttp import web
 from router.interact.actions import GroupActions
 from router.model import NflogEntry, NotificationRecord, TimelineEntry
 from router.routing.outline import outline
-from router.store.protocols import RecordPage, RecordQuery, StoreUnavailable
+from router.store.protocols import (
+    RecordPage,
+    RecordQuery,
+    StoreUnavailable,
+    text_query_problem,
+)
 from router.web.auth import console_guarded
 from router.web.console.context import COUNTS, access, queries, render
 from router.web.console.tester import BadLabels, parse_at, parse_labels, try_route
@@ -288,7 +293,13 @@ async def notifications(request: web.Request) -> Mapping[str, Any]:
     state = request.app[STATE]
     params = {k: request.query.get(k, "") for k in FILTERS}
     cursor = request.query.get("cursor") or None
-    page = await _query_page(state, _query(params), PAGE_SIZE, cursor)
+    query = _query(params)
+    problem = text_query_problem(query.text)
+    if problem is not None:
+        # The form stays, so the search can be mended; nothing is scanned.
+        page = RecordPage([], None)
+    else:
+        page = await _query_page(state, query, PAGE_SIZE, cursor)
     keep = {k: v for k, v in params.items() if v}
     return {
         "rows": [summary(r) for r in page.records],
@@ -299,6 +310,8 @@ async def notifications(request: web.Request) -> Mapping[str, Any]:
         "receiver_names": [r.name for r in state.runtime.config.receivers],
         "states": STATES,
         "reasons": REASONS,
+        "problem": problem,
+        "status": 400 if problem else 200,
     }
 
 
