@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from router import version
+from router.config.exposure import asks_for_credentials, open_surfaces
 from router.config.loader import ConfigError, load_config
 from router.config.schema import Config
 from router.ingest.intake import Intake
@@ -155,7 +156,9 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-def run_server(config_path: str, host: str, port: int, log_level: str = "info") -> int:
+def run_server(
+    config_path: str, host: str | None, port: int, log_level: str = "info"
+) -> int:
     """Serve until SIGTERM/SIGINT, then drain in-flight work; SIGHUP reloads the config.
 
     Whatever stops it from starting (a bad config, a port it cannot bind) is reported in
@@ -170,11 +173,25 @@ def run_server(config_path: str, host: str, port: int, log_level: str = "info") 
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
+    if host is None:
+        host = default_host(config)
     try:
         return asyncio.run(_serve(config, Path(config_path), host, port))
     except KeyboardInterrupt:
         # Ctrl-C before the signal handlers are in place (still starting up).
         return 130
+
+
+def default_host(config: Config) -> str:
+    """All interfaces, but only loopback while nothing asks for credentials: a quick start
+    on a laptop is open to that laptop, not to its network."""
+    if asks_for_credentials(config):
+        return "0.0.0.0"
+    log.warning(
+        "listening on 127.0.0.1 only: no surface asks for credentials (server.auth);"
+        " give --host 0.0.0.0 (or ROUTER_HOST) to listen on every interface anyway"
+    )
+    return "127.0.0.1"
 
 
 async def _serve(config: Config, path: Path, host: str, port: int) -> int:
@@ -187,6 +204,8 @@ async def _serve(config: Config, path: Path, host: str, port: int) -> int:
         "listening",
         extra={"host": host, "port": port, "config": str(path), "version": version()},
     )
+    for surface in open_surfaces(config):
+        log.warning("open to anyone: %s", surface)
     _tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -13,8 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
+from router.channels.slack.channel import posted_scope
+from router.config.exposure import open_surfaces
 from router.interact.actions import GroupActions
-from router.model import NflogEntry, NotificationRecord, TimelineEntry
+from router.model import NflogEntry, NotificationRecord, SilenceScope, TimelineEntry
 from router.routing.outline import outline
 from router.store.protocols import (
     RecordPage,
@@ -221,6 +223,7 @@ async def overview(request: web.Request) -> Mapping[str, Any]:
         "firing_tracked": bool(state.runtime.config.inhibit_rules),
         "firing_cut": False,
         "firing_groups_read": FIRING_GROUPS,
+        "open_surfaces": open_surfaces(state.runtime.config),
     }
     if store_problem:
         return {
@@ -438,13 +441,18 @@ async def group(request: web.Request) -> Mapping[str, Any]:
         labels = first.alerts[0].get("labels") or {}
         routed_now = [route.receiver for route in state.runtime.tree.match(labels)]
     actions = {}
+    silences: dict[str, str] = {}
     for receiver in by_receiver:
         found = await state.store.group_actions(receiver, key)
         if _shows(found, state.clock()):
             actions[receiver] = found
+        entry = await state.store.nflog_get(receiver, key, state.clock())
+        if entry is not None and entry.channel_state.get("group_key"):
+            silences[receiver] = _silence_offer(posted_scope(entry.channel_state))
     return {
         "key": key,
         "actions": actions,
+        "silences": silences,
         "by_receiver": sorted(by_receiver.items()),
         "next_cursor": page.next_cursor,
         "count": len(page.records),
@@ -452,6 +460,20 @@ async def group(request: web.Request) -> Mapping[str, Any]:
         "unheard": [r for r in routed_now if r not in by_receiver],
         "configured": configured,
     }
+
+
+def _silence_offer(scope: SilenceScope | None) -> str:
+    """What the Silence buttons of a group's Slack message create, or why it has none."""
+    if scope is None:
+        return "No Silence button: the message was posted before silences were fixed with it."
+    if not scope.offered:
+        return f"No Silence button: {scope.unavailable}."
+    if scope.by_router:
+        return "Silence buttons mute the group in alert-router (Argo CD has no silences)."
+    return (
+        f"Silence buttons create a silence on Alertmanager {scope.alertmanager} matching"
+        f" {scope.matcher_text()}."
+    )
 
 
 # --- routes and the tester ----------------------------------------------------------------------
