@@ -379,6 +379,24 @@ async def test_one_body_cannot_open_thousands_of_groups(state_url: str) -> None:
         assert status == 200
 
 
+async def test_the_largest_body_allowed_is_accepted_whole_and_its_errors_named(
+    state_url: str,
+) -> None:
+    config = config_from(OPEN.format(state_url=state_url))
+    largest = {
+        **many_alerts(10_000),
+        "alerts": [{"labels": {"alertname": f"A{i % 100}", "i": str(i)}} for i in range(10_000)],
+    }
+    async with running(config) as svc:
+        status, answer = await svc.post("/webhook/alertmanager", largest)
+        assert (status, answer) == (200, {"accepted": 10_000})
+        records = await svc.wait_for_records(lambda r: len(r) == 100, within=60)
+        assert sum(len(r["alerts"]) for r in records) == 10_000
+        largest["alerts"][7_777]["labels"] = "not a label set"
+        status, answer = await svc.post("/webhook/alertmanager", largest)
+        assert status == 400 and "alerts.7777.labels" in answer["error"]
+
+
 async def test_headers_trickled_byte_by_byte_are_cut_off(state_url: str) -> None:
     config = config_from(OPEN.format(state_url=state_url))
     async with running(config) as svc:
