@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
@@ -23,7 +23,11 @@ from multidict import CIMultiDict
 
 from router.alertmanager_api.client import AlertmanagerClient, SilenceError
 from router.config.schema import AlertmanagerAPI
+from router.interact.runner import ActionRunner
 from router.routing.matchers import Matcher
+from router.runtime import Runtime
+from router.store.protocols import Store
+from router.web.metrics import Metrics
 from tests.conftest import Running, running
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.slack_clicks import ALICE, button_labels, buttons, click, form_body, post_signed
@@ -445,3 +449,52 @@ async def test_the_console_refuses_a_text_search_too_short_to_be_cheap(state_url
         status, api = await svc.get_json("/api/v1/notifications?q=ab")
         assert status == 400 and api["error"] in page
 
+
+
+# ---- a reload leaves no client behind ---------------------------------------------------------
+
+
+class CountingSilences:
+    """A Silences that only counts whether it was closed (no request is made here)."""
+
+    def __init__(self, cfg: AlertmanagerAPI) -> None:
+        self.cfg = cfg
+        self.closed = 0
+
+    async def create(self, matchers: Any, **kw: Any) -> str:
+        raise AssertionError("not called")
+
+    async def find(self, marker: str, matchers: Any = ()) -> str | None:
+        raise AssertionError("not called")
+
+    async def expire(self, silence_id: str) -> None:
+        raise AssertionError("not called")
+
+    async def close(self) -> None:
+        self.closed += 1
+
+
+async def test_a_reload_closes_the_client_of_an_alertmanager_it_changed(
+    metrics: Metrics,
+) -> None:
+    base = "receivers: [{name: s, log: {}}]\nroute: {receiver: s}\n"
+    one = config_from("alertmanager: {url: 'http://a:9093'}\n" + base)
+    first = Runtime.build(one, None, metrics)
+    runtime = [first]
+    made: list[CountingSilences] = []
+
+    def factory(cfg: AlertmanagerAPI) -> CountingSilences:
+        made.append(CountingSilences(cfg))
+        return made[-1]
+
+    runner = ActionRunner(cast(Store, None), lambda: runtime[0], silences=factory)
+    assert runner.silences("a:9093") is made[0]
+    assert runner.silences("a:9093") is made[0]
+    changed = config_from("alertmanager: {url: 'http://a:9093', bearer_token: t}\n" + base)
+    runtime[0] = Runtime.build(changed, first, metrics)
+    assert runner.silences("a:9093") is made[1]
+    await until(lambda: made[0].closed == 1)
+    runtime[0] = Runtime.build(config_from(base), runtime[0], metrics)
+    assert runner.silences("a:9093") is None
+    await runner.stop()
+    assert made[1].closed == 1
