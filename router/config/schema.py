@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from router.oncall.rotations import Member, Rotation, parse_handoff, parse_zone
 from router.render.text import format_duration
 from router.store.protocols import DEFAULT_KEEP_RECORDS, DEFAULT_LEASE, DEFAULT_LEASE_RENEW
 from router.store.url import parse_state_url
@@ -623,6 +625,69 @@ class EmailSettings(_Model):
     pacing: EmailPacingConfig = Field(default_factory=EmailPacingConfig)
 
 
+# `oncall:<name>` in a Slack `mention` or an email `to` names one of these.
+ONCALL_REFERENCE = re.compile(r"oncall:([A-Za-z0-9][A-Za-z0-9_.-]*)")
+
+
+class OncallMember(_Model):
+    name: str = Field(min_length=1)
+    # A Slack user ID (U01ALICE): the mention is <@U01ALICE>.
+    slack: str = ""
+    email: str = ""
+
+    @field_validator("slack")
+    @classmethod
+    def _user_id(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[UW][A-Z0-9]{2,}", value):
+            raise ValueError(f"{value!r} is not a Slack user ID like U01ALICE")
+        return value
+
+
+class OncallRotation(_Model):
+    """One rotation: members take turns, handing off at a local wall-clock time."""
+
+    name: str = Field(pattern=TEAM_NAME_PATTERN)
+    timezone: str
+    rotation: Literal["weekly", "daily"]
+    # weekly: "mon 09:00"; daily: "09:00" (local time in `timezone`).
+    handoff: str
+    # The first member's first shift starts at the handoff on or after this date.
+    start: date
+    members: list[OncallMember] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        parse_zone(value)
+        return value
+
+    @field_validator("handoff")
+    @classmethod
+    def _handoff(cls, value: str, info: ValidationInfo) -> str:
+        parse_handoff(str(info.data.get("rotation", "weekly")), value)
+        return value
+
+    @field_validator("members")
+    @classmethod
+    def _distinct(cls, value: list[OncallMember]) -> list[OncallMember]:
+        names = [m.name for m in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"member {twice[0]!r} is listed twice: each member takes one turn")
+        return value
+
+    def compiled(self) -> Rotation:
+        """The pure form router/oncall/rotations.py computes with."""
+        return Rotation(
+            self.name,
+            parse_zone(self.timezone),
+            self.rotation,
+            parse_handoff(self.rotation, self.handoff),
+            self.start,
+            tuple(Member(m.name, m.slack, m.email) for m in self.members),
+        )
+
+
 class Config(_Model):
     server: ServerConfig = Field(default_factory=ServerConfig)
     state: StateConfig = Field(default_factory=StateConfig)
@@ -640,6 +705,7 @@ class Config(_Model):
     time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     teams: list[TeamConfig] = Field(default_factory=list)
+    oncall: list[OncallRotation] = Field(default_factory=list)
     # Where the jinja2 templates live; empty means the project's templates/ folder.
     templates_dir: str = ""
     # How each team's file was loaded; set by the loader, which also merges every loaded
@@ -677,6 +743,11 @@ class Config(_Model):
 
     def alertmanager_named(self, name: str) -> AlertmanagerAPI | None:
         return next((e for e in self.alertmanager_entries if e.display_name == name), None)
+
+    @property
+    def rotations(self) -> dict[str, Rotation]:
+        """The `oncall` rotations by name."""
+        return {r.name: r.compiled() for r in self.oncall}
 
     def receiver(self, name: str) -> ReceiverConfig:
         for receiver in self.receivers:

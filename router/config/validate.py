@@ -17,7 +17,7 @@ import jinja2
 import jinja2.sandbox
 from pydantic import ValidationError
 
-from router.config.schema import Loc, TimeIntervalSpec, format_loc
+from router.config.schema import ONCALL_REFERENCE, Loc, TimeIntervalSpec, format_loc
 from router.routing.matchers import is_label_name, parse_matchers
 from router.routing.timeintervals import check_time_interval
 
@@ -50,6 +50,7 @@ def check_semantics(data: Mapping[str, Any], report: Report) -> None:
     _enrich(data, report)
     _interactivity(data, report)
     _alertmanagers(data, report)
+    _oncall(data, report)
 
 
 def check_team_semantics(data: Mapping[str, Any], report: Report) -> None:
@@ -59,6 +60,7 @@ def check_team_semantics(data: Mapping[str, Any], report: Report) -> None:
     intervals = _time_intervals(data, report)
     _route(data.get("route"), ("route",), _Scope(receivers, intervals, None, {}), report)
     _inhibit_rules(data, report)
+    _oncall_references(data, None, report)
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,3 +329,50 @@ def _alertmanagers(data: Mapping[str, Any], report: Report) -> None:
                 f"{external!r} is alertmanagers[{externals[external]}]'s external_url too",
             )
         externals.setdefault(external, i)
+
+
+def _oncall(data: Mapping[str, Any], report: Report) -> None:
+    names = _unique_names(data.get("oncall"), "oncall", "rotation", report)
+    members: dict[str, list[dict[str, Any]]] = {}
+    for name, i in names.items():
+        rotation = data["oncall"][i]
+        found = rotation.get("members") if isinstance(rotation, dict) else None
+        members[name] = [m for _, m in _items(found) if isinstance(m, dict)]
+    _oncall_references(data, members, report)
+
+
+def _oncall_references(
+    data: Mapping[str, Any], rotations: Mapping[str, list[dict[str, Any]]] | None, report: Report
+) -> None:
+    """`oncall:<name>` in a Slack mention or an email `to` names a rotation whose members
+    all have what it needs (a Slack user ID, an email address); `rotations` is None in a
+    team file, which cannot see the root file's rotations."""
+    for i, receiver in _items(data.get("receivers")):
+        if not isinstance(receiver, dict):
+            continue
+        slack, mail = receiver.get("slack"), receiver.get("email")
+        uses: list[tuple[Loc, str, str]] = []
+        if isinstance(slack, dict) and isinstance(slack.get("mention"), str):
+            for name in ONCALL_REFERENCE.findall(slack["mention"]):
+                uses.append((("receivers", i, "slack", "mention"), name, "slack"))
+        if isinstance(mail, dict):
+            for j, to in _items(mail.get("to")):
+                if isinstance(to, str) and to.strip().startswith("oncall:"):
+                    uses.append((("receivers", i, "email", "to", j), to.strip()[7:], "email"))
+        for loc, name, field in uses:
+            if rotations is None:
+                report(loc, f"oncall:{name}: rotations are declared in the root file, not here")
+            elif name not in rotations:
+                report(
+                    loc,
+                    f"unknown rotation {name!r} in oncall:{name}: declare it under oncall"
+                    + did_you_mean(name, sorted(rotations)),
+                )
+            else:
+                lacking = [str(m.get("name")) for m in rotations[name] if not m.get(field)]
+                if lacking:
+                    report(
+                        loc,
+                        f"oncall:{name}: member {lacking[0]!r} has no {field}: every member"
+                        f" needs one to be reached here",
+                    )
