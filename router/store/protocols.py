@@ -22,6 +22,7 @@ from router.model import (
     Outcome,
     TimelineEntry,
 )
+from router.oncall.rotations import Override
 
 # Deploys are kept this long by every store; correlation windows are minutes to hours.
 DEPLOY_TTL = 7 * 86400.0
@@ -382,7 +383,29 @@ class ActionQueue(Protocol):
         ...
 
 
+# An on-call override is kept this long after it ended (the console lists recent ones).
+OVERRIDE_KEEP = 30 * 86400.0
+
+
+class OncallOverrides(Protocol):
+    """Who covers a rotation when (router/oncall/rotations.py's Override), shared by every
+    replica; they win over the rotation while they last."""
+
+    async def add_override(self, override: Override) -> bool:
+        """Durably record `override`; False when one with its id exists already."""
+        ...
+
+    async def remove_override(self, override_id: str) -> bool:
+        """Drop an override; False when there is none with that id."""
+        ...
+
+    async def list_overrides(self, since: float) -> list[Override]:
+        """Every override ending after `since`, soonest start first."""
+        ...
+
+
 class Store(
+    OncallOverrides,
     ActionQueue,
     Outbox,
     NotificationLog,

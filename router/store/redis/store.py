@@ -124,6 +124,7 @@ from router.store.protocols import (
 )
 from router.store.records import synthesized_timeline
 from router.store.redis.actions import ACTION_SCRIPTS, RedisActions
+from router.store.redis.oncall import RedisOncall
 from router.store.url import SENTINEL_SCHEME, parse_state_url
 
 # Key TTLs are a safety net behind expire() and the scripts' own times: give them room.
@@ -214,7 +215,7 @@ def _is_outage(exc: ResponseError) -> bool:
     return str(exc).split(" ", 1)[0] in _OUTAGE_ERRORS
 
 
-class RedisStore(RedisActions):
+class RedisStore(RedisActions, RedisOncall):
     """The `Store` protocol on Redis, shared by every replica using the same key prefix."""
 
     def __init__(
