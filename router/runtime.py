@@ -12,6 +12,7 @@ from router.channels.base import Channel
 from router.config.schema import Config
 from router.config.teams import TeamLoad
 from router.enrich.enricher import Enricher
+from router.oncall.directory import OnCallDirectory, OverrideSource
 from router.routing.inhibit import Inhibitor
 from router.routing.timeintervals import TimeIntervals
 from router.routing.tree import RouteTree
@@ -28,6 +29,8 @@ class Runtime:
     inhibitor: Inhibitor
     enricher: Enricher
     channels: dict[str, Channel] = field(default_factory=dict)
+    # Who is on call (rotations of this config, overrides from the store).
+    oncall: OnCallDirectory = field(default_factory=lambda: OnCallDirectory({}))
     # The service's clock (Unix seconds), handed to everything built here.
     clock: Callable[[], float] = time.time
 
@@ -39,14 +42,19 @@ class Runtime:
         metrics: Metrics | None = None,
         *,
         clock: Callable[[], float] | None = None,
+        overrides: OverrideSource | None = None,
     ) -> Runtime:
         """Compile a validated config; channels whose receiver config is unchanged are kept,
         so a reload does not drop connections or in-flight Slack sessions.
 
-        `clock` defaults to the previous runtime's, so a reload keeps the service's clock.
+        `clock` defaults to the previous runtime's, so a reload keeps the service's clock;
+        `overrides` (the store's on-call overrides) too.
         """
         if clock is None:
             clock = previous.clock if previous is not None else time.time
+        if overrides is None and previous is not None:
+            overrides = previous.oncall.overrides
+        oncall = OnCallDirectory(config.rotations, overrides, clock)
         _report_teams(config, previous, metrics)
         channels: dict[str, Channel] = {}
         for receiver in config.receivers:
@@ -61,10 +69,18 @@ class Runtime:
                 same_templates = previous.config.templates_dir == config.templates_dir
                 # The buttons a Slack message carries come with its channel.
                 same_buttons = previous.config.slack.interactivity == config.slack.interactivity
-                if old == receiver and same_pace and same_templates and same_buttons:
+                # A channel resolves `oncall:<name>` with the rotations it was built with.
+                same_oncall = previous.config.oncall == config.oncall
+                if (
+                    old == receiver
+                    and same_pace
+                    and same_templates
+                    and same_buttons
+                    and same_oncall
+                ):
                     channels[receiver.name] = previous.channels[receiver.name]
                     continue
-            channels[receiver.name] = build_channel(receiver, config, clock)
+            channels[receiver.name] = build_channel(receiver, config, clock, oncall)
         return cls(
             config=config,
             tree=RouteTree.from_config(config),
@@ -72,6 +88,7 @@ class Runtime:
             inhibitor=Inhibitor.from_config(config.inhibit_rules),
             enricher=Enricher(config, metrics),
             channels=channels,
+            oncall=oncall,
             clock=clock,
         )
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from router.channels.base import Channel, PaceSettings
 from router.config.schema import Config, ReceiverConfig
+from router.oncall.directory import OnCallDirectory
 
 
 def pace_of(receiver: ReceiverConfig, config: Config) -> PaceSettings | None:
@@ -21,12 +22,18 @@ def pace_of(receiver: ReceiverConfig, config: Config) -> PaceSettings | None:
     return None
 
 
-def build_channel(receiver: ReceiverConfig, config: Config, clock: Callable[[], float]) -> Channel:
+def build_channel(
+    receiver: ReceiverConfig,
+    config: Config,
+    clock: Callable[[], float],
+    oncall: OnCallDirectory | None = None,
+) -> Channel:
     """The channel that delivers to `receiver` (exactly one integration is configured),
     paced as `config` says.
 
     `clock` (Unix seconds) is the service's clock: message times, mail dates and
-    Retry-After dates are read from it, never from the system directly.
+    Retry-After dates are read from it, never from the system directly. `oncall`
+    resolves `oncall:<name>` in a Slack mention or an email `to` at send time.
     """
     pace = pace_of(receiver, config)
     if receiver.slack is not None:
@@ -39,13 +46,19 @@ def build_channel(receiver: ReceiverConfig, config: Config, clock: Callable[[], 
             clock=clock,
             pace=pace,
             interactivity=config.slack.interactivity,
+            oncall=oncall,
         )
     if receiver.email is not None:
         from router.channels.email import EmailChannel
 
         assert pace is not None
         return EmailChannel(
-            receiver.name, receiver.email, config.templates_dir, clock=clock, pace=pace
+            receiver.name,
+            receiver.email,
+            config.templates_dir,
+            clock=clock,
+            pace=pace,
+            oncall=oncall,
         )
     if receiver.webhook is not None:
         from router.channels.webhook import WebhookChannel

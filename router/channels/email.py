@@ -44,6 +44,7 @@ import jinja2
 from router.channels.base import DeliveryError, PaceSettings, SlotGate
 from router.config.schema import EmailReceiver
 from router.model import Status
+from router.oncall.directory import OnCallDirectory
 from router.render.message import Message
 from router.render.templates import oneline, template_env
 from router.secrets import redact
@@ -103,9 +104,11 @@ class EmailChannel:
         *,
         clock: Callable[[], float] = time.time,
         pace: PaceSettings = DEFAULT_PACE,
+        oncall: OnCallDirectory | None = None,
     ) -> None:
         self.name = name
         self.pace = pace
+        self.oncall = oncall
         self._cfg = cfg
         self._env = template_env(templates_dir)
         self._clock = clock
@@ -116,14 +119,15 @@ class EmailChannel:
     async def send(self, message: Message, prior: Mapping[str, str]) -> Mapping[str, str]:
         """Render and send one mail; returns the thread state to pass back as `prior`."""
         now = datetime.fromtimestamp(self._clock(), UTC)
+        to = await self._recipients()
         try:
-            mail, state = self._build(message, prior, now)
+            mail, state = self._build(message, prior, now, to)
         except (ValueError, TypeError) as exc:
             # The email package refusing a header or address built from the config.
             raise DeliveryError(
                 "invalid_message", oneline(f"{type(exc).__name__}: {exc}", 300), retryable=False
             ) from exc
-        refused = await self._deliver(mail)
+        refused = await self._deliver(mail, to)
         if refused:
             state["refused"] = refused
         return state
@@ -162,8 +166,14 @@ class EmailChannel:
                 "template_error", f"{name}: {type(exc).__name__}: {exc}", retryable=False
             ) from exc
 
+    async def _recipients(self) -> list[str]:
+        """`to`, each `oncall:<name>` replaced by whoever is on call now."""
+        if self.oncall is None or not any(a.strip().startswith("oncall:") for a in self._cfg.to):
+            return list(self._cfg.to)
+        return await self.oncall.addresses(self._cfg.to)
+
     def _build(
-        self, message: Message, prior: Mapping[str, str], now: datetime
+        self, message: Message, prior: Mapping[str, str], now: datetime, to: list[str]
     ) -> tuple[EmailMessage, dict[str, str]]:
         subject = oneline(self._render("email.subject.j2", message, now), MAX_SUBJECT_CHARS)
         text = self._render("email.txt.j2", message, now)
@@ -183,7 +193,7 @@ class EmailChannel:
 
         mail = EmailMessage(policy=email.policy.SMTP)
         mail["From"] = self._cfg.from_
-        mail["To"] = ", ".join(self._cfg.to)
+        mail["To"] = ", ".join(to)
         mail["Subject"] = shown_subject
         mail["Date"] = email.utils.format_datetime(now)
         mail["Message-ID"] = message_id
@@ -219,7 +229,7 @@ class EmailChannel:
 
     # Sending ----------------------------------------------------------------------------
 
-    async def _deliver(self, mail: EmailMessage) -> str:
+    async def _deliver(self, mail: EmailMessage, to: list[str]) -> str:
         """Send `mail`; returns the refused recipients (`addr (code)`, ...) when some were."""
         cfg = self._cfg
         password = cfg.password.get_secret_value()
@@ -227,7 +237,7 @@ class EmailChannel:
             errors, _ = await aiosmtplib.send(
                 mail,
                 sender=self._sender,
-                recipients=list(cfg.to),
+                recipients=to,
                 hostname=self._host,
                 port=self._port,
                 username=cfg.username or None,

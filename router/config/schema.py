@@ -625,10 +625,6 @@ class EmailSettings(_Model):
     pacing: EmailPacingConfig = Field(default_factory=EmailPacingConfig)
 
 
-# `oncall:<name>` in a Slack `mention` or an email `to` names one of these.
-ONCALL_REFERENCE = re.compile(r"oncall:([A-Za-z0-9][A-Za-z0-9_.-]*)")
-
-
 class OncallMember(_Model):
     name: str = Field(min_length=1)
     # A Slack user ID (U01ALICE): the mention is <@U01ALICE>.

@@ -17,7 +17,8 @@ import jinja2
 import jinja2.sandbox
 from pydantic import ValidationError
 
-from router.config.schema import ONCALL_REFERENCE, Loc, TimeIntervalSpec, format_loc
+from router.config.schema import Loc, TimeIntervalSpec, format_loc
+from router.oncall.rotations import ONCALL_REFERENCE
 from router.routing.matchers import is_label_name, parse_matchers
 from router.routing.timeintervals import check_time_interval
 

@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 RotationKind = Literal["weekly", "daily"]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HANDOFF_RE = re.compile(r"^(?:([a-z]{3})\s+)?(\d{1,2}):(\d{2})$")
+# `oncall:<name>` in a Slack `mention` or an email `to` names a rotation.
+ONCALL_REFERENCE = re.compile(r"oncall:([A-Za-z0-9][A-Za-z0-9_.-]*)")
 # How many person changes `next_handoff` looks through before settling for the next
 # scheduled boundary (overrides stacked deeper than this are not worth a loop).
 _LOOKAHEAD = 64

@@ -59,8 +59,8 @@ def create_app(
     )
     app.on_response_prepare.append(security_headers)
     metrics = Metrics()
-    runtime = Runtime.build(config, metrics=metrics, clock=clock)
     the_store = open_store(config.state, clock=clock)
+    runtime = Runtime.build(config, metrics=metrics, clock=clock, overrides=the_store)
     deliverer = Deliverer(
         the_store,
         lambda: app[STATE].runtime,

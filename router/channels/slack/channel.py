@@ -65,6 +65,7 @@ from router.channels.slack.blocks import (
 from router.config.schema import SlackInteractivity, SlackReceiver
 from router.interact.actions import PRIOR_ACTIONS_KEY, GroupActions
 from router.model import SilenceScope, Status
+from router.oncall.directory import OnCallDirectory
 from router.render.message import Message
 from router.secrets import redact
 
@@ -136,9 +137,11 @@ class SlackChannel:
         clock: Callable[[], float] = time.time,
         pace: PaceSettings = DEFAULT_PACE,
         interactivity: SlackInteractivity | None = None,
+        oncall: OnCallDirectory | None = None,
     ) -> None:
         self.name = name
         self.cfg = cfg
+        self.oncall = oncall
         self.interactivity = interactivity
         self.pace = pace
         self._clock = clock
@@ -421,7 +424,7 @@ class SlackChannel:
         self, message: Message, prior: Mapping[str, str] | None = None
     ) -> dict[str, str]:
         client = self._web_client()
-        mention = self.cfg.mention if mention_allowed(message) else ""
+        mention = await self._mention() if mention_allowed(message) else ""
         buttons = self._buttons(message, prior or {}, fresh=True)
         payload = build_message_payload(message, mention=mention, buttons=buttons)
         channel = self.cfg.channel or ""
@@ -457,7 +460,7 @@ class SlackChannel:
             if err.reason in GONE_ERRORS:
                 return await self._post_new(message, prior)
             raise
-        reply = self._thread_reply(message, prior)
+        reply = await self._thread_reply(message, prior)
         await self._call(
             "chat.postMessage",
             lambda: client.chat_postMessage(
@@ -468,7 +471,13 @@ class SlackChannel:
             message, channel, ts, payload, prior.get("permalink", ""), posted_scope(prior)
         )
 
-    def _thread_reply(self, message: Message, prior: Mapping[str, str]) -> SlackPayload:
+    async def _mention(self) -> str:
+        """The configured mention, `oncall:<name>` resolved to whoever is on call now."""
+        if self.oncall is None or "oncall:" not in self.cfg.mention:
+            return self.cfg.mention
+        return await self.oncall.mention(self.cfg.mention)
+
+    async def _thread_reply(self, message: Message, prior: Mapping[str, str]) -> SlackPayload:
         known: set[str] | None = None
         if "firing" in prior:
             known = set(prior["firing"].split())
@@ -480,7 +489,7 @@ class SlackChannel:
                 if is_critical(a) and (known is None or a.fingerprint not in known)
             ]
             if new_critical:
-                mention = self.cfg.mention
+                mention = await self._mention()
         return build_thread_reply(message, previously_firing=known, mention=mention)
 
     async def _call(
@@ -536,7 +545,7 @@ class SlackChannel:
     # ---- incoming webhook --------------------------------------------------------------
 
     async def _send_webhook(self, message: Message) -> dict[str, str]:
-        mention = self.cfg.mention if mention_allowed(message) else ""
+        mention = await self._mention() if mention_allowed(message) else ""
         await self._post_webhook_body(
             build_message_payload(message, mention=mention, threaded=False)
         )
