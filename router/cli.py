@@ -207,6 +207,54 @@ def _add_test(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     test.set_defaults(handler=_test)
 
 
+_ONCALL_HELP = """\
+Print who is on call for each rotation of the config's `oncall` (or only NAME): the
+person, since when, and the next handoff (in the rotation's zone and in UTC). Overrides
+come from the configured state store when it answers (else the rotation alone is shown,
+with a note on stderr). Exits 1 on a bad config or an unknown NAME.
+"""
+
+
+def _add_oncall(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    oncall = commands.add_parser(
+        "oncall",
+        help="who is on call, and the next handoff",
+        description=_ONCALL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    oncall.add_argument(
+        "--config", help=f"config file (env ROUTER_CONFIG, default {_DEFAULT_CONFIG})"
+    )
+    oncall.add_argument("--at", type=_instant, metavar="RFC3339", help="at this instant")
+    oncall.add_argument("name", nargs="?", metavar="NAME", help="one rotation")
+    oncall.set_defaults(handler=_oncall)
+
+
+def _oncall(args: argparse.Namespace) -> int:
+    from router.config.validate import did_you_mean
+    from router.oncall.command import describe, read_overrides
+
+    config = _load(_config_path(args.config, os.environ))
+    if config is None:
+        return 1
+    rotations = config.rotations
+    if args.name is not None and args.name not in rotations:
+        hint = did_you_mean(args.name, sorted(rotations)) if rotations else ""
+        print(f"alert-router: unknown rotation {args.name!r}{hint}", file=sys.stderr)
+        return 1
+    if not rotations:
+        print("alert-router: the config has no oncall rotations", file=sys.stderr)
+        return 1
+    at = (args.at or datetime.now(UTC)).timestamp()
+    overrides, note = read_overrides(config, at)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    chosen = [r for name, r in rotations.items() if args.name in (None, name)]
+    for line in describe(chosen, overrides, at):
+        print(line)
+    return 0
+
+
 # Each adds one top-level command (its parser and handler) to the command line.
 COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_serve,
@@ -214,6 +262,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], N
     _add_routes,
     _add_test,
     import_command.add_parser,
+    _add_oncall,
 ]
 
 

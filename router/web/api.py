@@ -8,18 +8,31 @@ Every answer is JSON; a request the API cannot answer as asked is a 4xx with
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from router.model import DeliveryState, parse_time
+from router.model import DeliveryState, format_time, parse_time
 from router.routetest.runner import Routing
 from router.store.protocols import RecordQuery, StoreUnavailable, text_query_problem
+from router.web.auth import access_of
 from router.web.deadline import ReadTimeout, read_body
+from router.web.oncall import (
+    BadOverride,
+    new_override,
+    oncall_now,
+    override_view,
+    overrides_of,
+    parse_instant,
+    rotation_view,
+)
 from router.web.openapi import openapi_document
 from router.web.state import STATE
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
@@ -273,6 +286,60 @@ async def retry(request: web.Request) -> web.Response:
     )
 
 
+@answering
+async def get_oncall(request: web.Request) -> web.Response:
+    """`GET /api/v1/oncall`: who is on call per rotation (now, or `?at=`), the next handoff,
+    and the overrides not yet over."""
+    state = request.app[STATE]
+    at = state.clock()
+    if request.query.get("at"):
+        try:
+            at = parse_instant(request.query["at"], "at")
+        except BadOverride as exc:
+            raise BadRequest(str(exc)) from None
+    overrides = await overrides_of(state, min(at, state.clock()))
+    rotations = list(state.runtime.oncall.rotations.values())
+    return web.json_response(
+        {
+            "at": format_time(datetime.fromtimestamp(at, UTC)),
+            "rotations": [rotation_view(r, now) for r, now in oncall_now(rotations, overrides, at)],
+            "overrides": [override_view(o) for o in overrides],
+        }
+    )
+
+
+@answering
+async def add_override(request: web.Request) -> web.Response:
+    """`POST /api/v1/oncall/overrides` (admin): `who` covers `rotation` from `from` until
+    `until`, over the rotation, on every replica."""
+    state = request.app[STATE]
+    body = await _json_object(request)
+    unknown = sorted(set(body) - {"rotation", "who", "from", "until"})
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}: only rotation, who, from and until")
+    user = access_of(request, state.runtime.config.server).user
+    try:
+        start = parse_instant(body.get("from"), "from") if "from" in body else state.clock()
+        end = parse_instant(body.get("until"), "until")
+        override = new_override(state, body.get("rotation"), body.get("who"), start, end, user)
+    except BadOverride as exc:
+        raise BadRequest(str(exc)) from None
+    await state.store.add_override(override)
+    log.info("on-call override added", extra={**override.to_dict(), "user": user})
+    return web.json_response({"override": override_view(override)}, status=201)
+
+
+@answering
+async def remove_override(request: web.Request) -> web.Response:
+    """`DELETE /api/v1/oncall/overrides/{id}` (admin)."""
+    state = request.app[STATE]
+    override_id = request.match_info["id"]
+    if not await state.store.remove_override(override_id):
+        raise BadRequest(f"no override {override_id!r}", 404)
+    log.info("on-call override removed", extra={"id": override_id})
+    return web.json_response({"removed": override_id})
+
+
 async def openapi(request: web.Request) -> web.Response:
     """`GET /api/v1/openapi.json`: every endpoint of the service, described."""
     return web.json_response(openapi_document())
@@ -286,3 +353,6 @@ def add_api_routes(app: web.Application, guard: Callable[[str, Handler], Handler
     app.router.add_get("/api/v1/groups/{key:[\\s\\S]+}", guard("read", get_group))
     app.router.add_post("/api/v1/routes/test", guard("read", test_route))
     app.router.add_get("/api/v1/openapi.json", guard("read", openapi))
+    app.router.add_get("/api/v1/oncall", guard("read", get_oncall))
+    app.router.add_post("/api/v1/oncall/overrides", guard("admin", add_override))
+    app.router.add_delete("/api/v1/oncall/overrides/{id:[^/]+}", guard("admin", remove_override))

@@ -288,6 +288,62 @@ _SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "OncallMember": {
+        "type": "object",
+        "required": ["name", "slack", "email"],
+        "properties": {n: {"type": "string"} for n in ("name", "slack", "email")},
+    },
+    "Override": {
+        "type": "object",
+        "required": ["id", "rotation", "who", "from", "until", "created_by", "created_at"],
+        "properties": {
+            **{n: {"type": "string"} for n in ("id", "rotation", "who", "created_by")},
+            **{n: {"type": "string", "format": "date-time"} for n in ("from", "until")},
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "OverrideRequest": {
+        "type": "object",
+        "required": ["rotation", "who", "until"],
+        "properties": {
+            "rotation": {"type": "string", "description": "a rotation of routes.yaml's oncall"},
+            "who": {"type": "string", "description": "a member of that rotation, by name"},
+            "from": {"type": "string", "format": "date-time", "description": "default: now"},
+            "until": {"type": "string", "format": "date-time"},
+        },
+    },
+    "OnCall": {
+        "type": "object",
+        "required": ["at", "rotations", "overrides"],
+        "properties": {
+            "at": {"type": "string", "format": "date-time"},
+            "rotations": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "timezone", "rotation", "members", "on_call", "since"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "timezone": {"type": "string"},
+                        "rotation": {"type": "string", "enum": ["weekly", "daily"]},
+                        "members": {"type": "array", "items": {"type": "string"}},
+                        "on_call": _ref("OncallMember"),
+                        "since": {"type": "string", "format": "date-time"},
+                        "override": {**_NULLABLE_STRING, "description": "the override's id"},
+                        "next_handoff": {
+                            "type": "object",
+                            "required": ["at", "to"],
+                            "properties": {
+                                "at": {"type": "string", "format": "date-time"},
+                                "to": _ref("OncallMember"),
+                            },
+                        },
+                    },
+                },
+            },
+            "overrides": {"type": "array", "items": _ref("Override")},
+        },
+    },
     "Retried": {
         "type": "object",
         "required": ["retried", "notification"],
@@ -525,6 +581,75 @@ def _paths() -> dict[str, Any]:
                     "400": _error("not labels and an RFC 3339 time"),
                     "401": _UNAUTHORIZED,
                     "413": _error("larger than server.max_body_bytes"),
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/api/v1/oncall": {
+            "get": {
+                "operationId": "getOncall",
+                "summary": "Who is on call per rotation, the next handoff, the overrides",
+                "tags": ["oncall"],
+                "security": _CREDENTIALS,
+                "parameters": [
+                    {
+                        "name": "at",
+                        "in": "query",
+                        "required": False,
+                        "description": "an RFC 3339 time (default: now)",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": _json(_ref("OnCall"), "each rotation at that time"),
+                    "400": _error("at is not an RFC 3339 time"),
+                    "401": _UNAUTHORIZED,
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/api/v1/oncall/overrides": {
+            "post": {
+                "operationId": "addOncallOverride",
+                "summary": "Someone covers a rotation for a while, over the rotation (admin)",
+                "tags": ["oncall"],
+                "security": _CREDENTIALS,
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("OverrideRequest")}},
+                },
+                "responses": {
+                    "201": _json(
+                        {"type": "object", "required": ["override"],
+                         "properties": {"override": _ref("Override")}},
+                        "stored; every replica honours it",
+                    ),
+                    "400": _error("an unknown rotation or member, or times that cannot hold"),
+                    "401": _UNAUTHORIZED,
+                    "403": _error("not an admin"),
+                    "408": _error("the body did not arrive in time"),
+                    "413": _error("larger than server.max_body_bytes"),
+                    "415": _error("Content-Type is not application/json"),
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/api/v1/oncall/overrides/{id}": {
+            "delete": {
+                "operationId": "removeOncallOverride",
+                "summary": "Remove an override (admin)",
+                "tags": ["oncall"],
+                "security": _CREDENTIALS,
+                "parameters": [_ID],
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "required": ["removed"],
+                         "properties": {"removed": {"type": "string"}}},
+                        "removed",
+                    ),
+                    "401": _UNAUTHORIZED,
+                    "403": _error("not an admin"),
+                    "404": _error("no such override"),
                     "503": _UNAVAILABLE,
                 },
             }
