@@ -44,6 +44,8 @@ class Action:
     duration: float = 0.0
     # The Slack workspace's domain, for a link back to the message.
     team_domain: str = ""
+    # Where it was asked for: "slack" (a button) or "console" (no message is named).
+    via: str = "slack"
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "kind": self.kind.value}, separators=(",", ":"))

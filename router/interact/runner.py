@@ -28,6 +28,7 @@ from router.channels.base import DeliveryError
 from router.channels.slack.channel import SlackChannel, posted_scope
 from router.config.schema import AlertmanagerAPI
 from router.interact.actions import Action, ActionClaim, ActionKind, GroupActions
+from router.interact.console import CONSOLE
 from router.model import NflogEntry, SilenceScope, TimelineEntry
 from router.notify.retry import backoff
 from router.render.text import escape_mrkdwn, format_duration
@@ -177,10 +178,11 @@ class ActionRunner:
         }
         try:
             channel, entry = await self._target(action)
-            done = await self._apply(claim, channel, entry)
+            done = await self._apply(claim, entry)
             if done.changed:
                 await self._note(action, done.text)
-            await self._show(channel, action)
+            if channel is not None:
+                await self._show(channel, action)
             await self.store.finish_action(claim, self.clock())
             log.info("slack action done: %s", done.text, extra={**fields, "outcome": done.text})
             self._count(action, "done" if done.changed else "no_op")
@@ -222,7 +224,7 @@ class ActionRunner:
         detail = {"user": action.user_id, "user_name": action.user_name, "action": action.id}
         if action.kind is ActionKind.SILENCE:
             detail["duration"] = format_duration(action.duration)
-        text = f"{done} by {who} from Slack"
+        text = f"{done} by {who} from " + ("the console" if action.via == CONSOLE else "Slack")
         if action.kind is ActionKind.SILENCE:
             text += f" for {format_duration(action.duration)}"
         entry = TimelineEntry(self.clock(), kind, text, detail)
@@ -274,9 +276,18 @@ class ActionRunner:
         except DeliveryError as exc:
             log.warning("could not edit the message", extra={"error": str(exc)})
 
-    async def _target(self, action: Action) -> tuple[SlackChannel, NflogEntry]:
-        channel = self.runtime().channels.get(action.receiver)
-        if not isinstance(channel, SlackChannel) or not channel.interactive:
+    async def _target(self, action: Action) -> tuple[SlackChannel | None, NflogEntry | None]:
+        found = self.runtime().channels.get(action.receiver)
+        channel = found if isinstance(found, SlackChannel) and found.interactive else None
+        if action.via == CONSOLE:
+            # Any receiver's group may be acknowledged from the console; its Slack
+            # message, if it has one with buttons, shows it.
+            if action.kind not in (ActionKind.ACK, ActionKind.UNACK):
+                raise Unknown("only acknowledgements come from the console")
+            entry = await self.store.nflog_get(action.receiver, action.group_key, self.clock())
+            posted = entry is not None and bool(entry.channel_state.get("ts"))
+            return (channel if posted else None), entry
+        if channel is None:
             raise Unknown("the receiver no longer posts Slack messages with buttons")
         entry = await self.store.nflog_get(action.receiver, action.group_key, self.clock())
         state = entry.channel_state if entry is not None else {}
@@ -306,30 +317,36 @@ class ActionRunner:
                 return written
         return None
 
-    async def _apply(self, claim: ActionClaim, channel: SlackChannel, entry: NflogEntry) -> Done:
+    async def _apply(self, claim: ActionClaim, entry: NflogEntry | None) -> Done:
         action = claim.action
         kind = action.kind
         if kind is ActionKind.ACK:
-            done = await self._update(
-                action,
-                lambda s: (
-                    None
-                    if s.acknowledged
-                    else replace(
-                        s,
-                        acked_by=action.user_id,
-                        acked_by_name=action.user_name,
-                        acked_at=action.received_at,
-                    )
-                ),
-            )
-            return Done("acknowledged", True) if done else Done("already acknowledged", False)
+            return await self.acknowledge(action)
         if kind is ActionKind.UNACK:
             done = await self._update(action, lambda s: s.cleared_ack() if s.acknowledged else None)
             return Done("unacknowledged", True) if done else Done("not acknowledged", False)
+        assert entry is not None
         if kind is ActionKind.SILENCE:
             return await self._silence(claim, entry)
         return await self._unsilence(claim)
+
+    async def acknowledge(self, action: Action) -> Done:
+        """The one place a group becomes acknowledged, whether from a Slack button or the
+        console (`action.via`): compare-and-set, so it happens once."""
+        done = await self._update(
+            action,
+            lambda s: (
+                None
+                if s.acknowledged
+                else replace(
+                    s,
+                    acked_by=action.user_id,
+                    acked_by_name=action.user_name,
+                    acked_at=action.received_at,
+                )
+            ),
+        )
+        return Done("acknowledged", True) if done else Done("already acknowledged", False)
 
     async def _record_id(self, action: Action) -> str:
         """The id of the group's latest record (what the silence's comment links to)."""

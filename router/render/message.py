@@ -118,6 +118,11 @@ class Message:
         return [*self.firing, *self.resolved]
 
     @property
+    def console_url(self) -> str:
+        """The notification's console page (where admins acknowledge), if linked."""
+        return next((link.url for link in self.links if link.title == TITLE_CONSOLE), "")
+
+    @property
     def status_text(self) -> str:
         """`FIRING:2` or `RESOLVED`, as Alertmanager writes it."""
         return status_text(len(self.firing) if self.status is Status.FIRING else 0)

@@ -1,17 +1,24 @@
 """The admin's actions from the console: retry a failed or dead notification now, reload
-the config. POST only, with the form's CSRF token and from a page of this service."""
+the config, set or remove an on-call override, acknowledge a group. POST only, with the
+form's CSRF token and from a page of this service."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from urllib.parse import quote
 
 from aiohttp import web
 
+from router.interact.console import request_acknowledgement
 from router.store.protocols import StoreUnavailable
 from router.web.auth import Rejected, log_refused
 from router.web.console.context import access, csrf, queries, render
 from router.web.deadline import read_body
-from router.web.state import STATE
+from router.web.oncall import BadOverride, new_override, parse_instant
+from router.web.slack import RUNNER
+from router.web.state import STATE, AppState
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +80,112 @@ async def reload(request: web.Request) -> web.StreamResponse:
         extra={"user": access(request).user, "applied": outcome.applied},
     )
     raise web.HTTPSeeOther("/ui/?reloaded=" + ("yes" if outcome.applied else "no"))
+
+
+def _form_time(value: object, field: str, default: float | None = None) -> float:
+    """A datetime-local field (UTC, as the page says) or an RFC 3339 time."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text and default is not None:
+        return default
+    if len(text) == 16:
+        # `2026-12-08T10:00`: a browser's datetime-local, without seconds or zone.
+        text += ":00Z"
+    return parse_instant(text, field)
+
+
+async def add_override(request: web.Request) -> web.StreamResponse:
+    """Someone covers a rotation for a while (the page's form)."""
+    refused = await _check(request)
+    if refused is not None:
+        return refused
+    state = request.app[STATE]
+    form = await request.post()
+    user = access(request).user
+    try:
+        start = _form_time(form.get("from"), "from", state.clock())
+        end = _form_time(form.get("until"), "until")
+        override = new_override(state, form.get("rotation"), form.get("who"), start, end, user)
+        await state.store.add_override(override)
+    except BadOverride as exc:
+        return render("error.html", request, {"status": 400, "message": str(exc)}, status=400)
+    except StoreUnavailable as exc:
+        return await _refused(request, 503, f"The state store does not answer: {exc}")
+    log.info("on-call override added from the console", extra={**override.to_dict(), "user": user})
+    raise web.HTTPSeeOther("/ui/oncall?done=added")
+
+
+async def remove_override(request: web.Request) -> web.StreamResponse:
+    """Remove an override (its row's button)."""
+    refused = await _check(request)
+    if refused is not None:
+        return refused
+    state = request.app[STATE]
+    override_id = request.match_info["id"]
+    try:
+        removed = await state.store.remove_override(override_id)
+    except StoreUnavailable as exc:
+        return await _refused(request, 503, f"The state store does not answer: {exc}")
+    log.info(
+        "on-call override removed from the console",
+        extra={"id": override_id, "user": access(request).user, "done": removed},
+    )
+    raise web.HTTPSeeOther("/ui/oncall?done=" + ("removed" if removed else "gone"))
+
+
+# How long the page waits for the worker to carry an acknowledgement out before showing
+# the group (it usually takes milliseconds; the page says so when it took longer).
+ACK_WAIT = 3.0
+
+
+async def acknowledge(request: web.Request) -> web.StreamResponse:
+    """Acknowledge (or, with `ack=0`, unacknowledge) one receiver's group, as the Slack
+    button does: recorded for the action worker with the console's user."""
+    refused = await _check(request)
+    if refused is not None:
+        return refused
+    state = request.app[STATE]
+    form = await request.post()
+    receiver, group_key = form.get("receiver"), form.get("group_key")
+    wanted = form.get("ack", "1") != "0"
+    back = form.get("back") if form.get("back") in ("notification", "group") else "group"
+    if not isinstance(receiver, str) or not isinstance(group_key, str) or not group_key:
+        return await _refused(request, 400, "The form names no receiver and group.")
+    user = access(request).user or "admin"
+    try:
+        records = await state.store.list_notifications(1, receiver=receiver, group_key=group_key)
+        if not records:
+            return render(
+                "error.html",
+                request,
+                {"status": 404, "message": f"No record of this group for {receiver!r} is kept."},
+                status=404,
+            )
+        await request_acknowledgement(
+            state.store, receiver, group_key, acknowledge=wanted, user=user, now=state.clock()
+        )
+        request.app[RUNNER].wake()
+        done = await _carried_out(state, receiver, group_key, wanted)
+    except StoreUnavailable as exc:
+        return await _refused(request, 503, f"The state store does not answer: {exc}")
+    log.info(
+        "acknowledgement requested from the console",
+        extra={"receiver": receiver, "group_key": group_key, "ack": wanted, "user": user},
+    )
+    outcome = ("acked" if wanted else "unacked") if done else "requested"
+    if back == "notification":
+        target = f"/ui/notifications/{quote(records[0].id, safe='')}"
+    else:
+        target = f"/ui/groups/{quote(group_key, safe='')}"
+    raise web.HTTPSeeOther(f"{target}?ack={outcome}")
+
+
+async def _carried_out(state: AppState, receiver: str, group_key: str, wanted: bool) -> bool:
+    """Whether the group's acknowledgement is `wanted` within ACK_WAIT."""
+    # Real time, not the service's clock: this waits for the worker, not for an event.
+    started = time.monotonic()
+    while time.monotonic() - started < ACK_WAIT:
+        found = await state.store.group_actions(receiver, group_key)
+        if found is not None and found.acknowledged == wanted:
+            return True
+        await asyncio.sleep(0.05)
+    return False

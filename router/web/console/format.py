@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +37,11 @@ def ago(ts: float | None, now: float | None = None) -> str:
     return f"{text} ago" if delta > 0 else f"in {text}"
 
 
+def local_time(ts: float, zone: tzinfo) -> str:
+    """`Mon 2026-12-14 09:00 CET`: a time as a rotation's people read it."""
+    return datetime.fromtimestamp(ts, zone).strftime("%a %Y-%m-%d %H:%M %Z")
+
+
 def labels_text(labels: Mapping[str, str]) -> str:
     """`{alertname="CPUHigh", env="prod"}`."""
     return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
@@ -57,6 +62,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "iso": iso,
     "ago": ago,
     "labels_text": labels_text,
+    "local_time": local_time,
     "path_part": path_part,
     "web_url": web_url,
 }

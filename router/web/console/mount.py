@@ -39,8 +39,12 @@ def setup_console(app: web.Application) -> None:
     app.router.add_get("/ui/routes", pages.routes)
     app.router.add_get("/ui/digests/{id}", pages.digest)
     app.router.add_get("/ui/login", pages.login)
+    app.router.add_get("/ui/oncall", pages.oncall)
+    app.router.add_post("/ui/oncall/overrides", actions.add_override)
+    app.router.add_post("/ui/oncall/overrides/{id}/remove", actions.remove_override)
     app.router.add_post("/ui/notifications/{id}/retry", actions.retry)
     app.router.add_post("/ui/reload", actions.reload)
+    app.router.add_post("/ui/acknowledge", actions.acknowledge)
     for name, media in (("console.css", "text/css"), ("console.js", "text/javascript")):
         app.router.add_get(f"/ui/static/{name}", _static_file(STATIC / name, media))
 

@@ -80,6 +80,14 @@ def _action(operation: str, summary: str, parameters: list[dict[str, Any]]) -> d
     }
 
 
+def _with_400(item: dict[str, Any]) -> dict[str, Any]:
+    """An action whose form fields (besides the token) can be refused."""
+    post = item["post"]
+    refused = {"description": "a field it cannot use", "content": _HTML}
+    responses = {**post["responses"], "400": refused}
+    return {"post": {**post, "responses": responses}}
+
+
 def _static(name: str, media: str) -> dict[str, Any]:
     return {
         "get": {
@@ -155,6 +163,23 @@ def console_paths() -> dict[str, Any]:
             }
         },
         "/ui/reload": _action("consoleReload", "Reload the configuration (admin)", []),
+        "/ui/acknowledge": _with_400(
+            _action(
+                "consoleAcknowledge",
+                "Acknowledge (ack=1) or unacknowledge (ack=0) one receiver's group (admin;"
+                " form: receiver, group_key, ack, back)",
+                [],
+            )
+        ),
+        "/ui/oncall": _page("consoleOncall", "Who is on call per rotation, and the overrides", []),
+        "/ui/oncall/overrides": _with_400(
+            _action("consoleAddOverride", "Add an on-call override (admin)", [])
+        ),
+        "/ui/oncall/overrides/{id}/remove": _action(
+            "consoleRemoveOverride",
+            "Remove an on-call override (admin)",
+            [_path("id", "override id")],
+        ),
         "/ui/static/console.css": _static("consoleStylesheet", "text/css"),
         "/ui/static/console.js": _static("consoleScript", "text/javascript"),
     }

@@ -8,7 +8,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +27,7 @@ from router.store.protocols import (
 from router.web.auth import console_guarded
 from router.web.console.context import COUNTS, access, queries, render
 from router.web.console.tester import BadLabels, parse_at, parse_labels, try_route
+from router.web.oncall import oncall_now, overrides_of
 from router.web.state import STATE, AppState
 
 log = logging.getLogger(__name__)
@@ -410,6 +411,8 @@ async def notification(request: web.Request) -> Mapping[str, Any]:
         "can_retry": record.state in ("failed", "dead"),
         "may_act": who.admin,
         "retried": request.query.get("retried", ""),
+        "acked": actions is not None and actions.acknowledged,
+        "ack": request.query.get("ack", ""),
     }
 
 
@@ -441,9 +444,11 @@ async def group(request: web.Request) -> Mapping[str, Any]:
         labels = first.alerts[0].get("labels") or {}
         routed_now = [route.receiver for route in state.runtime.tree.match(labels)]
     actions = {}
+    acked: dict[str, bool] = {}
     silences: dict[str, str] = {}
     for receiver in by_receiver:
         found = await state.store.group_actions(receiver, key)
+        acked[receiver] = found is not None and found.acknowledged
         if _shows(found, state.clock()):
             actions[receiver] = found
         entry = await state.store.nflog_get(receiver, key, state.clock())
@@ -452,6 +457,8 @@ async def group(request: web.Request) -> Mapping[str, Any]:
     return {
         "key": key,
         "actions": actions,
+        "acked": acked,
+        "ack": request.query.get("ack", ""),
         "silences": silences,
         "by_receiver": sorted(by_receiver.items()),
         "next_cursor": page.next_cursor,
@@ -556,3 +563,32 @@ def _local(target: str) -> str:
     if target.startswith("/ui/") and not target.startswith("//"):
         return target
     return "/ui/"
+
+
+# --- who is on call ---------------------------------------------------------------------------
+
+
+@_page("oncall.html")
+async def oncall(request: web.Request) -> Mapping[str, Any]:
+    """Per rotation: who is on call now, since when, the next handoff; the overrides."""
+    state = request.app[STATE]
+    now = state.clock()
+    overrides = await overrides_of(state, now)
+    rotations = list(state.runtime.oncall.rotations.values())
+    members = sorted({m.name for r in rotations for m in r.members})
+    start = datetime.fromtimestamp(now, UTC).replace(second=0, microsecond=0)
+    return {
+        "rotations": oncall_now(rotations, overrides, now),
+        "overrides": overrides,
+        "members": members,
+        "default_from": start.strftime("%Y-%m-%dT%H:%M"),
+        "default_until": (start + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M"),
+        "done": _ONCALL_DONE.get(request.query.get("done", ""), ""),
+    }
+
+
+_ONCALL_DONE = {
+    "added": "Override added.",
+    "removed": "Override removed.",
+    "gone": "No such override (removed already?).",
+}
