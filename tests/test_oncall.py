@@ -66,14 +66,16 @@ route:
     )
 
 
-def webhook(group: str) -> dict[str, Any]:
-    labels = {"alertname": "DiskFull", "env": "prod", "severity": "critical", "g": group}
+def webhook(group: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """One firing alert in group `group` (a critical one unless `labels` are given)."""
+    if labels is None:
+        labels = {"alertname": "DiskFull", "env": "prod", "severity": "critical", "g": group}
     return {
         "version": "4",
         "receiver": "prod",
         "status": "firing",
         "groupKey": f'{{}}:{{g="{group}"}}',
-        "groupLabels": {"g": group},
+        "groupLabels": labels,
         "commonLabels": labels,
         "alerts": [
             {

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from router.config.schema import Loc, TimeIntervalConfig, TimeIntervalSpec, format_loc
 from router.model import RouteSettings
+from router.oncall.rotations import parse_zone
 
 _TIME_RE = re.compile(r"(?:([01][0-9]|2[0-3]):([0-5][0-9]))|(24):(00)")
 WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
@@ -218,12 +219,7 @@ def parse_location(name: str) -> tzinfo:
         return _local_zone()
     if name == "UTC":
         return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValueError(
-            f"unknown time zone {name!r}: expected an IANA name like Europe/Berlin"
-        ) from None
+    return parse_zone(name)
 
 
 def _check_spec(spec: TimeIntervalSpec) -> Iterator[tuple[Loc, str] | TimeInterval]:
