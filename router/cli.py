@@ -245,7 +245,11 @@ def _oncall(args: argparse.Namespace) -> int:
     if not rotations:
         print("alert-router: the config has no oncall rotations", file=sys.stderr)
         return 1
-    at = (args.at or datetime.now(UTC)).timestamp()
+    when: datetime = args.at or datetime.now(UTC)
+    if not 1970 <= when.year <= 9000:
+        print("alert-router: --at must be in the years 1970 to 9000", file=sys.stderr)
+        return 2
+    at = when.timestamp()
     overrides, note = read_overrides(config, at)
     if note:
         print(f"note: {note}", file=sys.stderr)

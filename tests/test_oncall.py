@@ -161,6 +161,7 @@ async def test_an_override_set_on_one_replica_is_honoured_by_another(
         ({"rotation": "sre", "who": "Eve", "until": SOON}, "member of sre"),
         ({"rotation": "sre", "who": "Bob", "until": "2001-01-01T00:00:00Z"}, "in the past"),
         ({"rotation": "sre", "who": "Bob", "until": "tomorrow"}, "RFC 3339"),
+        ({"rotation": "sre", "who": "Bob", "until": "9999-12-31T00:00:00Z"}, "years 1970"),
         ({"rotation": "sre", "who": "Bob", "until": "2099-01-01T00:00:00Z"}, "90 days"),
         (
             {"rotation": "sre", "who": "Bob", "from": LATER,
@@ -179,6 +180,8 @@ async def test_an_override_that_cannot_hold_is_refused_with_the_reason(
         assert problem in answer["error"]
         status, now = await svc.get_json("/api/v1/oncall")
         assert now["overrides"] == []
+        status, answer = await svc.get_json("/api/v1/oncall?at=0001-01-02T00:00:00Z")
+        assert status == 400 and "years 1970" in answer["error"]
 
 
 async def test_overrides_need_the_admin_once_one_is_configured(

@@ -12,6 +12,7 @@ from router.oncall.rotations import Member, OnCall, Override, Rotation, on_call
 from router.store.protocols import OncallOverrides
 from router.web.state import AppState
 
+EARLIEST_YEAR, LATEST_YEAR = 1970, 9000
 # An override longer than this is a change of rotation, not cover: edit routes.yaml.
 MAX_OVERRIDE = 90 * 86400.0
 
@@ -78,6 +79,9 @@ def parse_instant(text: object, field: str) -> float:
         raise BadOverride(
             f'{field} must be an RFC 3339 time such as "2026-12-24T18:00:00Z", not {text!r}'
         )
+    if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
+        # Rotations are computed in calendar dates: far ends of the calendar overflow.
+        raise BadOverride(f"{field} must be in the years {EARLIEST_YEAR} to {LATEST_YEAR}")
     return parsed.timestamp()
 
 
