@@ -141,7 +141,7 @@ async def test_acknowledge_from_the_console_edits_the_slack_message_and_records_
         assert "Acknowledge" not in text
         _, markup = await raw(svc, group_page, ADMIN)
         form = {"csrf": token_of(markup), "receiver": "page", "group_key": key, "ack": "1"}
-        status, location, _ = await post_form(svc, "/ui/acknowledge", form, here(svc))
+        status, location, _ = await post_form(svc, "/ui/groups/acknowledge", form, here(svc))
         # aiohttp writes the Location with `:` and `=` unescaped: the same path.
         assert (status, unquote(location)) == (303, unquote(f"{group_page}?ack=acked"))
 
@@ -160,15 +160,18 @@ async def test_acknowledge_from_the_console_edits_the_slack_message_and_records_
         _, text = await page(svc, f"/ui/notifications/{record.id}", ADMIN)
         assert "acknowledged by ops from the console" in text
 
-        undo = {**form, "ack": "0", "back": "notification"}
-        status, location, _ = await post_form(svc, "/ui/acknowledge", undo, here(svc))
+        undo = {"csrf": form["csrf"], "ack": "0"}
+        path = f"/ui/notifications/{record.id}/acknowledge"
+        status, location, _ = await post_form(svc, path, undo, here(svc))
         assert (status, location) == (303, f"/ui/notifications/{record.id}?ack=unacked")
         await until(
             lambda: "Acknowledged by" not in slack.messages(CHANNEL)[0].visible_text()
         )
         status, _, _ = await post_form(
-            svc, "/ui/acknowledge", {**form, "receiver": "mail"}, here(svc)
+            svc, "/ui/groups/acknowledge", {**form, "receiver": "mail"}, here(svc)
         )
+        assert status == 404
+        status, _, _ = await post_form(svc, "/ui/notifications/nope/acknowledge", undo, here(svc))
         assert status == 404
 
 

@@ -139,27 +139,33 @@ ACK_WAIT = 3.0
 
 async def acknowledge(request: web.Request) -> web.StreamResponse:
     """Acknowledge (or, with `ack=0`, unacknowledge) one receiver's group, as the Slack
-    button does: recorded for the action worker with the console's user."""
+    button does: recorded for the action worker with the console's user. From a
+    notification's page (`/ui/notifications/{id}/acknowledge`) the group is the record's;
+    from a group's page (`/ui/groups/acknowledge`) the form names receiver and group_key.
+    Both sit under their page's path, so a browser sends the admin's credentials along."""
     refused = await _check(request)
     if refused is not None:
         return refused
     state = request.app[STATE]
     form = await request.post()
-    receiver, group_key = form.get("receiver"), form.get("group_key")
     wanted = form.get("ack", "1") != "0"
-    back = form.get("back") if form.get("back") in ("notification", "group") else "group"
-    if not isinstance(receiver, str) or not isinstance(group_key, str) or not group_key:
-        return await _refused(request, 400, "The form names no receiver and group.")
+    notification_id = request.match_info.get("id")
     user = access(request).user or "admin"
     try:
-        records = await state.store.list_notifications(1, receiver=receiver, group_key=group_key)
-        if not records:
-            return render(
-                "error.html",
-                request,
-                {"status": 404, "message": f"No record of this group for {receiver!r} is kept."},
-                status=404,
+        if notification_id is not None:
+            record = await queries(state).get_notification(notification_id)
+            if record is None:
+                return await _missing(request, f"No notification {notification_id!r} is kept.")
+            receiver, group_key = record.receiver, record.group_key
+            target = f"/ui/notifications/{quote(notification_id, safe='')}"
+        else:
+            receiver, group_key = str(form.get("receiver", "")), str(form.get("group_key", ""))
+            found = await state.store.list_notifications(
+                1, receiver=receiver, group_key=group_key
             )
+            if not group_key or not found:
+                return await _missing(request, f"No record of this group for {receiver!r} is kept.")
+            target = f"/ui/groups/{quote(group_key, safe='')}"
         await request_acknowledgement(
             state.store, receiver, group_key, acknowledge=wanted, user=user, now=state.clock()
         )
@@ -172,11 +178,11 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
         extra={"receiver": receiver, "group_key": group_key, "ack": wanted, "user": user},
     )
     outcome = ("acked" if wanted else "unacked") if done else "requested"
-    if back == "notification":
-        target = f"/ui/notifications/{quote(records[0].id, safe='')}"
-    else:
-        target = f"/ui/groups/{quote(group_key, safe='')}"
     raise web.HTTPSeeOther(f"{target}?ack={outcome}")
+
+
+async def _missing(request: web.Request, message: str) -> web.StreamResponse:
+    return render("error.html", request, {"status": 404, "message": message}, status=404)
 
 
 async def _carried_out(state: AppState, receiver: str, group_key: str, wanted: bool) -> bool:

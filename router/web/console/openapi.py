@@ -163,13 +163,16 @@ def console_paths() -> dict[str, Any]:
             }
         },
         "/ui/reload": _action("consoleReload", "Reload the configuration (admin)", []),
-        "/ui/acknowledge": _with_400(
-            _action(
-                "consoleAcknowledge",
-                "Acknowledge (ack=1) or unacknowledge (ack=0) one receiver's group (admin;"
-                " form: receiver, group_key, ack, back)",
-                [],
-            )
+        "/ui/notifications/{id}/acknowledge": _action(
+            "consoleAcknowledgeNotification",
+            "Acknowledge (ack=1) or unacknowledge (ack=0) the record's group (admin)",
+            [_path("id", "record id")],
+        ),
+        "/ui/groups/acknowledge": _action(
+            "consoleAcknowledgeGroup",
+            "Acknowledge (ack=1) or unacknowledge (ack=0) a receiver's group (admin;"
+            " form: receiver, group_key, ack)",
+            [],
         ),
         "/ui/oncall": _page("consoleOncall", "Who is on call per rotation, and the overrides", []),
         "/ui/oncall/overrides": _with_400(
