@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from router.cli import main
-from router.config.loader import ConfigError
+from router.config.loader import ConfigError, load_config
 from router.oncall.rotations import Override
 from router.store.sqlite import SQLiteStore
 from tests.conftest import Running, running
@@ -249,3 +249,21 @@ def test_the_command_line_names_who_is_on_call_and_the_store_s_overrides(
     assert "next handoff: Tue 2026-12-08 12:00 UTC (2026-12-08T12:00Z) to Bob" in out
     assert main(["oncall", "nope", "--config", str(path)]) == 1
     assert "unknown rotation 'nope'" in capsys.readouterr().err
+
+
+def test_a_team_file_cannot_name_a_rotation(tmp_path: Path) -> None:
+    (tmp_path / "payments.yaml").write_text(
+        "receivers:\n"
+        "  - name: mail\n"
+        "    email: {to: ['oncall:sre'], from: a@example.com, smarthost: 'h:25'}\n"
+        "route: {receiver: mail}\n"
+    )
+    root = tmp_path / "routes.yaml"
+    root.write_text(
+        "teams: [{name: payments, file: payments.yaml, matchers: ['team=\"payments\"']}]\n"
+        "receivers: [{name: log, log: {}}]\n"
+        "route: {receiver: log, routes: [{team: payments}]}\n" + rotation_yaml("2026-12-07")
+    )
+    [problem] = load_config(root).team_problems
+    assert problem.startswith(f"{tmp_path}/payments.yaml:3:")
+    assert "oncall:sre: rotations are declared in the root file, not here" in problem
