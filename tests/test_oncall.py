@@ -136,22 +136,34 @@ async def test_messages_name_whoever_is_on_call_when_they_go_out(
 
 
 async def test_an_override_set_on_one_replica_is_honoured_by_another(
-    slack: FakeSlack, smtp: FakeSMTPServer, tmp_path: Path
+    slack: FakeSlack, smtp: FakeSMTPServer, redis_url: str, prefix: str
 ) -> None:
-    state_url = f"sqlite:///{tmp_path}/shared.db"
-    config = config_from(routes(slack, smtp, state_url))
-    async with running(config) as first:
-        until_ = datetime.fromtimestamp(time.time() + 3600, UTC).isoformat()
+    text = routes(slack, smtp, redis_url).replace(
+        f'state: {{url: "{redis_url}"}}', f'state: {{url: "{redis_url}", key_prefix: "{prefix}"}}'
+    )
+    async with running(config_from(text)) as first, running(config_from(text)) as second:
         status, _ = await first.post(
-            "/api/v1/oncall/overrides", {"rotation": "sre", "who": "Bob", "until": until_}
+            "/api/v1/oncall/overrides", {"rotation": "sre", "who": "Bob", "until": SOON}
         )
         assert status == 201
-    # The next process on the same store (a restart, or another replica) reads it.
-    async with running(config) as second:
         status, now = await second.get_json("/api/v1/oncall")
         assert now["rotations"][0]["on_call"]["name"] == "Bob"
         text, _ = await fire(second, slack, smtp, "3")
         assert "<@U02BOB>" in text
+
+
+async def test_an_override_outlives_a_restart(
+    slack: FakeSlack, smtp: FakeSMTPServer, tmp_path: Path
+) -> None:
+    config = config_from(routes(slack, smtp, f"sqlite:///{tmp_path}/state.db"))
+    async with running(config) as first:
+        status, _ = await first.post(
+            "/api/v1/oncall/overrides", {"rotation": "sre", "who": "Bob", "until": SOON}
+        )
+        assert status == 201
+    async with running(config) as again:
+        status, now = await again.get_json("/api/v1/oncall")
+        assert now["rotations"][0]["on_call"]["name"] == "Bob"
 
 
 @pytest.mark.parametrize(
