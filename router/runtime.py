@@ -54,7 +54,14 @@ class Runtime:
             clock = previous.clock if previous is not None else time.time
         if overrides is None and previous is not None:
             overrides = previous.oncall.overrides
-        oncall = OnCallDirectory(config.rotations, overrides, clock)
+        counted = None
+        if metrics is not None:
+            resolutions = metrics.oncall_resolutions
+
+            def counted(rotation: str, by: str) -> None:
+                resolutions.labels(rotation, by).inc()
+
+        oncall = OnCallDirectory(config.rotations, overrides, clock, counted)
         _report_teams(config, previous, metrics)
         channels: dict[str, Channel] = {}
         for receiver in config.receivers:

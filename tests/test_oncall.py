@@ -13,6 +13,7 @@ import pytest
 
 from router.cli import main
 from router.config.loader import ConfigError, load_config
+from router.oncall.directory import OnCallDirectory
 from router.oncall.rotations import Override
 from router.store.sqlite import SQLiteStore
 from tests.conftest import Running, running
@@ -125,6 +126,12 @@ async def test_messages_name_whoever_is_on_call_when_they_go_out(
         text, mail = await fire(svc, slack, smtp, "2")
         assert "<@U02BOB>" in text and "<@U01ALICE>" not in text
         assert sorted(mail.rcpt_tos) == ["bob@example.com", "lead@example.com"]
+
+        async with svc.http.get(f"{svc.url}/metrics") as resp:
+            metrics = await resp.text()
+        # Each message named the rotation twice (the Slack mention, the mail's `to`).
+        assert 'alert_router_oncall_resolutions_total{by="rotation",rotation="sre"} 2.0' in metrics
+        assert 'alert_router_oncall_resolutions_total{by="override",rotation="sre"} 2.0' in metrics
 
         async with svc.http.delete(f"{svc.url}/api/v1/oncall/overrides/{override_id}") as resp:
             assert resp.status == 200
@@ -279,3 +286,19 @@ def test_a_team_file_cannot_name_a_rotation(tmp_path: Path) -> None:
     [problem] = load_config(root).team_problems
     assert problem.startswith(f"{tmp_path}/payments.yaml:3:")
     assert "oncall:sre: rotations are declared in the root file, not here" in problem
+
+
+async def test_a_store_that_does_not_answer_leaves_the_rotation_to_decide(tmp_path: Path) -> None:
+    rotations = config_from(
+        "receivers: [{name: log, log: {}}]\nroute: {receiver: log}\n" + rotation_yaml(today())
+    ).rotations
+    told: list[tuple[str, str]] = []
+    # A real store, never opened: every read raises StoreUnavailable.
+    closed = SQLiteStore(str(tmp_path / "state.db"))
+    directory = OnCallDirectory(rotations, closed, time.time, lambda *a: told.append(a))
+    assert await directory.mention("<!here> oncall:sre") == "<!here> <@U01ALICE>"
+    assert await directory.addresses(["oncall:sre", "a@x", "alice@example.com"]) == [
+        "alice@example.com",
+        "a@x",
+    ]
+    assert told == [("sre", "rotation_store_down")] * 2

@@ -29,13 +29,17 @@ class OnCallDirectory:
         rotations: Mapping[str, Rotation],
         overrides: OverrideSource | None = None,
         clock: Callable[[], float] = time.time,
+        counted: Callable[[str, str], None] | None = None,
     ) -> None:
         self.rotations = dict(rotations)
         self.overrides = overrides
         self.clock = clock
+        # Told (rotation, by) per resolution: by `rotation`, `override`, or
+        # `rotation_store_down` (the store did not answer: the rotation alone decided).
+        self.counted = counted
 
-    async def current_overrides(self, at: float) -> list[Override]:
-        """Overrides not over at `at`; none (logged) when the store does not answer: the
+    async def current_overrides(self, at: float) -> list[Override] | None:
+        """Overrides not over at `at`; None (logged) when the store does not answer: the
         rotation alone still names someone, which beats paging nobody."""
         if self.overrides is None:
             return []
@@ -45,7 +49,7 @@ class OnCallDirectory:
             log.warning(
                 "on-call overrides unavailable, using the rotation", extra={"error": str(exc)}
             )
-            return []
+            return None
 
     async def who(self, name: str, at: float | None = None) -> OnCall | None:
         """Who is on call for rotation `name` at `at` (default now); None if unknown."""
@@ -53,7 +57,12 @@ class OnCallDirectory:
         if rotation is None:
             return None
         when = self.clock() if at is None else at
-        return on_call(rotation, when, await self.current_overrides(when))
+        overrides = await self.current_overrides(when)
+        now = on_call(rotation, when, overrides or [])
+        if self.counted is not None:
+            by = "rotation_store_down" if overrides is None else "rotation"
+            self.counted(name, "override" if now.override is not None else by)
+        return now
 
     async def mention(self, text: str) -> str:
         """`text` with each `oncall:<name>` replaced by the on-call person's `<@USERID>`."""

@@ -45,6 +45,13 @@ class Metrics:
             ["action", "outcome"],
             registry=r,
         )
+        self.oncall_resolutions = Counter(
+            "alert_router_oncall_resolutions_total",
+            "oncall:<rotation> resolved when a message went out, by rotation and by what decided"
+            " (rotation, override, rotation_store_down: the store did not answer).",
+            ["rotation", "by"],
+            registry=r,
+        )
         self.webhook_duration = Histogram(
             "alert_router_webhook_duration_seconds",
             "Time to validate, route and durably record a webhook.",
