@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from router.oncall.rotations import (
     Member,
@@ -168,3 +170,35 @@ def test_unknown_zone_is_refused() -> None:
     with pytest.raises(ValueError, match="IANA"):
         parse_zone("Europe/Atlantis")
     assert parse_handoff("weekly", "Sun 18:30").weekday == 6
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    zone=st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "UTC"]),
+    kind=st.sampled_from(["weekly", "daily"]),
+    hour=st.integers(0, 23),
+    minute=st.sampled_from([0, 30]),
+    offset=st.integers(0, 3 * 365 * 86400),
+    cover=st.lists(st.tuples(st.integers(-86400, 86400), st.integers(1, 3 * 86400)), max_size=3),
+)
+def test_a_shift_holds_its_person_from_since_until_the_next_handoff(
+    zone: str,
+    kind: RotationKind,
+    hour: int,
+    minute: int,
+    offset: int,
+    cover: list[tuple[int, int]],
+) -> None:
+    handoff = f"{'sun ' if kind == 'weekly' else ''}{hour:02d}:{minute:02d}"
+    r = rotation(zone, kind, handoff, date(2026, 1, 1), (A, B, C))
+    at = utc("2026-01-01T00:00:00") + offset
+    overrides = [
+        Override(f"o{i}", "sre", (A, B, C)[i % 3].name, at + s, at + s + n, "ana", float(i))
+        for i, (s, n) in enumerate(cover)
+    ]
+    now = on_call(r, at, overrides)
+    assert now.since <= at < now.until
+    assert member_at(r, now.since, overrides)[0] == now.member
+    assert member_at(r, now.until - 0.001, overrides)[0] == now.member
+    assert member_at(r, now.until, overrides)[0] == now.next_member != now.member
+    assert member_at(r, now.since - 0.001, overrides)[0] != now.member

@@ -25,8 +25,8 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HANDOFF_RE = re.compile(r"^(?:([a-z]{3})\s+)?(\d{1,2}):(\d{2})$")
 # `oncall:<name>` in a Slack `mention` or an email `to` names a rotation.
 ONCALL_REFERENCE = re.compile(r"oncall:([A-Za-z0-9][A-Za-z0-9_.-]*)")
-# How many person changes `next_handoff` looks through before settling for the next
-# scheduled boundary (overrides stacked deeper than this are not worth a loop).
+# How many handoffs and override edges `on_call` looks through for a change of person
+# before settling for the next scheduled handoff (a rotation of one changes nobody).
 _LOOKAHEAD = 64
 
 
@@ -182,36 +182,32 @@ def member_at(
     return rotation.members[k % len(rotation.members)], None
 
 
-def _changes_after(rotation: Rotation, overrides: Sequence[Override], at: float) -> list[float]:
-    """Instants after `at` when who is on call may change, soonest first."""
-    k = rotation.shift_index(at)
-    times = {rotation.boundary(k + i) for i in range(1, 3)}
-    for o in overrides:
-        if o.rotation == rotation.name:
-            times.update(t for t in (o.start, o.end) if t > at)
-    return sorted(times)
-
-
-def _change(rotation: Rotation, overrides: Sequence[Override], at: float, step: int) -> float:
-    """The first instant after (`step` = 1) or at-or-before (`step` = -1) `at` when the
-    person differs from who holds `at`; the scheduled boundary when nobody else comes."""
+def _next_change(rotation: Rotation, overrides: Sequence[Override], at: float) -> float:
+    """The first instant after `at` when someone else is on call; the next scheduled
+    handoff when nobody else comes (a rotation of one)."""
     who = member_at(rotation, at, overrides)[0]
-    if step > 0:
-        cursor = at
-        for _ in range(_LOOKAHEAD):
-            candidates = _changes_after(rotation, overrides, cursor)
-            if not candidates:
-                break
-            cursor = candidates[0]
-            if member_at(rotation, cursor, overrides)[0] != who:
-                return cursor
-        return rotation.boundary(rotation.shift_index(at) + 1)
+    ends = [t for o in overrides if o.rotation == rotation.name for t in (o.start, o.end)]
     cursor = at
     for _ in range(_LOOKAHEAD):
-        points = [rotation.boundary(rotation.shift_index(cursor))]
-        points += [t for o in overrides if o.rotation == rotation.name for t in (o.start, o.end)]
-        start = max(t for t in points if t <= cursor)
-        # A millisecond before: the person who held the instant before this change.
+        # Who is on call changes only at a handoff or where an override starts or ends.
+        cursor = min(
+            [rotation.boundary(rotation.shift_index(cursor) + 1)] + [t for t in ends if t > cursor]
+        )
+        if member_at(rotation, cursor, overrides)[0] != who:
+            return cursor
+    return rotation.boundary(rotation.shift_index(at) + 1)
+
+
+def _last_change(rotation: Rotation, overrides: Sequence[Override], at: float) -> float:
+    """The last instant at or before `at` when the person on call at `at` took over."""
+    who = member_at(rotation, at, overrides)[0]
+    ends = [t for o in overrides if o.rotation == rotation.name for t in (o.start, o.end)]
+    cursor = at
+    for _ in range(_LOOKAHEAD):
+        start = max(
+            [rotation.boundary(rotation.shift_index(cursor))] + [t for t in ends if t <= cursor]
+        )
+        # A millisecond before: who held the instant before this change.
         if member_at(rotation, start - 0.001, overrides)[0] != who:
             return start
         cursor = start - 0.001
@@ -221,7 +217,7 @@ def _change(rotation: Rotation, overrides: Sequence[Override], at: float, step: 
 def on_call(rotation: Rotation, at: float, overrides: Sequence[Override] = ()) -> OnCall:
     """Who is on call at `at`, since when, until when (the next handoff), and who is next."""
     member, won = member_at(rotation, at, overrides)
-    until = _change(rotation, overrides, at, 1)
-    since = _change(rotation, overrides, at, -1)
+    until = _next_change(rotation, overrides, at)
+    since = _last_change(rotation, overrides, at)
     following = member_at(rotation, until, overrides)[0]
     return OnCall(rotation.name, member, since, until, following, won)
