@@ -18,7 +18,7 @@ MAX_OVERRIDE = 90 * 86400.0
 
 
 class BadOverride(ValueError):
-    """An override that cannot be set; the message says what to change."""
+    """An override (or a time) that cannot be used; the message says what to change."""
 
 
 def _member(member: Member) -> dict[str, str]:
