@@ -28,6 +28,7 @@ from router.channels.base import DeliveryError
 from router.channels.slack.channel import SlackChannel
 from router.config.schema import AlertmanagerAPI
 from router.interact.actions import Action, ActionClaim, ActionKind, GroupActions
+from router.interact.pagers import acknowledge_pagers
 from router.model import Event, NflogEntry, TimelineEntry
 from router.notify.retry import backoff
 from router.render.text import escape_mrkdwn, format_duration
@@ -173,6 +174,9 @@ class ActionRunner:
         try:
             channel, entry = await self._target(action)
             done = await self._apply(claim, channel, entry)
+            if action.kind is ActionKind.ACK:
+                # Also when already acknowledged: a retry after PagerDuty failed gets here.
+                await acknowledge_pagers(self.store, self.runtime(), action.group_key, self.clock())
             if done.changed:
                 await self._note(action, done.text)
             await self._show(channel, action)

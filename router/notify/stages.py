@@ -474,14 +474,16 @@ def _sent(integration: str, state: Mapping[str, str], attempt: int) -> tuple[str
     # Slack's and email's `status` is what the message showed, not an HTTP status.
     keys = (
         ("status",)
-        if integration == "webhook"
-        else ("channel", "ts", "permalink", "message_id", "target")
+        if integration in ("webhook", "msteams")
+        else ("channel", "ts", "permalink", "message_id", "target", "dedup_key")
     )
     for key in keys:
         if state.get(key):
             detail[key] = state[key]
     if integration == "slack" and "channel" in detail:
         where = f"Slack {detail.get('target') or detail['channel']} (ts {detail.get('ts', '?')})"
+    elif "dedup_key" in detail:
+        where = f"PagerDuty, dedup_key {detail['dedup_key']}"
     elif "message_id" in detail:
         where = f"email, Message-ID {detail['message_id']}"
     elif "status" in detail:

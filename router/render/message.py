@@ -9,7 +9,7 @@ from datetime import datetime
 from urllib.parse import quote, urlsplit
 
 from router.model import Event, Notification, Status
-from router.render.text import format_duration, resolved_after, status_text
+from router.render.text import format_duration, resolved_after, severity_rank, status_text
 
 # Labels that say where an alert comes from; shown in headers, not repeated in label lists.
 _CONTEXT_LABELS = ("alertname", "env", "severity", "source")
@@ -119,6 +119,17 @@ class Message:
     def status_text(self) -> str:
         """`FIRING:2` or `RESOLVED`, as Alertmanager writes it."""
         return status_text(len(self.firing) if self.status is Status.FIRING else 0)
+
+
+def top_severity(message: Message) -> str:
+    """The most severe severity among the firing alerts (the message's own when unlabelled)."""
+    severities = [a.labels.get("severity", "") for a in message.firing]
+    severities = [s for s in severities if s] or [
+        s.strip() for s in message.severity.split(",") if s.strip()
+    ]
+    if not severities:
+        return ""
+    return min(severities, key=severity_rank)
 
 
 @functools.lru_cache(maxsize=4096)

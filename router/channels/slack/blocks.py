@@ -42,6 +42,7 @@ from router.render.message import (
     LogExcerpt,
     Message,
     alert_links,
+    top_severity,
 )
 from router.render.text import escape_mrkdwn, format_duration, plural, severity_rank
 
@@ -172,17 +173,6 @@ def slack_date(when: datetime) -> str:
     utc = when.astimezone(UTC)
     fallback = utc.strftime("%Y-%m-%d %H:%M UTC")
     return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
-
-
-def top_severity(message: Message) -> str:
-    """The most severe severity among the firing alerts (the message's own when unlabelled)."""
-    severities = [a.labels.get("severity", "") for a in message.firing]
-    severities = [s for s in severities if s] or [
-        s.strip() for s in message.severity.split(",") if s.strip()
-    ]
-    if not severities:
-        return ""
-    return min(severities, key=severity_rank)
 
 
 def message_color(message: Message) -> str:
