@@ -371,7 +371,19 @@ async def test_acknowledge_in_slack_acknowledges_the_pagerduty_alert(
         )
         assert status == 200
         await until(lambda: len(pd.events) == 2)
-    assert [e["event_action"] for e in pd.events] == ["trigger", "acknowledge"]
-    assert pd.events[1]["dedup_key"] == pd.events[0]["dedup_key"]
-    [alert] = pd.alerts.values()
-    assert alert.status == "acknowledged"
+        [alert] = pd.alerts.values()
+        assert alert.status == "acknowledged"
+        # A new alert joins the group: PagerDuty hears of it on the same (acknowledged)
+        # alert, now with a link to the Slack message.
+        second = webhook()
+        second["alerts"].append({**second["alerts"][0], "fingerprint": "f2"})
+        second["alerts"][1]["labels"] = {**second["alerts"][0]["labels"], "instance": "db-2"}
+        await svc.post("/webhook/alertmanager", second)
+        await until(lambda: len(pd.events) == 3)
+    assert [e["event_action"] for e in pd.events] == ["trigger", "acknowledge", "trigger"]
+    assert len({e["dedup_key"] for e in pd.events}) == 1
+    assert alert.status == "acknowledged" and len(pd.alerts) == 1
+    slack_links = [link for link in pd.events[2]["links"] if link["text"] == "Slack (chat)"]
+    assert [link["href"].split("/archives/")[1] for link in slack_links] == [
+        f"{slack.channel_id(CHANNEL)}/p{posted.ts.replace('.', '')}"
+    ]

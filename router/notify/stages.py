@@ -39,7 +39,7 @@ from router.notify.dedup import (
 )
 from router.notify.firing import FiringAlerts
 from router.notify.pacing import Pacer
-from router.render.message import Message, build_message
+from router.render.message import Link, Message, build_message
 from router.render.text import format_duration
 from router.runtime import Runtime
 from router.store.protocols import ActionQueue, NotificationLog, Outbox, StoreUnavailable
@@ -329,6 +329,34 @@ class EnrichStage:
         job.message = message
         text, detail = _enrichment(message, runtime.config.enrich.loki is not None, notes)
         job.note("enriched", text, **detail)
+        return job
+
+
+class ChatLinksStage:
+    """A page links to the group's Slack messages already posted (their permalinks), so the
+    on-call goes from PagerDuty straight to the thread; never fails the delivery."""
+
+    def __init__(self, log: NotificationLog) -> None:
+        self.log = log
+
+    async def __call__(self, job: Job) -> Job | None:
+        assert job.message is not None
+        receiver = job.runtime.channels.get(job.claim.receiver)
+        if receiver is None or receiver.integration != "pagerduty":
+            return job
+        links: list[Link] = []
+        for name, channel in job.runtime.channels.items():
+            if channel.integration != "slack":
+                continue
+            try:
+                entry = await self.log.nflog_get(name, job.claim.group_key, job.now)
+            except StoreUnavailable:
+                return job
+            permalink = entry.channel_state.get("permalink", "") if entry is not None else ""
+            if permalink:
+                links.append(Link(f"Slack ({name})", permalink))
+        if links:
+            job.message = replace(job.message, links=[*job.message.links, *links])
         return job
 
 
