@@ -9,6 +9,7 @@ import base64
 import contextlib
 import importlib
 import io
+import json
 import random
 import re
 import subprocess
@@ -1064,3 +1065,86 @@ def test_a_global_setting_without_equivalent_is_reported_once(tmp_path: Path) ->
         f"{DATA / 'upstream-conf.good.yml'}:7: global.smtp_hello: not carried over"
         " (alert-router greets with its own host name)"
     ]
+
+
+E2E_KEPT = """\
+route:
+  receiver: catch-all
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+  routes:
+    - matchers: ['alertname="Watchdog"']
+      receiver: blackhole
+    - matchers: ['team="shop"']
+      receiver: shop
+      continue: true
+    - matchers: ['severity="critical"']
+      receiver: oncall
+receivers:
+  - name: catch-all
+    webhook_configs: [{url: "http://hooks.invalid/catch-all"}]
+  - name: shop
+    webhook_configs: [{url: "http://hooks.invalid/shop"}]
+  - name: oncall
+    webhook_configs:
+      - url: "http://hooks.invalid/oncall"
+      - url: "SINK/oncall-kept"
+  - name: blackhole
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_what_stays_in_alertmanager_is_delivered_there_and_the_rest_by_the_router(
+    tmp_path: Path, state_url: str
+) -> None:
+    binary = alertmanager_binary()
+    async with WebhookSink() as sink:
+        source = tmp_path / "alertmanager.yml"
+        source.write_text(E2E_KEPT.replace("SINK", sink.url("")))
+        first = import_file(source, tmp_path / "out")
+        assert first.code == 0, first.err
+        # oncall's second webhook stays in Alertmanager (a receiver here has one).
+        assert first.kept() == ["oncall"]
+        env = {
+            "CATCH_ALL_WEBHOOK_URL": sink.url("/catch-all"),
+            "SHOP_WEBHOOK_URL": sink.url("/shop"),
+            "ONCALL_WEBHOOK_URL": sink.url("/oncall"),
+        }
+        routes = tmp_path / "routes.yaml"
+        routes.write_text(first.routes.read_text() + f"state: {{url: '{state_url}'}}\n")
+        async with running(load_config(routes, env=env)) as service:
+            forward = import_file(source, tmp_path / "fwd", "--router-url", service.url)
+            am = Alertmanager(binary, tmp_path / "am", service.url)
+            am.config.write_text(forward.forward.read_text())
+            await am.start()
+            try:
+                await am.post_alerts(
+                    [
+                        _am_alert(alertname="Checkout", team="shop", severity="critical"),
+                        _am_alert(alertname="Watchdog", severity="critical"),
+                    ]
+                )
+                wanted = ["/oncall", "/oncall-kept", "/shop"]
+                deadline = asyncio.get_running_loop().time() + 60
+                while sorted({r.path for r in sink.requests}) != wanted:
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise AssertionError(f"{[r.path for r in sink.requests]}\n{am.log()}")
+                    await asyncio.sleep(0.2)
+                records = await service.wait_for_records(
+                    lambda rs: (
+                        {r["receiver"] for r in rs if r["state"] == "sent"} == {"shop", "oncall"}
+                    )
+                )
+            finally:
+                am.stop()
+    [kept] = [r for r in sink.requests if r.path == "/oncall-kept"]
+    # Alertmanager's own payload, for Checkout only (Watchdog still goes nowhere).
+    assert kept.json["receiver"] == "oncall"
+    assert [a["labels"]["alertname"] for a in kept.json["alerts"]] == ["Checkout"]
+    ours = [r for r in sink.requests if r.path == "/oncall"]
+    assert ours and "notificationId" in json.dumps(ours[0].json)
+    assert sorted(r["receiver"] for r in records if r["state"] == "sent") == ["oncall", "shop"]
+    assert all(r.path != "/catch-all" for r in sink.requests)
