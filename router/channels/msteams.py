@@ -27,7 +27,14 @@ from router.channels.base import PaceSettings, SlotGate
 from router.channels.http import USER_AGENT, JsonPoster, status_error
 from router.config.schema import MSTeamsReceiver
 from router.model import Status
-from router.render.message import AlertView, Link, Message, alert_links, top_severity
+from router.render.message import (
+    AlertView,
+    Link,
+    Message,
+    alert_links,
+    message_facts,
+    top_severity,
+)
 from router.render.text import plural, severity_rank
 from router.secrets import url_secrets
 
@@ -74,15 +81,7 @@ def title_color(message: Message) -> str:
 
 
 def _facts(message: Message) -> dict[str, Any]:
-    pairs = [
-        ("Status", message.status_text),
-        ("Env", message.env),
-        ("Severity", message.severity),
-        ("Alert" if message.source != "argocd" else "Trigger", message.alertname),
-        ("App", message.app),
-        ("Namespace", message.namespace),
-        ("Receiver", message.receiver),
-    ]
+    pairs = [*message_facts(message), ("Receiver", message.receiver)]
     facts = [{"title": t, "value": escape_markdown(_cut(v, 300))} for t, v in pairs if v]
     return {"type": "FactSet", "facts": facts}
 

@@ -499,24 +499,25 @@ def _layout_notes(cfg: Node, ctx: _Context, keys: tuple[str, ...], what: str) ->
             ctx.note(node, f".{key}: not carried over (alert-router writes its own {what})")
 
 
+def _required_secret(cfg: Node, ctx: _Context, key: str, stem: str) -> EnvRef:
+    """The reference for `key` (or the file `key_file` names); _CannotCarry when it is
+    missing or a Go template."""
+    node = _given(cfg, key)
+    if node is not None and _templated(node.text(key)):
+        raise _CannotCarry(f"its {key} is a Go template")
+    origin = f"receiver {ctx.receiver!r} {ctx.key}[{ctx.index}].{key}"
+    ref = ctx.secret(node, _given(cfg, f"{key}_file"), f"{ctx.receiver}_{stem}", origin)
+    if ref is None:
+        raise _CannotCarry(f"it has no {key}")
+    return ref
+
+
 def _pagerduty(cfg: Node, ctx: _Context) -> Body:
-    origin = f"receiver {ctx.receiver!r} {ctx.key}[{ctx.index}]"
     if _given(cfg, "service_key") is not None or _given(cfg, "service_key_file") is not None:
         raise _CannotCarry(
             "it uses service_key (Events API v1); alert-router sends Events API v2 (routing_key)"
         )
-    key_node = _given(cfg, "routing_key")
-    if key_node is not None and _templated(key_node.text("routing_key")):
-        raise _CannotCarry("its routing_key is a Go template")
-    key = ctx.secret(
-        key_node,
-        _given(cfg, "routing_key_file"),
-        f"{ctx.receiver}_PAGERDUTY_ROUTING_KEY",
-        f"{origin}.routing_key",
-    )
-    if key is None:
-        raise _CannotCarry("it has no routing_key")
-    body: Body = {"routing_key": key}
+    body: Body = {"routing_key": _required_secret(cfg, ctx, "routing_key", "PAGERDUTY_ROUTING_KEY")}
     url_node = _given(cfg, "url") or ctx.global_value("pagerduty_url")
     url = url_node.text("url") if url_node is not None else _PAGERDUTY_DEFAULT_URL
     if _templated(url) or not url.startswith(("http://", "https://")):
@@ -542,19 +543,7 @@ def _pagerduty(cfg: Node, ctx: _Context) -> Body:
 
 
 def _msteams(cfg: Node, ctx: _Context) -> Body:
-    origin = f"receiver {ctx.receiver!r} {ctx.key}[{ctx.index}]"
-    url_node = _given(cfg, "webhook_url")
-    if url_node is not None and _templated(url_node.text("webhook_url")):
-        raise _CannotCarry("its webhook_url is a Go template")
-    url = ctx.secret(
-        url_node,
-        _given(cfg, "webhook_url_file"),
-        f"{ctx.receiver}_TEAMS_WEBHOOK_URL",
-        f"{origin}.webhook_url",
-    )
-    if url is None:
-        raise _CannotCarry("it has no webhook_url")
-    body: Body = {"webhook_url": url}
+    body: Body = {"webhook_url": _required_secret(cfg, ctx, "webhook_url", "TEAMS_WEBHOOK_URL")}
     if ctx.key == "msteams_configs":
         ctx.note(
             cfg,

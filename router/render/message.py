@@ -121,6 +121,38 @@ class Message:
         return status_text(len(self.firing) if self.status is Status.FIRING else 0)
 
 
+# The order Argo CD's details are shown in; any others follow by name.
+_DETAIL_ORDER = (
+    "revision",
+    "syncStatus",
+    "healthStatus",
+    "operationPhase",
+    "repoURL",
+    "finishedAt",
+)
+
+
+def message_facts(message: Message) -> list[tuple[str, str]]:
+    """The facts a chat message shows under its title (Slack fields, Teams facts): status,
+    env, severity, alert (trigger for Argo CD), app, namespace, then what Argo CD added;
+    empty ones left out."""
+    pairs: list[tuple[str, str]] = [
+        ("Status", message.status_text),
+        ("Env", message.env),
+        ("Severity", message.severity),
+        ("Alert" if message.source != "argocd" else "Trigger", message.alertname),
+        ("App", message.app),
+        ("Namespace", message.namespace),
+    ]
+    details = dict(message.details)
+    # `message` is already the alert summary; everything else Argo CD sent is shown.
+    details.pop("message", None)
+    ordered = [k for k in _DETAIL_ORDER if k in details]
+    ordered += sorted(k for k in details if k not in _DETAIL_ORDER)
+    pairs += [(k, details[k]) for k in ordered]
+    return [(title, value) for title, value in pairs if value]
+
+
 def top_severity(message: Message) -> str:
     """The most severe severity among the firing alerts (the message's own when unlabelled)."""
     severities = [a.labels.get("severity", "") for a in message.firing]
