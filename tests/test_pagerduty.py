@@ -4,11 +4,13 @@ PagerDuty)."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -23,6 +25,8 @@ from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_clicks import click
 from tests.fakes.smtp import free_port
 from tests.helpers import config_from, until
+from tests.test_console_access import post_form, token_of
+from tests.test_console_pages import page, raw
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 GROUP = '{}:{alertname="DiskFull"}'
@@ -387,3 +391,76 @@ async def test_acknowledge_in_slack_acknowledges_the_pagerduty_alert(
     assert [link["href"].split("/archives/")[1] for link in slack_links] == [
         f"{slack.channel_id(CHANNEL)}/p{posted.ts.replace('.', '')}"
     ]
+
+
+# --- Acknowledge from the console ----------------------------------------------------------
+
+ADMIN = {"Authorization": "Basic " + base64.b64encode(b"ops:admin-pw").decode()}
+AUTH = """
+server:
+  external_url: "https://router.example.com"
+  auth:
+    admin: {basic_auth: {username: ops, password: admin-pw}}
+"""
+
+
+async def acknowledge_on_console(svc: Running) -> tuple[int, str]:
+    """Open the group's page as the admin and press Acknowledge: (status, Location)."""
+    key = (await svc.records())[0]["group_key"]
+    _, markup = await raw(svc, f"/ui/groups/{quote(key, safe='')}", ADMIN)
+    assert 'id="acknowledge"' in markup
+    status, location, _ = await post_form(
+        svc, "/ui/acknowledge", {"csrf": token_of(markup), "group": key}, ADMIN
+    )
+    return status, location
+
+
+async def test_acknowledge_on_the_console_acknowledges_slack_and_pagerduty(
+    pd: FakePagerDuty, slack: FakeSlack, state_url: str
+) -> None:
+    text = service_config(pd, state_url, slack).replace(
+        'server: {external_url: "https://router.example.com"}', AUTH
+    )
+    async with running(config_from(text)) as svc:
+        await svc.post("/webhook/alertmanager", webhook())
+        await svc.wait_for_records(
+            lambda rs: len(rs) == 2 and all(r["state"] == "sent" for r in rs)
+        )
+        status, location = await acknowledge_on_console(svc)
+        key = (await svc.records())[0]["group_key"]
+        assert (status, unquote(location)) == (303, f"/ui/groups/{key}?acknowledged=yes")
+        await until(lambda: len(pd.events) == 2)
+        await until(lambda: "Acknowledged by ops" in slack.messages(CHANNEL)[0].visible_text())
+        [record] = await svc.records(receiver="chat")
+
+        async def noted() -> list[dict[str, Any]]:
+            _, body = await svc.get_json(f"/api/v1/notifications/{record['id']}")
+            return [e for e in body["timeline"] if e["kind"] == "acknowledged"]
+
+        [entry] = await until(noted)
+        _, shown = await page(svc, location, ADMIN)
+    assert pd.events[1]["event_action"] == "acknowledge"
+    assert [a.status for a in pd.alerts.values()] == ["acknowledged"]
+    assert entry["text"] == "acknowledged by ops from the console"
+    assert "Acknowledged: its Slack messages show it" in shown
+
+
+async def test_without_slack_the_console_acknowledges_on_pagerduty_itself(
+    pd: FakePagerDuty, state_url: str
+) -> None:
+    text = service_config(pd, state_url).replace(
+        'server: {external_url: "https://router.example.com"}', AUTH
+    )
+    async with running(config_from(text)) as svc:
+        await svc.post("/webhook/alertmanager", webhook())
+        await svc.wait_for_records(lambda rs: bool(rs) and rs[0]["state"] == "sent")
+        pd.script(503)
+        assert (await acknowledge_on_console(svc))[1].endswith("?acknowledged=failed")
+        assert (await acknowledge_on_console(svc))[1].endswith("?acknowledged=yes")
+        # A resolved group has nothing left to acknowledge.
+        await svc.post("/webhook/alertmanager", webhook("resolved"))
+        await svc.wait_for_records(
+            lambda rs: len(rs) == 2 and all(r["state"] == "sent" for r in rs)
+        )
+        assert (await acknowledge_on_console(svc))[1].endswith("?acknowledged=none")
+    assert [e["event_action"] for e in pd.events] == ["trigger", "acknowledge", "resolve"]

@@ -221,7 +221,7 @@ class ActionRunner:
         detail = {"user": action.user_id, "user_name": action.user_name, "action": action.id}
         if action.kind is ActionKind.SILENCE:
             detail["duration"] = format_duration(action.duration)
-        text = f"{done} by {who} from Slack"
+        text = f"{done} by {who} from {action.origin}"
         if action.kind is ActionKind.SILENCE:
             text += f" for {format_duration(action.duration)}"
         entry = TimelineEntry(self.clock(), kind, text, detail)
