@@ -31,7 +31,14 @@ from typing import Any
 from router.channels.http import USER_AGENT, Answer, JsonPoster, status_error
 from router.config.schema import PagerDutyReceiver
 from router.model import Status
-from router.render.message import AlertView, Link, Message, alert_links, top_severity
+from router.render.message import (
+    TITLE_CONSOLE,
+    AlertView,
+    Link,
+    Message,
+    alert_links,
+    top_severity,
+)
 from router.render.templates import oneline
 from router.secrets import url_secrets
 
@@ -212,7 +219,7 @@ class PagerDutyChannel:
             links = _links(message)
             if links:
                 event["links"] = links
-            console = next((link.url for link in message.links), "")
+            console = next((k.url for k in message.links if k.title == TITLE_CONSOLE), "")
             if console:
                 event["client_url"] = console
         else:
