@@ -20,7 +20,7 @@ def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
     return caught.value.problems
 
 
-def test_interactivity_defaults_to_three_silence_lengths_and_the_webhooks_alertmanager() -> None:
+def test_interactivity_defaults_to_three_silence_lengths_and_no_alertmanager() -> None:
     config = parse_config(
         "slack: {interactivity: {signing_secret: '${S}'}}\n" + BOT,
         "routes.yaml",
@@ -29,7 +29,7 @@ def test_interactivity_defaults_to_three_silence_lengths_and_the_webhooks_alertm
     assert config.slack.interactivity is not None
     assert config.slack.interactivity.silence_durations == [3600.0, 14400.0, 86400.0]
     assert config.slack.interactivity.signing_secret.get_secret_value() == "a-signing-secret"
-    assert config.alertmanager.api_url == ""
+    assert config.alertmanager_entries == []
     assert "a-signing-secret" not in repr(config)
 
 

@@ -86,6 +86,9 @@ class GroupActions:
     silenced_at: float = 0.0
     silenced_until: float = 0.0
     silence_id: str = ""
+    # Which configured Alertmanager holds `silence_id`, and what it matches (as shown).
+    silence_alertmanager: str = ""
+    silence_matchers: str = ""
     # The action creating a silence right now: no other may start one meanwhile.
     silence_pending: str = ""
     # The last failure to carry out an action, shown in the thread ("Could not ...").
@@ -118,6 +121,8 @@ class GroupActions:
             silenced_at=0.0,
             silenced_until=0.0,
             silence_id="",
+            silence_alertmanager="",
+            silence_matchers="",
             silence_pending="",
         )
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
+from router.alertmanager_api.scope import silence_scope
 from router.channels.base import Channel, DeliveryError, paced
 from router.enrich.deploys import DeployCorrelator
 from router.interact.actions import PRIOR_ACTIONS_KEY, GroupActions
@@ -291,6 +292,11 @@ class RenderStage:
             first_notified=datetime.fromtimestamp(first, UTC) if first is not None else None,
             router_url=job.runtime.config.server.external_url,
         )
+        config = job.runtime.config
+        if config.slack.interactivity is not None and message.status is Status.FIRING:
+            # Fixed now, with the message: a later webhook for the group cannot widen it.
+            scope = silence_scope(n.receiver, job.decision.events, config)
+            message = replace(message, silence=scope)
         if job.held_for > 0 and job.decision.firing:
             note = (
                 f"Held {format_duration(job.held_for)} in case it recovered by itself"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote, urlsplit
 
-from router.model import Event, Notification, Status
+from router.model import Event, Notification, SilenceScope, Status
 from router.render.text import format_duration, resolved_after, severity_rank, status_text
 
 # Labels that say where an alert comes from; shown in headers, not repeated in label lists.
@@ -110,6 +110,8 @@ class Message:
     digest: DigestListing | None = None
     # Seconds the incident lasted, once all of it is resolved (see render/text.py).
     resolved_after: float | None = None
+    # What a Silence button on this message would create (channels with buttons only).
+    silence: SilenceScope | None = None
 
     @property
     def alerts(self) -> list[AlertView]:

@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 from router.interact.actions import GroupActions
-from router.model import Status
+from router.model import SilenceScope, Status
 from router.render.message import (
     MAX_DIGEST_LISTED,
     AlertView,
@@ -701,6 +701,9 @@ class Buttons:
     state: GroupActions | None = None
     now: float = 0.0
     fresh: bool = False
+    # What a Silence creates, fixed when the message was posted; no Silence buttons
+    # without one (or when it says none can be offered).
+    silence: SilenceScope | None = None
 
 
 def button_value(receiver: str, group_key: str, duration: float = 0.0) -> str:
@@ -772,25 +775,10 @@ def interactive_blocks(buttons: Buttons) -> list[dict[str, Any]]:
     ]
     if silenced:
         elements.append(_button("Unsilence", ACTION_UNSILENCE, value))
-    elif state is None or not state.silence_pending:
-        for duration in buttons.durations:
-            label = format_duration(duration)
-            elements.append(
-                _button(
-                    f"Silence {label}",
-                    f"{ACTION_SILENCE}_{int(duration)}",
-                    button_value(buttons.receiver, buttons.group_key, duration),
-                    confirm={
-                        "title": {"type": "plain_text", "text": f"Silence for {label}?"},
-                        "text": {
-                            "type": "mrkdwn",
-                            "text": "Nobody is told about this group's firing alerts meanwhile.",
-                        },
-                        "confirm": {"type": "plain_text", "text": "Silence"},
-                        "deny": {"type": "plain_text", "text": "Cancel"},
-                    },
-                )
-            )
+    elif (state is None or not state.silence_pending) and buttons.silence is not None:
+        if buttons.silence.offered:
+            for duration in buttons.durations:
+                elements.append(_silence_button(buttons, buttons.silence, duration))
     blocks.append(
         {
             "type": "actions",
@@ -799,6 +787,45 @@ def interactive_blocks(buttons: Buttons) -> list[dict[str, Any]]:
         }
     )
     return blocks
+
+
+# Slack cuts a confirmation dialog's text at 300 characters.
+_CONFIRM_TEXT = 300
+
+
+def silence_confirmation(scope: SilenceScope, label: str) -> str:
+    """The dialog's words: what the silence matches and where it is made (plain mrkdwn,
+    within Slack's limit; what does not fit is counted, never silently left out)."""
+    if scope.by_router:
+        return f"alert-router stops telling anyone about this group for {label}."
+    head = f"Creates a silence for {label} on Alertmanager {escape_mrkdwn(scope.alertmanager)}"
+    shown: list[str] = []
+    for i, (name, op, value) in enumerate(scope.matchers):
+        text = escape_mrkdwn(f"{name}{op}{json.dumps(value, ensure_ascii=False)}")
+        rest = len(scope.matchers) - i - 1
+        tail = f" and {rest} more matchers (see the console)" if rest else ""
+        candidate = f"{head} matching `{', '.join([*shown, text])}`{tail}"
+        if len(candidate) > _CONFIRM_TEXT:
+            break
+        shown.append(text)
+    left = len(scope.matchers) - len(shown)
+    more = f" and {left} more matchers (see the console)" if left else ""
+    return f"{head} matching `{', '.join(shown)}`{more}"[:_CONFIRM_TEXT]
+
+
+def _silence_button(buttons: Buttons, scope: SilenceScope, duration: float) -> dict[str, Any]:
+    label = format_duration(duration)
+    return _button(
+        f"Silence {label}",
+        f"{ACTION_SILENCE}_{int(duration)}",
+        button_value(buttons.receiver, buttons.group_key, duration),
+        confirm={
+            "title": {"type": "plain_text", "text": f"Silence for {label}?"},
+            "text": {"type": "mrkdwn", "text": silence_confirmation(scope, label)},
+            "confirm": {"type": "plain_text", "text": "Silence"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+        },
+    )
 
 
 def with_buttons(payload: SlackPayload, buttons: Buttons | None) -> SlackPayload:
