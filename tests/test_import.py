@@ -311,7 +311,9 @@ def test_imported_routes_name_the_receivers_amtool_names_for_every_label_set(
         monkeypatch.setenv(key, value)
     original = plain_config(name, tmp_path)
     code, out, err = run_cli("check", str(imported.routes))
-    assert (code, err) == (0, ""), err
+    assert code == 0, err
+    # No problem; only the warnings that the imported file sets no credentials.
+    assert all(line.startswith("warning: ") for line in err.splitlines()), err
     assert out.startswith("OK: ")
     amtool_check(original)
     amtool_check(imported.forward)
