@@ -9,6 +9,7 @@ routes.yaml, go only to its `url` and never appear in an error text.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -93,10 +94,10 @@ class AlertmanagerClient:
             self._secrets.append(token)
         if cfg.basic_auth is not None:
             password = cfg.basic_auth.password.get_secret_value()
-            basic = aiohttp.BasicAuth(cfg.basic_auth.username, password)
-            headers["Authorization"] = basic.encode()
-            self._secrets.append(password)
-            self._secrets.append(basic.encode().partition(" ")[2])
+            pair = f"{cfg.basic_auth.username}:{password}".encode()
+            encoded = base64.b64encode(pair).decode("ascii")
+            headers["Authorization"] = f"Basic {encoded}"
+            self._secrets.extend((password, encoded))
         self._headers = headers
 
     def _http(self) -> aiohttp.ClientSession:

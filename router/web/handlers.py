@@ -68,7 +68,11 @@ def webhook_handler(source: str) -> Handler:
             state.metrics.webhooks_rejected.labels(source, exc.reason).inc()
             log_refused(request, exc, source=source)
             headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else {}
-            return web.json_response({"error": exc.message}, status=exc.status, headers=headers)
+            answer = web.json_response({"error": exc.message}, status=exc.status, headers=headers)
+            if exc.status == 408:
+                # The rest of the body may still trickle in: nothing more is read from it.
+                answer.force_close()
+            return answer
         state.metrics.events_received.labels(source).inc(accepted)
         state.metrics.webhook_duration.labels(source).observe(time.perf_counter() - started)
         return web.json_response({"accepted": accepted})
