@@ -1132,3 +1132,61 @@ async def test_what_stays_in_alertmanager_is_delivered_there_and_the_rest_by_the
     assert ours and "notificationId" in json.dumps(ours[0].json)
     assert sorted(r["receiver"] for r in records if r["state"] == "sent") == ["oncall", "shop"]
     assert all(r.path != "/catch-all" for r in sink.requests)
+
+
+def test_pagerduty_and_teams_are_carried_and_what_cannot_be_stays_in_alertmanager(
+    tmp_path: Path,
+) -> None:
+    imported = import_text(
+        tmp_path,
+        """\
+global:
+  pagerduty_url: https://events.eu.pagerduty.com/v2/enqueue
+route:
+  receiver: pd
+  routes:
+    - {matchers: ['r="1"'], receiver: pd-v1}
+    - {matchers: ['r="2"'], receiver: teams}
+    - {matchers: ['r="3"'], receiver: connector}
+receivers:
+  - name: pd
+    pagerduty_configs:
+      - routing_key: pd-key-0123456789abcdef01234567
+        severity: critical
+        description: '{{ .CommonAnnotations.summary }}'
+  - name: pd-v1
+    pagerduty_configs: [{service_key: v1-key}]
+  - name: teams
+    msteamsv2_configs: [{webhook_url: "https://prod.workflows.example/abc?sig=s3cret"}]
+  - name: connector
+    msteams_configs: [{webhook_url: "https://outlook.office.com/webhook/xyz"}]
+    telegram_configs: [{bot_token: tg-token, chat_id: 42}]
+""",
+    )
+    assert imported.code == 0, imported.err
+    receivers = {r.name: r for r in imported.config().receivers}
+    pd = receivers["pd"].pagerduty
+    assert pd is not None
+    assert (pd.severity, pd.url) == ("critical", "https://events.eu.pagerduty.com/v2/enqueue")
+    teams, connector = receivers["teams"].msteams, receivers["connector"].msteams
+    assert teams is not None and connector is not None
+    assert teams.webhook_url.get_secret_value() == "placeholder-TEAMS_TEAMS_WEBHOOK_URL"
+    # Events API v1 keys and Telegram stay in Alertmanager, which is told to keep them.
+    assert receivers["pd-v1"].log is not None
+    assert imported.kept() == ["pd-v1", "connector"]
+    forward: dict[str, Any] = yaml.safe_load(imported.forward.read_text())
+    kept = {r["name"]: r for r in forward["receivers"]}
+    assert kept["pd-v1"]["pagerduty_configs"] == [{"service_key": "v1-key"}]
+    assert list(kept["connector"]) == ["name", "telegram_configs"]
+    assert forward["global"]["pagerduty_url"] == "https://events.eu.pagerduty.com/v2/enqueue"
+    out = imported.out
+    assert "pagerduty_configs[0].description: not carried over" in out
+    assert (
+        "receiver 'pd-v1': pagerduty_configs[0]: stays in Alertmanager: it uses service_key" in out
+    )
+    assert "msteams_configs[0]: an Office 365 connector (retired by Microsoft)" in out
+    assert "telegram_configs[0]: stays in Alertmanager: an alert-router receiver has one" in out
+    assert "Kept in Alertmanager" in out and "  connector: telegram_configs[0]" in out
+    for secret in ("pd-key-0123456789abcdef01234567", "s3cret"):
+        assert secret not in imported.routes.read_text() and secret not in out
+    amtool_check(imported.forward)

@@ -492,11 +492,23 @@ def _webhook(cfg: Node, ctx: _Context) -> Body:
     return {"webhook": body}
 
 
-def _layout_notes(cfg: Node, ctx: _Context, keys: tuple[str, ...], what: str) -> None:
-    for key in keys:
+def _rest(
+    cfg: Node,
+    ctx: _Context,
+    body: Body,
+    layout: tuple[str, ...],
+    what: str,
+    handled: frozenset[str],
+) -> None:
+    """The timeout carried over; layout keys (alert-router writes its own `what`),
+    http_config details and unknown keys noted."""
+    _timeout(cfg, ctx, body)
+    for key in layout:
         node = _given(cfg, key)
         if node is not None:
             ctx.note(node, f".{key}: not carried over (alert-router writes its own {what})")
+    _http_notes(_given(cfg, "http_config"), ctx, "http_config")
+    _unknown_keys(cfg, handled, ctx)
 
 
 def _required_secret(cfg: Node, ctx: _Context, key: str, stem: str) -> EnvRef:
@@ -535,10 +547,7 @@ def _pagerduty(cfg: Node, ctx: _Context) -> Body:
                 f".severity {text!r}: not carried over (alert-router maps each alert's own"
                 " severity to critical, error, warning or info)",
             )
-    _timeout(cfg, ctx, body)
-    _layout_notes(cfg, ctx, _PAGERDUTY_LAYOUT, "PagerDuty event")
-    _http_notes(_given(cfg, "http_config"), ctx, "http_config")
-    _unknown_keys(cfg, _PAGERDUTY_HANDLED, ctx)
+    _rest(cfg, ctx, body, _PAGERDUTY_LAYOUT, "PagerDuty event", _PAGERDUTY_HANDLED)
     return {"pagerduty": body}
 
 
@@ -550,10 +559,7 @@ def _msteams(cfg: Node, ctx: _Context) -> Body:
             ": an Office 365 connector (retired by Microsoft): carried over as a Teams"
             " receiver, which posts Adaptive Cards; move it to a Workflows URL",
         )
-    _timeout(cfg, ctx, body)
-    _layout_notes(cfg, ctx, _MSTEAMS_LAYOUT, "Teams card")
-    _http_notes(_given(cfg, "http_config"), ctx, "http_config")
-    _unknown_keys(cfg, _MSTEAMS_HANDLED, ctx)
+    _rest(cfg, ctx, body, _MSTEAMS_LAYOUT, "Teams card", _MSTEAMS_HANDLED)
     return {"msteams": body}
 
 
