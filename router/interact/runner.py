@@ -247,16 +247,7 @@ class ActionRunner:
         self._count(claim.action, "given_up" if give_up else "retrying")
         try:
             if give_up:
-                action = claim.action
-                # Nothing holds the group "being silenced" any more.
-                await self._update(
-                    action,
-                    lambda s: (
-                        replace(s, silence_pending="", last_error=error)
-                        if s.silence_pending == action.id
-                        else None
-                    ),
-                )
+                await self._release(claim.action, error)
                 await self._tell(
                     claim.action, f"Gave up after {format_duration(ACTION_RETRY_FOR)}: {error}"
                 )
