@@ -56,7 +56,7 @@ def helm() -> Any:
     try:
         return importlib.import_module("helm_python")
     except ImportError:
-        message = "helm-python-sdk is not installed (pip install --require-hashes -r requirements-test.lock)"
+        message = "helm-python-sdk is not installed (.ci/run installs requirements-test.lock)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
