@@ -126,7 +126,10 @@ route:
 
 
 @contextmanager
-def process(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[Any]:
+def process(
+    argv: list[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process logging to `log`, terminated on the way out."""
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=out, env=env)
     try:
@@ -141,6 +144,8 @@ def process(argv: list[str], log: Path, env: dict[str, str] | None = None) -> It
 
 
 class Router:
+    """The spawned router (or Prometheus, for `answers`) over HTTP."""
+
     def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
         self.http = http
         self.url = url
@@ -215,12 +220,12 @@ scrape_configs:
                 return prom_up and await router.answers("/readyz")
 
             await until(up, within=30)
-            await scripted_load(router, slack, hook, proc)
+            await scripted_load(router, slack, proc)
             names = exported_names(await router.metrics())
             await every_query_returns_data(http, f"http://127.0.0.1:{prom_port}", queries, names)
 
 
-async def scripted_load(router: Router, slack: FakeSlack, hook: WebhookSink, proc: Any) -> None:
+async def scripted_load(router: Router, slack: FakeSlack, proc: subprocess.Popen[bytes]) -> None:
     # Four groups at once to one paced channel: the first goes alone, the backlog behind
     # it as a digest. Loki is down: the lookups fail until the breaker opens.
     for pod in ("web-1", "web-2", "web-3", "web-4"):
