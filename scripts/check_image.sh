@@ -173,9 +173,10 @@ echo "image: nothing written outside $volume"
 
 # --- 4. SBOM -----------------------------------------------------------------------------
 # The image's venv is run by the host's Python of the same version (its pyvenv.cfg home is
-# /usr/bin, Debian's python3 3.11 on both), so the SBOM lists what the image really holds.
+# /usr/bin, Debian's python3 3.11 on both), so the SBOM lists what the image really holds;
+# without the caller's PYTHONPATH, whose packages are not the image's.
 mkdir -p "$(dirname "$sbom")"
-cyclonedx-py environment --output-reproducible --of JSON --pyproject pyproject.toml \
+env -u PYTHONPATH -u PYTHONHOME cyclonedx-py environment --output-reproducible --of JSON --pyproject pyproject.toml \
   -o "$sbom" "$rootfs/opt/venv" 2>"$work/sbom.log" ||
   { cat "$work/sbom.log" >&2; echo "check_image: the SBOM was not written" >&2; exit 1; }
 components=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["components"]))' "$sbom")
