@@ -62,12 +62,36 @@ fi
 # pip reads /etc/ssl/certs/ca-certificates.crt; PIP_CERT covers a pip that does not).
 echo "image: podman build --isolation=chroot (BASE_IMAGE=$base)"
 build_start=$SECONDS
-build_args=(--build-arg "BASE_IMAGE=$base")
-for var in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST; do
-  [ -n "${!var:-}" ] && build_args+=(--build-arg "$var=${!var}")
-done
-pm build --quiet --isolation=chroot --format=docker --network=host "${build_args[@]}" \
-  -v /etc/ssl/certs:/etc/ssl/certs:ro -t "$image" . >"$work/build.log" 2>&1 ||
+# The machine's package indexes too (a mirror or proxy of PyPI), as the build's
+# /etc/pip.conf; local folders (file:// indexes, find-links) mean nothing inside the build.
+mounts=(-v /etc/ssl/certs:/etc/ssl/certs:ro)
+python3 - "$work/pip.conf" <<'EOF_PY'
+import re
+import subprocess
+import sys
+
+listed = subprocess.run(
+    [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=False
+).stdout
+found: dict[str, list[str]] = {}
+for line in listed.splitlines():
+    match = re.match(r"^[^.]*\.(index-url|extra-index-url|trusted-host)='(.*)'$", line)
+    if match:
+        for value in match.group(2).split():
+            if match.group(1) == "trusted-host" or value.startswith(("http://", "https://")):
+                found.setdefault(match.group(1), []).append(value)
+if found.get("index-url") or found.get("extra-index-url"):
+    with open(sys.argv[1], "w") as conf:
+        conf.write("[global]\n")
+        for key, values in found.items():
+            conf.write(f"{key} = {' '.join(dict.fromkeys(values))}\n")
+EOF_PY
+if [ -f "$work/pip.conf" ]; then
+  echo "image: the machine's pip indexes: $(grep -v '^\[' "$work/pip.conf" | tr '\n' ' ')"
+  mounts+=(-v "$work/pip.conf:/etc/pip.conf:ro")
+fi
+pm build --quiet --isolation=chroot --format=docker --network=host \
+  --build-arg "BASE_IMAGE=$base" "${mounts[@]}" -t "$image" . >"$work/build.log" 2>&1 ||
   { cat "$work/build.log" >&2; echo "check_image: the image did not build" >&2; exit 1; }
 size=$(pm image inspect --format '{{.Size}}' "$image")
 echo "image: built in $((SECONDS - build_start)) s, $((size / 1000000)) MB ($image)"
