@@ -25,7 +25,7 @@ uv=$tools/venv/bin/uv
 compile() {
   "$uv" pip compile --quiet --universal --python-version 3.11.0 --generate-hashes \
     --no-config --index-url https://pypi.org/simple \
-    --custom-compile-command "scripts/relock.sh" "$@"
+    --custom-compile-command "scripts/relock.sh   (after editing a source; --upgrade: the scheduled refresh)" "$@"
 }
 
 compile -o requirements.lock pyproject.toml "${@}"
