@@ -45,6 +45,7 @@ slack:
   per_channel_interval: 0.001
   digest_threshold: 100000
   interactivity: {{signing_secret: {secret}}}
+alertmanager: {{url: '{am_url}'}}
 receivers:
   - name: slack
     slack: {{token: {token}, channel: '{channel}', api_url: '{slack}'}}
@@ -143,6 +144,7 @@ async def main() -> None:
                     token=slack.token,
                     channel=CHANNEL,
                     slack=slack.api_url,
+                    am_url=am_url,
                 )
             )
             port = free_port()

@@ -73,6 +73,9 @@ promtool test rules "$out/chart/all-toggles/rules.test.yaml"
 
 echo "== amtool: the Alertmanager example"
 amtool check-config examples/alertmanager/alertmanager.yml
+for example in "$out"/chart/*/alertmanager.yaml; do
+  amtool check-config "$example"
+done
 
 echo "== image: built with podman on Debian's bookworm, started under chroot (scripts/check_image.sh)"
 bash scripts/check_image.sh "${SBOM_PATH:-build/sbom/alert-router-image.cdx.json}"
