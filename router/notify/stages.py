@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -387,7 +388,11 @@ class NotifyStage:
         if destination is None:
             job.channel_state = await channel.send(job.message, prior)
             return job
+        asked = time.monotonic()
         sent = await self.pacer.send(destination, job.message, prior)
+        self.metrics.pacing_wait.labels(channel.integration).observe(time.monotonic() - asked)
+        delivery = "digest" if sent.digest_id else "alone"
+        self.metrics.paced_sends.labels(channel.integration, delivery).inc()
         job.channel_state, job.digest_id = sent.state, sent.digest_id
         return job
 
