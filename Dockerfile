@@ -35,9 +35,13 @@ LABEL org.opencontainers.image.title="alert-router" \
       org.opencontainers.image.version="0.1.0"
 
 # ROUTER_STATE_URL is read by the shipped routes.yaml: the SQLite file lives on the volume.
+# ROUTER_HOST: a container's loopback is unreachable from outside it, so the image listens
+# on every interface even without credentials (serve then logs, and check prints, which
+# surfaces answer anyone; the Helm chart sets webhook credentials).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    ROUTER_HOST=0.0.0.0 \
     ROUTER_STATE_URL=sqlite:////var/lib/alert-router/alert-router.db
 
 RUN groupadd --system --gid 10001 alert-router \
