@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import socket
 import statistics
 import subprocess
@@ -41,9 +40,9 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness import free_port, redis_server  # noqa: E402
 from load_alertmanager import (  # noqa: E402
     CONFIG,
-    free_port,
     metric,
     run_load,
     spawned_server,
@@ -53,36 +52,6 @@ from load_alertmanager import (  # noqa: E402
 from router.store.redis import RedisStore  # noqa: E402
 
 PREFIX = "bench:"
-
-
-@contextmanager
-def redis_server(fsync: str) -> Iterator[str]:
-    """A throwaway `redis-server` on a free port; yields its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed")
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", ""]
-        argv += ["--appendonly", "yes", "--appendfsync", fsync, "--loglevel", "warning"]
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"redis://127.0.0.1:{port}/0"
-        client = redis.Redis.from_url(url)
-        try:
-            deadline = time.time() + 10
-            while True:
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    if time.time() > deadline:
-                        raise
-                    time.sleep(0.05)
-            yield url
-        finally:
-            client.close()
-            proc.terminate()
-            proc.wait(timeout=10)
 
 
 @contextmanager
