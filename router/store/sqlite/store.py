@@ -43,6 +43,7 @@ from router.store.protocols import (
     RecordPage,
     RecordQuery,
     StoreUnavailable,
+    compact_json,
     decode_cursor,
     encode_cursor,
     events_json,
@@ -220,7 +221,7 @@ def _backfill_facets(conn: sqlite3.Connection, *, after: int = 0, columns: bool 
 
 
 def _route_json(route: RouteSettings) -> str:
-    return json.dumps(route.to_dict(), separators=(",", ":"))
+    return compact_json(route.to_dict())
 
 
 def _row_notification(row: sqlite3.Row) -> Notification:
@@ -570,7 +571,7 @@ class SQLiteStore(SQLiteActions):
         # The last state of an alert in one webhook wins, as if recorded one by one.
         latest = {a.fingerprint: a for a in alerts}.values()
         alert_rows = [
-            (a.fingerprint, json.dumps(dict(a.labels), separators=(",", ":")), a.expires_at)
+            (a.fingerprint, compact_json(dict(a.labels)), a.expires_at)
             for a in latest
             if a.firing
         ]
@@ -753,7 +754,7 @@ class SQLiteStore(SQLiteActions):
                     (
                         entry.receiver,
                         entry.group_key,
-                        json.dumps(entry.to_dict(), separators=(",", ":")),
+                        compact_json(entry.to_dict()),
                         entry.expires_at,
                         1 if entry.firing else 0,
                         entry.last_notified_at,
@@ -1025,7 +1026,7 @@ def _timeline_lines(entries: Sequence[tuple[str, TimelineEntry]]) -> dict[str, s
     """Each record's entries as the lines its timeline column gets appended."""
     lines: dict[str, str] = {}
     for nid, e in entries:
-        line = json.dumps(e.to_dict(), separators=(",", ":")) + "\n"
+        line = compact_json(e.to_dict()) + "\n"
         lines[nid] = lines.get(nid, "") + line
     return lines
 
