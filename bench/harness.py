@@ -37,6 +37,12 @@ def spawn(cfg: Path, port: int) -> subprocess.Popen[bytes]:
         return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, cwd=cfg.parent)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     """VmHWM: the process's peak resident set size, in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
