@@ -117,6 +117,7 @@ async def run_spread(
     `duration` seconds, spread round-robin over `urls`; waits until all were delivered."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    accepted = [0] * len(urls)
     sent = 0
     headers = {"Content-Type": "application/json"}
 
@@ -136,6 +137,7 @@ async def run_spread(
             ) as resp:
                 await resp.read()
                 statuses[resp.status] = statuses.get(resp.status, 0) + 1
+                accepted[n % len(urls)] += resp.status == 200
             latencies.append(time.perf_counter() - t)
 
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -159,6 +161,7 @@ async def run_spread(
         "statuses": statuses,
         "seconds": round(took, 2),
         "req_per_s": round(ok / took, 1),
+        "req_per_s_per_replica": [round(a / took, 1) for a in accepted],
         "p50_ms": round(statistics.median(latencies) * 1000, 2),
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
         "unique_groups": unique,
@@ -297,6 +300,11 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
                 f"{setup:9} {name:11} {run['req_per_s']:7.1f} req/s  p50 {run['p50_ms']:7.2f} ms"
                 f"  p99 {run['p99_ms']:7.2f} ms"
                 f"  delivered {run['delivered']}/{run['unique_groups']}"
+                + (
+                    f"  per replica {run['req_per_s_per_replica']}"
+                    if "req_per_s_per_replica" in run
+                    else ""
+                )
             )
     flat = {setup: runs[setup]["flat_out"]["req_per_s"] for setup in setups}
     return {
