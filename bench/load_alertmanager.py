@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -158,8 +158,13 @@ async def metric(session: aiohttp.ClientSession, url: str, name: str) -> float:
     return total
 
 
+async def total(session: aiohttp.ClientSession, urls: Sequence[str], name: str) -> float:
+    """A metric summed over replicas."""
+    return sum([await metric(session, url, name) for url in urls])
+
+
 async def run_load(
-    url: str,
+    url: str | Sequence[str],
     rate: float,
     duration: float,
     alerts: int,
@@ -171,7 +176,10 @@ async def run_load(
 ) -> dict[str, Any]:
     """Webhooks at `rate` per second (0: flat out) for `duration` seconds; with
     `deliveries`, then waits until the router delivered every one (a baseline endpoint
-    delivers nothing and has no metrics)."""
+    delivers nothing and has no metrics). Several URLs (replicas of one service) share the
+    connections, connection i going to URL i modulo their number."""
+    urls = [url] if isinstance(url, str) else list(url)
+    accepted = [0] * len(urls)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     errors = 0
@@ -209,7 +217,6 @@ async def run_load(
         for _ in range(concurrency):
             await queue.put(None)
 
-    host, _, port = url.removeprefix("http://").partition(":")
     head = (
         "POST /webhook/alertmanager HTTP/1.1\r\nHost: {host}\r\n"
         "Content-Type: application/json\r\n"
@@ -217,10 +224,11 @@ async def run_load(
         + "Content-Length: {length}\r\n\r\n"
     )
 
-    async def worker() -> None:
+    async def worker(replica: int) -> None:
         # A bare HTTP/1.1 keep-alive client: the generator shares the machine's two CPUs
         # with the server, and aiohttp's client would spend several times more of them.
         nonlocal errors
+        host, _, port = urls[replica].removeprefix("http://").partition(":")
         reader, writer = await asyncio.open_connection(host, int(port or 80))
         try:
             while (body := await queue.get()) is not None:
@@ -240,39 +248,43 @@ async def run_load(
                     reader, writer = await asyncio.open_connection(host, int(port or 80))
                     continue
                 statuses[status] = statuses.get(status, 0) + 1
+                accepted[replica] += status == 200
                 latencies.append(time.perf_counter() - t)
         finally:
             writer.close()
 
     if not deliveries:
         start = time.perf_counter()
-        await asyncio.gather(producer(), *(worker() for _ in range(concurrency)))
+        await asyncio.gather(producer(), *(worker(i % len(urls)) for i in range(concurrency)))
         took = time.perf_counter() - start
         return summarize(latencies, statuses, errors, took) | {"unique_groups": unique}
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
-        before = await metric(session, url, "alert_router_notifications_total")
+        before = await total(session, urls, "alert_router_notifications_total")
         start = time.perf_counter()
-        await asyncio.gather(producer(), *(worker() for _ in range(concurrency)))
+        await asyncio.gather(producer(), *(worker(i % len(urls)) for i in range(concurrency)))
         took = time.perf_counter() - start
         # Wait for the outbox to drain, then compare delivered with accepted.
         drain_start = time.perf_counter()
         while time.perf_counter() - drain_start < 120:
-            if await metric(session, url, "alert_router_outbox_pending") == 0:
-                sent_total = await metric(session, url, "alert_router_notifications_total")
+            if await total(session, urls, "alert_router_outbox_pending") == 0:
+                sent_total = await total(session, urls, "alert_router_notifications_total")
                 if sent_total - before >= unique:
                     break
             await asyncio.sleep(0.25)
-        delivered = await metric(session, url, "alert_router_notifications_total") - before
-        suppressed = await metric(session, url, "alert_router_notifications_suppressed_total")
-        latency_p99 = await histogram_quantile(session, url, 0.99)
-    return summarize(latencies, statuses, errors, took) | {
+        delivered = await total(session, urls, "alert_router_notifications_total") - before
+        suppressed = await total(session, urls, "alert_router_notifications_suppressed_total")
+        latency_p99 = await histogram_quantile(session, urls[0], 0.99)
+    row = summarize(latencies, statuses, errors, took) | {
         "unique_groups": unique,
         "delivered": int(delivered),
         "suppressed_duplicates": int(suppressed),
         "delivery_latency_p99_le_s": latency_p99,
         "drain_s": round(time.perf_counter() - drain_start, 2),
     }
+    if len(urls) > 1:
+        row["req_per_s_per_replica"] = [round(a / took, 1) for a in accepted]
+    return row
 
 
 def summarize(
