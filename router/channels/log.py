@@ -42,11 +42,6 @@ def _line(time_text: str, payload: str) -> str:
     return f'{{"type":"notification","time":"{time_text}",{payload[1:]}\n'
 
 
-def notification_line(message: Message, now: datetime) -> str:
-    """The log record for `message` as one JSON line, newline included."""
-    return _line(format_time(now) or "", _payload_json(message))
-
-
 class LogChannel:
     """Writes each notification as a JSON line to a stream (stdout unless given one).
 
