@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -12,7 +13,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import redis
 
 # The servers a benchmark starts (`python -m router`, in a temporary folder) run this
@@ -79,3 +82,18 @@ def redis_server(fsync: str) -> Iterator[str]:
             client.close()
             proc.terminate()
             proc.wait(timeout=10)
+
+
+async def wait_ready(http: aiohttp.ClientSession, url: str, proc: Any) -> None:
+    """Until `url` answers 200 (30 s at most); exits if `proc` dies meanwhile."""
+    async with asyncio.timeout(30):
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"{url}: the process exited with {proc.returncode}")
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)

@@ -32,7 +32,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import free_port, peak_rss_mb, spawn  # noqa: E402
+from bench.harness import free_port, peak_rss_mb, spawn, wait_ready  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
 from tests.fakes.slack_clicks import SlackUser, block_actions, form_body, sign  # noqa: E402
 
@@ -45,6 +45,7 @@ slack:
   per_channel_interval: 0.001
   digest_threshold: 100000
   interactivity: {{signing_secret: {secret}}}
+alertmanager: {{url: '{am_url}'}}
 receivers:
   - name: slack
     slack: {{token: {token}, channel: '{channel}', api_url: '{slack}'}}
@@ -96,20 +97,6 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
-async def wait_ready(http: aiohttp.ClientSession, url: str, proc: Any) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"{url}: the process exited with {proc.returncode}")
-            try:
-                async with http.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clicks", type=int, default=100)
@@ -143,6 +130,7 @@ async def main() -> None:
                     token=slack.token,
                     channel=CHANNEL,
                     slack=slack.api_url,
+                    am_url=am_url,
                 )
             )
             port = free_port()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
+from router.config.exposure import open_surfaces
 from router.config.loader import ConfigError, load_config
 from router.config.schema import Config
 from router.importer import command as import_command
@@ -21,7 +22,7 @@ from router.routing.timeintervals import TimeIntervals
 from router.routing.tree import RouteTree
 
 _DEFAULT_CONFIG = "./routes.yaml"
-_DEFAULT_HOST = "0.0.0.0"
+_DEFAULT_HOST = "0.0.0.0, or 127.0.0.1 while no credentials are configured"
 _DEFAULT_PORT = 8080
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 _DEFAULT_LOG_LEVEL = "info"
@@ -271,10 +272,11 @@ def _serve(args: argparse.Namespace) -> int:
         level = raw or _DEFAULT_LOG_LEVEL
     # Imported here so that `check` and `routes test` need none of the server's dependencies.
     app = importlib.import_module("router.web.app")
-    run_server = cast(Callable[[str, str, int, str], int], app.run_server)
+    run_server = cast(Callable[[str, str | None, int, str], int], app.run_server)
     return run_server(
         _config_path(args.config, env),
-        args.host or env.get("ROUTER_HOST") or _DEFAULT_HOST,
+        # None: the server picks (loopback only while nothing asks for credentials).
+        args.host or env.get("ROUTER_HOST") or None,
         port,
         level,
     )
@@ -288,6 +290,8 @@ def _check(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     routes = len(RouteTree.from_config(config))
+    for surface in open_surfaces(config):
+        print(f"warning: {surface}", file=sys.stderr)
     print(f"OK: {routes} routes, {len(config.receivers)} receivers")
     return 0
 

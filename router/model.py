@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -392,4 +393,49 @@ class TimelineEntry:
             kind=str(data["kind"]),
             text=str(data.get("text", "")),
             detail={str(k): str(v) for k, v in detail.items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceScope:
+    """What a group's Silence buttons create, fixed when its message is posted.
+
+    `alertmanager` names a configured Alertmanager and `matchers` are `(name, op, value)`
+    in Alertmanager's syntax. No Alertmanager and no matchers: the router mutes the group
+    itself (Argo CD). `unavailable` says why the group can have no silence at all.
+    """
+
+    alertmanager: str = ""
+    matchers: tuple[tuple[str, str, str], ...] = ()
+    unavailable: str = ""
+
+    @property
+    def offered(self) -> bool:
+        return not self.unavailable
+
+    @property
+    def by_router(self) -> bool:
+        return not self.unavailable and not self.alertmanager
+
+    def matcher_text(self) -> str:
+        """`{alertname="DiskFull", team="payments"}`, as Alertmanager writes matchers."""
+        inner = ", ".join(
+            f"{name}{op}{json.dumps(value, ensure_ascii=False)}"
+            for name, op, value in self.matchers
+        )
+        return "{" + inner + "}"
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {"am": self.alertmanager, "m": [list(m) for m in self.matchers]}
+        if self.unavailable:
+            data["why"] = self.unavailable
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> SilenceScope:
+        data = json.loads(text)
+        return cls(
+            alertmanager=str(data.get("am", "")),
+            matchers=tuple((str(n), str(o), str(v)) for n, o, v in data.get("m", [])),
+            unavailable=str(data.get("why", "")),
         )

@@ -12,7 +12,9 @@ OpenAPI schemas, offline). For each case it:
 5. writes the ConfigMap's routes.yaml to OUT/<case>/routes.yaml (and its team files where the
    Deployment mounts them, routes.d/) and runs `alert-router check` on it with exactly the environment the Deployment gives the container (secret values
    replaced by placeholders), so every ${VAR} the config uses must be provided by the chart;
-6. writes the PrometheusRule's groups to OUT/<case>/rules.yaml for promtool.
+6. writes the PrometheusRule's groups to OUT/<case>/rules.yaml for promtool, and the example
+   Alertmanager config (with the generated webhook token) to OUT/<case>/alertmanager.yaml
+   for amtool.
 
 Usage: python scripts/check_chart.py OUT
 """
@@ -185,7 +187,24 @@ def check_case(
 
     for rule in by_kind.get("PrometheusRule", []):
         (target / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    for secret in by_kind.get("Secret", []):
+        example = (secret.get("stringData") or {}).get("alertmanager.yaml")
+        if example is None:
+            continue
+        # The token Alertmanager sends must be the one the router is given.
+        tokens = secret_data(by_kind, "webhook-auth").values()
+        if not any(token in example for token in tokens):
+            fail(problems, case, "the example Alertmanager config lacks the webhook token")
+        (target / "alertmanager.yaml").write_text(example)
     return problems
+
+
+def secret_data(by_kind: dict[str, list[dict[str, Any]]], suffix: str) -> dict[str, str]:
+    """The stringData of the rendered Secret whose name ends in `suffix`."""
+    for secret in by_kind.get("Secret", []):
+        if secret["metadata"]["name"].endswith(suffix):
+            return dict(secret.get("stringData") or {})
+    return {}
 
 
 def main(argv: list[str]) -> int:

@@ -60,5 +60,8 @@ promtool test rules "$out/chart/all-toggles/rules.test.yaml"
 
 echo "== amtool: the Alertmanager example"
 amtool check-config examples/alertmanager/alertmanager.yml
+for example in "$out"/chart/*/alertmanager.yaml; do
+  amtool check-config "$example"
+done
 
 echo "== ci-checks: all passed"

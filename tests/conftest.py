@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from router.config.schema import Config
 from router.web.app import create_app
+from router.web.deadline import start_site
 from router.web.metrics import Metrics
 from router.web.state import STATE, AppState
 from tests.fakes.loki import FakeLoki
@@ -77,13 +78,16 @@ async def running(
     app = create_app(config, **kwargs)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    # Listening as `serve` does: every connection under the read deadline.
+    listening = await start_site(
+        runner, "127.0.0.1", 0, lambda: app[STATE].runtime.config.server.read_timeout
+    )
+    port = listening.sockets[0].getsockname()[1]
     async with aiohttp.ClientSession() as http:
         try:
             yield Running(f"http://127.0.0.1:{port}", app, http)
         finally:
+            listening.close()
             await runner.cleanup()
 
 

@@ -45,7 +45,14 @@ def routes_test(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, st
 def test_check_accepts_the_example_and_counts_routes_and_receivers(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert run(capsys, "check", str(EXAMPLE)) == (0, "OK: 5 routes, 5 receivers\n", "")
+    # The example asks webhooks for credentials, but not readers: check says so.
+    assert run(capsys, "check", str(EXAMPLE)) == (
+        0,
+        "OK: 5 routes, 5 receivers\n",
+        "warning: the read API and the console answer anyone (server.auth.api and"
+        " server.trusted_proxy unset)\n"
+        "warning: actions accept anyone: POST /-/reload (server.auth.admin unset)\n",
+    )
 
 
 def test_check_prints_every_problem_on_stderr_and_exits_1(
@@ -127,7 +134,7 @@ def test_check_loads_team_files_and_fails_on_a_broken_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = layout(tmp_path)
-    assert run(capsys, "check", str(path)) == (0, "OK: 6 routes, 5 receivers\n", "")
+    assert run(capsys, "check", str(path))[:2] == (0, "OK: 6 routes, 5 receivers\n")
     team = tmp_path / "routes.d" / "payments.yaml"
     team.write_text(BROKEN)
     code, out, err = run(capsys, "check", str(path))
@@ -322,7 +329,7 @@ def test_help_exits_0_and_documents_expect_and_route_counting(
 # --- serve --------------------------------------------------------------------------------
 
 
-ServeCall = tuple[str, str, int, str]
+ServeCall = tuple[str, str | None, int, str]
 
 
 @pytest.fixture
@@ -330,7 +337,7 @@ def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[ServeCall]:
     """Stands in for router.web.app so that serve's argument handling is tested alone."""
     calls: list[ServeCall] = []
 
-    def run_server(config_path: str, host: str, port: int, log_level: str) -> int:
+    def run_server(config_path: str, host: str | None, port: int, log_level: str) -> int:
         calls.append((config_path, host, port, log_level))
         return 0
 
@@ -344,7 +351,8 @@ def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[ServeCall]:
 
 def test_serve_defaults(fake_app: list[ServeCall]) -> None:
     assert main(["serve"]) == 0
-    assert fake_app == [("./routes.yaml", "0.0.0.0", 8080, "info")]
+    # No host given: the server chooses by the config (see test_trust_boundaries.py).
+    assert fake_app == [("./routes.yaml", None, 8080, "info")]
 
 
 def test_serve_reads_env_and_flags_win_over_env(
@@ -403,7 +411,8 @@ def test_python_dash_m_router_check_runs_as_a_process(tmp_path: Path) -> None:
         timeout=30,
         check=False,
     )
-    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "OK: 5 routes, 5 receivers\n", "")
+    assert (ok.returncode, ok.stdout) == (0, "OK: 5 routes, 5 receivers\n")
+    assert ok.stderr.startswith("warning: the read API and the console answer anyone")
     broken = tmp_path / "broken.yaml"
     broken.write_text("receivers: [{name: a, log: {}}]\nroute: {receiver: b}\n")
     failed = subprocess.run(

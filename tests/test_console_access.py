@@ -220,8 +220,11 @@ async def test_the_user_a_trusted_proxy_names_is_believed_and_shown(state_url: s
         assert status == 200
         assert "Signed in as bob@example.com" in text
         assert "Reload the configuration" not in text
-        status, text = await page(svc, "/ui/", {"X-Auth-Request-User": "alice@example.com"})
+        status, text = await page(svc, "/ui/", {"X-Forwarded-User": "alice@example.com"})
         assert "Signed in as alice@example.com (admin)" in text
+        # Only the configured header names a user; another one is refused, not ignored.
+        status, _ = await page(svc, "/ui/", {"X-Auth-Request-User": "alice@example.com"})
+        assert status == 400
         status, _ = await page(svc, "/api/v1/notifications", {"X-Forwarded-User": "bob"})
         assert status == 200
 

@@ -32,6 +32,7 @@ SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 CHANNEL = "#prod-alerts"
 RECEIVER = "slack-prod"
 GROUP = 'am/prod/{}:{alertname="CPUHigh", env="prod"}'
+EXTERNAL_URL = "http://alertmanager.invalid:9093"
 
 
 class FakeClock:
@@ -42,7 +43,14 @@ class FakeClock:
         return self.now
 
 
+# The Alertmanager the webhooks below name as their externalURL; nothing answers at its
+# url unless a test starts one there.
+ALERTMANAGER = "alertmanager: {url: 'http://127.0.0.1:9', external_url: '" + EXTERNAL_URL + "'}"
+
+
 def config_text(slack: FakeSlack, state_url: str, extra: str = "") -> str:
+    if "alertmanager:" not in extra:
+        extra = f"{ALERTMANAGER}\n{extra}"
     return f"""
 state: {{url: '{state_url}'}}
 slack:
@@ -84,7 +92,7 @@ def webhook(*alerts: dict[str, Any]) -> dict[str, Any]:
         "status": "firing" if firing else "resolved",
         "groupKey": '{}:{alertname="CPUHigh", env="prod"}',
         "groupLabels": {"alertname": "CPUHigh", "env": "prod"},
-        "externalURL": "http://alertmanager.invalid:9093",
+        "externalURL": EXTERNAL_URL,
         "alerts": list(alerts),
     }
 
@@ -457,7 +465,10 @@ async def test_alertmanager_refusing_the_silence_is_said_in_the_thread_and_not_r
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    extra = f"alertmanager: {{api_url: 'http://127.0.0.1:{port}', bearer_token: am-t0ken}}"
+    extra = (
+        f"alertmanager: {{url: 'http://127.0.0.1:{port}', external_url: '{EXTERNAL_URL}',"
+        " bearer_token: am-t0ken}"
+    )
     try:
         config = config_from(config_text(slack, state_url, extra))
         async with running(config, clock=clock) as service:

@@ -6,10 +6,12 @@ import json
 
 from router.channels.slack.blocks import Buttons, interactive_blocks, with_buttons
 from router.interact.actions import GroupActions
+from router.model import SilenceScope
 from tests.fakes.slack import block_errors
 
 NOW = 1_800_000_000.0
 GROUP = 'am/prod/{}:{alertname="CPUHigh"}'
+SCOPE = SilenceScope("prod", (("alertname", "=", "CPUHigh"),))
 
 
 def buttons(state: GroupActions | None = None, **kw: object) -> Buttons:
@@ -19,6 +21,7 @@ def buttons(state: GroupActions | None = None, **kw: object) -> Buttons:
         "durations": [3600.0, 14400.0],
         "state": state,
         "now": NOW,
+        "silence": SCOPE,
     }
     args.update(kw)
     return Buttons(**args)  # type: ignore[arg-type]
@@ -78,3 +81,27 @@ def test_block_ids_change_with_the_groups_state_and_edits_replace_only_ours() ->
     assert [e["action_id"] for e in after[-1]["elements"]] == ["ack", "unsilence"]
     assert "silence `abc`" in texts(after)
     assert with_buttons(payload, None)["blocks"] == [{"type": "header", "block_id": "h"}]
+
+
+def test_the_silence_dialog_lists_the_matchers_and_the_alertmanager() -> None:
+    [actions] = interactive_blocks(buttons())
+    dialog = actions["elements"][1]["confirm"]["text"]["text"]
+    assert dialog == (
+        'Creates a silence for 1h on Alertmanager prod matching `alertname="CPUHigh"`'
+    )
+
+
+def test_a_dialog_too_long_for_slack_counts_the_matchers_it_leaves_out() -> None:
+    many = tuple((f"label_{i}", "=", "v" * 20) for i in range(30))
+    [actions] = interactive_blocks(buttons(silence=SilenceScope("prod", many)))
+    dialog = actions["elements"][1]["confirm"]["text"]["text"]
+    assert len(dialog) <= 300 and "more matchers (see the console)" in dialog
+    shown = dialog.count("label_")
+    assert f"and {30 - shown} more matchers" in dialog
+    assert block_errors([actions]) == []
+
+
+def test_a_group_without_a_silence_offers_acknowledge_only() -> None:
+    for scope in (None, SilenceScope(unavailable="no configured Alertmanager has ...")):
+        [actions] = interactive_blocks(buttons(silence=scope))
+        assert [e["action_id"] for e in actions["elements"]] == ["ack"]

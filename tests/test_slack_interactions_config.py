@@ -20,7 +20,7 @@ def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
     return caught.value.problems
 
 
-def test_interactivity_defaults_to_three_silence_lengths_and_the_webhooks_alertmanager() -> None:
+def test_interactivity_defaults_to_three_silence_lengths_and_no_alertmanager() -> None:
     config = parse_config(
         "slack: {interactivity: {signing_secret: '${S}'}}\n" + BOT,
         "routes.yaml",
@@ -29,7 +29,7 @@ def test_interactivity_defaults_to_three_silence_lengths_and_the_webhooks_alertm
     assert config.slack.interactivity is not None
     assert config.slack.interactivity.silence_durations == [3600.0, 14400.0, 86400.0]
     assert config.slack.interactivity.signing_secret.get_secret_value() == "a-signing-secret"
-    assert config.alertmanager.api_url == ""
+    assert config.alertmanager_entries == []
     assert "a-signing-secret" not in repr(config)
 
 
@@ -73,3 +73,39 @@ def test_alertmanager_api_takes_one_kind_of_credentials_and_an_http_url() -> Non
     assert "not both" in problem and "t0ken1" not in problem and "pa55word" not in problem
     [problem] = problems("alertmanager: {api_url: 'am:9093'}\n" + BOT)
     assert "absolute http(s) URL" in problem
+
+
+def test_alertmanager_credentials_need_a_url_they_alone_go_to() -> None:
+    # Once, credentials without a url went to whatever externalURL a webhook named.
+    [problem] = problems("alertmanager: {bearer_token: t0ken1}\n" + BOT)
+    assert "set url" in problem and "externalURL" in problem and "t0ken1" not in problem
+    config = parse_config(
+        "alertmanager: {api_url: 'http://am:9093/', bearer_token: t0ken1}\n" + BOT,
+        "routes.yaml",
+        env={},
+    )
+    [entry] = config.alertmanager_entries
+    assert (entry.url, entry.webhook_url, entry.display_name) == (
+        "http://am:9093",
+        "http://am:9093",
+        "am:9093",
+    )
+
+
+def test_several_alertmanagers_are_told_apart_by_name_and_external_url() -> None:
+    text = """
+alertmanagers:
+  - {name: prod, url: 'http://a:9093', external_url: 'https://am.example.com'}
+  - {name: prod, url: 'http://b:9093', external_url: 'https://am.example.com/'}
+"""
+    found = problems(text + BOT)
+    assert any("alertmanagers[1].name" in p and "'prod'" in p for p in found)
+    assert any("alertmanagers[1].external_url" in p for p in found)
+    both = "alertmanager: {url: 'http://a:9093'}\nalertmanagers: [{url: 'http://b:9093'}]\n"
+    assert any("not both" in p for p in problems(both + BOT))
+
+
+def test_a_trusted_proxy_names_exactly_one_user_header() -> None:
+    text = "server: {trusted_proxy: {addresses: [10.0.0.1/32], user_headers: [A, B]}}\n"
+    [problem] = problems(text + BOT)
+    assert "user_header" in problem and "one header" in problem

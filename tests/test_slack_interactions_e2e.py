@@ -21,9 +21,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from router.alertmanager_api.client import AlertmanagerClient, Matcher
+from router.alertmanager_api.client import AlertmanagerClient
 from router.config.schema import AlertmanagerAPI
 from router.model import parse_time
+from router.routing.matchers import Matcher
 from tests import helpers
 from tests.conftest import Running, running
 from tests.fakes.slack import FakeSlack, SlackMessage
@@ -36,6 +37,7 @@ from tests.fakes.slack_clicks import (
     form_body,
     post_signed,
 )
+from tests.fakes.smtp import free_port
 from tests.helpers import config_from
 from tests.test_alertmanager_e2e import Alertmanager, alert, alertmanager_binary
 
@@ -71,9 +73,10 @@ class SilencingAlertmanager(Alertmanager):
             return found
 
 
-def config_text(slack: FakeSlack, state: str) -> str:
+def config_text(slack: FakeSlack, state: str, am_url: str) -> str:
     return f"""
 state: {state}
+alertmanager: {{url: '{am_url}'}}
 server:
   auth:
     alertmanager: {{bearer_token: {TOKEN}}}
@@ -99,8 +102,12 @@ def the_message(slack: FakeSlack) -> SlackMessage:
 
 
 @asynccontextmanager
-async def alertmanager(tmp_path: Path, router_url: str) -> AsyncIterator[SilencingAlertmanager]:
+async def alertmanager(
+    tmp_path: Path, router_url: str, port: int
+) -> AsyncIterator[SilencingAlertmanager]:
     am = SilencingAlertmanager(alertmanager_binary(), tmp_path / "am", router_url)
+    # The port routes.yaml names for it, chosen before either was started.
+    am.port, am.url = port, f"http://127.0.0.1:{port}"
     try:
         await am.start()
         yield am
@@ -121,8 +128,9 @@ async def fired(am: SilencingAlertmanager, slack: FakeSlack) -> SlackMessage:
 async def test_silence_creates_the_alertmanager_silence_and_unsilence_expires_it(
     slack: FakeSlack, state_url: str, tmp_path: Path
 ) -> None:
-    config = config_from(config_text(slack, f"{{url: '{state_url}'}}"))
-    async with running(config) as service, alertmanager(tmp_path, service.url) as am:
+    port = free_port()
+    config = config_from(config_text(slack, f"{{url: '{state_url}'}}", f"http://127.0.0.1:{port}"))
+    async with running(config) as service, alertmanager(tmp_path, service.url, port) as am:
         message = await fired(am, slack)
         assert "Silence 4h" in button_labels(message)
         clicked = time.time()
@@ -143,17 +151,18 @@ async def test_silence_creates_the_alertmanager_silence_and_unsilence_expires_it
         ends = parse_time(silence["endsAt"])
         assert ends is not None
         assert abs(ends.timestamp() - (clicked + 4 * 3600)) < 60
-        assert "slack.com/archives" in silence["comment"]
+        # The comment names the message the silence was made from (its permalink).
+        assert f"/archives/{slack.channel_id(CHANNEL)}/p" in silence["comment"]
 
         # A retried click finds its silence by the group's matchers, as Alertmanager
         # filters them (and not by listing every silence it holds).
-        client = AlertmanagerClient(AlertmanagerAPI())
+        client = AlertmanagerClient(AlertmanagerAPI(url=am.url))
         try:
             [marker] = re.findall(r"\[alert-router [0-9a-f]{16}\]", silence["comment"])
-            ours = [Matcher("alertname", "CheckoutErrors"), Matcher("env", "prod")]
-            assert await client.find(am.url, marker, ours) == silence["id"]
-            other = [Matcher("alertname", "CheckoutErrors"), Matcher("env", 'd"ev')]
-            assert await client.find(am.url, marker, other) is None
+            ours = [Matcher("alertname", "=", "CheckoutErrors"), Matcher("env", "=", "prod")]
+            assert await client.find(marker, ours) == silence["id"]
+            other = [Matcher("alertname", "=", "CheckoutErrors"), Matcher("env", "=", 'd"ev')]
+            assert await client.find(marker, other) is None
         finally:
             await client.close()
         edited = await until(
@@ -195,8 +204,9 @@ async def _expired(am: SilencingAlertmanager, silence_id: str) -> bool:
 async def test_a_click_while_alertmanager_is_down_is_answered_explained_and_done_later(
     slack: FakeSlack, state_url: str, tmp_path: Path
 ) -> None:
-    config = config_from(config_text(slack, f"{{url: '{state_url}'}}"))
-    async with running(config) as service, alertmanager(tmp_path, service.url) as am:
+    port = free_port()
+    config = config_from(config_text(slack, f"{{url: '{state_url}'}}", f"http://127.0.0.1:{port}"))
+    async with running(config) as service, alertmanager(tmp_path, service.url, port) as am:
         message = await fired(am, slack)
         am.stop()
         url = service.url + "/slack/interactions"
@@ -222,12 +232,11 @@ async def test_three_replicas_make_one_silence_and_one_acknowledgement_of_repeat
     slack: FakeSlack, redis_url: str, prefix: str, tmp_path: Path
 ) -> None:
     state = f"{{url: '{redis_url}', key_prefix: '{prefix}'}}"
+    port = free_port()
+    text = config_text(slack, state, f"http://127.0.0.1:{port}")
     async with AsyncExitStack() as stack:
-        services = [
-            await stack.enter_async_context(running(config_from(config_text(slack, state))))
-            for _ in range(3)
-        ]
-        am = await stack.enter_async_context(alertmanager(tmp_path, services[0].url))
+        services = [await stack.enter_async_context(running(config_from(text))) for _ in range(3)]
+        am = await stack.enter_async_context(alertmanager(tmp_path, services[0].url, port))
         message = await fired(am, slack)
         channel_id = slack.channel_id(CHANNEL)
         now = str(int(time.time()))

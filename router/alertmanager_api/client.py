@@ -1,16 +1,17 @@
-"""A small Alertmanager API v2 client for silences (create, find by marker, expire).
+"""A small Alertmanager API v2 client for silences (create, find by marker, expire), one
+per configured Alertmanager.
 
 Behaviour of 0.25 it allows for: a missing field is 422 (not 400); DELETE of an unknown
 id is 500 "silence not found" (404 from 0.26), which means there is nothing left to expire;
-bodies of errors are JSON strings. Credentials (bearer or basic) come from `alertmanager`
-in routes.yaml and never appear in an error text.
+bodies of errors are JSON strings. Credentials (bearer or basic) come from the entry in
+routes.yaml, go only to its `url` and never appear in an error text.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -19,6 +20,7 @@ import aiohttp
 
 from router.config.schema import AlertmanagerAPI
 from router.model import format_time
+from router.routing.matchers import Matcher
 from router.secrets import redact, redact_url
 
 # An error text quoted from Alertmanager is cut to this, so a proxy's HTML page does not
@@ -34,21 +36,11 @@ class SilenceError(Exception):
         self.retryable = retryable
 
 
-@dataclass(frozen=True, slots=True)
-class Matcher:
-    name: str
-    value: str
-
-    def to_api(self) -> dict[str, Any]:
-        return {"name": self.name, "value": self.value, "isRegex": False, "isEqual": True}
-
-
 class Silences(Protocol):
-    """What acting on a group needs of Alertmanager."""
+    """What acting on a group needs of one configured Alertmanager."""
 
     async def create(
         self,
-        base_url: str,
         matchers: Sequence[Matcher],
         *,
         starts_at: datetime,
@@ -59,23 +51,40 @@ class Silences(Protocol):
         """Create a silence; its id. Raises SilenceError."""
         ...
 
-    async def find(
-        self, base_url: str, marker: str, matchers: Sequence[Matcher] = ()
-    ) -> str | None:
+    async def find(self, marker: str, matchers: Sequence[Matcher] = ()) -> str | None:
         """The id of an active or pending silence with these matchers whose comment holds
         `marker`, if any."""
         ...
 
-    async def expire(self, base_url: str, silence_id: str) -> None:
+    async def expire(self, silence_id: str) -> None:
         """Expire a silence; one already expired or unknown is fine. Raises SilenceError."""
         ...
 
+    async def close(self) -> None:
+        """Release its connections."""
+        ...
+
+
+def _to_api(matcher: Matcher) -> dict[str, Any]:
+    return {
+        "name": matcher.name,
+        "value": matcher.value,
+        "isRegex": matcher.op in ("=~", "!~"),
+        "isEqual": matcher.op in ("=", "=~"),
+    }
+
 
 class AlertmanagerClient:
-    """`Silences` over HTTP with the configured credentials; one session, opened lazily."""
+    """`Silences` over HTTP at one configured Alertmanager's `url`, and nowhere else.
+
+    Its credentials go on each request (never on the session, which would carry them to
+    wherever a redirect points) and a redirect is never followed: an answer of 3xx is an
+    error, since the place it names was not configured.
+    """
 
     def __init__(self, cfg: AlertmanagerAPI) -> None:
         self.cfg = cfg
+        self.base_url = cfg.url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
         self._secrets: list[str] = []
         headers: dict[str, str] = {}
@@ -83,23 +92,18 @@ class AlertmanagerClient:
             token = cfg.bearer_token.get_secret_value()
             headers["Authorization"] = f"Bearer {token}"
             self._secrets.append(token)
-        self._auth = None
         if cfg.basic_auth is not None:
             password = cfg.basic_auth.password.get_secret_value()
-            self._auth = aiohttp.BasicAuth(cfg.basic_auth.username, password)
-            self._secrets.append(password)
+            pair = f"{cfg.basic_auth.username}:{password}".encode()
+            encoded = base64.b64encode(pair).decode("ascii")
+            headers["Authorization"] = f"Basic {encoded}"
+            self._secrets.extend((password, encoded))
         self._headers = headers
-
-    def base_url(self, external_url: str) -> str:
-        """`alertmanager.api_url`, else the `externalURL` of the group's webhook."""
-        return (self.cfg.api_url or external_url).strip().rstrip("/")
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.cfg.timeout),
-                headers=self._headers,
-                auth=self._auth,
+                timeout=aiohttp.ClientTimeout(total=self.cfg.timeout)
             )
         return self._session
 
@@ -109,15 +113,18 @@ class AlertmanagerClient:
             await session.close()
 
     async def _request(
-        self, method: str, url: str, *, body: Any = None, params: Any = None
+        self, method: str, path: str, *, body: Any = None, params: Any = None
     ) -> tuple[int, Any]:
-        if not url.startswith(("http://", "https://")):
-            raise SilenceError(
-                "no Alertmanager URL: set alertmanager.api_url (the webhook had no externalURL)",
-                retryable=False,
-            )
+        url = self.base_url + path
         try:
-            async with self._http().request(method, url, json=body, params=params) as resp:
+            async with self._http().request(
+                method,
+                url,
+                json=body,
+                params=params,
+                headers=self._headers,
+                allow_redirects=False,
+            ) as resp:
                 text = await resp.text()
                 status = resp.status
         except TimeoutError:
@@ -131,6 +138,13 @@ class AlertmanagerClient:
                 ),
                 retryable=True,
             ) from None
+        if 300 <= status < 400:
+            raise SilenceError(
+                f"Alertmanager at {redact_url(self.base_url)} answered {status}, a redirect:"
+                " not followed (credentials go only to the configured url); set"
+                f" alertmanager url {self.cfg.display_name!r} to where its API answers",
+                retryable=False,
+            )
         try:
             data = json.loads(text) if text else None
         except ValueError:
@@ -153,7 +167,6 @@ class AlertmanagerClient:
 
     async def create(
         self,
-        base_url: str,
         matchers: Sequence[Matcher],
         *,
         starts_at: datetime,
@@ -162,13 +175,13 @@ class AlertmanagerClient:
         comment: str,
     ) -> str:
         body = {
-            "matchers": [m.to_api() for m in matchers],
+            "matchers": [_to_api(m) for m in matchers],
             "startsAt": format_time(starts_at),
             "endsAt": format_time(ends_at),
             "createdBy": created_by,
             "comment": comment,
         }
-        status, data = await self._request("POST", f"{base_url}/api/v2/silences", body=body)
+        status, data = await self._request("POST", "/api/v2/silences", body=body)
         if status == 200 and isinstance(data, dict):
             # Grafana's Alertmanager calls it `id`.
             silence_id = data.get("silenceID") or data.get("id")
@@ -176,13 +189,11 @@ class AlertmanagerClient:
                 return silence_id
         raise self._failure("creating the silence", status, data)
 
-    async def find(
-        self, base_url: str, marker: str, matchers: Sequence[Matcher] = ()
-    ) -> str | None:
-        url = f"{base_url}/api/v2/silences"
+    async def find(self, marker: str, matchers: Sequence[Matcher] = ()) -> str | None:
+        url = "/api/v2/silences"
         # Alertmanager keeps expired silences for days: asking only for those with the
         # group's matchers keeps the answer small however many silences it holds.
-        filters = [("filter", f"{m.name}={json.dumps(m.value)}") for m in matchers]
+        filters = [("filter", str(m)) for m in matchers if m.op == "="]
         status, data = await self._request("GET", url, params=filters or None)
         if status == 400 and filters:
             # A label value its matcher parser will not take back: list them all.
@@ -197,8 +208,8 @@ class AlertmanagerClient:
                 return str(silence.get("id"))
         return None
 
-    async def expire(self, base_url: str, silence_id: str) -> None:
-        url = f"{base_url}/api/v2/silence/{quote(silence_id, safe='')}"
+    async def expire(self, silence_id: str) -> None:
+        url = f"/api/v2/silence/{quote(silence_id, safe='')}"
         status, data = await self._request("DELETE", url)
         if status == 200 or status == 404:
             return

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -101,10 +103,10 @@ class TrustedProxy(_Model):
 
     # CIDRs of the proxy itself; a header from any other peer is ignored.
     addresses: list[str] = Field(min_length=1)
-    # The first of these headers present names the user (oauth2-proxy sets either).
-    user_headers: list[str] = Field(
-        default_factory=lambda: ["X-Forwarded-User", "X-Auth-Request-User"], min_length=1
-    )
+    # The one header that names the user. The proxy must overwrite it on every request
+    # (oauth2-proxy does for the header it sets); a request carrying it twice, or carrying
+    # another common user header, is refused (see router/web/security.py).
+    user_header: str = "X-Forwarded-User"
     # Users the proxy names who may act (retry, reload); the others may only read.
     admins: list[str] = Field(default_factory=list)
 
@@ -123,12 +125,21 @@ class TrustedProxy(_Model):
                 raise ValueError(f"{text!r} trusts every address; give the proxy's addresses")
         return value
 
-    @field_validator("user_headers")
+    @model_validator(mode="before")
     @classmethod
-    def _header_names(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not re.fullmatch(r"[A-Za-z0-9-]+", name):
-                raise ValueError(f"{name!r} is not an HTTP header name")
+    def _one_header(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "user_headers" in data:
+            # Several candidate headers let a client add the one the proxy did not set.
+            raise ValueError(
+                "user_headers is gone: set user_header to the one header your proxy sets"
+            )
+        return data
+
+    @field_validator("user_header")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9-]+", value):
+            raise ValueError(f"{value!r} is not an HTTP header name")
         return value
 
     def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -153,6 +164,12 @@ class ServerConfig(_Model):
     # Believe the user an authenticating proxy names (see TrustedProxy); none by default.
     trusted_proxy: TrustedProxy | None = None
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # One body may carry at most this many alerts, and open at most this many groups
+    # (Alertmanager sends one group per body): more is refused with 413, nothing stored.
+    max_alerts_per_webhook: int = Field(default=10_000, gt=0)
+    max_groups_per_webhook: int = Field(default=100, gt=0)
+    # A request's headers and body must arrive within this (a trickling client is cut off).
+    read_timeout: Duration = Field(default=30.0, gt=0)
     # SIGTERM waits this long for in-flight deliveries before leaving them to the next start.
     shutdown_grace: Duration = 10.0
     # Where people reach this service (its console and API), for links in messages;
@@ -387,26 +404,71 @@ class LogReceiver(_Model):
     pass
 
 
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+PagerDutySeverity = Literal["critical", "error", "warning", "info"]
+
+
+class PagerDutyReceiver(_Model):
+    """An Events API v2 integration of a PagerDuty service."""
+
+    # The service's 32-character integration key: it alone says where the page goes.
+    routing_key: SecretStr
+    # Every event at this severity; unset, mapped from the alerts' own (see the channel).
+    severity: PagerDutySeverity | None = None
+    url: str = PAGERDUTY_EVENTS_URL
+    timeout: Duration = 10.0
+
+    @field_validator("routing_key")
+    @classmethod
+    def _key_given(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("routing_key is empty (is its ${VARIABLE} set?)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"url must be an absolute http(s) URL like {PAGERDUTY_EVENTS_URL}")
+        return value
+
+
+class MSTeamsReceiver(_Model):
+    """A Microsoft Teams channel, through a Workflows ("When a Teams webhook request is
+    received") trigger."""
+
+    # The trigger's URL carries its own signature: a secret.
+    webhook_url: SecretStr
+    timeout: Duration = 10.0
+
+
+# Every integration a receiver may have; it has exactly one.
+INTEGRATIONS = ("slack", "email", "webhook", "log", "pagerduty", "msteams")
+
+
 class ReceiverConfig(_Model):
     name: str = Field(min_length=1)
     slack: SlackReceiver | None = None
     email: EmailReceiver | None = None
     webhook: WebhookReceiver | None = None
     log: LogReceiver | None = None
+    pagerduty: PagerDutyReceiver | None = None
+    msteams: MSTeamsReceiver | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ReceiverConfig:
-        kinds = [k for k in ("slack", "email", "webhook", "log") if getattr(self, k) is not None]
+        kinds = [k for k in INTEGRATIONS if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(
-                "a receiver needs exactly one of slack, email, webhook, log"
+                f"a receiver needs exactly one of {', '.join(INTEGRATIONS)}"
                 + (f" (has {', '.join(kinds)})" if kinds else "")
             )
         return self
 
     @property
     def integration(self) -> str:
-        for kind in ("slack", "email", "webhook", "log"):
+        for kind in INTEGRATIONS:
             if getattr(self, kind) is not None:
                 return kind
         raise AssertionError("validated receiver has no integration")
@@ -514,24 +576,54 @@ class SlackPacingConfig(_Model):
 
 
 class AlertmanagerAPI(_Model):
-    """Where silences are created (Alertmanager API v2), and with which credentials."""
+    """One Alertmanager alert-router may call (silences), where and with which credentials.
 
-    # Empty: the `externalURL` the webhook of the group came with.
-    api_url: str = ""
+    Only `url` is ever called; `external_url` (what it writes as `externalURL` in its
+    webhooks) only tells which Alertmanager a group came from.
+    """
+
+    # Default: the host of `url`; shown in the Silence button's confirmation.
+    name: str = ""
+    # `api_url` is the name this key had before several Alertmanagers could be named.
+    url: str = Field(default="", validation_alias=AliasChoices("url", "api_url"))
+    external_url: str = ""
     bearer_token: SecretStr | None = None
     basic_auth: BasicAuth | None = None
     timeout: Duration = Field(default=5.0, gt=0)
 
-    @field_validator("api_url")
+    @field_validator("url", "external_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        return _base_url(value, "api_url", "http://alertmanager:9093")
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        return _base_url(value, info.field_name or "url", "http://alertmanager:9093")
 
     @model_validator(mode="after")
     def _one_credential(self) -> AlertmanagerAPI:
         if self.bearer_token is not None and self.basic_auth is not None:
             raise ValueError("set bearer_token or basic_auth, not both")
+        if not self.url and (self.external_url or self.name):
+            raise ValueError("set url: where alert-router calls this Alertmanager's API")
+        if not self.url and (self.bearer_token is not None or self.basic_auth is not None):
+            # The old default sent these to the webhook's externalURL, which any sender
+            # of a webhook chooses.
+            raise ValueError(
+                "set url: credentials are only ever sent to a configured url, never to"
+                " the externalURL a webhook names"
+            )
         return self
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.url)
+
+    @property
+    def display_name(self) -> str:
+        """`name`, else the host of `url`."""
+        return self.name or urlsplit(self.url).netloc
+
+    @property
+    def webhook_url(self) -> str:
+        """The `externalURL` its webhooks carry: `external_url`, else `url`."""
+        return self.external_url or self.url
 
 
 # A team name is the prefix of its receivers' names outside its file (`payments/slack`)
@@ -587,6 +679,7 @@ class Config(_Model):
     slack: SlackPacingConfig = Field(default_factory=SlackPacingConfig)
     email: EmailSettings = Field(default_factory=EmailSettings)
     alertmanager: AlertmanagerAPI = Field(default_factory=AlertmanagerAPI)
+    alertmanagers: list[AlertmanagerAPI] = Field(default_factory=list)
     receivers: list[ReceiverConfig] = Field(min_length=1)
     route: RouteConfig
     time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
@@ -607,6 +700,28 @@ class Config(_Model):
     def team_problems(self) -> list[str]:
         """Every problem of every team file (`file:line:col: ...`); empty when all loaded."""
         return [problem for load in self._team_loads for problem in load.problems]
+
+    @property
+    def alertmanager_entries(self) -> list[AlertmanagerAPI]:
+        """The Alertmanagers alert-router may call (`alertmanagers`, or `alertmanager`
+        when it names a url)."""
+        if self.alertmanagers:
+            return list(self.alertmanagers)
+        return [self.alertmanager] if self.alertmanager.configured else []
+
+    def alertmanager_for(self, external_url: str) -> AlertmanagerAPI | None:
+        """The configured Alertmanager whose webhooks carry `external_url` (trailing `/`
+        ignored, otherwise exact), if any."""
+        wanted = external_url.strip().rstrip("/")
+        if not wanted:
+            return None
+        for entry in self.alertmanager_entries:
+            if entry.webhook_url == wanted:
+                return entry
+        return None
+
+    def alertmanager_named(self, name: str) -> AlertmanagerAPI | None:
+        return next((e for e in self.alertmanager_entries if e.display_name == name), None)
 
     def receiver(self, name: str) -> ReceiverConfig:
         for receiver in self.receivers:

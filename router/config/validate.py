@@ -49,6 +49,7 @@ def check_semantics(data: Mapping[str, Any], report: Report) -> None:
     _inhibit_rules(data, report)
     _enrich(data, report)
     _interactivity(data, report)
+    _alertmanagers(data, report)
 
 
 def check_team_semantics(data: Mapping[str, Any], report: Report) -> None:
@@ -299,3 +300,30 @@ def _interactivity(data: Mapping[str, Any], report: Report) -> None:
         "no receiver posts with a bot token (slack.token + channel): buttons are only on"
         " bot-token messages, incoming webhooks cannot carry them",
     )
+
+
+def _alertmanagers(data: Mapping[str, Any], report: Report) -> None:
+    one, several = data.get("alertmanager"), data.get("alertmanagers")
+    if isinstance(one, dict) and one and isinstance(several, list) and several:
+        report(("alertmanagers",), "set alertmanager (one) or alertmanagers (several), not both")
+        return
+    if not isinstance(several, list):
+        return
+    names: dict[str, int] = {}
+    externals: dict[str, int] = {}
+    for i, entry in _items(several):
+        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+            continue
+        url = entry["url"].strip().rstrip("/")
+        name = entry.get("name") or url.partition("://")[2].partition("/")[0]
+        external = str(entry.get("external_url") or url).strip().rstrip("/")
+        if name in names:
+            report(("alertmanagers", i, "name"), f"{name!r} names alertmanagers[{names[name]}] too")
+        names.setdefault(name, i)
+        if external in externals:
+            # A webhook's externalURL must lead to exactly one of them.
+            report(
+                ("alertmanagers", i, "external_url"),
+                f"{external!r} is alertmanagers[{externals[external]}]'s external_url too",
+            )
+        externals.setdefault(external, i)

@@ -8,18 +8,20 @@ the webhook may be acknowledged, because everything it said is in the store.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from router.config.schema import Config
 from router.enrich.deploys import deploys_of
 from router.ingest import alertmanager, argocd
-from router.model import Event, Notification, RouteSettings
+from router.model import AlertState, Event, Notification, RouteSettings
 from router.notify.firing import FiringAlerts, alert_states
 from router.routing.tree import RouteTree
 from router.runtime import Runtime
@@ -35,6 +37,17 @@ _ERRORS_SHOWN = 5
 
 class InvalidPayload(ValueError):
     """The body is not JSON, or not what the source sends; nothing was recorded."""
+
+
+class PayloadTooLarge(InvalidPayload):
+    """The body carries more alerts or groups than one webhook may; nothing was recorded."""
+
+
+# A body this large takes milliseconds to parse and route: that is done off the event loop,
+# so health probes and other webhooks are answered meanwhile. Smaller ones (an ordinary
+# Alertmanager group of a few dozen alerts) stay on it, where a thread costs more than
+# the work.
+OFF_LOOP_BYTES = 64 * 1024
 
 
 def new_id() -> str:
@@ -104,8 +117,47 @@ def _parse(body: bytes, model: type[BaseModel]) -> Any:
         raise InvalidPayload(_schema_error(exc)) from exc
 
 
+# A large body's alerts are validated this many at a time: each chunk holds the GIL for a
+# few milliseconds (pydantic's core does not release it), so the event loop's thread gets
+# it back between chunks instead of waiting out a whole megabyte.
+_ALERT_CHUNK = 250
+_ALERT_LIST = TypeAdapter(list[alertmanager.AlertmanagerAlert])
+
+
+def _parse_alertmanager(body: bytes, limit: int) -> alertmanager.AlertmanagerWebhook:
+    """The webhook model of `body`; a large one in chunks, refused early past `limit`."""
+    model = alertmanager.AlertmanagerWebhook
+    if len(body) < OFF_LOOP_BYTES:
+        return cast(alertmanager.AlertmanagerWebhook, _parse(body, model))
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    alerts = data.get("alerts") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not isinstance(alerts, list) or not alerts:
+        return cast(alertmanager.AlertmanagerWebhook, _parse(body, model))
+    _check_alert_count(len(alerts), limit)
+    try:
+        head = model.model_validate({**data, "alerts": alerts[:1]})
+        parsed: list[alertmanager.AlertmanagerAlert] = []
+        for start in range(0, len(alerts), _ALERT_CHUNK):
+            parsed.extend(_ALERT_LIST.validate_python(alerts[start : start + _ALERT_CHUNK]))
+    except ValidationError:
+        # The whole body again, for errors that name the failing alert's index.
+        return cast(alertmanager.AlertmanagerWebhook, _parse(body, model))
+    return head.model_copy(update={"alerts": parsed})
+
+
+def _check_alert_count(count: int, limit: int) -> None:
+    if count > limit:
+        raise PayloadTooLarge(
+            f"{count} alerts in one webhook; server.max_alerts_per_webhook is {limit}"
+        )
+
+
 def _alertmanager(body: bytes, config: Config, now: datetime) -> list[Event]:
-    return alertmanager.to_events(_parse(body, alertmanager.AlertmanagerWebhook), config, now)
+    payload = _parse_alertmanager(body, config.server.max_alerts_per_webhook)
+    return alertmanager.to_events(payload, config, now)
 
 
 def _argocd(body: bytes, config: Config, now: datetime) -> list[Event]:
@@ -117,6 +169,33 @@ SOURCES: Mapping[str, Callable[[bytes, Config, datetime], list[Event]]] = {
     "alertmanager": _alertmanager,
     "argocd": _argocd,
 }
+
+
+def _plan(
+    source: str, body: bytes, runtime: Runtime, now: datetime
+) -> tuple[list[Event], list[Notification], list[AlertState]]:
+    """A body's events, the notifications they make and the alert states inhibition needs.
+    Pure (no I/O, nothing shared written), so it may run on another thread."""
+    config = runtime.config
+    events = SOURCES[source](body, config, now)
+    _check_alert_count(len(events), config.server.max_alerts_per_webhook)
+    groups = len({event.group_key for event in events})
+    limit = config.server.max_groups_per_webhook
+    if groups > limit:
+        raise PayloadTooLarge(
+            f"{groups} groups in one webhook (Alertmanager sends one);"
+            f" server.max_groups_per_webhook is {limit}"
+        )
+    # Only Argo CD problems are held (flap damping): Alertmanager has its own group_wait.
+    hold = argocd.hold_of(config) if source == "argocd" else None
+    notifications = plan_notifications(events, runtime.tree, now, hold)
+    # Alert states only matter to inhibition: without rules, nothing is spent on them.
+    alerts = (
+        alert_states(events, now.timestamp(), config.dedup.repeat_interval)
+        if config.inhibit_rules
+        else []
+    )
+    return events, notifications, alerts
 
 
 class Intake:
@@ -139,23 +218,18 @@ class Intake:
     async def accept(self, source: str, body: bytes) -> int:
         """Parse, route and record one webhook body of `source`; returns its event count.
 
-        Raises InvalidPayload for a body that does not parse or fit the source's schema and
+        Raises InvalidPayload for a body that does not parse or fit the source's schema
+        (PayloadTooLarge for one over the per-webhook limits) and
         StoreUnavailable when the store cannot record; in both cases nothing was recorded.
         """
         # One runtime for the whole webhook, even if a reload swaps it meanwhile.
         runtime = self._runtime()
-        config = runtime.config
         now = datetime.fromtimestamp(self._clock(), UTC)
-        events = SOURCES[source](body, config, now)
-        # Only Argo CD problems are held (flap damping): Alertmanager has its own group_wait.
-        hold = argocd.hold_of(config) if source == "argocd" else None
-        notifications = plan_notifications(events, runtime.tree, now, hold)
-        # Alert states only matter to inhibition: without rules, nothing is spent on them.
-        alerts = (
-            alert_states(events, now.timestamp(), config.dedup.repeat_interval)
-            if config.inhibit_rules
-            else []
-        )
+        if len(body) >= OFF_LOOP_BYTES:
+            planned = await asyncio.to_thread(_plan, source, body, runtime, now)
+        else:
+            planned = _plan(source, body, runtime, now)
+        events, notifications, alerts = planned
         await self._store.record(notifications, alerts=alerts, deploys=deploys_of(events))
         if alerts:
             self._firing.invalidate()

@@ -23,14 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from router.alertmanager_api.client import AlertmanagerClient, Matcher, SilenceError, Silences
+from router.alertmanager_api.client import AlertmanagerClient, SilenceError, Silences
 from router.channels.base import DeliveryError
-from router.channels.slack.channel import SlackChannel
+from router.channels.slack.channel import SlackChannel, posted_scope
 from router.config.schema import AlertmanagerAPI
 from router.interact.actions import Action, ActionClaim, ActionKind, GroupActions
-from router.model import Event, NflogEntry, TimelineEntry
+from router.interact.pagers import acknowledge_pagers
+from router.model import NflogEntry, SilenceScope, TimelineEntry
 from router.notify.retry import backoff
 from router.render.text import escape_mrkdwn, format_duration
+from router.routing.matchers import Matcher
 from router.runtime import Runtime
 from router.store.protocols import Store, StoreUnavailable
 from router.web.metrics import Metrics
@@ -78,26 +80,6 @@ def marker_of(action: Action) -> str:
     return f"[alert-router {hashlib.sha256(action.id.encode()).hexdigest()[:16]}]"
 
 
-def silence_matchers(events: list[Event]) -> list[Matcher]:
-    """Equality matchers Alertmanager knows: the group labels it sent, plus alertname.
-    Without group labels (an older record), the labels every alert shares as sent."""
-    labels: dict[str, str] = {}
-    for event in events:
-        if event.group_labels:
-            labels = dict(event.group_labels)
-            break
-    if not labels and events:
-        common = events[0].labels_as_sent()
-        for event in events[1:]:
-            sent = event.labels_as_sent()
-            common = {k: v for k, v in common.items() if sent.get(k) == v}
-        labels = common
-    names = {e.labels_as_sent().get("alertname", "") for e in events}
-    if "alertname" not in labels and len(names) == 1 and "" not in names:
-        labels["alertname"] = names.pop()
-    return [Matcher(name, value) for name, value in sorted(labels.items()) if value]
-
-
 class ActionRunner:
     """Claims recorded clicks and carries them out until stopped."""
 
@@ -115,21 +97,44 @@ class ActionRunner:
         self.runtime = runtime
         self.clock = clock
         self._make_silences = silences or AlertmanagerClient
-        self._silences: tuple[AlertmanagerAPI, Silences] | None = None
+        # One client per configured Alertmanager, by name, with the config it was made of.
+        self._clients: dict[str, tuple[AlertmanagerAPI, Silences]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         """A click was recorded: look now."""
         self._wake.set()
 
-    def silences(self) -> Silences:
-        """The Alertmanager client for the config in force (rebuilt when it changes)."""
-        cfg = self.runtime().config.alertmanager
-        if self._silences is None or self._silences[0] != cfg:
-            self._silences = (cfg, self._make_silences(cfg))
-        return self._silences[1]
+    def silences(self, name: str) -> Silences | None:
+        """The client of the configured Alertmanager `name` (None once it is no longer
+        configured); rebuilt when its entry changes, the old one closed once idle."""
+        cfg = self.runtime().config.alertmanager_named(name)
+        if cfg is None:
+            return None
+        known = self._clients.get(name)
+        if known is not None and known[0] == cfg:
+            return known[1]
+        client = self._make_silences(cfg)
+        self._clients[name] = (cfg, client)
+        if known is not None:
+            self._close_when_idle(known[1])
+        return client
+
+    def _close_when_idle(self, client: Silences) -> None:
+        """Close a replaced client after the clicks running now, which may still use it."""
+        running = set(self._tasks)
+
+        async def close() -> None:
+            if running:
+                await asyncio.wait(running)
+            await client.close()
+
+        task = asyncio.create_task(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def run(self) -> None:
         """Claim and carry out clicks until `stop()`; a store outage is waited out."""
@@ -156,10 +161,11 @@ class ActionRunner:
             await asyncio.wait(set(self._tasks), timeout=5)
         for task in self._tasks:
             task.cancel()
-        if self._silences is not None:
-            client = self._silences[1]
-            if isinstance(client, AlertmanagerClient):
-                await client.close()
+        if self._closing:
+            await asyncio.wait(set(self._closing), timeout=5)
+        clients, self._clients = self._clients, {}
+        for _, client in clients.values():
+            await client.close()
 
     async def _carry(self, claim: ActionClaim) -> None:
         action = claim.action
@@ -173,6 +179,9 @@ class ActionRunner:
         try:
             channel, entry = await self._target(action)
             done = await self._apply(claim, channel, entry)
+            if action.kind is ActionKind.ACK:
+                # Also when already acknowledged: a retry after PagerDuty failed gets here.
+                await acknowledge_pagers(self.store, self.runtime(), action.group_key, self.clock())
             if done.changed:
                 await self._note(action, done.text)
             await self._show(channel, action)
@@ -217,7 +226,7 @@ class ActionRunner:
         detail = {"user": action.user_id, "user_name": action.user_name, "action": action.id}
         if action.kind is ActionKind.SILENCE:
             detail["duration"] = format_duration(action.duration)
-        text = f"{done} by {who} from Slack"
+        text = f"{done} by {who} from {action.origin}"
         if action.kind is ActionKind.SILENCE:
             text += f" for {format_duration(action.duration)}"
         entry = TimelineEntry(self.clock(), kind, text, detail)
@@ -238,16 +247,7 @@ class ActionRunner:
         self._count(claim.action, "given_up" if give_up else "retrying")
         try:
             if give_up:
-                action = claim.action
-                # Nothing holds the group "being silenced" any more.
-                await self._update(
-                    action,
-                    lambda s: (
-                        replace(s, silence_pending="", last_error=error)
-                        if s.silence_pending == action.id
-                        else None
-                    ),
-                )
+                await self._release(claim.action, error)
                 await self._tell(
                     claim.action, f"Gave up after {format_duration(ACTION_RETRY_FOR)}: {error}"
                 )
@@ -323,21 +323,24 @@ class ActionRunner:
             done = await self._update(action, lambda s: s.cleared_ack() if s.acknowledged else None)
             return Done("unacknowledged", True) if done else Done("not acknowledged", False)
         if kind is ActionKind.SILENCE:
-            return await self._silence(claim)
+            return await self._silence(claim, entry)
         return await self._unsilence(claim)
 
-    async def _events(self, action: Action) -> tuple[list[Event], str]:
-        """The group's alerts as last recorded, and that record's id."""
+    async def _record_id(self, action: Action) -> str:
+        """The id of the group's latest record (what the silence's comment links to)."""
         records = await self.store.list_notifications(
             1, receiver=action.receiver, group_key=action.group_key
         )
-        if not records:
-            raise Unknown("no record of the group")
-        record = records[0]
-        return [Event.from_dict(a) for a in record.alerts], record.id
+        return records[0].id if records else ""
 
-    async def _silence(self, claim: ActionClaim) -> Done:
+    async def _silence(self, claim: ActionClaim, entry: NflogEntry) -> Done:
         action = claim.action
+        # What the message offered when it was posted, not what later webhooks say.
+        scope = posted_scope(entry.channel_state)
+        if scope is None or not scope.offered:
+            why = scope.unavailable if scope is not None else "it was posted without one"
+            await self._tell(action, f"This message offers no silence: {why}.")
+            raise Unknown(f"no silence offered: {why}")
         now = self.clock()
         reserved = await self._update(
             action,
@@ -352,11 +355,10 @@ class ActionRunner:
         state = await self._state(action)
         if reserved is None and state.silence_pending != action.id:
             return Done("already silenced", False)
-        events, record_id = await self._events(action)
-        if any(e.source != "alertmanager" for e in events):
+        if scope.by_router:
             silence_id = ""
         else:
-            silence_id = await self._create_silence(claim, events, record_id)
+            silence_id = await self._create_silence(claim, entry, scope)
         start = self.clock()
         await self._update(
             action,
@@ -368,6 +370,8 @@ class ActionRunner:
                     silenced_at=start,
                     silenced_until=start + action.duration,
                     silence_id=silence_id,
+                    silence_alertmanager=scope.alertmanager,
+                    silence_matchers=scope.matcher_text() if scope.matchers else "",
                     silence_pending="",
                     last_error="",
                 )
@@ -377,62 +381,72 @@ class ActionRunner:
         )
         return Done(f"silenced ({silence_id or 'by the router'})", True)
 
-    async def _create_silence(self, claim: ActionClaim, events: list[Event], record_id: str) -> str:
+    async def _create_silence(
+        self, claim: ActionClaim, entry: NflogEntry, scope: SilenceScope
+    ) -> str:
         action = claim.action
-        silences = self.silences()
-        base = self._base_url(silences, events)
+        silences = self.silences(scope.alertmanager)
+        if silences is None:
+            text = f"Could not create the silence: Alertmanager {scope.alertmanager!r} is no"
+            text += " longer configured"
+            await self._release(action, text)
+            await self._tell(action, text)
+            raise Unknown(text)
         marker = marker_of(action)
-        matchers = silence_matchers(events)
-        if not matchers:
-            raise Unknown("the group has no labels to silence on")
+        matchers = [Matcher(name, op, value) for name, op, value in scope.matchers]
         try:
-            found = await silences.find(base, marker, matchers)
+            found = await silences.find(marker, matchers)
             if found:
                 return found
             now = datetime.fromtimestamp(self.clock(), UTC)
             return await silences.create(
-                base,
                 matchers,
                 starts_at=now,
                 ends_at=datetime.fromtimestamp(self.clock() + action.duration, UTC),
                 created_by=action.user_name or f"slack:{action.user_id}",
-                comment=f"Silenced from Slack by {action.user_name or action.user_id}:"
-                f" {self._link(action, record_id)} {marker}",
+                comment=f"Silenced from Slack by {action.user_name or action.user_id}"
+                f" from the message {await self._link(action, entry)} {marker}",
             )
         except SilenceError as exc:
             await self._say_failure(claim, f"Could not create the silence: {exc}", exc)
             raise Retry(str(exc)) from None
 
+    async def _release(self, action: Action, error: str) -> None:
+        """Nothing holds the group "being silenced" by `action` any more."""
+        await self._update(
+            action,
+            lambda s: (
+                replace(s, silence_pending="", last_error=error)
+                if s.silence_pending == action.id
+                else None
+            ),
+        )
+
     async def _say_failure(self, claim: ActionClaim, text: str, exc: SilenceError) -> None:
         """Tell the thread once per click why it is not done yet (or not at all)."""
         if not exc.retryable:
-            await self._update(
-                claim.action,
-                lambda s: (
-                    replace(s, silence_pending="", last_error=str(exc))
-                    if s.silence_pending == claim.action.id
-                    else None
-                ),
-            )
+            await self._release(claim.action, str(exc))
             await self._tell(claim.action, text)
             raise Unknown(text)
         if claim.attempts == 0:
             await self._tell(claim.action, f"{text} (trying again)")
 
-    def _base_url(self, silences: Silences, events: list[Event]) -> str:
-        external = next((e.external_url for e in events if e.external_url), "")
-        if isinstance(silences, AlertmanagerClient):
-            return silences.base_url(external)
-        return (self.runtime().config.alertmanager.api_url or external).rstrip("/")
-
-    def _link(self, action: Action, record_id: str) -> str:
-        external = self.runtime().config.server.external_url
-        if external:
-            return f"{external}/ui/notifications/{record_id}"
-        if action.team_domain:
+    async def _link(self, action: Action, entry: NflogEntry) -> str:
+        """The message the click was on: its Slack link, and its console page."""
+        links = []
+        permalink = entry.channel_state.get("permalink", "")
+        if permalink:
+            links.append(permalink)
+        elif action.team_domain:
             ts = action.message_ts.replace(".", "")
-            return f"https://{action.team_domain}.slack.com/archives/{action.channel}/p{ts}"
-        return f"Slack message {action.channel}/{action.message_ts}"
+            links.append(f"https://{action.team_domain}.slack.com/archives/{action.channel}/p{ts}")
+        else:
+            links.append(f"{action.channel}/{action.message_ts}")
+        external = self.runtime().config.server.external_url
+        record_id = await self._record_id(action) if external else ""
+        if record_id:
+            links.append(f"{external}/ui/notifications/{record_id}")
+        return " ".join(links)
 
     async def _unsilence(self, claim: ActionClaim) -> Done:
         action = claim.action
@@ -440,10 +454,16 @@ class ActionRunner:
         if not state.silenced(self.clock()):
             return Done("not silenced", False)
         if state.silence_id:
-            events, _ = await self._events(action)
-            silences = self.silences()
+            silences = self._silences_of(state)
+            if silences is None:
+                text = (
+                    f"Could not expire the silence {state.silence_id}: its Alertmanager"
+                    f" {state.silence_alertmanager!r} is no longer configured"
+                )
+                await self._tell(action, text)
+                raise Unknown(text)
             try:
-                await silences.expire(self._base_url(silences, events), state.silence_id)
+                await silences.expire(state.silence_id)
             except SilenceError as exc:
                 text = f"Could not expire the silence {state.silence_id}: {exc}"
                 if not exc.retryable:
@@ -458,6 +478,14 @@ class ActionRunner:
             lambda s: s.cleared_silence() if s.silence_id == silence_id and s.silenced_by else None,
         )
         return Done("unsilenced", True)
+
+    def _silences_of(self, state: GroupActions) -> Silences | None:
+        """The client of the Alertmanager holding the group's silence (a silence made
+        before that was kept: the only configured Alertmanager, if there is one)."""
+        if state.silence_alertmanager:
+            return self.silences(state.silence_alertmanager)
+        entries = self.runtime().config.alertmanager_entries
+        return self.silences(entries[0].display_name) if len(entries) == 1 else None
 
     async def _show(self, channel: SlackChannel, action: Action) -> None:
         """Edit the message to what the group's state is now (read again: another click

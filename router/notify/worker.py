@@ -40,6 +40,7 @@ from router.notify.health import DeliveryHealth
 from router.notify.pacing import Pacer
 from router.notify.retry import backoff
 from router.notify.stages import (
+    ChatLinksStage,
     DedupStage,
     EnrichStage,
     InhibitStage,
@@ -159,9 +160,9 @@ def default_pipeline(
     pacer: Pacer,
     firing: FiringAlerts,
 ) -> Stage:
-    """mute -> inhibit -> dedup -> render -> enrich -> notify -> set notifies: Alertmanager's
-    order, with enrichment after dedup so duplicates cost no Loki query. Claims end through
-    `outbox`."""
+    """mute -> inhibit -> dedup -> render -> enrich -> chat links -> notify -> set notifies:
+    Alertmanager's order, with enrichment after dedup so duplicates cost no Loki query.
+    Claims end through `outbox`."""
     return MultiStage(
         [
             MuteStage(),
@@ -169,6 +170,7 @@ def default_pipeline(
             DedupStage(store, outbox, metrics, store),
             RenderStage(),
             EnrichStage(DeployCorrelator(store)),
+            ChatLinksStage(store),
             NotifyStage(pacer, metrics),
             SetNotifiesStage(outbox, metrics, clock, store),
         ]

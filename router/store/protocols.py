@@ -231,6 +231,17 @@ class DeliveryRecords(Protocol):
         ...
 
 
+# A shorter text matches nearly everything and costs a scan of every record.
+MIN_TEXT = 3
+
+
+def text_query_problem(text: str | None) -> str | None:
+    """Why `q` cannot be searched for, or None (the API and the console say the same)."""
+    if text is not None and len(text) < MIN_TEXT:
+        return f"q must be at least {MIN_TEXT} characters"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class RecordQuery:
     """The filters of the console's list and of `GET /api/v1/notifications`; None is any.

@@ -16,14 +16,14 @@ from aiohttp import web
 
 from router.model import DeliveryState, parse_time
 from router.routetest.runner import Routing
-from router.store.protocols import RecordQuery, StoreUnavailable
+from router.store.protocols import RecordQuery, StoreUnavailable, text_query_problem
+from router.web.deadline import ReadTimeout, read_body
 from router.web.openapi import openapi_document
 from router.web.state import STATE
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 # The text index answers substrings this long or longer without reading every record.
-MIN_TEXT = 3
 # Records of one group shown at once (a group's records over keep_records).
 GROUP_LIMIT = 1000
 MAX_LABELS = 100
@@ -83,9 +83,9 @@ def record_query(query: Mapping[str, str]) -> RecordQuery:
     state = fields.get("state")
     if state is not None and state not in STATES:
         raise BadRequest(f"state must be one of {', '.join(STATES)}, not {state!r}")
-    text = fields.get("text")
-    if text is not None and len(text) < MIN_TEXT:
-        raise BadRequest(f"q must be at least {MIN_TEXT} characters")
+    problem = text_query_problem(fields.get("text"))
+    if problem is not None:
+        raise BadRequest(problem)
     return RecordQuery(**fields)
 
 
@@ -168,7 +168,10 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     max_bytes = request.app[STATE].runtime.config.server.max_body_bytes
     if request.content_length is not None and request.content_length > max_bytes:
         raise BadRequest(f"body larger than {max_bytes} bytes", 413)
-    raw = await request.content.read(max_bytes + 1)
+    try:
+        raw = await read_body(request, request.content.read(max_bytes + 1))
+    except ReadTimeout as exc:
+        raise BadRequest(str(exc), 408) from None
     if len(raw) > max_bytes:
         raise BadRequest(f"body larger than {max_bytes} bytes", 413)
     try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from router import version
+from router.config.exposure import asks_for_credentials, open_surfaces
 from router.config.loader import ConfigError, load_config
 from router.config.schema import Config
 from router.ingest.intake import Intake
@@ -23,9 +24,11 @@ from router.notify.worker import Deliverer
 from router.runtime import Runtime
 from router.store import open_store
 from router.store.protocols import StoreUnavailable
+from router.web.deadline import deadline_middleware, start_site
 from router.web.handlers import add_routes, check_store, mark_store
 from router.web.logs import setup_logging
 from router.web.metrics import Metrics
+from router.web.security import proxy_headers, same_site_changes, security_headers
 from router.web.slack import setup_slack
 from router.web.state import STATE, AppState
 
@@ -46,7 +49,15 @@ def create_app(
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The service as an aiohttp app; the store opens and the worker starts on startup."""
-    app = web.Application(client_max_size=max(config.server.max_body_bytes, 1) * 2)
+    app = web.Application(
+        client_max_size=max(config.server.max_body_bytes, 1) * 2,
+        middlewares=[
+            deadline_middleware(lambda: app[STATE].runtime.config.server.read_timeout),
+            proxy_headers,
+            same_site_changes,
+        ],
+    )
+    app.on_response_prepare.append(security_headers)
     metrics = Metrics()
     runtime = Runtime.build(config, metrics=metrics, clock=clock)
     the_store = open_store(config.state, clock=clock)
@@ -145,7 +156,7 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-def run_server(config_path: str, host: str, port: int, log_level: str = "info") -> int:
+def run_server(config_path: str, host: str | None, port: int, log_level: str = "info") -> int:
     """Serve until SIGTERM/SIGINT, then drain in-flight work; SIGHUP reloads the config.
 
     Whatever stops it from starting (a bad config, a port it cannot bind) is reported in
@@ -160,6 +171,8 @@ def run_server(config_path: str, host: str, port: int, log_level: str = "info") 
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
+    if host is None:
+        host = default_host(config)
     try:
         return asyncio.run(_serve(config, Path(config_path), host, port))
     except KeyboardInterrupt:
@@ -167,15 +180,30 @@ def run_server(config_path: str, host: str, port: int, log_level: str = "info") 
         return 130
 
 
+def default_host(config: Config) -> str:
+    """All interfaces, but only loopback while nothing asks for credentials: a quick start
+    on a laptop is open to that laptop, not to its network."""
+    if asks_for_credentials(config):
+        return "0.0.0.0"  # nosec B104 - chosen only when every surface asks for credentials
+    log.warning(
+        "listening on 127.0.0.1 only: no surface asks for credentials (server.auth);"
+        " give --host 0.0.0.0 (or ROUTER_HOST) to listen on every interface anyway"
+    )
+    return "127.0.0.1"
+
+
 async def _serve(config: Config, path: Path, host: str, port: int) -> int:
-    runner = await _start(config, path, host, port)
-    if runner is None:
+    started = await _start(config, path, host, port)
+    if started is None:
         return 1
+    runner, listening = started
     app = runner.app
     log.info(
         "listening",
         extra={"host": host, "port": port, "config": str(path), "version": version()},
     )
+    for surface in open_surfaces(config):
+        log.warning("open to anyone: %s", surface)
     _tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -192,20 +220,25 @@ async def _serve(config: Config, path: Path, host: str, port: int) -> int:
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     await stop.wait()
     log.info("shutting down: draining in-flight deliveries")
+    listening.close()
     await runner.cleanup()
     log.info("stopped")
     return 0
 
 
-async def _start(config: Config, path: Path, host: str, port: int) -> web.AppRunner | None:
+async def _start(
+    config: Config, path: Path, host: str, port: int
+) -> tuple[web.AppRunner, asyncio.Server] | None:
     """The app, its store open and its port bound; None (after one log line) if not."""
     runner: web.AppRunner | None = None
     try:
         app = create_app(config, config_path=path)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        return runner
+        listening = await start_site(
+            runner, host, port, lambda: app[STATE].runtime.config.server.read_timeout
+        )
+        return runner, listening
     except OSError as exc:
         log.error(
             "cannot start: cannot listen",

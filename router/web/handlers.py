@@ -12,7 +12,7 @@ import time
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from router.ingest.intake import SOURCES, InvalidPayload
+from router.ingest.intake import SOURCES, InvalidPayload, PayloadTooLarge
 from router.store.protocols import StoreUnavailable, exported_outbox_depth
 from router.web.api import add_api_routes
 from router.web.auth import (
@@ -26,6 +26,7 @@ from router.web.auth import (
     log_refused,
 )
 from router.web.console.mount import setup_console
+from router.web.deadline import ReadTimeout, read_body
 from router.web.state import STATE, AppState
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,11 @@ def webhook_handler(source: str) -> Handler:
             state.metrics.webhooks_rejected.labels(source, exc.reason).inc()
             log_refused(request, exc, source=source)
             headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else {}
-            return web.json_response({"error": exc.message}, status=exc.status, headers=headers)
+            answer = web.json_response({"error": exc.message}, status=exc.status, headers=headers)
+            if exc.status == 408:
+                # The rest of the body may still trickle in: nothing more is read from it.
+                answer.force_close()
+            return answer
         state.metrics.events_received.labels(source).inc(accepted)
         state.metrics.webhook_duration.labels(source).observe(time.perf_counter() - started)
         return web.json_response({"accepted": accepted})
@@ -82,9 +87,14 @@ async def _accept(request: web.Request, state: AppState, source: str) -> int:
         raise Rejected(401, "unauthorized", "missing or wrong credentials", challenge(auth))
     if not _is_json(request.content_type):
         raise Rejected(415, "unsupported_media_type", "Content-Type must be application/json")
-    body = await _read_body(request, server.max_body_bytes)
+    try:
+        body = await read_body(request, _read_body(request, server.max_body_bytes))
+    except ReadTimeout as exc:
+        raise Rejected(408, "timeout", str(exc)) from None
     try:
         return await state.intake.accept(source, body)
+    except PayloadTooLarge as exc:
+        raise Rejected(413, "too_large", str(exc)) from exc
     except InvalidPayload as exc:
         raise Rejected(400, "bad_request", str(exc)) from exc
     except StoreUnavailable as exc:

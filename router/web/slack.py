@@ -33,6 +33,7 @@ from router.interact.runner import ActionRunner
 from router.runtime import Runtime
 from router.store.protocols import Store, StoreUnavailable
 from router.web.auth import Rejected, log_refused
+from router.web.deadline import ReadTimeout, read_body
 from router.web.metrics import Metrics
 from router.web.state import STATE
 
@@ -121,7 +122,10 @@ async def interactions(request: web.Request) -> web.Response:
     limit = config.server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return _refuse(request, 413, "too_large", f"body larger than {limit} bytes")
-    body = await request.read()
+    try:
+        body = await read_body(request, request.read())
+    except ReadTimeout as exc:
+        return _refuse(request, 408, "timeout", str(exc))
     if len(body) > limit:
         return _refuse(request, 413, "too_large", f"body larger than {limit} bytes")
     problem = _verify(

@@ -120,6 +120,18 @@ routes.d/{{ . }}.yaml
 {{- $state := deepCopy ($config.state | default dict) }}
 {{- $_ := set $state "url" "${ROUTER_STATE_URL}" }}
 {{- $_ := set $config "state" $state }}
+{{- if .Values.webhookAuth.enabled }}
+{{- $server := deepCopy ($config.server | default dict) }}
+{{- $auth := deepCopy ($server.auth | default dict) }}
+{{- if not (hasKey $auth "alertmanager") }}
+{{- $_ := set $auth "alertmanager" (dict "bearer_token" (printf "${%s}" .Values.webhookAuth.alertmanagerKey)) }}
+{{- end }}
+{{- if not (hasKey $auth "argocd") }}
+{{- $_ := set $auth "argocd" (dict "bearer_token" (printf "${%s}" .Values.webhookAuth.argocdKey)) }}
+{{- end }}
+{{- $_ := set $server "auth" $auth }}
+{{- $_ := set $config "server" $server }}
+{{- end }}
 {{- if .Values.teams }}
 {{- $teams := list }}
 {{- range $name, $team := .Values.teams }}
@@ -137,4 +149,24 @@ routes.d/{{ . }}.yaml
 {{/* Label selector of this release's metrics, for the PrometheusRule's expressions. */}}
 {{- define "alert-router.metricsSelector" -}}
 namespace="{{ .Release.Namespace }}", job="{{ include "alert-router.fullname" . }}"
+{{- end }}
+
+{{/* The Secret holding the webhook tokens: the given one, or the chart's own. */}}
+{{- define "alert-router.webhookSecretName" -}}
+{{- .Values.webhookAuth.existingSecret | default (printf "%s-webhook-auth" (include "alert-router.fullname" .)) }}
+{{- end }}
+
+{{/*
+A webhook token: the one already in the chart's Secret (an upgrade keeps it), else a new
+random one. `lookup` answers nothing under `helm template`, which then shows a fresh token.
+*/}}
+{{- define "alert-router.webhookToken" -}}
+{{- $root := index . 0 }}
+{{- $key := index . 1 }}
+{{- $existing := lookup "v1" "Secret" $root.Release.Namespace (include "alert-router.webhookSecretName" $root) }}
+{{- if and $existing (hasKey $existing.data $key) }}
+{{- index $existing.data $key | b64dec }}
+{{- else }}
+{{- randAlphaNum 40 }}
+{{- end }}
 {{- end }}

@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 from router.interact.actions import GroupActions
-from router.model import Status
+from router.model import SilenceScope, Status
 from router.render.message import (
     MAX_DIGEST_LISTED,
     AlertView,
@@ -42,6 +42,8 @@ from router.render.message import (
     LogExcerpt,
     Message,
     alert_links,
+    message_facts,
+    top_severity,
 )
 from router.render.text import escape_mrkdwn, format_duration, plural, severity_rank
 
@@ -85,14 +87,6 @@ _TITLE_BUDGET = 80
 
 _LINK_SCHEMES = ("http://", "https://", "mailto:")
 _ZWSP = "\u200b"
-_DETAIL_ORDER = (
-    "revision",
-    "syncStatus",
-    "healthStatus",
-    "operationPhase",
-    "repoURL",
-    "finishedAt",
-)
 
 
 SlackPayload = dict[str, Any]
@@ -174,17 +168,6 @@ def slack_date(when: datetime) -> str:
     return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
-def top_severity(message: Message) -> str:
-    """The most severe severity among the firing alerts (the message's own when unlabelled)."""
-    severities = [a.labels.get("severity", "") for a in message.firing]
-    severities = [s for s in severities if s] or [
-        s.strip() for s in message.severity.split(",") if s.strip()
-    ]
-    if not severities:
-        return ""
-    return min(severities, key=severity_rank)
-
-
 def message_color(message: Message) -> str:
     """The attachment side-bar colour: green when resolved, else by the top severity."""
     if message.status is Status.RESOLVED:
@@ -250,21 +233,7 @@ def _field(title: str, value: str) -> dict[str, Any]:
 
 
 def _fields_block(message: Message) -> dict[str, Any]:
-    pairs: list[tuple[str, str]] = [
-        ("Status", message.status_text),
-        ("Env", message.env),
-        ("Severity", message.severity),
-        ("Alert" if message.source != "argocd" else "Trigger", message.alertname),
-        ("App", message.app),
-        ("Namespace", message.namespace),
-    ]
-    details = dict(message.details)
-    # `message` is already the alert summary; everything else Argo CD sent is shown.
-    details.pop("message", None)
-    ordered = [k for k in _DETAIL_ORDER if k in details]
-    ordered += sorted(k for k in details if k not in _DETAIL_ORDER)
-    pairs += [(k, details[k]) for k in ordered]
-    fields = [_field(t, v) for t, v in pairs if v][:MAX_FIELDS]
+    fields = [_field(t, v) for t, v in message_facts(message)][:MAX_FIELDS]
     return {"type": "section", "fields": fields}
 
 
@@ -732,6 +701,9 @@ class Buttons:
     state: GroupActions | None = None
     now: float = 0.0
     fresh: bool = False
+    # What a Silence creates, fixed when the message was posted; no Silence buttons
+    # without one (or when it says none can be offered).
+    silence: SilenceScope | None = None
 
 
 def button_value(receiver: str, group_key: str, duration: float = 0.0) -> str:
@@ -803,25 +775,10 @@ def interactive_blocks(buttons: Buttons) -> list[dict[str, Any]]:
     ]
     if silenced:
         elements.append(_button("Unsilence", ACTION_UNSILENCE, value))
-    elif state is None or not state.silence_pending:
-        for duration in buttons.durations:
-            label = format_duration(duration)
-            elements.append(
-                _button(
-                    f"Silence {label}",
-                    f"{ACTION_SILENCE}_{int(duration)}",
-                    button_value(buttons.receiver, buttons.group_key, duration),
-                    confirm={
-                        "title": {"type": "plain_text", "text": f"Silence for {label}?"},
-                        "text": {
-                            "type": "mrkdwn",
-                            "text": "Nobody is told about this group's firing alerts meanwhile.",
-                        },
-                        "confirm": {"type": "plain_text", "text": "Silence"},
-                        "deny": {"type": "plain_text", "text": "Cancel"},
-                    },
-                )
-            )
+    elif (state is None or not state.silence_pending) and buttons.silence is not None:
+        if buttons.silence.offered:
+            for duration in buttons.durations:
+                elements.append(_silence_button(buttons, buttons.silence, duration))
     blocks.append(
         {
             "type": "actions",
@@ -830,6 +787,45 @@ def interactive_blocks(buttons: Buttons) -> list[dict[str, Any]]:
         }
     )
     return blocks
+
+
+# Slack cuts a confirmation dialog's text at 300 characters.
+_CONFIRM_TEXT = 300
+
+
+def silence_confirmation(scope: SilenceScope, label: str) -> str:
+    """The dialog's words: what the silence matches and where it is made (plain mrkdwn,
+    within Slack's limit; what does not fit is counted, never silently left out)."""
+    if scope.by_router:
+        return f"alert-router stops telling anyone about this group for {label}."
+    head = f"Creates a silence for {label} on Alertmanager {escape_mrkdwn(scope.alertmanager)}"
+    shown: list[str] = []
+    for i, (name, op, value) in enumerate(scope.matchers):
+        text = escape_mrkdwn(f"{name}{op}{json.dumps(value, ensure_ascii=False)}")
+        rest = len(scope.matchers) - i - 1
+        tail = f" and {rest} more matchers (see the console)" if rest else ""
+        candidate = f"{head} matching `{', '.join([*shown, text])}`{tail}"
+        if len(candidate) > _CONFIRM_TEXT:
+            break
+        shown.append(text)
+    left = len(scope.matchers) - len(shown)
+    more = f" and {left} more matchers (see the console)" if left else ""
+    return f"{head} matching `{', '.join(shown)}`{more}"[:_CONFIRM_TEXT]
+
+
+def _silence_button(buttons: Buttons, scope: SilenceScope, duration: float) -> dict[str, Any]:
+    label = format_duration(duration)
+    return _button(
+        f"Silence {label}",
+        f"{ACTION_SILENCE}_{int(duration)}",
+        button_value(buttons.receiver, buttons.group_key, duration),
+        confirm={
+            "title": {"type": "plain_text", "text": f"Silence for {label}?"},
+            "text": {"type": "mrkdwn", "text": silence_confirmation(scope, label)},
+            "confirm": {"type": "plain_text", "text": "Silence"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+        },
+    )
 
 
 def with_buttons(payload: SlackPayload, buttons: Buttons | None) -> SlackPayload:

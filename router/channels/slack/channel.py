@@ -64,7 +64,7 @@ from router.channels.slack.blocks import (
 )
 from router.config.schema import SlackInteractivity, SlackReceiver
 from router.interact.actions import PRIOR_ACTIONS_KEY, GroupActions
-from router.model import Status
+from router.model import SilenceScope, Status
 from router.render.message import Message
 from router.secrets import redact
 
@@ -105,6 +105,22 @@ def _code(text: str, status: int) -> str:
     """Slack's error code when `text` looks like one, else `http_<status>`."""
     text = text.strip()
     return text if _CODE_RE.match(text) else f"http_{status}"
+
+
+# Where a message's channel state keeps what its Silence buttons create.
+SILENCE_SCOPE_KEY = "silence"
+
+
+def posted_scope(prior: Mapping[str, str]) -> SilenceScope | None:
+    """What the Silence buttons of the message `prior` describes create, as fixed when it
+    was posted; None for a message posted before scopes were kept (it offers no Silence)."""
+    raw = prior.get(SILENCE_SCOPE_KEY)
+    if not raw:
+        return None
+    try:
+        return SilenceScope.from_json(raw)
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 class SlackChannel:
@@ -194,7 +210,9 @@ class SlackChannel:
         if not channel or not ts or not base:
             raise DeliveryError("no_message", "no Slack message to edit", retryable=False)
         firing = prior.get("status") == Status.FIRING.value
-        buttons = self._buttons_for(prior.get("group_key", ""), state, fresh=False)
+        buttons = self._buttons_for(
+            prior.get("group_key", ""), state, fresh=False, silence=posted_scope(prior)
+        )
         payload = with_buttons(json.loads(base), buttons if firing else None)
         client = self._web_client()
         await self._call(
@@ -215,7 +233,12 @@ class SlackChannel:
         )
 
     def _buttons_for(
-        self, group_key: str, state: GroupActions | None, *, fresh: bool
+        self,
+        group_key: str,
+        state: GroupActions | None,
+        *,
+        fresh: bool,
+        silence: SilenceScope | None,
     ) -> Buttons | None:
         if self.interactivity is None or self._token is None or not group_key:
             return None
@@ -226,6 +249,7 @@ class SlackChannel:
             state=state,
             now=self._clock(),
             fresh=fresh,
+            silence=silence,
         )
 
     def _buttons(
@@ -236,7 +260,9 @@ class SlackChannel:
             return None
         raw = prior.get(PRIOR_ACTIONS_KEY)
         state = GroupActions.from_json(raw) if raw else None
-        return self._buttons_for(message.group_key, state, fresh=fresh)
+        # A new post fixes what its Silence creates; an edit keeps what was posted.
+        silence = message.silence if fresh else posted_scope(prior)
+        return self._buttons_for(message.group_key, state, fresh=fresh, silence=silence)
 
     async def close(self) -> None:
         """Close the HTTP session; a later send opens a new one."""
@@ -337,13 +363,15 @@ class SlackChannel:
         ts: str,
         payload: SlackPayload | None = None,
         permalink: str = "",
+        silence: SilenceScope | None = None,
     ) -> dict[str, str]:
         """What to remember for the group.
 
         `channel`/`ts`: the message to edit next time; `target`: the configured channel it
         went to; `status`: what it last showed; `firing`: fingerprints the thread has
         announced as firing (to tell new alerts from known ones). With buttons, also
-        `group_key` and `payload` (what was sent, which a click's edit starts from).
+        `group_key`, `payload` (what was sent, which a click's edit starts from) and
+        `silence` (what its Silence buttons create, fixed when it was posted).
         """
         state = {
             "channel": channel,
@@ -357,6 +385,8 @@ class SlackChannel:
         if payload is not None and self.interactive and message.digest is None:
             state["group_key"] = message.group_key
             state["payload"] = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+            if silence is not None:
+                state[SILENCE_SCOPE_KEY] = silence.to_json()
         return state
 
     async def _post_paced(
@@ -403,7 +433,7 @@ class SlackChannel:
         edit_base = build_message_payload(message, buttons=buttons) if mention else payload
         posted, ts = str(response["channel"]), str(response["ts"])
         link = await self._permalink(posted, ts)
-        return self._state(message, posted, ts, edit_base, link)
+        return self._state(message, posted, ts, edit_base, link, message.silence)
 
     async def _send_bot(self, message: Message, prior: Mapping[str, str]) -> Mapping[str, str]:
         parent = self._parent(message, prior)
@@ -434,7 +464,9 @@ class SlackChannel:
                 channel=channel, thread_ts=ts, **reply, **self._extras()
             ),
         )
-        return self._state(message, channel, ts, payload, prior.get("permalink", ""))
+        return self._state(
+            message, channel, ts, payload, prior.get("permalink", ""), posted_scope(prior)
+        )
 
     def _thread_reply(self, message: Message, prior: Mapping[str, str]) -> SlackPayload:
         known: set[str] | None = None

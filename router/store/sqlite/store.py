@@ -148,6 +148,8 @@ _EXPIRED = "SELECT {} FROM notifications WHERE state != 'pending' AND updated_at
 _BATCH = 256
 # Notification-log entries kept in memory (write-through; misses are cached too).
 _NFLOG_CACHE = 100_000
+# Events in one record() call past which they are encoded on the writer thread.
+LARGE_RECORD_EVENTS = 1_000
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -566,29 +568,39 @@ class SQLiteStore(SQLiteActions):
         deploy_rows = [
             (d.app, d.namespace, d.revision, d.at, d.trigger, d.argocd_url) for d in deploys
         ]
-        found: list[Facets] = [facets(n) for n in notifications]
-        rows = [
-            (
-                n.id,
-                n.receiver,
-                n.group_key,
-                _route_json(n.route),
-                events,
-                n.created_at.timestamp(),
-                n.created_at.timestamp(),
-                DeliveryState.PENDING.value,
-                n.not_before,  # due at once unless held
-                n.not_before,
-                f.env,
-                f.severity,
-                f.source,
-                f.alertname,
-            )
-            for n, events, f in zip(notifications, events_json(notifications), found, strict=True)
-        ]
-        texts = [f.text for f in found]
+
+        def encode() -> tuple[list[tuple[Any, ...]], list[str]]:
+            found: list[Facets] = [facets(n) for n in notifications]
+            rows = [
+                (
+                    n.id,
+                    n.receiver,
+                    n.group_key,
+                    _route_json(n.route),
+                    events,
+                    n.created_at.timestamp(),
+                    n.created_at.timestamp(),
+                    DeliveryState.PENDING.value,
+                    n.not_before,  # due at once unless held
+                    n.not_before,
+                    f.env,
+                    f.severity,
+                    f.source,
+                    f.alertname,
+                )
+                for n, events, f in zip(
+                    notifications, events_json(notifications), found, strict=True
+                )
+            ]
+            return rows, [f.text for f in found]
+
+        # A webhook of thousands of alerts takes 100+ ms to encode: the writer thread does
+        # it then, so the event loop keeps answering (an ordinary one costs less here).
+        large = sum(len(n.events) for n in notifications) >= LARGE_RECORD_EVENTS
+        encoded = None if large else encode()
 
         def insert(conn: sqlite3.Connection) -> tuple[set[str] | None, bool]:
+            rows, texts = encoded if encoded is not None else encode()
             fresh = _insert_new(conn, rows, texts, self._unindexed) if rows else None
             changed = _alerts_change(conn, alert_rows, resolved)
             if alert_rows:

@@ -13,10 +13,17 @@ from typing import Any
 
 from aiohttp import web
 
+from router.channels.slack.channel import posted_scope
+from router.config.exposure import open_surfaces
 from router.interact.actions import GroupActions
-from router.model import NflogEntry, NotificationRecord, TimelineEntry
+from router.model import NflogEntry, NotificationRecord, SilenceScope, TimelineEntry
 from router.routing.outline import outline
-from router.store.protocols import RecordPage, RecordQuery, StoreUnavailable
+from router.store.protocols import (
+    RecordPage,
+    RecordQuery,
+    StoreUnavailable,
+    text_query_problem,
+)
 from router.web.auth import console_guarded
 from router.web.console.context import COUNTS, access, queries, render
 from router.web.console.tester import BadLabels, parse_at, parse_labels, try_route
@@ -216,6 +223,7 @@ async def overview(request: web.Request) -> Mapping[str, Any]:
         "firing_tracked": bool(state.runtime.config.inhibit_rules),
         "firing_cut": False,
         "firing_groups_read": FIRING_GROUPS,
+        "open_surfaces": open_surfaces(state.runtime.config),
     }
     if store_problem:
         return {
@@ -288,7 +296,13 @@ async def notifications(request: web.Request) -> Mapping[str, Any]:
     state = request.app[STATE]
     params = {k: request.query.get(k, "") for k in FILTERS}
     cursor = request.query.get("cursor") or None
-    page = await _query_page(state, _query(params), PAGE_SIZE, cursor)
+    query = _query(params)
+    problem = text_query_problem(query.text)
+    if problem is not None:
+        # The form stays, so the search can be mended; nothing is scanned.
+        page = RecordPage([], None)
+    else:
+        page = await _query_page(state, query, PAGE_SIZE, cursor)
     keep = {k: v for k, v in params.items() if v}
     return {
         "rows": [summary(r) for r in page.records],
@@ -299,6 +313,8 @@ async def notifications(request: web.Request) -> Mapping[str, Any]:
         "receiver_names": [r.name for r in state.runtime.config.receivers],
         "states": STATES,
         "reasons": REASONS,
+        "problem": problem,
+        "status": 400 if problem else 200,
     }
 
 
@@ -425,20 +441,40 @@ async def group(request: web.Request) -> Mapping[str, Any]:
         labels = first.alerts[0].get("labels") or {}
         routed_now = [route.receiver for route in state.runtime.tree.match(labels)]
     actions = {}
+    silences: dict[str, str] = {}
     for receiver in by_receiver:
         found = await state.store.group_actions(receiver, key)
         if _shows(found, state.clock()):
             actions[receiver] = found
+        entry = await state.store.nflog_get(receiver, key, state.clock())
+        if entry is not None and entry.channel_state.get("group_key"):
+            silences[receiver] = _silence_offer(posted_scope(entry.channel_state))
     return {
         "key": key,
         "actions": actions,
+        "silences": silences,
         "by_receiver": sorted(by_receiver.items()),
         "next_cursor": page.next_cursor,
         "count": len(page.records),
         "routed_now": routed_now,
         "unheard": [r for r in routed_now if r not in by_receiver],
         "configured": configured,
+        "acknowledged": request.query.get("acknowledged", ""),
     }
+
+
+def _silence_offer(scope: SilenceScope | None) -> str:
+    """What the Silence buttons of a group's Slack message create, or why it has none."""
+    if scope is None:
+        return "No Silence button: the message was posted before silences were fixed with it."
+    if not scope.offered:
+        return f"No Silence button: {scope.unavailable}."
+    if scope.by_router:
+        return "Silence buttons mute the group in alert-router (Argo CD has no silences)."
+    return (
+        f"Silence buttons create a silence on Alertmanager {scope.alertmanager} matching"
+        f" {scope.matcher_text()}."
+    )
 
 
 # --- routes and the tester ----------------------------------------------------------------------
