@@ -345,7 +345,7 @@ def baseline(args: argparse.Namespace, load: dict[str, Any]) -> int:
                 proc.terminate()
                 proc.wait(timeout=30)
     checkouts = [("router", None), *((f"router@{c}", Path(c)) for c in args.compare)]
-    with redis_state(args.store) as state:
+    with redis_state(args.store, args.redis_fsync) as state:
         for name, checkout in checkouts:
             with spawned_server(state=state(), checkout=checkout) as (url, proc, out):
                 rows[name] = measured(proc.pid, run_load(url, **load))
@@ -392,15 +392,15 @@ def measured(pid: int, load: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, A
 
 
 @contextmanager
-def redis_state(store: str) -> Iterator[Callable[[], str]]:
+def redis_state(store: str, fsync: str) -> Iterator[Callable[[], str]]:
     """What a router's `state:` section says for `store`: "" (SQLite, the default), or a
-    fresh prefix on a throwaway redis-server (append-only, fsync always: as durable as
-    SQLite's synchronous=FULL) for each call."""
+    fresh prefix on a throwaway redis-server (append-only; fsync `always` is as durable
+    as SQLite's synchronous=FULL) for each call."""
     if store == "sqlite":
         yield lambda: ""
         return
     runs = itertools.count()
-    with redis_server("always") as url:
+    with redis_server(fsync) as url:
         yield lambda: f"url: '{url}'\n  key_prefix: 'bench{next(runs)}:'"
 
 
@@ -425,6 +425,12 @@ def main() -> int:
         help="bare aiohttp, the durable floor (bench/floor.py) and the router, one after another",
     )
     parser.add_argument("--store", choices=["sqlite", "redis"], default="sqlite")
+    parser.add_argument(
+        "--redis-fsync",
+        choices=["always", "everysec", "no"],
+        default="always",
+        help="with --store redis: its appendfsync (always: as durable as the floor)",
+    )
     parser.add_argument(
         "--compare",
         action="append",
