@@ -68,12 +68,15 @@ class LogChannel:
 
     async def send(self, message: Message, prior: Mapping[str, str]) -> Mapping[str, str]:
         """Write and flush one line; only a failing stream raises (retryable DeliveryError)."""
-        self._queued.append(_payload_json(message))
+        line = _payload_json(message)
+        loop = asyncio.get_running_loop()
         flushed = self._flushed
-        if flushed is None:
-            loop = asyncio.get_running_loop()
+        if flushed is None or flushed.get_loop() is not loop:
+            # None queued yet; or queued on a loop that stopped before its flush ran, whose
+            # lines go out with these.
             flushed = self._flushed = loop.create_future()
             loop.call_soon(self._flush)
+        self._queued.append(line)
         try:
             await asyncio.shield(flushed)
         except DeliveryError as exc:
