@@ -166,12 +166,17 @@ def top_severity(message: Message) -> str:
     return min(severities, key=severity_rank)
 
 
-@functools.lru_cache(maxsize=4096)
 def is_web_url(url: str) -> bool:
     """True for an absolute http(s) URL: the only links we hand to people."""
-    # Cached: every alert of a storm carries the same few generator and runbook URLs.
+    # Only the scheme and host decide, and they end before the third "/": judged once per
+    # origin, so each alert's own silence link (a distinct URL) costs no parse.
+    return _is_web_origin("/".join(url.strip().split("/", 3)[:3]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_web_origin(url: str) -> bool:
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
     except ValueError:
         return False
     return parts.scheme.lower() in _WEB_SCHEMES and bool(parts.netloc)

@@ -6,10 +6,11 @@ the alert states, deploy correlation the deploy history, the read API the delive
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from pydantic_core import to_json
 
 from router.interact.actions import Action, ActionClaim, GroupActions
 from router.model import (
@@ -36,6 +37,12 @@ DEFAULT_KEEP_RECORDS = 7 * 86400.0
 ROLE_TERM = 120.0
 
 
+def compact_json(value: object) -> str:
+    """`value` as compact JSON, the stored form of every structured field: pydantic's
+    encoder (Rust), several times faster than json's on the webhook and delivery paths."""
+    return to_json(value).decode()
+
+
 def events_json(notifications: Sequence[Notification]) -> list[str]:
     """Each notification's events as a JSON array, the stored form. An event routed to
     several receivers is encoded once: this runs on the webhook path."""
@@ -46,7 +53,7 @@ def events_json(notifications: Sequence[Notification]) -> list[str]:
         for event in n.events:
             text = encoded.get(id(event))
             if text is None:
-                text = encoded[id(event)] = json.dumps(event.to_dict(), separators=(",", ":"))
+                text = encoded[id(event)] = compact_json(event.to_dict())
             parts.append(text)
         out.append("[" + ",".join(parts) + "]")
     return out

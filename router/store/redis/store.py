@@ -117,6 +117,7 @@ from router.store.protocols import (
     RecordPage,
     RecordQuery,
     StoreUnavailable,
+    compact_json,
     decode_cursor,
     encode_cursor,
     events_json,
@@ -438,7 +439,7 @@ class RedisStore(RedisActions):
                 _gid(n.receiver, n.group_key),
                 n.receiver,
                 n.group_key,
-                _dumps(n.route.to_dict()),
+                compact_json(n.route.to_dict()),
                 events,
                 created,
                 _num(n.not_before),
@@ -611,7 +612,7 @@ class RedisStore(RedisActions):
         attempted = 1 if outcome.state is not DeliveryState.SUPPRESSED else 0
         entry, entry_ttl, entry_expires, entry_firing_at = "", 0, "0", ""
         if outcome.nflog is not None:
-            entry = _dumps(outcome.nflog.to_dict())
+            entry = compact_json(outcome.nflog.to_dict())
             entry_ttl = _ttl(max(0.0, outcome.nflog.expires_at - now) + TTL_MARGIN)
             entry_expires = _num(outcome.nflog.expires_at)
             if outcome.nflog.firing:
@@ -837,7 +838,7 @@ class RedisStore(RedisActions):
     async def add_timeline(self, entries: Sequence[tuple[str, TimelineEntry]]) -> None:
         """Append entries to records that exist, each list expiring with its record."""
         if entries:
-            args = [x for nid, e in entries for x in (nid, _dumps(e.to_dict()))]
+            args = [x for nid, e in entries for x in (nid, compact_json(e.to_dict()))]
             await self._run("timeline", args)
 
     async def count_states(self, since: float) -> Mapping[tuple[str, str], int]:
@@ -857,7 +858,7 @@ class RedisStore(RedisActions):
             [
                 notification_id,
                 _num(now),
-                _dumps(entry.to_dict()),
+                compact_json(entry.to_dict()),
                 _ttl(self.keep_records + INDEX_MARGIN),
             ],
         )
@@ -866,7 +867,7 @@ class RedisStore(RedisActions):
 
 def _timeline_json(entries: Sequence[tuple[str, TimelineEntry]]) -> str:
     # An empty table encodes as {} in Lua's cjson and decodes back the same: ipairs skips it.
-    return _dumps([[nid, _dumps(e.to_dict())] for nid, e in entries])
+    return compact_json([[nid, compact_json(e.to_dict())] for nid, e in entries])
 
 
 def _record(nid: str, row: Mapping[str, str]) -> NotificationRecord:

@@ -43,6 +43,7 @@ from router.store.protocols import (
     RecordPage,
     RecordQuery,
     StoreUnavailable,
+    compact_json,
     decode_cursor,
     encode_cursor,
     events_json,
@@ -53,6 +54,10 @@ from router.store.sqlite.actions import ACTIONS_SCHEMA, SQLiteActions, expire_ac
 from router.store.sqlite.pending import PendingIndex
 
 T = TypeVar("T")
+# Who waits for an operation's result: a coroutine on an event loop (every store call), or
+# a thread (opening, closing, the writer's own chores).
+Reply = Future[Any] | asyncio.Future[Any]
+Op = tuple[Callable[[sqlite3.Connection], Any], Reply]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -222,7 +227,7 @@ def _backfill_facets(conn: sqlite3.Connection, *, after: int = 0, columns: bool 
 
 
 def _route_json(route: RouteSettings) -> str:
-    return json.dumps(route.to_dict(), separators=(",", ":"))
+    return compact_json(route.to_dict())
 
 
 def _row_notification(row: sqlite3.Row) -> Notification:
@@ -306,9 +311,7 @@ class SQLiteStore(SQLiteActions):
         self.lease = lease
         self.keep_records = keep_records
         self._synchronous = synchronous
-        self._queue: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[Op] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
         self._open_error = ""
@@ -412,13 +415,10 @@ class SQLiteStore(SQLiteActions):
                 return
 
     @staticmethod
-    def _run_batch(
-        conn: sqlite3.Connection,
-        batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]],
-    ) -> None:
+    def _run_batch(conn: sqlite3.Connection, batch: list[Op]) -> None:
         if not batch:
             return
-        results: list[tuple[Future[Any], Any, BaseException | None]] = []
+        results: list[tuple[Reply, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, fut in batch:
@@ -439,18 +439,8 @@ class SQLiteStore(SQLiteActions):
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(StoreUnavailable(f"sqlite: {exc}"))
-            return
-        for fut, value, error in results:
-            # The caller may have been cancelled meanwhile; its result is then nobody's.
-            if fut.done():
-                continue
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(value)
+            results = [(fut, None, StoreUnavailable(f"sqlite: {exc}")) for _, fut in batch]
+        _answer(results)
 
     def _not_open(self) -> StoreUnavailable:
         return StoreUnavailable(f"sqlite store is not open{self._open_error}")
@@ -484,11 +474,11 @@ class SQLiteStore(SQLiteActions):
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._thread is None or self._closed:
             raise self._not_open()
-        fut: Future[T] = Future()
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put((fn, fut))
         self._writes += 1
         try:
-            return await asyncio.wrap_future(fut)
+            return await fut
         finally:
             self._writes -= 1
 
@@ -572,9 +562,7 @@ class SQLiteStore(SQLiteActions):
         # The last state of an alert in one webhook wins, as if recorded one by one.
         latest = {a.fingerprint: a for a in alerts}.values()
         alert_rows = [
-            (a.fingerprint, json.dumps(dict(a.labels), separators=(",", ":")), a.expires_at)
-            for a in latest
-            if a.firing
+            (a.fingerprint, compact_json(dict(a.labels)), a.expires_at) for a in latest if a.firing
         ]
         resolved = [(a.fingerprint,) for a in latest if not a.firing]
         deploy_rows = [
@@ -765,7 +753,7 @@ class SQLiteStore(SQLiteActions):
                     (
                         entry.receiver,
                         entry.group_key,
-                        json.dumps(entry.to_dict(), separators=(",", ":")),
+                        compact_json(entry.to_dict()),
                         entry.expires_at,
                         1 if entry.firing else 0,
                         entry.last_notified_at,
@@ -1037,7 +1025,7 @@ def _timeline_lines(entries: Sequence[tuple[str, TimelineEntry]]) -> dict[str, s
     """Each record's entries as the lines its timeline column gets appended."""
     lines: dict[str, str] = {}
     for nid, e in entries:
-        line = json.dumps(e.to_dict(), separators=(",", ":")) + "\n"
+        line = compact_json(e.to_dict()) + "\n"
         lines[nid] = lines.get(nid, "") + line
     return lines
 
@@ -1094,6 +1082,35 @@ def _row_record(row: sqlite3.Row) -> NotificationRecord:
         alertname=row["alertname"],
         not_before=row["not_before"],
     )
+
+
+def _answer(results: Sequence[tuple[Reply, Any, BaseException | None]]) -> None:
+    """Hand each operation's result or error to whoever waits for it: the event loop's
+    waiters all in one callback per batch (one wake-up of the loop, not one per write)."""
+    waiting: dict[asyncio.AbstractEventLoop, list[tuple[Reply, Any, BaseException | None]]] = {}
+    for result in results:
+        fut = result[0]
+        if isinstance(fut, Future):
+            _settle([result])
+        else:
+            waiting.setdefault(fut.get_loop(), []).append(result)
+    for loop, answers in waiting.items():
+        try:
+            loop.call_soon_threadsafe(_settle, answers)
+        except RuntimeError:
+            # The loop is closed: nobody waits any more.
+            pass
+
+
+def _settle(results: Sequence[tuple[Reply, Any, BaseException | None]]) -> None:
+    for fut, value, error in results:
+        # The caller may have been cancelled meanwhile; its result is then nobody's.
+        if fut.done():
+            continue
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(value)
 
 
 def _barrier(conn: sqlite3.Connection) -> None:
