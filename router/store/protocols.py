@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from router.interact.actions import Action, ActionClaim, GroupActions
+from router.store.beats import HeartbeatLog
 from router.model import (
     AlertState,
     Claim,
@@ -315,9 +316,10 @@ class Housekeeping(Protocol):
         finished records older than `state.keep_records`; returns how many went."""
         ...
 
-    async def lead(self, purpose: str) -> bool:
-        """Whether this process is, for the next ROLE_TERM, the one that does `purpose` for
-        every process sharing the store; the holder renews it by asking again."""
+    async def lead(self, purpose: str, term: float = ROLE_TERM) -> bool:
+        """Whether this process is, for the next `term` (default ROLE_TERM), the one that
+        does `purpose` for every process sharing the store; the holder renews it by asking
+        again."""
         ...
 
 
@@ -392,6 +394,7 @@ class Store(
     RecordQueries,
     ChannelBudget,
     Housekeeping,
+    HeartbeatLog,
     Protocol,
 ):
     """Everything a state store does: what `open_store` returns and both stores implement."""
