@@ -15,9 +15,7 @@ T0 = 1_800_000_000.0
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def make_store(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Callable[[], Store]:
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
     """A factory: calling it twice gives two handles on the same underlying state."""
     if request.param == "sqlite":
         return lambda: SQLiteStore(str(tmp_path / "state.db"))

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from router.interact.actions import Action, ActionClaim, GroupActions
-from router.store.beats import HeartbeatLog
 from router.model import (
     AlertState,
     Claim,
@@ -23,6 +22,7 @@ from router.model import (
     Outcome,
     TimelineEntry,
 )
+from router.store.beats import HeartbeatLog
 
 # Deploys are kept this long by every store; correlation windows are minutes to hours.
 DEPLOY_TTL = 7 * 86400.0

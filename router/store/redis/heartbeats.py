@@ -75,6 +75,4 @@ class RedisHeartbeats:
         self, name: str, since: float | None, labels: Mapping[str, str] | None = None
     ) -> None:
         text = HeartbeatState(name, 0.0, missing_labels=dict(labels or {})).labels_json()
-        await self._run(
-            "heartbeat", ["missing", name, "" if since is None else _num(since), text]
-        )
+        await self._run("heartbeat", ["missing", name, "" if since is None else _num(since), text])
