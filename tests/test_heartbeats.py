@@ -142,6 +142,10 @@ async def test_beats_on_time_are_recorded_never_notified_and_open_nothing(
         }
         name = "alert_router_heartbeat_last_beat_timestamp_seconds"
         assert samples[(name, "watchdog")] == T0 + 50
+        async with svc.http.get(svc.url + "/ui/") as answer:
+            page = await answer.text()
+        section = page.split('id="heartbeats"', 1)[1].split("</table>", 1)[0]
+        assert 'class="hb-ok"' in section and "<td>watchdog</td>" in section
     assert sink.requests == []
 
 
