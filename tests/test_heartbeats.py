@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from router.config.loader import load_config
+from router.config.exposure import open_surfaces
+from router.config.loader import ConfigError, load_config
 from router.config.schema import Config
 from router.heartbeats import judge as judge_module
 from tests.conftest import Running, running
 from tests.fakes.webhook_sink import ReceivedRequest, WebhookSink
-from tests.helpers import config_from
+from tests.helpers import MINIMAL, config_from
 
 # Whole seconds: they survive JSON and the metrics text exactly.
 T0 = float(int(time.time()))
@@ -362,3 +363,27 @@ route:
     assert heartbeat.name == "payments/watchdog"
     assert heartbeat.matchers == ['team="payments"', 'alertname="Watchdog"']
     assert heartbeat.labels == {"severity": "critical", "team": "payments"}
+
+
+def test_check_names_each_heartbeat_problem_at_its_line() -> None:
+    text = """
+receivers: [{name: stdout, log: {}}]
+route: {receiver: stdout}
+heartbeats:
+  - {name: a, interval: 1m}
+  - {name: a, interval: 2s, matchers: ['alertname=~"("'], labels: {heartbeat: x}}
+"""
+    with pytest.raises(ConfigError) as caught:
+        config_from(text)
+    problems = "\n".join(caught.value.problems)
+    assert "test.yaml:6:12: heartbeats[1].name: duplicate heartbeat name 'a'" in problems
+    assert "heartbeats[1].interval: interval must be at least 5s" in problems
+    assert "heartbeats[1].matchers[0]:" in problems
+    assert "heartbeats[1].labels.heartbeat: 'heartbeat' is set by the heartbeat itself" in problems
+
+
+def test_check_warns_when_anyone_may_beat() -> None:
+    text = MINIMAL + "heartbeats: [{name: backup, interval: 1d}]\n"
+    assert any("POST /heartbeat/{name}" in line for line in open_surfaces(config_from(text)))
+    guarded = text + "server: {auth: {alertmanager: {bearer_token: t}}}\n"
+    assert not any("heartbeat" in line for line in open_surfaces(config_from(guarded)))

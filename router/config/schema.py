@@ -499,10 +499,19 @@ class HeartbeatConfig(_Model):
     name: str = Field(pattern=HEARTBEAT_NAME_PATTERN)
     # Alerts matching all of these are beats; none: only POST /heartbeat/{name} beats.
     matchers: list[str] = Field(default_factory=list)
-    interval: Duration = Field(ge=MIN_HEARTBEAT_INTERVAL)
-    grace: Duration = Field(default=0.0, ge=0)
+    interval: Duration
+    grace: Duration = 0.0
     # Labels of the HeartbeatMissing event, on top of alertname, heartbeat and source.
     labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("interval")
+    @classmethod
+    def _judgeable(cls, value: float) -> float:
+        if value < MIN_HEARTBEAT_INTERVAL:
+            raise ValueError(
+                f"interval must be at least {format_duration(MIN_HEARTBEAT_INTERVAL)}"
+            )
+        return value
 
 
 # Slack allows 25 elements in an actions block; Acknowledge takes one.
