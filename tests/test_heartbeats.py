@@ -387,3 +387,33 @@ def test_check_warns_when_anyone_may_beat() -> None:
     assert any("POST /heartbeat/{name}" in line for line in open_surfaces(config_from(text)))
     guarded = text + "server: {auth: {alertmanager: {bearer_token: t}}}\n"
     assert not any("heartbeat" in line for line in open_surfaces(config_from(guarded)))
+
+
+async def test_a_replica_taking_over_the_judge_carries_on_from_the_stored_verdict(
+    sink: WebhookSink, redis_url: str, prefix: str
+) -> None:
+    clock = FakeClock(T0)
+    config = config_from(
+        config_text(sink, f"{{url: '{redis_url}', key_prefix: '{prefix}'}}", WATCHDOG)
+    )
+    async with running(config, clock=clock) as second:
+        async with running(config, clock=clock) as first:
+            await beat(first, clock, T0)
+            await judge(first, clock, T0 + 15)
+            await judge(second, clock, T0 + 15)
+            async with asyncio.timeout(10):
+                await sink.wait_for(1)
+        # The first replica stopped and gave the role back: the second judges now. It was
+        # up long enough, and the stored verdict says missing: no second alarm, a resolve.
+        await judge(second, clock, T0 + 30)
+        await beat(second, clock, T0 + 31)
+        await judge(second, clock, T0 + 32)
+        async with asyncio.timeout(10):
+            await sink.wait_for(2)
+        await second.wait_for_records(
+            lambda rs: (
+                sum(r["alertname"] == "HeartbeatMissing" for r in rs) >= 2
+                and all(r["state"] != "pending" for r in rs)
+            )
+        )
+    assert statuses(oncall(sink)) == ["firing", "resolved"]
