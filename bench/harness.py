@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 # The servers a benchmark starts (`python -m router`, in a temporary folder) run this
 # checkout's code, not whichever copy of the package is installed.
@@ -36,3 +40,18 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+async def wait_ready(http: aiohttp.ClientSession, url: str, proc: Any) -> None:
+    """Until `url` answers 200 (30 s at most); exits if `proc` dies meanwhile."""
+    async with asyncio.timeout(30):
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"{url}: the process exited with {proc.returncode}")
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)

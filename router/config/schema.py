@@ -405,26 +405,71 @@ class LogReceiver(_Model):
     pass
 
 
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+PagerDutySeverity = Literal["critical", "error", "warning", "info"]
+
+
+class PagerDutyReceiver(_Model):
+    """An Events API v2 integration of a PagerDuty service."""
+
+    # The service's 32-character integration key: it alone says where the page goes.
+    routing_key: SecretStr
+    # Every event at this severity; unset, mapped from the alerts' own (see the channel).
+    severity: PagerDutySeverity | None = None
+    url: str = PAGERDUTY_EVENTS_URL
+    timeout: Duration = 10.0
+
+    @field_validator("routing_key")
+    @classmethod
+    def _key_given(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("routing_key is empty (is its ${VARIABLE} set?)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"url must be an absolute http(s) URL like {PAGERDUTY_EVENTS_URL}")
+        return value
+
+
+class MSTeamsReceiver(_Model):
+    """A Microsoft Teams channel, through a Workflows ("When a Teams webhook request is
+    received") trigger."""
+
+    # The trigger's URL carries its own signature: a secret.
+    webhook_url: SecretStr
+    timeout: Duration = 10.0
+
+
+# Every integration a receiver may have; it has exactly one.
+INTEGRATIONS = ("slack", "email", "webhook", "log", "pagerduty", "msteams")
+
+
 class ReceiverConfig(_Model):
     name: str = Field(min_length=1)
     slack: SlackReceiver | None = None
     email: EmailReceiver | None = None
     webhook: WebhookReceiver | None = None
     log: LogReceiver | None = None
+    pagerduty: PagerDutyReceiver | None = None
+    msteams: MSTeamsReceiver | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ReceiverConfig:
-        kinds = [k for k in ("slack", "email", "webhook", "log") if getattr(self, k) is not None]
+        kinds = [k for k in INTEGRATIONS if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(
-                "a receiver needs exactly one of slack, email, webhook, log"
+                f"a receiver needs exactly one of {', '.join(INTEGRATIONS)}"
                 + (f" (has {', '.join(kinds)})" if kinds else "")
             )
         return self
 
     @property
     def integration(self) -> str:
-        for kind in ("slack", "email", "webhook", "log"):
+        for kind in INTEGRATIONS:
             if getattr(self, kind) is not None:
                 return kind
         raise AssertionError("validated receiver has no integration")

@@ -16,6 +16,8 @@ from typing import Any
 
 # Where a channel finds the group's `GroupActions` (JSON) in the state it is handed.
 PRIOR_ACTIONS_KEY = "actions"
+# The id prefix of an Acknowledge given on the console (for the same Slack message).
+CONSOLE_ACTION_PREFIX = "console-"
 
 
 class ActionKind(enum.StrEnum):
@@ -44,6 +46,11 @@ class Action:
     duration: float = 0.0
     # The Slack workspace's domain, for a link back to the message.
     team_domain: str = ""
+
+    @property
+    def origin(self) -> str:
+        """Where the click was made, as the timeline says it: `Slack` or `the console`."""
+        return "the console" if self.id.startswith(CONSOLE_ACTION_PREFIX) else "Slack"
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "kind": self.kind.value}, separators=(",", ":"))

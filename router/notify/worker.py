@@ -41,6 +41,7 @@ from router.notify.health import DeliveryHealth
 from router.notify.pacing import Pacer
 from router.notify.retry import backoff
 from router.notify.stages import (
+    ChatLinksStage,
     DedupStage,
     EnrichStage,
     InhibitStage,
@@ -161,8 +162,8 @@ def default_pipeline(
     firing: FiringAlerts,
 ) -> Stage:
     """beat (heartbeats end here, never notified) -> mute -> inhibit -> dedup -> render ->
-    enrich -> notify -> set notifies: Alertmanager's order, with enrichment after dedup so
-    duplicates cost no Loki query. Claims end through `outbox`."""
+    enrich -> chat links -> notify -> set notifies: Alertmanager's order, with enrichment
+    after dedup so duplicates cost no Loki query. Claims end through `outbox`."""
     return MultiStage(
         [
             BeatStage(outbox, metrics.notifications_suppressed),
@@ -171,6 +172,7 @@ def default_pipeline(
             DedupStage(store, outbox, metrics, store),
             RenderStage(),
             EnrichStage(DeployCorrelator(store)),
+            ChatLinksStage(store),
             NotifyStage(pacer, metrics),
             SetNotifiesStage(outbox, metrics, clock, store),
         ]

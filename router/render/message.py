@@ -9,7 +9,7 @@ from datetime import datetime
 from urllib.parse import quote, urlsplit
 
 from router.model import Event, Notification, SilenceScope, Status
-from router.render.text import format_duration, resolved_after, status_text
+from router.render.text import format_duration, resolved_after, severity_rank, status_text
 
 # Labels that say where an alert comes from; shown in headers, not repeated in label lists.
 _CONTEXT_LABELS = ("alertname", "env", "severity", "source")
@@ -121,6 +121,49 @@ class Message:
     def status_text(self) -> str:
         """`FIRING:2` or `RESOLVED`, as Alertmanager writes it."""
         return status_text(len(self.firing) if self.status is Status.FIRING else 0)
+
+
+# The order Argo CD's details are shown in; any others follow by name.
+_DETAIL_ORDER = (
+    "revision",
+    "syncStatus",
+    "healthStatus",
+    "operationPhase",
+    "repoURL",
+    "finishedAt",
+)
+
+
+def message_facts(message: Message) -> list[tuple[str, str]]:
+    """The facts a chat message shows under its title (Slack fields, Teams facts): status,
+    env, severity, alert (trigger for Argo CD), app, namespace, then what Argo CD added;
+    empty ones left out."""
+    pairs: list[tuple[str, str]] = [
+        ("Status", message.status_text),
+        ("Env", message.env),
+        ("Severity", message.severity),
+        ("Alert" if message.source != "argocd" else "Trigger", message.alertname),
+        ("App", message.app),
+        ("Namespace", message.namespace),
+    ]
+    details = dict(message.details)
+    # `message` is already the alert summary; everything else Argo CD sent is shown.
+    details.pop("message", None)
+    ordered = [k for k in _DETAIL_ORDER if k in details]
+    ordered += sorted(k for k in details if k not in _DETAIL_ORDER)
+    pairs += [(k, details[k]) for k in ordered]
+    return [(title, value) for title, value in pairs if value]
+
+
+def top_severity(message: Message) -> str:
+    """The most severe severity among the firing alerts (the message's own when unlabelled)."""
+    severities = [a.labels.get("severity", "") for a in message.firing]
+    severities = [s for s in severities if s] or [
+        s.strip() for s in message.severity.split(",") if s.strip()
+    ]
+    if not severities:
+        return ""
+    return min(severities, key=severity_rank)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -169,9 +169,7 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-def run_server(
-    config_path: str, host: str | None, port: int, log_level: str = "info"
-) -> int:
+def run_server(config_path: str, host: str | None, port: int, log_level: str = "info") -> int:
     """Serve until SIGTERM/SIGINT, then drain in-flight work; SIGHUP reloads the config.
 
     Whatever stops it from starting (a bad config, a port it cannot bind) is reported in
@@ -199,7 +197,7 @@ def default_host(config: Config) -> str:
     """All interfaces, but only loopback while nothing asks for credentials: a quick start
     on a laptop is open to that laptop, not to its network."""
     if asks_for_credentials(config):
-        return "0.0.0.0"
+        return "0.0.0.0"  # nosec B104 - chosen only when every surface asks for credentials
     log.warning(
         "listening on 127.0.0.1 only: no surface asks for credentials (server.auth);"
         " give --host 0.0.0.0 (or ROUTER_HOST) to listen on every interface anyway"

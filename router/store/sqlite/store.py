@@ -581,6 +581,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats):
         deploy_rows = [
             (d.app, d.namespace, d.revision, d.at, d.trigger, d.argocd_url) for d in deploys
         ]
+
         def encode() -> tuple[list[tuple[Any, ...]], list[str]]:
             found: list[Facets] = [facets(n) for n in notifications]
             rows = [

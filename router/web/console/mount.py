@@ -41,6 +41,7 @@ def setup_console(app: web.Application) -> None:
     app.router.add_get("/ui/login", pages.login)
     app.router.add_post("/ui/notifications/{id}/retry", actions.retry)
     app.router.add_post("/ui/reload", actions.reload)
+    app.router.add_post("/ui/acknowledge", actions.acknowledge)
     for name, media in (("console.css", "text/css"), ("console.js", "text/javascript")):
         app.router.add_get(f"/ui/static/{name}", _static_file(STATIC / name, media))
 

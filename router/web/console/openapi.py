@@ -6,9 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 
-def form_body(field: str) -> dict[str, Any]:
-    """A required form-encoded request body of one text field."""
-    schema = {"type": "object", "properties": {field: {"type": "string"}}, "required": [field]}
+def form_body(*fields: str) -> dict[str, Any]:
+    """A required form-encoded request body of text fields, all required."""
+    schema = {
+        "type": "object",
+        "properties": {field: {"type": "string"} for field in fields},
+        "required": list(fields),
+    }
     return {
         "required": True,
         "content": {"application/x-www-form-urlencoded": {"schema": schema}},
@@ -59,7 +63,9 @@ def _path(name: str, description: str) -> dict[str, Any]:
     }
 
 
-def _action(operation: str, summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+def _action(
+    operation: str, summary: str, parameters: list[dict[str, Any]], *fields: str
+) -> dict[str, Any]:
     return {
         "post": {
             "operationId": operation,
@@ -67,7 +73,7 @@ def _action(operation: str, summary: str, parameters: list[dict[str, Any]]) -> d
             "tags": ["console"],
             "security": _SECURITY,
             "parameters": parameters,
-            "requestBody": form_body("csrf"),
+            "requestBody": form_body("csrf", *fields),
             "responses": {
                 "303": {"description": "done: the page that shows the outcome"},
                 "403": {
@@ -155,6 +161,12 @@ def console_paths() -> dict[str, Any]:
             }
         },
         "/ui/reload": _action("consoleReload", "Reload the configuration (admin)", []),
+        "/ui/acknowledge": _action(
+            "consoleAcknowledge",
+            "Acknowledge a group (its Slack messages and PagerDuty alerts; admin)",
+            [],
+            "group",
+        ),
         "/ui/static/console.css": _static("consoleStylesheet", "text/css"),
         "/ui/static/console.js": _static("consoleScript", "text/javascript"),
     }

@@ -465,6 +465,7 @@ async def group(request: web.Request) -> Mapping[str, Any]:
         "routed_now": routed_now,
         "unheard": [r for r in routed_now if r not in by_receiver],
         "configured": configured,
+        "acknowledged": request.query.get("acknowledged", ""),
     }
 
 
