@@ -24,7 +24,8 @@ from tests.fakes.webhook_sink import WebhookSink
 from tests.helpers import config_from, until
 from tests.test_alertmanager_e2e import TOKEN, Alertmanager, alertmanager_binary
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+# Two Alertmanager starts and a stop, each with real waits: room for a busy CI machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 INTERVAL = 5.0
 GRACE = 5.0
@@ -117,7 +118,8 @@ heartbeats:
         # Beats keep coming every few seconds: a later one replaces the first.
         await until(lambda: _later(beats, first), within=30)
 
-        am.stop()
+        # Stopped off the event loop: the replicas (in this process) keep judging meanwhile.
+        await asyncio.to_thread(am.stop)
         [alarm] = await _arrivals(sink, 1, within=60)
         [state] = await store.heartbeat_states()
         assert state.last_beat is not None
@@ -134,7 +136,11 @@ heartbeats:
         # Prometheus would send Watchdog again to a restarted Alertmanager: so does the test.
         await am.start()
         await am.post_alerts(watchdog())
-        arrivals = await _arrivals(sink, 2, within=60)
+        try:
+            arrivals = await _arrivals(sink, 2, within=90)
+        except TimeoutError:
+            shown = [(r.path, r.json["status"]) for r in sink.requests]
+            raise AssertionError(f"no resolve; the sink got {shown}\n{am.log()}") from None
         resolve = arrivals[1][0]
         assert resolve["status"] == "resolved"
         assert "it was missing for" in resolve["alerts"][0]["summary"]

@@ -98,6 +98,8 @@ class Judge:
                 if not self._failing:
                     self._failing = True
                     log.warning("heartbeats cannot be judged", extra={"error": str(exc)})
+            except Exception:  # noqa: BLE001 - the watcher of the watchers must not die
+                log.exception("judging heartbeats failed; trying again")
             await asyncio.sleep(TICK)
 
     async def tick(self) -> None:
