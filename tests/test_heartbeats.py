@@ -363,6 +363,24 @@ route:
     assert heartbeat.name == "payments/watchdog"
     assert heartbeat.matchers == ['team="payments"', 'alertname="Watchdog"']
     assert heartbeat.labels == {"severity": "critical", "team": "payments"}
+    config = config.model_copy(
+        update={"state": config.state.model_copy(update={"url": f"sqlite:///{tmp_path}/s.db"})}
+    )
+    async with running(config) as svc:
+        async with svc.http.post(svc.url + "/heartbeat/payments/watchdog") as answer:
+            assert answer.status == 200
+            posted_at = (await answer.json())["at"]
+        # A Watchdog outside the team's scope beats nothing; one inside does.
+        status, _ = await svc.post("/webhook/alertmanager", watchdog_webhook())
+        assert status == 200
+        [state] = await svc.state.store.heartbeat_states()
+        assert (state.name, state.last_beat) == ("payments/watchdog", posted_at)
+        inside = watchdog_webhook()
+        inside["alerts"][0]["labels"]["team"] = "payments"
+        status, _ = await svc.post("/webhook/alertmanager", inside)
+        assert status == 200
+        [state] = await svc.state.store.heartbeat_states()
+        assert state.last_beat is not None and state.last_beat > posted_at
 
 
 def test_check_names_each_heartbeat_problem_at_its_line() -> None:
