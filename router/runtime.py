@@ -12,6 +12,7 @@ from router.channels.base import Channel
 from router.config.schema import Config
 from router.config.teams import TeamLoad
 from router.enrich.enricher import Enricher
+from router.heartbeats.spec import Heartbeats
 from router.routing.inhibit import Inhibitor
 from router.routing.timeintervals import TimeIntervals
 from router.routing.tree import RouteTree
@@ -28,6 +29,7 @@ class Runtime:
     inhibitor: Inhibitor
     enricher: Enricher
     channels: dict[str, Channel] = field(default_factory=dict)
+    heartbeats: Heartbeats = field(default_factory=Heartbeats)
     # The service's clock (Unix seconds), handed to everything built here.
     clock: Callable[[], float] = time.time
 
@@ -72,6 +74,7 @@ class Runtime:
             inhibitor=Inhibitor.from_config(config.inhibit_rules),
             enricher=Enricher(config, metrics),
             channels=channels,
+            heartbeats=Heartbeats.from_config(config),
             clock=clock,
         )
 

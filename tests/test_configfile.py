@@ -410,7 +410,7 @@ def test_invalid_dict_keys_point_at_the_key() -> None:
         """
     ) == [
         "8:5: server.auth.gitlab: invalid key 'gitlab': input should be 'alertmanager',"
-        " 'argocd', 'api' or 'admin'"
+        " 'argocd', 'api', 'admin' or 'heartbeat'"
     ]
 
 

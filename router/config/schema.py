@@ -92,9 +92,10 @@ class SourceAuth(_Model):
 
 
 # Who may call what: `alertmanager` and `argocd` their webhooks, `api` the read API
-# (/api/*) and, while `admin` is unset, the actions (/-/reload); `admin` the actions.
+# (/api/*) and, while `admin` is unset, the actions (/-/reload); `admin` the actions;
+# `heartbeat` POST /heartbeat/{name} (unset: the `alertmanager` credentials guard it).
 # An endpoint whose entry is missing answers anyone.
-AuthScope = Literal["alertmanager", "argocd", "api", "admin"]
+AuthScope = Literal["alertmanager", "argocd", "api", "admin", "heartbeat"]
 
 
 class TrustedProxy(_Model):
@@ -530,6 +531,34 @@ class InhibitRule(_Model):
     equal: list[str] = Field(default_factory=list)
 
 
+# A heartbeat's name is part of a URL path (POST /heartbeat/{name}) and a metric label.
+HEARTBEAT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# Shorter intervals than this would judge scheduling noise, not a dead sender.
+MIN_HEARTBEAT_INTERVAL = 5.0
+
+
+class HeartbeatConfig(_Model):
+    """Something that must be heard from at least every `interval` (see router/heartbeats/):
+    alerts matching `matchers`, or POST /heartbeat/{name}."""
+
+    name: str = Field(pattern=HEARTBEAT_NAME_PATTERN)
+    # Alerts matching all of these are beats; none: only POST /heartbeat/{name} beats.
+    matchers: list[str] = Field(default_factory=list)
+    interval: Duration
+    grace: Duration = 0.0
+    # Labels of the HeartbeatMissing event, on top of alertname, heartbeat and source.
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("interval")
+    @classmethod
+    def _judgeable(cls, value: float) -> float:
+        if value < MIN_HEARTBEAT_INTERVAL:
+            raise ValueError(
+                f"interval must be at least {format_duration(MIN_HEARTBEAT_INTERVAL)}"
+            )
+        return value
+
+
 # Slack allows 25 elements in an actions block; Acknowledge takes one.
 MAX_SILENCE_DURATIONS = 24
 
@@ -652,6 +681,7 @@ class TeamFile(_Model):
     route: RouteConfig
     time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+    heartbeats: list[HeartbeatConfig] = Field(default_factory=list)
 
 
 class EmailPacingConfig(_Model):
@@ -685,6 +715,7 @@ class Config(_Model):
     time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     teams: list[TeamConfig] = Field(default_factory=list)
+    heartbeats: list[HeartbeatConfig] = Field(default_factory=list)
     # Where the jinja2 templates live; empty means the project's templates/ folder.
     templates_dir: str = ""
     # How each team's file was loaded; set by the loader, which also merges every loaded

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from router.importer.deadman import dead_man_heartbeats
 from router.importer.document import Malformed
 from router.importer.forward import forwarding_config
 from router.importer.receivers import Kept, convert_receivers
@@ -141,12 +142,14 @@ def import_config(text: str, filename: str, router_url: str = DEFAULT_ROUTER_URL
         raise Unreadable(str(exc).splitlines()) from None
     report = Report(located.where)
     try:
-        return _convert(located, filename, report, router_url)
+        return _convert(located, filename, report, router_url, text)
     except Malformed as exc:
         raise Unreadable([f"{located.where}:{exc.line}: {exc}"]) from None
 
 
-def _convert(located: Located, filename: str, report: Report, router_url: str) -> Imported:
+def _convert(
+    located: Located, filename: str, report: Report, router_url: str, text: str = ""
+) -> Imported:
     root, wrapper = located.root, located.wrapper
     for key, line in located.siblings:
         if located.where == filename:
@@ -190,6 +193,9 @@ def _convert(located: Located, filename: str, report: Report, router_url: str) -
         data["time_intervals"] = intervals
     if inhibit_rules:
         data["inhibit_rules"] = inhibit_rules
+    heartbeats = dead_man_heartbeats(root, text, report)
+    if heartbeats:
+        data["heartbeats"] = heartbeats
 
     origin = report.where + (f" ({wrapper})" if wrapper else "")
     header = [

@@ -23,6 +23,7 @@ from router.model import (
     Outcome,
     TimelineEntry,
 )
+from router.store.beats import HeartbeatLog
 
 # Deploys are kept this long by every store; correlation windows are minutes to hours.
 DEPLOY_TTL = 7 * 86400.0
@@ -322,9 +323,10 @@ class Housekeeping(Protocol):
         finished records older than `state.keep_records`; returns how many went."""
         ...
 
-    async def lead(self, purpose: str) -> bool:
-        """Whether this process is, for the next ROLE_TERM, the one that does `purpose` for
-        every process sharing the store; the holder renews it by asking again."""
+    async def lead(self, purpose: str, term: float = ROLE_TERM) -> bool:
+        """Whether this process is, for the next `term` (default ROLE_TERM), the one that
+        does `purpose` for every process sharing the store; the holder renews it by asking
+        again."""
         ...
 
 
@@ -399,6 +401,7 @@ class Store(
     RecordQueries,
     ChannelBudget,
     Housekeeping,
+    HeartbeatLog,
     Protocol,
 ):
     """Everything a state store does: what `open_store` returns and both stores implement."""

@@ -130,6 +130,13 @@ class Metrics:
             "and every readiness probe).",
             registry=r,
         )
+        self.heartbeat_last_beat = Gauge(
+            "alert_router_heartbeat_last_beat_timestamp_seconds",
+            "When each configured heartbeat last beat (Unix seconds; from the shared store, "
+            "so every replica exports the same value). Absent until its first beat.",
+            ["heartbeat"],
+            registry=r,
+        )
         # Enrichment (router/enrich): Loki queries and the links/logs added to messages.
         self.enrich_duration = Histogram(
             "alert_router_enrich_duration_seconds",

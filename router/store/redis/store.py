@@ -37,6 +37,7 @@ JSON `[receiver, group_key]`):
 - `P deploys` hash, `P deploys:x`, `P deploys:a:<app>`, `P deploys:ns:<namespace>` zsets by
   deploy time; trimmed after DEPLOY_TTL, TTL refreshed on write.
 - `P lead:<purpose>` hash, which process holds a once-per-deployment role until when.
+- `P hbs`, `P hb:<name>`: heartbeats (router/store/redis/heartbeats.py).
 - `P seq` (notification counter), `P pending` (outbox depth) and `P alerts:gen`: one
   integer each, no TTL.
 
@@ -125,6 +126,7 @@ from router.store.protocols import (
 )
 from router.store.records import synthesized_timeline
 from router.store.redis.actions import ACTION_SCRIPTS, RedisActions
+from router.store.redis.heartbeats import HEARTBEAT_SCRIPTS, RedisHeartbeats
 from router.store.url import SENTINEL_SCHEME, parse_state_url
 
 # Key TTLs are a safety net behind expire() and the scripts' own times: give them room.
@@ -162,6 +164,7 @@ _SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "lead": (),
     "pace": (),
     **ACTION_SCRIPTS,
+    **HEARTBEAT_SCRIPTS,
     "query": (),
     "timeline": (),
     "counts": (),
@@ -215,7 +218,7 @@ def _is_outage(exc: ResponseError) -> bool:
     return str(exc).split(" ", 1)[0] in _OUTAGE_ERRORS
 
 
-class RedisStore(RedisActions):
+class RedisStore(RedisActions, RedisHeartbeats):
     """The `Store` protocol on Redis, shared by every replica using the same key prefix."""
 
     def __init__(
@@ -358,9 +361,9 @@ class RedisStore(RedisActions):
             self._client = self._connect()
         await self.ping()
 
-    async def lead(self, purpose: str) -> bool:
-        """Take or renew `purpose` for one lease, unless another live process holds it."""
-        held = bool(await self._take(purpose, ROLE_TERM))
+    async def lead(self, purpose: str, term: float = ROLE_TERM) -> bool:
+        """Take or renew `purpose` for `term`, unless another live process holds it."""
+        held = bool(await self._take(purpose, term))
         if held:
             self._roles.add(purpose)
         else:

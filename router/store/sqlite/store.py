@@ -51,6 +51,7 @@ from router.store.protocols import (
 )
 from router.store.records import synthesized_timeline
 from router.store.sqlite.actions import ACTIONS_SCHEMA, SQLiteActions, expire_actions
+from router.store.sqlite.heartbeats import HEARTBEATS_SCHEMA, SQLiteHeartbeats
 from router.store.sqlite.pending import PendingIndex
 
 T = TypeVar("T")
@@ -296,7 +297,7 @@ def _alerts_change(
     return bool(wanted)
 
 
-class SQLiteStore(SQLiteActions):
+class SQLiteStore(SQLiteActions, SQLiteHeartbeats):
     """The `Store` protocol on one SQLite file in WAL mode, owned by one process."""
 
     def __init__(
@@ -342,7 +343,7 @@ class SQLiteStore(SQLiteActions):
         # FULL: a committed webhook survives power loss too, not only a killed process.
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA + ACTIONS_SCHEMA)
+        conn.executescript(_SCHEMA + ACTIONS_SCHEMA + HEARTBEATS_SCHEMA)
         _migrate(conn)
         _create_records_schema(conn)
         # Texts queued but not indexed when the process stopped: the newest records.
@@ -546,7 +547,7 @@ class SQLiteStore(SQLiteActions):
     async def hold_slots(self, key: str, until: float) -> None:
         self._slots[key] = max(self._slots.get(key, 0.0), until)
 
-    async def lead(self, purpose: str) -> bool:
+    async def lead(self, purpose: str, term: float = 0.0) -> bool:
         """Always: the one process that owns the file does every chore."""
         return True
 
