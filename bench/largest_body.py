@@ -28,7 +28,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import free_port, peak_rss_mb, spawn  # noqa: E402
+from bench.harness import free_port, peak_rss_mb, spawn, wait_ready  # noqa: E402
 
 CONFIG = """
 state: {{url: 'sqlite:///{tmp}/bench.db'}}
@@ -160,15 +160,7 @@ async def main() -> None:
         base = f"http://127.0.0.1:{port}"
         try:
             async with aiohttp.ClientSession() as posting, aiohttp.ClientSession() as probing:
-                async with asyncio.timeout(30):
-                    while True:
-                        try:
-                            async with probing.get(base + "/readyz") as resp:
-                                if resp.status == 200:
-                                    break
-                        except aiohttp.ClientConnectionError:
-                            pass
-                        await asyncio.sleep(0.1)
+                await wait_ready(probing, base + "/readyz", router)
                 stop = asyncio.Event()
                 quiet = asyncio.create_task(probe(probing, base + "/healthz", stop))
                 await asyncio.sleep(2)

@@ -4,8 +4,8 @@ Starts its own `redis-server` on a free port (append-only file, `--appendfsync a
 default, so an acknowledged webhook is on disk as with SQLite's synchronous=FULL), then:
 
 1. throughput: the core benchmark's load (`load_alertmanager.run_load`) against one replica
-   on SQLite and one on Redis, and the same webhooks spread round-robin over three replicas
-   on Redis: flat out, then paced at 70% of SQLite's flat-out rate and at `--rates`; a
+   on SQLite and one on Redis, and the same load with its connections spread over three
+   replicas on Redis: flat out, then paced at 70% of SQLite's flat-out rate and at `--rates`; a
    fresh service and empty state per run; requests/s, p50/p99 webhook latency, and whether
    everything was delivered;
 2. memory: `--memory-alerts` distinct alerts (`--alerts` per webhook, each webhook its own
@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,48 +39,18 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness import free_port, redis_server  # noqa: E402
 from load_alertmanager import (  # noqa: E402
     CONFIG,
-    free_port,
-    metric,
     run_load,
     spawned_server,
+    total,
     webhook,
 )
 
 from router.store.redis import RedisStore  # noqa: E402
 
 PREFIX = "bench:"
-
-
-@contextmanager
-def redis_server(fsync: str) -> Iterator[str]:
-    """A throwaway `redis-server` on a free port; yields its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed")
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", ""]
-        argv += ["--appendonly", "yes", "--appendfsync", fsync, "--loglevel", "warning"]
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"redis://127.0.0.1:{port}/0"
-        client = redis.Redis.from_url(url)
-        try:
-            deadline = time.time() + 10
-            while True:
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    if time.time() > deadline:
-                        raise
-                    time.sleep(0.05)
-            yield url
-        finally:
-            client.close()
-            proc.terminate()
-            proc.wait(timeout=10)
 
 
 @contextmanager
@@ -135,67 +103,6 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
         except OSError:
             time.sleep(0.05)
     raise SystemExit(f"{url} did not start")
-
-
-async def total(session: aiohttp.ClientSession, urls: list[str], name: str) -> float:
-    return sum([await metric(session, url, name) for url in urls])
-
-
-async def run_spread(
-    urls: list[str], rate: float, duration: float, alerts: int, concurrency: int
-) -> dict[str, Any]:
-    """The core benchmark's webhooks (`webhook()`) at `rate` per second (0: flat out) for
-    `duration` seconds, spread round-robin over `urls`; waits until all were delivered."""
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    sent = 0
-    headers = {"Content-Type": "application/json"}
-
-    async def worker(session: aiohttp.ClientSession, start: float) -> None:
-        nonlocal sent
-        while True:
-            n = sent
-            sent += 1
-            if rate > 0:
-                await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
-            if time.perf_counter() >= start + duration:
-                return
-            body = json.dumps(webhook(n, alerts)).encode()
-            t = time.perf_counter()
-            async with session.post(
-                f"{urls[n % len(urls)]}/webhook/alertmanager", data=body, headers=headers
-            ) as resp:
-                await resp.read()
-                statuses[resp.status] = statuses.get(resp.status, 0) + 1
-            latencies.append(time.perf_counter() - t)
-
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        before = await total(session, urls, "alert_router_notifications_total")
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(session, start) for _ in range(concurrency)))
-        took = time.perf_counter() - start
-        drain_start = time.perf_counter()
-        unique = len(latencies)
-        while time.perf_counter() - drain_start < 300:
-            done = await total(session, urls, "alert_router_notifications_total") - before
-            if done >= unique:
-                break
-            await asyncio.sleep(0.25)
-        delivered = await total(session, urls, "alert_router_notifications_total") - before
-    latencies.sort()
-    ok = statuses.get(200, 0)
-    return {
-        "requests": len(latencies),
-        "statuses": statuses,
-        "seconds": round(took, 2),
-        "req_per_s": round(ok / took, 1),
-        "p50_ms": round(statistics.median(latencies) * 1000, 2),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
-        "unique_groups": unique,
-        "delivered": int(delivered),
-        "drain_s": round(time.perf_counter() - drain_start, 2),
-    }
 
 
 def used_memory(url: str) -> dict[str, Any]:
@@ -288,7 +195,7 @@ def flush(url: str) -> None:
         client.close()
 
 
-def core(url: str, rate: float, args: argparse.Namespace) -> dict[str, Any]:
+def core(url: str | list[str], rate: float, args: argparse.Namespace) -> dict[str, Any]:
     """One run of the core benchmark (`load_alertmanager.run_load`) against `url`."""
     return asyncio.run(
         run_load(url, rate, args.duration, args.alerts, 0.0, args.concurrency, token="")
@@ -303,9 +210,7 @@ def one_run(setup: str, redis_url: str, rate: float, args: argparse.Namespace) -
     flush(redis_url)
     count = int(setup.rsplit("_", 1)[1])
     with replicas(redis_url, count) as urls:
-        if count == 1:
-            return core(urls[0], rate, args)
-        return asyncio.run(run_spread(urls, rate, args.duration, args.alerts, args.concurrency))
+        return core(urls[0] if count == 1 else urls, rate, args)
 
 
 def throughput(args: argparse.Namespace) -> dict[str, Any]:
@@ -328,6 +233,11 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
                 f"{setup:9} {name:11} {run['req_per_s']:7.1f} req/s  p50 {run['p50_ms']:7.2f} ms"
                 f"  p99 {run['p99_ms']:7.2f} ms"
                 f"  delivered {run['delivered']}/{run['unique_groups']}"
+                + (
+                    f"  per replica {run['req_per_s_per_replica']}"
+                    if "req_per_s_per_replica" in run
+                    else ""
+                )
             )
     flat = {setup: runs[setup]["flat_out"]["req_per_s"] for setup in setups}
     return {

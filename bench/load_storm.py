@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from load_replicas import redis_server, wait_ready  # noqa: E402
+from harness import redis_server  # noqa: E402
+from load_replicas import wait_ready  # noqa: E402
 
 from bench.harness import free_port, peak_rss_mb, spawn  # noqa: E402
 from tests.fakes.slack import FakeSlack, SlackCall  # noqa: E402

@@ -32,7 +32,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import free_port, peak_rss_mb, spawn  # noqa: E402
+from bench.harness import free_port, peak_rss_mb, spawn, wait_ready  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
 from tests.fakes.slack_clicks import SlackUser, block_actions, form_body, sign  # noqa: E402
 
@@ -95,20 +95,6 @@ def percentiles(values: list[float]) -> dict[str, float]:
         "p99_ms": round(q[98] * 1000, 1),
         "max_ms": round(ordered[-1] * 1000, 1),
     }
-
-
-async def wait_ready(http: aiohttp.ClientSession, url: str, proc: Any) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"{url}: the process exited with {proc.returncode}")
-            try:
-                async with http.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
 
 
 async def main() -> None:

@@ -12,6 +12,7 @@ from router.channels.base import Channel
 from router.config.schema import Config
 from router.config.teams import TeamLoad
 from router.enrich.enricher import Enricher
+from router.heartbeats.spec import Heartbeats
 from router.oncall.directory import OnCallDirectory, OverrideSource
 from router.routing.inhibit import Inhibitor
 from router.routing.timeintervals import TimeIntervals
@@ -31,6 +32,7 @@ class Runtime:
     channels: dict[str, Channel] = field(default_factory=dict)
     # Who is on call (rotations of this config, overrides from the store).
     oncall: OnCallDirectory = field(default_factory=lambda: OnCallDirectory({}))
+    heartbeats: Heartbeats = field(default_factory=Heartbeats)
     # The service's clock (Unix seconds), handed to everything built here.
     clock: Callable[[], float] = time.time
 
@@ -96,6 +98,7 @@ class Runtime:
             enricher=Enricher(config, metrics),
             channels=channels,
             oncall=oncall,
+            heartbeats=Heartbeats.from_config(config),
             clock=clock,
         )
 

@@ -12,6 +12,9 @@ set -eu
 src=$1
 venv=$2
 python=${PYTHON:-python3}
+# A caller's PYTHONPATH (a checkout with an alert_router.egg-info, say) would make pip think
+# the package is installed already and skip the wheel.
+unset PYTHONPATH PYTHONHOME
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

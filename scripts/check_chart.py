@@ -14,7 +14,8 @@ OpenAPI schemas, offline). For each case it:
    replaced by placeholders), so every ${VAR} the config uses must be provided by the chart;
 6. writes the PrometheusRule's groups to OUT/<case>/rules.yaml for promtool, and the example
    Alertmanager config (with the generated webhook token) to OUT/<case>/alertmanager.yaml
-   for amtool.
+   for amtool;
+7. checks the Grafana dashboard ConfigMap (label, content) is there exactly when enabled.
 
 Usage: python scripts/check_chart.py OUT
 """
@@ -22,6 +23,7 @@ Usage: python scripts/check_chart.py OUT
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "alert-router"
 KUBE_VERSIONS = ("1.25.0", "1.37.0")
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+DASHBOARD = CHART / "dashboards" / "alert-router.json"
+DASHBOARD_LABEL = "grafana_dashboard"
 
 # (case, namespace, values files in order, extra values)
 CASES: list[tuple[str, str, list[str], dict[str, Any]]] = [
@@ -54,6 +58,7 @@ CASES: list[tuple[str, str, list[str], dict[str, Any]]] = [
         "monitoring",
         [],
         {
+            "grafanaDashboard": {"enabled": False},
             "config": {
                 "receivers": [{"name": "stdout", "log": {}}],
                 "route": {"receiver": "stdout", "routes": [{"team": "payments"}]},
@@ -109,6 +114,30 @@ def container_env(deployment: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+def check_dashboards(
+    case: str, dashboards: list[dict[str, Any]], values: dict[str, Any]
+) -> list[str]:
+    """The dashboard ConfigMap is there when enabled, labelled for Grafana's sidecar, and
+    carries dashboards/alert-router.json unchanged; tests/test_dashboard.py runs its queries."""
+    problems: list[str] = []
+    enabled = values.get("grafanaDashboard", {}).get("enabled", True)
+    if len(dashboards) != (1 if enabled else 0):
+        fail(
+            problems,
+            case,
+            f"{len(dashboards)} dashboard ConfigMaps, grafanaDashboard.enabled={enabled}",
+        )
+    for configmap in dashboards:
+        if configmap["metadata"]["labels"][DASHBOARD_LABEL] != "1":
+            fail(problems, case, f'the dashboard ConfigMap is not labelled {DASHBOARD_LABEL}: "1"')
+        shipped = json.loads(DASHBOARD.read_text())
+        if list(configmap["data"]) != [DASHBOARD.name]:
+            fail(problems, case, f"the dashboard ConfigMap holds {list(configmap['data'])}")
+        elif json.loads(configmap["data"][DASHBOARD.name]) != shipped:
+            fail(problems, case, f"the dashboard ConfigMap differs from {DASHBOARD}")
+    return problems
+
+
 def check_case(
     helm: Any, kv: Any, case: str, namespace: str, values: dict[str, Any], out: Path
 ) -> list[str]:
@@ -142,6 +171,12 @@ def check_case(
                 name = f"{doc['kind']}/{doc['metadata']['name']}"
                 fail(problems, case, f"{name} is not valid Kubernetes {version}: {exc}")
 
+    # The Grafana dashboard is a ConfigMap of its own, told apart by the sidecar's label.
+    dashboards = [
+        d for d in by_kind.get("ConfigMap", []) if d["metadata"]["labels"].get(DASHBOARD_LABEL)
+    ]
+    by_kind["ConfigMap"] = [d for d in by_kind.get("ConfigMap", []) if d not in dashboards]
+    problems += check_dashboards(case, dashboards, values)
     missing = [k for k in ("Deployment", "Service", "ConfigMap") if len(by_kind.get(k, [])) != 1]
     if missing:
         fail(problems, case, f"expected exactly one of each: {', '.join(missing)}")

@@ -1,13 +1,15 @@
-"""Check that the hashed lock files match pyproject.toml, without resolving anything.
+"""Check that the hashed lock files match their sources, without resolving anything.
 
 - requirements.lock pins every runtime dependency of [project.dependencies] with `==`, at a
   version the dependency's specifier allows, and every pinned package carries hashes;
 - requirements-build.lock does the same for [build-system].requires;
-- each lock names the command that regenerates it.
+- requirements-test.lock does it for the `test` extra and requirements-ci.txt, and pins
+  every package of requirements.lock at the same version (CI installs both in one venv);
+- each lock names scripts/relock.sh, the command that regenerates it.
 
 Completeness of the transitive closure is proven by installing with --require-hashes (pip
-refuses any package that is not pinned and hashed): the Dockerfile does, and so does
-tests/test_shipping.py through scripts/build-venv.sh.
+refuses any package that is not pinned and hashed): the Dockerfile does, .ci/run does, and so
+does tests/test_shipping.py through scripts/build-venv.sh.
 
 Usage: python scripts/check_locks.py
 """
@@ -51,9 +53,8 @@ def pins(lock: Path) -> tuple[dict[str, Version], list[str]]:
 
 def check(lock: Path, requirements: list[str], source: str) -> list[str]:
     found, problems = pins(lock)
-    header = lock.read_text()
-    if "pip-compile" not in header or source not in header:
-        problems.append(f"{lock.name}: header does not name the pip-compile command for {source}")
+    if "scripts/relock.sh" not in "".join(lock.read_text().splitlines(keepends=True)[:3]):
+        problems.append(f"{lock.name}: its header does not name scripts/relock.sh")
     for text in requirements:
         req = Requirement(text)
         if req.marker is not None and not req.marker.evaluate():
@@ -68,30 +69,55 @@ def check(lock: Path, requirements: list[str], source: str) -> list[str]:
     return problems
 
 
+def requirement_lines(path: Path) -> list[str]:
+    """The requirements of a pip requirements file (comments and blank lines dropped)."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def same_pins(runtime: Path, test: Path) -> list[str]:
+    """Problems where the test lock pins a runtime package differently, or not at all."""
+    runtime_pins, _ = pins(runtime)
+    test_pins, _ = pins(test)
+    problems = []
+    for name, version in sorted(runtime_pins.items()):
+        if test_pins.get(name) != version:
+            problems.append(
+                f"{test.name}: {name}=={test_pins.get(name)} but {runtime.name} pins {version}"
+            )
+    return problems
+
+
 def main() -> int:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    problems = check(
-        ROOT / "requirements.lock", project["project"]["dependencies"], "pyproject.toml"
-    )
+    runtime_lock, test_lock = ROOT / "requirements.lock", ROOT / "requirements-test.lock"
+    problems = check(runtime_lock, project["project"]["dependencies"], "pyproject.toml")
     problems += check(
         ROOT / "requirements-build.lock",
         project["build-system"]["requires"],
         "requirements-build.in",
     )
+    problems += check(
+        test_lock,
+        project["project"]["optional-dependencies"]["test"]
+        + requirement_lines(ROOT / "requirements-ci.txt"),
+        "pyproject.toml [test], requirements-ci.txt",
+    )
+    problems += same_pins(runtime_lock, test_lock)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
         print(
-            "Regenerate the locks (see the README, section Dependencies):\n"
-            "  pip-compile --generate-hashes --strip-extras --no-emit-index-url "
-            "--no-emit-find-links -o requirements.lock pyproject.toml\n"
-            "  pip-compile --generate-hashes --allow-unsafe --no-emit-index-url "
-            "--no-emit-find-links -o requirements-build.lock requirements-build.in",
+            "Regenerate the locks (see the README, section Dependencies): scripts/relock.sh",
             file=sys.stderr,
         )
         return 1
-    runtime, _ = pins(ROOT / "requirements.lock")
-    print(f"locks in sync with pyproject.toml: {len(runtime)} runtime packages pinned with hashes")
+    runtime, _ = pins(runtime_lock)
+    test, _ = pins(test_lock)
+    print(
+        f"locks in sync with their sources: {len(runtime)} runtime and {len(test)} test "
+        "packages pinned with hashes"
+    )
     return 0
 
 

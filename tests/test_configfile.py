@@ -394,7 +394,8 @@ def test_model_rules_are_reported_at_the_mapping_they_concern() -> None:
           receiver: stdout
         """
     ) == [
-        "2:5: receivers[0]: a receiver needs exactly one of slack, email, webhook, log"
+        "2:5: receivers[0]: a receiver needs exactly one of slack, email, webhook, log,"
+        " pagerduty, msteams"
         " (has webhook, log)"
     ]
 
@@ -409,7 +410,7 @@ def test_invalid_dict_keys_point_at_the_key() -> None:
         """
     ) == [
         "8:5: server.auth.gitlab: invalid key 'gitlab': input should be 'alertmanager',"
-        " 'argocd', 'api' or 'admin'"
+        " 'argocd', 'api', 'admin' or 'heartbeat'"
     ]
 
 

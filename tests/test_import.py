@@ -9,9 +9,11 @@ import base64
 import contextlib
 import importlib
 import io
+import json
 import random
 import re
 import subprocess
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ import yaml
 from router.cli import main
 from router.config.loader import load_config
 from router.config.schema import Config
+from router.importer.forward import KEPT_NOTHING, RECEIVER
 from router.importer.goregex import UntranslatableRegex, translate
 from router.importer.matchers import parse_classic, parse_source_matchers
 from router.ingest.normalize import normalize
@@ -63,6 +66,12 @@ class Imported:
 
     def config(self) -> Config:
         return load_config(self.routes, env=self.env)
+
+    def kept(self) -> list[str]:
+        """The receivers the forwarding alertmanager.yml still delivers to itself."""
+        doc: dict[str, Any] = yaml.safe_load(self.forward.read_text())
+        names = [r["name"] for r in doc["receivers"]]
+        return [n for n in names if n not in (RECEIVER, KEPT_NOTHING)]
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
@@ -245,6 +254,40 @@ def amtool_receivers(config: Path, labels: Mapping[str, str]) -> list[str]:
     return list(dict.fromkeys(result.stdout.strip().split(",")))
 
 
+def _kind(key: str) -> str:
+    """The integration a `*_configs` key names, as alert-router calls it."""
+    kind = key.removesuffix("_configs")
+    return "msteams" if kind == "msteamsv2" else kind
+
+
+def integrations(config: Path) -> dict[str, Counter[tuple[str, str]]]:
+    """Per receiver of an Alertmanager config, its integrations as (receiver, kind) counts."""
+    doc: dict[str, Any] = yaml.safe_load(config.read_text())
+    found: dict[str, Counter[tuple[str, str]]] = {}
+    for receiver in doc.get("receivers") or []:
+        name = receiver["name"]
+        found[name] = Counter(
+            {
+                (name, _kind(key)): len(items or [])
+                for key, items in receiver.items()
+                if key.endswith("_configs") and items
+            }
+        )
+    return found
+
+
+def delivered(
+    by_receiver: Mapping[str, Counter[tuple[str, str]]], names: Sequence[str]
+) -> Counter[tuple[str, str]]:
+    """The integrations an Alertmanager config notifies for the receivers amtool named
+    (the forwarder to alert-router aside)."""
+    total: Counter[tuple[str, str]] = Counter()
+    for name in names:
+        if name not in (RECEIVER, KEPT_NOTHING):
+            total += by_receiver[name]
+    return total
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -268,7 +311,9 @@ def test_imported_routes_name_the_receivers_amtool_names_for_every_label_set(
         monkeypatch.setenv(key, value)
     original = plain_config(name, tmp_path)
     code, out, err = run_cli("check", str(imported.routes))
-    assert (code, err) == (0, ""), err
+    assert code == 0, err
+    # No problem; only the warnings that the imported file sets no credentials.
+    assert all(line.startswith("warning: ") for line in err.splitlines()), err
     assert out.startswith("OK: ")
     amtool_check(original)
     amtool_check(imported.forward)
@@ -278,9 +323,24 @@ def test_imported_routes_name_the_receivers_amtool_names_for_every_label_set(
     cases = label_sets(config, count=min(300, 20 * len(tree)), seed=len(name))
     with ThreadPoolExecutor(max_workers=4) as pool:
         expected = list(pool.map(lambda labels: amtool_receivers(original, labels), cases))
+        kept = bool(imported.kept())
+        by_am = (
+            list(pool.map(lambda labels: amtool_receivers(imported.forward, labels), cases))
+            if kept
+            else [[RECEIVER] for _ in cases]
+        )
     got = [list(dict.fromkeys(r.receiver for r in tree.match(labels))) for labels in cases]
     differ = [(c, e, g) for c, e, g in zip(cases, expected, got, strict=True) if e != g]
     assert not differ, f"{len(differ)} of {len(cases)} label sets differ, e.g. {differ[:5]}"
+    # Nothing is lost and nothing sent twice: per label set, what the forwarding
+    # Alertmanager still delivers itself plus what alert-router delivers is, integration
+    # by integration, what the original delivered.
+    before, after = integrations(original), integrations(imported.forward)
+    served = {r.name: r.integration for r in config.receivers if r.integration != "log"}
+    for labels, names, am_names, ours in zip(cases, expected, by_am, got, strict=True):
+        wanted = delivered(before, names)
+        by_router = Counter((n, served[n]) for n in ours if n in served)
+        assert delivered(after, am_names) + by_router == wanted, labels
     # The command itself prints the same as the tree it is built on.
     for labels, names in list(zip(cases, expected, strict=True))[:: max(1, len(cases) // 8)]:
         assert cli_receivers(imported.routes, labels) == names
@@ -562,6 +622,7 @@ def test_receivers_carry_slack_email_and_webhook_with_global_defaults(tmp_path: 
         "MAIL_465_SMTP_PASSWORD",
         "HOOK_WEBHOOK_URL",
         "HOOK_WEBHOOK_TOKEN",
+        "PAGER_PAGERDUTY_ROUTING_KEY",
     }
     global_slack = by_name["slack-global"].slack
     assert global_slack is not None and global_slack.webhook_url is not None
@@ -586,17 +647,23 @@ def test_receivers_carry_slack_email_and_webhook_with_global_defaults(tmp_path: 
     hook = by_name["hook"].webhook
     assert hook is not None and hook.bearer_token is not None
     assert hook.bearer_token.get_secret_value() == "placeholder-HOOK_WEBHOOK_TOKEN"
-    # Stand-ins keep the name: a log receiver for PagerDuty, the first integration of two.
-    assert by_name["pager"].log is not None
+    pager = by_name["pager"].pagerduty
+    assert pager is not None
+    assert pager.routing_key.get_secret_value() == "placeholder-PAGER_PAGERDUTY_ROUTING_KEY"
+    # A receiver's first integration comes here; its second stays in Alertmanager.
     assert by_name["both"].email is not None
     where = tmp_path / "alertmanager.yml"
     assert f"{where}:22: receiver 'slack-global': slack_configs[0].title: not carried" in (
         imported.out
     )
-    assert f"{where}:45: receiver 'pager': pagerduty_configs[0]: alert-router has no" in (
-        imported.out
-    )
-    assert f"{where}:48: receiver 'both': webhook_configs[0]: not carried over" in imported.out
+    assert (
+        f"{where}:48: receiver 'both': webhook_configs[0]: stays in Alertmanager: an"
+        " alert-router receiver has one integration (it took email_configs[0])"
+    ) in imported.out
+    assert imported.kept() == ["both"]
+    forward: dict[str, Any] = yaml.safe_load(imported.forward.read_text())
+    [both] = [r for r in forward["receivers"] if r["name"] == "both"]
+    assert both == {"name": "both", "webhook_configs": [{"url": "https://hooks.example.com/both"}]}
     assert f"{where}:43: receiver 'hook': webhook_configs[0].max_alerts: not carried" in (
         imported.out
     )
@@ -702,7 +769,13 @@ receivers:
 def test_forwarding_config_keeps_the_route_tree_and_sends_everything_to_the_router(
     tmp_path: Path,
 ) -> None:
-    source = DATA / "teams.yml"
+    # teams.yml without its Opsgenie integration: alert-router serves every receiver.
+    source = tmp_path / "teams.yml"
+    source.write_text(
+        (DATA / "teams.yml")
+        .read_text()
+        .replace("    opsgenie_configs:\n      - api_key: og-key\n", "")
+    )
     imported = import_file(source, tmp_path / "out", "--router-url", "http://router:9000/")
     assert imported.code == 0, imported.err
     forward: dict[str, Any] = yaml.safe_load(imported.forward.read_text())
@@ -775,11 +848,13 @@ def test_a_secrets_literal_block_is_reported_with_the_files_own_lines(tmp_path: 
     assert imported.out.splitlines()[:2] == [
         f"{where}:25: receiver 'slack-default': slack_configs[0].text: not carried over"
         " (alert-router lays out its own Slack message, from templates/)",
-        f"{where}:28: receiver 'oncall': pagerduty_configs[0]: alert-router has no pagerduty"
-        " integration; not carried over",
+        f"{where}:30: receiver 'oncall': slack_configs[0]: stays in Alertmanager: an"
+        " alert-router receiver has one integration (it took pagerduty_configs[0])",
     ]
     assert lines[24].strip().startswith("text:")
-    assert lines[27].strip() == "- routing_key: pd-secret"
+    assert lines[29].strip() == "- channel: '#oncall'"
+    secrets = [line.split()[0] for line in imported.out.splitlines() if "line 28" in line]
+    assert secrets == ["ONCALL_PAGERDUTY_ROUTING_KEY"]
 
 
 _WRAPPED_CONFIG = """route:
@@ -992,3 +1067,126 @@ def test_a_global_setting_without_equivalent_is_reported_once(tmp_path: Path) ->
         f"{DATA / 'upstream-conf.good.yml'}:7: global.smtp_hello: not carried over"
         " (alert-router greets with its own host name)"
     ]
+
+
+# E2E with a second webhook for oncall: it stays in Alertmanager (a receiver here has one).
+E2E_KEPT = E2E.replace(
+    '    webhook_configs: [{url: "http://hooks.invalid/oncall"}]',
+    "    webhook_configs:\n"
+    '      - url: "http://hooks.invalid/oncall"\n'
+    '      - url: "SINK/oncall-kept"',
+)
+assert E2E_KEPT != E2E
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_what_stays_in_alertmanager_is_delivered_there_and_the_rest_by_the_router(
+    tmp_path: Path, state_url: str
+) -> None:
+    binary = alertmanager_binary()
+    async with WebhookSink() as sink:
+        source = tmp_path / "alertmanager.yml"
+        source.write_text(E2E_KEPT.replace("SINK", sink.url("")))
+        first = import_file(source, tmp_path / "out")
+        assert first.code == 0, first.err
+        # oncall's second webhook stays in Alertmanager (a receiver here has one).
+        assert first.kept() == ["oncall"]
+        env = {
+            "CATCH_ALL_WEBHOOK_URL": sink.url("/catch-all"),
+            "SHOP_WEBHOOK_URL": sink.url("/shop"),
+            "ONCALL_WEBHOOK_URL": sink.url("/oncall"),
+        }
+        routes = tmp_path / "routes.yaml"
+        routes.write_text(first.routes.read_text() + f"state: {{url: '{state_url}'}}\n")
+        async with running(load_config(routes, env=env)) as service:
+            forward = import_file(source, tmp_path / "fwd", "--router-url", service.url)
+            am = Alertmanager(binary, tmp_path / "am", service.url)
+            am.config.write_text(forward.forward.read_text())
+            await am.start()
+            try:
+                await am.post_alerts(
+                    [
+                        _am_alert(alertname="Checkout", team="shop", severity="critical"),
+                        _am_alert(alertname="Watchdog", severity="critical"),
+                    ]
+                )
+                wanted = ["/oncall", "/oncall-kept", "/shop"]
+                deadline = asyncio.get_running_loop().time() + 60
+                while sorted({r.path for r in sink.requests}) != wanted:
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise AssertionError(f"{[r.path for r in sink.requests]}\n{am.log()}")
+                    await asyncio.sleep(0.2)
+                records = await service.wait_for_records(
+                    lambda rs: (
+                        {r["receiver"] for r in rs if r["state"] == "sent"} == {"shop", "oncall"}
+                    )
+                )
+            finally:
+                am.stop()
+    [kept] = [r for r in sink.requests if r.path == "/oncall-kept"]
+    # Alertmanager's own payload, for Checkout only (Watchdog still goes nowhere).
+    assert kept.json["receiver"] == "oncall"
+    assert [a["labels"]["alertname"] for a in kept.json["alerts"]] == ["Checkout"]
+    ours = [r for r in sink.requests if r.path == "/oncall"]
+    assert ours and "notificationId" in json.dumps(ours[0].json)
+    assert sorted(r["receiver"] for r in records if r["state"] == "sent") == ["oncall", "shop"]
+    assert all(r.path != "/catch-all" for r in sink.requests)
+
+
+def test_pagerduty_and_teams_are_carried_and_what_cannot_be_stays_in_alertmanager(
+    tmp_path: Path,
+) -> None:
+    imported = import_text(
+        tmp_path,
+        """\
+global:
+  pagerduty_url: https://events.eu.pagerduty.com/v2/enqueue
+route:
+  receiver: pd
+  routes:
+    - {matchers: ['r="1"'], receiver: pd-v1}
+    - {matchers: ['r="2"'], receiver: teams}
+    - {matchers: ['r="3"'], receiver: connector}
+receivers:
+  - name: pd
+    pagerduty_configs:
+      - routing_key: pd-key-0123456789abcdef01234567
+        severity: critical
+        description: '{{ .CommonAnnotations.summary }}'
+  - name: pd-v1
+    pagerduty_configs: [{service_key: v1-key}]
+  - name: teams
+    msteamsv2_configs: [{webhook_url: "https://prod.workflows.example/abc?sig=s3cret"}]
+  - name: connector
+    msteams_configs: [{webhook_url: "https://outlook.office.com/webhook/xyz"}]
+    telegram_configs: [{bot_token: tg-token, chat_id: 42}]
+""",
+    )
+    assert imported.code == 0, imported.err
+    receivers = {r.name: r for r in imported.config().receivers}
+    pd = receivers["pd"].pagerduty
+    assert pd is not None
+    assert (pd.severity, pd.url) == ("critical", "https://events.eu.pagerduty.com/v2/enqueue")
+    teams, connector = receivers["teams"].msteams, receivers["connector"].msteams
+    assert teams is not None and connector is not None
+    assert teams.webhook_url.get_secret_value() == "placeholder-TEAMS_TEAMS_WEBHOOK_URL"
+    # Events API v1 keys and Telegram stay in Alertmanager, which is told to keep them.
+    assert receivers["pd-v1"].log is not None
+    assert imported.kept() == ["pd-v1", "connector"]
+    forward: dict[str, Any] = yaml.safe_load(imported.forward.read_text())
+    kept = {r["name"]: r for r in forward["receivers"]}
+    assert kept["pd-v1"]["pagerduty_configs"] == [{"service_key": "v1-key"}]
+    assert list(kept["connector"]) == ["name", "telegram_configs"]
+    assert forward["global"]["pagerduty_url"] == "https://events.eu.pagerduty.com/v2/enqueue"
+    out = imported.out
+    assert "pagerduty_configs[0].description: not carried over" in out
+    assert (
+        "receiver 'pd-v1': pagerduty_configs[0]: stays in Alertmanager: it uses service_key" in out
+    )
+    assert "msteams_configs[0]: an Office 365 connector (retired by Microsoft)" in out
+    assert "telegram_configs[0]: stays in Alertmanager: an alert-router receiver has one" in out
+    assert "Kept in Alertmanager" in out and "  connector: telegram_configs[0]" in out
+    for secret in ("pd-key-0123456789abcdef01234567", "s3cret"):
+        assert secret not in imported.routes.read_text() and secret not in out
+    amtool_check(imported.forward)

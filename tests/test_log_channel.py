@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from datetime import UTC, datetime
@@ -97,3 +98,40 @@ async def test_a_closed_stream_is_a_retryable_delivery_error() -> None:
         await LogChannel("stdout", LogReceiver(), stream, clock=clock).send(message(), {})
     assert info.value.reason == "write_failed"
     assert info.value.retryable
+
+
+async def test_sends_in_one_turn_are_written_together_each_on_its_own_line() -> None:
+    stream = io.StringIO()
+    chan = LogChannel("stdout", LogReceiver(), stream, clock=clock)
+
+    await asyncio.gather(*(chan.send(message(f"n-{i}"), {}) for i in range(5)))
+
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line)["notificationId"] for line in lines] == [f"n-{i}" for i in range(5)]
+
+
+class FullDiskOnce(io.StringIO):
+    """A stream whose first write fails as a full disk would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def write(self, text: str) -> int:
+        if not self.failed:
+            self.failed = True
+            raise OSError(28, "No space left on device")
+        return super().write(text)
+
+
+async def test_every_send_of_a_failed_write_fails_and_the_next_write_works() -> None:
+    stream = FullDiskOnce()
+    chan = LogChannel("stdout", LogReceiver(), stream, clock=clock)
+
+    outcomes = await asyncio.gather(
+        *(chan.send(message(f"n-{i}"), {}) for i in range(3)), return_exceptions=True
+    )
+
+    assert all(isinstance(o, DeliveryError) and o.retryable for o in outcomes)
+    await chan.send(message("n-9"), {})
+    assert json.loads(stream.getvalue())["notificationId"] == "n-9"

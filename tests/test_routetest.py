@@ -380,10 +380,11 @@ def test_the_route_test_files_shipped_with_the_examples_pass(
     examples = Path(__file__).resolve().parent.parent / "examples" / "routes"
     # Placeholders for the ${VAR}s the example configs need set, as scripts/ci-checks.sh does.
     for name in ("SLACK_BOT_TOKEN", "SLACK_DEPLOYS_WEBHOOK_URL", "TICKETS_TOKEN",
-                 "ALERTMANAGER_TOKEN", "ARGOCD_TOKEN", "PAYMENTS_ONCALL_TOKEN"):  # fmt: skip
+                 "ALERTMANAGER_TOKEN", "ARGOCD_TOKEN", "PAYMENTS_ONCALL_TOKEN",
+                 "SLACK_SIGNING_SECRET", "PAGERDUTY_ROUTING_KEY", "TEAMS_WEBHOOK_URL"):  # fmt: skip
         monkeypatch.setenv(name, f"placeholder-{name}")
     files = sorted(str(p) for p in examples.rglob("*.test.yaml"))
-    assert len(files) == 2
+    assert len(files) == 3
     code, out, err = run(capsys, "test", *files)
     assert (code, err) == (0, ""), out
     assert out.splitlines()[-1].endswith(" passed, 0 failed")

@@ -11,7 +11,7 @@ from router.oncall.directory import OnCallDirectory
 
 def pace_of(receiver: ReceiverConfig, config: Config) -> PaceSettings | None:
     """How `config` paces `receiver`'s destination: Slack per channel, email per recipient
-    set; None for integrations without a rate limit."""
+    set, Teams per webhook URL; None for integrations without a rate limit."""
     router_url = config.server.external_url
     if receiver.slack is not None:
         slack = config.slack
@@ -19,6 +19,10 @@ def pace_of(receiver: ReceiverConfig, config: Config) -> PaceSettings | None:
     if receiver.email is not None:
         mail = config.email.pacing
         return PaceSettings(mail.interval, mail.digest_threshold, router_url)
+    if receiver.msteams is not None:
+        from router.channels.msteams import DEFAULT_PACE
+
+        return PaceSettings(DEFAULT_PACE.interval, DEFAULT_PACE.digest_threshold, router_url)
     return None
 
 
@@ -68,4 +72,13 @@ def build_channel(
         from router.channels.log import LogChannel
 
         return LogChannel(receiver.name, receiver.log, clock=clock)
+    if receiver.pagerduty is not None:
+        from router.channels.pagerduty import PagerDutyChannel
+
+        return PagerDutyChannel(receiver.name, receiver.pagerduty, clock=clock)
+    if receiver.msteams is not None:
+        from router.channels.msteams import MSTeamsChannel
+
+        assert pace is not None
+        return MSTeamsChannel(receiver.name, receiver.msteams, clock=clock, pace=pace)
     raise ValueError(f"receiver {receiver.name!r} has no integration")

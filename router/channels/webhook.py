@@ -24,44 +24,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from importlib import metadata
 from urllib.parse import urlsplit
 
-import aiohttp
-
-from router.channels.base import DeliveryError, parse_retry_after
+from router.channels.base import DeliveryError
+from router.channels.http import USER_AGENT, JsonPoster, safe_origin, status_error
 from router.config.schema import WebhookReceiver
 from router.render.message import Message
 from router.render.payload import notification_payload
-from router.render.templates import oneline
-from router.render.text import format_duration
-from router.secrets import redact, url_secrets
+from router.secrets import url_secrets
 
-# How much of an error response's body is kept for the error detail.
-_BODY_EXCERPT_BYTES = 512
-
-
-def _version() -> str:
-    try:
-        return metadata.version("alert-router")
-    except metadata.PackageNotFoundError:
-        return "dev"
-
-
-USER_AGENT = f"alert-router/{_version()}"
-
-
-def safe_origin(url: str) -> str:
-    """`scheme://host[:port]` of `url`, without user info, path or query (all may be secret)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "<invalid url>"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme or 'http'}://{host}" + (f":{port}" if port else "")
+__all__ = ["USER_AGENT", "WebhookChannel", "safe_origin"]
 
 
 class WebhookChannel:
@@ -80,12 +52,10 @@ class WebhookChannel:
         self._cfg = cfg
         self._clock = clock
         self._url = cfg.url.get_secret_value()
-        self._origin = safe_origin(self._url)
         secrets = url_secrets(self._url)
         if cfg.bearer_token is not None and cfg.bearer_token.get_secret_value():
             secrets.append(cfg.bearer_token.get_secret_value())
-        self._secrets = secrets
-        self._session: aiohttp.ClientSession | None = None
+        self._poster = JsonPoster(self._url, timeout=cfg.timeout, secrets=secrets)
 
     def _headers(self, message: Message) -> dict[str, str]:
         headers = {
@@ -101,17 +71,6 @@ class WebhookChannel:
             headers["Authorization"] = f"Bearer {self._cfg.bearer_token.get_secret_value()}"
         return headers
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        # Created on first use, inside the running loop (aiohttp binds a session to it).
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._cfg.timeout)
-            )
-        return self._session
-
-    def _redact(self, text: str) -> str:
-        return redact(text, self._secrets)
-
     async def send(self, message: Message, prior: Mapping[str, str]) -> Mapping[str, str]:
         """POST `message`; returns `{"status": "<http status>"}`. Raises DeliveryError."""
         body = json.dumps(
@@ -122,65 +81,18 @@ class WebhookChannel:
         if has_auth_header and ("@" in (urlsplit(self._url).netloc or "")):
             raise DeliveryError(
                 "invalid_config",
-                f"{self._origin}: the url carries credentials and an Authorization header is "
-                "also set; use one of them",
+                f"{self._poster.origin}: the url carries credentials and an Authorization"
+                " header is also set; use one of them",
                 retryable=False,
             )
-        session = self._get_session()
-        try:
-            async with session.post(
-                self._url, data=body, headers=headers, allow_redirects=False
-            ) as resp:
-                status = resp.status
-                if 200 <= status < 300:
-                    return {"status": str(status)}
-                excerpt = await self._excerpt(resp)
-                raise self._status_error(status, resp.headers.get("Retry-After"), excerpt)
-        except DeliveryError:
-            raise
-        except TimeoutError as exc:
-            # Covers aiohttp's ServerTimeoutError and the total ClientTimeout.
-            raise DeliveryError(
-                "timeout",
-                f"{self._origin}: no answer within {format_duration(self._cfg.timeout)}",
-                retryable=True,
-            ) from exc
-        except aiohttp.InvalidURL as exc:
-            raise DeliveryError(
-                "invalid_url", f"{self._origin}: the configured url is not valid", retryable=False
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            reason = exc.os_error.strerror or type(exc.os_error).__name__
-            raise DeliveryError(
-                "connection", self._redact(f"{self._origin}: {reason}"), retryable=True
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            # Disconnects, payload errors, TLS failures: transport trouble, worth a retry.
-            raise DeliveryError(
-                "connection", f"{self._origin}: {type(exc).__name__}", retryable=True
-            ) from exc
-
-    async def _excerpt(self, resp: aiohttp.ClientResponse) -> str:
-        try:
-            raw = await resp.content.read(_BODY_EXCERPT_BYTES)
-        except (aiohttp.ClientError, OSError, TimeoutError):
-            return ""
-        return self._redact(oneline(raw.decode("utf-8", errors="replace"), 200))
-
-    def _status_error(self, status: int, retry_after: str | None, excerpt: str) -> DeliveryError:
-        detail = f"{self._origin} answered {status}" + (f": {excerpt}" if excerpt else "")
-        wait = parse_retry_after(retry_after, self._clock())
-        if status == 429 or status == 408 or status >= 500:
-            return DeliveryError(f"http_{status}", detail, retryable=True, retry_after=wait)
-        if 300 <= status < 400:
-            detail += " (redirects are not followed: point the receiver at the final url)"
-        return DeliveryError(f"http_{status}", detail, retryable=False)
+        answer = await self._poster.post(body, headers)
+        if answer.ok:
+            return {"status": str(answer.status)}
+        raise status_error(answer, self._poster.origin, self._clock(), detail=answer.excerpt())
 
     async def close(self) -> None:
         """Close the HTTP session (and its connections) if one was opened."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._poster.close()
 
     # `async with WebhookChannel(...) as channel:` closes the session however the block ends.
     async def __aenter__(self) -> WebhookChannel:

@@ -20,6 +20,11 @@ def open_surfaces(config: Config) -> list[str]:
         for source in _SOURCES
         if source not in server.auth
     ]
+    if config.heartbeats and "heartbeat" not in server.auth and "alertmanager" not in server.auth:
+        lines.append(
+            "heartbeats accept beats from anyone: POST /heartbeat/{name} (server.auth.heartbeat"
+            " and server.auth.alertmanager unset)"
+        )
     read_open = "api" not in server.auth and server.trusted_proxy is None
     if read_open:
         lines.append(

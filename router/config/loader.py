@@ -36,7 +36,9 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _REFERENCE_RE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _NAME_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
 # Keys whose values are credentials: never echoed in a problem message.
-_SECRET_KEY_RE = re.compile(r"token|password|secret|webhook_url|api_key|authorization", re.I)
+_SECRET_KEY_RE = re.compile(
+    r"token|password|secret|webhook_url|api_key|authorization|routing_key", re.I
+)
 _SECRET_ENV_RE = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|KEY|WEBHOOK|CREDENTIAL|AUTH", re.I)
 _USERINFO_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/@\s]+)@")
 # Alertmanager keys people will paste in, and what to write here instead.

@@ -94,9 +94,10 @@ class SourceAuth(_Model):
 
 
 # Who may call what: `alertmanager` and `argocd` their webhooks, `api` the read API
-# (/api/*) and, while `admin` is unset, the actions (/-/reload); `admin` the actions.
+# (/api/*) and, while `admin` is unset, the actions (/-/reload); `admin` the actions;
+# `heartbeat` POST /heartbeat/{name} (unset: the `alertmanager` credentials guard it).
 # An endpoint whose entry is missing answers anyone.
-AuthScope = Literal["alertmanager", "argocd", "api", "admin"]
+AuthScope = Literal["alertmanager", "argocd", "api", "admin", "heartbeat"]
 
 
 class TrustedProxy(_Model):
@@ -406,26 +407,71 @@ class LogReceiver(_Model):
     pass
 
 
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+PagerDutySeverity = Literal["critical", "error", "warning", "info"]
+
+
+class PagerDutyReceiver(_Model):
+    """An Events API v2 integration of a PagerDuty service."""
+
+    # The service's 32-character integration key: it alone says where the page goes.
+    routing_key: SecretStr
+    # Every event at this severity; unset, mapped from the alerts' own (see the channel).
+    severity: PagerDutySeverity | None = None
+    url: str = PAGERDUTY_EVENTS_URL
+    timeout: Duration = 10.0
+
+    @field_validator("routing_key")
+    @classmethod
+    def _key_given(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("routing_key is empty (is its ${VARIABLE} set?)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"url must be an absolute http(s) URL like {PAGERDUTY_EVENTS_URL}")
+        return value
+
+
+class MSTeamsReceiver(_Model):
+    """A Microsoft Teams channel, through a Workflows ("When a Teams webhook request is
+    received") trigger."""
+
+    # The trigger's URL carries its own signature: a secret.
+    webhook_url: SecretStr
+    timeout: Duration = 10.0
+
+
+# Every integration a receiver may have; it has exactly one.
+INTEGRATIONS = ("slack", "email", "webhook", "log", "pagerduty", "msteams")
+
+
 class ReceiverConfig(_Model):
     name: str = Field(min_length=1)
     slack: SlackReceiver | None = None
     email: EmailReceiver | None = None
     webhook: WebhookReceiver | None = None
     log: LogReceiver | None = None
+    pagerduty: PagerDutyReceiver | None = None
+    msteams: MSTeamsReceiver | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ReceiverConfig:
-        kinds = [k for k in ("slack", "email", "webhook", "log") if getattr(self, k) is not None]
+        kinds = [k for k in INTEGRATIONS if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(
-                "a receiver needs exactly one of slack, email, webhook, log"
+                f"a receiver needs exactly one of {', '.join(INTEGRATIONS)}"
                 + (f" (has {', '.join(kinds)})" if kinds else "")
             )
         return self
 
     @property
     def integration(self) -> str:
-        for kind in ("slack", "email", "webhook", "log"):
+        for kind in INTEGRATIONS:
             if getattr(self, kind) is not None:
                 return kind
         raise AssertionError("validated receiver has no integration")
@@ -485,6 +531,34 @@ class InhibitRule(_Model):
     source_matchers: list[str] = Field(min_length=1)
     target_matchers: list[str] = Field(min_length=1)
     equal: list[str] = Field(default_factory=list)
+
+
+# A heartbeat's name is part of a URL path (POST /heartbeat/{name}) and a metric label.
+HEARTBEAT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# Shorter intervals than this would judge scheduling noise, not a dead sender.
+MIN_HEARTBEAT_INTERVAL = 5.0
+
+
+class HeartbeatConfig(_Model):
+    """Something that must be heard from at least every `interval` (see router/heartbeats/):
+    alerts matching `matchers`, or POST /heartbeat/{name}."""
+
+    name: str = Field(pattern=HEARTBEAT_NAME_PATTERN)
+    # Alerts matching all of these are beats; none: only POST /heartbeat/{name} beats.
+    matchers: list[str] = Field(default_factory=list)
+    interval: Duration
+    grace: Duration = 0.0
+    # Labels of the HeartbeatMissing event, on top of alertname, heartbeat and source.
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("interval")
+    @classmethod
+    def _judgeable(cls, value: float) -> float:
+        if value < MIN_HEARTBEAT_INTERVAL:
+            raise ValueError(
+                f"interval must be at least {format_duration(MIN_HEARTBEAT_INTERVAL)}"
+            )
+        return value
 
 
 # Slack allows 25 elements in an actions block; Acknowledge takes one.
@@ -609,6 +683,7 @@ class TeamFile(_Model):
     route: RouteConfig
     time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+    heartbeats: list[HeartbeatConfig] = Field(default_factory=list)
 
 
 class EmailPacingConfig(_Model):
@@ -702,6 +777,7 @@ class Config(_Model):
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     teams: list[TeamConfig] = Field(default_factory=list)
     oncall: list[OncallRotation] = Field(default_factory=list)
+    heartbeats: list[HeartbeatConfig] = Field(default_factory=list)
     # Where the jinja2 templates live; empty means the project's templates/ folder.
     templates_dir: str = ""
     # How each team's file was loaded; set by the loader, which also merges every loaded

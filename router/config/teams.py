@@ -10,6 +10,9 @@ merges every team into one plain Config, so nothing downstream knows about teams
   inside the team's file to them with them;
 - the team's inhibit rules get the scope prepended to their target matchers, so they only
   ever mute alerts inside the scope (their sources may be any alert);
+- the team's heartbeats are named `<team>/<name>`, only alerts inside the scope beat them,
+  and their HeartbeatMissing event carries the scope's `name="value"` labels, so it is
+  routed inside the scope;
 - a team whose file failed to load keeps the version it had (a reload), or its mount
   routes the whole scope to the fallback receiver (no version yet).
 """
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 
 from router.config.schema import (
     Config,
+    HeartbeatConfig,
     InhibitRule,
     ReceiverConfig,
     RouteConfig,
@@ -29,6 +33,7 @@ from router.config.schema import (
     TeamFile,
     TimeIntervalConfig,
 )
+from router.routing.matchers import parse_matchers
 
 SEPARATOR = "/"
 
@@ -103,6 +108,23 @@ def _route(route: RouteConfig, team: str) -> RouteConfig:
     )
 
 
+def _heartbeat(heartbeat: HeartbeatConfig, team: TeamConfig) -> HeartbeatConfig:
+    """A team's heartbeat confined to the team's scope (see the module docstring)."""
+    scoped = dict(heartbeat.labels)
+    for text in team.matchers:
+        for matcher in parse_matchers(text):
+            if matcher.op == "=":
+                scoped[matcher.name] = matcher.value
+    return heartbeat.model_copy(
+        update={
+            "name": qualified(team.name, heartbeat.name),
+            # With no matchers of its own it beats only by POST, whatever the scope says.
+            "matchers": [*team.matchers, *heartbeat.matchers] if heartbeat.matchers else [],
+            "labels": scoped,
+        }
+    )
+
+
 def _mount(route: RouteConfig, teams: Mapping[str, tuple[TeamConfig, TeamLoad]]) -> RouteConfig:
     if route.team is None:
         if not route.routes:
@@ -124,6 +146,7 @@ def mount_teams(config: Config, loads: Sequence[TeamLoad]) -> Config:
     intervals: list[TimeIntervalConfig] = list(config.time_intervals)
     # Root rules come first, so those without a name keep their place (`inhibit_rules[0]`).
     rules: list[InhibitRule] = list(config.inhibit_rules)
+    heartbeats: list[HeartbeatConfig] = list(config.heartbeats)
     for team, load in teams.values():
         content = load.content
         if content is None:
@@ -144,11 +167,13 @@ def mount_teams(config: Config, loads: Sequence[TeamLoad]) -> Config:
             )
             for i, rule in enumerate(content.inhibit_rules)
         ]
+        heartbeats += [_heartbeat(h, team) for h in content.heartbeats]
     merged = config.model_copy(
         update={
             "receivers": receivers,
             "time_intervals": intervals,
             "inhibit_rules": rules,
+            "heartbeats": heartbeats,
             "route": _mount(config.route, teams),
         }
     )

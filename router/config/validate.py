@@ -48,6 +48,7 @@ def check_semantics(data: Mapping[str, Any], report: Report) -> None:
             )
     _reserved_names(data, teams, report)
     _inhibit_rules(data, report)
+    _heartbeats(data, report)
     _enrich(data, report)
     _interactivity(data, report)
     _alertmanagers(data, report)
@@ -62,6 +63,7 @@ def check_team_semantics(data: Mapping[str, Any], report: Report) -> None:
     _route(data.get("route"), ("route",), _Scope(receivers, intervals, None, {}), report)
     _inhibit_rules(data, report)
     _oncall_references(data, None, report)
+    _heartbeats(data, report)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +250,24 @@ def _route(route: object, loc: Loc, scope: _Scope, report: Report) -> None:
                 )
     for i, child in _items(route.get("routes")):
         _route(child, (*loc, "routes", i), scope, report)
+
+
+def _heartbeats(data: Mapping[str, Any], report: Report) -> None:
+    _unique_names(data.get("heartbeats"), "heartbeats", "heartbeat", report)
+    for i, beat in _items(data.get("heartbeats")):
+        if not isinstance(beat, dict):
+            continue
+        _matcher_list(beat.get("matchers"), ("heartbeats", i, "matchers"), report)
+        labels = beat.get("labels")
+        for name in labels if isinstance(labels, dict) else ():
+            if not isinstance(name, str) or not is_label_name(name):
+                report(("heartbeats", i, "labels", name), f"{name!r} is not a valid label name")
+            elif name in ("alertname", "heartbeat", "source"):
+                report(
+                    ("heartbeats", i, "labels", name),
+                    f"{name!r} is set by the heartbeat itself (HeartbeatMissing, its name,"
+                    " heartbeat)",
+                )
 
 
 def _inhibit_rules(data: Mapping[str, Any], report: Report) -> None:

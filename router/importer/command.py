@@ -18,7 +18,9 @@ holding alertmanager.yaml, or Helm values that wrap it) and write two files into
                     alert-router; secrets become ${{NAME}} references to set
   alertmanager.yml  the same Alertmanager with its grouping and timers, sending every
                     alert to alert-router's webhook (--router-url, default
-                    {DEFAULT_ROUTER_URL})
+                    {DEFAULT_ROUTER_URL}); integrations alert-router has no
+                    equivalent for (Opsgenie, Telegram, ...) stay in it, sent the
+                    same alerts as before
 
 For any label set, `alert-router routes test --config DIR/routes.yaml name=value...`
 names the receivers `amtool config routes test` names on the original (each once). What
@@ -92,6 +94,13 @@ def run(args: argparse.Namespace) -> int:
     if imported.report.secrets:
         print("Set these environment variables for routes.yaml (the values are in the original):")
         for line in imported.report.secret_lines():
+            print(line)
+    if imported.kept:
+        print(
+            "Kept in Alertmanager (the forwarding alertmanager.yml still sends these receivers"
+            " the same alerts):"
+        )
+        for line in imported.kept_lines():
             print(line)
     read_from = f" (read from {imported.wrapper})" if imported.wrapper else ""
     print(

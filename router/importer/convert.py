@@ -7,9 +7,10 @@ from typing import Any
 
 import yaml
 
+from router.importer.deadman import dead_man_heartbeats
 from router.importer.document import Malformed
 from router.importer.forward import forwarding_config
-from router.importer.receivers import convert_receivers
+from router.importer.receivers import Kept, convert_receivers
 from router.importer.report import EnvRef, Report
 from router.importer.routes import convert_inhibit_rules, convert_routes, convert_time_intervals
 from router.importer.source import Located, NotAConfig, locate
@@ -47,6 +48,15 @@ class Imported:
     wrapper: str
     routes: int
     receivers: int
+    # Per receiver, what stays in Alertmanager (and why).
+    kept: dict[str, list[Kept]]
+
+    def kept_lines(self) -> list[str]:
+        """One line per receiver that keeps integrations in Alertmanager."""
+        return [
+            f"  {name}: " + "; ".join(f"{k.key}[{k.index}] ({k.why})" for k in items)
+            for name, items in self.kept.items()
+        ]
 
 
 class _Dumper(yaml.SafeDumper):
@@ -132,12 +142,14 @@ def import_config(text: str, filename: str, router_url: str = DEFAULT_ROUTER_URL
         raise Unreadable(str(exc).splitlines()) from None
     report = Report(located.where)
     try:
-        return _convert(located, filename, report, router_url)
+        return _convert(located, filename, report, router_url, text)
     except Malformed as exc:
         raise Unreadable([f"{located.where}:{exc.line}: {exc}"]) from None
 
 
-def _convert(located: Located, filename: str, report: Report, router_url: str) -> Imported:
+def _convert(
+    located: Located, filename: str, report: Report, router_url: str, text: str = ""
+) -> Imported:
     root, wrapper = located.root, located.wrapper
     for key, line in located.siblings:
         if located.where == filename:
@@ -164,7 +176,7 @@ def _convert(located: Located, filename: str, report: Report, router_url: str) -
     intervals, interval_names = convert_time_intervals(root, report)
     silence = _free_name("always", interval_names)
     tree = convert_routes(root, report, receivers, interval_names, silence)
-    if receivers.silent:
+    if receivers.muted:
         intervals.append({"name": silence, "time_intervals": [{}]})
     inhibit_rules = convert_inhibit_rules(root, report, receivers)
 
@@ -181,6 +193,9 @@ def _convert(located: Located, filename: str, report: Report, router_url: str) -
         data["time_intervals"] = intervals
     if inhibit_rules:
         data["inhibit_rules"] = inhibit_rules
+    heartbeats = dead_man_heartbeats(root, text, report)
+    if heartbeats:
+        data["heartbeats"] = heartbeats
 
     origin = report.where + (f" ({wrapper})" if wrapper else "")
     header = [
@@ -197,15 +212,26 @@ def _convert(located: Located, filename: str, report: Report, router_url: str) -
         header += ["", "Environment variables to set (values are in the original file):"]
         header += report.secret_lines()
     routes_yaml = _comment(header) + "\n" + _dump(data)
-    forward_header = _comment(
-        [
-            f"Written by `alert-router import` from {origin}.",
-            "The same grouping and timers, every alert sent to alert-router, which routes it",
-            "with routes.yaml (receivers, continue, mute/active time intervals and inhibit",
-            "rules moved there).",
+    forward_lines = [
+        f"Written by `alert-router import` from {origin}.",
+        "The same grouping and timers, every alert sent to alert-router, which routes it",
+        "with routes.yaml (receivers, continue, mute/active time intervals and inhibit",
+        "rules moved there).",
+    ]
+    if receivers.kept:
+        forward_lines += [
+            "",
+            "Integrations alert-router does not send to stay here: the first route below is",
+            "the original tree (continue: true) for these receivers, which get the same",
+            "alerts as before; the time intervals, inhibit rules, templates and global",
+            "settings they may use stay too (the inhibit rules now also hold back what is",
+            "sent to alert-router, which inhibits the same alerts itself). Kept:",
+            *(
+                f"  {name}: " + ", ".join(f"{k.key}[{k.index}]" for k in items)
+                for name, items in receivers.kept.items()
+            ),
         ]
-    )
-    alertmanager_yml = forwarding_config(root, router_url, forward_header)
+    alertmanager_yml = forwarding_config(root, router_url, _comment(forward_lines), receivers.kept)
     return Imported(
         routes_yaml=routes_yaml,
         alertmanager_yml=alertmanager_yml,
@@ -213,4 +239,5 @@ def _convert(located: Located, filename: str, report: Report, router_url: str) -
         wrapper=wrapper,
         routes=_count_routes(tree.route),
         receivers=len(receivers.configs),
+        kept=receivers.kept,
     )

@@ -1,11 +1,15 @@
-"""Alertmanager receivers as alert-router receivers: Slack, email and webhook carried over,
-with `global` defaults applied as Alertmanager applies them; every receiver keeps its name.
+"""Alertmanager receivers as alert-router receivers: Slack, email, webhook, PagerDuty and
+Teams (`msteamsv2`, and the retired `msteams` connectors) carried over, with `global`
+defaults applied as Alertmanager applies them; every receiver keeps its name.
 
-An alert-router receiver has exactly one integration, so a receiver keeps the first
-integration that can be carried over and the report names the others. A receiver with
-nothing alert-router can send to (PagerDuty, Opsgenie, ...) gets a `log` receiver in its
-place, so its alerts are still printed rather than lost; a receiver with no integration at
-all (Alertmanager's way to drop alerts) stays silent: the routes that use it are muted.
+Nothing is dropped. An alert-router receiver has exactly one integration, so a receiver
+carries its first integration alert-router can send to; every other integration (one
+alert-router has no equivalent for, such as Opsgenie or Telegram, one that cannot be
+carried as written, or a second one) stays in Alertmanager: `kept` lists them, and the
+forwarding alertmanager.yml keeps them and routes the same alerts to them
+(router/importer/forward.py). A receiver left with nothing here (`elsewhere`) has a muted
+`log` receiver in its place, so the routes keep their shape; a receiver with no
+integration at all (Alertmanager's way to drop alerts) stays silent the same way.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from router.importer.report import EnvRef, Report
 
 Body = dict[str, object]
 
-_SUPPORTED = ("slack_configs", "email_configs", "webhook_configs")
 # Alertmanager's send_resolved defaults: off for Slack and email, on for the rest.
 _SEND_RESOLVED_DEFAULT = {"slack_configs": False, "email_configs": False}
+_PAGERDUTY_DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
+_PAGERDUTY_SEVERITIES = frozenset({"critical", "error", "warning", "info"})
 _SLACK_DEFAULT_APP_URL = "https://slack.com/api/chat.postMessage"
 _SLACK_DEFAULT_API = "https://slack.com/api/"
 # Slack message layout, which alert-router writes from its own templates.
@@ -90,10 +95,48 @@ _WEBHOOK_HANDLED = frozenset(
     {"send_resolved", "url", "url_file", "http_config", "max_alerts", "timeout", "payload"}
 )
 _HTTP_AUTH_KEYS = ("authorization", "bearer_token", "bearer_token_file")
+# What alert-router writes itself in a PagerDuty event or a Teams card.
+_PAGERDUTY_LAYOUT = (
+    "client",
+    "client_url",
+    "description",
+    "details",
+    "images",
+    "links",
+    "source",
+    "component",
+    "group",
+    "class",
+)
+_PAGERDUTY_HANDLED = frozenset(
+    {
+        "send_resolved",
+        "routing_key",
+        "routing_key_file",
+        "url",
+        "severity",
+        "http_config",
+        "timeout",
+        *_PAGERDUTY_LAYOUT,
+    }
+)
+_MSTEAMS_LAYOUT = ("title", "summary", "text")
+_MSTEAMS_HANDLED = frozenset(
+    {"send_resolved", "webhook_url", "webhook_url_file", "http_config", "timeout", *_MSTEAMS_LAYOUT}
+)
 
 
 class _CannotCarry(Exception):
     """This integration config cannot become an alert-router receiver; says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """One integration that stays in Alertmanager (`pagerduty_configs[0]`), and why."""
+
+    key: str
+    index: int
+    why: str
 
 
 @dataclass(slots=True)
@@ -105,6 +148,15 @@ class Receivers:
     # Receivers without any integration: Alertmanager sends them nothing.
     silent: set[str] = field(default_factory=set)
     names: list[str] = field(default_factory=list)
+    # Per receiver, the integrations that stay in Alertmanager.
+    kept: dict[str, list[Kept]] = field(default_factory=dict)
+    # Receivers alert-router sends nothing to: all they have stays in Alertmanager.
+    elsewhere: set[str] = field(default_factory=set)
+
+    @property
+    def muted(self) -> set[str]:
+        """Receivers whose routes alert-router mutes: it has nothing to send to them."""
+        return self.silent | self.elsewhere
 
 
 def _templated(text: str) -> bool:
@@ -440,10 +492,84 @@ def _webhook(cfg: Node, ctx: _Context) -> Body:
     return {"webhook": body}
 
 
+def _rest(
+    cfg: Node,
+    ctx: _Context,
+    body: Body,
+    layout: tuple[str, ...],
+    what: str,
+    handled: frozenset[str],
+) -> None:
+    """The timeout carried over; layout keys (alert-router writes its own `what`),
+    http_config details and unknown keys noted."""
+    _timeout(cfg, ctx, body)
+    for key in layout:
+        node = _given(cfg, key)
+        if node is not None:
+            ctx.note(node, f".{key}: not carried over (alert-router writes its own {what})")
+    _http_notes(_given(cfg, "http_config"), ctx, "http_config")
+    _unknown_keys(cfg, handled, ctx)
+
+
+def _required_secret(cfg: Node, ctx: _Context, key: str, stem: str) -> EnvRef:
+    """The reference for `key` (or the file `key_file` names); _CannotCarry when it is
+    missing or a Go template."""
+    node = _given(cfg, key)
+    if node is not None and _templated(node.text(key)):
+        raise _CannotCarry(f"its {key} is a Go template")
+    origin = f"receiver {ctx.receiver!r} {ctx.key}[{ctx.index}].{key}"
+    ref = ctx.secret(node, _given(cfg, f"{key}_file"), f"{ctx.receiver}_{stem}", origin)
+    if ref is None:
+        raise _CannotCarry(f"it has no {key}")
+    return ref
+
+
+def _pagerduty(cfg: Node, ctx: _Context) -> Body:
+    if _given(cfg, "service_key") is not None or _given(cfg, "service_key_file") is not None:
+        raise _CannotCarry(
+            "it uses service_key (Events API v1); alert-router sends Events API v2 (routing_key)"
+        )
+    body: Body = {"routing_key": _required_secret(cfg, ctx, "routing_key", "PAGERDUTY_ROUTING_KEY")}
+    url_node = _given(cfg, "url") or ctx.global_value("pagerduty_url")
+    url = url_node.text("url") if url_node is not None else _PAGERDUTY_DEFAULT_URL
+    if _templated(url) or not url.startswith(("http://", "https://")):
+        raise _CannotCarry(f"its url {url!r} is not an http(s) URL")
+    if url.rstrip("/") != _PAGERDUTY_DEFAULT_URL:
+        body["url"] = url
+    severity = _given(cfg, "severity")
+    if severity is not None:
+        text = severity.text("severity")
+        if text in _PAGERDUTY_SEVERITIES:
+            body["severity"] = text
+        else:
+            ctx.note(
+                severity,
+                f".severity {text!r}: not carried over (alert-router maps each alert's own"
+                " severity to critical, error, warning or info)",
+            )
+    _rest(cfg, ctx, body, _PAGERDUTY_LAYOUT, "PagerDuty event", _PAGERDUTY_HANDLED)
+    return {"pagerduty": body}
+
+
+def _msteams(cfg: Node, ctx: _Context) -> Body:
+    body: Body = {"webhook_url": _required_secret(cfg, ctx, "webhook_url", "TEAMS_WEBHOOK_URL")}
+    if ctx.key == "msteams_configs":
+        ctx.note(
+            cfg,
+            ": an Office 365 connector (retired by Microsoft): carried over as a Teams"
+            " receiver, which posts Adaptive Cards; move it to a Workflows URL",
+        )
+    _rest(cfg, ctx, body, _MSTEAMS_LAYOUT, "Teams card", _MSTEAMS_HANDLED)
+    return {"msteams": body}
+
+
 _CONVERTERS: dict[str, Callable[[Node, _Context], Body]] = {
     "slack_configs": _slack,
     "email_configs": _email,
     "webhook_configs": _webhook,
+    "pagerduty_configs": _pagerduty,
+    "msteamsv2_configs": _msteams,
+    "msteams_configs": _msteams,
 }
 
 
@@ -477,11 +603,13 @@ def convert_receivers(root: Node, report: Report) -> Receivers:
         if name in out.names:
             raise Malformed(node.line, f"receiver name {name!r} is not unique")
         out.names.append(name)
-        body, send_resolved = _receiver(node, name, glob, report)
+        body, send_resolved, kept = _receiver(node, name, glob, report)
         out.configs.append({"name": name, **body})
         out.send_resolved[name] = send_resolved
-        if body == {"log": {}} and not _integrations(node):
-            out.silent.add(name)
+        if kept:
+            out.kept[name] = kept
+        if body == {"log": {}}:
+            (out.elsewhere if kept else out.silent).add(name)
     return out
 
 
@@ -493,7 +621,9 @@ def _integrations(node: Node) -> list[tuple[str, int, Node]]:
     return found
 
 
-def _receiver(node: Node, name: str, glob: Node | None, report: Report) -> tuple[Body, bool]:
+def _receiver(
+    node: Node, name: str, glob: Node | None, report: Report
+) -> tuple[Body, bool, list[Kept]]:
     for key, value in node.items("receiver"):
         if key != "name" and not key.endswith("_configs"):
             report.note(value.line, f"receiver {name!r}: {key}: not carried over")
@@ -504,28 +634,21 @@ def _receiver(node: Node, name: str, glob: Node | None, report: Report) -> tuple
             f"receiver {name!r} has no integrations (Alertmanager sends it nothing): it stays"
             " silent, every route to it is muted (a `log` receiver stands in for the name)",
         )
-        return {"log": {}}, True
+        return {"log": {}}, True, []
     chosen: tuple[str, int, Body, bool] | None = None
-    # Integrations alert-router does not have: said once the receiver's fate is known.
-    missing: list[tuple[int, str]] = []
+    kept: list[Kept] = []
     for key, index, cfg in integrations:
         ctx = _Context(name, key, index, report, glob)
         if chosen is not None:
-            report.note(
-                cfg.line,
-                f"{ctx.prefix}: not carried over: an alert-router receiver has one integration"
-                f" (this one kept {chosen[0]}[{chosen[1]}]); add a receiver for it and a route"
-                " with `continue: true`",
-            )
+            why = f"an alert-router receiver has one integration (it took {chosen[0]}[{chosen[1]}])"
+            kept.append(Kept(key, index, why))
+            report.note(cfg.line, f"{ctx.prefix}: stays in Alertmanager: {why}")
             continue
         converter = _CONVERTERS.get(key)
         if converter is None:
-            missing.append(
-                (
-                    cfg.line,
-                    f"{ctx.prefix}: alert-router has no {key.removesuffix('_configs')} integration",
-                )
-            )
+            why = f"alert-router has no {key.removesuffix('_configs')} integration"
+            kept.append(Kept(key, index, why))
+            report.note(cfg.line, f"{ctx.prefix}: stays in Alertmanager: {why}")
             continue
         if not cfg.is_map:
             raise Malformed(cfg.line, f"{key} items must be mappings")
@@ -535,20 +658,17 @@ def _receiver(node: Node, name: str, glob: Node | None, report: Report) -> tuple
         except _CannotCarry as exc:
             # What was noted or referenced for a config that is not carried is moot.
             report.rollback(mark)
-            report.note(cfg.line, f"{ctx.prefix}: not carried over: {exc}")
+            kept.append(Kept(key, index, str(exc)))
+            report.note(cfg.line, f"{ctx.prefix}: stays in Alertmanager: {exc}")
             continue
         chosen = (key, index, body, _send_resolved(key, cfg))
-    stand_in = "a `log` receiver stands in (its notifications are printed as JSON lines on stdout)"
-    for position, (line, message) in enumerate(missing):
-        if chosen is None and position == 0:
-            report.note(line, f"{message}; {stand_in}")
-        else:
-            report.note(line, f"{message}; not carried over")
     if chosen is None:
-        if not missing:
-            report.note(
-                node.line, f"receiver {name!r}: nothing alert-router can send to; {stand_in}"
-            )
+        report.note(
+            node.line,
+            f"receiver {name!r} stays in Alertmanager (alert-router has nothing it can send"
+            " to): the forwarding alertmanager.yml keeps it and routes the same alerts to it;"
+            " in routes.yaml a muted `log` receiver holds its place",
+        )
         first_key, _index, first_cfg = integrations[0]
-        return {"log": {}}, _send_resolved(first_key, first_cfg) if first_cfg.is_map else True
-    return chosen[2], chosen[3]
+        return {"log": {}}, _send_resolved(first_key, first_cfg) if first_cfg.is_map else True, kept
+    return chosen[2], chosen[3], kept

@@ -218,7 +218,7 @@ class _Converter:
         active = self.interval_names(node, "active_time_intervals")
         if root and (mute or active):
             raise Malformed(node.line, "root route must not have any mute or active time intervals")
-        if effective in self.receivers.silent:
+        if effective in self.receivers.muted:
             mute = (*mute, self.silence)
         if mute != parent.mute:
             out["mute_time_intervals"] = list(mute)

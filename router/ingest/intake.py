@@ -173,11 +173,13 @@ SOURCES: Mapping[str, Callable[[bytes, Config, datetime], list[Event]]] = {
 
 def _plan(
     source: str, body: bytes, runtime: Runtime, now: datetime
-) -> tuple[list[Event], list[Notification], list[AlertState]]:
-    """A body's events, the notifications they make and the alert states inhibition needs.
-    Pure (no I/O, nothing shared written), so it may run on another thread."""
+) -> tuple[list[Event], list[Notification], list[AlertState], list[str]]:
+    """A body's events, the notifications they make, the alert states inhibition needs and
+    the heartbeats it beats. Pure (no I/O, nothing shared written), so it may run on
+    another thread."""
     config = runtime.config
-    events = SOURCES[source](body, config, now)
+    # Beats are recorded like alerts (visible in records) but never notified.
+    events, beats = runtime.heartbeats.mark(SOURCES[source](body, config, now))
     _check_alert_count(len(events), config.server.max_alerts_per_webhook)
     groups = len({event.group_key for event in events})
     limit = config.server.max_groups_per_webhook
@@ -195,7 +197,7 @@ def _plan(
         if config.inhibit_rules
         else []
     )
-    return events, notifications, alerts
+    return events, notifications, alerts, beats
 
 
 class Intake:
@@ -229,7 +231,9 @@ class Intake:
             planned = await asyncio.to_thread(_plan, source, body, runtime, now)
         else:
             planned = _plan(source, body, runtime, now)
-        events, notifications, alerts = planned
+        events, notifications, alerts, beats = planned
+        for name in beats:
+            await self._store.beat(name, now.timestamp())
         await self._store.record(notifications, alerts=alerts, deploys=deploys_of(events))
         if alerts:
             self._firing.invalidate()

@@ -16,6 +16,8 @@ from typing import Any
 
 # Where a channel finds the group's `GroupActions` (JSON) in the state it is handed.
 PRIOR_ACTIONS_KEY = "actions"
+# The id prefix of an Acknowledge given on the console (for the same Slack message).
+CONSOLE_ACTION_PREFIX = "console-"
 
 
 class ActionKind(enum.StrEnum):
@@ -44,8 +46,17 @@ class Action:
     duration: float = 0.0
     # The Slack workspace's domain, for a link back to the message.
     team_domain: str = ""
-    # Where it was asked for: "slack" (a button) or "console" (no message is named).
-    via: str = "slack"
+
+    @property
+    def names_no_message(self) -> bool:
+        """A console (un)acknowledgement of one receiver's group, whatever it was sent as
+        (email, a webhook, a Slack message with or without buttons)."""
+        return self.id.startswith(CONSOLE_ACTION_PREFIX) and not self.message_ts
+
+    @property
+    def origin(self) -> str:
+        """Where the click was made, as the timeline says it: `Slack` or `the console`."""
+        return "the console" if self.id.startswith(CONSOLE_ACTION_PREFIX) else "Slack"
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "kind": self.kind.value}, separators=(",", ":"))

@@ -1,15 +1,13 @@
-"""Acknowledge or unacknowledge a group from the console: recorded as an Action, so the
-same worker as a Slack click carries it out (compare-and-set, timeline, message edit)."""
+"""Acknowledge or unacknowledge one receiver's group from the console: recorded as an
+Action naming no message, so the same worker as a Slack click carries it out
+(compare-and-set, timeline, the Slack message's edit if it has one, PagerDuty)."""
 
 from __future__ import annotations
 
 import uuid
 
-from router.interact.actions import Action, ActionKind
+from router.interact.actions import CONSOLE_ACTION_PREFIX, Action, ActionKind
 from router.store.protocols import ActionQueue
-
-# Where a console action came from (Action.via); a Slack click's is "slack".
-CONSOLE = "console"
 
 
 async def request_acknowledgement(
@@ -23,7 +21,7 @@ async def request_acknowledgement(
 ) -> Action:
     """Record an (un)acknowledgement of (receiver, group) by the console's `user`."""
     action = Action(
-        id=f"console:{uuid.uuid4().hex}",
+        id=f"{CONSOLE_ACTION_PREFIX}{uuid.uuid4().hex}",
         kind=ActionKind.ACK if acknowledge else ActionKind.UNACK,
         receiver=receiver,
         group_key=group_key,
@@ -32,8 +30,8 @@ async def request_acknowledgement(
         user_name=user,
         channel="",
         message_ts="",
+        # No message named: the runner acts on the group whatever it was sent as.
         received_at=now,
-        via=CONSOLE,
     )
     await actions.enqueue_action(action)
     return action

@@ -28,7 +28,7 @@ from router.channels.base import DeliveryError
 from router.channels.slack.channel import SlackChannel, posted_scope
 from router.config.schema import AlertmanagerAPI
 from router.interact.actions import Action, ActionClaim, ActionKind, GroupActions
-from router.interact.console import CONSOLE
+from router.interact.pagers import acknowledge_pagers
 from router.model import NflogEntry, SilenceScope, TimelineEntry
 from router.notify.retry import backoff
 from router.render.text import escape_mrkdwn, format_duration
@@ -179,6 +179,9 @@ class ActionRunner:
         try:
             channel, entry = await self._target(action)
             done = await self._apply(claim, entry)
+            if action.kind is ActionKind.ACK:
+                # Also when already acknowledged: a retry after PagerDuty failed gets here.
+                await acknowledge_pagers(self.store, self.runtime(), action.group_key, self.clock())
             if done.changed:
                 await self._note(action, done.text)
             if channel is not None:
@@ -224,7 +227,7 @@ class ActionRunner:
         detail = {"user": action.user_id, "user_name": action.user_name, "action": action.id}
         if action.kind is ActionKind.SILENCE:
             detail["duration"] = format_duration(action.duration)
-        text = f"{done} by {who} from " + ("the console" if action.via == CONSOLE else "Slack")
+        text = f"{done} by {who} from {action.origin}"
         if action.kind is ActionKind.SILENCE:
             text += f" for {format_duration(action.duration)}"
         entry = TimelineEntry(self.clock(), kind, text, detail)
@@ -245,16 +248,7 @@ class ActionRunner:
         self._count(claim.action, "given_up" if give_up else "retrying")
         try:
             if give_up:
-                action = claim.action
-                # Nothing holds the group "being silenced" any more.
-                await self._update(
-                    action,
-                    lambda s: (
-                        replace(s, silence_pending="", last_error=error)
-                        if s.silence_pending == action.id
-                        else None
-                    ),
-                )
+                await self._release(claim.action, error)
                 await self._tell(
                     claim.action, f"Gave up after {format_duration(ACTION_RETRY_FOR)}: {error}"
                 )
@@ -279,7 +273,7 @@ class ActionRunner:
     async def _target(self, action: Action) -> tuple[SlackChannel | None, NflogEntry | None]:
         found = self.runtime().channels.get(action.receiver)
         channel = found if isinstance(found, SlackChannel) and found.interactive else None
-        if action.via == CONSOLE:
+        if action.names_no_message:
             # Any receiver's group may be acknowledged from the console; its Slack
             # message, if it has one with buttons, shows it.
             if action.kind not in (ActionKind.ACK, ActionKind.UNACK):
@@ -332,7 +326,7 @@ class ActionRunner:
 
     async def acknowledge(self, action: Action) -> Done:
         """The one place a group becomes acknowledged, whether from a Slack button or the
-        console (`action.via`): compare-and-set, so it happens once."""
+        console (`action.origin`): compare-and-set, so it happens once."""
         done = await self._update(
             action,
             lambda s: (

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -40,7 +41,7 @@ from router.notify.dedup import (
 )
 from router.notify.firing import FiringAlerts
 from router.notify.pacing import Pacer
-from router.render.message import Message, build_message
+from router.render.message import Link, Message, build_message
 from router.render.text import format_duration
 from router.runtime import Runtime
 from router.store.protocols import ActionQueue, NotificationLog, Outbox, StoreUnavailable
@@ -338,6 +339,34 @@ class EnrichStage:
         return job
 
 
+class ChatLinksStage:
+    """A page links to the group's Slack messages already posted (their permalinks), so the
+    on-call goes from PagerDuty straight to the thread; never fails the delivery."""
+
+    def __init__(self, log: NotificationLog) -> None:
+        self.log = log
+
+    async def __call__(self, job: Job) -> Job | None:
+        assert job.message is not None
+        receiver = job.runtime.channels.get(job.claim.receiver)
+        if receiver is None or receiver.integration != "pagerduty":
+            return job
+        links: list[Link] = []
+        for name, channel in job.runtime.channels.items():
+            if channel.integration != "slack":
+                continue
+            try:
+                entry = await self.log.nflog_get(name, job.claim.group_key, job.now)
+            except StoreUnavailable:
+                return job
+            permalink = entry.channel_state.get("permalink", "") if entry is not None else ""
+            if permalink:
+                links.append(Link(f"Slack ({name})", permalink))
+        if links:
+            job.message = replace(job.message, links=[*job.message.links, *links])
+        return job
+
+
 class NotifyStage:
     """Sends through the receiver's channel, paced per destination where the channel has a
     rate limit (Slack, email); raises DeliveryError on failure."""
@@ -359,7 +388,11 @@ class NotifyStage:
         if destination is None:
             job.channel_state = await channel.send(job.message, prior)
             return job
+        asked = time.monotonic()
         sent = await self.pacer.send(destination, job.message, prior)
+        self.metrics.pacing_wait.labels(channel.integration).observe(time.monotonic() - asked)
+        delivery = "digest" if sent.digest_id else "alone"
+        self.metrics.paced_sends.labels(channel.integration, delivery).inc()
         job.channel_state, job.digest_id = sent.state, sent.digest_id
         return job
 
@@ -480,14 +513,16 @@ def _sent(integration: str, state: Mapping[str, str], attempt: int) -> tuple[str
     # Slack's and email's `status` is what the message showed, not an HTTP status.
     keys = (
         ("status",)
-        if integration == "webhook"
-        else ("channel", "ts", "permalink", "message_id", "target")
+        if integration in ("webhook", "msteams")
+        else ("channel", "ts", "permalink", "message_id", "target", "dedup_key")
     )
     for key in keys:
         if state.get(key):
             detail[key] = state[key]
     if integration == "slack" and "channel" in detail:
         where = f"Slack {detail.get('target') or detail['channel']} (ts {detail.get('ts', '?')})"
+    elif "dedup_key" in detail:
+        where = f"PagerDuty, dedup_key {detail['dedup_key']}"
     elif "message_id" in detail:
         where = f"email, Message-ID {detail['message_id']}"
     elif "status" in detail:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from router.channels.base import DeliveryError
 from router.enrich.deploys import DeployCorrelator
+from router.heartbeats.stage import BeatStage
 from router.model import (
     AlertState,
     Claim,
@@ -40,6 +41,7 @@ from router.notify.health import DeliveryHealth
 from router.notify.pacing import Pacer
 from router.notify.retry import backoff
 from router.notify.stages import (
+    ChatLinksStage,
     DedupStage,
     EnrichStage,
     InhibitStage,
@@ -159,16 +161,18 @@ def default_pipeline(
     pacer: Pacer,
     firing: FiringAlerts,
 ) -> Stage:
-    """mute -> inhibit -> dedup -> render -> enrich -> notify -> set notifies: Alertmanager's
-    order, with enrichment after dedup so duplicates cost no Loki query. Claims end through
-    `outbox`."""
+    """beat (heartbeats end here, never notified) -> mute -> inhibit -> dedup -> render ->
+    enrich -> chat links -> notify -> set notifies: Alertmanager's order, with enrichment
+    after dedup so duplicates cost no Loki query. Claims end through `outbox`."""
     return MultiStage(
         [
+            BeatStage(outbox, metrics.notifications_suppressed),
             MuteStage(),
             InhibitStage(firing),
             DedupStage(store, outbox, metrics, store),
             RenderStage(),
             EnrichStage(DeployCorrelator(store)),
+            ChatLinksStage(store),
             NotifyStage(pacer, metrics),
             SetNotifiesStage(outbox, metrics, clock, store),
         ]

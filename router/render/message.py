@@ -9,7 +9,7 @@ from datetime import datetime
 from urllib.parse import quote, urlsplit
 
 from router.model import Event, Notification, SilenceScope, Status
-from router.render.text import format_duration, resolved_after, status_text
+from router.render.text import format_duration, resolved_after, severity_rank, status_text
 
 # Labels that say where an alert comes from; shown in headers, not repeated in label lists.
 _CONTEXT_LABELS = ("alertname", "env", "severity", "source")
@@ -128,12 +128,60 @@ class Message:
         return status_text(len(self.firing) if self.status is Status.FIRING else 0)
 
 
-@functools.lru_cache(maxsize=4096)
+# The order Argo CD's details are shown in; any others follow by name.
+_DETAIL_ORDER = (
+    "revision",
+    "syncStatus",
+    "healthStatus",
+    "operationPhase",
+    "repoURL",
+    "finishedAt",
+)
+
+
+def message_facts(message: Message) -> list[tuple[str, str]]:
+    """The facts a chat message shows under its title (Slack fields, Teams facts): status,
+    env, severity, alert (trigger for Argo CD), app, namespace, then what Argo CD added;
+    empty ones left out."""
+    pairs: list[tuple[str, str]] = [
+        ("Status", message.status_text),
+        ("Env", message.env),
+        ("Severity", message.severity),
+        ("Alert" if message.source != "argocd" else "Trigger", message.alertname),
+        ("App", message.app),
+        ("Namespace", message.namespace),
+    ]
+    details = dict(message.details)
+    # `message` is already the alert summary; everything else Argo CD sent is shown.
+    details.pop("message", None)
+    ordered = [k for k in _DETAIL_ORDER if k in details]
+    ordered += sorted(k for k in details if k not in _DETAIL_ORDER)
+    pairs += [(k, details[k]) for k in ordered]
+    return [(title, value) for title, value in pairs if value]
+
+
+def top_severity(message: Message) -> str:
+    """The most severe severity among the firing alerts (the message's own when unlabelled)."""
+    severities = [a.labels.get("severity", "") for a in message.firing]
+    severities = [s for s in severities if s] or [
+        s.strip() for s in message.severity.split(",") if s.strip()
+    ]
+    if not severities:
+        return ""
+    return min(severities, key=severity_rank)
+
+
 def is_web_url(url: str) -> bool:
     """True for an absolute http(s) URL: the only links we hand to people."""
-    # Cached: every alert of a storm carries the same few generator and runbook URLs.
+    # Only the scheme and host decide, and they end before the third "/": judged once per
+    # origin, so each alert's own silence link (a distinct URL) costs no parse.
+    return _is_web_origin("/".join(url.strip().split("/", 3)[:3]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_web_origin(url: str) -> bool:
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
     except ValueError:
         return False
     return parts.scheme.lower() in _WEB_SCHEMES and bool(parts.netloc)

@@ -18,6 +18,7 @@ from router import version
 from router.config.exposure import asks_for_credentials, open_surfaces
 from router.config.loader import ConfigError, load_config
 from router.config.schema import Config
+from router.heartbeats.judge import Judge
 from router.ingest.intake import Intake
 from router.notify.pacing import Pacer
 from router.notify.worker import Deliverer
@@ -84,6 +85,15 @@ def create_app(
         ),
         metrics=metrics,
         clock=clock,
+        heartbeats=Judge(
+            the_store,
+            lambda: app[STATE].runtime,
+            deliverer.firing,
+            deliverer.wake,
+            clock,
+            lease=config.state.lease,
+            last_beat=metrics.heartbeat_last_beat,
+        ),
     )
     metrics.config_reload_success.set(1)
     metrics.config_reload_time.set_to_current_time()
@@ -100,10 +110,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     opened = await _open_store(state)
     worker = asyncio.create_task(_open_then_deliver(state, opened), name="deliverer")
     watch = asyncio.create_task(_watch_store(state), name="store-ping")
+    judge = asyncio.create_task(state.heartbeats.run(), name="heartbeats")
     try:
         yield
     finally:
         watch.cancel()
+        judge.cancel()
+        await asyncio.gather(judge, return_exceptions=True)
         grace = state.runtime.config.server.shutdown_grace
         await state.deliverer.stop(grace)
         worker.cancel()
@@ -156,9 +169,7 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-def run_server(
-    config_path: str, host: str | None, port: int, log_level: str = "info"
-) -> int:
+def run_server(config_path: str, host: str | None, port: int, log_level: str = "info") -> int:
     """Serve until SIGTERM/SIGINT, then drain in-flight work; SIGHUP reloads the config.
 
     Whatever stops it from starting (a bad config, a port it cannot bind) is reported in
@@ -186,7 +197,7 @@ def default_host(config: Config) -> str:
     """All interfaces, but only loopback while nothing asks for credentials: a quick start
     on a laptop is open to that laptop, not to its network."""
     if asks_for_credentials(config):
-        return "0.0.0.0"
+        return "0.0.0.0"  # nosec B104 - chosen only when every surface asks for credentials
     log.warning(
         "listening on 127.0.0.1 only: no surface asks for credentials (server.auth);"
         " give --host 0.0.0.0 (or ROUTER_HOST) to listen on every interface anyway"

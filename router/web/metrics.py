@@ -93,6 +93,22 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        # Storm control of paced channels (Slack per channel, email per recipient set).
+        self.paced_sends = Counter(
+            "alert_router_paced_sends_total",
+            "Notifications sent through a paced channel, by integration and how they went "
+            "out (delivery: alone, or digest when folded into a digest).",
+            ["integration", "delivery"],
+            registry=r,
+        )
+        self.pacing_wait = Histogram(
+            "alert_router_pacing_wait_seconds",
+            "Time from a paced send's turn being asked for to it being posted: the wait for "
+            "the destination's slot (behind a backlog or a Retry-After) plus the post.",
+            ["integration"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=r,
+        )
         self.outbox_pending = Gauge(
             "alert_router_outbox_pending",
             "Notifications recorded and waiting for delivery (queue depth).",
@@ -119,6 +135,13 @@ class Metrics:
             "alert_router_store_up",
             "Whether the state store answered its last check (a ping every few seconds, "
             "and every readiness probe).",
+            registry=r,
+        )
+        self.heartbeat_last_beat = Gauge(
+            "alert_router_heartbeat_last_beat_timestamp_seconds",
+            "When each configured heartbeat last beat (Unix seconds; from the shared store, "
+            "so every replica exports the same value). Absent until its first beat.",
+            ["heartbeat"],
             registry=r,
         )
         # Enrichment (router/enrich): Loki queries and the links/logs added to messages.

@@ -9,6 +9,7 @@ from typing import Any
 from router import version
 from router.model import DeliveryState
 from router.web.console.openapi import console_paths, form_body
+from router.web.heartbeat import heartbeat_paths
 
 JSON = "application/json"
 
@@ -654,6 +655,7 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        **heartbeat_paths(_CREDENTIALS, _UNAUTHORIZED),
         "/api/v1/openapi.json": {
             "get": {
                 "operationId": "openapi",

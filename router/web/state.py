@@ -13,6 +13,7 @@ from aiohttp import web
 
 from router.config.loader import ConfigError, load_config
 from router.config.teams import TeamLoad
+from router.heartbeats.judge import Judge
 from router.ingest.intake import Intake
 from router.notify.worker import Deliverer
 from router.runtime import Runtime
@@ -31,6 +32,9 @@ class AppState:
     intake: Intake
     metrics: Metrics
     clock: Callable[[], float]
+    # Judges heartbeats (router/heartbeats/judge.py); also runs while this replica does not
+    # hold the role, to export the last-beat metric.
+    heartbeats: Judge
     # What the last check of the store found (see handlers.mark_store).
     store_answered: bool = True
     # When the running config was loaded, and what the last reload did (None: none yet),

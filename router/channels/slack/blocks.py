@@ -42,6 +42,8 @@ from router.render.message import (
     LogExcerpt,
     Message,
     alert_links,
+    message_facts,
+    top_severity,
 )
 from router.render.text import escape_mrkdwn, format_duration, plural, severity_rank
 
@@ -85,14 +87,6 @@ _TITLE_BUDGET = 80
 
 _LINK_SCHEMES = ("http://", "https://", "mailto:")
 _ZWSP = "\u200b"
-_DETAIL_ORDER = (
-    "revision",
-    "syncStatus",
-    "healthStatus",
-    "operationPhase",
-    "repoURL",
-    "finishedAt",
-)
 
 
 SlackPayload = dict[str, Any]
@@ -174,17 +168,6 @@ def slack_date(when: datetime) -> str:
     return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
-def top_severity(message: Message) -> str:
-    """The most severe severity among the firing alerts (the message's own when unlabelled)."""
-    severities = [a.labels.get("severity", "") for a in message.firing]
-    severities = [s for s in severities if s] or [
-        s.strip() for s in message.severity.split(",") if s.strip()
-    ]
-    if not severities:
-        return ""
-    return min(severities, key=severity_rank)
-
-
 def message_color(message: Message) -> str:
     """The attachment side-bar colour: green when resolved, else by the top severity."""
     if message.status is Status.RESOLVED:
@@ -250,21 +233,7 @@ def _field(title: str, value: str) -> dict[str, Any]:
 
 
 def _fields_block(message: Message) -> dict[str, Any]:
-    pairs: list[tuple[str, str]] = [
-        ("Status", message.status_text),
-        ("Env", message.env),
-        ("Severity", message.severity),
-        ("Alert" if message.source != "argocd" else "Trigger", message.alertname),
-        ("App", message.app),
-        ("Namespace", message.namespace),
-    ]
-    details = dict(message.details)
-    # `message` is already the alert summary; everything else Argo CD sent is shown.
-    details.pop("message", None)
-    ordered = [k for k in _DETAIL_ORDER if k in details]
-    ordered += sorted(k for k in details if k not in _DETAIL_ORDER)
-    pairs += [(k, details[k]) for k in ordered]
-    fields = [_field(t, v) for t, v in pairs if v][:MAX_FIELDS]
+    fields = [_field(t, v) for t, v in message_facts(message)][:MAX_FIELDS]
     return {"type": "section", "fields": fields}
 
 

@@ -37,6 +37,7 @@ JSON `[receiver, group_key]`):
 - `P deploys` hash, `P deploys:x`, `P deploys:a:<app>`, `P deploys:ns:<namespace>` zsets by
   deploy time; trimmed after DEPLOY_TTL, TTL refreshed on write.
 - `P lead:<purpose>` hash, which process holds a once-per-deployment role until when.
+- `P hbs`, `P hb:<name>`: heartbeats (router/store/redis/heartbeats.py).
 - `P seq` (notification counter), `P pending` (outbox depth) and `P alerts:gen`: one
   integer each, no TTL.
 
@@ -117,6 +118,7 @@ from router.store.protocols import (
     RecordPage,
     RecordQuery,
     StoreUnavailable,
+    compact_json,
     decode_cursor,
     encode_cursor,
     events_json,
@@ -124,6 +126,7 @@ from router.store.protocols import (
 )
 from router.store.records import synthesized_timeline
 from router.store.redis.actions import ACTION_SCRIPTS, RedisActions
+from router.store.redis.heartbeats import HEARTBEAT_SCRIPTS, RedisHeartbeats
 from router.store.redis.oncall import RedisOncall
 from router.store.url import SENTINEL_SCHEME, parse_state_url
 
@@ -162,6 +165,7 @@ _SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "lead": (),
     "pace": (),
     **ACTION_SCRIPTS,
+    **HEARTBEAT_SCRIPTS,
     "query": (),
     "timeline": (),
     "counts": (),
@@ -215,7 +219,7 @@ def _is_outage(exc: ResponseError) -> bool:
     return str(exc).split(" ", 1)[0] in _OUTAGE_ERRORS
 
 
-class RedisStore(RedisActions, RedisOncall):
+class RedisStore(RedisActions, RedisHeartbeats, RedisOncall):
     """The `Store` protocol on Redis, shared by every replica using the same key prefix."""
 
     def __init__(
@@ -358,9 +362,9 @@ class RedisStore(RedisActions, RedisOncall):
             self._client = self._connect()
         await self.ping()
 
-    async def lead(self, purpose: str) -> bool:
-        """Take or renew `purpose` for one lease, unless another live process holds it."""
-        held = bool(await self._take(purpose, ROLE_TERM))
+    async def lead(self, purpose: str, term: float = ROLE_TERM) -> bool:
+        """Take or renew `purpose` for `term`, unless another live process holds it."""
+        held = bool(await self._take(purpose, term))
         if held:
             self._roles.add(purpose)
         else:
@@ -439,7 +443,7 @@ class RedisStore(RedisActions, RedisOncall):
                 _gid(n.receiver, n.group_key),
                 n.receiver,
                 n.group_key,
-                _dumps(n.route.to_dict()),
+                compact_json(n.route.to_dict()),
                 events,
                 created,
                 _num(n.not_before),
@@ -612,7 +616,7 @@ class RedisStore(RedisActions, RedisOncall):
         attempted = 1 if outcome.state is not DeliveryState.SUPPRESSED else 0
         entry, entry_ttl, entry_expires, entry_firing_at = "", 0, "0", ""
         if outcome.nflog is not None:
-            entry = _dumps(outcome.nflog.to_dict())
+            entry = compact_json(outcome.nflog.to_dict())
             entry_ttl = _ttl(max(0.0, outcome.nflog.expires_at - now) + TTL_MARGIN)
             entry_expires = _num(outcome.nflog.expires_at)
             if outcome.nflog.firing:
@@ -838,7 +842,7 @@ class RedisStore(RedisActions, RedisOncall):
     async def add_timeline(self, entries: Sequence[tuple[str, TimelineEntry]]) -> None:
         """Append entries to records that exist, each list expiring with its record."""
         if entries:
-            args = [x for nid, e in entries for x in (nid, _dumps(e.to_dict()))]
+            args = [x for nid, e in entries for x in (nid, compact_json(e.to_dict()))]
             await self._run("timeline", args)
 
     async def count_states(self, since: float) -> Mapping[tuple[str, str], int]:
@@ -858,7 +862,7 @@ class RedisStore(RedisActions, RedisOncall):
             [
                 notification_id,
                 _num(now),
-                _dumps(entry.to_dict()),
+                compact_json(entry.to_dict()),
                 _ttl(self.keep_records + INDEX_MARGIN),
             ],
         )
@@ -867,7 +871,7 @@ class RedisStore(RedisActions, RedisOncall):
 
 def _timeline_json(entries: Sequence[tuple[str, TimelineEntry]]) -> str:
     # An empty table encodes as {} in Lua's cjson and decodes back the same: ipairs skips it.
-    return _dumps([[nid, _dumps(e.to_dict())] for nid, e in entries])
+    return compact_json([[nid, compact_json(e.to_dict())] for nid, e in entries])
 
 
 def _record(nid: str, row: Mapping[str, str]) -> NotificationRecord:

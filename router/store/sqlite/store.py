@@ -43,6 +43,7 @@ from router.store.protocols import (
     RecordPage,
     RecordQuery,
     StoreUnavailable,
+    compact_json,
     decode_cursor,
     encode_cursor,
     events_json,
@@ -50,10 +51,15 @@ from router.store.protocols import (
 )
 from router.store.records import synthesized_timeline
 from router.store.sqlite.actions import ACTIONS_SCHEMA, SQLiteActions, expire_actions
+from router.store.sqlite.heartbeats import HEARTBEATS_SCHEMA, SQLiteHeartbeats
 from router.store.sqlite.oncall import ONCALL_SCHEMA, SQLiteOncall
 from router.store.sqlite.pending import PendingIndex
 
 T = TypeVar("T")
+# Who waits for an operation's result: a coroutine on an event loop (every store call), or
+# a thread (opening, closing, the writer's own chores).
+Reply = Future[Any] | asyncio.Future[Any]
+Op = tuple[Callable[[sqlite3.Connection], Any], Reply]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -223,7 +229,7 @@ def _backfill_facets(conn: sqlite3.Connection, *, after: int = 0, columns: bool 
 
 
 def _route_json(route: RouteSettings) -> str:
-    return json.dumps(route.to_dict(), separators=(",", ":"))
+    return compact_json(route.to_dict())
 
 
 def _row_notification(row: sqlite3.Row) -> Notification:
@@ -292,7 +298,7 @@ def _alerts_change(
     return bool(wanted)
 
 
-class SQLiteStore(SQLiteActions, SQLiteOncall):
+class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteOncall):
     """The `Store` protocol on one SQLite file in WAL mode, owned by one process."""
 
     def __init__(
@@ -307,9 +313,7 @@ class SQLiteStore(SQLiteActions, SQLiteOncall):
         self.lease = lease
         self.keep_records = keep_records
         self._synchronous = synchronous
-        self._queue: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[Op] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
         self._open_error = ""
@@ -340,7 +344,7 @@ class SQLiteStore(SQLiteActions, SQLiteOncall):
         # FULL: a committed webhook survives power loss too, not only a killed process.
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA + ACTIONS_SCHEMA + ONCALL_SCHEMA)
+        conn.executescript(_SCHEMA + ACTIONS_SCHEMA + HEARTBEATS_SCHEMA + ONCALL_SCHEMA)
         _migrate(conn)
         _create_records_schema(conn)
         # Texts queued but not indexed when the process stopped: the newest records.
@@ -413,13 +417,10 @@ class SQLiteStore(SQLiteActions, SQLiteOncall):
                 return
 
     @staticmethod
-    def _run_batch(
-        conn: sqlite3.Connection,
-        batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]],
-    ) -> None:
+    def _run_batch(conn: sqlite3.Connection, batch: list[Op]) -> None:
         if not batch:
             return
-        results: list[tuple[Future[Any], Any, BaseException | None]] = []
+        results: list[tuple[Reply, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, fut in batch:
@@ -440,18 +441,8 @@ class SQLiteStore(SQLiteActions, SQLiteOncall):
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(StoreUnavailable(f"sqlite: {exc}"))
-            return
-        for fut, value, error in results:
-            # The caller may have been cancelled meanwhile; its result is then nobody's.
-            if fut.done():
-                continue
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(value)
+            results = [(fut, None, StoreUnavailable(f"sqlite: {exc}")) for _, fut in batch]
+        _answer(results)
 
     def _not_open(self) -> StoreUnavailable:
         return StoreUnavailable(f"sqlite store is not open{self._open_error}")
@@ -485,11 +476,11 @@ class SQLiteStore(SQLiteActions, SQLiteOncall):
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._thread is None or self._closed:
             raise self._not_open()
-        fut: Future[T] = Future()
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put((fn, fut))
         self._writes += 1
         try:
-            return await asyncio.wrap_future(fut)
+            return await fut
         finally:
             self._writes -= 1
 
@@ -557,7 +548,7 @@ class SQLiteStore(SQLiteActions, SQLiteOncall):
     async def hold_slots(self, key: str, until: float) -> None:
         self._slots[key] = max(self._slots.get(key, 0.0), until)
 
-    async def lead(self, purpose: str) -> bool:
+    async def lead(self, purpose: str, term: float = 0.0) -> bool:
         """Always: the one process that owns the file does every chore."""
         return True
 
@@ -573,14 +564,13 @@ class SQLiteStore(SQLiteActions, SQLiteOncall):
         # The last state of an alert in one webhook wins, as if recorded one by one.
         latest = {a.fingerprint: a for a in alerts}.values()
         alert_rows = [
-            (a.fingerprint, json.dumps(dict(a.labels), separators=(",", ":")), a.expires_at)
-            for a in latest
-            if a.firing
+            (a.fingerprint, compact_json(dict(a.labels)), a.expires_at) for a in latest if a.firing
         ]
         resolved = [(a.fingerprint,) for a in latest if not a.firing]
         deploy_rows = [
             (d.app, d.namespace, d.revision, d.at, d.trigger, d.argocd_url) for d in deploys
         ]
+
         def encode() -> tuple[list[tuple[Any, ...]], list[str]]:
             found: list[Facets] = [facets(n) for n in notifications]
             rows = [
@@ -765,7 +755,7 @@ class SQLiteStore(SQLiteActions, SQLiteOncall):
                     (
                         entry.receiver,
                         entry.group_key,
-                        json.dumps(entry.to_dict(), separators=(",", ":")),
+                        compact_json(entry.to_dict()),
                         entry.expires_at,
                         1 if entry.firing else 0,
                         entry.last_notified_at,
@@ -1037,7 +1027,7 @@ def _timeline_lines(entries: Sequence[tuple[str, TimelineEntry]]) -> dict[str, s
     """Each record's entries as the lines its timeline column gets appended."""
     lines: dict[str, str] = {}
     for nid, e in entries:
-        line = json.dumps(e.to_dict(), separators=(",", ":")) + "\n"
+        line = compact_json(e.to_dict()) + "\n"
         lines[nid] = lines.get(nid, "") + line
     return lines
 
@@ -1094,6 +1084,35 @@ def _row_record(row: sqlite3.Row) -> NotificationRecord:
         alertname=row["alertname"],
         not_before=row["not_before"],
     )
+
+
+def _answer(results: Sequence[tuple[Reply, Any, BaseException | None]]) -> None:
+    """Hand each operation's result or error to whoever waits for it: the event loop's
+    waiters all in one callback per batch (one wake-up of the loop, not one per write)."""
+    waiting: dict[asyncio.AbstractEventLoop, list[tuple[Reply, Any, BaseException | None]]] = {}
+    for result in results:
+        fut = result[0]
+        if isinstance(fut, Future):
+            _settle([result])
+        else:
+            waiting.setdefault(fut.get_loop(), []).append(result)
+    for loop, answers in waiting.items():
+        try:
+            loop.call_soon_threadsafe(_settle, answers)
+        except RuntimeError:
+            # The loop is closed: nobody waits any more.
+            pass
+
+
+def _settle(results: Sequence[tuple[Reply, Any, BaseException | None]]) -> None:
+    for fut, value, error in results:
+        # The caller may have been cancelled meanwhile; its result is then nobody's.
+        if fut.done():
+            continue
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(value)
 
 
 def _barrier(conn: sqlite3.Connection) -> None:

@@ -1,17 +1,23 @@
 """The admin's actions from the console: retry a failed or dead notification now, reload
-the config, set or remove an on-call override, acknowledge a group. POST only, with the
-form's CSRF token and from a page of this service."""
+the config, set or remove an on-call override, acknowledge a group (every Slack message
+of it, or one receiver's). POST only, with the form's CSRF token and from a page of this
+service."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+import uuid
 from urllib.parse import quote
 
 from aiohttp import web
 
+from router.channels.base import DeliveryError
+from router.channels.slack.channel import SlackChannel
+from router.interact.actions import CONSOLE_ACTION_PREFIX, Action, ActionKind
 from router.interact.console import request_acknowledgement
+from router.interact.pagers import acknowledge_pagers
 from router.store.protocols import StoreUnavailable
 from router.web.auth import Rejected, log_refused
 from router.web.console.context import access, csrf, queries, render
@@ -137,7 +143,7 @@ async def remove_override(request: web.Request) -> web.StreamResponse:
 ACK_WAIT = 3.0
 
 
-async def acknowledge(request: web.Request) -> web.StreamResponse:
+async def acknowledge_receiver(request: web.Request) -> web.StreamResponse:
     """Acknowledge (or, with `ack=0`, unacknowledge) one receiver's group, as the Slack
     button does: recorded for the action worker with the console's user. From a
     notification's page (`/ui/notifications/{id}/acknowledge`) the group is the record's;
@@ -195,3 +201,58 @@ async def _carried_out(state: AppState, receiver: str, group_key: str, wanted: b
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+async def acknowledge(request: web.Request) -> web.StreamResponse:
+    """Acknowledge a group as its Slack button does. Each Slack message of the group that
+    has buttons gets the click, carried out by the action worker (the message shows it,
+    the timeline notes it, PagerDuty is told); with no such message, the group's PagerDuty
+    alerts are acknowledged here."""
+    refused = await _check(request)
+    if refused is not None:
+        return refused
+    state = request.app[STATE]
+    form = await read_body(request, request.post())
+    key = form.get("group", "")
+    if not isinstance(key, str) or not key:
+        return await _refused(request, 400, "Which group? The form names none.")
+    who = access(request)
+    user = who.user or "admin"
+    now = state.clock()
+    runtime = state.runtime
+    outcome = "none"
+    try:
+        for name, channel in runtime.channels.items():
+            if not isinstance(channel, SlackChannel) or not channel.interactive:
+                continue
+            entry = await state.store.nflog_get(name, key, now)
+            posted = entry.channel_state if entry is not None else {}
+            if not posted.get("channel") or not posted.get("ts"):
+                continue
+            action = Action(
+                id=f"{CONSOLE_ACTION_PREFIX}{uuid.uuid4().hex}",
+                kind=ActionKind.ACK,
+                receiver=name,
+                group_key=key,
+                user_id=f"console:{user}",
+                user_name=user,
+                channel=posted["channel"],
+                message_ts=posted["ts"],
+                received_at=now,
+            )
+            if await state.store.enqueue_action(action):
+                outcome = "yes"
+        if outcome == "yes":
+            request.app[RUNNER].wake()
+        elif await acknowledge_pagers(state.store, runtime, key, now):
+            outcome = "yes"
+    except StoreUnavailable as exc:
+        return await _refused(request, 503, f"The state store does not answer: {exc}")
+    except DeliveryError as exc:
+        log.warning("acknowledging on PagerDuty failed", extra={"error": str(exc)})
+        outcome = "failed"
+    log.info(
+        "group acknowledged from the console",
+        extra={"group_key": key, "user": who.user, "outcome": outcome},
+    )
+    raise web.HTTPSeeOther(f"/ui/groups/{quote(key, safe='')}?acknowledged={outcome}")

@@ -44,8 +44,9 @@ def setup_console(app: web.Application) -> None:
     app.router.add_post("/ui/oncall/overrides/{id}/remove", actions.remove_override)
     app.router.add_post("/ui/notifications/{id}/retry", actions.retry)
     app.router.add_post("/ui/reload", actions.reload)
-    app.router.add_post("/ui/notifications/{id}/acknowledge", actions.acknowledge)
-    app.router.add_post("/ui/groups/acknowledge", actions.acknowledge)
+    app.router.add_post("/ui/acknowledge", actions.acknowledge)
+    app.router.add_post("/ui/notifications/{id}/acknowledge", actions.acknowledge_receiver)
+    app.router.add_post("/ui/groups/acknowledge", actions.acknowledge_receiver)
     for name, media in (("console.css", "text/css"), ("console.js", "text/javascript")):
         app.router.add_get(f"/ui/static/{name}", _static_file(STATIC / name, media))
 

@@ -6,9 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 
-def form_body(field: str) -> dict[str, Any]:
-    """A required form-encoded request body of one text field."""
-    schema = {"type": "object", "properties": {field: {"type": "string"}}, "required": [field]}
+def form_body(*fields: str) -> dict[str, Any]:
+    """A required form-encoded request body of text fields, all required."""
+    schema = {
+        "type": "object",
+        "properties": {field: {"type": "string"} for field in fields},
+        "required": list(fields),
+    }
     return {
         "required": True,
         "content": {"application/x-www-form-urlencoded": {"schema": schema}},
@@ -59,7 +63,9 @@ def _path(name: str, description: str) -> dict[str, Any]:
     }
 
 
-def _action(operation: str, summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+def _action(
+    operation: str, summary: str, parameters: list[dict[str, Any]], *fields: str
+) -> dict[str, Any]:
     return {
         "post": {
             "operationId": operation,
@@ -67,7 +73,7 @@ def _action(operation: str, summary: str, parameters: list[dict[str, Any]]) -> d
             "tags": ["console"],
             "security": _SECURITY,
             "parameters": parameters,
-            "requestBody": form_body("csrf"),
+            "requestBody": form_body("csrf", *fields),
             "responses": {
                 "303": {"description": "done: the page that shows the outcome"},
                 "403": {
@@ -80,11 +86,10 @@ def _action(operation: str, summary: str, parameters: list[dict[str, Any]]) -> d
     }
 
 
-def _with_400(item: dict[str, Any]) -> dict[str, Any]:
-    """An action whose form fields (besides the token) can be refused."""
+def _also(item: dict[str, Any], status: str, description: str) -> dict[str, Any]:
+    """An action that can also answer `status` (an HTML page saying why)."""
     post = item["post"]
-    refused = {"description": "a field it cannot use", "content": _HTML}
-    responses = {**post["responses"], "400": refused}
+    responses = {**post["responses"], status: {"description": description, "content": _HTML}}
     return {"post": {**post, "responses": responses}}
 
 
@@ -163,25 +168,42 @@ def console_paths() -> dict[str, Any]:
             }
         },
         "/ui/reload": _action("consoleReload", "Reload the configuration (admin)", []),
-        "/ui/notifications/{id}/acknowledge": _action(
-            "consoleAcknowledgeNotification",
-            "Acknowledge (ack=1) or unacknowledge (ack=0) the record's group (admin)",
-            [_path("id", "record id")],
+        "/ui/notifications/{id}/acknowledge": _also(
+            _action(
+                "consoleAcknowledgeNotification",
+                "Acknowledge (ack=1) or unacknowledge (ack=0) the record's group (admin)",
+                [_path("id", "record id")],
+            ),
+            "404",
+            "no such record",
         ),
-        "/ui/groups/acknowledge": _action(
-            "consoleAcknowledgeGroup",
-            "Acknowledge (ack=1) or unacknowledge (ack=0) a receiver's group (admin;"
-            " form: receiver, group_key, ack)",
-            [],
+        "/ui/groups/acknowledge": _also(
+            _action(
+                "consoleAcknowledgeGroup",
+                "Acknowledge (ack=1) or unacknowledge (ack=0) one receiver's group (admin)",
+                [],
+                "receiver",
+                "group_key",
+            ),
+            "404",
+            "no record of that receiver's group",
         ),
         "/ui/oncall": _page("consoleOncall", "Who is on call per rotation, and the overrides", []),
-        "/ui/oncall/overrides": _with_400(
-            _action("consoleAddOverride", "Add an on-call override (admin)", [])
+        "/ui/oncall/overrides": _also(
+            _action("consoleAddOverride", "Add an on-call override (admin)", [], "until"),
+            "400",
+            "a field it cannot use",
         ),
         "/ui/oncall/overrides/{id}/remove": _action(
             "consoleRemoveOverride",
             "Remove an on-call override (admin)",
             [_path("id", "override id")],
+        ),
+        "/ui/acknowledge": _action(
+            "consoleAcknowledge",
+            "Acknowledge a group (its Slack messages and PagerDuty alerts; admin)",
+            [],
+            "group",
         ),
         "/ui/static/console.css": _static("consoleStylesheet", "text/css"),
         "/ui/static/console.js": _static("consoleScript", "text/javascript"),

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from router.channels.slack.channel import posted_scope
 from router.config.exposure import open_surfaces
+from router.heartbeats.status import statuses
 from router.interact.actions import GroupActions
 from router.model import NflogEntry, NotificationRecord, SilenceScope, TimelineEntry
 from router.routing.outline import outline
@@ -56,6 +57,7 @@ REASONS = (
     "flapped",
     "digest",
     "silenced",
+    "beat",
 )
 
 Page = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -233,6 +235,7 @@ async def overview(request: web.Request) -> Mapping[str, Any]:
             **_counts({}),
             "latest": [],
             "counted_at": None,
+            "heartbeats": [],
             "store_down": True,
         }
     if context["firing_tracked"]:
@@ -241,8 +244,11 @@ async def overview(request: web.Request) -> Mapping[str, Any]:
         firing, context["firing_cut"] = await _told_firing(state, now)
     counted, counted_at = await request.app[COUNTS].get(state)
     latest = await queries(state).query_notifications(RecordQuery(), LATEST)
+    specs = state.runtime.heartbeats
+    stored = await state.store.heartbeat_states() if len(specs) else []
     return {
         **context,
+        "heartbeats": statuses(specs, stored, now),
         **_firing(firing),
         **_counts(counted),
         "latest": [summary(r) for r in latest.records],
@@ -466,6 +472,7 @@ async def group(request: web.Request) -> Mapping[str, Any]:
         "routed_now": routed_now,
         "unheard": [r for r in routed_now if r not in by_receiver],
         "configured": configured,
+        "acknowledged": request.query.get("acknowledged", ""),
     }
 
 
