@@ -18,8 +18,12 @@ async def request_acknowledgement(
     acknowledge: bool,
     user: str,
     now: float,
-) -> Action:
-    """Record an (un)acknowledgement of (receiver, group) by the console's `user`."""
+    message: tuple[str, str] | None = None,
+) -> bool:
+    """Record an (un)acknowledgement of (receiver, group) by the console's `user`, as the
+    click on its Slack `message` (channel, ts) or, without one, naming no message (the
+    group is acted on whatever it was sent as); whether it was recorded."""
+    channel, ts = message or ("", "")
     action = Action(
         id=f"{CONSOLE_ACTION_PREFIX}{uuid.uuid4().hex}",
         kind=ActionKind.ACK if acknowledge else ActionKind.UNACK,
@@ -28,10 +32,8 @@ async def request_acknowledgement(
         # Never a Slack user ID: the message names the console's user as plain text.
         user_id=f"console:{user}",
         user_name=user,
-        channel="",
-        message_ts="",
-        # No message named: the runner acts on the group whatever it was sent as.
+        channel=channel,
+        message_ts=ts,
         received_at=now,
     )
-    await actions.enqueue_action(action)
-    return action
+    return await actions.enqueue_action(action)

@@ -8,14 +8,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from urllib.parse import quote
 
 from aiohttp import web
 
 from router.channels.base import DeliveryError
 from router.channels.slack.channel import SlackChannel
-from router.interact.actions import CONSOLE_ACTION_PREFIX, Action, ActionKind
 from router.interact.console import request_acknowledgement
 from router.interact.pagers import acknowledge_pagers
 from router.store.protocols import StoreUnavailable
@@ -229,18 +227,10 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
             posted = entry.channel_state if entry is not None else {}
             if not posted.get("channel") or not posted.get("ts"):
                 continue
-            action = Action(
-                id=f"{CONSOLE_ACTION_PREFIX}{uuid.uuid4().hex}",
-                kind=ActionKind.ACK,
-                receiver=name,
-                group_key=key,
-                user_id=f"console:{user}",
-                user_name=user,
-                channel=posted["channel"],
-                message_ts=posted["ts"],
-                received_at=now,
-            )
-            if await state.store.enqueue_action(action):
+            message = (posted["channel"], posted["ts"])
+            if await request_acknowledgement(
+                state.store, name, key, acknowledge=True, user=user, now=now, message=message
+            ):
                 outcome = "yes"
         if outcome == "yes":
             request.app[RUNNER].wake()
