@@ -124,6 +124,7 @@ from router.store.protocols import (
 )
 from router.store.records import synthesized_timeline
 from router.store.redis.actions import ACTION_SCRIPTS, RedisActions
+from router.store.redis.timers import TIMER_SCRIPTS, RedisTimers
 from router.store.url import SENTINEL_SCHEME, parse_state_url
 
 # Key TTLs are a safety net behind expire() and the scripts' own times: give them room.
@@ -161,6 +162,7 @@ _SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "lead": (),
     "pace": (),
     **ACTION_SCRIPTS,
+    **TIMER_SCRIPTS,
     "query": (),
     "timeline": (),
     "counts": (),
@@ -214,7 +216,7 @@ def _is_outage(exc: ResponseError) -> bool:
     return str(exc).split(" ", 1)[0] in _OUTAGE_ERRORS
 
 
-class RedisStore(RedisActions):
+class RedisStore(RedisActions, RedisTimers):
     """The `Store` protocol on Redis, shared by every replica using the same key prefix."""
 
     def __init__(
@@ -348,6 +350,17 @@ class RedisStore(RedisActions):
         client = self._redis
         with self._guard("zcard"):
             return int(await client.zcard(key))
+
+    async def _zscore(self, key: str, member: str) -> float | None:
+        client = self._redis
+        with self._guard("zscore"):
+            found = await client.zscore(key, member)
+        return None if found is None else float(found)
+
+    async def _zcount(self, key: str, high: float) -> int:
+        client = self._redis
+        with self._guard("zcount"):
+            return int(await client.zcount(key, "-inf", repr(float(high))))
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ from router.store.protocols import (
 )
 from router.store.records import synthesized_timeline
 from router.store.sqlite.actions import ACTIONS_SCHEMA, SQLiteActions, expire_actions
+from router.store.sqlite.timers import TIMERS_SCHEMA, SQLiteTimers
 from router.store.sqlite.pending import PendingIndex
 
 T = TypeVar("T")
@@ -291,7 +292,7 @@ def _alerts_change(
     return bool(wanted)
 
 
-class SQLiteStore(SQLiteActions):
+class SQLiteStore(SQLiteActions, SQLiteTimers):
     """The `Store` protocol on one SQLite file in WAL mode, owned by one process."""
 
     def __init__(
@@ -339,7 +340,7 @@ class SQLiteStore(SQLiteActions):
         # FULL: a committed webhook survives power loss too, not only a killed process.
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA + ACTIONS_SCHEMA)
+        conn.executescript(_SCHEMA + ACTIONS_SCHEMA + TIMERS_SCHEMA)
         _migrate(conn)
         _create_records_schema(conn)
         # Texts queued but not indexed when the process stopped: the newest records.
