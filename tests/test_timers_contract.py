@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the store contract's fixtures, used by name
 """The durable timers' contract (escalation steps, silence polls), on SQLite and on Redis."""
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ async def test_only_due_timers_of_the_kind_are_claimed_earliest_first(store: Sto
     await store.set_timer("watch", "other", T0, "w")
     assert await store.count_due(KIND, T0 + 40) == 2
     taken = await store.claim_timers(KIND, T0 + 40, 10, 60.0)
-    assert [(t.key, t.due, t.body) for t in taken] == [("early", T0 + 10, "e"), ("late", T0 + 30, "l")]
+    assert [(t.key, t.due, t.body) for t in taken] == [
+        ("early", T0 + 10, "e"),
+        ("late", T0 + 30, "l"),
+    ]
     assert await store.claim_timers(KIND, T0 + 40, 10, 60.0) == []
     assert await store.count_due(KIND, T0 + 40) == 0
 

@@ -50,8 +50,8 @@ from router.store.protocols import (
 )
 from router.store.records import synthesized_timeline
 from router.store.sqlite.actions import ACTIONS_SCHEMA, SQLiteActions, expire_actions
-from router.store.sqlite.timers import TIMERS_SCHEMA, SQLiteTimers
 from router.store.sqlite.pending import PendingIndex
+from router.store.sqlite.timers import TIMERS_SCHEMA, SQLiteTimers
 
 T = TypeVar("T")
 
@@ -581,6 +581,7 @@ class SQLiteStore(SQLiteActions, SQLiteTimers):
         deploy_rows = [
             (d.app, d.namespace, d.revision, d.at, d.trigger, d.argocd_url) for d in deploys
         ]
+
         def encode() -> tuple[list[tuple[Any, ...]], list[str]]:
             found: list[Facets] = [facets(n) for n in notifications]
             rows = [
