@@ -23,6 +23,7 @@ from router.interact.actions import PRIOR_ACTIONS_KEY, GroupActions
 from router.model import (
     Claim,
     DeliveryState,
+    Event,
     NflogEntry,
     Notification,
     Outcome,
@@ -297,6 +298,9 @@ class RenderStage:
             # Fixed now, with the message: a later webhook for the group cannot widen it.
             scope = silence_scope(n.receiver, job.decision.events, config)
             message = replace(message, silence=scope)
+        extra = _origin_note(job.decision.reason, job.decision.events)
+        if extra:
+            message = replace(message, notes=[*message.notes, extra])
         if job.held_for > 0 and job.decision.firing:
             note = (
                 f"Held {format_duration(job.held_for)} in case it recovered by itself"
@@ -436,6 +440,27 @@ async def clear_acknowledgement(actions: ActionQueue, seen: GroupActions) -> Non
         state = await actions.group_actions(seen.receiver, seen.group_key)
 
 
+def _origin_note(reason: Reason, events: Sequence[Event]) -> str:
+    """What a message made by the router itself says about why it exists."""
+    origin = next((e.origin for e in events if e.origin), None)
+    if origin is None:
+        return ""
+    if reason is Reason.RESOLVED_WHILE_SILENCED:
+        return (
+            "Resolved while silenced: Alertmanager sends no resolve for a silenced alert;"
+            f" alert-router saw it gone from Alertmanager's alerts at {origin.get('seen', '?')}."
+        )
+    if reason is Reason.ESCALATED:
+        unacked = format_duration(float(origin.get("unacked", "0")))
+        text = (
+            f"Unacknowledged for {unacked}: escalation step {origin.get('step', '?')}"
+            f" of {origin.get('receiver', '?')}."
+        )
+        link = origin.get("link", "")
+        return text + (f" First message: {link}" if link else "")
+    return ""
+
+
 # Inhibited alerts of one notification named in its timeline (a group can hold hundreds).
 _INHIBITIONS_NOTED = 5
 _DEDUP_TEXT = {
@@ -451,6 +476,8 @@ _DEDUP_TEXT = {
     "flapped": "recovered within its hold",
     "acknowledged": "acknowledged: the repeat reminder is held back",
     "silenced": "silenced from Slack by alert-router",
+    "resolved_while_silenced": "resolved in Alertmanager while silenced (seen by polling)",
+    "escalated": "escalation step: the group fired unacknowledged",
 }
 
 
