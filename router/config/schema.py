@@ -558,6 +558,8 @@ class AlertmanagerAPI(_Model):
     timeout: Duration = Field(default=5.0, gt=0)
     # How often groups silenced or acknowledged from a button are checked against its API.
     poll_interval: Duration = Field(default=60.0, ge=5)
+    # Groups one replica checks per poll interval at most (oldest due first).
+    poll_max_groups: int = Field(default=500, ge=1)
 
     @field_validator("url", "external_url")
     @classmethod

@@ -31,6 +31,7 @@ from router.model import (
     TimelineEntry,
     format_time,
 )
+from router.notify import escalation
 from router.notify.dedup import (
     Decision,
     Reason,
@@ -44,7 +45,7 @@ from router.notify.pacing import Pacer
 from router.render.message import Message, build_message
 from router.render.text import format_duration
 from router.runtime import Runtime
-from router.store.protocols import ActionQueue, NotificationLog, Outbox, StoreUnavailable
+from router.store.protocols import ActionQueue, NotificationLog, Outbox, StoreUnavailable, Timers
 from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -382,11 +383,13 @@ class SetNotifiesStage:
         metrics: Metrics,
         clock: Callable[[], float],
         actions: ActionQueue | None = None,
+        timers: Timers | None = None,
     ) -> None:
         self.outbox = outbox
         self.metrics = metrics
         self.clock = clock
         self.actions = actions
+        self.timers = timers
         self._writes = asyncio.Semaphore(RECORD_WRITES)
 
     async def __call__(self, job: Job) -> Job | None:
@@ -403,6 +406,7 @@ class SetNotifiesStage:
                 f"went out in digest {job.digest_id}",
                 digest=job.digest_id,
             )
+        await self._escalation(job)
         async with self._writes:
             await self.outbox.complete(job.claim, outcome, job.now, timeline=job.entries())
         if self.actions is not None and job.actions is not None and not job.decision.firing:
@@ -426,6 +430,37 @@ class SetNotifiesStage:
             },
         )
         return None
+
+    async def _escalation(self, job: Job) -> None:
+        """Start the route's escalation with the group's first firing message; end it
+        with the resolve."""
+        assert job.decision is not None
+        route, group_key = job.notification.route, job.claim.group_key
+        if self.timers is None or not route.escalate:
+            return
+        if not job.decision.firing:
+            await escalation.stop(self.timers, route.receiver, group_key)
+            return
+        if job.actions is not None and job.actions.acknowledged:
+            return
+        started = await escalation.arm(
+            self.timers,
+            route,
+            group_key,
+            job.now,
+            record_id=job.notification.id,
+            channel_state=job.channel_state,
+        )
+        if started:
+            after, to = route.escalate[0]
+            due = format_time(datetime.fromtimestamp(job.now + after, UTC)) or ""
+            job.note(
+                "escalation",
+                f"escalation armed: step 1 to {to} due at {due} unless acknowledged"
+                f" ({escalation.describe(route.escalate)})",
+                due=due,
+                to=to,
+            )
 
 
 async def clear_acknowledgement(actions: ActionQueue, seen: GroupActions) -> None:

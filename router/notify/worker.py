@@ -170,7 +170,7 @@ def default_pipeline(
             RenderStage(),
             EnrichStage(DeployCorrelator(store)),
             NotifyStage(pacer, metrics),
-            SetNotifiesStage(outbox, metrics, clock, store),
+            SetNotifiesStage(outbox, metrics, clock, store, store),
         ]
     )
 
