@@ -94,8 +94,8 @@ def about(slack: FakeSlack, channel: str, name: str) -> list[SlackMessage]:
 async def fire(service: Running, slack: FakeSlack, name: str) -> SlackMessage:
     status, _ = await service.post("/webhook/alertmanager", webhook(name))
     assert status == 200
-    [message] = await until(lambda: about(slack, PROD, name))
-    return message
+    found: list[SlackMessage] = await until(lambda: about(slack, PROD, name))
+    return found[0]
 
 
 async def acknowledge(service: Running, slack: FakeSlack, clock: FakeClock, name: str) -> None:
