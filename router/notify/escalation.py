@@ -213,13 +213,18 @@ class Escalator:
             # Parked after its last step (still firing), or woken early: wait again.
             await self.store.finish_timer(timer, chain.due(), chain.to_json())
             return
-        await self._tell(chain, entry, now)
         told = replace(chain, done=chain.done + 1)
-        await self.store.finish_timer(timer, told.due(), told.to_json())
+        if not await self._record(chain, entry, now):
+            await self.store.finish_timer(timer, told.due(), told.to_json())
+            return
+        # Moved on before it is announced: a kill -9 from here on repeats nothing.
+        if await self.store.finish_timer(timer, told.due(), told.to_json()):
+            await self._announce(chain, entry, now)
 
-    async def _tell(self, chain: Chain, entry: NflogEntry, now: float) -> None:
+    async def _record(self, chain: Chain, entry: NflogEntry, now: float) -> bool:
+        """Record the due step's notification; False when no event of the group is left."""
         index = chain.done
-        after, to = chain.steps[index]
+        _, to = chain.steps[index]
         step = index + 1
         unacked = now - chain.started
         link = self._link(chain)
@@ -237,7 +242,7 @@ class Escalator:
         ]
         if not events:
             log.warning("escalation found no events to tell", extra={"group_key": chain.group_key})
-            return
+            return False
         config = self.runtime().config
         route = RouteSettings(
             receiver=to,
@@ -265,6 +270,14 @@ class Escalator:
                 "step": step,
             },
         )
+        return True
+
+    async def _announce(self, chain: Chain, entry: NflogEntry, now: float) -> None:
+        """The step just told, on the first message's timeline and in its thread."""
+        index = chain.done
+        after, to = chain.steps[index]
+        step = index + 1
+        unacked = now - chain.started
         following = ""
         if step < len(chain.steps):
             next_after, next_to = chain.steps[step]

@@ -13,13 +13,17 @@ TIMERS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS timers (
     kind TEXT NOT NULL,
     key TEXT NOT NULL,
-    -- When it is due; while claimed, when its lease ends.
     due REAL NOT NULL,
     body TEXT NOT NULL,
     token TEXT NOT NULL DEFAULT '',
+    -- While claimed: when the claim's lease ends.
+    held_until REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (kind, key)
 );
 CREATE INDEX IF NOT EXISTS timers_due ON timers (kind, due);
+-- One process owns the file: a claim it held when it stopped died with it, so a timer
+-- due while it was down is due at once, not a lease later.
+UPDATE timers SET held_until = 0, token = '' WHERE token != '';
 """
 
 
@@ -35,7 +39,7 @@ class SQLiteTimers:
 
         def arm(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
-                f"{verb} INTO timers (kind, key, due, body, token) VALUES (?,?,?,?,'')",  # noqa: S608  # nosec B608
+                f"{verb} INTO timers (kind, key, due, body) VALUES (?,?,?,?)",  # noqa: S608  # nosec B608
                 (kind, key, due, body),
             )
             return bool(cursor.rowcount)
@@ -47,14 +51,14 @@ class SQLiteTimers:
         def take(conn: sqlite3.Connection) -> list[Timer]:
             rows = conn.execute(
                 "SELECT key, due, body FROM timers WHERE kind = ? AND due <= ?"
-                " ORDER BY due LIMIT ?",
-                (kind, now, limit),
+                " AND held_until <= ? ORDER BY due LIMIT ?",
+                (kind, now, now, limit),
             ).fetchall()
             taken = []
             for row in rows:
                 token = uuid.uuid4().hex
                 conn.execute(
-                    "UPDATE timers SET token = ?, due = ? WHERE kind = ? AND key = ?",
+                    "UPDATE timers SET token = ?, held_until = ? WHERE kind = ? AND key = ?",
                     (token, now + lease, kind, row["key"]),
                 )
                 taken.append(Timer(kind, row["key"], row["due"], row["body"], token))
@@ -72,7 +76,7 @@ class SQLiteTimers:
                 )
             else:
                 cursor = conn.execute(
-                    "UPDATE timers SET due = ?, body = ?, token = ''"
+                    "UPDATE timers SET due = ?, body = ?, token = '', held_until = 0"
                     " WHERE kind = ? AND key = ? AND token = ?",
                     (due, body, timer.kind, timer.key, timer.token),
                 )
@@ -100,7 +104,8 @@ class SQLiteTimers:
     async def count_due(self, kind: str, now: float) -> int:
         def count(conn: sqlite3.Connection) -> int:
             (n,) = conn.execute(
-                "SELECT COUNT(*) FROM timers WHERE kind = ? AND due <= ?", (kind, now)
+                "SELECT COUNT(*) FROM timers WHERE kind = ? AND due <= ? AND held_until <= ?",
+                (kind, now, now),
             ).fetchone()
             return int(n)
 
