@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from router.interact import watch
+from router.store.protocols import Store
 from tests import helpers
 from tests.conftest import Running, running
 from tests.fakes.slack import FakeSlack, SlackMessage
@@ -27,6 +29,7 @@ from tests.test_slack_interactions_e2e import (
     SECRET,
     TOKEN,
     SilencingAlertmanager,
+    _group_key,
     active,
     alertmanager,
 )
@@ -189,3 +192,47 @@ async def test_an_alertmanager_that_is_down_changes_nothing(
         assert "Silenced by" in text and "while silenced" not in text
         assert await service.records(reason="resolved_while_silenced") == []
         assert len(smtp.messages) == 1
+
+
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_silence_that_ends_while_the_group_fires_is_said_once_in_the_thread(
+    slack: FakeSlack, smtp: FakeSMTPServer, state_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    clock = FakeClock(time.time())
+    config = config_from(config_text(slack, smtp, state_url, port))
+    async with (
+        running(config, clock=clock) as service,
+        alertmanager(tmp_path, service.url, port) as am,
+    ):
+        # The fake time starts once Alertmanager runs, as it does in production.
+        clock.now = time.time()
+        await silenced(service, am, slack, smtp)
+        clock.now += POLL
+        await until(lambda: polls(service, am, "listed") >= 1)
+        clock.now += 3601
+        [said] = await until(
+            lambda: [r.text for r in the_message(slack).replies if "silence ended" in r.text]
+        )
+        assert said.startswith(":bell: The silence ended at ") and said.endswith(
+            "after 1h: 1 alert still fires."
+        )
+        await until(lambda: "Silenced by" not in the_message(slack).visible_text())
+        # Neither silenced nor acknowledged now: no more checks, so it is said once.
+        store = service.state.store
+        key = watch.watch_key("slack-prod", _group_key(service, the_message(slack)))
+        await until(lambda: _unwatched(store, key))
+        replies = [r.text for r in the_message(slack).replies if "silence ended" in r.text]
+        assert len(replies) == 1
+        assert await service.records(reason="resolved_while_silenced") == []
+
+
+async def _unwatched(store: Store, key: str) -> bool:
+    return await store.get_timer(watch.KIND, key) is None
