@@ -95,6 +95,7 @@ async def fire(service: Running, slack: FakeSlack, name: str) -> SlackMessage:
     status, _ = await service.post("/webhook/alertmanager", webhook(name))
     assert status == 200
     found: list[SlackMessage] = await until(lambda: about(slack, PROD, name))
+    await until(lambda: delivered(service, "slack-prod", name))
     return found[0]
 
 
@@ -249,3 +250,10 @@ async def test_three_replicas_on_redis_tell_each_step_once(
 async def _parked(service: Running) -> escalation.Chain | None:
     found = await chain(service, "Storm")
     return found if found is not None and found.done == 2 else None
+
+
+async def delivered(service: Running, receiver: str, name: str) -> bool:
+    """Whether `receiver` was told of alert `name` and the store knows it (a click on the
+    message is only taken once the store has it as the group's current message)."""
+    records = await service.records(receiver=receiver)
+    return any(r["state"] == "sent" and name in str(r["alerts"]) for r in records)

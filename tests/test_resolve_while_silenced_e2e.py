@@ -24,6 +24,7 @@ from tests.fakes.slack_clicks import click
 from tests.fakes.smtp import FakeSMTPServer, free_port
 from tests.helpers import config_from
 from tests.test_alertmanager_e2e import alert
+from tests.test_escalation import delivered
 from tests.test_slack_interactions_e2e import (
     CHANNEL,
     SECRET,
@@ -94,6 +95,7 @@ async def silenced(
     await am.post_alerts([ALERT()])
     message = await until(lambda: slack.messages(CHANNEL) and the_message(slack))
     await until(lambda: smtp.messages)
+    await until(lambda: delivered(service, "slack-prod", "CheckoutErrors"))
     url = service.url + "/slack/interactions"
     assert (
         await click(service.http, url, SECRET, message, slack.channel_id(CHANNEL), "silence_3600")
