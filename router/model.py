@@ -384,9 +384,9 @@ class TimelineEntry:
 
     `kind` is one of: received, routed, held, muted, inhibited, deduplicated, enriched,
     attempt, sent, suppressed, failed, dead, digested, retried, acknowledged,
-    unacknowledged, silenced, unsilenced. `text` is one line for people; `detail` the same
-    facts for machines (interval, rule, source alert, channel, ts, permalink, message id,
-    error, digest id, user...)."""
+    unacknowledged, silenced, unsilenced, escalation (armed), escalated, stopped. `text` is
+    one line for people; `detail` the same facts for machines (interval, rule, source
+    alert, channel, ts, permalink, message id, error, digest id, user...)."""
 
     at: float
     kind: str

@@ -9,6 +9,7 @@ that the escalator looked at the time the test set, so the first group's silence
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -220,6 +221,11 @@ async def test_the_resolve_stops_the_chain(
     clock.now += 1200
     await until(lambda: about(slack, LEADS, "Ignored"))
     assert about(slack, ONCALL, "Resolved") == [] and about(slack, LEADS, "Resolved") == []
+    # Those escalated to are told the all-clear too.
+    status, _ = await service.post("/webhook/alertmanager", webhook("Ignored", "resolved"))
+    assert status == 200
+    for channel in (ONCALL, LEADS):
+        await until(functools.partial(resolved_in, slack, channel, "Ignored"))
 
 
 async def test_three_replicas_on_redis_tell_each_step_once(
@@ -257,3 +263,7 @@ async def delivered(service: Running, receiver: str, name: str) -> bool:
     message is only taken once the store has it as the group's current message)."""
     records = await service.records(receiver=receiver)
     return any(r["state"] == "sent" and name in str(r["alerts"]) for r in records)
+
+
+def resolved_in(slack: FakeSlack, channel: str, name: str) -> bool:
+    return any("RESOLVED" in m.visible_text() for m in about(slack, channel, name))

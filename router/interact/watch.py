@@ -263,7 +263,11 @@ class SilenceWatcher:
                 e,
                 status=Status.RESOLVED,
                 ends_at=at,
-                origin={"kind": RESOLVED_BY_POLL, "seen": seen},
+                origin={
+                    "kind": RESOLVED_BY_POLL,
+                    "seen": seen,
+                    "while": "silenced" if state.silenced(now) else "acknowledged",
+                },
             )
             for e in gone
         ]

@@ -6,8 +6,9 @@ timer tells the step: it records a notification for the step's receiver under an
 of the chain and the step, so a replica that dies after recording and before moving the
 timer on leaves a claim that records nothing new when retaken. A step whose time passed
 while every replica was down is due at the next start. An acknowledgement or the resolve
-deletes the timer; a chain found acknowledged or resolved when due stops there too (the
-console acknowledges without knowing about chains). After its last step a chain stays
+deletes the timer (the receivers escalated to are then told the resolve); a chain found
+acknowledged or resolved when due stops there too (the console acknowledges without
+knowing about chains). After its last step a chain stays
 parked, so a reminder of the same incident does not start it again.
 """
 
@@ -148,10 +149,45 @@ async def firing_events(
     return list(found.values())
 
 
-def step_id(chain: Chain, step: int) -> str:
+def step_id(chain: Chain, step: int, prefix: str = "esc") -> str:
     """The notification id of one step of one chain: the same on every replica."""
     text = f"{chain.receiver}\n{chain.group_key}\n{chain.started!r}\n{step}"
-    return "esc" + hashlib.sha256(text.encode()).hexdigest()[:29]
+    return prefix + hashlib.sha256(text.encode()).hexdigest()[:29]
+
+
+def step_route(chain: Chain, index: int, repeat_interval: float) -> RouteSettings:
+    """How a step's receiver is told: no escalation of its own, resolves always."""
+    return RouteSettings(
+        receiver=chain.steps[index][1],
+        path=f"{chain.path} > escalate[{index}]",
+        repeat_interval=repeat_interval,
+        send_resolved=True,
+    )
+
+
+def all_clear(
+    chain: Chain, resolved: Sequence[Event], at: datetime, repeat_interval: float
+) -> list[Notification]:
+    """The resolve for each receiver the chain escalated to (each told once)."""
+    if not resolved:
+        return []
+    seen: set[str] = set()
+    out = []
+    for index in range(min(chain.done, len(chain.steps))):
+        route = step_route(chain, index, repeat_interval)
+        if route.receiver in seen:
+            continue
+        seen.add(route.receiver)
+        out.append(
+            Notification(
+                id=step_id(chain, index, "esr"),
+                route=route,
+                group_key=chain.group_key,
+                events=list(resolved),
+                created_at=at,
+            )
+        )
+    return out
 
 
 class Escalator:
@@ -243,13 +279,7 @@ class Escalator:
         if not events:
             log.warning("escalation found no events to tell", extra={"group_key": chain.group_key})
             return False
-        config = self.runtime().config
-        route = RouteSettings(
-            receiver=to,
-            path=f"{chain.path} > escalate[{index}]",
-            repeat_interval=config.dedup.repeat_interval,
-            send_resolved=True,
-        )
+        route = step_route(chain, index, self.runtime().config.dedup.repeat_interval)
         notification = Notification(
             id=step_id(chain, index),
             route=route,

@@ -439,7 +439,12 @@ class SetNotifiesStage:
         if self.timers is None or not route.escalate:
             return
         if not job.decision.firing:
-            await escalation.stop(self.timers, route.receiver, group_key)
+            chain = await escalation.stop(self.timers, route.receiver, group_key)
+            if chain is not None:
+                repeat = job.runtime.config.dedup.repeat_interval
+                told = escalation.all_clear(chain, job.decision.resolved, job.at, repeat)
+                if told:
+                    await self.outbox.record(told)
             return
         if job.actions is not None and job.actions.acknowledged:
             return
@@ -480,6 +485,11 @@ def _origin_note(reason: Reason, events: Sequence[Event]) -> str:
     origin = next((e.origin for e in events if e.origin), None)
     if origin is None:
         return ""
+    if reason is Reason.RESOLVED_WHILE_SILENCED and origin.get("while") == "acknowledged":
+        return (
+            "Resolved: its resolve never reached alert-router; alert-router saw it gone from"
+            f" Alertmanager's alerts at {origin.get('seen', '?')}."
+        )
     if reason is Reason.RESOLVED_WHILE_SILENCED:
         return (
             "Resolved while silenced: Alertmanager sends no resolve for a silenced alert;"
