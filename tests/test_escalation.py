@@ -34,10 +34,11 @@ class FakeClock:
         return self.now
 
 
-def config_text(slack: FakeSlack, state: str) -> str:
+def receivers_text(slack: FakeSlack) -> str:
+    """`receivers:` items for #prod-alerts, #oncall and #leads (created in `slack`)."""
     slack.add_channel(ONCALL, "C0ONCALL01")
     slack.add_channel(LEADS, "C0LEADS001")
-    receivers = "\n".join(
+    return "\n".join(
         f"  - name: {name}\n    slack: {{token: {slack.token}, channel: '{channel}',"
         f" api_url: {slack.api_url}}}"
         for name, channel in (
@@ -46,6 +47,10 @@ def config_text(slack: FakeSlack, state: str) -> str:
             ("slack-leads", LEADS),
         )
     )
+
+
+def config_text(slack: FakeSlack, state: str) -> str:
+    receivers = receivers_text(slack)
     return f"""
 state: {state}
 server: {{external_url: 'https://router.example.com'}}

@@ -15,7 +15,7 @@ import pytest
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.smtp import free_port
 from tests.helpers import until
-from tests.test_escalation import LEADS, ONCALL, PROD, about, webhook
+from tests.test_escalation import LEADS, ONCALL, PROD, about, receivers_text, webhook
 from tests.test_process import Server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -24,17 +24,7 @@ FIRST, SECOND = 2.0, 8.0
 
 
 def write_config(path: Path, slack: FakeSlack) -> None:
-    slack.add_channel(ONCALL, "C0ONCALL01")
-    slack.add_channel(LEADS, "C0LEADS001")
-    receivers = "\n".join(
-        f"  - name: {name}\n    slack: {{token: {slack.token}, channel: '{channel}',"
-        f" api_url: {slack.api_url}}}"
-        for name, channel in (
-            ("slack-prod", PROD),
-            ("slack-oncall", ONCALL),
-            ("slack-leads", LEADS),
-        )
-    )
+    receivers = receivers_text(slack)
     path.write_text(
         f"""
 state: {{url: 'sqlite:///{path.parent}/state.db'}}

@@ -15,8 +15,6 @@ the silence ends on its own while the group still fires, the thread says so once
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -35,10 +33,11 @@ from router.interact.actions import GroupActions
 from router.model import Event, NflogEntry, SilenceScope, Status, TimelineEntry, format_time
 from router.notify.dedup import RESOLVED_BY_POLL
 from router.notify.escalation import firing_events
+from router.notify.timerloop import TimerLoop
 from router.render.text import escape_mrkdwn, format_duration
 from router.routing.matchers import Matcher
 from router.runtime import Runtime
-from router.store.protocols import Store, StoreUnavailable, Timer, Timers
+from router.store.protocols import Store, Timer, Timers
 from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,6 @@ log = logging.getLogger(__name__)
 KIND = "watch"
 # A claimed check is held this long: two Alertmanager calls, each with its timeout.
 LEASE = 60.0
-TICK = 1.0
 # Listings an alert must be missing from, in a row, to count as resolved.
 MISSES = 2
 # An Alertmanager that started this recently may not have heard again from Prometheus
@@ -121,8 +119,10 @@ def still_listed(event: Event, alerts: Sequence[Mapping[str, Any]]) -> bool:
     return any(fp == event.fingerprint or seen == labels for fp, seen in map(listed, alerts))
 
 
-class SilenceWatcher:
+class SilenceWatcher(TimerLoop):
     """Claims due checks and carries them out until stopped; one of possibly many replicas."""
+
+    what = "silence checks"
 
     def __init__(
         self,
@@ -133,29 +133,10 @@ class SilenceWatcher:
         clock: Callable[[], float] = time.time,
         wake: Callable[[], None] = lambda: None,
     ) -> None:
-        self.store = store
-        self.runtime = runtime
-        self.metrics = metrics
-        self.clock = clock
-        self.wake_deliverer = wake
+        super().__init__(store, runtime, metrics, clock=clock, wake=wake)
         self._clients: dict[str, tuple[AlertmanagerAPI, AlertmanagerClient]] = {}
         # When this replica checked a group of each Alertmanager, within its poll interval.
         self._polled: dict[str, deque[float]] = {}
-        self._stopping = asyncio.Event()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.tick()
-            except StoreUnavailable as exc:
-                log.debug("silence checks wait for the store", extra={"error": str(exc)})
-            except Exception:  # noqa: BLE001 - one bad group must not stop the checks
-                log.exception("silence check round crashed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), TICK)
-
-    def stop(self) -> None:
-        self._stopping.set()
 
     async def close(self) -> None:
         """Release the Alertmanager clients (once `run` has returned)."""

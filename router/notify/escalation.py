@@ -14,13 +14,10 @@ parked, so a reminder of the same incident does not start it again.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
@@ -36,18 +33,15 @@ from router.model import (
     format_time,
 )
 from router.notify.dedup import ESCALATION
+from router.notify.timerloop import TimerLoop
 from router.render.text import escape_mrkdwn, format_duration
-from router.runtime import Runtime
-from router.store.protocols import Store, StoreUnavailable, Timer, Timers
-from router.web.metrics import Metrics
+from router.store.protocols import Store, Timer, Timers
 
 log = logging.getLogger(__name__)
 
 KIND = "escalate"
 # A claimed step is held this long: telling it is one store write and a Slack reply.
 LEASE = 30.0
-# How often the store is asked for due steps (a step is told at most this late).
-TICK = 1.0
 CLAIM_LIMIT = 50
 # A chain past its last step stays parked this long (an incident rarely lasts longer),
 # then is looked at again: still firing, parked again; resolved, gone.
@@ -190,39 +184,10 @@ def all_clear(
     return out
 
 
-class Escalator:
+class Escalator(TimerLoop):
     """Tells due escalation steps until stopped; one of possibly many replicas."""
 
-    def __init__(
-        self,
-        store: Store,
-        runtime: Callable[[], Runtime],
-        metrics: Metrics,
-        *,
-        clock: Callable[[], float] = time.time,
-        wake: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.store = store
-        self.runtime = runtime
-        self.metrics = metrics
-        self.clock = clock
-        self.wake_deliverer = wake
-        self._stopping = asyncio.Event()
-
-    async def run(self) -> None:
-        """Claim and tell due steps every TICK until `stop()`; store outages are waited out."""
-        while not self._stopping.is_set():
-            try:
-                await self.tick()
-            except StoreUnavailable as exc:
-                log.debug("escalation waits for the store", extra={"error": str(exc)})
-            except Exception:  # noqa: BLE001 - one bad chain must not stop escalation
-                log.exception("escalation round crashed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), TICK)
-
-    def stop(self) -> None:
-        self._stopping.set()
+    what = "escalation"
 
     async def tick(self) -> int:
         """Tell every step due now; how many timers were handled."""
