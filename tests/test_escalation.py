@@ -199,8 +199,7 @@ async def test_an_acknowledgement_between_steps_stops_the_rest_of_the_chain(
     assert sample(service, "alert_router_escalations_total", receiver="slack-oncall", step="1") == 2
     assert sample(service, "alert_router_escalations_total", receiver="slack-leads", step="2") == 1
     # The escalated record says why it exists.
-    records = await service.records(reason="escalated")
-    assert {r["receiver"] for r in records} == {"slack-oncall", "slack-leads"}
+    await until(lambda: escalated_to(service, {"slack-oncall", "slack-leads"}))
     # The first message's timeline shows the step told and the next one due.
     [prod] = [r for r in await service.records(receiver="slack-prod") if "Acked" in str(r)]
     kinds = [e.kind for e in await service.state.store.timeline(prod["id"])]
@@ -272,3 +271,9 @@ async def delivered(service: Running, receiver: str, name: str) -> bool:
 
 def resolved_in(slack: FakeSlack, channel: str, name: str) -> bool:
     return any("RESOLVED" in m.visible_text() for m in about(slack, channel, name))
+
+
+async def escalated_to(service: Running, receivers: set[str]) -> bool:
+    """Whether the records sent with reason `escalated` went to exactly `receivers`."""
+    records = await service.records(reason="escalated")
+    return {r["receiver"] for r in records} == receivers
