@@ -10,11 +10,13 @@ from urllib.parse import quote
 import pytest
 
 from router.cli import main
+from router.config.loader import load_config
 from router.model import RouteSettings
 from router.routing.tree import RouteTree
 from tests.conftest import running
 from tests.helpers import config_from
 from tests.test_console_pages import page
+from tests.test_teams import PAYMENTS, layout
 
 ROUTES = """\
 receivers:
@@ -103,3 +105,14 @@ async def test_the_tester_and_its_api_show_the_chain_a_route_starts(state_url: s
         )
         _, text = await page(svc, "/ui/routes")
         assert "escalate: [10m -> oncall, 30m -> leads]" in text
+
+
+def test_a_teams_steps_name_its_own_receivers(tmp_path: Path) -> None:
+    payments = PAYMENTS.replace(
+        "      mute_time_intervals: [night]\n",
+        "      mute_time_intervals: [night]\n      escalate: [{after: 5m, to: slack}]\n",
+    )
+    config = load_config(layout(tmp_path, payments=payments), env={})
+    [pager] = RouteTree.from_config(config).match({"team": "payments", "severity": "critical"})
+    assert pager.receiver == "payments/pager"
+    assert pager.escalate == ((300.0, "payments/slack"),)
