@@ -167,6 +167,10 @@ class SilenceWatcher(TimerLoop):
         now = self.clock()
         config = self.runtime().config
         limit = sum(e.poll_max_groups for e in config.alertmanager_entries) or 1
+        due = await self.store.count_due(KIND, now)
+        if not due:
+            self.metrics.silence_polls_waiting.set(0)
+            return 0
         timers = await self.store.claim_timers(KIND, now, limit, LEASE)
         done = 0
         for timer in timers:

@@ -24,6 +24,8 @@ class TimerLoop:
 
     # What the log says when a round fails.
     what = "timers"
+    # Seconds between rounds.
+    every = TICK
 
     def __init__(
         self,
@@ -55,7 +57,7 @@ class TimerLoop:
             except Exception:  # noqa: BLE001 - one bad timer must not stop the loop
                 log.exception("%s: a round crashed", self.what)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), TICK)
+                await asyncio.wait_for(self._stopping.wait(), self.every)
 
     def stop(self) -> None:
         self._stopping.set()

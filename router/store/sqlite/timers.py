@@ -31,6 +31,7 @@ class SQLiteTimers:
     """Mixed into SQLiteStore, whose `_call` runs a function in its writer thread."""
 
     _call: Callable[..., Any]
+    _read: Callable[..., Any]
 
     async def set_timer(
         self, kind: str, key: str, due: float, body: str, *, replace: bool = False
@@ -48,6 +49,11 @@ class SQLiteTimers:
         return done
 
     async def claim_timers(self, kind: str, now: float, limit: int, lease: float) -> list[Timer]:
+        # Asked every second by every timer worker: when nothing is due, as is usual, the
+        # writer (which webhooks and deliveries wait on) is left alone.
+        if not await self.count_due(kind, now):
+            return []
+
         def take(conn: sqlite3.Connection) -> list[Timer]:
             rows = conn.execute(
                 "SELECT key, due, body FROM timers WHERE kind = ? AND due <= ?"
@@ -98,7 +104,7 @@ class SQLiteTimers:
             ).fetchone()
             return None if row is None else Timer(kind, key, row["due"], row["body"], row["token"])
 
-        found: Timer | None = await self._call(read)
+        found: Timer | None = await self._read(read)
         return found
 
     async def count_due(self, kind: str, now: float) -> int:
@@ -109,5 +115,5 @@ class SQLiteTimers:
             ).fetchone()
             return int(n)
 
-        found: int = await self._call(count)
+        found: int = await self._read(count)
         return found
