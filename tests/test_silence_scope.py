@@ -101,7 +101,7 @@ def test_group_keys_split_into_route_levels_and_group_labels() -> None:
         '{x="1"}',
     )
     assert route_matchers("{}:{}") == []
-    for broken in ("", "{", "{}/", "{}:{", "x{}:{}", '{}/{a=~"("}:{}'):
+    for broken in ("", "{", "{}/", "{}:{", 'x{}:{}', '{}/{a=~"("}:{}'):
         assert route_matchers(broken) is None
 
 
@@ -137,10 +137,8 @@ def test_a_silence_always_covers_its_group_and_nothing_it_does_not_share(
     common = {k: v for k, v in alerts[0].items() if v and all(a.get(k) == v for a in alerts)}
     names = {(n, v) for n, o, v in scope.matchers if o == "="}
     route = route_matchers(group_key)
-    from_route = (
-        route is not None
-        and group_labels
-        and all((k, v) in names for k, v in group_labels.items() if v)
+    from_route = route is not None and group_labels and all(
+        (k, v) in names for k, v in group_labels.items() if v
     )
     assert from_route or set(common.items()) <= names
     assert any(o in ("=", "=~") for _, o, _ in scope.matchers)

@@ -235,7 +235,9 @@ async def test_three_replicas_make_one_silence_and_one_acknowledgement_of_repeat
     port = free_port()
     text = config_text(slack, state, f"http://127.0.0.1:{port}")
     async with AsyncExitStack() as stack:
-        services = [await stack.enter_async_context(running(config_from(text))) for _ in range(3)]
+        services = [
+            await stack.enter_async_context(running(config_from(text))) for _ in range(3)
+        ]
         am = await stack.enter_async_context(alertmanager(tmp_path, services[0].url, port))
         message = await fired(am, slack)
         channel_id = slack.channel_id(CHANNEL)

@@ -185,7 +185,7 @@ async def test_a_repost_of_a_real_group_cannot_redirect_its_silence_or_widen_it(
         assert "Silence 1h" in button_labels(message)
         [silence_button] = [b for k, b in buttons(message).items() if k == "silence_3600"]
         dialog = silence_button["confirm"]["text"]["text"]
-        assert 'alertname="CheckoutErrors", env="prod"' in dialog and "127.0.0.1" in dialog
+        assert "alertname=\"CheckoutErrors\", env=\"prod\"" in dialog and "127.0.0.1" in dialog
         # The same group again, sent by a stranger: another Alertmanager, wider labels.
         repost = hostile(
             capture.url,
@@ -361,7 +361,9 @@ def many_alerts(count: int) -> dict[str, Any]:
     return {
         "version": "4",
         "status": "firing",
-        "alerts": [{"labels": {"alertname": f"Flood{i}"}} for i in range(count)],
+        "alerts": [
+            {"labels": {"alertname": f"Flood{i}"}} for i in range(count)
+        ],
     }
 
 
@@ -428,7 +430,7 @@ async def test_headers_trickled_byte_by_byte_are_cut_off(state_url: str) -> None
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             b"POST /webhook/alertmanager HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-            b'\r\nContent-Length: 1000\r\n\r\n{"alerts": ['
+            b"\r\nContent-Length: 1000\r\n\r\n{\"alerts\": ["
         )
         await writer.drain()
         status_line = await asyncio.wait_for(reader.readline(), 10)
@@ -446,6 +448,7 @@ async def test_the_console_refuses_a_text_search_too_short_to_be_cheap(state_url
             assert resp.status == 400
         status, api = await svc.get_json("/api/v1/notifications?q=ab")
         assert status == 400 and api["error"] in page
+
 
 
 # ---- a reload leaves no client behind ---------------------------------------------------------

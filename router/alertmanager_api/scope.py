@@ -91,9 +91,9 @@ def _common(labels: Sequence[Mapping[str, str]]) -> dict[str, str]:
     return {k: v for k, v in common.items() if v}
 
 
-def _team_matchers(
-    receiver: str, config: Config, sent: Sequence[Mapping[str, str]]
-) -> list[Matcher] | None:
+def _team_matchers(receiver: str, config: Config, sent: Sequence[Mapping[str, str]]) -> list[
+    Matcher
+] | None:
     """The team's scope in labels Alertmanager knows, for a team's receiver (`team/name`);
     None when it cannot be said in them (the silence would then be wider than the team)."""
     team_name, slash, _ = receiver.partition("/")
