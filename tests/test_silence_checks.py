@@ -5,6 +5,8 @@ interval, the longest-waiting first, and says how many wait."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -94,9 +96,9 @@ def clock() -> FakeClock:
     return FakeClock(time.time())
 
 
-def config_text(slack: FakeSlack, state_url: str, am: FakeAlertmanager, most: int) -> str:
+def config_text(slack: FakeSlack, state: str, am: FakeAlertmanager, most: int) -> str:
     return f"""
-state: {{url: '{state_url}'}}
+state: {state}
 alertmanager:
   url: {am.base_url}
   external_url: {EXTERNAL_URL}
@@ -145,7 +147,7 @@ def sample(service: Running, metric: str, **labels: str) -> float:
 async def test_an_alert_gone_from_two_listings_of_an_acknowledged_group_is_resolved(
     slack: FakeSlack, state_url: str, fake_am: FakeAlertmanager, clock: FakeClock
 ) -> None:
-    config = config_from(config_text(slack, state_url, fake_am, 500))
+    config = config_from(config_text(slack, f"{{url: '{state_url}'}}", fake_am, 500))
     async with running(config, clock=clock) as service:
         await fired_and_acknowledged(service, slack, clock, "Lost")
         # Alertmanager's resolve never reached us; it lists nothing any more.
@@ -164,7 +166,7 @@ async def test_checks_are_bounded_per_interval_oldest_first(
     slack: FakeSlack, state_url: str, fake_am: FakeAlertmanager, clock: FakeClock
 ) -> None:
     fake_am.alerts = [listed("First"), listed("Second"), listed("Third")]
-    config = config_from(config_text(slack, state_url, fake_am, 1))
+    config = config_from(config_text(slack, f"{{url: '{state_url}'}}", fake_am, 1))
     async with running(config, clock=clock) as service:
         for name in ("First", "Second", "Third"):
             await fired_and_acknowledged(service, slack, clock, name)
@@ -189,3 +191,36 @@ async def delivered(service: Running, receiver: str, name: str) -> bool:
     message is only taken once the store has it as the group's current message)."""
     records = await service.records(receiver=receiver)
     return any(r["state"] == "sent" and name in str(r["alerts"]) for r in records)
+
+
+async def test_replicas_on_redis_share_the_checks_one_per_group_and_interval(
+    slack: FakeSlack,
+    redis_url: str,
+    prefix: str,
+    fake_am: FakeAlertmanager,
+    clock: FakeClock,
+) -> None:
+    fake_am.alerts = [listed("Shared")]
+    state = f"{{url: '{redis_url}', key_prefix: '{prefix}'}}"
+    config = config_from(config_text(slack, state, fake_am, 500))
+    async with contextlib.AsyncExitStack() as stack:
+        replicas = [await stack.enter_async_context(running(config, clock=clock)) for _ in range(3)]
+        await fired_and_acknowledged(replicas[0], slack, clock, "Shared")
+        for interval in range(1, 4):
+            clock.now += 5
+            await until(functools.partial(listed_at_least, fake_am, interval))
+        name = fake_am.base_url.removeprefix("http://")
+
+        def polls() -> float:
+            return sum(
+                sample(r, "alert_router_silence_polls_total", alertmanager=name, outcome="listed")
+                for r in replicas
+            )
+
+        # The third check is over (counted): one listing per interval, whichever replica.
+        await until(lambda: polls() >= 3)
+        assert len(fake_am.listings) == 3 and polls() == 3
+
+
+def listed_at_least(am: FakeAlertmanager, count: int) -> bool:
+    return len(am.listings) >= count
