@@ -140,11 +140,17 @@ async def test_a_group_resolved_while_silenced_is_shown_resolved_and_its_silence
         assert str(mails[-1].message["Subject"]).startswith("Re: ")
         assert "RESOLVED" in mails[-1].text
         assert "Resolved while silenced" in mails[-1].text
-        records = await service.records(reason="resolved_while_silenced")
-        assert {(r["receiver"], r["state"]) for r in records} == {
-            ("slack-prod", "sent"),
-            ("email-sre", "sent"),
-        }
+        # Both receivers' records say so, once each delivery is recorded.
+        await service.wait_for_records(
+            lambda rs: (
+                {
+                    (r["receiver"], r["state"])
+                    for r in rs
+                    if r["reason"] == "resolved_while_silenced"
+                }
+                == {("slack-prod", "sent"), ("email-sre", "sent")}
+            )
+        )
         # The silence went with the problem, so its next occurrence is told.
         silences = await am.silences()
         [ours] = [s for s in silences if s["id"] == silence_id]
