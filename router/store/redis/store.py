@@ -127,6 +127,7 @@ from router.store.protocols import (
 from router.store.records import synthesized_timeline
 from router.store.redis.actions import ACTION_SCRIPTS, RedisActions
 from router.store.redis.heartbeats import HEARTBEAT_SCRIPTS, RedisHeartbeats
+from router.store.redis.timers import TIMER_SCRIPTS, RedisTimers
 from router.store.url import SENTINEL_SCHEME, parse_state_url
 
 # Key TTLs are a safety net behind expire() and the scripts' own times: give them room.
@@ -165,6 +166,7 @@ _SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "pace": (),
     **ACTION_SCRIPTS,
     **HEARTBEAT_SCRIPTS,
+    **TIMER_SCRIPTS,
     "query": (),
     "timeline": (),
     "counts": (),
@@ -218,7 +220,7 @@ def _is_outage(exc: ResponseError) -> bool:
     return str(exc).split(" ", 1)[0] in _OUTAGE_ERRORS
 
 
-class RedisStore(RedisActions, RedisHeartbeats):
+class RedisStore(RedisActions, RedisHeartbeats, RedisTimers):
     """The `Store` protocol on Redis, shared by every replica using the same key prefix."""
 
     def __init__(
@@ -352,6 +354,17 @@ class RedisStore(RedisActions, RedisHeartbeats):
         client = self._redis
         with self._guard("zcard"):
             return int(await client.zcard(key))
+
+    async def _zscore(self, key: str, member: str) -> float | None:
+        client = self._redis
+        with self._guard("zscore"):
+            found = await client.zscore(key, member)
+        return None if found is None else float(found)
+
+    async def _zcount(self, key: str, high: float) -> int:
+        client = self._redis
+        with self._guard("zcount"):
+            return int(await client.zcount(key, "-inf", repr(float(high))))
 
     # -- lifecycle -----------------------------------------------------------------------
 

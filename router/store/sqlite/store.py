@@ -53,6 +53,7 @@ from router.store.records import synthesized_timeline
 from router.store.sqlite.actions import ACTIONS_SCHEMA, SQLiteActions, expire_actions
 from router.store.sqlite.heartbeats import HEARTBEATS_SCHEMA, SQLiteHeartbeats
 from router.store.sqlite.pending import PendingIndex
+from router.store.sqlite.timers import TIMERS_SCHEMA, SQLiteTimers
 
 T = TypeVar("T")
 # Who waits for an operation's result: a coroutine on an event loop (every store call), or
@@ -297,7 +298,7 @@ def _alerts_change(
     return bool(wanted)
 
 
-class SQLiteStore(SQLiteActions, SQLiteHeartbeats):
+class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers):
     """The `Store` protocol on one SQLite file in WAL mode, owned by one process."""
 
     def __init__(
@@ -343,7 +344,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats):
         # FULL: a committed webhook survives power loss too, not only a killed process.
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA + ACTIONS_SCHEMA + HEARTBEATS_SCHEMA)
+        conn.executescript(_SCHEMA + ACTIONS_SCHEMA + HEARTBEATS_SCHEMA + TIMERS_SCHEMA)
         _migrate(conn)
         _create_records_schema(conn)
         # Texts queued but not indexed when the process stopped: the newest records.
