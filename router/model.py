@@ -81,6 +81,9 @@ class Event:
     # The group labels Alertmanager sent (`groupLabels`), as it knows them: what a silence
     # of the whole group matches on. Internal, never shown to readers.
     group_labels: Mapping[str, str] = field(default_factory=dict)
+    # Set only by the router itself, never from a payload: why it made this event
+    # ("resolved_while_silenced", "escalated"), and what readers are told about it.
+    origin: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def alertname(self) -> str:
@@ -109,6 +112,7 @@ class Event:
             "replaced_labels": dict(self.replaced_labels),
             "truncated_alerts": self.truncated_alerts,
             "group_labels": dict(self.group_labels),
+            **({"origin": dict(self.origin)} if self.origin else {}),
         }
 
     @classmethod
@@ -141,6 +145,7 @@ class Event:
             replaced_labels=dict(replaced),
             truncated_alerts=int(truncated or 0),
             group_labels=dict(data.get("group_labels") or {}),
+            origin={str(k): str(v) for k, v in (data.get("origin") or {}).items()},
         )
 
 
@@ -154,9 +159,11 @@ class RouteSettings:
     send_resolved: bool
     mute_time_intervals: tuple[str, ...] = ()
     active_time_intervals: tuple[str, ...] = ()
+    # (after seconds, receiver) per escalation step, `after` increasing.
+    escalate: tuple[tuple[float, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "receiver": self.receiver,
             "path": self.path,
             "repeat_interval": self.repeat_interval,
@@ -164,6 +171,9 @@ class RouteSettings:
             "mute_time_intervals": list(self.mute_time_intervals),
             "active_time_intervals": list(self.active_time_intervals),
         }
+        if self.escalate:
+            data["escalate"] = [list(step) for step in self.escalate]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RouteSettings:
@@ -174,6 +184,7 @@ class RouteSettings:
             send_resolved=bool(data["send_resolved"]),
             mute_time_intervals=tuple(data.get("mute_time_intervals") or ()),
             active_time_intervals=tuple(data.get("active_time_intervals") or ()),
+            escalate=tuple((float(a), str(r)) for a, r in data.get("escalate") or ()),
         )
 
 
@@ -373,9 +384,9 @@ class TimelineEntry:
 
     `kind` is one of: received, routed, held, muted, inhibited, deduplicated, enriched,
     attempt, sent, suppressed, failed, dead, digested, retried, acknowledged,
-    unacknowledged, silenced, unsilenced. `text` is one line for people; `detail` the same
-    facts for machines (interval, rule, source alert, channel, ts, permalink, message id,
-    error, digest id, user...)."""
+    unacknowledged, silenced, unsilenced, escalation (armed), escalated, stopped. `text` is
+    one line for people; `detail` the same facts for machines (interval, rule, source
+    alert, channel, ts, permalink, message id, error, digest id, user...)."""
 
     at: float
     kind: str

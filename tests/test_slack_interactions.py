@@ -120,6 +120,8 @@ async def fire(service: Running, slack: FakeSlack, *alerts: dict[str, Any]) -> S
     status, _ = await service.post("/webhook/alertmanager", webhook(*alerts))
     assert status == 200
     await until(lambda: slack.messages(CHANNEL))
+    # A click is taken once the store has the message as its group's current one.
+    await service.wait_for_records(lambda rs: any(r["state"] == "sent" for r in rs))
     return the_message(slack)
 
 

@@ -119,9 +119,11 @@ def active(silences: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [s for s in silences if s["status"]["state"] == "active"]
 
 
-async def fired(am: SilencingAlertmanager, slack: FakeSlack) -> SlackMessage:
+async def fired(am: SilencingAlertmanager, slack: FakeSlack, service: Running) -> SlackMessage:
     await am.post_alerts([alert("CheckoutErrors", env="prod", severity="critical")])
     await until(lambda: slack.messages(CHANNEL))
+    # A click is taken once the store has the message as its group's current one.
+    await service.wait_for_records(lambda rs: any(r["state"] == "sent" for r in rs))
     return the_message(slack)
 
 
@@ -131,7 +133,7 @@ async def test_silence_creates_the_alertmanager_silence_and_unsilence_expires_it
     port = free_port()
     config = config_from(config_text(slack, f"{{url: '{state_url}'}}", f"http://127.0.0.1:{port}"))
     async with running(config) as service, alertmanager(tmp_path, service.url, port) as am:
-        message = await fired(am, slack)
+        message = await fired(am, slack, service)
         assert "Silence 4h" in button_labels(message)
         clicked = time.time()
         url = service.url + "/slack/interactions"
@@ -207,7 +209,7 @@ async def test_a_click_while_alertmanager_is_down_is_answered_explained_and_done
     port = free_port()
     config = config_from(config_text(slack, f"{{url: '{state_url}'}}", f"http://127.0.0.1:{port}"))
     async with running(config) as service, alertmanager(tmp_path, service.url, port) as am:
-        message = await fired(am, slack)
+        message = await fired(am, slack, service)
         am.stop()
         url = service.url + "/slack/interactions"
         status = await click(
@@ -237,7 +239,7 @@ async def test_three_replicas_make_one_silence_and_one_acknowledgement_of_repeat
     async with AsyncExitStack() as stack:
         services = [await stack.enter_async_context(running(config_from(text))) for _ in range(3)]
         am = await stack.enter_async_context(alertmanager(tmp_path, services[0].url, port))
-        message = await fired(am, slack)
+        message = await fired(am, slack, services[0])
         channel_id = slack.channel_id(CHANNEL)
         now = str(int(time.time()))
         silence_click = form_body(

@@ -19,8 +19,8 @@ from urllib.parse import quote
 import aiohttp
 
 from router.config.schema import AlertmanagerAPI
-from router.model import format_time
-from router.routing.matchers import Matcher
+from router.model import format_time, parse_time
+from router.routing.matchers import Matcher, matches_all
 from router.secrets import redact, redact_url
 
 # An error text quoted from Alertmanager is cut to this, so a proxy's HTML page does not
@@ -207,6 +207,36 @@ class AlertmanagerClient:
             if state in ("active", "pending") and marker in str(silence.get("comment", "")):
                 return str(silence.get("id"))
         return None
+
+    async def alerts(self, matchers: Sequence[Matcher]) -> list[dict[str, Any]]:
+        """The alerts it holds now (silenced and inhibited ones too; never resolved ones)
+        matching every one of `matchers`. Raises SilenceError."""
+        url = "/api/v2/alerts"
+        filters = [("filter", str(m)) for m in matchers]
+        status, data = await self._request("GET", url, params=filters or None)
+        if status == 400 and filters:
+            # A matcher its parser will not take back: list them all, match here.
+            status, data = await self._request("GET", url)
+        if status != 200 or not isinstance(data, list):
+            raise self._failure("listing alerts", status, data)
+        found = []
+        for alert in data:
+            labels = alert.get("labels") if isinstance(alert, dict) else None
+            if isinstance(labels, dict) and matches_all(
+                matchers, {str(k): str(v) for k, v in labels.items()}
+            ):
+                found.append(alert)
+        return found
+
+    async def started_at(self) -> datetime | None:
+        """When it started (its status's `uptime`); None when it does not say."""
+        status, data = await self._request("GET", "/api/v2/status")
+        if status != 200 or not isinstance(data, dict):
+            raise self._failure("reading its status", status, data)
+        try:
+            return parse_time(str(data.get("uptime") or ""))
+        except ValueError:
+            return None
 
     async def expire(self, silence_id: str) -> None:
         url = f"/api/v2/silence/{quote(silence_id, safe='')}"

@@ -477,6 +477,13 @@ class ReceiverConfig(_Model):
         raise AssertionError("validated receiver has no integration")
 
 
+class EscalationStep(_Model):
+    """Tell `to` once the group has fired unacknowledged for `after`."""
+
+    after: Duration = Field(gt=0)
+    to: str = Field(min_length=1)
+
+
 class RouteConfig(_Model):
     # In the root file, `{team: NAME}` places that team's subtree here (router/config/teams.py).
     team: str | None = None
@@ -491,6 +498,8 @@ class RouteConfig(_Model):
     active_time_intervals: list[str] | None = None
     # Accepted for Alertmanager familiarity; groups come from the source's own grouping.
     group_by: list[str] | None = None
+    # While the group fires and nobody acknowledged it; None inherits, [] clears.
+    escalate: list[EscalationStep] | None = None
 
 
 class TimeRange(_Model):
@@ -575,6 +584,8 @@ class SlackInteractivity(_Model):
         min_length=1,
         max_length=MAX_SILENCE_DURATIONS,
     )
+    # A button's Alertmanager silence is expired when its group is seen resolved.
+    expire_silence_on_resolve: bool = True
 
     @field_validator("signing_secret")
     @classmethod
@@ -621,6 +632,10 @@ class AlertmanagerAPI(_Model):
     bearer_token: SecretStr | None = None
     basic_auth: BasicAuth | None = None
     timeout: Duration = Field(default=5.0, gt=0)
+    # How often groups silenced or acknowledged from a button are checked against its API.
+    poll_interval: Duration = Field(default=60.0, ge=5)
+    # Groups one replica checks per poll interval at most (oldest due first).
+    poll_max_groups: int = Field(default=500, ge=1)
 
     @field_validator("url", "external_url")
     @classmethod

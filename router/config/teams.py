@@ -103,6 +103,9 @@ def _route(route: RouteConfig, team: str) -> RouteConfig:
             "receiver": qualified(team, route.receiver) if route.receiver else None,
             "mute_time_intervals": names(route.mute_time_intervals),
             "active_time_intervals": names(route.active_time_intervals),
+            "escalate": None
+            if route.escalate is None
+            else [s.model_copy(update={"to": qualified(team, s.to)}) for s in route.escalate],
             "routes": [_route(child, team) for child in route.routes],
         }
     )

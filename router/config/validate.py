@@ -17,7 +17,7 @@ import jinja2
 import jinja2.sandbox
 from pydantic import ValidationError
 
-from router.config.schema import Loc, TimeIntervalSpec, format_loc
+from router.config.schema import Loc, TimeIntervalSpec, format_loc, parse_duration
 from router.oncall.rotations import ONCALL_REFERENCE
 from router.routing.matchers import is_label_name, parse_matchers
 from router.routing.timeintervals import check_time_interval
@@ -248,6 +248,7 @@ def _route(route: object, loc: Loc, scope: _Scope, report: Report) -> None:
                     (*loc, field, i),
                     f"undefined time interval {name!r}" + did_you_mean(name, sorted(intervals)),
                 )
+    _escalate(route.get("escalate"), (*loc, "escalate"), receivers, report)
     for i, child in _items(route.get("routes")):
         _route(child, (*loc, "routes", i), scope, report)
 
@@ -268,6 +269,31 @@ def _heartbeats(data: Mapping[str, Any], report: Report) -> None:
                     f"{name!r} is set by the heartbeat itself (HeartbeatMissing, its name,"
                     " heartbeat)",
                 )
+
+
+def _escalate(steps: object, loc: Loc, receivers: set[str] | None, report: Report) -> None:
+    """Each step names a receiver of this file, and each comes later than the one before."""
+    last = 0.0
+    for i, step in _items(steps):
+        if not isinstance(step, dict):
+            continue
+        to = step.get("to")
+        if isinstance(to, str) and to and receivers is not None and to not in receivers:
+            report(
+                (*loc, i, "to"),
+                f"undefined receiver {to!r} used in escalate" + did_you_mean(to, sorted(receivers)),
+            )
+        try:
+            after = parse_duration(step.get("after"))
+        except ValueError:
+            continue  # the schema says why
+        if after <= last and after > 0:
+            report(
+                (*loc, i, "after"),
+                "escalation steps must come later one after another: after must be greater"
+                " than the step before's",
+            )
+        last = max(last, after)
 
 
 def _inhibit_rules(data: Mapping[str, Any], report: Report) -> None:

@@ -27,9 +27,11 @@ from router.alertmanager_api.client import AlertmanagerClient, SilenceError, Sil
 from router.channels.base import DeliveryError
 from router.channels.slack.channel import SlackChannel, posted_scope
 from router.config.schema import AlertmanagerAPI
+from router.interact import watch
 from router.interact.actions import Action, ActionClaim, ActionKind, GroupActions
 from router.interact.pagers import acknowledge_pagers
 from router.model import NflogEntry, SilenceScope, TimelineEntry
+from router.notify import escalation
 from router.notify.retry import backoff
 from router.render.text import escape_mrkdwn, format_duration
 from router.routing.matchers import Matcher
@@ -315,7 +317,7 @@ class ActionRunner:
         action = claim.action
         kind = action.kind
         if kind is ActionKind.ACK:
-            return await self.acknowledge(action)
+            return await self.acknowledge(action, entry)
         if kind is ActionKind.UNACK:
             done = await self._update(action, lambda s: s.cleared_ack() if s.acknowledged else None)
             return Done("unacknowledged", True) if done else Done("not acknowledged", False)
@@ -324,9 +326,10 @@ class ActionRunner:
             return await self._silence(claim, entry)
         return await self._unsilence(claim)
 
-    async def acknowledge(self, action: Action) -> Done:
+    async def acknowledge(self, action: Action, entry: NflogEntry | None) -> Done:
         """The one place a group becomes acknowledged, whether from a Slack button or the
-        console (`action.origin`): compare-and-set, so it happens once."""
+        console (`action.origin`): compare-and-set, so it happens once; then its escalation
+        ends."""
         done = await self._update(
             action,
             lambda s: (
@@ -340,7 +343,30 @@ class ActionRunner:
                 )
             ),
         )
-        return Done("acknowledged", True) if done else Done("already acknowledged", False)
+        if done is None:
+            return Done("already acknowledged", False)
+        await self._acknowledged(action, entry)
+        return Done("acknowledged", True)
+
+    async def _acknowledged(self, action: Action, entry: NflogEntry | None) -> None:
+        """An acknowledgement ends the group's escalation; count how long it took. (A
+        console acknowledgement of a group the log no longer holds has no `entry`.)"""
+        waited = await escalation.acknowledged(
+            self.store, action.receiver, action.group_key, action.received_at
+        )
+        if waited is None and entry is not None:
+            waited = max(0.0, action.received_at - entry.first_notified_at)
+        if self.metrics is not None and waited is not None:
+            self.metrics.time_to_acknowledge.labels(action.receiver).observe(waited)
+        if entry is not None:
+            # A resolve lost while acknowledged is caught by asking Alertmanager too.
+            await self._watch(action, posted_scope(entry.channel_state))
+
+    async def _watch(self, action: Action, scope: SilenceScope | None) -> None:
+        cfg = None
+        if scope is not None and scope.alertmanager:
+            cfg = self.runtime().config.alertmanager_named(scope.alertmanager)
+        await watch.arm(self.store, cfg, action.receiver, action.group_key, scope, self.clock())
 
     async def _record_id(self, action: Action) -> str:
         """The id of the group's latest record (what the silence's comment links to)."""
@@ -395,6 +421,9 @@ class ActionRunner:
                 else None
             ),
         )
+        if silence_id:
+            # Alertmanager sends no resolve for what it silences: the router asks it.
+            await self._watch(action, scope)
         return Done(f"silenced ({silence_id or 'by the router'})", True)
 
     async def _create_silence(

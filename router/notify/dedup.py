@@ -40,6 +40,15 @@ class Reason(enum.StrEnum):
     ACKNOWLEDGED = "acknowledged"
     # Firing news of a group the router itself mutes (a Silence button without Alertmanager).
     SILENCED = "silenced"
+    # Resolved in Alertmanager while silenced (it sends no resolve then): seen by polling.
+    RESOLVED_WHILE_SILENCED = "resolved_while_silenced"
+    # An escalation step: the group fired unacknowledged for the step's `after`.
+    ESCALATED = "escalated"
+
+
+# `Event.origin["kind"]` of the events the router makes itself.
+RESOLVED_BY_POLL = "resolved_while_silenced"
+ESCALATION = "escalated"
 
 
 # A log entry outlives the group's last change by at least twice the repeat interval, and
@@ -149,14 +158,19 @@ def decide(
             return _send(Reason.FIRST, group_key, entry, shown_firing, [], route, now)
         return _hold(Reason.DUPLICATE if not newly_hidden else hidden_reason)
 
+    if firing and any(e.origin.get("kind") == ESCALATION for e in events):
+        # Each step is told once by construction (one timer): never a duplicate.
+        return _send(Reason.ESCALATED, group_key, entry, list(firing.values()), [], route, now)
     if new_firing:
         reason = Reason.FIRST if entry is None else Reason.NEW_ALERTS
         return _send(reason, group_key, entry, shown_firing, shown_resolved, route, now)
     if newly_resolved:
         if route.send_resolved:
-            return _send(
-                Reason.RESOLVED, group_key, entry, shown_firing, shown_resolved, route, now
+            polled = all(
+                resolved[fp].origin.get("kind") == RESOLVED_BY_POLL for fp in newly_resolved
             )
+            reason = Reason.RESOLVED_WHILE_SILENCED if polled else Reason.RESOLVED
+            return _send(reason, group_key, entry, shown_firing, shown_resolved, route, now)
         return Decision(
             Reason.SEND_RESOLVED_OFF,
             False,
@@ -222,7 +236,8 @@ def judge_actions(decision: Decision, actions: GroupActions | None, now: float) 
     """Why what people did to the group holds back a notification dedup would send: no
     reminder while acknowledged, no firing news while the router mutes it. A resolve, and
     a new alert joining an acknowledged group, are always told."""
-    if actions is None or not decision.send or decision.reason is Reason.RESOLVED:
+    told = (Reason.RESOLVED, Reason.RESOLVED_WHILE_SILENCED, Reason.ESCALATED)
+    if actions is None or not decision.send or decision.reason in told:
         return None
     if actions.router_muted(now):
         return Reason.SILENCED

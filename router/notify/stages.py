@@ -24,6 +24,7 @@ from router.interact.actions import PRIOR_ACTIONS_KEY, GroupActions
 from router.model import (
     Claim,
     DeliveryState,
+    Event,
     NflogEntry,
     Notification,
     Outcome,
@@ -31,6 +32,7 @@ from router.model import (
     TimelineEntry,
     format_time,
 )
+from router.notify import escalation
 from router.notify.dedup import (
     Decision,
     Reason,
@@ -44,7 +46,7 @@ from router.notify.pacing import Pacer
 from router.render.message import Link, Message, build_message
 from router.render.text import format_duration
 from router.runtime import Runtime
-from router.store.protocols import ActionQueue, NotificationLog, Outbox, StoreUnavailable
+from router.store.protocols import ActionQueue, NotificationLog, Outbox, StoreUnavailable, Timers
 from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -298,6 +300,9 @@ class RenderStage:
             # Fixed now, with the message: a later webhook for the group cannot widen it.
             scope = silence_scope(n.receiver, job.decision.events, config)
             message = replace(message, silence=scope)
+        extra = _origin_note(job.decision.reason, job.decision.events)
+        if extra:
+            message = replace(message, notes=[*message.notes, extra])
         if job.held_for > 0 and job.decision.firing:
             note = (
                 f"Held {format_duration(job.held_for)} in case it recovered by itself"
@@ -411,11 +416,13 @@ class SetNotifiesStage:
         metrics: Metrics,
         clock: Callable[[], float],
         actions: ActionQueue | None = None,
+        timers: Timers | None = None,
     ) -> None:
         self.outbox = outbox
         self.metrics = metrics
         self.clock = clock
         self.actions = actions
+        self.timers = timers
         self._writes = asyncio.Semaphore(RECORD_WRITES)
 
     async def __call__(self, job: Job) -> Job | None:
@@ -432,6 +439,7 @@ class SetNotifiesStage:
                 f"went out in digest {job.digest_id}",
                 digest=job.digest_id,
             )
+        await self._escalation(job)
         async with self._writes:
             await self.outbox.complete(job.claim, outcome, job.now, timeline=job.entries())
         if self.actions is not None and job.actions is not None and not job.decision.firing:
@@ -456,6 +464,42 @@ class SetNotifiesStage:
         )
         return None
 
+    async def _escalation(self, job: Job) -> None:
+        """Start the route's escalation with the group's first firing message; end it
+        with the resolve."""
+        assert job.decision is not None
+        route, group_key = job.notification.route, job.claim.group_key
+        if self.timers is None or not route.escalate:
+            return
+        if not job.decision.firing:
+            chain = await escalation.stop(self.timers, route.receiver, group_key)
+            if chain is not None:
+                repeat = job.runtime.config.dedup.repeat_interval
+                told = escalation.all_clear(chain, job.decision.resolved, job.at, repeat)
+                if told:
+                    await self.outbox.record(told)
+            return
+        if job.actions is not None and job.actions.acknowledged:
+            return
+        started = await escalation.arm(
+            self.timers,
+            route,
+            group_key,
+            job.now,
+            record_id=job.notification.id,
+            channel_state=job.channel_state,
+        )
+        if started:
+            after, to = route.escalate[0]
+            due = format_time(datetime.fromtimestamp(job.now + after, UTC)) or ""
+            job.note(
+                "escalation",
+                f"escalation armed: step 1 to {to} due at {due} unless acknowledged"
+                f" ({escalation.describe(route.escalate)})",
+                due=due,
+                to=to,
+            )
+
 
 async def clear_acknowledgement(actions: ActionQueue, seen: GroupActions) -> None:
     """The group resolved: its acknowledgement is over (a later firing is news)."""
@@ -467,6 +511,32 @@ async def clear_acknowledgement(actions: ActionQueue, seen: GroupActions) -> Non
             return
         # Changed meanwhile (a click): read it again.
         state = await actions.group_actions(seen.receiver, seen.group_key)
+
+
+def _origin_note(reason: Reason, events: Sequence[Event]) -> str:
+    """What a message made by the router itself says about why it exists."""
+    origin = next((e.origin for e in events if e.origin), None)
+    if origin is None:
+        return ""
+    if reason is Reason.RESOLVED_WHILE_SILENCED and origin.get("while") == "acknowledged":
+        return (
+            "Resolved: its resolve never reached alert-router; alert-router saw it gone from"
+            f" Alertmanager's alerts at {origin.get('seen', '?')}."
+        )
+    if reason is Reason.RESOLVED_WHILE_SILENCED:
+        return (
+            "Resolved while silenced: Alertmanager sends no resolve for a silenced alert;"
+            f" alert-router saw it gone from Alertmanager's alerts at {origin.get('seen', '?')}."
+        )
+    if reason is Reason.ESCALATED:
+        unacked = format_duration(float(origin.get("unacked", "0")))
+        text = (
+            f"Unacknowledged for {unacked}: escalation step {origin.get('step', '?')}"
+            f" of {origin.get('receiver', '?')}."
+        )
+        link = origin.get("link", "")
+        return text + (f" First message: {link}" if link else "")
+    return ""
 
 
 # Inhibited alerts of one notification named in its timeline (a group can hold hundreds).
@@ -484,6 +554,8 @@ _DEDUP_TEXT = {
     "flapped": "recovered within its hold",
     "acknowledged": "acknowledged: the repeat reminder is held back",
     "silenced": "silenced from Slack by alert-router",
+    "resolved_while_silenced": "resolved in Alertmanager while silenced (seen by polling)",
+    "escalated": "escalation step: the group fired unacknowledged",
 }
 
 

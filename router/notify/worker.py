@@ -174,7 +174,7 @@ def default_pipeline(
             EnrichStage(DeployCorrelator(store)),
             ChatLinksStage(store),
             NotifyStage(pacer, metrics),
-            SetNotifiesStage(outbox, metrics, clock, store),
+            SetNotifiesStage(outbox, metrics, clock, store, store),
         ]
     )
 

@@ -43,6 +43,9 @@ def _describe(route: Route, is_root: bool, team_files: Mapping[str, str]) -> str
         fields.append(f"mute_time_intervals: [{', '.join(config.mute_time_intervals)}]")
     if config.active_time_intervals is not None:
         fields.append(f"active_time_intervals: [{', '.join(config.active_time_intervals)}]")
+    if config.escalate is not None:
+        steps = ", ".join(f"{config_duration(s.after)} -> {s.to}" for s in config.escalate)
+        fields.append(f"escalate: [{steps}]")
     if is_root:
         # The defaults every node inherits unless it sets its own.
         fields.append(f"repeat_interval: {config_duration(route.settings.repeat_interval)}")

@@ -93,6 +93,11 @@ def _build(
         ),
         mute_time_intervals=inherited(config.mute_time_intervals, parent.mute_time_intervals),
         active_time_intervals=inherited(config.active_time_intervals, parent.active_time_intervals),
+        escalate=(
+            parent.escalate
+            if config.escalate is None
+            else tuple((step.after, step.to) for step in config.escalate)
+        ),
     )
     return Route(
         matchers=matchers,

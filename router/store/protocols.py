@@ -413,8 +413,54 @@ class OncallOverrides(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A durable timer: `kind` (what it is for), `key` (which group), when it is `due`, and
+    its holder's JSON `body`; `token` names the claim that took it (empty when not held)."""
+
+    kind: str
+    key: str
+    due: float
+    body: str
+    token: str = ""
+
+
+class Timers(Protocol):
+    """Durable timers shared by every replica: each due timer is taken by one of them under
+    a lease, and is due again when that lease ends unless its holder moved it on first."""
+
+    async def set_timer(
+        self, kind: str, key: str, due: float, body: str, *, replace: bool = False
+    ) -> bool:
+        """Arm (`kind`, `key`) at `due`; an armed one is kept (False) unless `replace`."""
+        ...
+
+    async def claim_timers(self, kind: str, now: float, limit: int, lease: float) -> list[Timer]:
+        """Take up to `limit` timers of `kind` due by `now`, earliest first, each until
+        `now` + `lease` (when a holder that died lets it be taken again)."""
+        ...
+
+    async def finish_timer(self, timer: Timer, due: float | None, body: str) -> bool:
+        """Move a claimed timer on to `due` with `body`, or delete it (None); nothing
+        (False) when the claim no longer holds it."""
+        ...
+
+    async def cancel_timer(self, kind: str, key: str) -> None:
+        """Delete (`kind`, `key`), held or not."""
+        ...
+
+    async def get_timer(self, kind: str, key: str) -> Timer | None:
+        """The timer (`kind`, `key`), if armed."""
+        ...
+
+    async def count_due(self, kind: str, now: float) -> int:
+        """How many timers of `kind` are due by `now` and not held."""
+        ...
+
+
 class Store(
     OncallOverrides,
+    Timers,
     ActionQueue,
     Outbox,
     NotificationLog,

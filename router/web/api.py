@@ -246,7 +246,14 @@ async def test_route(request: web.Request) -> web.Response:
         except KeyError:
             why = None
         (muted if why else receivers).append(route.receiver)
-        routes.append({"receiver": route.receiver, "path": route.path, "muted_by": why or ""})
+        routes.append(
+            {
+                "receiver": route.receiver,
+                "path": route.path,
+                "muted_by": why or "",
+                "escalate": [{"after": after, "to": to} for after, to in route.escalate],
+            }
+        )
     firing = await state.store.firing_alerts(now)
     found = runtime.inhibitor.inhibition(labels, firing)
     inhibited_by = None

@@ -20,6 +20,8 @@ from router.config.loader import ConfigError, load_config
 from router.config.schema import Config
 from router.heartbeats.judge import Judge
 from router.ingest.intake import Intake
+from router.interact.watch import SilenceWatcher
+from router.notify.escalation import Escalator
 from router.notify.pacing import Pacer
 from router.notify.worker import Deliverer
 from router.runtime import Runtime
@@ -100,7 +102,41 @@ def create_app(
     add_routes(app)
     app.cleanup_ctx.append(_lifecycle)
     setup_slack(app, the_store, lambda: app[STATE].runtime, clock, metrics)
+    app.cleanup_ctx.append(
+        _after_acting(
+            Escalator(
+                the_store, lambda: app[STATE].runtime, metrics, clock=clock, wake=deliverer.wake
+            ),
+            SilenceWatcher(
+                the_store, lambda: app[STATE].runtime, metrics, clock=clock, wake=deliverer.wake
+            ),
+        )
+    )
     return app
+
+
+def _after_acting(
+    escalator: Escalator, watcher: SilenceWatcher
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Run escalation and the checks of silenced groups beside delivery (issue 23)."""
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        tasks = [
+            asyncio.create_task(escalator.run(), name="escalation"),
+            asyncio.create_task(watcher.run(), name="silence-checks"),
+        ]
+        try:
+            yield
+        finally:
+            escalator.stop()
+            watcher.stop()
+            await asyncio.wait(tasks, timeout=5)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await watcher.close()
+
+    return run
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

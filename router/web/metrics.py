@@ -172,3 +172,30 @@ class Metrics:
             ["enricher"],
             registry=r,
         )
+        # Issue 23: what happens after someone acted on a group.
+        self.escalations = Counter(
+            "alert_router_escalations_total",
+            "Escalation steps told, by the step's receiver and step number (1 is the first).",
+            ["receiver", "step"],
+            registry=r,
+        )
+        self.time_to_acknowledge = Histogram(
+            "alert_router_time_to_acknowledge_seconds",
+            "From a group's first firing message to its acknowledgement, by receiver.",
+            ["receiver"],
+            buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400),
+            registry=r,
+        )
+        self.silence_polls = Counter(
+            "alert_router_silence_polls_total",
+            "Checks of silenced or acknowledged groups against their Alertmanager's alerts, by"
+            " Alertmanager and outcome (listed, failed, restarted: just started, not trusted).",
+            ["alertmanager", "outcome"],
+            registry=r,
+        )
+        self.silence_polls_waiting = Gauge(
+            "alert_router_silence_polls_waiting",
+            "Groups due for a check and not checked yet: each replica checks at most"
+            " alertmanager.poll_max_groups per poll interval, oldest first.",
+            registry=r,
+        )

@@ -279,11 +279,24 @@ _SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "required": ["receiver", "path", "muted_by"],
+                    "required": ["receiver", "path", "muted_by", "escalate"],
                     "properties": {
                         "receiver": {"type": "string"},
                         "path": {"type": "string"},
                         "muted_by": {"type": "string"},
+                        "escalate": {
+                            "type": "array",
+                            "description": "While the group fires unacknowledged: who is"
+                            " told after how many seconds.",
+                            "items": {
+                                "type": "object",
+                                "required": ["after", "to"],
+                                "properties": {
+                                    "after": {"type": "number"},
+                                    "to": {"type": "string"},
+                                },
+                            },
+                        },
                     },
                 },
             },

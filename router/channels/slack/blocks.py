@@ -73,7 +73,7 @@ ELLIPSIS = "…"
 TRUNCATED = " …(truncated)"
 
 # Reasons for which a fresh message may carry the receiver's mention: news, not reminders.
-MENTION_REASONS = frozenset({"first", "new_alerts", "digest"})
+MENTION_REASONS = frozenset({"first", "new_alerts", "digest", "escalated"})
 
 # Raw-character budgets per part of an alert section, so one huge description cannot push
 # the labels and links out of the 3000-character section.
@@ -523,8 +523,10 @@ def build_thread_reply(
     firing = list(message.firing)
     new = [a for a in firing if known is None or a.fingerprint not in known]
     newly_resolved = [a for a in message.resolved if known is None or a.fingerprint in known]
+    # Alertmanager told nothing: the router saw it gone while silenced (issue 23).
+    polled = " while silenced" if message.reason == "resolved_while_silenced" else ""
     if message.status is Status.RESOLVED:
-        text = ":white_check_mark: All resolved"
+        text = f":white_check_mark: All resolved{polled}"
         if message.resolved_after is not None:
             text += f" after {format_duration(message.resolved_after)}"
         if message.resolved:
@@ -539,7 +541,7 @@ def build_thread_reply(
             text += f"\n:large_green_circle: {len(newly_resolved)} resolved: "
             text += _names(newly_resolved)
     elif message.resolved:
-        text = f":large_green_circle: {len(newly_resolved or message.resolved)} resolved: "
+        text = f":large_green_circle: {len(newly_resolved or message.resolved)} resolved{polled}: "
         text += _names(newly_resolved or message.resolved)
         text += f"\nStill firing: {plural(len(firing), 'alert')}"
     else:

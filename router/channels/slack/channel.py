@@ -321,7 +321,7 @@ class SlackChannel:
         ts, channel = prior.get("ts"), prior.get("channel")
         if not ts or not channel:
             return None
-        if message.reason in ("first", "digest"):
+        if message.reason in ("first", "digest", "escalated"):
             return None
         # The receiver was pointed at another channel since: start over there.
         if prior.get("target", self.cfg.channel) != self.cfg.channel:

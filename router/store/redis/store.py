@@ -128,6 +128,7 @@ from router.store.records import synthesized_timeline
 from router.store.redis.actions import ACTION_SCRIPTS, RedisActions
 from router.store.redis.heartbeats import HEARTBEAT_SCRIPTS, RedisHeartbeats
 from router.store.redis.oncall import RedisOncall
+from router.store.redis.timers import TIMER_SCRIPTS, RedisTimers
 from router.store.url import SENTINEL_SCHEME, parse_state_url
 
 # Key TTLs are a safety net behind expire() and the scripts' own times: give them room.
@@ -166,6 +167,7 @@ _SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "pace": (),
     **ACTION_SCRIPTS,
     **HEARTBEAT_SCRIPTS,
+    **TIMER_SCRIPTS,
     "query": (),
     "timeline": (),
     "counts": (),
@@ -219,7 +221,7 @@ def _is_outage(exc: ResponseError) -> bool:
     return str(exc).split(" ", 1)[0] in _OUTAGE_ERRORS
 
 
-class RedisStore(RedisActions, RedisHeartbeats, RedisOncall):
+class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisOncall):
     """The `Store` protocol on Redis, shared by every replica using the same key prefix."""
 
     def __init__(
@@ -353,6 +355,17 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisOncall):
         client = self._redis
         with self._guard("zcard"):
             return int(await client.zcard(key))
+
+    async def _zscore(self, key: str, member: str) -> float | None:
+        client = self._redis
+        with self._guard("zscore"):
+            found = await client.zscore(key, member)
+        return None if found is None else float(found)
+
+    async def _zcount(self, key: str, high: float) -> int:
+        client = self._redis
+        with self._guard("zcount"):
+            return int(await client.zcount(key, "-inf", repr(float(high))))
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ from router.store.sqlite.actions import ACTIONS_SCHEMA, SQLiteActions, expire_ac
 from router.store.sqlite.heartbeats import HEARTBEATS_SCHEMA, SQLiteHeartbeats
 from router.store.sqlite.oncall import ONCALL_SCHEMA, SQLiteOncall
 from router.store.sqlite.pending import PendingIndex
+from router.store.sqlite.timers import TIMERS_SCHEMA, SQLiteTimers
 
 T = TypeVar("T")
 # Who waits for an operation's result: a coroutine on an event loop (every store call), or
@@ -298,7 +299,7 @@ def _alerts_change(
     return bool(wanted)
 
 
-class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteOncall):
+class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteOncall):
     """The `Store` protocol on one SQLite file in WAL mode, owned by one process."""
 
     def __init__(
@@ -344,7 +345,9 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteOncall):
         # FULL: a committed webhook survives power loss too, not only a killed process.
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA + ACTIONS_SCHEMA + HEARTBEATS_SCHEMA + ONCALL_SCHEMA)
+        conn.executescript(
+            _SCHEMA + ACTIONS_SCHEMA + HEARTBEATS_SCHEMA + TIMERS_SCHEMA + ONCALL_SCHEMA
+        )
         _migrate(conn)
         _create_records_schema(conn)
         # Texts queued but not indexed when the process stopped: the newest records.

@@ -17,6 +17,7 @@ from router.channels.slack.blocks import build_message_payload
 from router.model import Event, Notification, RouteSettings, Status
 from router.render.message import build_message
 from router.render.templates import oneline, template_env
+from router.render.text import format_duration
 from router.routetest.runner import Routing
 from router.runtime import Runtime
 
@@ -80,6 +81,8 @@ class Answer:
     # The rule and the firing alert that inhibit it, if any.
     inhibited_by: tuple[str, Mapping[str, str]] | None
     previews: Sequence[Preview] = field(default_factory=list)
+    # (receiver, its escalation steps in words) of each matched route that escalates.
+    escalations: Sequence[tuple[str, str]] = ()
 
     @property
     def at_text(self) -> str:
@@ -159,4 +162,9 @@ def try_route(
         starts_at=at,
     )
     previews = [_preview(runtime, r, event, at) for r in routes]
-    return Answer(labels, at, matched, receivers, muted, inhibited_by, previews)
+    escalations = [
+        (r.receiver, ", then ".join(f"after {format_duration(a)} {to}" for a, to in r.escalate))
+        for r in routes
+        if r.escalate
+    ]
+    return Answer(labels, at, matched, receivers, muted, inhibited_by, previews, escalations)
