@@ -1,0 +1,340 @@
+"""`alert-router replay` and `export`: recorded events through the live and a proposed
+config; exactly the groups whose receivers, mute or inhibition differ are reported."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from router.cli import main
+from router.config.loader import load_config
+from router.ingest.intake import plan_notifications
+from router.model import Event, Status
+from router.replay.engine import Recorded, read_window
+from router.routing.tree import RouteTree
+from router.store.sqlite import SQLiteStore
+
+LIVE = """\
+state: {{url: "sqlite:///{db}"}}
+receivers:
+  - name: sre
+    log: {{}}
+  - name: payments
+    log: {{}}
+  - name: db
+    log: {{}}
+route:
+  receiver: sre
+  routes:
+    - matchers: ['alertname="DiskFull"']
+      receiver: sre
+    - matchers: ['service="db"']
+      receiver: db
+"""
+
+# DiskFull moves to payments; a rule lets DatabaseDown inhibit db warnings; db is muted
+# at night (UTC); the unchanged `Cpu` group must not be reported.
+PROPOSED = """\
+state: {{url: "sqlite:///{db}"}}
+receivers:
+  - name: sre
+    log: {{}}
+  - name: payments
+    log: {{}}
+  - name: db
+    log: {{}}
+time_intervals:
+  - name: night
+    time_intervals:
+      - times: [{{start_time: "22:00", end_time: "24:00"}}]
+inhibit_rules:
+  - name: down-mutes-warnings
+    source_matchers: ['alertname="DatabaseDown"']
+    target_matchers: ['severity="warning"', 'alertname!="DatabaseDown"']
+    equal: [service]
+route:
+  receiver: sre
+  routes:
+    - matchers: ['alertname="DiskFull"']
+      receiver: payments
+    - matchers: ['service="db"', 'alertname="Backup"']
+      receiver: db
+      mute_time_intervals: [night]
+    - matchers: ['service="db"']
+      receiver: db
+"""
+
+# A team split out of the root file: its alerts go to the team's own receiver.
+SPLIT = """\
+state: {{url: "sqlite:///{db}"}}
+receivers:
+  - name: sre
+    log: {{}}
+  - name: payments
+    log: {{}}
+  - name: db
+    log: {{}}
+teams:
+  - name: dbteam
+    file: dbteam.yaml
+    matchers: ['service="db"']
+route:
+  receiver: sre
+  routes:
+    - matchers: ['alertname="DiskFull"']
+      receiver: sre
+    - team: dbteam
+"""
+
+DBTEAM = """\
+receivers:
+  - name: pager
+    log: {}
+route:
+  receiver: pager
+"""
+
+
+def _event(name: str, status: Status = Status.FIRING, **labels: str) -> Event:
+    full = {"alertname": name, "env": "prod", "severity": "warning", **labels}
+    return Event(
+        source="alertmanager",
+        fingerprint=f"fp-{name}-{labels.get('service', '')}",
+        group_key=f'{{}}:{{alertname="{name}"}}',
+        status=status,
+        labels=full,
+    )
+
+
+def _day(days_ago: int, hour: int, minute: int = 0) -> float:
+    base = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (base - timedelta(days=days_ago) + timedelta(hours=hour, minutes=minute)).timestamp()
+
+
+def _corpus() -> list[Recorded]:
+    return [
+        Recorded.of(_day(2, 10), _event("DiskFull")),
+        Recorded.of(_day(2, 10, 5), _event("DiskFull", Status.RESOLVED)),
+        Recorded.of(_day(2, 11), _event("Cpu")),
+        # DatabaseDown and a db warning arrive together: inhibition sees both.
+        Recorded.of(_day(3, 12), _event("DatabaseDown", service="db", severity="critical")),
+        Recorded.of(_day(3, 12), _event("ReplicaLag", service="db")),
+        Recorded.of(_day(3, 13), _event("DatabaseDown", Status.RESOLVED, service="db")),
+        # Later, with nothing firing, the same warning is not inhibited.
+        Recorded.of(_day(3, 14), _event("SlowQueries", service="db")),
+        # Backup at noon is delivered, at 23:30 muted by the new night interval.
+        Recorded.of(_day(4, 12), _event("Backup", service="db")),
+        Recorded.of(_day(4, 23, 30), _event("Backup", service="db")),
+        # Outside the window (--since 7d): ignored, although it would change.
+        Recorded.of(_day(9, 12), _event("OldDiskFull", service="x", alertname="DiskFull")),
+    ]
+
+
+def _write(tmp_path: Path, events: Sequence[Recorded]) -> dict[str, Path]:
+    db = tmp_path / "state.db"
+    paths = {}
+    for name, text in {"live": LIVE, "proposed": PROPOSED, "split": SPLIT}.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text.format(db=db))
+        paths[name] = path
+    (tmp_path / "dbteam.yaml").write_text(DBTEAM)
+    events_file = tmp_path / "events.jsonl"
+    events_file.write_text("".join(e.to_json() + "\n" for e in events))
+    paths["events"] = events_file
+    paths["db"] = db
+    return paths
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_replay_reports_exactly_the_groups_a_moved_route_a_new_rule_and_a_mute_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = _write(tmp_path, _corpus())
+    code, out, err = _run(
+        capsys,
+        "replay",
+        "--config", str(paths["proposed"]),
+        "--against", str(paths["live"]),
+        "--events", str(paths["events"]),
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[-1] == "3 groups changed of 6"
+    changed = sorted(lines[:-1])
+    assert changed == [
+        '{}:{alertname="Backup"}: db -> db [muted db x1]',
+        '{}:{alertname="DiskFull"}: sre -> payments',
+        '{}:{alertname="ReplicaLag"}: db -> (nobody) [inhibited x1]',
+    ]
+
+
+def test_replay_json_names_each_change_and_fail_on_change_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = _write(tmp_path, _corpus())
+    code, out, _ = _run(
+        capsys,
+        "replay",
+        "--config", str(paths["proposed"]),
+        "--against", str(paths["live"]),
+        "--events", str(paths["events"]),
+        "--format", "json",
+        "--fail-on-change",
+    )  # fmt: skip
+    assert code == 1
+    report = json.loads(out)
+    assert (report["events"], report["groups"], report["changed_count"]) == (9, 6, 3)
+    by_group = {c["alertname"]: c for c in report["changed"]}
+    assert by_group["ReplicaLag"]["after"] == {"receivers": {}, "muted": {}, "inhibited": 1}
+    assert by_group["Backup"]["changed_events"] == 1
+    assert by_group["Backup"]["example"]["received_at"].endswith("T23:30:00Z")
+
+
+def test_replay_of_an_identical_config_changes_nothing_and_passes_fail_on_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = _write(tmp_path, _corpus())
+    code, out, _ = _run(
+        capsys,
+        "replay",
+        "--config", str(paths["live"]),
+        "--against", str(paths["live"]),
+        "--events", str(paths["events"]),
+        "--fail-on-change",
+    )  # fmt: skip
+    assert (code, out) == (0, "0 groups changed of 6\n")
+
+
+def test_replay_of_a_team_split_out_moves_only_that_teams_groups(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = _write(tmp_path, _corpus())
+    code, out, _ = _run(
+        capsys,
+        "replay",
+        "--config", str(paths["split"]),
+        "--against", str(paths["live"]),
+        "--events", str(paths["events"]),
+    )  # fmt: skip
+    assert code == 0
+    team = RouteTree.from_config(load_config(paths["split"], env={})).match(
+        {"service": "db", "alertname": "Backup"}
+    )[0].receiver
+    assert team != "db"
+    assert sorted(out.splitlines()) == sorted(
+        [
+            f'{{}}:{{alertname="Backup"}}: db -> {team}',
+            f'{{}}:{{alertname="DatabaseDown"}}: db -> {team}',
+            f'{{}}:{{alertname="ReplicaLag"}}: db -> {team}',
+            f'{{}}:{{alertname="SlowQueries"}}: db -> {team}',
+            "4 groups changed of 6",
+        ]
+    )
+
+
+def test_replay_of_a_config_that_does_not_load_exits_2_naming_file_line_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = _write(tmp_path, _corpus())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("receivers:\n  - name: sre\n    lgo: {}\nroute:\n  receiver: sre\n")
+    code, out, err = _run(
+        capsys,
+        "replay",
+        "--config", str(bad),
+        "--against", str(paths["live"]),
+        "--events", str(paths["events"]),
+    )  # fmt: skip
+    assert (code, out) == (2, "")
+    assert err.startswith(f"{bad}:3:5: ")
+
+
+def test_replay_of_an_unreadable_events_file_exits_2_naming_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = _write(tmp_path, _corpus())
+    paths["events"].write_text(_corpus()[0].to_json() + "\n{not json\n")
+    code, _, err = _run(
+        capsys,
+        "replay",
+        "--config", str(paths["proposed"]),
+        "--against", str(paths["live"]),
+        "--events", str(paths["events"]),
+    )  # fmt: skip
+    assert code == 2
+    assert f"{paths['events']}:2: not an exported event" in err
+
+
+async def _record(db: Path, config_path: Path, events: Sequence[Recorded]) -> None:
+    """Record events the way the intake does: each to every receiver it routes to."""
+    config = load_config(config_path, env={})
+    tree = RouteTree.from_config(config)
+    store = SQLiteStore(str(db))
+    await store.open()
+    try:
+        for recorded in events:
+            at = datetime.fromtimestamp(recorded.at, UTC)
+            await store.record(plan_notifications([recorded.event], tree, at))
+    finally:
+        await store.close()
+
+
+def test_export_writes_each_recorded_event_once_and_replay_reads_the_store_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = _write(tmp_path, [])
+    # The split config routes DatabaseDown to two receivers: still one event exported.
+    (tmp_path / "both.yaml").write_text(
+        LIVE.format(db=paths["db"]).replace(
+            "      receiver: db\n", "      receiver: db\n      continue: true\n"
+        )
+        + "    - matchers: ['service=\"db\"']\n      receiver: payments\n"
+    )
+    asyncio.run(_record(paths["db"], tmp_path / "both.yaml", _corpus()))
+    code, exported, _ = _run(capsys, "export", "--config", str(paths["live"]))
+    assert code == 0
+    lines = exported.splitlines()
+    assert len(lines) == 9
+    assert [Recorded.from_json(line).at for line in lines] == sorted(
+        r.at for r in _corpus()[:-1]
+    )
+    paths["events"].write_text(exported)
+    from_file = _run(
+        capsys, "replay", "--config", str(paths["proposed"]), "--against", str(paths["live"]),
+        "--events", str(paths["events"]),
+    )  # fmt: skip
+    from_store = _run(
+        capsys, "replay", "--config", str(paths["proposed"]), "--against", str(paths["live"]),
+    )  # fmt: skip
+    assert from_file == from_store
+    assert from_store[1].endswith("3 groups changed of 6\n")
+
+
+def test_read_window_pages_through_the_store_and_stops_before_the_window(tmp_path: Path) -> None:
+    paths = _write(tmp_path, [])
+    now = float(int(time.time()))
+    many = [Recorded.of(now - 3600 + i, _event(f"A{i % 7}")) for i in range(2500)]
+    old = [Recorded.of(now - 30 * 86400, _event("Old"))]
+    asyncio.run(_record(paths["db"], paths["live"], old + many))
+
+    async def read() -> list[Recorded]:
+        store = SQLiteStore(str(paths["db"]))
+        await store.open()
+        try:
+            return await read_window(store, now - 7200, now)
+        finally:
+            await store.close()
+
+    found = asyncio.run(read())
+    assert [r.at for r in found] == [r.at for r in many]
