@@ -19,6 +19,8 @@ from router.model import Event, Status
 from router.replay.engine import Recorded, read_window
 from router.routing.tree import RouteTree
 from router.store.sqlite import SQLiteStore
+from tests.conftest import running
+from tests.helpers import config_from
 
 LIVE = """\
 state: {{url: "sqlite:///{db}"}}
@@ -228,9 +230,11 @@ def test_replay_of_a_team_split_out_moves_only_that_teams_groups(
         "--events", str(paths["events"]),
     )  # fmt: skip
     assert code == 0
-    team = RouteTree.from_config(load_config(paths["split"], env={})).match(
-        {"service": "db", "alertname": "Backup"}
-    )[0].receiver
+    team = (
+        RouteTree.from_config(load_config(paths["split"], env={}))
+        .match({"service": "db", "alertname": "Backup"})[0]
+        .receiver
+    )
     assert team != "db"
     assert sorted(out.splitlines()) == sorted(
         [
@@ -306,9 +310,7 @@ def test_export_writes_each_recorded_event_once_and_replay_reads_the_store_the_s
     assert code == 0
     lines = exported.splitlines()
     assert len(lines) == 9
-    assert [Recorded.from_json(line).at for line in lines] == sorted(
-        r.at for r in _corpus()[:-1]
-    )
+    assert [Recorded.from_json(line).at for line in lines] == sorted(r.at for r in _corpus()[:-1])
     paths["events"].write_text(exported)
     from_file = _run(
         capsys, "replay", "--config", str(paths["proposed"]), "--against", str(paths["live"]),
@@ -338,3 +340,80 @@ def test_read_window_pages_through_the_store_and_stops_before_the_window(tmp_pat
 
     found = asyncio.run(read())
     assert [r.at for r in found] == [r.at for r in many]
+
+
+# --- POST /api/v1/routes/replay ---------------------------------------------------------
+
+ADMIN = {"Authorization": "Bearer admin-secret"}
+
+SERVED = """\
+server: {{auth: {{admin: {{bearer_token: admin-secret}}}}}}
+state: {{url: '{state_url}'}}
+receivers:
+  - name: ops
+    log: {{}}
+  - name: dev
+    log: {{}}
+time_intervals:
+  - name: always
+    time_intervals: [{{times: [{{start_time: "00:00", end_time: "24:00"}}]}}]
+route:
+  receiver: ops
+  routes:
+    - matchers: ['env="dev"']
+      receiver: dev
+      mute_time_intervals: [always]
+"""
+
+
+def _alert(group: str, **labels: str) -> dict[str, object]:
+    return {
+        "version": "4",
+        "groupKey": group,
+        "status": "firing",
+        "receiver": "r",
+        "alerts": [{"status": "firing", "labels": labels, "fingerprint": group}],
+    }
+
+
+async def test_the_replay_api_is_for_admins_and_answers_the_cli_s_diff(state_url: str) -> None:
+    text = SERVED.format(state_url=state_url)
+    async with running(config_from(text)) as svc:
+        for group, env in (("g-dev", "dev"), ("g-prod", "prod")):
+            status, _ = await svc.post(
+                "/webhook/alertmanager", _alert(group, alertname=group, env=env)
+            )
+            assert status == 200
+        await svc.wait_for_records(lambda records: len(records) >= 2)
+        proposed = text.replace("      mute_time_intervals: [always]\n", "")
+        status, _ = await svc.post("/api/v1/routes/replay", {"config": proposed})
+        assert status == 401
+        status, body = await svc.post("/api/v1/routes/replay", {"config": proposed}, ADMIN)
+        assert status == 200, body
+        assert (body["events"], body["groups"], body["changed_count"]) == (2, 2, 1)
+        [change] = body["changed"]
+        assert change["group_key"].endswith("g-dev")
+        assert change["before"] == {"receivers": {}, "muted": {"dev": 1}, "inhibited": 0}
+        assert change["after"] == {"receivers": {"dev": 1}, "muted": {}, "inhibited": 0}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        ({"config": "route: [\n"}, 422, "the proposed config does not load"),
+        ({"config": "x: 1", "since": "forever"}, 400, "invalid duration"),
+        ({"config": "x: 1", "since": "90d"}, 400, "since must be a duration between"),
+        ({"yaml": "x"}, 400, "unknown field 'yaml'"),
+        ({"config": 3}, 400, "config must be the proposed routes.yaml"),
+    ],
+)
+async def test_a_bad_replay_request_says_what_to_change(
+    state_url: str, body: dict[str, object], status: int, error: str
+) -> None:
+    async with running(config_from(SERVED.format(state_url=state_url))) as svc:
+        got, answer = await svc.post("/api/v1/routes/replay", body, ADMIN)
+        assert got == status, answer
+        assert answer["error"].startswith(error)
+        if status == 422:
+            assert answer["problems"][0].startswith("/")
+            assert "proposed.yaml:2:1: YAML syntax error" in answer["problems"][0]

@@ -27,6 +27,7 @@ from router.web.auth import (
 )
 from router.web.console.mount import setup_console
 from router.web.deadline import ReadTimeout, read_body
+from router.web.replay import replay_routes
 from router.web.state import STATE, AppState
 
 log = logging.getLogger(__name__)
@@ -178,3 +179,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/-/reload", guarded(ADMIN, reload))
     setup_console(app)
     add_api_routes(app, lambda scope, h: guarded(READ_API if scope == "read" else ADMIN, h))
+    app.router.add_post("/api/v1/routes/replay", guarded(ADMIN, replay_routes))

@@ -288,6 +288,64 @@ _SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "Replay": {
+        "type": "object",
+        "required": ["config"],
+        "additionalProperties": False,
+        "description": "JSON-wrapped (POST /api/* takes JSON only): the YAML is a string.",
+        "properties": {
+            "config": {"type": "string", "minLength": 1, "description": "proposed routes.yaml"},
+            "since": {"type": "string", "description": "window, a duration up to 31d; 7d"},
+        },
+    },
+    "ReplayResult": {
+        "type": "object",
+        "required": ["since", "until", "events", "groups", "changed_count", "changed"],
+        "properties": {
+            "since": {"type": "string", "format": "date-time"},
+            "until": {"type": "string", "format": "date-time"},
+            "events": {"type": "integer", "description": "events replayed"},
+            "groups": {"type": "integer", "description": "groups they belong to"},
+            "changed_count": {"type": "integer"},
+            "changed": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["group_key", "events", "changed_events", "before", "after"],
+                    "properties": {
+                        "group_key": {"type": "string"},
+                        "alertname": {"type": "string"},
+                        "events": {"type": "integer"},
+                        "changed_events": {"type": "integer"},
+                        "before": _ref("ReplaySide"),
+                        "after": _ref("ReplaySide"),
+                        "example": {"type": "object", "description": "first event changed"},
+                    },
+                },
+            },
+        },
+    },
+    "ReplaySide": {
+        "type": "object",
+        "required": ["receivers", "muted", "inhibited"],
+        "properties": {
+            "receivers": {
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+                "description": "receiver: events it is told of",
+            },
+            "muted": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "inhibited": {"type": "integer", "description": "events held back by a rule"},
+        },
+    },
+    "ConfigProblems": {
+        "type": "object",
+        "required": ["error", "problems"],
+        "properties": {
+            "error": {"type": "string"},
+            "problems": {"type": "array", "items": {"type": "string"}},
+        },
+    },
     "Retried": {
         "type": "object",
         "required": ["retried", "notification"],
@@ -525,6 +583,23 @@ def _paths() -> dict[str, Any]:
                     "400": _error("not labels and an RFC 3339 time"),
                     "401": _UNAUTHORIZED,
                     "413": _error("larger than server.max_body_bytes"),
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/api/v1/routes/replay": {
+            "post": {
+                "operationId": "replayRoutes",
+                "summary": "What a proposed routes.yaml would have changed over the window (admin)",
+                "tags": ["routes"],
+                "security": _CREDENTIALS,
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("Replay")}}},
+                "responses": {
+                    "200": _json(_ref("ReplayResult"), "the groups that would change"),
+                    "400": _error("not a config string and a duration"),
+                    "401": _UNAUTHORIZED,
+                    "413": _error("larger than server.max_body_bytes"),
+                    "422": _json(_ref("ConfigProblems"), "the proposed config does not load"),
                     "503": _UNAVAILABLE,
                 },
             }
