@@ -156,9 +156,7 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-def run_server(
-    config_path: str, host: str | None, port: int, log_level: str = "info"
-) -> int:
+def run_server(config_path: str, host: str | None, port: int, log_level: str = "info") -> int:
     """Serve until SIGTERM/SIGINT, then drain in-flight work; SIGHUP reloads the config.
 
     Whatever stops it from starting (a bad config, a port it cannot bind) is reported in
