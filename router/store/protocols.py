@@ -22,6 +22,7 @@ from router.model import (
     Outcome,
     TimelineEntry,
 )
+from router.store.rollup import Key, RollupRead
 
 # Deploys are kept this long by every store; correlation windows are minutes to hours.
 DEPLOY_TTL = 7 * 86400.0
@@ -382,7 +383,22 @@ class ActionQueue(Protocol):
         ...
 
 
+class Rollups(Protocol):
+    """Insights counters per hour and per day (router/store/rollup.py), added as records
+    finish (in the same write on SQLite) and as people acknowledge."""
+
+    async def add_rollups(self, at: float, counts: Mapping[Key, Sequence[int]]) -> None:
+        """Add `counts` (rows of rollup.COLUMNS) to the hour and the day of `at`."""
+        ...
+
+    async def read_rollups(self, since: int, until: int, *, hourly: bool) -> RollupRead:
+        """Totals of the hour (or day) buckets starting in [since, until), and each
+        bucket's notifications per (kind, name)."""
+        ...
+
+
 class Store(
+    Rollups,
     ActionQueue,
     Outbox,
     NotificationLog,

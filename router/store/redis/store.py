@@ -124,6 +124,7 @@ from router.store.protocols import (
 )
 from router.store.records import synthesized_timeline
 from router.store.redis.actions import ACTION_SCRIPTS, RedisActions
+from router.store.redis.rollups import ROLLUP_SCRIPTS, RedisRollups
 from router.store.url import SENTINEL_SCHEME, parse_state_url
 
 # Key TTLs are a safety net behind expire() and the scripts' own times: give them room.
@@ -161,6 +162,7 @@ _SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "lead": (),
     "pace": (),
     **ACTION_SCRIPTS,
+    **ROLLUP_SCRIPTS,
     "query": (),
     "timeline": (),
     "counts": (),
@@ -214,7 +216,7 @@ def _is_outage(exc: ResponseError) -> bool:
     return str(exc).split(" ", 1)[0] in _OUTAGE_ERRORS
 
 
-class RedisStore(RedisActions):
+class RedisStore(RedisActions, RedisRollups):
     """The `Store` protocol on Redis, shared by every replica using the same key prefix."""
 
     def __init__(
@@ -637,6 +639,7 @@ class RedisStore(RedisActions):
         ]
         with self._finishing_claim(claim):
             await self._run("complete", args)
+        await self._roll_up(claim, outcome, now)
 
     async def expire(self, now: float) -> int:
         """Drop expired log entries, alert states, old deploys and finished records, in

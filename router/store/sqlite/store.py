@@ -49,8 +49,10 @@ from router.store.protocols import (
     facets,
 )
 from router.store.records import synthesized_timeline
+from router.store.rollup import ROLLUP_KEEP
 from router.store.sqlite.actions import ACTIONS_SCHEMA, SQLiteActions, expire_actions
 from router.store.sqlite.pending import PendingIndex
+from router.store.sqlite.rollups import ROLLUP_SCHEMA, SQLiteRollups, expire_rollups, roll_up
 
 T = TypeVar("T")
 
@@ -291,7 +293,7 @@ def _alerts_change(
     return bool(wanted)
 
 
-class SQLiteStore(SQLiteActions):
+class SQLiteStore(SQLiteActions, SQLiteRollups):
     """The `Store` protocol on one SQLite file in WAL mode, owned by one process."""
 
     def __init__(
@@ -339,7 +341,7 @@ class SQLiteStore(SQLiteActions):
         # FULL: a committed webhook survives power loss too, not only a killed process.
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA + ACTIONS_SCHEMA)
+        conn.executescript(_SCHEMA + ACTIONS_SCHEMA + ROLLUP_SCHEMA)
         _migrate(conn)
         _create_records_schema(conn)
         # Texts queued but not indexed when the process stopped: the newest records.
@@ -580,6 +582,7 @@ class SQLiteStore(SQLiteActions):
         deploy_rows = [
             (d.app, d.namespace, d.revision, d.at, d.trigger, d.argocd_url) for d in deploys
         ]
+
         def encode() -> tuple[list[tuple[Any, ...]], list[str]]:
             found: list[Facets] = [facets(n) for n in notifications]
             rows = [
@@ -754,6 +757,7 @@ class SQLiteStore(SQLiteActions):
                     for i in ids
                 ],
             )
+            roll_up(conn, claim, outcome, now)
             if outcome.nflog is not None:
                 entry = outcome.nflog
                 conn.execute(
@@ -937,6 +941,7 @@ class SQLiteStore(SQLiteActions):
                 (now - self.keep_records,),
             ).rowcount
             gone += expire_actions(conn, now)
+            gone += expire_rollups(conn, now, ROLLUP_KEEP)
             return int(gone)
 
         return await self._call(drop)
