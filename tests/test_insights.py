@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,8 @@ from router.model import (
 from router.replay.insights import insights, window
 from router.store.protocols import Store
 from router.store.rollup import DAY, acknowledgement, bucket_of, percentile
+from tests.conftest import Running, running
+from tests.helpers import config_from, until
 from tests.test_store_contract import T0, StoreFactory, backend, make_store, state_url
 
 __all__ = ["backend", "make_store", "state_url"]
@@ -173,3 +176,69 @@ def test_windows_are_whole_hours_up_to_two_days_and_whole_days_beyond() -> None:
     assert hourly and until - since == 6 * 3600 and since <= now - 5 * 3600 < until
     since, until, hourly = window(now, 7 * DAY)
     assert not hourly and until - since == 7 * DAY and until % DAY == 0 and until > now
+
+
+# --- through the running service ----------------------------------------------------------
+
+SERVED = """\
+state: {{url: '{state_url}'}}
+receivers:
+  - name: ops
+    log: {{}}
+route:
+  receiver: ops
+"""
+
+
+def _webhook(status: str, starts: str, ends: str) -> dict[str, object]:
+    return {
+        "version": "4",
+        "groupKey": "g-cpu",
+        "status": status,
+        "receiver": "r",
+        "alerts": [
+            {
+                "status": status,
+                "labels": {"alertname": "CPUHigh", "severity": "warning", "team": "web"},
+                "startsAt": starts,
+                "endsAt": ends,
+                "fingerprint": "fp-cpu",
+            }
+        ],
+    }
+
+
+async def _sent(svc: Running, count: int) -> bool:
+    records = await svc.records()
+    return len(records) >= count and all(r["state"] != "pending" for r in records)
+
+
+async def test_the_api_and_the_page_show_a_resolved_flapping_alert(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/state.db"
+    async with running(config_from(SERVED.format(state_url=url))) as svc:
+        now = datetime.now(UTC).replace(microsecond=0)
+        start = (now - timedelta(minutes=3)).isoformat().replace("+00:00", "Z")
+        end = (now - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+        for body in (
+            _webhook("firing", start, "0001-01-01T00:00:00Z"),
+            _webhook("resolved", start, end),
+        ):
+            status, _ = await svc.post("/webhook/alertmanager", body)
+            assert status == 200
+            await until(lambda: _sent(svc, 1))
+        await until(lambda: _sent(svc, 2))
+        status, body = await svc.get_json("/api/v1/insights?since=1d")
+        assert status == 200, body
+        [alert] = body["alerts"]
+        assert (alert["alertname"], alert["episodes"], alert["noise_share"]) == ("CPUHigh", 1, 1.0)
+        assert alert["mttr_seconds"]["p50"] == 120.0
+        assert body["teams"][0]["team"] == "web"
+        status, bad = await svc.get_json("/api/v1/insights?since=forever")
+        assert status == 400 and "invalid duration" in bad["error"]
+        async with svc.http.get(svc.url + "/ui/insights?since=7d") as resp:
+            assert resp.status == 200
+            page = await resp.text()
+        assert 'id="insights-alerts"' in page and "CPUHigh" in page
+        assert '<svg class="chart"' in page and '<svg class="spark"' in page
+        assert 'href="/ui/notifications?q=CPUHigh"' in page
+        assert "<script>" not in page and "style=" not in page
