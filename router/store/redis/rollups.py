@@ -1,7 +1,8 @@
 """The insights rollups on the Redis store.
 
-Keys (prefix `P`): `P ru:h:<hour>` and `P ru:d:<day>` hashes whose fields are
-`kind US name US column` counters (US: the unit separator), and `P ru:a:<fingerprint>`,
+Keys (prefix `P`): `P ru:h:<hour>` and `P ru:d:<day>` hashes with one field per row,
+`kind US name` (US: the unit separator), holding its nonzero columns as
+`index:count,...` (router/store/lua/rollup_add.lua), and `P ru:a:<fingerprint>`,
 the alert's last episode (s, e) so each is counted once across receivers."""
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from router.store.rollup import (
     RollupRead,
     episode_counts,
     finished,
-    nonzero,
 )
 
 log = logging.getLogger(__name__)
 
-ROLLUP_SCRIPTS: Mapping[str, tuple[str, ...]] = {"rollup_episodes": ()}
+# Parsed past buckets kept per process: two 31-day windows of days, or a few of hours.
+_CACHED_BUCKETS = 128
+
+ROLLUP_SCRIPTS: Mapping[str, tuple[str, ...]] = {"rollup_episodes": (), "rollup_add": ()}
 _SEP = "\x1f"
 
 
@@ -38,6 +41,8 @@ class RedisRollups:
     """Mixed into RedisStore (`_run` runs a script, `_redis` is the client)."""
 
     prefix: str
+    _clock: Callable[[], float]
+    _rollup_cache: dict[tuple[str, int], dict[Key, list[tuple[int, int]]]]
     _run: Callable[[str, Sequence[str | int | float]], Awaitable[Any]]
     _guard: Callable[[str], AbstractContextManager[None]]
 
@@ -70,46 +75,76 @@ class RedisRollups:
         if not counts:
             return
         hour, day = int(at // HOUR) * HOUR, int(at // DAY) * DAY
-        client = self._redis
-        with self._guard("rollup"):
-            async with client.pipeline(transaction=True) as pipe:
-                for key in (f"{self.prefix}ru:h:{hour}", f"{self.prefix}ru:d:{day}"):
-                    for (kind, name), row in counts.items():
-                        for column, value in nonzero(row):
-                            pipe.hincrby(key, f"{kind}{_SEP}{name}{_SEP}{column}", value)
-                    pipe.expire(key, int(ROLLUP_KEEP))
-                await pipe.execute()
+        args: list[str | int | float] = [int(ROLLUP_KEEP), hour, day]
+        for (kind, name), row in counts.items():
+            packed = ",".join(f"{i}:{v}" for i, v in enumerate(row) if v)
+            if packed:
+                args += [f"{kind}{_SEP}{name}", packed]
+        if len(args) > 3:
+            await self._run("rollup_add", args)
 
     async def read_rollups(self, since: int, until: int, *, hourly: bool) -> RollupRead:
         step, tag = (HOUR, "h") if hourly else (DAY, "d")
         start = -(-since // step) * step
         buckets = list(range(start, until, step))
+        # Rollups are added at the time a record finishes: a bucket that ended before the
+        # newest one asked for no longer changes, and is parsed once.
+        current = int(self._clock() // step) * step
+        cache = self._parsed_buckets()
+        wanted = [b for b in buckets if (tag, b) not in cache or b >= current]
         client = self._redis
         with self._guard("rollup read"):
             async with client.pipeline(transaction=False) as pipe:
-                for bucket in buckets:
+                for bucket in wanted:
                     pipe.hgetall(f"{self.prefix}ru:{tag}:{bucket}")
                 found = await pipe.execute()
+        fresh: dict[int, dict[Key, list[tuple[int, int]]]] = {}
+        for bucket, fields in zip(wanted, found, strict=True):
+            parsed = fresh[bucket] = _parse(fields)
+            if bucket < current:
+                cache[(tag, bucket)] = parsed
+                while len(cache) > _CACHED_BUCKETS:
+                    cache.pop(next(iter(cache)))
         totals: dict[Key, list[int]] = {}
         series: dict[tuple[int, str, str], int] = {}
         by_bucket: dict[int, list[int]] = {}
         width = len(COLUMNS)
-        for bucket, fields in zip(buckets, found, strict=True):
-            for field, value in fields.items():
-                kind, name, column = _text(field).split(_SEP)
-                row = totals.get((kind, name))
+        notifications = INDEX["notifications"]
+        for bucket in buckets:
+            rows = fresh.get(bucket) or cache.get((tag, bucket), {})
+            per = None
+            for key, pairs in rows.items():
+                row = totals.get(key)
                 if row is None:
-                    row = totals[(kind, name)] = [0] * width
-                amount = int(value)
-                row[INDEX[column]] += amount
-                if column == "notifications":
-                    series[(bucket, kind, name)] = amount
-                if kind == "receiver":
-                    per = by_bucket.get(bucket)
-                    if per is None:
-                        per = by_bucket[bucket] = [0] * width
-                    per[INDEX[column]] += amount
+                    row = totals[key] = [0] * width
+                if key[0] == "receiver" and per is None:
+                    per = by_bucket[bucket] = [0] * width
+                for at, amount in pairs:
+                    row[at] += amount
+                    if key[0] == "receiver" and per is not None:
+                        per[at] += amount
+                    if at == notifications:
+                        series[(bucket, key[0], key[1])] = amount
         return RollupRead(totals, series, by_bucket)
+
+    def _parsed_buckets(self) -> dict[tuple[str, int], dict[Key, list[tuple[int, int]]]]:
+        cache = getattr(self, "_rollup_cache", None)
+        if cache is None:
+            cache = {}
+            self._rollup_cache = cache
+        return cache
+
+
+def _parse(fields: Mapping[bytes | str, bytes | str]) -> dict[Key, list[tuple[int, int]]]:
+    rows: dict[Key, list[tuple[int, int]]] = {}
+    for field, value in fields.items():
+        kind, name = _text(field).split(_SEP, 1)
+        pairs = []
+        for part in _text(value).split(","):
+            index, _, count = part.partition(":")
+            pairs.append((int(index), int(count)))
+        rows[(kind, name)] = pairs
+    return rows
 
 
 def _text(value: bytes | str) -> str:
