@@ -100,6 +100,8 @@ def finished(claim: Claim, outcome: Outcome) -> tuple[dict[Key, list[int]], list
         took = max(0.0, e.ends_at.timestamp() - key[1])
         _add(counts, ("receiver", claim.receiver), "episodes")
         _add(counts, ("receiver", claim.receiver), f"mttr{bucket_of(took)}")
+        if took <= NOISE_WITHIN:
+            _add(counts, ("receiver", claim.receiver), "noise")
         episodes.append(
             EpisodeEnd(
                 e.fingerprint, key[1], e.ends_at.timestamp(), e.alertname, e.labels.get("team", "")
