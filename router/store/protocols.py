@@ -396,6 +396,13 @@ class Rollups(Protocol):
         bucket's notifications per (kind, name)."""
         ...
 
+    async def claim_report(self, name: str, slot: float) -> bool | None:
+        """Record `slot` as report `name`'s latest if it is later than the one recorded:
+        True for the one caller that did (it sends), False when it was not later; None
+        when nothing was recorded before (recorded now, not sent: a first start does not
+        post a past report)."""
+        ...
+
 
 class Store(
     Rollups,

@@ -20,6 +20,7 @@ from router.config.loader import ConfigError, load_config
 from router.config.schema import Config
 from router.ingest.intake import Intake
 from router.notify.pacing import Pacer
+from router.notify.reports import Reports
 from router.notify.worker import Deliverer
 from router.runtime import Runtime
 from router.store import open_store
@@ -100,14 +101,19 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     opened = await _open_store(state)
     worker = asyncio.create_task(_open_then_deliver(state, opened), name="deliverer")
     watch = asyncio.create_task(_watch_store(state), name="store-ping")
+    reports = asyncio.create_task(
+        Reports(state.store, lambda: state.runtime.config, state.deliverer.wake, state.clock).run(),
+        name="reports",
+    )
     try:
         yield
     finally:
         watch.cancel()
+        reports.cancel()
         grace = state.runtime.config.server.shutdown_grace
         await state.deliverer.stop(grace)
         worker.cancel()
-        await asyncio.gather(worker, watch, return_exceptions=True)
+        await asyncio.gather(worker, watch, reports, return_exceptions=True)
         await state.runtime.close()
         await state.store.close()
 

@@ -33,7 +33,11 @@ log = logging.getLogger(__name__)
 # Parsed past buckets kept per process: two 31-day windows of days, or a few of hours.
 _CACHED_BUCKETS = 128
 
-ROLLUP_SCRIPTS: Mapping[str, tuple[str, ...]] = {"rollup_episodes": (), "rollup_add": ()}
+ROLLUP_SCRIPTS: Mapping[str, tuple[str, ...]] = {
+    "rollup_episodes": (),
+    "rollup_add": (),
+    "report_slot": (),
+}
 _SEP = "\x1f"
 
 
@@ -82,6 +86,10 @@ class RedisRollups:
                 args += [f"{kind}{_SEP}{name}", packed]
         if len(args) > 3:
             await self._run("rollup_add", args)
+
+    async def claim_report(self, name: str, slot: float) -> bool | None:
+        answer = int(await self._run("report_slot", [name, repr(float(slot))]))
+        return None if answer < 0 else answer == 1
 
     async def read_rollups(self, since: int, until: int, *, hourly: bool) -> RollupRead:
         step, tag = (HOUR, "h") if hourly else (DAY, "d")

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS rollup_days (
     bucket INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, {_COLUMNS_SQL},
     PRIMARY KEY (bucket, kind, name)
 );
+CREATE TABLE IF NOT EXISTS report_slots (name TEXT PRIMARY KEY, slot REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS rollup_alerts (
     fingerprint TEXT PRIMARY KEY, starts_at REAL NOT NULL, ends_at REAL NOT NULL
 );
@@ -102,6 +103,21 @@ class SQLiteRollups:
 
     async def add_rollups(self, at: float, counts: Mapping[Key, Sequence[int]]) -> None:
         await self._call(lambda conn: add_counts(conn, at, counts))
+
+    async def claim_report(self, name: str, slot: float) -> bool | None:
+        def claim(conn: sqlite3.Connection) -> bool | None:
+            row = conn.execute("SELECT slot FROM report_slots WHERE name = ?", (name,)).fetchone()
+            if row is not None and row[0] >= slot:
+                return False
+            conn.execute(
+                "INSERT INTO report_slots (name, slot) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET slot = excluded.slot",
+                (name, slot),
+            )
+            return None if row is None else True
+
+        result: bool | None = await self._call(claim)
+        return result
 
     async def read_rollups(self, since: int, until: int, *, hourly: bool) -> RollupRead:
         table = "rollup_hours" if hourly else "rollup_days"
