@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -142,6 +143,10 @@ async def record(db: Path, config: Path, events: list[Recorded]) -> None:
             await store.record(batch)
     finally:
         await store.close()
+    # A week-old store's records are delivered: a pending one would be loaded into the
+    # outbox when `replay` opens the store, which is not what is measured here.
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE notifications SET state = 'sent', reason = 'first'")
 
 
 def timed(argv: list[str]) -> tuple[float, str]:

@@ -22,6 +22,7 @@ from router.replay.engine import Recorded, read_window
 from router.routing.tree import RouteTree
 from router.store.protocols import Store
 from router.store.sqlite import SQLiteStore
+from router.web.console.mrkdwn import render as render_mrkdwn
 from tests.conftest import running
 from tests.helpers import config_from, until
 
@@ -484,3 +485,45 @@ async def test_the_routes_page_compares_a_pasted_config_for_admins_only(state_ur
         async with svc.http.post(svc.url + "/ui/routes/replay", data=bad, headers=here) as resp:
             assert resp.status == 400
             assert "YAML syntax error" in await resp.text()
+
+
+# --- the route tester's preview as Slack shows it ----------------------------------------
+
+
+def test_mrkdwn_renders_bold_dates_links_and_code_blocks_and_escapes_the_rest() -> None:
+    text = (
+        "*Status:* firing since <!date^1796663780^{date_short_pretty} {time}|2026-12-07 17:16 UTC>"
+        " _prod_ <https://grafana.example/d?x=1&amp;y=2|Grafana> <javascript:alert(1)|click>"
+        " &lt;img src=x&gt;\n```\nGET /pay 500 <b>\n```"
+    )
+    shown = str(render_mrkdwn(text))
+    assert "<b>Status:</b>" in shown and "<i>prod</i>" in shown
+    assert '<time datetime="2026-12-07T17:16:20+00:00">Dec 07, 2026 17:16 UTC</time>' in shown
+    assert (
+        '<a href="https://grafana.example/d?x=1&amp;y=2" rel="noopener noreferrer">Grafana</a>'
+        in shown
+    )
+    assert "javascript" not in shown and ">click<" not in shown
+    assert "&lt;img src=x&gt;" in shown and "<img" not in shown
+    assert "<pre>GET /pay 500 &lt;b&gt;\n</pre>" in shown
+
+
+async def test_the_route_tester_shows_the_slack_message_rendered_with_the_raw_text_a_click_away(
+    state_url: str,
+) -> None:
+    text = (
+        f"state: {{url: '{state_url}'}}\n"
+        "receivers:\n  - name: ops\n    slack: {token: xoxb-1, channel: '#ops', api_url: 'http://127.0.0.1:9/'}\n"
+        "route: {receiver: ops}\n"
+    )
+    async with running(config_from(text)) as svc:
+        async with svc.http.get(
+            svc.url + "/ui/routes?labels=alertname%3DDiskFull+env%3Dprod"
+        ) as resp:
+            assert resp.status == 200
+            page = await resp.text()
+    preview = page[page.index('<div class="slack-preview">') :]
+    assert "<b>" in preview and "<time datetime=" in preview
+    assert "<!date^" not in preview.split("<details", 1)[0]
+    assert '<details class="raw"><summary>raw text</summary>' in page
+    assert "&lt;!date^" in page  # the raw mrkdwn, escaped, inside the details
