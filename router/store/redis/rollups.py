@@ -88,7 +88,7 @@ class RedisRollups:
             await self._run("rollup_add", args)
 
     async def claim_report(self, name: str, slot: float) -> bool | None:
-        answer = int(await self._run("report_slot", [name, repr(float(slot))]))
+        answer = int(await self._run("report_slot", [name, repr(float(slot)), int(ROLLUP_KEEP)]))
         return None if answer < 0 else answer == 1
 
     async def read_rollups(self, since: int, until: int, *, hourly: bool) -> RollupRead:
