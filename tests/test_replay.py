@@ -477,6 +477,10 @@ async def test_the_routes_page_compares_a_pasted_config_for_admins_only(state_ur
         assert "1 groups changed of 2" in answer
         assert "<td>dev</td><td>ops</td>" in answer
         assert "/ui/routes?labels=" in answer
+        # What the changed group's first event would send, under each config.
+        sides = answer[answer.index("would send, now and proposed") :]
+        now_side, proposed_side = sides.split("<h4>proposed</h4>", 1)
+        assert "What dev would get" in now_side and "What ops would get" in proposed_side
         async with svc.http.post(
             svc.url + "/ui/routes/replay", data=form, headers={**CONSOLE_VIEWER, "Origin": svc.url}
         ) as resp:

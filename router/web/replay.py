@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from router.config.loader import ConfigError, parse_config
-from router.config.schema import parse_duration
+from router.config.schema import Config, parse_duration
 from router.replay.engine import ReplayResult, read_window, replay
 from router.web.api import BadRequest, _json_object, answering
 from router.web.state import STATE, AppState
@@ -31,13 +31,23 @@ def window(text: str | None) -> float:
     return seconds
 
 
-async def replay_proposed(state: AppState, text: str, since: float) -> ReplayResult:
-    """The running config against `text` over the last `since` seconds; ConfigError for
-    text that does not load (team files are read next to the running config's file)."""
+def load_proposed(state: AppState, text: str) -> Config:
+    """A pasted routes.yaml; ConfigError for text that does not load (team files are read
+    next to the running config's file)."""
     base = state.config_path.parent if state.config_path is not None else Path.cwd()
     proposed = parse_config(text, str(base / "proposed.yaml"))
     if proposed.team_problems:
         raise ConfigError(list(proposed.team_problems))
+    return proposed
+
+
+async def replay_proposed(state: AppState, text: str, since: float) -> ReplayResult:
+    """The running config against `text` over the last `since` seconds (see load_proposed)."""
+    return await replay_against(state, load_proposed(state, text), since)
+
+
+async def replay_against(state: AppState, proposed: Config, since: float) -> ReplayResult:
+    """The running config against `proposed` over the last `since` seconds."""
     now = state.clock()
     async with _RUNNING:
         events = await read_window(state.store, now - since, now)

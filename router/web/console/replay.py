@@ -12,13 +12,16 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from router.config.loader import ConfigError
-from router.replay.engine import GroupChange
+from router.config.schema import Config
+from router.replay.engine import GroupChange, ReplayResult
+from router.runtime import Runtime
 from router.store.protocols import StoreUnavailable
 from router.web.console.actions import _check
 from router.web.console.context import render
 from router.web.console.pages import routes_context
+from router.web.console.tester import Preview, try_route
 from router.web.deadline import read_body
-from router.web.replay import replay_proposed, window
+from router.web.replay import load_proposed, replay_against, window
 from router.web.state import STATE
 
 
@@ -29,7 +32,18 @@ def tester_query(labels: Mapping[str, str], at: float) -> str:
     return urlencode({"labels": text, "at": when})
 
 
-def _row(change: GroupChange) -> dict[str, Any]:
+# Changed groups shown with what each side would send (each preview renders templates).
+PREVIEWED = 20
+
+
+def _previews(runtime: Runtime, change: GroupChange) -> list[Preview]:
+    at = datetime.fromtimestamp(change.example.at, UTC)
+    answer = try_route(runtime, change.example.labels, at, [])
+    told = set(answer.receivers)
+    return [p for p in answer.previews if p.receiver in told]
+
+
+def _row(change: GroupChange, now: Runtime, after: Runtime | None) -> dict[str, Any]:
     return {
         "group_key": change.group_key,
         "alertname": change.alertname,
@@ -38,7 +52,21 @@ def _row(change: GroupChange) -> dict[str, Any]:
         "before": change.before.text(),
         "after": change.after.text(),
         "tester": tester_query(change.example.labels, change.example.at),
+        "previews_before": _previews(now, change) if after is not None else [],
+        "previews_after": _previews(after, change) if after is not None else [],
     }
+
+
+async def _rows(live: Runtime, proposed: Config, result: ReplayResult) -> list[dict[str, Any]]:
+    """The diff's rows; the first PREVIEWED with the messages each config would send for
+    the group's first changed event (as the route tester shows them)."""
+    after = Runtime.build(proposed)
+    try:
+        return [
+            _row(c, live, after if i < PREVIEWED else None) for i, c in enumerate(result.changed)
+        ]
+    finally:
+        await after.close()
 
 
 async def compare(request: web.Request) -> web.StreamResponse:
@@ -52,8 +80,10 @@ async def compare(request: web.Request) -> web.StreamResponse:
     context = await routes_context(request)
     context.update(proposed_text=text, since_text=since_text)
     status = 200
+    state = request.app[STATE]
     try:
-        result = await replay_proposed(request.app[STATE], text, window(since_text))
+        proposed = load_proposed(state, text)
+        result = await replay_against(state, proposed, window(since_text))
     except ValueError as exc:
         context["replay_problems"], status = [f"since: {exc}"], 400
     except ConfigError as exc:
@@ -64,6 +94,6 @@ async def compare(request: web.Request) -> web.StreamResponse:
         context["replay"] = {
             "events": result.events,
             "groups": result.groups,
-            "changed": [_row(c) for c in result.changed],
+            "changed": await _rows(state.runtime, proposed, result),
         }
     return render("routes.html", request, context, status=status)
