@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import re
 import time
@@ -18,6 +19,7 @@ from router.cli import main
 from router.config.loader import load_config
 from router.ingest.intake import plan_notifications
 from router.model import Event, Status
+from router.replay.command import _progress as progress_bar
 from router.replay.engine import Recorded, read_window
 from router.routing.tree import RouteTree
 from router.store.protocols import Store
@@ -531,3 +533,19 @@ async def test_the_route_tester_shows_the_slack_message_rendered_with_the_raw_te
     assert "<!date^" not in preview.split("<details", 1)[0]
     assert '<details class="raw"><summary>raw text</summary>' in page
     assert "&lt;!date^" in page  # the raw mrkdwn, escaped, inside the details
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_long_replay_shows_progress_on_a_terminal_and_nothing_when_piped() -> None:
+    terminal = _Terminal()
+    show = progress_bar(terminal)
+    assert show is not None
+    show(50, 100)
+    show(100, 100)
+    assert "replaying [###############...............] 50/100" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\r")  # the bar is wiped before the report prints
+    assert progress_bar(io.StringIO()) is None
