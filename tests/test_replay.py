@@ -23,6 +23,7 @@ from router.replay.command import _progress as progress_bar
 from router.replay.engine import Recorded, read_window
 from router.routing.tree import RouteTree
 from router.store.protocols import Store
+from router.store.redis import RedisStore
 from router.store.sqlite import SQLiteStore
 from router.web.console.mrkdwn import render as render_mrkdwn
 from tests.conftest import running
@@ -549,3 +550,22 @@ def test_a_long_replay_shows_progress_on_a_terminal_and_nothing_when_piped() -> 
     assert "replaying [###############...............] 50/100" in terminal.getvalue()
     assert terminal.getvalue().endswith("\r")  # the bar is wiped before the report prints
     assert progress_bar(io.StringIO()) is None
+
+
+async def test_read_window_reads_a_redis_store_the_same(redis_url: str, prefix: str) -> None:
+    now = float(int(time.time()))
+    many = [Recorded.of(now - 1800 + i, _event(f"R{i % 5}")) for i in range(1200)]
+    config = config_from(
+        LIVE.format(db="unused.db").replace('state: {url: "sqlite:///unused.db"}\n', "")
+    )
+    tree = RouteTree.from_config(config)
+    store = RedisStore(redis_url, key_prefix=prefix)
+    await store.open()
+    try:
+        for recorded in [Recorded.of(now - 9 * 86400, _event("Old")), *many]:
+            at = datetime.fromtimestamp(recorded.at, UTC)
+            await store.record(plan_notifications([recorded.event], tree, at))
+        found = await read_window(store, now - 3600, now)
+    finally:
+        await store.close()
+    assert [r.at for r in found] == [r.at for r in many]
