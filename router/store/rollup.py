@@ -29,6 +29,8 @@ FLAP_WITHIN = 3600.0
 KINDS = ("alert", "receiver", "team", "severity")
 # Rollups outlive the records they count (state.keep_records): a year and a bit.
 ROLLUP_KEEP = 400 * DAY
+# Hours are read only for windows up to two days (and the two before them).
+HOURLY_KEEP = 35 * DAY
 
 
 def bucket_of(seconds: float) -> int:

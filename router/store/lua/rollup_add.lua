@@ -1,10 +1,13 @@
 -- Add counters to the hour's and the day's rollup hashes. A field is `kind US name`, its
 -- value the row's nonzero columns as `index:count,index:count` (one field per row keeps a
--- month's read small). ARGV: prefix, key TTL, hour, day, then field, counts per row.
-local P, ttl = ARGV[1], tonumber(ARGV[2])
+-- month's read small). ARGV: prefix, the day key's TTL, hour, day, the hour key's TTL,
+-- then field, counts per row.
+local P = ARGV[1]
 local keys = {P .. 'ru:h:' .. ARGV[3], P .. 'ru:d:' .. ARGV[4]}
-for _, key in ipairs(keys) do
-  for i = 5, #ARGV, 2 do
+local ttls = {tonumber(ARGV[5]), tonumber(ARGV[2])}
+for k, key in ipairs(keys) do
+  local ttl = ttls[k]
+  for i = 6, #ARGV, 2 do
     local row = {}
     local old = redis.call('HGET', key, ARGV[i])
     if old then

@@ -20,6 +20,7 @@ from router.store.rollup import (
     COLUMNS,
     DAY,
     HOUR,
+    HOURLY_KEEP,
     INDEX,
     ROLLUP_KEEP,
     Key,
@@ -79,12 +80,12 @@ class RedisRollups:
         if not counts:
             return
         hour, day = int(at // HOUR) * HOUR, int(at // DAY) * DAY
-        args: list[str | int | float] = [int(ROLLUP_KEEP), hour, day]
+        args: list[str | int | float] = [int(ROLLUP_KEEP), hour, day, int(HOURLY_KEEP)]
         for (kind, name), row in counts.items():
             packed = ",".join(f"{i}:{v}" for i, v in enumerate(row) if v)
             if packed:
                 args += [f"{kind}{_SEP}{name}", packed]
-        if len(args) > 3:
+        if len(args) > 4:
             await self._run("rollup_add", args)
 
     async def claim_report(self, name: str, slot: float) -> bool | None:

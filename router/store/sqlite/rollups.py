@@ -12,6 +12,7 @@ from router.store.rollup import (
     COLUMNS,
     DAY,
     HOUR,
+    HOURLY_KEEP,
     EpisodeEnd,
     Key,
     RollupRead,
@@ -89,7 +90,8 @@ def roll_up(conn: sqlite3.Connection, claim: Claim, outcome: Outcome, at: float)
 
 def expire_rollups(conn: sqlite3.Connection, now: float, keep: float) -> int:
     """Drop rows and alert episodes older than `keep`."""
-    gone = conn.execute("DELETE FROM rollup_hours WHERE bucket < ?", (now - keep,)).rowcount
+    hours = (now - min(keep, HOURLY_KEEP),)
+    gone = conn.execute("DELETE FROM rollup_hours WHERE bucket < ?", hours).rowcount
     gone += conn.execute("DELETE FROM rollup_days WHERE bucket < ?", (now - keep,)).rowcount
     gone += conn.execute("DELETE FROM rollup_alerts WHERE ends_at < ?", (now - keep,)).rowcount
     return int(gone)
