@@ -569,3 +569,20 @@ async def test_read_window_reads_a_redis_store_the_same(redis_url: str, prefix: 
     finally:
         await store.close()
     assert [r.at for r in found] == [r.at for r in many]
+
+
+async def test_the_route_tester_shows_the_mails_subject_and_text_part(state_url: str) -> None:
+    text = (
+        f"state: {{url: '{state_url}'}}\n"
+        "receivers:\n  - name: mail\n"
+        "    email: {to: [sre@example.com], from: r@example.com, smarthost: 'localhost:25'}\n"
+        "route: {receiver: mail}\n"
+    )
+    async with running(config_from(text)) as svc:
+        query = "/ui/routes?labels=alertname%3DDiskFull+env%3Dprod"
+        async with svc.http.get(svc.url + query) as resp:
+            assert resp.status == 200
+            page = await resp.text()
+    assert '<code class="subject">[FIRING:1] DiskFull' in page
+    body = page[page.index('<pre class="email-text">') :]
+    assert "DiskFull" in body.split("</pre>", 1)[0]
