@@ -50,9 +50,11 @@ from router.store.protocols import (
     facets,
 )
 from router.store.records import synthesized_timeline
+from router.store.rollup import ROLLUP_KEEP
 from router.store.sqlite.actions import ACTIONS_SCHEMA, SQLiteActions, expire_actions
 from router.store.sqlite.heartbeats import HEARTBEATS_SCHEMA, SQLiteHeartbeats
 from router.store.sqlite.pending import PendingIndex
+from router.store.sqlite.rollups import ROLLUP_SCHEMA, SQLiteRollups, expire_rollups, roll_up
 from router.store.sqlite.timers import TIMERS_SCHEMA, SQLiteTimers
 
 T = TypeVar("T")
@@ -298,7 +300,7 @@ def _alerts_change(
     return bool(wanted)
 
 
-class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers):
+class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups):
     """The `Store` protocol on one SQLite file in WAL mode, owned by one process."""
 
     def __init__(
@@ -344,7 +346,9 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers):
         # FULL: a committed webhook survives power loss too, not only a killed process.
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA + ACTIONS_SCHEMA + HEARTBEATS_SCHEMA + TIMERS_SCHEMA)
+        conn.executescript(
+            _SCHEMA + ACTIONS_SCHEMA + HEARTBEATS_SCHEMA + TIMERS_SCHEMA + ROLLUP_SCHEMA
+        )
         _migrate(conn)
         _create_records_schema(conn)
         # Texts queued but not indexed when the process stopped: the newest records.
@@ -745,6 +749,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers):
                     for i in ids
                 ],
             )
+            roll_up(conn, claim, outcome, now)
             if outcome.nflog is not None:
                 entry = outcome.nflog
                 conn.execute(
@@ -928,6 +933,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers):
                 (now - self.keep_records,),
             ).rowcount
             gone += expire_actions(conn, now)
+            gone += expire_rollups(conn, now, ROLLUP_KEEP)
             return int(gone)
 
         return await self._call(drop)
