@@ -16,6 +16,7 @@ from router.config.loader import ConfigError, load_config
 from router.config.schema import Config
 from router.importer import command as import_command
 from router.model import parse_time
+from router.replay import command as replay_command
 from router.routing.matchers import is_label_name
 from router.routing.outline import outline
 from router.routing.timeintervals import TimeIntervals
@@ -267,6 +268,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], N
     _add_test,
     import_command.add_parser,
     _add_oncall,
+    replay_command.add_parsers,
 ]
 
 

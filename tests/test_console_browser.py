@@ -8,6 +8,7 @@ import base64
 import os
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -275,3 +276,76 @@ async def test_without_credentials_the_console_is_refused(
     assert answer is not None and answer.status == 200
     await expect(page.locator(".who")).to_contain_text("Signed in as viewer")
     await expect(page.get_by_role("button", name="Reload the configuration")).to_have_count(0)
+
+
+def _episode(name: str, severity: str, minutes: int, status: str) -> dict[str, Any]:
+    """An Alertmanager webhook for one alert that started `minutes` ago (and, resolved,
+    ended a minute ago)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    starts = (now - timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+    ends = (now - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+    labels = {"alertname": name, "severity": severity, "team": "web"}
+    body = alert(labels, group=name, status=status)
+    first = body["alerts"][0]
+    first.update(fingerprint=f"fp-{name}", startsAt=starts)
+    first["endsAt"] = ends if status == "resolved" else "0001-01-01T00:00:00Z"
+    return body
+
+
+async def _noisy_history(service: Running) -> None:
+    for name, severity, minutes in (("CPUHigh", "warning", 3), ("DiskFull", "critical", 50)):
+        for status in ("firing", "resolved"):
+            status_code, _ = await service.post(
+                "/webhook/alertmanager", _episode(name, severity, minutes, status)
+            )
+            assert status_code == 200
+    await settled(service, 4)
+
+
+async def test_the_insights_page_reads_on_a_phone_without_javascript(
+    service: Running, browser: Browser
+) -> None:
+    await _noisy_history(service)
+    context = await browser.new_context(
+        http_credentials=VIEWER,  # type: ignore[arg-type]
+        viewport={"width": 1280, "height": 900},
+        java_script_enabled=False,
+    )
+    page = await context.new_page()
+    await page.goto(service.url + "/ui/insights?since=7d")
+    rows = page.locator("#insights-alerts tbody tr")
+    await expect(rows).to_have_count(2)
+    # Noisiest first: CPUHigh resolved within 5 minutes with nobody acting.
+    await expect(rows.first).to_contain_text("CPUHigh")
+    await expect(rows.first).to_contain_text("100%")
+    await expect(page.locator("#chart-severity svg.chart rect").first).to_be_visible()
+    await expect(page.locator("#chart-weeks svg.chart")).to_be_visible()
+    await shot(page, "insights")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
+    await expect(rows.first.locator("svg.spark")).to_be_visible()
+    await shot(page, "insights-phone")
+    await rows.first.get_by_role("link", name="CPUHigh").click()
+    await expect(page.locator("#records tbody tr").first).to_contain_text("CPUHigh")
+
+
+async def test_the_routes_page_replays_a_pasted_config_for_the_admin(
+    service: Running, browser: Browser, sink: WebhookSink, smtp: FakeSMTPServer
+) -> None:
+    await _noisy_history(service)
+    page = await as_user(browser, ADMIN)
+    await page.goto(service.url + "/ui/routes")
+    proposed = CONFIG.format(
+        state_url="sqlite:///unused.db",
+        sink=sink.url("").rstrip("/"),
+        smarthost=smtp.smarthost,
+        url="https://alerts.example.com",
+    ).replace("      receiver: oncall\n", "      receiver: default\n")
+    await page.get_by_label("proposed routes.yaml").fill(proposed)
+    await page.get_by_role("button", name="Replay recorded events").click()
+    await expect(page.locator("#replay-summary")).to_contain_text("1 groups changed of 2")
+    await expect(page.locator("#replay-diff")).to_contain_text("oncall")
+    await shot(page, "routes-replay")
+    await page.locator("#replay-diff").get_by_role("link", name="preview").click()
+    await expect(page.locator("#receivers")).to_contain_text("oncall")

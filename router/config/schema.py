@@ -773,6 +773,48 @@ class OncallRotation(_Model):
             tuple(Member(m.name, m.slack, m.email) for m in self.members),
         )
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_EVERY_RE = re.compile(r"^(?:(mon|tue|wed|thu|fri|sat|sun|daily)\s+)?([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def parse_every(text: str) -> tuple[int | None, int, int]:
+    """`mon 09:00` (weekly) or `09:00` / `daily 09:00`: (weekday 0-6 or None, hour,
+    minute); ValueError saying what to write."""
+    found = _EVERY_RE.match(text.strip().lower())
+    if found is None:
+        raise ValueError(f"every: expected e.g. 'mon 09:00' or 'daily 09:00', got {text!r}")
+    day, hour, minute = found.groups()
+    weekday = None if day in (None, "daily") else _WEEKDAYS.index(day)
+    return weekday, int(hour), int(minute)
+
+
+class ReportConfig(_Model):
+    """A summary of the insights posted to `receiver` at `every` (in `timezone`)."""
+
+    receiver: str = Field(min_length=1)
+    every: str = "mon 09:00"
+    timezone: str = "UTC"
+    # The window summed up; default a week for a weekly report, a day for a daily one.
+    since: Duration | None = None
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str) -> str:
+        parse_every(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        if value != "UTC":
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError, OSError):
+                raise ValueError(f"unknown time zone {value!r}: e.g. Europe/Berlin") from None
+        return value
+
 
 class Config(_Model):
     server: ServerConfig = Field(default_factory=ServerConfig)
@@ -793,6 +835,7 @@ class Config(_Model):
     teams: list[TeamConfig] = Field(default_factory=list)
     oncall: list[OncallRotation] = Field(default_factory=list)
     heartbeats: list[HeartbeatConfig] = Field(default_factory=list)
+    reports: list[ReportConfig] = Field(default_factory=list)
     # Where the jinja2 templates live; empty means the project's templates/ folder.
     templates_dir: str = ""
     # How each team's file was loaded; set by the loader, which also merges every loaded

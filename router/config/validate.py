@@ -53,6 +53,11 @@ def check_semantics(data: Mapping[str, Any], report: Report) -> None:
     _interactivity(data, report)
     _alertmanagers(data, report)
     _oncall(data, report)
+    for i, entry in _items(data.get("reports")):
+        wanted = entry.get("receiver") if isinstance(entry, dict) else None
+        if receivers is not None and isinstance(wanted, str) and wanted not in receivers:
+            hint = did_you_mean(wanted, sorted(receivers))
+            report(("reports", i, "receiver"), f"no receiver {wanted!r}{hint}")
 
 
 def check_team_semantics(data: Mapping[str, Any], report: Report) -> None:

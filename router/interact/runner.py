@@ -37,6 +37,7 @@ from router.render.text import escape_mrkdwn, format_duration
 from router.routing.matchers import Matcher
 from router.runtime import Runtime
 from router.store.protocols import Store, StoreUnavailable
+from router.store.rollup import acknowledgement
 from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -234,6 +235,8 @@ class ActionRunner:
             text += f" for {format_duration(action.duration)}"
         entry = TimelineEntry(self.clock(), kind, text, detail)
         await self.store.add_timeline([(records[0].id, entry)])
+        if action.kind is ActionKind.ACK and done == "acknowledged":
+            await self.store.add_rollups(entry.at, acknowledgement(records[0], entry.at))
 
     def _count(self, action: Action, outcome: str) -> None:
         if self.metrics is not None:

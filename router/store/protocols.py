@@ -25,6 +25,7 @@ from router.model import (
 )
 from router.oncall.rotations import Override
 from router.store.beats import HeartbeatLog
+from router.store.rollup import Key, RollupRead
 
 # Deploys are kept this long by every store; correlation windows are minutes to hours.
 DEPLOY_TTL = 7 * 86400.0
@@ -458,9 +459,31 @@ class Timers(Protocol):
         ...
 
 
+class Rollups(Protocol):
+    """Insights counters per hour and per day (router/store/rollup.py), added as records
+    finish (in the same write on SQLite) and as people acknowledge."""
+
+    async def add_rollups(self, at: float, counts: Mapping[Key, Sequence[int]]) -> None:
+        """Add `counts` (rows of rollup.COLUMNS) to the hour and the day of `at`."""
+        ...
+
+    async def read_rollups(self, since: int, until: int, *, hourly: bool) -> RollupRead:
+        """Totals of the hour (or day) buckets starting in [since, until), and each
+        bucket's notifications per (kind, name)."""
+        ...
+
+    async def claim_report(self, name: str, slot: float) -> bool | None:
+        """Record `slot` as report `name`'s latest if it is later than the one recorded:
+        True for the one caller that did (it sends), False when it was not later; None
+        when nothing was recorded before (recorded now, not sent: a first start does not
+        post a past report)."""
+        ...
+
+
 class Store(
     OncallOverrides,
     Timers,
+    Rollups,
     ActionQueue,
     Outbox,
     NotificationLog,

@@ -23,6 +23,7 @@ from router.ingest.intake import Intake
 from router.interact.watch import SilenceWatcher
 from router.notify.escalation import Escalator
 from router.notify.pacing import Pacer
+from router.notify.reports import Reports
 from router.notify.worker import Deliverer
 from router.runtime import Runtime
 from router.store import open_store
@@ -147,16 +148,21 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     worker = asyncio.create_task(_open_then_deliver(state, opened), name="deliverer")
     watch = asyncio.create_task(_watch_store(state), name="store-ping")
     judge = asyncio.create_task(state.heartbeats.run(), name="heartbeats")
+    reports = asyncio.create_task(
+        Reports(state.store, lambda: state.runtime.config, state.deliverer.wake, state.clock).run(),
+        name="reports",
+    )
     try:
         yield
     finally:
         watch.cancel()
         judge.cancel()
         await asyncio.gather(judge, return_exceptions=True)
+        reports.cancel()
         grace = state.runtime.config.server.shutdown_grace
         await state.deliverer.stop(grace)
         worker.cancel()
-        await asyncio.gather(worker, watch, return_exceptions=True)
+        await asyncio.gather(worker, watch, reports, return_exceptions=True)
         await state.runtime.close()
         await state.store.close()
 

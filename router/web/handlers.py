@@ -28,6 +28,8 @@ from router.web.auth import (
 from router.web.console.mount import setup_console
 from router.web.deadline import ReadTimeout, read_body
 from router.web.heartbeat import add_heartbeat_routes
+from router.web.insights import get_insights
+from router.web.replay import replay_routes
 from router.web.state import STATE, AppState
 
 log = logging.getLogger(__name__)
@@ -180,3 +182,5 @@ def add_routes(app: web.Application) -> None:
     setup_console(app)
     add_api_routes(app, lambda scope, h: guarded(READ_API if scope == "read" else ADMIN, h))
     add_heartbeat_routes(app, lambda h: guarded(READ_API, h))
+    app.router.add_post("/api/v1/routes/replay", guarded(ADMIN, replay_routes))
+    app.router.add_get("/api/v1/insights", guarded(READ_API, get_insights))

@@ -358,6 +358,119 @@ _SCHEMAS: dict[str, Any] = {
             "overrides": {"type": "array", "items": _ref("Override")},
         },
     },
+    "Replay": {
+        "type": "object",
+        "required": ["config"],
+        "additionalProperties": False,
+        "description": "JSON-wrapped (POST /api/* takes JSON only): the YAML is a string.",
+        "properties": {
+            "config": {"type": "string", "minLength": 1, "description": "proposed routes.yaml"},
+            "since": {"type": "string", "description": "window, a duration up to 31d; 7d"},
+        },
+    },
+    "ReplayResult": {
+        "type": "object",
+        "required": ["since", "until", "events", "groups", "changed_count", "changed"],
+        "properties": {
+            "since": {"type": "string", "format": "date-time"},
+            "until": {"type": "string", "format": "date-time"},
+            "events": {"type": "integer", "description": "events replayed"},
+            "groups": {"type": "integer", "description": "groups they belong to"},
+            "changed_count": {"type": "integer"},
+            "changed": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["group_key", "events", "changed_events", "before", "after"],
+                    "properties": {
+                        "group_key": {"type": "string"},
+                        "alertname": {"type": "string"},
+                        "events": {"type": "integer"},
+                        "changed_events": {"type": "integer"},
+                        "before": _ref("ReplaySide"),
+                        "after": _ref("ReplaySide"),
+                        "example": {"type": "object", "description": "first event changed"},
+                    },
+                },
+            },
+        },
+    },
+    "ReplaySide": {
+        "type": "object",
+        "required": ["receivers", "muted", "inhibited"],
+        "properties": {
+            "receivers": {
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+                "description": "receiver: events it is told of",
+            },
+            "muted": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "inhibited": {"type": "integer", "description": "events held back by a rule"},
+        },
+    },
+    "ConfigProblems": {
+        "type": "object",
+        "required": ["error", "problems"],
+        "properties": {
+            "error": {"type": "string"},
+            "problems": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Insights": {
+        "type": "object",
+        "required": ["since", "until", "alerts", "receivers", "teams"],
+        "properties": {
+            "since": {"type": "string", "format": "date-time"},
+            "until": {"type": "string", "format": "date-time"},
+            "alerts": {"type": "array", "items": _ref("InsightRow")},
+            "receivers": {"type": "array", "items": _ref("InsightRow")},
+            "teams": {"type": "array", "items": _ref("InsightRow")},
+        },
+    },
+    "InsightRow": {
+        "type": "object",
+        "description": "alertname, receiver or team names the row; a statistic with no data"
+        " is null; percentiles are duration bucket bounds (at most that long)",
+        "required": [
+            "episodes",
+            "notifications",
+            "flaps",
+            "acknowledged_share",
+            "noise_share",
+            "mtta_seconds",
+            "mttr_seconds",
+        ],
+        "properties": {
+            "alertname": {"type": "string"},
+            "receiver": {"type": "string"},
+            "team": {"type": "string"},
+            "episodes": {"type": "integer", "description": "firing episodes that resolved"},
+            "notifications": {"type": "integer"},
+            "flaps": {"type": "integer", "description": "fired again within 1h of resolving"},
+            "escalations": {"type": "integer"},
+            "acknowledged_share": {"type": "number", "nullable": True},
+            "noise_share": {
+                "type": "number",
+                "nullable": True,
+                "description": "share of episodes resolved within 5 min",
+            },
+            "mtta_seconds": _ref("Percentiles"),
+            "mttr_seconds": _ref("Percentiles"),
+            "previous": {
+                "type": "object",
+                "nullable": True,
+                "description": "the window before: episodes, notifications, noise_share",
+            },
+        },
+    },
+    "Percentiles": {
+        "type": "object",
+        "required": ["p50", "p90"],
+        "properties": {
+            "p50": {"type": "number", "nullable": True},
+            "p90": {"type": "number", "nullable": True},
+        },
+    },
     "Retried": {
         "type": "object",
         "required": ["retried", "notification"],
@@ -669,6 +782,47 @@ def _paths() -> dict[str, Any]:
             }
         },
         **heartbeat_paths(_CREDENTIALS, _UNAUTHORIZED),
+        "/api/v1/routes/replay": {
+            "post": {
+                "operationId": "replayRoutes",
+                "summary": "What a proposed routes.yaml would have changed over the window (admin)",
+                "tags": ["routes"],
+                "security": _CREDENTIALS,
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("Replay")}}},
+                "responses": {
+                    "200": _json(_ref("ReplayResult"), "the groups that would change"),
+                    "400": _error("not a config string and a duration"),
+                    "401": _UNAUTHORIZED,
+                    "413": _error("larger than server.max_body_bytes"),
+                    "422": _json(_ref("ConfigProblems"), "the proposed config does not load"),
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/api/v1/insights": {
+            "get": {
+                "operationId": "getInsights",
+                "summary": "Noise, flaps, MTTA and MTTR per alertname, receiver and team",
+                "tags": ["records"],
+                "security": _CREDENTIALS,
+                "parameters": [
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "required": False,
+                        "description": "the window, a duration up to 90d (default 7d); up to"
+                        " 2d it is whole hours, beyond whole UTC days, today included",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": _json(_ref("Insights"), "the window's rows, noisiest first"),
+                    "400": _error("since is not a duration up to 90d"),
+                    "401": _UNAUTHORIZED,
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
         "/api/v1/openapi.json": {
             "get": {
                 "operationId": "openapi",

@@ -128,6 +128,7 @@ from router.store.records import synthesized_timeline
 from router.store.redis.actions import ACTION_SCRIPTS, RedisActions
 from router.store.redis.heartbeats import HEARTBEAT_SCRIPTS, RedisHeartbeats
 from router.store.redis.oncall import RedisOncall
+from router.store.redis.rollups import ROLLUP_SCRIPTS, RedisRollups
 from router.store.redis.timers import TIMER_SCRIPTS, RedisTimers
 from router.store.url import SENTINEL_SCHEME, parse_state_url
 
@@ -168,6 +169,7 @@ _SCRIPTS: Mapping[str, tuple[str, ...]] = {
     **ACTION_SCRIPTS,
     **HEARTBEAT_SCRIPTS,
     **TIMER_SCRIPTS,
+    **ROLLUP_SCRIPTS,
     "query": (),
     "timeline": (),
     "counts": (),
@@ -221,7 +223,7 @@ def _is_outage(exc: ResponseError) -> bool:
     return str(exc).split(" ", 1)[0] in _OUTAGE_ERRORS
 
 
-class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisOncall):
+class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, RedisOncall):
     """The `Store` protocol on Redis, shared by every replica using the same key prefix."""
 
     def __init__(
@@ -655,6 +657,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisOncall):
         ]
         with self._finishing_claim(claim):
             await self._run("complete", args)
+        await self._roll_up(claim, outcome, now)
 
     async def expire(self, now: float) -> int:
         """Drop expired log entries, alert states, old deploys and finished records, in

@@ -50,10 +50,12 @@ from router.store.protocols import (
     facets,
 )
 from router.store.records import synthesized_timeline
+from router.store.rollup import ROLLUP_KEEP
 from router.store.sqlite.actions import ACTIONS_SCHEMA, SQLiteActions, expire_actions
 from router.store.sqlite.heartbeats import HEARTBEATS_SCHEMA, SQLiteHeartbeats
 from router.store.sqlite.oncall import ONCALL_SCHEMA, SQLiteOncall
 from router.store.sqlite.pending import PendingIndex
+from router.store.sqlite.rollups import ROLLUP_SCHEMA, SQLiteRollups, expire_rollups, roll_up
 from router.store.sqlite.timers import TIMERS_SCHEMA, SQLiteTimers
 
 T = TypeVar("T")
@@ -299,7 +301,7 @@ def _alerts_change(
     return bool(wanted)
 
 
-class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteOncall):
+class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, SQLiteOncall):
     """The `Store` protocol on one SQLite file in WAL mode, owned by one process."""
 
     def __init__(
@@ -346,7 +348,12 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteOncall):
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(
-            _SCHEMA + ACTIONS_SCHEMA + HEARTBEATS_SCHEMA + TIMERS_SCHEMA + ONCALL_SCHEMA
+            _SCHEMA
+            + ACTIONS_SCHEMA
+            + HEARTBEATS_SCHEMA
+            + TIMERS_SCHEMA
+            + ROLLUP_SCHEMA
+            + ONCALL_SCHEMA
         )
         _migrate(conn)
         _create_records_schema(conn)
@@ -748,6 +755,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteOncall):
                     for i in ids
                 ],
             )
+            roll_up(conn, claim, outcome, now)
             if outcome.nflog is not None:
                 entry = outcome.nflog
                 conn.execute(
@@ -931,6 +939,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteOncall):
                 (now - self.keep_records,),
             ).rowcount
             gone += expire_actions(conn, now)
+            gone += expire_rollups(conn, now, ROLLUP_KEEP)
             return int(gone)
 
         return await self._call(drop)

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from router.render.message import is_web_url
 from router.render.text import format_duration
+from router.web.console.mrkdwn import render as render_mrkdwn
 
 
 def when(ts: float | None) -> str:
@@ -60,6 +61,7 @@ def web_url(value: object) -> bool:
 FILTERS: dict[str, Callable[..., Any]] = {
     "when": when,
     "iso": iso,
+    "mrkdwn": render_mrkdwn,
     "ago": ago,
     "labels_text": labels_text,
     "local_time": local_time,

@@ -9,7 +9,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from router.web.console import actions, pages
+from router.web.console import actions, insights, pages, replay
 from router.web.console.context import COUNTS, CSRF, CountsCache, CsrfCache
 from router.web.console.format import FILTERS
 
@@ -37,6 +37,7 @@ def setup_console(app: web.Application) -> None:
     # A group key may hold any character, a newline included.
     app.router.add_get("/ui/groups/{key:[\\s\\S]+}", pages.group)
     app.router.add_get("/ui/routes", pages.routes)
+    app.router.add_get("/ui/insights", insights.insights)
     app.router.add_get("/ui/digests/{id}", pages.digest)
     app.router.add_get("/ui/login", pages.login)
     app.router.add_get("/ui/oncall", pages.oncall)
@@ -47,6 +48,7 @@ def setup_console(app: web.Application) -> None:
     app.router.add_post("/ui/acknowledge", actions.acknowledge)
     app.router.add_post("/ui/notifications/{id}/acknowledge", actions.acknowledge_receiver)
     app.router.add_post("/ui/groups/acknowledge", actions.acknowledge_receiver)
+    app.router.add_post("/ui/routes/replay", replay.compare)
     for name, media in (("console.css", "text/css"), ("console.js", "text/javascript")):
         app.router.add_get(f"/ui/static/{name}", _static_file(STATIC / name, media))
 

@@ -91,6 +91,23 @@ def _also(item: dict[str, Any], status: str, description: str) -> dict[str, Any]
     post = item["post"]
     responses = {**post["responses"], status: {"description": description, "content": _HTML}}
     return {"post": {**post, "responses": responses}}
+def _replay() -> dict[str, Any]:
+    page = _action(
+        "consoleReplay", "The routes page with a proposed routes.yaml's diff (admin)", []
+    )
+    post = page["post"]
+    post["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"][
+        "properties"
+    ].update({"config": {"type": "string"}, "since": {"type": "string"}})
+    post["responses"] = {
+        "200": {
+            "description": "the routes page with the groups that would change",
+            "content": _HTML,
+        },
+        "400": {"description": "the proposed config does not load", "content": _HTML},
+        **{k: v for k, v in post["responses"].items() if k != "303"},
+    }
+    return page
 
 
 def _static(name: str, media: str) -> dict[str, Any]:
@@ -151,6 +168,12 @@ def console_paths() -> dict[str, Any]:
             "The route tree, and the tester",
             [_query("labels", "name=value name=value"), _query("at", "an RFC 3339 time")],
         ),
+        "/ui/insights": _page(
+            "consoleInsights",
+            "Noise, flaps, MTTA and MTTR per alertname, receiver and team, with charts",
+            [_query("since", "a duration up to 90d"), _query("sort", "noise, notifications, ...")],
+        ),
+        "/ui/routes/replay": _replay(),
         "/ui/digests/{id}": _page(
             "consoleDigest", "Every alert a digest stands for", [_path("id", "digest id")]
         ),

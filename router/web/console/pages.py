@@ -496,6 +496,11 @@ def _silence_offer(scope: SilenceScope | None) -> str:
 @_page("routes.html")
 async def routes(request: web.Request) -> Mapping[str, Any]:
     """The route tree, and the tester's answer for `?labels=...[&at=...]`."""
+    return await routes_context(request)
+
+
+async def routes_context(request: web.Request) -> dict[str, Any]:
+    """What the routes page shows; the replay form's answer adds to it."""
     state = request.app[STATE]
     config = state.runtime.config
     files = {load.name: load.file for load in config.team_loads}
@@ -505,6 +510,10 @@ async def routes(request: web.Request) -> Mapping[str, Any]:
         "at_text": request.query.get("at", ""),
         "answer": None,
         "error": "",
+        "replay": None,
+        "replay_problems": [],
+        "proposed_text": "",
+        "since_text": "7d",
     }
     if "labels" not in request.query:
         return context

@@ -67,6 +67,8 @@ class Preview:
     title: str = ""
     slack_lines: Sequence[str] = ()
     email_subject: str = ""
+    # The mail's text part, as a mail client without HTML shows it.
+    email_text: str = ""
     error: str = ""
 
 
@@ -124,12 +126,14 @@ def _preview(runtime: Runtime, route: RouteSettings, event: Event, at: datetime)
         lines = _slack_lines(build_message_payload(message))
         return Preview(route.receiver, integration, title, slack_lines=lines)
     if receiver.email is not None:
+        env = template_env(runtime.config.templates_dir)
         try:
-            template = template_env(runtime.config.templates_dir).get_template("email.subject.j2")
+            template = env.get_template("email.subject.j2")
             subject = oneline(template.render(message=message, now=at), MAX_SUBJECT_CHARS)
+            text = env.get_template("email.txt.j2").render(message=message, now=at)
         except jinja2.TemplateError as exc:
-            return Preview(route.receiver, integration, title, error=f"email.subject.j2: {exc}")
-        return Preview(route.receiver, integration, title, email_subject=subject)
+            return Preview(route.receiver, integration, title, error=f"email template: {exc}")
+        return Preview(route.receiver, integration, title, email_subject=subject, email_text=text)
     return Preview(route.receiver, integration, title)
 
 

@@ -1,0 +1,1 @@
+"""Replaying recorded events through two configs, and what the records say about noise."""
