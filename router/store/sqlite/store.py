@@ -15,7 +15,6 @@ import queue
 import sqlite3
 import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -50,6 +49,7 @@ from router.store.protocols import (
 )
 from router.store.records import synthesized_timeline
 from router.store.sqlite.actions import ACTIONS_SCHEMA, SQLiteActions, expire_actions
+from router.store.sqlite.logcache import LogCache
 from router.store.sqlite.pending import PendingIndex
 
 T = TypeVar("T")
@@ -141,8 +141,10 @@ _SCHEMA_VERSION = 5
 _EXPIRED = "SELECT {} FROM notifications WHERE state != 'pending' AND updated_at < ?"
 
 _BATCH = 256
-# Notification-log entries kept in memory (write-through; misses are cached too).
-_NFLOG_CACHE = 100_000
+# Alert fingerprints the in-memory notification log may hold (write-through; misses are
+# cached too): about 100 bytes each, so a few MB whatever the groups' count or size. A
+# cap on entries is no bound: 100,000 entries of 10-alert groups took ~250 MB.
+NFLOG_CACHE_ALERTS = 20_000
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -311,7 +313,7 @@ class SQLiteStore(SQLiteActions):
         self._closed = False
         self._open_error = ""
         self._pending = PendingIndex()
-        self._nflog: OrderedDict[tuple[str, str], NflogEntry | None] = OrderedDict()
+        self._nflog = LogCache(NFLOG_CACHE_ALERTS)
         # Post slots per destination key: when the next one starts.
         self._slots: dict[str, float] = {}
         # Bumped by every record that brings alert states (this process is the only writer).
@@ -768,17 +770,13 @@ class SQLiteStore(SQLiteActions):
     # -- reads ---------------------------------------------------------------------------
 
     def _remember(self, entry: NflogEntry) -> None:
-        key = (entry.receiver, entry.group_key)
-        self._nflog[key] = entry
-        self._nflog.move_to_end(key)
-        while len(self._nflog) > _NFLOG_CACHE:
-            self._nflog.popitem(last=False)
+        self._nflog.put((entry.receiver, entry.group_key), entry)
 
     async def nflog_get(self, receiver: str, group_key: str, now: float) -> NflogEntry | None:
         key = (receiver, group_key)
-        if key in self._nflog:
-            cached = self._nflog[key]
-            return cached if cached is not None and cached.expires_at > now else None
+        known, cached = self._nflog.lookup(key, now)
+        if known:
+            return cached
 
         def get(conn: sqlite3.Connection) -> NflogEntry | None:
             row = conn.execute(
@@ -788,9 +786,7 @@ class SQLiteStore(SQLiteActions):
 
         entry = await self._call(get)
         # Only this process writes the log, so a miss stays a miss until it writes one.
-        self._nflog[key] = entry
-        while len(self._nflog) > _NFLOG_CACHE:
-            self._nflog.popitem(last=False)
+        self._nflog.put(key, entry)
         return entry if entry is not None and entry.expires_at > now else None
 
     async def firing_groups(self, now: float, limit: int) -> list[NflogEntry]:
