@@ -125,3 +125,27 @@ def test_an_expired_log_entry_is_kept_as_a_miss_without_its_alerts() -> None:
     assert cache.lookup(("r", "a"), now=5.0)[1] is not None
     assert cache.lookup(("r", "a"), now=10.0) == (True, None)
     assert cache.weight == 1
+
+
+async def test_the_sqlite_state_size_on_disk_is_exported_and_redis_exports_none(
+    state_yaml: str,
+) -> None:
+    config = config_from(
+        f"state:\n  {state_yaml}\nreceivers:\n  - name: stdout\n    log: {{}}\n"
+        "route:\n  receiver: stdout\n"
+    )
+    async with running(config) as service:
+        status, _ = await service.post("/webhook/alertmanager", probe(0))
+        assert status == 200
+        async with service.http.get(f"{service.url}/metrics") as resp:
+            text = await resp.text()
+    sizes = [
+        float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("alert_router_sqlite_size_bytes ")
+    ]
+    if "sqlite" in state_yaml:
+        # At least the file's header page and the WAL that recorded the webhook.
+        assert len(sizes) == 1 and sizes[0] >= 4096
+    else:
+        assert sizes == []

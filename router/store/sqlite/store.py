@@ -547,6 +547,16 @@ class SQLiteStore(SQLiteActions):
     async def ping(self) -> None:
         await self._call(lambda c: c.execute("SELECT 1").fetchone())
 
+    def size_bytes(self) -> int:
+        """What the state takes on disk: the database file and its write-ahead log."""
+        total = 0
+        for name in (self.path, f"{self.path}-wal"):
+            try:
+                total += Path(name).stat().st_size
+            except OSError:
+                pass  # not created yet, or checkpointed away
+        return total
+
     async def reserve_slot(self, key: str, interval: float, now: float) -> float:
         """Slots live in memory: the one process owning the file is the only poster."""
         start = max(now, self._slots.get(key, 0.0))
