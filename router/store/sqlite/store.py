@@ -141,6 +141,8 @@ _SCHEMA_VERSION = 5
 _EXPIRED = "SELECT {} FROM notifications WHERE state != 'pending' AND updated_at < ?"
 
 _BATCH = 256
+# What a checkpointed write-ahead log is truncated to (SQLite's default keeps it whole).
+_WAL_KEEP_BYTES = 64 * 1024 * 1024
 # Alert fingerprints the in-memory notification log may hold (write-through; misses are
 # cached too): about 100 bytes each, so a few MB whatever the groups' count or size. A
 # cap on entries is no bound: 100,000 entries of 10-alert groups took ~250 MB.
@@ -339,6 +341,9 @@ class SQLiteStore(SQLiteActions):
         # FULL: a committed webhook survives power loss too, not only a killed process.
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
+        # The log shrinks back after a checkpoint: one large transaction (the expiry of a
+        # storm's records) must not leave a WAL file of its size on the volume for good.
+        conn.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
         conn.executescript(_SCHEMA + ACTIONS_SCHEMA)
         _migrate(conn)
         _create_records_schema(conn)
