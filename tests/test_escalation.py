@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from router.notify import escalation
+from router.replay.insights import insights
 from tests.conftest import Running, running
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.slack_clicks import click
@@ -198,6 +199,8 @@ async def test_an_acknowledgement_between_steps_stops_the_rest_of_the_chain(
     assert len(about(slack, ONCALL, "Acked")) == 1
     assert sample(service, "alert_router_escalations_total", receiver="slack-oncall", step="1") == 2
     assert sample(service, "alert_router_escalations_total", receiver="slack-leads", step="2") == 1
+    # Insights count each step told once, under the receiver the group was routed to.
+    assert await escalations(service, clock) == {"Acked": 1, "Ignored": 2, "slack-prod": 3}
     # The escalated record says why it exists.
     await until(lambda: escalated_to(service, {"slack-oncall", "slack-leads"}))
     # The first message's timeline shows the step told and the next one due.
@@ -255,6 +258,7 @@ async def test_three_replicas_on_redis_tell_each_step_once(
             for to, step in (("slack-oncall", "1"), ("slack-leads", "2"))
         )
         assert steps == 2
+        assert await escalations(replicas[2], clock) == {"Storm": 2, "slack-prod": 2}
 
 
 async def _parked(service: Running) -> escalation.Chain | None:
@@ -277,3 +281,13 @@ async def escalated_to(service: Running, receivers: set[str]) -> bool:
     """Whether the records sent with reason `escalated` went to exactly `receivers`."""
     records = await service.records(reason="escalated")
     return {r["receiver"] for r in records} == receivers
+
+
+async def escalations(service: Running, clock: FakeClock) -> dict[str, int]:
+    """The escalations the insights of the last day count, per alert and per receiver."""
+    found = (await insights(service.state.store, clock.now, 86400.0)).to_dict()
+    out = {a["alertname"]: a["escalations"] for a in found["alerts"] if a["escalations"]}
+    for r in found["receivers"]:
+        if r["escalations"]:
+            out[r["receiver"]] = r["escalations"]
+    return out

@@ -148,6 +148,20 @@ def acknowledgement(record: NotificationRecord, at: float) -> dict[Key, list[int
     return out
 
 
+def escalation(receiver: str, labels: Mapping[str, str]) -> dict[Key, list[int]]:
+    """The counts of one escalation step told for a group of `receiver` whose first alert
+    has `labels`: the receiver is the one the group was routed to, not the one told."""
+    out: dict[Key, list[int]] = {}
+    keys = [
+        ("alert", labels.get("alertname", "")),
+        ("receiver", receiver),
+        ("severity", labels.get("severity", "")),
+    ]
+    for key in keys + ([("team", labels["team"])] if labels.get("team") else []):
+        _add(out, key, "escalations")
+    return out
+
+
 def merge(into: dict[Key, list[int]], more: Mapping[Key, Sequence[int]]) -> None:
     """Add `more` to `into`, row by row."""
     for key, row in more.items():
