@@ -8,7 +8,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from router.model import Claim, DeliveryState, NotificationRecord, Outcome, Status, parse_time
+from router.interact.actions import GroupActions
+from router.model import (
+    Claim,
+    DeliveryState,
+    Event,
+    NotificationRecord,
+    Outcome,
+    Status,
+    parse_time,
+)
 
 HOUR = 3600
 DAY = 86400
@@ -67,6 +76,37 @@ class EpisodeEnd:
     ends_at: float
     alertname: str
     team: str
+    # Resolved within NOISE_WITHIN with nobody acknowledging or silencing it.
+    noise: bool = False
+
+
+def acted_on(actions: GroupActions | None, since: float) -> bool:
+    """Whether someone acknowledged or silenced the group at or after `since` (an action
+    left from an earlier episode of the same group does not count)."""
+    if actions is None:
+        return False
+    acked = actions.acknowledged and actions.acked_at >= since
+    return acked or (bool(actions.silenced_by) and actions.silenced_at >= since)
+
+
+def _resolved(claim: Claim) -> Iterator[tuple[Event, float, float]]:
+    """Each resolved episode of the claim once: (event, start, end)."""
+    seen: set[tuple[str, float]] = set()
+    for n in claim.notifications:
+        for e in n.events:
+            if e.status is not Status.RESOLVED or e.starts_at is None or e.ends_at is None:
+                continue
+            key = (e.fingerprint, e.starts_at.timestamp())
+            if key in seen:
+                continue
+            seen.add(key)
+            yield e, key[1], e.ends_at.timestamp()
+
+
+def needs_actions(claim: Claim) -> bool:
+    """Whether `finished` needs the group's actions: only an episode that ended within
+    NOISE_WITHIN may be noise, so most records skip the look-up."""
+    return any(end - start <= NOISE_WITHIN for _, start, end in _resolved(claim))
 
 
 def _add(out: dict[Key, list[int]], key: Key, column: str, amount: int = 1) -> None:
@@ -76,9 +116,12 @@ def _add(out: dict[Key, list[int]], key: Key, column: str, amount: int = 1) -> N
     row[INDEX[column]] += amount
 
 
-def finished(claim: Claim, outcome: Outcome) -> tuple[dict[Key, list[int]], list[EpisodeEnd]]:
+def finished(
+    claim: Claim, outcome: Outcome, actions: GroupActions | None = None
+) -> tuple[dict[Key, list[int]], list[EpisodeEnd]]:
     """A finished claim's counts (notifications; the receiver's resolved episodes) and the
-    episodes it resolved, which the store counts once per alert across receivers."""
+    episodes it resolved, which the store counts once per alert across receivers.
+    `actions` are the group's (needed only when `needs_actions`)."""
     counts: dict[Key, list[int]] = {}
     episodes: list[EpisodeEnd] = []
     events = [e for n in claim.notifications for e in n.events]
@@ -91,23 +134,15 @@ def finished(claim: Claim, outcome: Outcome) -> tuple[dict[Key, list[int]], list
         _add(counts, ("severity", first.get("severity", "")), "notifications")
         if first.get("team"):
             _add(counts, ("team", first["team"]), "notifications")
-    seen: set[tuple[str, float]] = set()
-    for e in events:
-        if e.status is not Status.RESOLVED or e.starts_at is None or e.ends_at is None:
-            continue
-        key = (e.fingerprint, e.starts_at.timestamp())
-        if key in seen:
-            continue
-        seen.add(key)
-        took = max(0.0, e.ends_at.timestamp() - key[1])
+    for e, start, end in _resolved(claim):
+        took = max(0.0, end - start)
+        noise = took <= NOISE_WITHIN and not acted_on(actions, start)
         _add(counts, ("receiver", claim.receiver), "episodes")
         _add(counts, ("receiver", claim.receiver), f"mttr{bucket_of(took)}")
-        if took <= NOISE_WITHIN:
+        if noise:
             _add(counts, ("receiver", claim.receiver), "noise")
         episodes.append(
-            EpisodeEnd(
-                e.fingerprint, key[1], e.ends_at.timestamp(), e.alertname, e.labels.get("team", "")
-            )
+            EpisodeEnd(e.fingerprint, start, end, e.alertname, e.labels.get("team", ""), noise)
         )
     return counts, episodes
 
@@ -122,7 +157,7 @@ def episode_counts(
     for key in keys:
         _add(out, key, "episodes")
         _add(out, key, f"mttr{bucket_of(took)}")
-        if took <= NOISE_WITHIN:
+        if episode.noise:
             _add(out, key, "noise")
         if previous_end is not None and 0 <= episode.starts_at - previous_end <= FLAP_WITHIN:
             _add(out, key, "flaps")
