@@ -1,7 +1,8 @@
 """Insights rollups: counters per hour and per day, per alertname, receiver, team and
 severity, added as records finish, so a month of insights reads a few thousand rows.
 
-Percentiles come from duration buckets: a p50 of 300 means "at most 5 minutes"."""
+Percentiles come from duration buckets: a p50 of 300 means "at most 5 minutes".
+A heartbeat's row (kind "heartbeat") counts in `episodes` the times it went missing."""
 
 from __future__ import annotations
 
@@ -194,6 +195,13 @@ def escalation(receiver: str, labels: Mapping[str, str]) -> dict[Key, list[int]]
     ]
     for key in keys + ([("team", labels["team"])] if labels.get("team") else []):
         _add(out, key, "escalations")
+    return out
+
+
+def heartbeat_missing(name: str) -> dict[Key, list[int]]:
+    """The counts of heartbeat `name` going missing once (its HeartbeatMissing opened)."""
+    out: dict[Key, list[int]] = {}
+    _add(out, ("heartbeat", name), "episodes")
     return out
 
 
