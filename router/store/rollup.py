@@ -36,6 +36,8 @@ INDEX = {name: i for i, name in enumerate(COLUMNS)}
 # fires again this soon after resolving is a flap.
 NOISE_WITHIN = 300.0
 FLAP_WITHIN = 3600.0
+# How far Alertmanager's clock (an episode's start) may be off ours (actions' times).
+CLOCK_SKEW = 60.0
 KINDS = ("alert", "receiver", "team", "severity")
 # Rollups outlive the records they count (state.keep_records): a year and a bit.
 ROLLUP_KEEP = 400 * DAY
@@ -82,12 +84,15 @@ class EpisodeEnd:
 
 
 def acted_on(actions: GroupActions | None, since: float) -> bool:
-    """Whether someone acknowledged or silenced the group at or after `since` (an action
-    left from an earlier episode of the same group does not count)."""
+    """Whether someone acknowledged the group after the episode started at `since`, or a
+    silence set on it held during the episode (an acknowledgement left from an earlier
+    episode does not count)."""
     if actions is None:
         return False
+    # `since` is Alertmanager's clock, the actions' times are ours.
+    since -= CLOCK_SKEW
     acked = actions.acknowledged and actions.acked_at >= since
-    return acked or (bool(actions.silenced_by) and actions.silenced_at >= since)
+    return acked or (bool(actions.silenced_by) and actions.silenced_until >= since)
 
 
 def _resolved(claim: Claim) -> Iterator[tuple[Event, float, float]]:
