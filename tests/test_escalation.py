@@ -12,11 +12,13 @@ import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from router.notify import escalation
+from router.replay.insights import insights
 from tests.conftest import Running, running
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.slack_clicks import click
@@ -71,7 +73,11 @@ route:
 """
 
 
-def webhook(name: str, status: str = "firing") -> dict[str, Any]:
+def webhook(
+    name: str, status: str = "firing", *, starts: float | None = None, ends: float | None = None
+) -> dict[str, Any]:
+    started = "2026-12-01T10:00:00Z" if starts is None else _rfc3339(starts)
+    ended = "2026-12-01T10:30:00Z" if ends is None else _rfc3339(ends)
     return {
         "version": "4",
         "receiver": "prod",
@@ -84,8 +90,8 @@ def webhook(name: str, status: str = "firing") -> dict[str, Any]:
                 "status": status,
                 "labels": {"alertname": name, "env": "prod", "severity": "critical"},
                 "annotations": {"summary": f"{name} is failing"},
-                "startsAt": "2026-12-01T10:00:00Z",
-                "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-12-01T10:30:00Z",
+                "startsAt": started,
+                "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else ended,
                 "fingerprint": f"fp-{name}",
             }
         ],
@@ -97,8 +103,14 @@ def about(slack: FakeSlack, channel: str, name: str) -> list[SlackMessage]:
     return [m for m in slack.messages(channel) if name in m.visible_text()]
 
 
-async def fire(service: Running, slack: FakeSlack, name: str) -> SlackMessage:
-    status, _ = await service.post("/webhook/alertmanager", webhook(name))
+def _rfc3339(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+
+
+async def fire(
+    service: Running, slack: FakeSlack, name: str, starts: float | None = None
+) -> SlackMessage:
+    status, _ = await service.post("/webhook/alertmanager", webhook(name, starts=starts))
     assert status == 200
     found: list[SlackMessage] = await until(lambda: about(slack, PROD, name))
     await until(lambda: delivered(service, "slack-prod", name))
@@ -198,6 +210,8 @@ async def test_an_acknowledgement_between_steps_stops_the_rest_of_the_chain(
     assert len(about(slack, ONCALL, "Acked")) == 1
     assert sample(service, "alert_router_escalations_total", receiver="slack-oncall", step="1") == 2
     assert sample(service, "alert_router_escalations_total", receiver="slack-leads", step="2") == 1
+    # Insights count each step told once, under the receiver the group was routed to.
+    assert await escalations(service, clock) == {"Acked": 1, "Ignored": 2, "slack-prod": 3}
     # The escalated record says why it exists.
     await until(lambda: escalated_to(service, {"slack-oncall", "slack-leads"}))
     # The first message's timeline shows the step told and the next one due.
@@ -209,6 +223,32 @@ async def test_an_acknowledgement_between_steps_stops_the_rest_of_the_chain(
         n.startswith("escalated to slack-oncall (step 1 of 2)") and "next: step 2" in n
         for n in notes
     )
+
+
+async def test_a_short_episode_acknowledged_in_slack_is_not_noise(
+    service: Running, slack: FakeSlack, clock: FakeClock
+) -> None:
+    start = clock.now
+    for name in ("Acked", "Ignored"):
+        await fire(service, slack, name, starts=start)
+    await acknowledge(service, slack, clock, "Acked")
+    clock.now += 180
+    for name in ("Acked", "Ignored"):
+        status, _ = await service.post(
+            "/webhook/alertmanager", webhook(name, "resolved", starts=start, ends=start + 180)
+        )
+        assert status == 200
+    # The resolve clears the acknowledgement only after its record counted the episode.
+    found = await until(lambda: episodes(service, clock, 2))
+    shares = {a["alertname"]: a["noise_share"] for a in found["alerts"]}
+    assert shares == {"Acked": 0.0, "Ignored": 1.0}
+
+
+async def episodes(service: Running, clock: FakeClock, count: int) -> dict[str, Any] | None:
+    """The insights of the last day once `count` episodes ended."""
+    found = (await insights(service.state.store, clock.now, 86400.0)).to_dict()
+    ended = sum(a["episodes"] for a in found["alerts"])
+    return found if ended == count else None
 
 
 async def test_the_resolve_stops_the_chain(
@@ -255,6 +295,7 @@ async def test_three_replicas_on_redis_tell_each_step_once(
             for to, step in (("slack-oncall", "1"), ("slack-leads", "2"))
         )
         assert steps == 2
+        assert await escalations(replicas[2], clock) == {"Storm": 2, "slack-prod": 2}
 
 
 async def _parked(service: Running) -> escalation.Chain | None:
@@ -277,3 +318,13 @@ async def escalated_to(service: Running, receivers: set[str]) -> bool:
     """Whether the records sent with reason `escalated` went to exactly `receivers`."""
     records = await service.records(reason="escalated")
     return {r["receiver"] for r in records} == receivers
+
+
+async def escalations(service: Running, clock: FakeClock) -> dict[str, int]:
+    """The escalations the insights of the last day count, per alert and per receiver."""
+    found = (await insights(service.state.store, clock.now, 86400.0)).to_dict()
+    out = {a["alertname"]: a["escalations"] for a in found["alerts"] if a["escalations"]}
+    for r in found["receivers"]:
+        if r["escalations"]:
+            out[r["receiver"]] = r["escalations"]
+    return out

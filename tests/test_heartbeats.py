@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,10 @@ from router.config.exposure import open_surfaces
 from router.config.loader import ConfigError, load_config
 from router.config.schema import Config
 from router.heartbeats import judge as judge_module
+from router.model import format_time
+from router.notify.reports import Reports
+from router.replay.insights import window
+from router.store.rollup import INDEX
 from tests.conftest import Running, running
 from tests.fakes.webhook_sink import ReceivedRequest, WebhookSink
 from tests.helpers import MINIMAL, config_from
@@ -212,6 +217,39 @@ async def test_a_heartbeat_that_never_beats_is_missing_one_window_after_it_was_a
         assert "no beat at all since" in alarm.json["alerts"][0]["summary"]
 
 
+async def test_the_report_names_the_heartbeats_that_went_missing_and_those_still_missing(
+    sink: WebhookSink, state_url: str
+) -> None:
+    clock = FakeClock(T0)
+    backup = "  - {name: backup, interval: 1m, grace: 30s, labels: {severity: critical}}"
+    daily = "reports: [{receiver: everyone, every: 'daily 00:00'}]"
+    config = config_from(config_text(sink, state_url, WATCHDOG + backup, daily))
+    async with running(config, clock=clock) as svc:
+        store = svc.state.store
+        # Watchdog goes missing at T0+15 and beats again from T0+70; backup never beats.
+        await beat(svc, clock, T0)
+        for second in range(1, 100):
+            if second >= 70 and second % 10 == 0:
+                await beat(svc, clock, T0 + second)
+            await judge(svc, clock, T0 + second)
+        states = {s.name: s.missing_since for s in await store.heartbeat_states()}
+        assert states == {"watchdog": None, "backup": T0}
+        reports = Reports(store, lambda: config, lambda: None, clock)
+        _, before = await reports.compose(86400.0, clock.now, "")
+        assert "Heartbeats that went missing: backup (1 time; still missing, silent since" in (
+            before
+        )
+        assert "watchdog (1 time)" in before
+        # A day on, nothing went missing in the period: only the one still missing is named.
+        clock.now = T0 + 2 * 86400
+        _, after = await reports.compose(86400.0, clock.now, "")
+        silent = format_time(datetime.fromtimestamp(T0, UTC))
+        assert f"Heartbeats that went missing: backup (still missing, silent since {silent})" in (
+            after
+        )
+        assert "watchdog" not in after
+
+
 async def test_a_router_restart_in_the_middle_is_no_missing_heartbeat(
     sink: WebhookSink, state_url: str
 ) -> None:
@@ -268,6 +306,10 @@ async def test_three_replicas_on_redis_raise_one_alarm_and_one_resolve(
         # One replica judged: one record of the alarm and one of its resolve, no duplicates.
         assert sorted(r["alerts"][0]["status"] for r in missing) == ["firing", "resolved"]
         assert statuses(oncall(sink)) == ["firing", "resolved"]
+        # Counted once for the reports, whichever replica judged.
+        since, until, hourly = window(clock.now, 86400.0)
+        read = await replicas[0].state.store.read_rollups(since, until, hourly=hourly)
+        assert read.totals[("heartbeat", "watchdog")][INDEX["episodes"]] == 1
 
 
 async def test_a_reload_starts_an_added_heartbeats_clock_and_resolves_a_removed_one(

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from router.interact.actions import GroupActions
 from router.model import (
     DeliveryState,
     Event,
@@ -121,6 +123,35 @@ async def test_acknowledgements_give_time_to_acknowledge(store: Store) -> None:
     alert = (await insights(store, T0 + DAY, 7 * DAY)).to_dict()["alerts"][0]
     assert alert["mtta_seconds"] == {"p50": 300.0, "p90": 300.0}
     assert alert["acknowledged_share"] == round(1 / 3, 4)
+
+
+async def test_a_short_episode_someone_acknowledged_or_silenced_is_not_noise(store: Store) -> None:
+    acked = replace(_event(Status.FIRING, T0, None, alertname="Acked"), fingerprint="fp-a")
+    acked = replace(acked, group_key="g-a")
+    ignored = replace(_event(Status.FIRING, T0, None, alertname="Ignored"), fingerprint="fp-i")
+    ignored = replace(ignored, group_key="g-i")
+    muted = replace(_event(Status.FIRING, T0, None, alertname="Muted"), fingerprint="fp-m")
+    muted = replace(muted, group_key="g-m")
+    # An acknowledgement left from the group's episode an hour before does not count.
+    await store.set_group_actions(GroupActions("r1", "g-i", acked_by="U2", acked_at=T0 - 3600))
+    for firing in (acked, ignored, muted):
+        await _deliver(store, firing, T0, ["r1"])
+    await store.set_group_actions(GroupActions("r1", "g-a", acked_by="U1", acked_at=T0 + 60))
+    silence = GroupActions("r1", "g-m", silenced_by="U3", silenced_at=T0 + 30)
+    await store.set_group_actions(replace(silence, silenced_until=T0 + 3600))
+    for firing in (acked, ignored, muted):
+        ended = datetime.fromtimestamp(T0 + 180, UTC)
+        resolved = replace(firing, status=Status.RESOLVED, ends_at=ended)
+        await _deliver(store, resolved, T0 + 180, ["r1"])
+    found = (await insights(store, T0 + DAY, 7 * DAY)).to_dict()
+    alerts = {a["alertname"]: a for a in found["alerts"]}
+    assert (alerts["Acked"]["episodes"], alerts["Acked"]["noise_share"]) == (1, 0.0)
+    assert (alerts["Ignored"]["episodes"], alerts["Ignored"]["noise_share"]) == (1, 1.0)
+    assert (alerts["Muted"]["episodes"], alerts["Muted"]["noise_share"]) == (1, 0.0)
+    [receiver] = found["receivers"]
+    assert (receiver["episodes"], receiver["noise_share"]) == (3, round(1 / 3, 4))
+    [team] = found["teams"]
+    assert (team["episodes"], team["noise_share"]) == (3, round(1 / 3, 4))
 
 
 async def test_rollups_survive_a_restart_and_match_the_raw_records(

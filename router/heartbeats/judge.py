@@ -24,6 +24,7 @@ from router.ingest.intake import plan_notifications
 from router.model import Event
 from router.notify.firing import FiringAlerts, alert_states
 from router.routing.tree import RouteTree
+from router.store import rollup
 from router.store.beats import HeartbeatState
 from router.store.protocols import Store, StoreUnavailable
 
@@ -157,6 +158,8 @@ class Judge:
                 # The event first: a verdict stored without its event would never alarm.
                 await self._record(routing, [event], now)
                 await self._store.set_missing(heartbeat.name, heard, labels)
+                # Counted once, after the verdict: reports say what went missing.
+                await self._count_missing(heartbeat.name, now)
                 self._sent[heartbeat.name] = now
                 log.warning(
                     "heartbeat missing",
@@ -186,6 +189,13 @@ class Judge:
                 )
                 await self._record(routing, [event], now)
                 self._sent[heartbeat.name] = now
+
+    async def _count_missing(self, name: str, now: float) -> None:
+        try:
+            await self._store.add_rollups(now, rollup.heartbeat_missing(name))
+        except StoreUnavailable as exc:
+            # A gap in the reports beats judging the heartbeat again.
+            log.warning("missing heartbeat not counted", extra={"error": str(exc)})
 
     async def _record(self, routing: Routing, events: Sequence[Event], now: float) -> None:
         """Route and record events as the intake records a webhook's."""

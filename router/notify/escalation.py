@@ -35,7 +35,8 @@ from router.model import (
 from router.notify.dedup import ESCALATION
 from router.notify.timerloop import TimerLoop
 from router.render.text import escape_mrkdwn, format_duration
-from router.store.protocols import Store, Timer, Timers
+from router.store import rollup
+from router.store.protocols import Store, StoreUnavailable, Timer, Timers
 
 log = logging.getLogger(__name__)
 
@@ -215,15 +216,25 @@ class Escalator(TimerLoop):
             await self.store.finish_timer(timer, chain.due(), chain.to_json())
             return
         told = replace(chain, done=chain.done + 1)
-        if not await self._record(chain, entry, now):
+        events = await self._record(chain, entry, now)
+        if not events:
             await self.store.finish_timer(timer, told.due(), told.to_json())
             return
-        # Moved on before it is announced: a kill -9 from here on repeats nothing.
+        # Moved on before it is announced or counted: only the one holder whose claim
+        # moved the chain gets here, so a retaken claim neither repeats nor counts twice.
         if await self.store.finish_timer(timer, told.due(), told.to_json()):
+            try:
+                await self.store.add_rollups(
+                    now, rollup.escalation(chain.receiver, events[0].labels)
+                )
+            except StoreUnavailable as exc:
+                # A gap in the insights beats telling the step again.
+                log.warning("escalation not counted", extra={"error": str(exc)})
             await self._announce(chain, entry, now)
 
-    async def _record(self, chain: Chain, entry: NflogEntry, now: float) -> bool:
-        """Record the due step's notification; False when no event of the group is left."""
+    async def _record(self, chain: Chain, entry: NflogEntry, now: float) -> list[Event]:
+        """Record the due step's notification; the events told (none when no event of the
+        group is left)."""
         index = chain.done
         _, to = chain.steps[index]
         step = index + 1
@@ -243,7 +254,7 @@ class Escalator(TimerLoop):
         ]
         if not events:
             log.warning("escalation found no events to tell", extra={"group_key": chain.group_key})
-            return False
+            return []
         route = step_route(chain, index, self.runtime().config.dedup.repeat_interval)
         notification = Notification(
             id=step_id(chain, index),
@@ -265,7 +276,7 @@ class Escalator(TimerLoop):
                 "step": step,
             },
         )
-        return True
+        return events
 
     async def _announce(self, chain: Chain, entry: NflogEntry, now: float) -> None:
         """The step just told, on the first message's timeline and in its thread."""

@@ -11,10 +11,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, time, timedelta
 
 from router.config.schema import Config, ReportConfig, parse_every
-from router.model import Event, Notification, RouteSettings, Status
+from router.model import Event, Notification, RouteSettings, Status, format_time
 from router.render.text import format_duration
 from router.replay.insights import window
 from router.routing.timeintervals import parse_location
+from router.store.beats import HeartbeatState
 from router.store.protocols import Store, StoreUnavailable
 from router.store.rollup import BOUNDS, INDEX, RollupRead, percentile
 
@@ -65,10 +66,34 @@ def _at_most(value: float | None) -> str:
     return "no data" if value is None else "at most " + format_duration(value)
 
 
+def _heartbeats(current: RollupRead, states: Sequence[HeartbeatState]) -> str:
+    """Heartbeats that went missing in the period (times counted), and those still missing."""
+    went = {
+        name: row[INDEX["episodes"]]
+        for (kind, name), row in current.totals.items()
+        if kind == "heartbeat" and row[INDEX["episodes"]]
+    }
+    still = {s.name: s.missing_since for s in states if s.missing_since is not None}
+    parts = []
+    for name in sorted(went.keys() | still.keys()):
+        notes = []
+        if name in went:
+            notes.append(f"{went[name]} time{'s' if went[name] != 1 else ''}")
+        if name in still:
+            at = format_time(datetime.fromtimestamp(still[name], UTC))
+            notes.append(f"still missing, silent since {at}")
+        parts.append(f"{name} ({'; '.join(notes)})")
+    return "Heartbeats that went missing: " + (", ".join(parts) if parts else "none")
+
+
 def summary(
-    current: RollupRead, previous: RollupRead, seconds: float, link: str
+    current: RollupRead,
+    previous: RollupRead,
+    seconds: float,
+    link: str,
+    heartbeats: Sequence[HeartbeatState] = (),
 ) -> tuple[str, str]:
-    """The report's title and text."""
+    """The report's title and text; `heartbeats` as stored now (those still missing)."""
     alerts = [(name, row) for (kind, name), row in current.totals.items() if kind == "alert"]
 
     def noise(item: tuple[str, Sequence[int]]) -> tuple[int, int, str]:
@@ -94,6 +119,7 @@ def summary(
             f" (the period before: {_at_most(percentile(before_row[part], 0.5))})"
         )
     lines.append(f"Escalations: {now_row[INDEX['escalations']]}")
+    lines.append(_heartbeats(current, heartbeats))
     lines.append(f"Insights: {link}")
     title = f"Alert insights: {total} notifications, top noise {alerts[0][0] if alerts else '-'}"
     return title, "\n".join(lines)
@@ -138,16 +164,21 @@ class Reports:
                 log.exception("report failed")
             await asyncio.sleep(CHECK_EVERY)
 
+    async def compose(self, seconds: float, now: float, link: str) -> tuple[str, str]:
+        """The title and text of a report of the `seconds` before `now`."""
+        since, until, hourly = window(now, seconds)
+        current = await self._store.read_rollups(since, until, hourly=hourly)
+        previous = await self._store.read_rollups(2 * since - until, since, hourly=hourly)
+        states = await self._store.heartbeat_states()
+        return summary(current, previous, seconds, link, states)
+
     async def _post(
         self, config: Config, index: int, report: ReportConfig, slot: float, now: float
     ) -> None:
         seconds = report_window(report)
-        since, until, hourly = window(now, seconds)
-        current = await self._store.read_rollups(since, until, hourly=hourly)
-        previous = await self._store.read_rollups(2 * since - until, since, hourly=hourly)
         base = (config.server.external_url or "").rstrip("/")
         link = f"{base}/ui/insights?since={format_duration(seconds).replace(' ', '')}"
-        title, text = summary(current, previous, seconds, link)
+        title, text = await self.compose(seconds, now, link)
         at = datetime.fromtimestamp(now, UTC)
         event = Event(
             source="alert-router",

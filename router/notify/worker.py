@@ -283,12 +283,17 @@ class Deliverer:
             if self._paused:
                 self._paused = False
                 log.info("state store back, delivery resumed")
-            for claim in claims:
-                task = asyncio.create_task(self._deliver(claim))
-                self._inflight[task] = _Held(claim, now + self.lease)
-                task.add_done_callback(self._task_done)
+            self._start(claims, now)
             if not claims:
                 await self._sleep(await self._idle_wait(now))
+
+    def _start(self, claims: Sequence[Claim], now: float) -> None:
+        # A function of its own: a loop variable in run() would keep the last claim, and
+        # every notification and event in it, alive for as long as the worker idles.
+        for claim in claims:
+            task = asyncio.create_task(self._deliver(claim))
+            self._inflight[task] = _Held(claim, now + self.lease)
+            task.add_done_callback(self._task_done)
 
     async def stop(self, grace: float) -> None:
         """Stop claiming; give in-flight deliveries `grace` seconds, then leave the rest

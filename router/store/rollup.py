@@ -1,14 +1,24 @@
 """Insights rollups: counters per hour and per day, per alertname, receiver, team and
 severity, added as records finish, so a month of insights reads a few thousand rows.
 
-Percentiles come from duration buckets: a p50 of 300 means "at most 5 minutes"."""
+Percentiles come from duration buckets: a p50 of 300 means "at most 5 minutes".
+A heartbeat's row (kind "heartbeat") counts in `episodes` the times it went missing."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from router.model import Claim, DeliveryState, NotificationRecord, Outcome, Status, parse_time
+from router.interact.actions import GroupActions
+from router.model import (
+    Claim,
+    DeliveryState,
+    Event,
+    NotificationRecord,
+    Outcome,
+    Status,
+    parse_time,
+)
 
 HOUR = 3600
 DAY = 86400
@@ -26,6 +36,8 @@ INDEX = {name: i for i, name in enumerate(COLUMNS)}
 # fires again this soon after resolving is a flap.
 NOISE_WITHIN = 300.0
 FLAP_WITHIN = 3600.0
+# How far Alertmanager's clock (an episode's start) may be off ours (actions' times).
+CLOCK_SKEW = 60.0
 KINDS = ("alert", "receiver", "team", "severity")
 # Rollups outlive the records they count (state.keep_records): a year and a bit.
 ROLLUP_KEEP = 400 * DAY
@@ -67,6 +79,40 @@ class EpisodeEnd:
     ends_at: float
     alertname: str
     team: str
+    # Resolved within NOISE_WITHIN with nobody acknowledging or silencing it.
+    noise: bool = False
+
+
+def acted_on(actions: GroupActions | None, since: float) -> bool:
+    """Whether someone acknowledged the group after the episode started at `since`, or a
+    silence set on it held during the episode (an acknowledgement left from an earlier
+    episode does not count)."""
+    if actions is None:
+        return False
+    # `since` is Alertmanager's clock, the actions' times are ours.
+    since -= CLOCK_SKEW
+    acked = actions.acknowledged and actions.acked_at >= since
+    return acked or (bool(actions.silenced_by) and actions.silenced_until >= since)
+
+
+def _resolved(claim: Claim) -> Iterator[tuple[Event, float, float]]:
+    """Each resolved episode of the claim once: (event, start, end)."""
+    seen: set[tuple[str, float]] = set()
+    for n in claim.notifications:
+        for e in n.events:
+            if e.status is not Status.RESOLVED or e.starts_at is None or e.ends_at is None:
+                continue
+            key = (e.fingerprint, e.starts_at.timestamp())
+            if key in seen:
+                continue
+            seen.add(key)
+            yield e, key[1], e.ends_at.timestamp()
+
+
+def needs_actions(claim: Claim) -> bool:
+    """Whether `finished` needs the group's actions: only an episode that ended within
+    NOISE_WITHIN may be noise, so most records skip the look-up."""
+    return any(end - start <= NOISE_WITHIN for _, start, end in _resolved(claim))
 
 
 def _add(out: dict[Key, list[int]], key: Key, column: str, amount: int = 1) -> None:
@@ -76,9 +122,12 @@ def _add(out: dict[Key, list[int]], key: Key, column: str, amount: int = 1) -> N
     row[INDEX[column]] += amount
 
 
-def finished(claim: Claim, outcome: Outcome) -> tuple[dict[Key, list[int]], list[EpisodeEnd]]:
+def finished(
+    claim: Claim, outcome: Outcome, actions: GroupActions | None = None
+) -> tuple[dict[Key, list[int]], list[EpisodeEnd]]:
     """A finished claim's counts (notifications; the receiver's resolved episodes) and the
-    episodes it resolved, which the store counts once per alert across receivers."""
+    episodes it resolved, which the store counts once per alert across receivers.
+    `actions` are the group's (needed only when `needs_actions`)."""
     counts: dict[Key, list[int]] = {}
     episodes: list[EpisodeEnd] = []
     events = [e for n in claim.notifications for e in n.events]
@@ -91,23 +140,15 @@ def finished(claim: Claim, outcome: Outcome) -> tuple[dict[Key, list[int]], list
         _add(counts, ("severity", first.get("severity", "")), "notifications")
         if first.get("team"):
             _add(counts, ("team", first["team"]), "notifications")
-    seen: set[tuple[str, float]] = set()
-    for e in events:
-        if e.status is not Status.RESOLVED or e.starts_at is None or e.ends_at is None:
-            continue
-        key = (e.fingerprint, e.starts_at.timestamp())
-        if key in seen:
-            continue
-        seen.add(key)
-        took = max(0.0, e.ends_at.timestamp() - key[1])
+    for e, start, end in _resolved(claim):
+        took = max(0.0, end - start)
+        noise = took <= NOISE_WITHIN and not acted_on(actions, start)
         _add(counts, ("receiver", claim.receiver), "episodes")
         _add(counts, ("receiver", claim.receiver), f"mttr{bucket_of(took)}")
-        if took <= NOISE_WITHIN:
+        if noise:
             _add(counts, ("receiver", claim.receiver), "noise")
         episodes.append(
-            EpisodeEnd(
-                e.fingerprint, key[1], e.ends_at.timestamp(), e.alertname, e.labels.get("team", "")
-            )
+            EpisodeEnd(e.fingerprint, start, end, e.alertname, e.labels.get("team", ""), noise)
         )
     return counts, episodes
 
@@ -122,7 +163,7 @@ def episode_counts(
     for key in keys:
         _add(out, key, "episodes")
         _add(out, key, f"mttr{bucket_of(took)}")
-        if took <= NOISE_WITHIN:
+        if episode.noise:
             _add(out, key, "noise")
         if previous_end is not None and 0 <= episode.starts_at - previous_end <= FLAP_WITHIN:
             _add(out, key, "flaps")
@@ -145,6 +186,27 @@ def acknowledgement(record: NotificationRecord, at: float) -> dict[Key, list[int
     for key in keys + ([("team", team)] if team else []):
         _add(out, key, "acknowledged")
         _add(out, key, f"mtta{bucket_of(waited)}")
+    return out
+
+
+def escalation(receiver: str, labels: Mapping[str, str]) -> dict[Key, list[int]]:
+    """The counts of one escalation step told for a group of `receiver` whose first alert
+    has `labels`: the receiver is the one the group was routed to, not the one told."""
+    out: dict[Key, list[int]] = {}
+    keys = [
+        ("alert", labels.get("alertname", "")),
+        ("receiver", receiver),
+        ("severity", labels.get("severity", "")),
+    ]
+    for key in keys + ([("team", labels["team"])] if labels.get("team") else []):
+        _add(out, key, "escalations")
+    return out
+
+
+def heartbeat_missing(name: str) -> dict[Key, list[int]]:
+    """The counts of heartbeat `name` going missing once (its HeartbeatMissing opened)."""
+    out: dict[Key, list[int]] = {}
+    _add(out, ("heartbeat", name), "episodes")
     return out
 
 

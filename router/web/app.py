@@ -28,6 +28,7 @@ from router.notify.worker import Deliverer
 from router.runtime import Runtime
 from router.store import open_store
 from router.store.protocols import StoreUnavailable
+from router.store.sqlite import SQLiteStore
 from router.web.deadline import deadline_middleware, start_site
 from router.web.handlers import add_routes, check_store, mark_store
 from router.web.logs import setup_logging
@@ -65,6 +66,8 @@ def create_app(
     metrics = Metrics()
     the_store = open_store(config.state, clock=clock)
     runtime = Runtime.build(config, metrics=metrics, clock=clock, overrides=the_store)
+    if isinstance(the_store, SQLiteStore):
+        metrics.export_sqlite_size(the_store.size_bytes)
     deliverer = Deliverer(
         the_store,
         lambda: app[STATE].runtime,

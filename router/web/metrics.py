@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -131,6 +132,14 @@ class Metrics:
             ["team"],
             registry=r,
         )
+        # Registered only by a service on SQLite (export_sqlite_size): Redis has no file,
+        # and its own exporter reports its memory.
+        self.sqlite_size = Gauge(
+            "alert_router_sqlite_size_bytes",
+            "Size of the SQLite state file and its write-ahead log on disk: what the volume "
+            "must hold (grows with state.keep_records; freed pages are reused, not returned).",
+            registry=None,
+        )
         self.store_up = Gauge(
             "alert_router_store_up",
             "Whether the state store answered its last check (a ping every few seconds, "
@@ -199,3 +208,8 @@ class Metrics:
             " alertmanager.poll_max_groups per poll interval, oldest first.",
             registry=r,
         )
+
+    def export_sqlite_size(self, size: Callable[[], float]) -> None:
+        """Export `alert_router_sqlite_size_bytes`, read from `size` at each scrape."""
+        self.sqlite_size.set_function(size)
+        self.registry.register(self.sqlite_size)

@@ -452,7 +452,8 @@ _SCHEMAS: dict[str, Any] = {
             "noise_share": {
                 "type": "number",
                 "nullable": True,
-                "description": "share of episodes resolved within 5 min",
+                "description": "share of episodes resolved within 5 min with nobody"
+                " acknowledging or silencing them",
             },
             "mtta_seconds": _ref("Percentiles"),
             "mttr_seconds": _ref("Percentiles"),

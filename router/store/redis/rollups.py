@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from router.interact.actions import GroupActions
 from router.model import Claim, Outcome
 from router.store.protocols import StoreUnavailable
 from router.store.rollup import (
@@ -27,6 +28,7 @@ from router.store.rollup import (
     RollupRead,
     episode_counts,
     finished,
+    needs_actions,
 )
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class RedisRollups:
     _rollup_cache: dict[tuple[str, int], dict[Key, list[tuple[int, int]]]]
     _run: Callable[[str, Sequence[str | int | float]], Awaitable[Any]]
     _guard: Callable[[str], AbstractContextManager[None]]
+    group_actions: Callable[[str, str], Awaitable[GroupActions | None]]
 
     @property
     def _redis(self) -> aioredis.Redis:
@@ -64,7 +67,10 @@ class RedisRollups:
             log.warning("insights rollup not written", extra={"error": str(exc)})
 
     async def _count_finished(self, claim: Claim, outcome: Outcome, at: float) -> None:
-        counts, episodes = finished(claim, outcome)
+        actions = None
+        if needs_actions(claim):
+            actions = await self.group_actions(claim.receiver, claim.group_key)
+        counts, episodes = finished(claim, outcome, actions)
         if episodes:
             args: list[str | int | float] = [int(ROLLUP_KEEP)]
             for e in episodes:

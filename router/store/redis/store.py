@@ -552,11 +552,16 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
         # Dedup asks for the log entry right after the claim. Only the lease holder writes
         # it, so the value read with the claim stays current while the lease lasts (trusted
         # for half of it, by the callers' clock); it saves a round trip per delivery.
-        # Bounded, as claims dropped mid-way leave entries behind.
-        self._claimed_log.pop(gid, None)
-        self._claimed_log[gid] = (raw, now + self.lease / 2)
-        while len(self._claimed_log) > _CLAIMED_LOG_MAX:
-            del self._claimed_log[next(iter(self._claimed_log))]
+        # Claims dropped mid-way leave entries behind: those no longer trusted (the oldest,
+        # first in line) go, and at most _CLAIMED_LOG_MAX stay whatever happens.
+        entries = self._claimed_log
+        entries.pop(gid, None)
+        entries[gid] = (raw, now + self.lease / 2)
+        while True:
+            oldest = next(iter(entries))
+            if len(entries) <= _CLAIMED_LOG_MAX and entries[oldest][1] > now:
+                break
+            del entries[oldest]
 
     async def renew(self, claims: Sequence[Claim], now: float) -> set[str]:
         """Extend the leases of the claims still held, in one round trip."""

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from router.interact.actions import GroupActions
 from router.model import Claim, Outcome
 from router.store.rollup import (
     COLUMNS,
@@ -18,6 +19,7 @@ from router.store.rollup import (
     RollupRead,
     episode_counts,
     finished,
+    needs_actions,
 )
 
 _COLUMNS_SQL = ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in COLUMNS)
@@ -80,7 +82,14 @@ def add_counts(conn: sqlite3.Connection, at: float, counts: Mapping[Key, Sequenc
 
 def roll_up(conn: sqlite3.Connection, claim: Claim, outcome: Outcome, at: float) -> None:
     """A finished claim's counts, in the caller's transaction."""
-    counts, episodes = finished(claim, outcome)
+    actions = None
+    if needs_actions(claim):
+        row = conn.execute(
+            "SELECT body FROM group_actions WHERE receiver = ? AND group_key = ?",
+            (claim.receiver, claim.group_key),
+        ).fetchone()
+        actions = None if row is None else GroupActions.from_json(str(row[0]))
+    counts, episodes = finished(claim, outcome, actions)
     for episode in episodes:
         new, previous = _previous_end(conn, episode)
         if new:

@@ -15,7 +15,6 @@ import queue
 import sqlite3
 import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -53,6 +52,7 @@ from router.store.records import synthesized_timeline
 from router.store.rollup import ROLLUP_KEEP
 from router.store.sqlite.actions import ACTIONS_SCHEMA, SQLiteActions, expire_actions
 from router.store.sqlite.heartbeats import HEARTBEATS_SCHEMA, SQLiteHeartbeats
+from router.store.sqlite.logcache import LogCache
 from router.store.sqlite.oncall import ONCALL_SCHEMA, SQLiteOncall
 from router.store.sqlite.pending import PendingIndex
 from router.store.sqlite.rollups import ROLLUP_SCHEMA, SQLiteRollups, expire_rollups, roll_up
@@ -151,10 +151,14 @@ _SCHEMA_VERSION = 5
 _EXPIRED = "SELECT {} FROM notifications WHERE state != 'pending' AND updated_at < ?"
 
 _BATCH = 256
-# Notification-log entries kept in memory (write-through; misses are cached too).
-_NFLOG_CACHE = 100_000
 # Events in one record() call past which they are encoded on the writer thread.
 LARGE_RECORD_EVENTS = 1_000
+# What a checkpointed write-ahead log is truncated to (SQLite's default keeps it whole).
+_WAL_KEEP_BYTES = 64 * 1024 * 1024
+# Alert fingerprints the in-memory notification log may hold (write-through; misses are
+# cached too): about 100 bytes each, so a few MB whatever the groups' count or size. A
+# cap on entries is no bound: 100,000 entries of 10-alert groups took ~250 MB.
+NFLOG_CACHE_ALERTS = 20_000
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -321,7 +325,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
         self._closed = False
         self._open_error = ""
         self._pending = PendingIndex()
-        self._nflog: OrderedDict[tuple[str, str], NflogEntry | None] = OrderedDict()
+        self._nflog = LogCache(NFLOG_CACHE_ALERTS)
         # Post slots per destination key: when the next one starts.
         self._slots: dict[str, float] = {}
         # Bumped by every record that brings alert states (this process is the only writer).
@@ -347,6 +351,9 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
         # FULL: a committed webhook survives power loss too, not only a killed process.
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
+        # The log shrinks back after a checkpoint: one large transaction (the expiry of a
+        # storm's records) must not leave a WAL file of its size on the volume for good.
+        conn.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
         conn.executescript(
             _SCHEMA
             + ACTIONS_SCHEMA
@@ -548,6 +555,16 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
 
     async def ping(self) -> None:
         await self._call(lambda c: c.execute("SELECT 1").fetchone())
+
+    def size_bytes(self) -> int:
+        """What the state takes on disk: the database file and its write-ahead log."""
+        total = 0
+        for name in (self.path, f"{self.path}-wal"):
+            try:
+                total += Path(name).stat().st_size
+            except OSError:
+                pass  # not created yet, or checkpointed away
+        return total
 
     async def reserve_slot(self, key: str, interval: float, now: float) -> float:
         """Slots live in memory: the one process owning the file is the only poster."""
@@ -781,17 +798,13 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
     # -- reads ---------------------------------------------------------------------------
 
     def _remember(self, entry: NflogEntry) -> None:
-        key = (entry.receiver, entry.group_key)
-        self._nflog[key] = entry
-        self._nflog.move_to_end(key)
-        while len(self._nflog) > _NFLOG_CACHE:
-            self._nflog.popitem(last=False)
+        self._nflog.put((entry.receiver, entry.group_key), entry)
 
     async def nflog_get(self, receiver: str, group_key: str, now: float) -> NflogEntry | None:
         key = (receiver, group_key)
-        if key in self._nflog:
-            cached = self._nflog[key]
-            return cached if cached is not None and cached.expires_at > now else None
+        known, cached = self._nflog.lookup(key, now)
+        if known:
+            return cached
 
         def get(conn: sqlite3.Connection) -> NflogEntry | None:
             row = conn.execute(
@@ -801,9 +814,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
 
         entry = await self._call(get)
         # Only this process writes the log, so a miss stays a miss until it writes one.
-        self._nflog[key] = entry
-        while len(self._nflog) > _NFLOG_CACHE:
-            self._nflog.popitem(last=False)
+        self._nflog.put(key, entry)
         return entry if entry is not None and entry.expires_at > now else None
 
     async def firing_groups(self, now: float, limit: int) -> list[NflogEntry]:
