@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import cast
 
 from router.config.exposure import open_surfaces
-from router.config.loader import ConfigError, load_config
+from router.config.loader import load_complete
 from router.config.schema import Config
 from router.importer import command as import_command
 from router.model import parse_time
@@ -289,19 +289,11 @@ def _config_path(given: str | None, env: Mapping[str, str]) -> str:
 
 
 def _load(path: str) -> Config | None:
-    """The config with every team file loaded, or None after printing each problem (a
-    team file that `serve` would contain still counts here)."""
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        problems = exc.problems
-    else:
-        problems = config.team_problems
-        if not problems:
-            return config
+    """The complete config, or None after printing each problem on stderr."""
+    config, problems = load_complete(path)
     for problem in problems:
         print(problem, file=sys.stderr)
-    return None
+    return config
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -612,3 +612,14 @@ def load_config(
     """
     filename = str(path)
     return parse_config(read_file(filename), filename, env, previous=previous)
+
+
+def load_complete(path: str) -> tuple[Config | None, list[str]]:
+    """The config with every team file loaded, or None and each problem (`path:line:col:
+    ...`); a team file that `serve` would contain still counts as a problem here."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return None, list(exc.problems)
+    problems = config.team_problems
+    return (None, problems) if problems else (config, [])

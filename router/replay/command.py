@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from router.config.loader import ConfigError, load_config
+from router.config.loader import load_complete
 from router.config.schema import Config, parse_duration
 from router.replay.engine import Recorded, read_lines, read_window, replay
 from router.store import open_store
@@ -82,17 +82,11 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def _load(path: str) -> Config | None:
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        problems = exc.problems
-    else:
-        problems = config.team_problems
-        if not problems:
-            return config
+    """The complete config, or None after printing each problem on stderr."""
+    config, problems = load_complete(path)
     for problem in problems:
         print(problem, file=sys.stderr)
-    return None
+    return config
 
 
 async def _from_store(
