@@ -13,8 +13,8 @@ import pytest
 
 from router.cli import main
 from router.config.loader import ConfigError, load_config
-from router.oncall.directory import OnCallDirectory
-from router.oncall.rotations import Override
+from router.schedules.directory import OnCallDirectory
+from router.schedules.rotations import Override
 from router.store.sqlite import SQLiteStore
 from tests.conftest import Running, running
 from tests.fakes.slack import FakeSlack

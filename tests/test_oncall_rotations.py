@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.oncall.rotations import (
+from router.schedules.rotations import (
     Member,
     Override,
     Rotation,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from router.oncall.rotations import Override
+from router.schedules.rotations import Override
 from router.store.protocols import OVERRIDE_KEEP, Store
 from tests import test_store_contract as contract
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from router.channels.base import Channel, PaceSettings
 from router.config.schema import Config, ReceiverConfig
-from router.oncall.directory import OnCallDirectory
+from router.schedules.directory import OnCallDirectory
 
 
 def pace_of(receiver: ReceiverConfig, config: Config) -> PaceSettings | None:

@@ -44,9 +44,9 @@ import jinja2
 from router.channels.base import DeliveryError, PaceSettings, SlotGate
 from router.config.schema import EmailReceiver
 from router.model import Status
-from router.oncall.directory import OnCallDirectory
 from router.render.message import Message
 from router.render.templates import oneline, template_env
+from router.schedules.directory import OnCallDirectory
 from router.secrets import redact
 
 log = logging.getLogger(__name__)

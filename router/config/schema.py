@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from router.oncall.rotations import Member, Rotation, parse_handoff, parse_zone
 from router.render.text import format_duration
+from router.schedules.rotations import Member, Rotation, parse_handoff, parse_zone
 from router.store.protocols import DEFAULT_KEEP_RECORDS, DEFAULT_LEASE, DEFAULT_LEASE_RENEW
 from router.store.url import parse_state_url
 
@@ -763,7 +763,7 @@ class OncallRotation(_Model):
         return value
 
     def compiled(self) -> Rotation:
-        """The pure form router/oncall/rotations.py computes with."""
+        """The pure form router/schedules/rotations.py computes with."""
         return Rotation(
             self.name,
             parse_zone(self.timezone),

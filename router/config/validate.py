@@ -18,9 +18,9 @@ import jinja2.sandbox
 from pydantic import ValidationError
 
 from router.config.schema import Loc, TimeIntervalSpec, format_loc, parse_duration
-from router.oncall.rotations import ONCALL_REFERENCE
 from router.routing.matchers import is_label_name, parse_matchers
 from router.routing.timeintervals import check_time_interval
+from router.schedules.rotations import ONCALL_REFERENCE
 
 # Called once per problem with the path of the value it is about.
 Report = Callable[[Loc, str], None]

@@ -1,1 +1,1 @@
-"""Who is on call: rotations (pure), overrides, and resolving `oncall:<name>` at send time."""
+"""The `alert-router oncall` command (the rotations themselves are in router/schedules/)."""

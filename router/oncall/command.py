@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from router.config.schema import Config
-from router.oncall.rotations import Override, Rotation, on_call
+from router.schedules.rotations import Override, Rotation, on_call
 from router.store import open_store
 from router.store.protocols import StoreUnavailable
 from router.store.url import parse_state_url

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from router.config.schema import Loc, TimeIntervalConfig, TimeIntervalSpec, format_loc
 from router.model import RouteSettings
-from router.oncall.rotations import parse_zone
+from router.schedules.rotations import parse_zone
 
 _TIME_RE = re.compile(r"(?:([01][0-9]|2[0-3]):([0-5][0-9]))|(24):(00)")
 WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")

@@ -23,7 +23,7 @@ from router.model import (
     Outcome,
     TimelineEntry,
 )
-from router.oncall.rotations import Override
+from router.schedules.rotations import Override
 from router.store.beats import HeartbeatLog
 from router.store.rollup import Key, RollupRead
 
@@ -398,7 +398,7 @@ OVERRIDE_KEEP = 30 * 86400.0
 
 
 class OncallOverrides(Protocol):
-    """Who covers a rotation when (router/oncall/rotations.py's Override), shared by every
+    """Who covers a rotation when (router/schedules/rotations.py's Override), shared by every
     replica; they win over the rotation while they last."""
 
     async def add_override(self, override: Override) -> bool:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from router.model import format_time, parse_time
-from router.oncall.rotations import Member, OnCall, Override, Rotation, on_call
+from router.schedules.rotations import Member, OnCall, Override, Rotation, on_call
 from router.store.protocols import OncallOverrides
 from router.web.state import AppState
 

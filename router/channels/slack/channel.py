@@ -65,8 +65,8 @@ from router.channels.slack.blocks import (
 from router.config.schema import SlackInteractivity, SlackReceiver
 from router.interact.actions import PRIOR_ACTIONS_KEY, GroupActions
 from router.model import SilenceScope, Status
-from router.oncall.directory import OnCallDirectory
 from router.render.message import Message
+from router.schedules.directory import OnCallDirectory
 from router.secrets import redact
 
 # slack_sdk logs request URLs (a webhook URL is a secret) and bodies at DEBUG: keep its

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
-from router.oncall.rotations import Override
+from router.schedules.rotations import Override
 from router.store.protocols import OVERRIDE_KEEP
 
 

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from router.oncall.rotations import Override
+from router.schedules.rotations import Override
 from router.store.protocols import OVERRIDE_KEEP
 
 ONCALL_SCHEMA = """

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from router.oncall.rotations import ONCALL_REFERENCE, OnCall, Override, Rotation, on_call
+from router.schedules.rotations import ONCALL_REFERENCE, OnCall, Override, Rotation, on_call
 
 log = logging.getLogger(__name__)
 
