@@ -13,11 +13,11 @@ from router.config.schema import Config
 from router.config.teams import TeamLoad
 from router.enrich.enricher import Enricher
 from router.heartbeats.spec import Heartbeats
+from router.metrics import Metrics
 from router.routing.inhibit import Inhibitor
 from router.routing.timeintervals import TimeIntervals
 from router.routing.tree import RouteTree
 from router.schedules.directory import OnCallDirectory, OverrideSource
-from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

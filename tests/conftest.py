@@ -15,9 +15,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from router.config.schema import Config
+from router.metrics import Metrics
 from router.web.app import create_app
 from router.web.deadline import start_site
-from router.web.metrics import Metrics
 from router.web.state import STATE, AppState
 from tests.fakes.loki import FakeLoki
 from tests.fakes.slack import FakeSlack

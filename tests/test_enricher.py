@@ -14,9 +14,9 @@ import pytest
 from router.config.schema import Config
 from router.enrich.enricher import Enricher
 from router.enrich.loki import epoch_ns
+from router.metrics import Metrics
 from router.model import Event, Notification, RouteSettings, Status
 from router.render.message import Message, alert_links, build_message
-from router.web.metrics import Metrics
 from tests.fakes.loki import FakeLoki
 from tests.helpers import config_from
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from router.ingest.normalize import alert_identity, as_sent, is_fingerprint, label_fingerprint
+from router.identity import alert_identity, as_sent, is_fingerprint, label_fingerprint
 from tests.fuzzing import FUZZ, TIMEOUT
 
 pytestmark = pytest.mark.timeout(TIMEOUT)

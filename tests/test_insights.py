@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from router.interact.actions import GroupActions
 from router.model import (
     DeliveryState,
     Event,
+    GroupActions,
     Notification,
     NotificationRecord,
     Outcome,

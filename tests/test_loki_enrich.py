@@ -22,8 +22,8 @@ from router.enrich.loki import (
     logql_regex,
     parse_streams,
 )
+from router.metrics import Metrics
 from router.render.message import LogExcerpt
-from router.web.metrics import Metrics
 from tests.fakes.loki import (
     NO_ORG_ID_TEXT,
     PARSE_ERROR_TEXT,

@@ -47,8 +47,7 @@ oncall:
 
 
 def routes(slack: FakeSlack, smtp: FakeSMTPServer, state_url: str) -> str:
-    return (
-        f"""
+    return f"""
 state: {{url: "{state_url}"}}
 receivers:
   - name: page
@@ -62,9 +61,7 @@ route:
   routes:
     - {{matchers: ['severity="critical"'], receiver: page, continue: true}}
     - {{matchers: ['severity="critical"'], receiver: mail}}
-"""
-        + rotation_yaml(today())
-    )
+""" + rotation_yaml(today())
 
 
 def webhook(group: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -183,8 +180,7 @@ async def test_an_override_outlives_a_restart(
         ({"rotation": "sre", "who": "Bob", "until": "9999-12-31T00:00:00Z"}, "years 1970"),
         ({"rotation": "sre", "who": "Bob", "until": "2099-01-01T00:00:00Z"}, "90 days"),
         (
-            {"rotation": "sre", "who": "Bob", "from": LATER,
-             "until": SOON},
+            {"rotation": "sre", "who": "Bob", "from": LATER, "until": SOON},
             "after from",
         ),
         ({"rotation": "sre", "who": "Bob", "until": SOON, "x": 1}, "unknown"),
@@ -246,8 +242,7 @@ def test_the_command_line_names_who_is_on_call_and_the_store_s_overrides(
     path = tmp_path / "routes.yaml"
     path.write_text(
         f'state: {{url: "sqlite:///{db}"}}\n'
-        "receivers: [{name: log, log: {}}]\nroute: {receiver: log}\n"
-        + rotation_yaml("2026-12-07")
+        "receivers: [{name: log, log: {}}]\nroute: {receiver: log}\n" + rotation_yaml("2026-12-07")
     )
     assert main(["oncall", "--config", str(path), "--at", "2026-12-08T12:00:00Z"]) == 0
     out = capsys.readouterr().out

@@ -164,9 +164,7 @@ async def test_acknowledge_from_the_console_edits_the_slack_message_and_records_
         path = f"/ui/notifications/{record.id}/acknowledge"
         status, location, _ = await post_form(svc, path, undo, here(svc))
         assert (status, location) == (303, f"/ui/notifications/{record.id}?ack=unacked")
-        await until(
-            lambda: "Acknowledged by" not in slack.messages(CHANNEL)[0].visible_text()
-        )
+        await until(lambda: "Acknowledged by" not in slack.messages(CHANNEL)[0].visible_text())
         status, _, _ = await post_form(
             svc, "/ui/groups/acknowledge", {**form, "receiver": "mail"}, here(svc)
         )

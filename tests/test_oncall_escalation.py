@@ -29,6 +29,7 @@ async def test_a_console_acknowledgement_stops_the_chain(
     )
     service.app[RUNNER].wake()
     await until(lambda: esc.chain_gone(service, "ConsoleAcked"))
+
     # Its Slack message shows who, as after a click.
     def shown() -> str:
         return esc.about(slack, esc.PROD, "ConsoleAcked")[0].visible_text()

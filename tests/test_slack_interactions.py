@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from router.interact.actions import GroupActions
+from router.model import GroupActions
 from tests.conftest import Running, running
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.slack_clicks import (

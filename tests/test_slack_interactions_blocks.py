@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 from router.channels.slack.blocks import Buttons, interactive_blocks, with_buttons
-from router.interact.actions import GroupActions
-from router.model import SilenceScope
+from router.model import GroupActions, SilenceScope
 from tests.fakes.slack import block_errors
 
 NOW = 1_800_000_000.0

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from router.interact.actions import Action, ActionKind, GroupActions
+from router.model import Action, ActionKind, GroupActions
 from router.store.protocols import ACTION_KEEP, ACTION_LEASE, Store
 from tests.test_store_contract import T0, StoreFactory, backend, make_store, state_url
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from router.identity import as_sent, label_fingerprint
 from router.ingest import alertmanager, argocd
-from router.ingest.normalize import as_sent, label_fingerprint
 from router.model import Event, Status
 from tests.helpers import MINIMAL, config_from, payload
 

@@ -6,13 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from router.render.text import (
-    escape_mrkdwn,
-    format_duration,
-    reason_text,
-    resolved_after,
-    status_text,
-)
+from router.durations import format_duration
+from router.render.text import escape_mrkdwn, reason_text, resolved_after, status_text
 from router.secrets import REDACTED, redact, redact_url, url_secrets
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

@@ -24,10 +24,10 @@ from multidict import CIMultiDict
 from router.alertmanager_api.client import AlertmanagerClient, SilenceError
 from router.config.schema import AlertmanagerAPI
 from router.interact.runner import ActionRunner
+from router.metrics import Metrics
 from router.routing.matchers import Matcher
 from router.runtime import Runtime
 from router.store.protocols import Store
-from router.web.metrics import Metrics
 from tests.conftest import Running, running
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.slack_clicks import ALICE, button_labels, buttons, click, form_body, post_signed

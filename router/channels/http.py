@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from router.channels.base import DeliveryError, parse_retry_after
+from router.durations import format_duration
 from router.render.templates import oneline
-from router.render.text import format_duration
 from router.secrets import redact
 
 # How much of a response's body is read: enough for an error's JSON (PagerDuty's `errors`).

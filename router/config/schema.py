@@ -22,35 +22,13 @@ from pydantic import (
     model_validator,
 )
 
-from router.render.text import format_duration
+from router.durations import format_duration, parse_duration
 from router.schedules.rotations import Member, Rotation, parse_handoff, parse_zone
 from router.store.protocols import DEFAULT_KEEP_RECORDS, DEFAULT_LEASE, DEFAULT_LEASE_RENEW
 from router.store.url import parse_state_url
 
 if TYPE_CHECKING:
     from router.config.teams import TeamLoad
-
-_DURATION_RE = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
-_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
-
-
-def parse_duration(value: Any) -> float:
-    """Prometheus duration (`30s`, `5m`, `1h30m`, `1d`) to seconds; bare numbers are seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like 30s, 5m or 4h")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("duration must not be negative")
-        return float(value)
-    if not isinstance(value, str):
-        raise ValueError("expected a duration like 30s, 5m or 4h")
-    text = value.strip()
-    match = _DURATION_RE.match(text)
-    if not text or match is None:
-        raise ValueError(f"invalid duration {value!r}: expected e.g. 30s, 5m, 4h, 1d")
-    groups = match.groups()[1::2]
-    return float(sum(int(g) * unit for g, unit in zip(groups, _UNITS, strict=True) if g))
-
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -564,9 +542,7 @@ class HeartbeatConfig(_Model):
     @classmethod
     def _judgeable(cls, value: float) -> float:
         if value < MIN_HEARTBEAT_INTERVAL:
-            raise ValueError(
-                f"interval must be at least {format_duration(MIN_HEARTBEAT_INTERVAL)}"
-            )
+            raise ValueError(f"interval must be at least {format_duration(MIN_HEARTBEAT_INTERVAL)}")
         return value
 
 
@@ -772,6 +748,7 @@ class OncallRotation(_Model):
             self.start,
             tuple(Member(m.name, m.slack, m.email) for m in self.members),
         )
+
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _EVERY_RE = re.compile(r"^(?:(mon|tue|wed|thu|fri|sat|sun|daily)\s+)?([01]\d|2[0-3]):([0-5]\d)$")

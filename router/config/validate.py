@@ -17,7 +17,8 @@ import jinja2
 import jinja2.sandbox
 from pydantic import ValidationError
 
-from router.config.schema import Loc, TimeIntervalSpec, format_loc, parse_duration
+from router.config.schema import Loc, TimeIntervalSpec, format_loc
+from router.durations import parse_duration
 from router.routing.matchers import is_label_name, parse_matchers
 from router.routing.timeintervals import check_time_interval
 from router.schedules.rotations import ONCALL_REFERENCE

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from router.durations import format_duration
 from router.enrich.links import argocd_app_url
 from router.model import Deploy, Event, Status
 from router.render.message import Link
-from router.render.text import format_duration
 from router.store.protocols import DeployHistory
 
 # Argo CD triggers that mean "a new revision is running".

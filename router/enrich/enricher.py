@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from router.config.schema import Config
+from router.durations import format_duration
 from router.enrich.links import links_for
 from router.enrich.loki import BreakerState, LokiEnricher, LokiResult
+from router.metrics import Metrics
 from router.model import Event, Status
 from router.render.message import AlertView, LogExcerpt, Message
-from router.render.text import format_duration
-from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

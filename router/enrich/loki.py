@@ -42,9 +42,9 @@ import jinja2.sandbox
 from jinja2.utils import missing
 
 from router.config.schema import LokiConfig
+from router.durations import format_duration
+from router.metrics import Metrics
 from router.render.message import LogExcerpt
-from router.render.text import format_duration
-from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from router.config.schema import Config
+from router.durations import format_duration
 from router.heartbeats.spec import Heartbeat
-from router.ingest.normalize import fingerprint, normalize
+from router.identity import fingerprint
+from router.ingest.normalize import normalize
 from router.model import Event, Status, format_time
-from router.render.text import format_duration
 
 SOURCE = "heartbeat"
 ALERTNAME = "HeartbeatMissing"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from router.config.schema import parse_duration
+from router.durations import parse_duration
 from router.importer.document import Node
 from router.importer.matchers import SourceMatcher, parse_source_matchers
 from router.importer.report import Report

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import getaddresses
 
-from router.config.schema import parse_duration
+from router.durations import parse_duration
 from router.importer.document import Malformed, Node
 from router.importer.report import EnvRef, Report
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from router.config.schema import parse_duration
+from router.durations import parse_duration
 from router.importer.document import Malformed, Node
 from router.importer.matchers import (
     SourceMatcher,

@@ -23,11 +23,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from router.config.schema import Config
-from router.ingest.normalize import (
-    alert_identity,
-    normalize,
-    replaced_labels,
-)
+from router.identity import alert_identity
+from router.ingest.normalize import normalize, replaced_labels
 from router.model import Event, Status
 
 SOURCE = "alertmanager"

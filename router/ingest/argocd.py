@@ -21,13 +21,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from router.config.schema import Config
-from router.ingest.normalize import (
-    clean_labels,
-    fingerprint,
-    normalize,
-    present,
-    replaced_labels,
-)
+from router.identity import fingerprint
+from router.ingest.normalize import clean_labels, normalize, present, replaced_labels
 from router.model import Event, Status, parse_time
 
 SOURCE = "argocd"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from router.interact.actions import CONSOLE_ACTION_PREFIX, Action, ActionKind
+from router.model import CONSOLE_ACTION_PREFIX, Action, ActionKind
 from router.store.protocols import ActionQueue
 
 

@@ -27,18 +27,26 @@ from router.alertmanager_api.client import AlertmanagerClient, SilenceError, Sil
 from router.channels.base import DeliveryError
 from router.channels.slack.channel import SlackChannel, posted_scope
 from router.config.schema import AlertmanagerAPI
+from router.durations import format_duration
 from router.interact import watch
-from router.interact.actions import Action, ActionClaim, ActionKind, GroupActions
 from router.interact.pagers import acknowledge_pagers
-from router.model import NflogEntry, SilenceScope, TimelineEntry
+from router.metrics import Metrics
+from router.model import (
+    Action,
+    ActionClaim,
+    ActionKind,
+    GroupActions,
+    NflogEntry,
+    SilenceScope,
+    TimelineEntry,
+)
 from router.notify import escalation
 from router.notify.retry import backoff
-from router.render.text import escape_mrkdwn, format_duration
+from router.render.text import escape_mrkdwn
 from router.routing.matchers import Matcher
 from router.runtime import Runtime
 from router.store.protocols import Store, StoreUnavailable
 from router.store.rollup import acknowledgement
-from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

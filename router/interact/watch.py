@@ -28,17 +28,25 @@ from router.alertmanager_api.client import AlertmanagerClient, SilenceError
 from router.channels.base import DeliveryError
 from router.channels.slack.channel import SlackChannel
 from router.config.schema import AlertmanagerAPI
+from router.durations import format_duration
 from router.ingest.intake import plan_notifications
-from router.interact.actions import GroupActions
-from router.model import Event, NflogEntry, SilenceScope, Status, TimelineEntry, format_time
+from router.metrics import Metrics
+from router.model import (
+    Event,
+    GroupActions,
+    NflogEntry,
+    SilenceScope,
+    Status,
+    TimelineEntry,
+    format_time,
+)
 from router.notify.dedup import RESOLVED_BY_POLL
 from router.notify.escalation import firing_events
 from router.notify.timerloop import TimerLoop
-from router.render.text import escape_mrkdwn, format_duration
+from router.render.text import escape_mrkdwn
 from router.routing.matchers import Matcher
 from router.runtime import Runtime
 from router.store.protocols import Store, Timer, Timers
-from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from router.interact.actions import GroupActions
-from router.model import Event, NflogEntry, Notification, RouteSettings, Status
+from router.model import Event, GroupActions, NflogEntry, Notification, RouteSettings, Status
 
 
 class Reason(enum.StrEnum):

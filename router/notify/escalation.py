@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 from router.channels.base import DeliveryError
 from router.channels.slack.channel import SlackChannel
+from router.durations import format_duration
 from router.model import (
     Event,
     NflogEntry,
@@ -34,7 +35,7 @@ from router.model import (
 )
 from router.notify.dedup import ESCALATION
 from router.notify.timerloop import TimerLoop
-from router.render.text import escape_mrkdwn, format_duration
+from router.render.text import escape_mrkdwn
 from router.store import rollup
 from router.store.protocols import Store, StoreUnavailable, Timer, Timers
 

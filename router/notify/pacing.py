@@ -23,9 +23,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from router.channels.base import DeliveryError, PacedChannel
+from router.durations import format_duration
 from router.notify.digest import build_digest
 from router.render.message import MAX_DIGEST_LISTED, Message
-from router.render.text import format_duration
 from router.store.protocols import ChannelBudget
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, time, timedelta
 
 from router.config.schema import Config, ReportConfig, parse_every
+from router.durations import format_duration
 from router.model import Event, Notification, RouteSettings, Status, format_time
-from router.render.text import format_duration
 from router.replay.insights import window
 from router.routing.timeintervals import parse_location
 from router.store.beats import HeartbeatState

@@ -19,12 +19,15 @@ from typing import Protocol
 
 from router.alertmanager_api.scope import silence_scope
 from router.channels.base import Channel, DeliveryError, paced
+from router.durations import format_duration
 from router.enrich.deploys import DeployCorrelator
-from router.interact.actions import PRIOR_ACTIONS_KEY, GroupActions
+from router.metrics import Metrics
 from router.model import (
+    PRIOR_ACTIONS_KEY,
     Claim,
     DeliveryState,
     Event,
+    GroupActions,
     NflogEntry,
     Notification,
     Outcome,
@@ -44,10 +47,8 @@ from router.notify.dedup import (
 from router.notify.firing import FiringAlerts
 from router.notify.pacing import Pacer
 from router.render.message import Link, Message, build_message
-from router.render.text import format_duration
 from router.runtime import Runtime
 from router.store.protocols import ActionQueue, NotificationLog, Outbox, StoreUnavailable, Timers
-from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

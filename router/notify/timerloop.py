@@ -9,9 +9,9 @@ import logging
 import time
 from collections.abc import Callable
 
+from router.metrics import Metrics
 from router.runtime import Runtime
 from router.store.protocols import Store, StoreUnavailable
-from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from router.channels.base import DeliveryError
+from router.durations import format_duration
 from router.enrich.deploys import DeployCorrelator
 from router.heartbeats.stage import BeatStage
+from router.metrics import Metrics
 from router.model import (
     AlertState,
     Claim,
@@ -54,7 +56,6 @@ from router.notify.stages import (
     Stage,
     start_job,
 )
-from router.render.text import format_duration
 from router.runtime import Runtime
 from router.store.protocols import (
     DEFAULT_LEASE,
@@ -64,7 +65,6 @@ from router.store.protocols import (
     StoreUnavailable,
     exported_outbox_depth,
 )
-from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

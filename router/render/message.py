@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote, urlsplit
 
+from router.durations import format_duration
 from router.model import Event, Notification, SilenceScope, Status
-from router.render.text import format_duration, resolved_after, severity_rank, status_text
+from router.render.text import resolved_after, severity_rank, status_text
 
 # Labels that say where an alert comes from; shown in headers, not repeated in label lists.
 _CONTEXT_LABELS = ("alertname", "env", "severity", "source")

@@ -47,7 +47,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from router.ingest.normalize import as_sent
+from router.identity import as_sent
 from router.model import format_time
 from router.render.message import AlertView, Link, LogExcerpt, Message, alert_links
 

@@ -22,9 +22,10 @@ from urllib.parse import urlsplit
 import jinja2
 
 import router
+from router.durations import format_duration
 from router.model import format_time
 from router.render.message import alert_links
-from router.render.text import escape_mrkdwn, format_duration, reason_text
+from router.render.text import escape_mrkdwn, reason_text
 
 DEFAULT_TEMPLATES_DIR = Path(router.__file__).resolve().parent.parent / "templates"
 

@@ -2,8 +2,7 @@
 
 One spelling each, so a reader sees the same figure in Slack, mail, webhook and log:
 
-- durations: `300ms`, `45s`, `2m 30s`, `3h 5m`, `2d 4h` (the largest unit and the next one
-  when it is not zero, rounded down; under ten seconds a fraction keeps one decimal);
+- durations: as `router.durations.format_duration` writes them;
 - status: `FIRING:2` while any alert fires, else `RESOLVED`, as Alertmanager writes it;
 - "resolved after": from the earliest start of the group's alerts to the latest resolve.
 """
@@ -15,8 +14,6 @@ from datetime import datetime
 
 from router.model import Status
 
-_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-
 # Why a notification went out, in words (the codes are the dedup reasons).
 _REASONS = {
     "first": "first notification",
@@ -25,24 +22,6 @@ _REASONS = {
     "repeat": "still firing (repeat reminder)",
     "digest": "digest of a backlog",
 }
-
-
-def format_duration(seconds: float) -> str:
-    """A span as people read it: `300ms`, `1.5s`, `45s`, `2m 30s`, `3h 5m`, `2d 4h`."""
-    if seconds != seconds or seconds <= 0:  # NaN or nothing
-        return "0s"
-    if seconds < 1:
-        return f"{max(round(seconds * 1000), 1)}ms"
-    if seconds < 10 and seconds != int(seconds):
-        return f"{int(seconds * 10) / 10:g}s"
-    rest = int(seconds)
-    for index, (unit, size) in enumerate(_UNITS[:-1]):
-        if rest >= size:
-            count, rest = divmod(rest, size)
-            next_unit, next_size = _UNITS[index + 1]
-            following = rest // next_size
-            return f"{count}{unit}" + (f" {following}{next_unit}" if following else "")
-    return f"{rest}s"
 
 
 def plural(count: int, word: str) -> str:

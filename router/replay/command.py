@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import TextIO
 
 from router.config.loader import load_complete
-from router.config.schema import Config, parse_duration
+from router.config.schema import Config
+from router.durations import parse_duration
 from router.replay.engine import Recorded, read_lines, read_window, replay
 from router.store import open_store
 from router.store.protocols import StoreUnavailable

@@ -14,7 +14,6 @@ from router.schedules.rotations import ONCALL_REFERENCE, OnCall, Override, Rotat
 log = logging.getLogger(__name__)
 
 
-
 class OverrideSource(Protocol):
     """Where overrides are kept (the state store's OncallOverrides)."""
 

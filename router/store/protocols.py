@@ -12,11 +12,13 @@ from typing import Protocol
 
 from pydantic_core import to_json
 
-from router.interact.actions import Action, ActionClaim, GroupActions
 from router.model import (
+    Action,
+    ActionClaim,
     AlertState,
     Claim,
     Deploy,
+    GroupActions,
     NflogEntry,
     Notification,
     NotificationRecord,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from router.model import NotificationRecord, TimelineEntry, format_time
-from router.routing.tree import ROOT_PATH
+from router.model import ROOT_PATH, NotificationRecord, TimelineEntry, format_time
 
 # How many alert names the `received` line spells out before it says "and N more".
 _NAMES_SHOWN = 3

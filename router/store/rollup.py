@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from router.interact.actions import GroupActions
 from router.model import (
     Claim,
     DeliveryState,
     Event,
+    GroupActions,
     NotificationRecord,
     Outcome,
     Status,

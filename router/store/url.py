@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
+from router.durations import parse_duration
+
 # Options that are store settings; removed from the URL before connecting.
 STORE_OPTIONS = ("lease", "lease_renew", "keep_records")
 # Options of the Redis client worth allowing on a TLS URL: trusting a private CA.
@@ -184,9 +186,6 @@ def _options(query: str, *, tls: bool) -> tuple[dict[str, float], list[tuple[str
 
 
 def _seconds(key: str, value: str) -> float:
-    # Imported here: the config schema, which owns duration syntax, imports this module.
-    from router.config.schema import parse_duration
-
     if not value:
         raise ValueError(f"option {key!r} needs a value, e.g. {key}=30s")
     try:

@@ -21,6 +21,7 @@ from router.config.schema import Config
 from router.heartbeats.judge import Judge
 from router.ingest.intake import Intake
 from router.interact.watch import SilenceWatcher
+from router.metrics import Metrics
 from router.notify.escalation import Escalator
 from router.notify.pacing import Pacer
 from router.notify.reports import Reports
@@ -32,7 +33,6 @@ from router.store.sqlite import SQLiteStore
 from router.web.deadline import deadline_middleware, start_site
 from router.web.handlers import add_routes, check_store, mark_store
 from router.web.logs import setup_logging
-from router.web.metrics import Metrics
 from router.web.security import proxy_headers, same_site_changes, security_headers
 from router.web.slack import setup_slack
 from router.web.state import STATE, AppState

@@ -11,8 +11,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from markupsafe import Markup, escape
 
-from router.config.schema import parse_duration
-from router.render.text import format_duration
+from router.durations import format_duration, parse_duration
 from router.replay.insights import Insights, insights
 from router.web.api import BadRequest, answering
 from router.web.state import STATE

@@ -748,8 +748,11 @@ def _paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "201": _json(
-                        {"type": "object", "required": ["override"],
-                         "properties": {"override": _ref("Override")}},
+                        {
+                            "type": "object",
+                            "required": ["override"],
+                            "properties": {"override": _ref("Override")},
+                        },
                         "stored; every replica honours it",
                     ),
                     "400": _error("an unknown rotation or member, or times that cannot hold"),
@@ -771,8 +774,11 @@ def _paths() -> dict[str, Any]:
                 "parameters": [_ID],
                 "responses": {
                     "200": _json(
-                        {"type": "object", "required": ["removed"],
-                         "properties": {"removed": {"type": "string"}}},
+                        {
+                            "type": "object",
+                            "required": ["removed"],
+                            "properties": {"removed": {"type": "string"}},
+                        },
                         "removed",
                     ),
                     "401": _UNAUTHORIZED,

@@ -9,7 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from router.config.loader import ConfigError, parse_config
-from router.config.schema import Config, parse_duration
+from router.config.schema import Config
+from router.durations import parse_duration
 from router.replay.engine import ReplayResult, read_window, replay
 from router.web.api import BadRequest, _json_object, answering
 from router.web.state import STATE, AppState

@@ -28,13 +28,13 @@ from router.channels.slack.blocks import (
     ACTION_UNACK,
     ACTION_UNSILENCE,
 )
-from router.interact.actions import Action, ActionKind
 from router.interact.runner import ActionRunner
+from router.metrics import Metrics
+from router.model import Action, ActionKind
 from router.runtime import Runtime
 from router.store.protocols import Store, StoreUnavailable
 from router.web.auth import Rejected, log_refused
 from router.web.deadline import ReadTimeout, read_body
-from router.web.metrics import Metrics
 from router.web.state import STATE
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from router.config.loader import ConfigError, load_config
 from router.config.teams import TeamLoad
 from router.heartbeats.judge import Judge
 from router.ingest.intake import Intake
+from router.metrics import Metrics
 from router.notify.worker import Deliverer
 from router.runtime import Runtime
 from router.store.protocols import DeliveryRecords, Store
-from router.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

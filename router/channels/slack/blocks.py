@@ -32,8 +32,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from router.interact.actions import GroupActions
-from router.model import SilenceScope, Status
+from router.durations import format_duration
+from router.model import GroupActions, SilenceScope, Status
 from router.render.message import (
     MAX_DIGEST_LISTED,
     AlertView,
@@ -45,7 +45,7 @@ from router.render.message import (
     message_facts,
     top_severity,
 )
-from router.render.text import escape_mrkdwn, format_duration, plural, severity_rank
+from router.render.text import escape_mrkdwn, plural, severity_rank
 
 # Slack's Block Kit and message limits (chat.postMessage and Block Kit reference).
 MAX_BLOCKS = 50

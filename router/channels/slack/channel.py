@@ -63,8 +63,7 @@ from router.channels.slack.blocks import (
     with_buttons,
 )
 from router.config.schema import SlackInteractivity, SlackReceiver
-from router.interact.actions import PRIOR_ACTIONS_KEY, GroupActions
-from router.model import SilenceScope, Status
+from router.model import PRIOR_ACTIONS_KEY, GroupActions, SilenceScope, Status
 from router.render.message import Message
 from router.schedules.directory import OnCallDirectory
 from router.secrets import redact

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from router.interact.actions import Action, ActionClaim, GroupActions
+from router.model import Action, ActionClaim, GroupActions
 from router.store.protocols import ACTION_KEEP, ACTION_LEASE, GROUP_ACTIONS_TTL
 
 ACTION_SCRIPTS: Mapping[str, tuple[str, ...]] = {

@@ -14,8 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from router.interact.actions import GroupActions
-from router.model import Claim, Outcome
+from router.model import Claim, GroupActions, Outcome
 from router.store.protocols import StoreUnavailable
 from router.store.rollup import (
     COLUMNS,

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from router.interact.actions import Action, ActionClaim, GroupActions
+from router.model import Action, ActionClaim, GroupActions
 from router.store.protocols import ACTION_KEEP, ACTION_LEASE, GROUP_ACTIONS_TTL
 
 T = TypeVar("T")

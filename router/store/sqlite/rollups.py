@@ -7,8 +7,7 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from router.interact.actions import GroupActions
-from router.model import Claim, Outcome
+from router.model import Claim, GroupActions, Outcome
 from router.store.rollup import (
     COLUMNS,
     DAY,

@@ -164,9 +164,7 @@ async def acknowledge_receiver(request: web.Request) -> web.StreamResponse:
             target = f"/ui/notifications/{quote(notification_id, safe='')}"
         else:
             receiver, group_key = str(form.get("receiver", "")), str(form.get("group_key", ""))
-            found = await state.store.list_notifications(
-                1, receiver=receiver, group_key=group_key
-            )
+            found = await state.store.list_notifications(1, receiver=receiver, group_key=group_key)
             if not group_key or not found:
                 return await _missing(request, f"No record of this group for {receiver!r} is kept.")
             target = f"/ui/groups/{quote(group_key, safe='')}"

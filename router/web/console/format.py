@@ -8,8 +8,8 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import quote
 
+from router.durations import format_duration
 from router.render.message import is_web_url
-from router.render.text import format_duration
 from router.web.console.mrkdwn import render as render_mrkdwn
 
 

@@ -91,6 +91,8 @@ def _also(item: dict[str, Any], status: str, description: str) -> dict[str, Any]
     post = item["post"]
     responses = {**post["responses"], status: {"description": description, "content": _HTML}}
     return {"post": {**post, "responses": responses}}
+
+
 def _replay() -> dict[str, Any]:
     page = _action(
         "consoleReplay", "The routes page with a proposed routes.yaml's diff (admin)", []

@@ -16,8 +16,7 @@ from aiohttp import web
 from router.channels.slack.channel import posted_scope
 from router.config.exposure import open_surfaces
 from router.heartbeats.status import statuses
-from router.interact.actions import GroupActions
-from router.model import NflogEntry, NotificationRecord, SilenceScope, TimelineEntry
+from router.model import GroupActions, NflogEntry, NotificationRecord, SilenceScope, TimelineEntry
 from router.routing.outline import outline
 from router.store.protocols import (
     RecordPage,

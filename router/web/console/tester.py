@@ -14,10 +14,10 @@ import jinja2
 
 from router.channels.email import MAX_SUBJECT_CHARS
 from router.channels.slack.blocks import build_message_payload
+from router.durations import format_duration
 from router.model import Event, Notification, RouteSettings, Status
 from router.render.message import build_message
 from router.render.templates import oneline, template_env
-from router.render.text import format_duration
 from router.routetest.runner import Routing
 from router.runtime import Runtime
 
