@@ -17,9 +17,9 @@ from typing import Protocol
 
 from prometheus_client import Gauge
 
+from router.config.heartbeats import Heartbeats
 from router.config.schema import Config
 from router.heartbeats import missing
-from router.heartbeats.spec import Heartbeats
 from router.ingest.intake import plan_notifications
 from router.model import Event
 from router.notify.firing import FiringAlerts, alert_states

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from router.config.heartbeats import Heartbeat
 from router.config.schema import Config
 from router.durations import format_duration
-from router.heartbeats.spec import Heartbeat
 from router.identity import fingerprint
 from router.ingest.normalize import normalize
 from router.model import Event, Status, format_time

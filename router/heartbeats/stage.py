@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
-from router.heartbeats.spec import beat_of
+from router.config.heartbeats import beat_of
 from router.model import DeliveryState, Outcome
 from router.notify.stages import Job
 from router.store.protocols import Outbox

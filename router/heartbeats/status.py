@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from router.heartbeats.spec import Heartbeats
+from router.config.heartbeats import Heartbeats
 from router.store.beats import HeartbeatState
 
 # ok: beating on time; late: past its interval, within grace (or not judged yet);
