@@ -24,19 +24,12 @@ from router.notify.reports import Reports
 from router.replay.insights import window
 from router.store.rollup import INDEX
 from tests.conftest import Running, running
+from tests.fakes.clock import FakeClock
 from tests.fakes.webhook_sink import ReceivedRequest, WebhookSink
 from tests.helpers import MINIMAL, config_from
 
 # Whole seconds: they survive JSON and the metrics text exactly.
 T0 = float(int(time.time()))
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(autouse=True)
