@@ -1307,12 +1307,9 @@ async def test_texts_not_indexed_when_the_process_stopped_are_indexed_at_the_nex
 
 
 async def test_a_redis_page_cut_short_by_its_budget_still_leads_to_every_match(
-    redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+    redis_url: str, prefix: str
 ) -> None:
-    import router.store.redis.store as redis_store
-
-    monkeypatch.setattr(redis_store, "_QUERY_BUDGET", 3)
-    store = RedisStore(redis_url, key_prefix=prefix, clock=FakeClock(T0))
+    store = RedisStore(redis_url, key_prefix=prefix, clock=FakeClock(T0), query_budget=3)
     await store.open()
     try:
         for i in range(10):
