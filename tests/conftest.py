@@ -16,9 +16,10 @@ from prometheus_client import CollectorRegistry
 
 from router.config.schema import Config
 from router.metrics import Metrics
+from router.store.protocols import Store
 from router.web.app import create_app
 from router.web.deadline import start_site
-from router.web.state import STATE, AppState
+from router.web.state import DEFAULT_TUNING, STATE, AppState, Tuning
 from tests.fakes.loki import FakeLoki
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smtp import FakeSMTPServer
@@ -69,10 +70,15 @@ class Running:
 
 @asynccontextmanager
 async def running(
-    config: Config, *, config_path: Path | None = None, clock: Callable[[], float] | None = None
+    config: Config,
+    *,
+    config_path: Path | None = None,
+    clock: Callable[[], float] | None = None,
+    tuning: Tuning = DEFAULT_TUNING,
+    store: Store | None = None,
 ) -> AsyncIterator[Running]:
     """Start the app on 127.0.0.1 at a free port; stop it (draining) on exit."""
-    kwargs: dict[str, Any] = {"config_path": config_path}
+    kwargs: dict[str, Any] = {"config_path": config_path, "tuning": tuning, "store": store}
     if clock is not None:
         kwargs["clock"] = clock
     app = create_app(config, **kwargs)

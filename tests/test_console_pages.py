@@ -14,6 +14,7 @@ import pytest
 
 from router.config.schema import Config
 from router.web.console import pages
+from router.web.state import Tuning
 from tests.conftest import Running, running
 from tests.fakes.smtp import FakeSMTPServer
 from tests.fakes.webhook_sink import WebhookSink
@@ -204,14 +205,15 @@ async def test_without_inhibit_rules_the_overview_shows_what_receivers_were_told
 
 
 async def test_without_inhibit_rules_the_overview_says_when_it_read_only_some_groups(
-    uninhibited: Running, monkeypatch: pytest.MonkeyPatch
+    state_url: str, sink: WebhookSink
 ) -> None:
-    monkeypatch.setattr(pages, "FIRING_GROUPS", 1)
-    await uninhibited.post("/webhook/alertmanager", alert({"alertname": "First"}, group="g1"))
-    await settled(uninhibited, 1)
-    await uninhibited.post("/webhook/alertmanager", alert({"alertname": "Second"}, group="g2"))
-    await settled(uninhibited, 2)
-    _, text = await page(uninhibited, "/ui/")
+    config = console_config(state_url, sink).model_copy(update={"inhibit_rules": []})
+    async with running(config, tuning=Tuning(console_firing_groups=1)) as uninhibited:
+        await uninhibited.post("/webhook/alertmanager", alert({"alertname": "First"}, group="g1"))
+        await settled(uninhibited, 1)
+        await uninhibited.post("/webhook/alertmanager", alert({"alertname": "Second"}, group="g2"))
+        await settled(uninhibited, 2)
+        _, text = await page(uninhibited, "/ui/")
     firing = firing_section(text)
     assert "Only the 1 most recently notified groups are read." in firing
     assert "Firing now 1" in text
@@ -288,26 +290,25 @@ async def test_list_is_newest_first_and_filters_narrow_it(console: Running) -> N
     assert "No notification matches these filters." in text
 
 
-async def test_list_pages_with_the_cursor(
-    console: Running, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(pages, "PAGE_SIZE", 2)
-    for i in range(5):
-        await console.post(
-            "/webhook/alertmanager", alert({"alertname": f"Alert{i}"}, group=f"g{i}")
-        )
-    await settled(console, 5)
-    seen: list[str] = []
-    path = "/ui/notifications?receiver=default"
-    for _ in range(5):
-        _, markup = await raw(console, path)
-        seen += re.findall(r'class="open"[^>]*>([^<]+)<', markup)
-        older = re.search(r'<a rel="next" href="([^"]+)"', markup)
-        if older is None:
-            break
-        assert "receiver=default" in older.group(1)
-        path = html.unescape(older.group(1))
-    assert seen == [f"Alert{i}" for i in reversed(range(5))]
+async def test_list_pages_with_the_cursor(state_url: str, sink: WebhookSink) -> None:
+    paged = Tuning(console_page_size=2)
+    async with running(console_config(state_url, sink), tuning=paged) as console:
+        for i in range(5):
+            await console.post(
+                "/webhook/alertmanager", alert({"alertname": f"Alert{i}"}, group=f"g{i}")
+            )
+        await settled(console, 5)
+        listed: list[list[str]] = []
+        path = "/ui/notifications?receiver=default"
+        for _ in range(5):
+            _, markup = await raw(console, path)
+            listed.append(re.findall(r'class="open"[^>]*>([^<]+)<', markup))
+            older = re.search(r'<a rel="next" href="([^"]+)"', markup)
+            if older is None:
+                break
+            assert "receiver=default" in older.group(1)
+            path = html.unescape(older.group(1))
+        assert listed == [["Alert4", "Alert3"], ["Alert2", "Alert1"], ["Alert0"]]
 
 
 async def test_notification_page_shows_alerts_route_path_timeline_and_links(

@@ -20,20 +20,13 @@ import pytest
 from router.notify import escalation
 from router.replay.insights import insights
 from tests.conftest import Running, running
+from tests.fakes.clock import FakeClock
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.slack_clicks import click
 from tests.helpers import config_from, until
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 PROD, ONCALL, LEADS = "#prod-alerts", "#oncall", "#leads"
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def receivers_text(slack: FakeSlack) -> str:

@@ -14,6 +14,7 @@ from router.notify.firing import FiringAlerts
 from router.store.protocols import Store
 from router.store.redis import RedisStore
 from router.store.sqlite import SQLiteStore
+from tests.fakes.clock import FakeClock
 from tests.test_store_contract import T0, notification
 
 
@@ -32,16 +33,6 @@ class Counting:
     async def alerts_generation(self) -> int:
         self.generation_reads += 1
         return await self.store.alerts_generation()
-
-
-class Ticking:
-    """A monotonic clock moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -63,7 +54,7 @@ def firing(name: str) -> AlertState:
 
 
 async def test_alerts_that_keep_firing_unchanged_are_not_read_again(store: Store) -> None:
-    counting, clock = Counting(store), Ticking()
+    counting, clock = Counting(store), FakeClock(100.0)
     cache = FiringAlerts(counting, max_age=3600, monotonic=clock)
     await store.record([notification("g1", "a")], alerts=[firing("A"), firing("B")])
     assert len(await cache.get(T0)) == 2
@@ -81,7 +72,7 @@ async def test_alerts_that_keep_firing_unchanged_are_not_read_again(store: Store
 
 
 async def test_a_change_made_elsewhere_is_seen_within_the_recheck(store: Store) -> None:
-    counting, clock = Counting(store), Ticking()
+    counting, clock = Counting(store), FakeClock(100.0)
     cache = FiringAlerts(counting, max_age=3600, recheck=0.1, monotonic=clock)
     assert await cache.get(T0) == []
     # Another replica records a firing alert: nothing tells this process.

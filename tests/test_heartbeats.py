@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from router.config.exposure import open_surfaces
 from router.config.loader import ConfigError, load_config
 from router.config.schema import Config
-from router.heartbeats import judge as judge_module
 from router.model import format_time
 from router.notify.reports import Reports
 from router.replay.insights import window
 from router.store.rollup import INDEX
+from router.web.state import Tuning
 from tests.conftest import Running, running
+from tests.fakes.clock import FakeClock
 from tests.fakes.webhook_sink import ReceivedRequest, WebhookSink
 from tests.helpers import MINIMAL, config_from
 
@@ -31,19 +32,16 @@ from tests.helpers import MINIMAL, config_from
 T0 = float(int(time.time()))
 
 
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+# Each judgement in these tests is the test's own tick(); the service's loop must not
+# judge at moments the test did not choose.
+JUDGED_BY_THE_TEST = Tuning(heartbeat_tick=3600.0)
 
 
-@pytest.fixture(autouse=True)
-def slow_background_judge(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Each judgement in these tests is the test's own tick(); the service's loop must not
-    # judge at moments the test did not choose.
-    monkeypatch.setattr(judge_module, "TICK", 3600.0)
+def serving(
+    config: Config, *, clock: FakeClock | None = None, config_path: Path | None = None
+) -> AbstractAsyncContextManager[Running]:
+    """The service, its heartbeats judged only by the test's own tick()."""
+    return running(config, clock=clock, config_path=config_path, tuning=JUDGED_BY_THE_TEST)
 
 
 @pytest.fixture
@@ -122,7 +120,7 @@ async def test_beats_on_time_are_recorded_never_notified_and_open_nothing(
     sink: WebhookSink, state_url: str
 ) -> None:
     clock = FakeClock(T0)
-    async with running(config_from(config_text(sink, state_url, WATCHDOG)), clock=clock) as svc:
+    async with serving(config_from(config_text(sink, state_url, WATCHDOG)), clock=clock) as svc:
         for step in range(6):
             await beat(svc, clock, T0 + 10 * step)
             await judge(svc, clock, T0 + 10 * step + 9)
@@ -159,7 +157,7 @@ async def test_a_gap_opens_one_heartbeat_missing_routed_by_the_tree_and_beats_re
     sink: WebhookSink, state_url: str
 ) -> None:
     clock = FakeClock(T0)
-    async with running(config_from(config_text(sink, state_url, WATCHDOG)), clock=clock) as svc:
+    async with serving(config_from(config_text(sink, state_url, WATCHDOG)), clock=clock) as svc:
         await beat(svc, clock, T0)
         await judge(svc, clock, T0 + 14.9)
         await beat(svc, clock, T0 + 10)
@@ -207,7 +205,7 @@ async def test_a_heartbeat_that_never_beats_is_missing_one_window_after_it_was_a
 ) -> None:
     clock = FakeClock(T0)
     posted = "  - {name: backup, interval: 1m, grace: 30s, labels: {severity: critical}}"
-    async with running(config_from(config_text(sink, state_url, posted)), clock=clock) as svc:
+    async with serving(config_from(config_text(sink, state_url, posted)), clock=clock) as svc:
         await judge(svc, clock, T0 + 89)
         status, listed = await svc.get_json("/api/v1/heartbeats")
         assert listed["heartbeats"][0]["state"] == "late"
@@ -224,7 +222,7 @@ async def test_the_report_names_the_heartbeats_that_went_missing_and_those_still
     backup = "  - {name: backup, interval: 1m, grace: 30s, labels: {severity: critical}}"
     daily = "reports: [{receiver: everyone, every: 'daily 00:00'}]"
     config = config_from(config_text(sink, state_url, WATCHDOG + backup, daily))
-    async with running(config, clock=clock) as svc:
+    async with serving(config, clock=clock) as svc:
         store = svc.state.store
         # Watchdog goes missing at T0+15 and beats again from T0+70; backup never beats.
         await beat(svc, clock, T0)
@@ -255,12 +253,12 @@ async def test_a_router_restart_in_the_middle_is_no_missing_heartbeat(
 ) -> None:
     clock = FakeClock(T0)
     config = config_from(config_text(sink, state_url, WATCHDOG))
-    async with running(config, clock=clock) as svc:
+    async with serving(config, clock=clock) as svc:
         await beat(svc, clock, T0)
         await judge(svc, clock, T0 + 5)
     # Down from T0+5 to T0+100: the beats of that time were lost, not missing.
     clock.now = T0 + 100
-    async with running(config, clock=clock) as svc:
+    async with serving(config, clock=clock) as svc:
         await judge(svc, clock, T0 + 100)
         await beat(svc, clock, T0 + 101)
         for second in range(101, 116):
@@ -283,7 +281,7 @@ async def test_three_replicas_on_redis_raise_one_alarm_and_one_resolve(
     url = f"{{url: '{redis_url}', key_prefix: '{prefix}'}}"
     config = config_from(config_text(sink, url, WATCHDOG))
     async with AsyncExitStack() as stack:
-        replicas = [await stack.enter_async_context(running(config, clock=clock)) for _ in range(3)]
+        replicas = [await stack.enter_async_context(serving(config, clock=clock)) for _ in range(3)]
         await beat(replicas[1], clock, T0)
         for second in range(1, 30):
             clock.now = T0 + second
@@ -318,7 +316,7 @@ async def test_a_reload_starts_an_added_heartbeats_clock_and_resolves_a_removed_
     clock = FakeClock(T0)
     path = tmp_path / "routes.yaml"
     path.write_text(config_text(sink, state_url, WATCHDOG))
-    async with running(load_config(path), config_path=path, clock=clock) as svc:
+    async with serving(load_config(path), config_path=path, clock=clock) as svc:
         await judge(svc, clock, T0 + 15)
         async with asyncio.timeout(10):
             await sink.wait_for(1)
@@ -351,7 +349,7 @@ async def test_post_heartbeat_beats_with_its_own_credentials_or_the_alertmanager
         "server: {auth: {heartbeat: {bearer_token: hb-secret}, alertmanager: {bearer_token: am}}}"
     )
     clock = FakeClock(T0)
-    async with running(config_from(config_text(sink, state_url, posted, auth)), clock=clock) as svc:
+    async with serving(config_from(config_text(sink, state_url, posted, auth)), clock=clock) as svc:
         async with svc.http.post(svc.url + "/heartbeat/backup") as answer:
             assert answer.status == 401
             assert answer.headers["WWW-Authenticate"].startswith("Bearer")
@@ -371,7 +369,7 @@ async def test_post_heartbeat_beats_with_its_own_credentials_or_the_alertmanager
         [state] = await svc.state.store.heartbeat_states()
         assert state.last_beat == T0 + 7
     fallback = "server: {auth: {alertmanager: {bearer_token: am}}}"
-    async with running(config_from(config_text(sink, state_url, posted, fallback))) as svc:
+    async with serving(config_from(config_text(sink, state_url, posted, fallback))) as svc:
         async with svc.http.post(
             svc.url + "/heartbeat/backup", headers={"Authorization": "Bearer am"}
         ) as answer:
@@ -408,7 +406,7 @@ route:
     config = config.model_copy(
         update={"state": config.state.model_copy(update={"url": f"sqlite:///{tmp_path}/s.db"})}
     )
-    async with running(config) as svc:
+    async with serving(config) as svc:
         async with svc.http.post(svc.url + "/heartbeat/payments/watchdog") as answer:
             assert answer.status == 200
             posted_at = (await answer.json())["at"]
@@ -456,8 +454,8 @@ async def test_a_replica_taking_over_the_judge_carries_on_from_the_stored_verdic
     config = config_from(
         config_text(sink, f"{{url: '{redis_url}', key_prefix: '{prefix}'}}", WATCHDOG)
     )
-    async with running(config, clock=clock) as second:
-        async with running(config, clock=clock) as first:
+    async with serving(config, clock=clock) as second:
+        async with serving(config, clock=clock) as first:
             await beat(first, clock, T0)
             await judge(first, clock, T0 + 15)
             await judge(second, clock, T0 + 15)

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from router.config.schema import Config
 from tests.conftest import Running, running
+from tests.fakes.clock import FakeClock
 from tests.fakes.slack import FakeSlack, Reply
 from tests.helpers import config_from, until
 
 MENTION = "<!subteam^S0123ONCALL>"
-
-
-class FakeClock:
-    """The service's wall clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def slack_config(slack: FakeSlack, state_url: str, extra: str = "") -> Config:

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-import router.store.sqlite.store as sqlite_store
 from router.model import Event, NflogEntry, Notification
+from router.store.protocols import Store
+from router.store.sqlite import SQLiteStore
 from router.store.sqlite.logcache import LogCache
 from tests.conftest import running
 from tests.helpers import config_from, until
@@ -62,9 +63,12 @@ def state_yaml(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 async def test_delivered_webhooks_leave_no_notification_or_event_alive_and_a_bounded_log(
-    state_yaml: str, monkeypatch: pytest.MonkeyPatch
+    state_yaml: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(sqlite_store, "NFLOG_CACHE_ALERTS", CACHE_ALERTS)
+    # The SQLite store is built here, its log cache small (Redis keeps no such cache).
+    store: Store | None = None
+    if state_yaml.startswith("url: sqlite"):
+        store = SQLiteStore(f"{tmp_path}/state.db", nflog_cache_alerts=CACHE_ALERTS)
     config = config_from(
         f"""
 state:
@@ -76,7 +80,7 @@ route:
   receiver: stdout
 """
     )
-    async with running(config) as service:
+    async with running(config, store=store) as service:
         for n in range(WEBHOOKS):
             status, _ = await service.post("/webhook/alertmanager", probe(n))
             assert status == 200

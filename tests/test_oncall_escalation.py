@@ -7,6 +7,7 @@ from router.interact.console import request_acknowledgement
 from router.web.slack import RUNNER
 from tests import test_escalation as esc
 from tests.conftest import Running
+from tests.fakes.clock import FakeClock
 from tests.fakes.slack import FakeSlack
 from tests.helpers import until
 
@@ -15,7 +16,7 @@ clock, service = esc.clock, esc.service
 
 
 async def test_a_console_acknowledgement_stops_the_chain(
-    service: Running, slack: FakeSlack, clock: esc.FakeClock
+    service: Running, slack: FakeSlack, clock: FakeClock
 ) -> None:
     await esc.fire(service, slack, "ConsoleAcked")
     await esc.fire(service, slack, "Ignored")

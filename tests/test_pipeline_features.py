@@ -15,20 +15,10 @@ from router.config.schema import Config
 from router.ingest import argocd as argocd_source
 from router.ingest.intake import plan_notifications
 from tests.conftest import Running, running
+from tests.fakes.clock import FakeClock
 from tests.fakes.loki import FakeLoki
 from tests.fakes.webhook_sink import WebhookSink
 from tests.helpers import config_from
-
-
-class FakeClock:
-    def __init__(self, at: datetime) -> None:
-        self.now = at.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def set(self, at: datetime) -> None:
-        self.now = at.timestamp()
 
 
 @pytest.fixture
@@ -160,7 +150,7 @@ NIGHT = datetime(2026, 11, 26, 22, 0, tzinfo=UTC)  # 23:00 in Berlin
 async def test_muted_route_at_night_sends_nothing_but_still_sends_the_resolve(
     sink: WebhookSink, state_url: str
 ) -> None:
-    clock = FakeClock(DAY)
+    clock = FakeClock(DAY.timestamp())
     config = make_config(sink, state_url, NIGHTS, MUTED_ROUTE)
     async with running(config, clock=clock) as svc:
         await svc.post("/webhook/alertmanager", webhook("day", alert("d1", env="dev")))
@@ -198,7 +188,7 @@ def argocd(trigger: str, **fields: str) -> dict[str, Any]:
 async def test_argocd_incident_resolves_once_with_how_long_it_lasted(
     sink: WebhookSink, state_url: str
 ) -> None:
-    clock = FakeClock(DAY)
+    clock = FakeClock(DAY.timestamp())
     async with running(make_config(sink, state_url), clock=clock) as svc:
         failed = argocd(
             "on-sync-failed",
@@ -244,7 +234,7 @@ async def until_records(
 async def test_health_flap_within_the_hold_is_told_to_nobody_and_recorded_as_flapped(
     sink: WebhookSink, state_url: str
 ) -> None:
-    clock = FakeClock(DAY)
+    clock = FakeClock(DAY.timestamp())
     async with running(make_config(sink, state_url), clock=clock) as svc:
         degraded = argocd("on-health-degraded", healthStatus="Degraded", finishedAt=DAY.isoformat())
         assert (await svc.post("/webhook/argocd", degraded))[0] == 200
@@ -269,7 +259,7 @@ async def test_health_flap_within_the_hold_is_told_to_nobody_and_recorded_as_fla
 async def test_problem_outlasting_its_hold_is_sent_then_with_its_original_start(
     sink: WebhookSink, state_url: str
 ) -> None:
-    clock = FakeClock(DAY)
+    clock = FakeClock(DAY.timestamp())
     async with running(make_config(sink, state_url), clock=clock) as svc:
         degraded = argocd("on-health-degraded", healthStatus="Degraded", finishedAt=DAY.isoformat())
         await svc.post("/webhook/argocd", degraded)
@@ -291,7 +281,7 @@ async def test_claim_taken_before_its_hold_ended_goes_back_unattempted(
 ) -> None:
     """Degraded, healthy, degraded again, all waiting when the worker looks: the first
     episode flapped, the second waits out its own hold, and no attempt is counted."""
-    clock = FakeClock(DAY + timedelta(seconds=25))
+    clock = FakeClock((DAY + timedelta(seconds=25)).timestamp())
     async with running(make_config(sink, state_url), clock=clock) as svc:
         runtime = svc.state.runtime
         config = runtime.config
@@ -428,7 +418,7 @@ async def test_hanging_loki_does_not_hold_the_notification_past_its_timeout(
 async def test_notification_failing_past_dead_after_is_dead_and_counted(
     state_url: str,
 ) -> None:
-    clock = FakeClock(DAY)
+    clock = FakeClock(DAY.timestamp())
     async with WebhookSink(default_status=500) as failing:
         config = config_from(
             f"""

@@ -21,8 +21,9 @@ from router.secrets import redact_url
 from router.store import open_store
 from router.store.protocols import StoreUnavailable, exported_outbox_depth
 from router.store.redis import RedisStore, lua_source
+from tests.fakes.clock import FakeClock
 from tests.redis_server import RedisServer, delete_prefix, unique_prefix
-from tests.test_store_contract import T0, FakeClock, notification
+from tests.test_store_contract import T0, notification
 
 PASSWORD = "s3cret-pw"
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,9 +17,10 @@ from router.notify.reports import Reports, latest_slot
 from router.store.protocols import Store
 from router.store.redis import RedisStore
 from router.store.sqlite import SQLiteStore
+from tests.fakes.clock import FakeClock
 from tests.helpers import config_from
 from tests.test_insights import _history
-from tests.test_store_contract import T0, FakeClock
+from tests.test_store_contract import T0
 
 
 def _ts(text: str) -> float:

@@ -19,6 +19,7 @@ from router.interact import watch
 from router.store.protocols import Store
 from tests import helpers
 from tests.conftest import Running, running
+from tests.fakes.clock import FakeClock
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.slack_clicks import click
 from tests.fakes.smtp import FakeSMTPServer, free_port
@@ -200,14 +201,6 @@ async def test_an_alertmanager_that_is_down_changes_nothing(
         assert "Silenced by" in text and "while silenced" not in text
         assert await service.records(reason="resolved_while_silenced") == []
         assert len(smtp.messages) == 1
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_a_silence_that_ends_while_the_group_fires_is_said_once_in_the_thread(

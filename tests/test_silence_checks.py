@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import Running, running
+from tests.fakes.clock import FakeClock
 from tests.fakes.loopback import LoopbackServer
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.slack_clicks import click
@@ -23,14 +24,6 @@ from tests.helpers import config_from, until
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 CHANNEL = "#prod-alerts"
 EXTERNAL_URL = "http://alertmanager.invalid:9093"
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeAlertmanager(LoopbackServer):

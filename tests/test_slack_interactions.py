@@ -14,6 +14,7 @@ import pytest
 
 from router.model import GroupActions
 from tests.conftest import Running, running
+from tests.fakes.clock import FakeClock
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.slack_clicks import (
     ALICE,
@@ -33,14 +34,6 @@ CHANNEL = "#prod-alerts"
 RECEIVER = "slack-prod"
 GROUP = 'am/prod/{}:{alertname="CPUHigh", env="prod"}'
 EXTERNAL_URL = "http://alertmanager.invalid:9093"
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # The Alertmanager the webhooks below name as their externalURL; nothing answers at its

@@ -37,6 +37,7 @@ from router.store.protocols import DEPLOY_TTL, RecordQuery, Store, exported_outb
 from router.store.redis import RedisStore
 from router.store.sqlite import SQLiteStore
 from router.store.url import parse_state_url
+from tests.fakes.clock import FakeClock
 
 # 2027: years after the wall clock, so nothing recorded "now" is expired by wall time.
 T0 = 1_800_000_000.0
@@ -45,16 +46,6 @@ KEEP = 600.0
 ROUTE = RouteSettings(receiver="r1", path="route", repeat_interval=3600.0, send_resolved=True)
 
 StoreFactory = Callable[..., Store]
-
-
-class FakeClock:
-    """A clock that moves only when told."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -1316,12 +1307,9 @@ async def test_texts_not_indexed_when_the_process_stopped_are_indexed_at_the_nex
 
 
 async def test_a_redis_page_cut_short_by_its_budget_still_leads_to_every_match(
-    redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+    redis_url: str, prefix: str
 ) -> None:
-    import router.store.redis.store as redis_store
-
-    monkeypatch.setattr(redis_store, "_QUERY_BUDGET", 3)
-    store = RedisStore(redis_url, key_prefix=prefix, clock=FakeClock(T0))
+    store = RedisStore(redis_url, key_prefix=prefix, clock=FakeClock(T0), query_budget=3)
     await store.open()
     try:
         for i in range(10):

@@ -14,22 +14,13 @@ from typing import Any
 
 from router.config.schema import Config
 from tests.conftest import Running, running
+from tests.fakes.clock import FakeClock
 from tests.fakes.slack import FakeSlack, SlackCall, SlackMessage
 from tests.fakes.smtp import FakeSMTPServer, free_port
 from tests.helpers import config_from
 
 CHANNEL = "#dev-alerts"
 ROUTER_URL = "https://alerts.example.com"
-
-
-class FakeClock:
-    """The service's wall clock, moved by the test (pacing keeps real time)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def slack_config(

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-import router.web.app as app_module
 from router.config.schema import Config
+from router.web.state import Tuning
 from tests.conftest import Running, running
 from tests.fakes.webhook_sink import WebhookSink
 from tests.helpers import DATA, config_from, payload
@@ -447,10 +447,10 @@ async def metrics_text(svc: Running) -> str:
 
 
 async def test_store_up_follows_the_store_without_anyone_polling_readyz(
-    sink: WebhookSink, state_url: str, monkeypatch: pytest.MonkeyPatch
+    sink: WebhookSink, state_url: str
 ) -> None:
-    monkeypatch.setattr(app_module, "STORE_PING_EVERY", 0.05)
-    async with running(routing_config(sink, state_url)) as svc:
+    pinged_often = Tuning(store_ping_every=0.05)
+    async with running(routing_config(sink, state_url), tuning=pinged_often) as svc:
         assert "alert_router_store_up 1.0" in await metrics_text(svc)
         await svc.state.store.close()
         async with asyncio.timeout(10):

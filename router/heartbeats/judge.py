@@ -54,7 +54,8 @@ class Routing(Protocol):
 
 
 class Judge:
-    """Judges heartbeats every TICK while `run` runs; `tick` is one judgement."""
+    """Judges heartbeats every `every` seconds (TICK) while `run` runs; `tick` is one
+    judgement."""
 
     def __init__(
         self,
@@ -66,6 +67,7 @@ class Judge:
         *,
         lease: float,
         last_beat: Gauge | None = None,
+        every: float = TICK,
     ) -> None:
         self._store = store
         self._routing = routing
@@ -74,6 +76,7 @@ class Judge:
         self._clock = clock
         self._lease = lease
         self._last_beat = last_beat
+        self._every = every
         self._started: float | None = None
         self._lock = asyncio.Lock()
         # When this process last recorded each missing heartbeat's event.
@@ -101,7 +104,7 @@ class Judge:
                     log.warning("heartbeats cannot be judged", extra={"error": str(exc)})
             except Exception:  # noqa: BLE001 - the watcher of the watchers must not die
                 log.exception("judging heartbeats failed; trying again")
-            await asyncio.sleep(TICK)
+            await asyncio.sleep(self._every)
 
     async def tick(self) -> None:
         """Judge every heartbeat once (if this process holds the role)."""

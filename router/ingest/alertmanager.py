@@ -96,6 +96,8 @@ class AlertmanagerAlert(_Lenient):
 
 
 class AlertmanagerWebhook(_Lenient):
+    """Alertmanager's webhook receiver body, version 4; read as far as it can be"""
+
     # Any version is read the same way: the fields below have not changed meaning.
     version: str | None = None
     groupKey: str | None = None

@@ -62,6 +62,8 @@ _DETAIL_FIELDS = (
 
 
 class ArgoCDNotification(BaseModel):
+    """one Argo CD notification, from the webhook template of its trigger"""
+
     model_config = ConfigDict(extra="ignore")
 
     trigger: str = Field(min_length=1)

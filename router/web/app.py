@@ -28,19 +28,17 @@ from router.notify.reports import Reports
 from router.notify.worker import Deliverer
 from router.runtime import Runtime
 from router.store import open_store
-from router.store.protocols import StoreUnavailable
+from router.store.protocols import Store, StoreUnavailable
 from router.store.sqlite import SQLiteStore
 from router.web.deadline import deadline_middleware, start_site
 from router.web.handlers import add_routes, check_store, mark_store
 from router.web.logs import setup_logging
 from router.web.security import proxy_headers, same_site_changes, security_headers
 from router.web.slack import setup_slack
-from router.web.state import STATE, AppState
+from router.web.state import DEFAULT_TUNING, STATE, AppState, Tuning
 
 log = logging.getLogger(__name__)
 
-# How often the store is pinged to keep alert_router_store_up current.
-STORE_PING_EVERY = 5.0
 # Opening a store that did not answer at start is retried after these pauses (doubling).
 STORE_RETRY_FIRST = 0.25
 STORE_RETRY_MAX = 2.0
@@ -52,8 +50,11 @@ def create_app(
     *,
     config_path: Path | None = None,
     clock: Callable[[], float] = time.time,
+    tuning: Tuning = DEFAULT_TUNING,
+    store: Store | None = None,
 ) -> web.Application:
-    """The service as an aiohttp app; the store opens and the worker starts on startup."""
+    """The service as an aiohttp app; the store opens and the worker starts on startup.
+    `store`: used instead of the one `config.state` names (tests pass one they built)."""
     app = web.Application(
         client_max_size=max(config.server.max_body_bytes, 1) * 2,
         middlewares=[
@@ -64,7 +65,7 @@ def create_app(
     )
     app.on_response_prepare.append(security_headers)
     metrics = Metrics()
-    the_store = open_store(config.state, clock=clock)
+    the_store = store if store is not None else open_store(config.state, clock=clock)
     runtime = Runtime.build(config, metrics=metrics, clock=clock, overrides=the_store)
     if isinstance(the_store, SQLiteStore):
         metrics.export_sqlite_size(the_store.size_bytes)
@@ -99,7 +100,9 @@ def create_app(
             clock,
             lease=config.state.lease,
             last_beat=metrics.heartbeat_last_beat,
+            every=tuning.heartbeat_tick,
         ),
+        tuning=tuning,
     )
     metrics.config_reload_success.set(1)
     metrics.config_reload_time.set_to_current_time()
@@ -196,13 +199,14 @@ async def _open_then_deliver(state: AppState, opened: bool) -> None:
 
 async def _watch_store(state: AppState) -> None:
     """Keep `alert_router_store_up` current, whether or not anyone polls /readyz."""
+    every = state.tuning.store_ping_every
     while True:
-        await asyncio.sleep(STORE_PING_EVERY)
+        await asyncio.sleep(every)
         try:
-            async with asyncio.timeout(STORE_PING_EVERY):
+            async with asyncio.timeout(every):
                 await check_store(state)
         except TimeoutError:
-            mark_store(state, f"no answer to a ping within {STORE_PING_EVERY:g}s")
+            mark_store(state, f"no answer to a ping within {every:g}s")
 
 
 def _tune_gc() -> None:

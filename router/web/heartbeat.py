@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from router.heartbeats.status import STATES, statuses
+from router.heartbeats.status import statuses
 from router.store.protocols import StoreUnavailable
 from router.web.auth import Handler, Rejected, authorized, challenge, log_refused
 from router.web.state import STATE
@@ -64,7 +64,6 @@ def add_heartbeat_routes(app: web.Application, read: Callable[[Handler], Handler
     app.router.add_get("/api/v1/heartbeats", read(list_heartbeats))
 
 
-_NUMBER_OR_NULL = {"type": "number", "nullable": True}
 _ERROR = {"description": "", "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
@@ -72,25 +71,15 @@ def _error(description: str) -> dict[str, Any]:
     return {**_ERROR, "description": description}
 
 
+def _json(component: str, description: str) -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{component}"}
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
 def heartbeat_paths(
     credentials: list[dict[str, list[str]]], unauthorized: dict[str, Any]
 ) -> dict[str, Any]:
-    """The OpenAPI description of both endpoints."""
-    status = {
-        "type": "object",
-        "required": ["name", "interval", "grace", "last_beat", "expected_by", "state"],
-        "properties": {
-            "name": {"type": "string"},
-            "interval": {"type": "number", "description": "seconds"},
-            "grace": {"type": "number", "description": "seconds"},
-            "matchers": {"type": "array", "items": {"type": "string"}},
-            "last_beat": {**_NUMBER_OR_NULL, "description": "Unix seconds; null: never"},
-            "expected_by": {"type": "number", "description": "a beat is due by then"},
-            "missing_at": {"type": "number", "description": "missing from then on"},
-            "state": {"type": "string", "enum": list(STATES)},
-            "missing_since": {**_NUMBER_OR_NULL, "description": "silent since, while missing"},
-        },
-    }
+    """The OpenAPI description of both endpoints (their bodies: router/web/schemas.py)."""
     return {
         "/heartbeat/{name}": {
             "post": {
@@ -107,21 +96,7 @@ def heartbeat_paths(
                     }
                 ],
                 "responses": {
-                    "200": {
-                        "description": "recorded",
-                        "content": {
-                            JSON: {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["heartbeat", "at"],
-                                    "properties": {
-                                        "heartbeat": {"type": "string"},
-                                        "at": {"type": "number"},
-                                    },
-                                }
-                            }
-                        },
-                    },
+                    "200": _json("Beat", "recorded"),
                     "401": {
                         "description": "missing or wrong credentials (server.auth.heartbeat,"
                         " else server.auth.alertmanager)",
@@ -140,20 +115,7 @@ def heartbeat_paths(
                 "tags": ["heartbeats"],
                 "security": credentials,
                 "responses": {
-                    "200": {
-                        "description": "in configuration order",
-                        "content": {
-                            JSON: {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["heartbeats"],
-                                    "properties": {
-                                        "heartbeats": {"type": "array", "items": status}
-                                    },
-                                }
-                            }
-                        },
-                    },
+                    "200": _json("Heartbeats", "in configuration order"),
                     "401": unauthorized,
                     "503": _error("the state store does not answer; retry later"),
                 },

@@ -1,21 +1,32 @@
-"""The OpenAPI 3 description of every endpoint the service answers, built in code so it
-changes with the handlers (tests/test_api_schema.py runs schemathesis against it)."""
+"""The OpenAPI 3 description of every endpoint the service answers: paths written here,
+component schemas generated from the pydantic models of the bodies (router/web/schemas.py,
+the ingest models); tests/test_api_schema.py runs schemathesis against it."""
 
 from __future__ import annotations
 
 import functools
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
+from pydantic_core import core_schema
+
 from router import version
+from router.ingest.alertmanager import AlertmanagerWebhook
+from router.ingest.argocd import ArgoCDNotification
 from router.model import DeliveryState
+from router.web import schemas
 from router.web.console.openapi import console_paths, form_body
 from router.web.heartbeat import heartbeat_paths
 
 JSON = "application/json"
 
 
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+
 def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF_TEMPLATE.format(model=name)}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -26,461 +37,87 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
-def _string_map(description: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "additionalProperties": {"type": "string"},
-        "description": description,
-    }
+class _OpenAPI30(GenerateJsonSchema):
+    """pydantic's JSON Schema in OpenAPI 3.0's dialect: `nullable` for `X | None`, no
+    defaults (the descriptions say what an absent field means)."""
+
+    def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
+        inner = self.generate_inner(schema["schema"])
+        if "$ref" in inner:
+            return {"allOf": [inner], "nullable": True}
+        return {**inner, "nullable": True}
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        return self.generate_inner(schema["schema"])
 
 
-_NULLABLE_STRING = {"type": "string", "nullable": True}
+def _untitled(schema: Any) -> Any:
+    """The schema without pydantic's `title`s (the component names say it); a property
+    named title is a schema, not a string, and stays."""
+    if isinstance(schema, dict):
+        return {
+            k: _untitled(v) for k, v in schema.items() if not (k == "title" and isinstance(v, str))
+        }
+    if isinstance(schema, list):
+        return [_untitled(v) for v in schema]
+    return schema
 
-_SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {"error": {"type": "string", "description": "what to change"}},
-    },
-    "Accepted": {
-        "type": "object",
-        "required": ["accepted"],
-        "properties": {"accepted": {"type": "integer", "minimum": 0}},
-    },
-    "AlertmanagerWebhook": {
-        "type": "object",
-        "description": "Alertmanager's webhook receiver body, version 4; read as far as it can be",
-        "required": ["alerts"],
-        "properties": {
-            "version": {"type": "string"},
-            "groupKey": {"type": "string"},
-            "truncatedAlerts": {"type": "integer"},
-            "status": {"type": "string", "enum": ["firing", "resolved"]},
-            "receiver": {"type": "string"},
-            "groupLabels": _string_map("labels the group is made of"),
-            "commonLabels": _string_map("labels every alert has"),
-            "commonAnnotations": _string_map("annotations every alert has"),
-            "externalURL": {"type": "string"},
-            "alerts": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "status": {"type": "string", "enum": ["firing", "resolved"]},
-                        "labels": _string_map("the alert's labels"),
-                        "annotations": _string_map("the alert's annotations"),
-                        "startsAt": {"type": "string", "format": "date-time"},
-                        "endsAt": {"type": "string", "format": "date-time"},
-                        "generatorURL": {"type": "string"},
-                        "fingerprint": {"type": "string"},
-                    },
-                },
-            },
-        },
-    },
-    "ArgoCDWebhook": {
-        "type": "object",
-        "description": "one Argo CD notification, from the webhook template of its trigger",
-        "required": ["trigger", "app"],
-        "properties": {
-            "trigger": {"type": "string", "example": "on-sync-failed"},
-            "app": {"type": "string"},
-            "namespace": {"type": "string"},
-            "project": {"type": "string"},
-            "revision": {"type": "string"},
-            "syncStatus": {"type": "string"},
-            "healthStatus": {"type": "string"},
-            "phase": {"type": "string"},
-            "message": {"type": "string"},
-            "argocdUrl": {"type": "string"},
-            "labels": _string_map("the Application's labels"),
-        },
-    },
-    "Status": {
-        "type": "object",
-        "required": ["status"],
-        "properties": {
-            "status": {"type": "string"},
-            "error": {"type": "string"},
-            "errors": {"type": "array", "items": {"type": "string"}},
-            "failed_teams": {"type": "array", "items": {"type": "object"}},
-        },
-    },
-    "Notification": {
-        "type": "object",
-        "description": "the delivery record of one notification to one receiver",
-        "required": [
-            "id",
-            "receiver",
-            "group_key",
-            "route_path",
-            "alerts",
-            "state",
-            "reason",
-            "attempts",
-            "last_error",
-            "created_at",
-            "updated_at",
-            "delivered_in",
-        ],
-        "properties": {
-            "id": {"type": "string"},
-            "receiver": {"type": "string"},
-            "group_key": {"type": "string"},
-            "route_path": {"type": "string", "description": "the route that chose the receiver"},
-            "alerts": {"type": "array", "items": {"type": "object"}},
-            "state": {"type": "string", "enum": [s.value for s in DeliveryState]},
-            "reason": {
-                "type": "string",
-                "description": "first, new_alerts, resolved, repeat, duplicate, muted,"
-                " inhibited, flapped, ... or the error reason of a failed/dead one",
-            },
-            "attempts": {"type": "integer", "minimum": 0},
-            "last_error": {"type": "string"},
-            "created_at": {"type": "number", "description": "epoch seconds"},
-            "updated_at": {"type": "number", "description": "epoch seconds"},
-            "delivered_in": {
-                "type": "string",
-                "description": "the record or digest that carried this one, if another did",
-            },
-            "env": {"type": "string"},
-            "severity": {"type": "string"},
-            "source": {"type": "string"},
-            "alertname": {"type": "string"},
-            "not_before": {"type": "number", "description": "held until (epoch seconds; 0: not)"},
-        },
-    },
-    "TimelineEntry": {
-        "type": "object",
-        "required": ["at", "kind", "text", "detail"],
-        "properties": {
-            "at": {"type": "number", "description": "epoch seconds"},
-            "kind": {
-                "type": "string",
-                "description": "received, routed, held, muted, inhibited, deduplicated,"
-                " enriched, attempt, sent, suppressed, failed, dead, digested, retried, ...",
-            },
-            "text": {"type": "string"},
-            "detail": _string_map("the same facts for machines"),
-        },
-    },
-    "GroupActions": {
-        "type": "object",
-        "nullable": True,
-        "description": "what people did to the group from Slack: who acknowledged it and"
-        " when, who silenced it until when (the Alertmanager silence id); times in epoch"
-        " seconds, 0 for never",
-        "properties": {
-            "receiver": {"type": "string"},
-            "group_key": {"type": "string"},
-            "acked_by": {"type": "string"},
-            "acked_by_name": {"type": "string"},
-            "acked_at": {"type": "number"},
-            "silenced_by": {"type": "string"},
-            "silenced_by_name": {"type": "string"},
-            "silenced_at": {"type": "number"},
-            "silenced_until": {"type": "number"},
-            "silence_id": {"type": "string"},
-            "silence_pending": {"type": "string"},
-            "last_error": {"type": "string"},
-            "version": {"type": "integer"},
-        },
-    },
-    "NotificationWithTimeline": {
-        "allOf": [
-            _ref("Notification"),
-            {
-                "type": "object",
-                "required": ["timeline", "actions"],
-                "properties": {
-                    "timeline": {"type": "array", "items": _ref("TimelineEntry")},
-                    "actions": _ref("GroupActions"),
-                },
-            },
-        ]
-    },
-    "NotificationPage": {
-        "type": "object",
-        "required": ["notifications", "next_cursor"],
-        "properties": {
-            "notifications": {"type": "array", "items": _ref("Notification")},
-            "next_cursor": {
-                **_NULLABLE_STRING,
-                "description": "pass as `cursor` for the next (older) page; null on the last",
-            },
-        },
-    },
-    "Group": {
-        "type": "object",
-        "required": ["group_key", "receivers", "notifications", "next_cursor"],
-        "properties": {
-            "group_key": {"type": "string"},
-            "receivers": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["receiver", "state", "reason", "latest", "actions"],
-                    "properties": {
-                        "receiver": {"type": "string"},
-                        "state": {"type": "string"},
-                        "reason": {"type": "string"},
-                        "latest": {"type": "string", "description": "id of its latest record"},
-                        "actions": _ref("GroupActions"),
-                    },
-                },
-            },
-            "notifications": {"type": "array", "items": _ref("Notification")},
-            "next_cursor": _NULLABLE_STRING,
-        },
-    },
-    "RouteTest": {
-        "type": "object",
-        "required": ["labels"],
-        "additionalProperties": False,
-        "properties": {
-            "labels": {**_string_map("the alert's labels"), "minProperties": 1},
-            "at": {
-                "type": "string",
-                "format": "date-time",
-                "description": "when (RFC 3339); default now",
-            },
-        },
-    },
-    "RouteTestResult": {
-        "type": "object",
-        "required": ["labels", "at", "receivers", "muted", "inhibited", "path", "routes"],
-        "properties": {
-            "labels": _string_map("the labels once normalized (env, severity, source)"),
-            "at": {"type": "string"},
-            "receivers": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "receivers told (unless inhibited)",
-            },
-            "muted": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "receivers matched but muted at `at`",
-            },
-            "inhibited": {
-                "type": "boolean",
-                "description": "an alert firing now inhibits it: nobody would be told",
-            },
-            "inhibited_by": {
-                "type": "object",
-                "nullable": True,
-                "properties": {
-                    "rule": {"type": "string"},
-                    "source": _string_map("the firing alert's labels"),
-                },
-            },
-            "path": {"type": "array", "items": {"type": "string"}},
-            "routes": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["receiver", "path", "muted_by", "escalate"],
-                    "properties": {
-                        "receiver": {"type": "string"},
-                        "path": {"type": "string"},
-                        "muted_by": {"type": "string"},
-                        "escalate": {
-                            "type": "array",
-                            "description": "While the group fires unacknowledged: who is"
-                            " told after how many seconds.",
-                            "items": {
-                                "type": "object",
-                                "required": ["after", "to"],
-                                "properties": {
-                                    "after": {"type": "number"},
-                                    "to": {"type": "string"},
-                                },
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    },
-    "OncallMember": {
-        "type": "object",
-        "required": ["name", "slack", "email"],
-        "properties": {n: {"type": "string"} for n in ("name", "slack", "email")},
-    },
-    "Override": {
-        "type": "object",
-        "required": ["id", "rotation", "who", "from", "until", "created_by", "created_at"],
-        "properties": {
-            **{n: {"type": "string"} for n in ("id", "rotation", "who", "created_by")},
-            **{n: {"type": "string", "format": "date-time"} for n in ("from", "until")},
-            "created_at": {"type": "string", "format": "date-time"},
-        },
-    },
-    "OverrideRequest": {
-        "type": "object",
-        "required": ["rotation", "who", "until"],
-        "properties": {
-            "rotation": {"type": "string", "description": "a rotation of routes.yaml's oncall"},
-            "who": {"type": "string", "description": "a member of that rotation, by name"},
-            "from": {"type": "string", "format": "date-time", "description": "default: now"},
-            "until": {"type": "string", "format": "date-time"},
-        },
-    },
-    "OnCall": {
-        "type": "object",
-        "required": ["at", "rotations", "overrides"],
-        "properties": {
-            "at": {"type": "string", "format": "date-time"},
-            "rotations": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["name", "timezone", "rotation", "members", "on_call", "since"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "timezone": {"type": "string"},
-                        "rotation": {"type": "string", "enum": ["weekly", "daily"]},
-                        "members": {"type": "array", "items": {"type": "string"}},
-                        "on_call": _ref("OncallMember"),
-                        "since": {"type": "string", "format": "date-time"},
-                        "override": {**_NULLABLE_STRING, "description": "the override's id"},
-                        "next_handoff": {
-                            "type": "object",
-                            "required": ["at", "to"],
-                            "properties": {
-                                "at": {"type": "string", "format": "date-time"},
-                                "to": _ref("OncallMember"),
-                            },
-                        },
-                    },
-                },
-            },
-            "overrides": {"type": "array", "items": _ref("Override")},
-        },
-    },
-    "Replay": {
-        "type": "object",
-        "required": ["config"],
-        "additionalProperties": False,
-        "description": "JSON-wrapped (POST /api/* takes JSON only): the YAML is a string.",
-        "properties": {
-            "config": {"type": "string", "minLength": 1, "description": "proposed routes.yaml"},
-            "since": {"type": "string", "description": "window, a duration up to 31d; 7d"},
-        },
-    },
-    "ReplayResult": {
-        "type": "object",
-        "required": ["since", "until", "events", "groups", "changed_count", "changed"],
-        "properties": {
-            "since": {"type": "string", "format": "date-time"},
-            "until": {"type": "string", "format": "date-time"},
-            "events": {"type": "integer", "description": "events replayed"},
-            "groups": {"type": "integer", "description": "groups they belong to"},
-            "changed_count": {"type": "integer"},
-            "changed": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["group_key", "events", "changed_events", "before", "after"],
-                    "properties": {
-                        "group_key": {"type": "string"},
-                        "alertname": {"type": "string"},
-                        "events": {"type": "integer"},
-                        "changed_events": {"type": "integer"},
-                        "before": _ref("ReplaySide"),
-                        "after": _ref("ReplaySide"),
-                        "example": {"type": "object", "description": "first event changed"},
-                    },
-                },
-            },
-        },
-    },
-    "ReplaySide": {
-        "type": "object",
-        "required": ["receivers", "muted", "inhibited"],
-        "properties": {
-            "receivers": {
-                "type": "object",
-                "additionalProperties": {"type": "integer"},
-                "description": "receiver: events it is told of",
-            },
-            "muted": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "inhibited": {"type": "integer", "description": "events held back by a rule"},
-        },
-    },
-    "ConfigProblems": {
-        "type": "object",
-        "required": ["error", "problems"],
-        "properties": {
-            "error": {"type": "string"},
-            "problems": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-    "Insights": {
-        "type": "object",
-        "required": ["since", "until", "alerts", "receivers", "teams"],
-        "properties": {
-            "since": {"type": "string", "format": "date-time"},
-            "until": {"type": "string", "format": "date-time"},
-            "alerts": {"type": "array", "items": _ref("InsightRow")},
-            "receivers": {"type": "array", "items": _ref("InsightRow")},
-            "teams": {"type": "array", "items": _ref("InsightRow")},
-        },
-    },
-    "InsightRow": {
-        "type": "object",
-        "description": "alertname, receiver or team names the row; a statistic with no data"
-        " is null; percentiles are duration bucket bounds (at most that long)",
-        "required": [
-            "episodes",
-            "notifications",
-            "flaps",
-            "acknowledged_share",
-            "noise_share",
-            "mtta_seconds",
-            "mttr_seconds",
-        ],
-        "properties": {
-            "alertname": {"type": "string"},
-            "receiver": {"type": "string"},
-            "team": {"type": "string"},
-            "episodes": {"type": "integer", "description": "firing episodes that resolved"},
-            "notifications": {"type": "integer"},
-            "flaps": {"type": "integer", "description": "fired again within 1h of resolving"},
-            "escalations": {"type": "integer"},
-            "acknowledged_share": {"type": "number", "nullable": True},
-            "noise_share": {
-                "type": "number",
-                "nullable": True,
-                "description": "share of episodes resolved within 5 min with nobody"
-                " acknowledging or silencing them",
-            },
-            "mtta_seconds": _ref("Percentiles"),
-            "mttr_seconds": _ref("Percentiles"),
-            "previous": {
-                "type": "object",
-                "nullable": True,
-                "description": "the window before: episodes, notifications, noise_share",
-            },
-        },
-    },
-    "Percentiles": {
-        "type": "object",
-        "required": ["p50", "p90"],
-        "properties": {
-            "p50": {"type": "number", "nullable": True},
-            "p90": {"type": "number", "nullable": True},
-        },
-    },
-    "Retried": {
-        "type": "object",
-        "required": ["retried", "notification"],
-        "properties": {
-            "retried": {"type": "boolean"},
-            "notification": {"allOf": [_ref("Notification")], "nullable": True},
-        },
-    },
+
+# Component name -> model; requests are described as they are read, responses as written.
+_REQUESTS: dict[str, type[BaseModel]] = {
+    "AlertmanagerWebhook": AlertmanagerWebhook,
+    "ArgoCDWebhook": ArgoCDNotification,
+    "RouteTest": schemas.RouteTest,
+    "OverrideRequest": schemas.OverrideRequest,
+    "Replay": schemas.Replay,
 }
+_RESPONSES: dict[str, type[BaseModel]] = {
+    model.__name__: model
+    for model in (
+        schemas.Error,
+        schemas.Accepted,
+        schemas.Status,
+        schemas.NotificationWithTimeline,
+        schemas.NotificationPage,
+        schemas.Group,
+        schemas.Retried,
+        schemas.RouteTestResult,
+        schemas.OnCall,
+        schemas.OverrideAdded,
+        schemas.OverrideRemoved,
+        schemas.ReplayResult,
+        schemas.ConfigProblems,
+        schemas.Insights,
+        schemas.Heartbeats,
+        schemas.Beat,
+    )
+}
+
+
+def _component_schemas() -> dict[str, Any]:
+    """Every model's schema, and the models they refer to, by name."""
+    components: dict[str, Any] = {}
+
+    def add(name: str, schema: dict[str, Any]) -> None:
+        if components.setdefault(name, schema) != schema:
+            raise ValueError(f"two different schemas are named {name}")
+
+    modes: tuple[tuple[JsonSchemaMode, dict[str, type[BaseModel]]], ...] = (
+        ("validation", _REQUESTS),
+        ("serialization", _RESPONSES),
+    )
+    for mode, models in modes:
+        for name, model in models.items():
+            schema = _untitled(
+                model.model_json_schema(
+                    ref_template=REF_TEMPLATE, schema_generator=_OpenAPI30, mode=mode
+                )
+            )
+            for def_name, definition in schema.pop("$defs", {}).items():
+                add(def_name, definition)
+            add(name, schema)
+    return dict(sorted(components.items()))
+
 
 # Credentials are optional in the description: each is required only when the config
 # sets the matching `server.auth` entry.
@@ -747,14 +384,7 @@ def _paths() -> dict[str, Any]:
                     "content": {JSON: {"schema": _ref("OverrideRequest")}},
                 },
                 "responses": {
-                    "201": _json(
-                        {
-                            "type": "object",
-                            "required": ["override"],
-                            "properties": {"override": _ref("Override")},
-                        },
-                        "stored; every replica honours it",
-                    ),
+                    "201": _json(_ref("OverrideAdded"), "stored; every replica honours it"),
                     "400": _error("an unknown rotation or member, or times that cannot hold"),
                     "401": _UNAUTHORIZED,
                     "403": _error("not an admin"),
@@ -773,14 +403,7 @@ def _paths() -> dict[str, Any]:
                 "security": _CREDENTIALS,
                 "parameters": [_ID],
                 "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["removed"],
-                            "properties": {"removed": {"type": "string"}},
-                        },
-                        "removed",
-                    ),
+                    "200": _json(_ref("OverrideRemoved"), "removed"),
                     "401": _UNAUTHORIZED,
                     "403": _error("not an admin"),
                     "404": _error("no such override"),
@@ -859,7 +482,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": _paths(),
         "components": {
-            "schemas": _SCHEMAS,
+            "schemas": _component_schemas(),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "basic": {"type": "http", "scheme": "basic"},

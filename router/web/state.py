@@ -13,7 +13,7 @@ from aiohttp import web
 
 from router.config.loader import ConfigError, load_config
 from router.config.teams import TeamLoad
-from router.heartbeats.judge import Judge
+from router.heartbeats.judge import TICK, Judge
 from router.ingest.intake import Intake
 from router.metrics import Metrics
 from router.notify.worker import Deliverer
@@ -21,6 +21,25 @@ from router.runtime import Runtime
 from router.store.protocols import DeliveryRecords, Store
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """How often the service's own loops run and how much its pages show: production's
+    values by default, smaller in tests."""
+
+    # The store is pinged this often (and given this long to answer) for
+    # `alert_router_store_up`.
+    store_ping_every: float = 5.0
+    heartbeat_tick: float = TICK
+    # Records on one page of the console's list.
+    console_page_size: int = 50
+    # Without alert states the overview reads what fires from this many log entries (the
+    # most recently notified).
+    console_firing_groups: int = 500
+
+
+DEFAULT_TUNING = Tuning()
 
 
 @dataclass
@@ -37,6 +56,7 @@ class AppState:
     heartbeats: Judge
     # What the last check of the store found (see handlers.mark_store).
     store_answered: bool = True
+    tuning: Tuning = DEFAULT_TUNING
     # When the running config was loaded, and what the last reload did (None: none yet),
     # for the console's health panel.
     loaded_at: float = field(default_factory=time.time)

@@ -236,6 +236,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
         keep_records: float = DEFAULT_KEEP_RECORDS,
         min_replicas: int = 0,
         clock: Callable[[], float] = time.time,
+        query_budget: int = _QUERY_BUDGET,
     ) -> None:
         self._url = url
         self.prefix = key_prefix
@@ -243,6 +244,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
         self.keep_records = keep_records
         self.min_replicas = min_replicas
         self._clock = clock
+        self._query_budget = query_budget
         # Who this process is when it takes a role (`lead`), and the roles it took.
         self._me = uuid.uuid4().hex
         self._roles: set[str] = set()
@@ -817,7 +819,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
         args: list[str | int | float] = [
             "" if before is None else before,
             limit,
-            _QUERY_BUDGET,
+            self._query_budget,
             (query.text or "").lower(),
             len(indexes),
             *indexes,

@@ -315,6 +315,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
         lease: float = DEFAULT_LEASE,
         keep_records: float = DEFAULT_KEEP_RECORDS,
         synchronous: str = "FULL",
+        nflog_cache_alerts: int = NFLOG_CACHE_ALERTS,
     ) -> None:
         self.path = path
         self.lease = lease
@@ -325,7 +326,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
         self._closed = False
         self._open_error = ""
         self._pending = PendingIndex()
-        self._nflog = LogCache(NFLOG_CACHE_ALERTS)
+        self._nflog = LogCache(nflog_cache_alerts)
         # Post slots per destination key: when the next one starts.
         self._slots: dict[str, float] = {}
         # Bumped by every record that brings alert states (this process is the only writer).

@@ -32,16 +32,14 @@ from router.web.state import STATE, AppState
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 50
 # A group or digest page lists at most this many records (newest first), then pages.
 MANY = 500
 # The overview lists this many of the firing alerts one by one (all are counted).
 FIRING_LISTED = 200
 # The overview's newest notifications.
 LATEST = 10
-# Without alert states the overview reads what fires from this many log entries (the most
-# recently notified), one record each, this many records at a time.
-FIRING_GROUPS = 500
+# Without alert states the overview reads what fires from the most recently notified log
+# entries (Tuning.console_firing_groups), one record each, this many records at a time.
 FIRING_READS = 8
 FILTERS = ("receiver", "env", "severity", "source", "state", "reason", "q")
 STATES = ("pending", "sent", "suppressed", "failed", "dead")
@@ -134,10 +132,11 @@ def _routed(state: AppState, firing: Sequence[Mapping[str, str]]) -> list[Firing
 
 async def _told_firing(state: AppState, now: float) -> tuple[list[FiringRow], bool]:
     """The alerts receivers were last told are firing, from the notification log and each
-    group's newest record; whether the groups read were cut at FIRING_GROUPS."""
-    entries = await state.store.firing_groups(now, FIRING_GROUPS + 1)
-    cut = len(entries) > FIRING_GROUPS
-    entries = entries[:FIRING_GROUPS]
+    group's newest record; whether the groups read were cut at console_firing_groups."""
+    limit = state.tuning.console_firing_groups
+    entries = await state.store.firing_groups(now, limit + 1)
+    cut = len(entries) > limit
+    entries = entries[:limit]
     reads = asyncio.Semaphore(FIRING_READS)
 
     async def newest(entry: NflogEntry) -> Sequence[NotificationRecord]:
@@ -224,7 +223,7 @@ async def overview(request: web.Request) -> Mapping[str, Any]:
         # without it, what fires is what receivers were last told (the notification log).
         "firing_tracked": bool(state.runtime.config.inhibit_rules),
         "firing_cut": False,
-        "firing_groups_read": FIRING_GROUPS,
+        "firing_groups_read": state.tuning.console_firing_groups,
         "open_surfaces": open_surfaces(state.runtime.config),
     }
     if store_problem:
@@ -308,7 +307,7 @@ async def notifications(request: web.Request) -> Mapping[str, Any]:
         # The form stays, so the search can be mended; nothing is scanned.
         page = RecordPage([], None)
     else:
-        page = await _query_page(state, query, PAGE_SIZE, cursor)
+        page = await _query_page(state, query, state.tuning.console_page_size, cursor)
     keep = {k: v for k, v in params.items() if v}
     return {
         "rows": [summary(r) for r in page.records],
