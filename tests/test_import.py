@@ -31,8 +31,8 @@ from router.importer.forward import KEPT_NOTHING, RECEIVER
 from router.importer.goregex import UntranslatableRegex, translate
 from router.importer.matchers import parse_classic, parse_source_matchers
 from router.ingest.normalize import normalize
+from router.matchers import Matcher
 from router.routing.inhibit import Inhibitor
-from router.routing.matchers import Matcher
 from router.routing.timeintervals import TimeIntervals
 from router.routing.tree import Route, RouteTree
 from tests.conftest import running

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from router.routing.matchers import Matcher, matches_all, parse_matcher_list, parse_matchers
+from router.matchers import Matcher, matches_all, parse_matcher_list, parse_matchers
 
 
 def triples(text: str) -> list[tuple[str, str, str]]:

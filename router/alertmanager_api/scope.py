@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from router.config.schema import Config
+from router.matchers import Matcher, matches_all, parse_matchers
 from router.model import NORMALIZED_LABELS, Event, SilenceScope
-from router.routing.matchers import Matcher, matches_all, parse_matchers
 
 
 def split_group_key(group_key: str) -> tuple[list[str], str] | None:

@@ -33,7 +33,7 @@ from router.config.schema import (
     TeamFile,
     TimeIntervalConfig,
 )
-from router.routing.matchers import parse_matchers
+from router.matchers import parse_matchers
 
 SEPARATOR = "/"
 

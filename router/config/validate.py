@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from router.config.schema import Loc, TimeIntervalSpec, format_loc
 from router.durations import parse_duration
-from router.routing.matchers import is_label_name, parse_matchers
+from router.matchers import is_label_name, parse_matchers
 from router.routing.timeintervals import check_time_interval
 from router.schedules.rotations import ONCALL_REFERENCE
 

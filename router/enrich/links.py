@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
 from router.config.schema import ArgoCDConfig, Config, GrafanaConfig
+from router.matchers import Matcher, matches_all, parse_matcher_list
 from router.model import Event
 from router.render.message import Link
-from router.routing.matchers import Matcher, matches_all, parse_matcher_list
 
 # A Grafana Explore pane id: 3 characters of Grafana's ID_ALPHABET with at least one letter,
 # or Grafana replaces it (migrators/v1.ts). A fixed id keeps our URLs deterministic.

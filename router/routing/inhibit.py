@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from router.config.schema import InhibitRule
 from router.config.teams import inhibit_rule_name
-from router.routing.matchers import Matcher, matches_all, parse_matcher_list
+from router.matchers import Matcher, matches_all, parse_matcher_list
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from router.config.schema import Config, RouteConfig
+from router.matchers import Matcher, matches_all, parse_matcher_list
 from router.model import PATH_SEPARATOR, ROOT_PATH, RouteSettings
-from router.routing.matchers import Matcher, matches_all, parse_matcher_list
 
 
 @dataclass(frozen=True, slots=True)
