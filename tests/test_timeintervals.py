@@ -11,13 +11,12 @@ import pytest
 from router.config.schema import TimeIntervalConfig, TimeIntervalSpec
 from router.model import RouteSettings
 from router.routing.timeintervals import (
-    TimeInterval,
     TimeIntervalError,
     TimeIntervals,
     check_time_interval,
-    parse_location,
     parse_time_interval,
 )
+from router.schedules.timeintervals import TimeInterval, parse_location
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
