@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -26,9 +28,6 @@ from router.durations import format_duration, parse_duration
 from router.schedules.rotations import Member, Rotation, parse_handoff, parse_zone
 from router.store.protocols import DEFAULT_KEEP_RECORDS, DEFAULT_LEASE, DEFAULT_LEASE_RENEW
 from router.store.url import parse_state_url
-
-if TYPE_CHECKING:
-    from router.config.teams import TeamLoad
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -677,6 +676,50 @@ class TeamFile(_Model):
     heartbeats: list[HeartbeatConfig] = Field(default_factory=list)
 
 
+class TeamStatus(enum.StrEnum):
+    LOADED = "loaded"
+    # The file failed on a reload: the version loaded before stays in force.
+    LAST_GOOD = "last_good"
+    # The file failed and there is no earlier version: the scope goes to the fallback.
+    FALLBACK = "fallback"
+
+
+@dataclass(frozen=True, slots=True)
+class TeamLoad:
+    """How one team's file was loaded, and the version of it in force."""
+
+    name: str
+    file: str
+    status: TeamStatus
+    # The team file in force; None when the scope goes to the fallback receiver.
+    content: TeamFile | None
+    fallback: str
+    # `file:line:col: ...` of the file as it is on disk now; empty when it loaded.
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def serving(self) -> str:
+        """What routes the team's alerts now, in words."""
+        if self.status is TeamStatus.LOADED:
+            return "its file"
+        if self.status is TeamStatus.LAST_GOOD:
+            return "its last good version"
+        return f"the fallback receiver {self.fallback!r}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "team": self.name,
+            "file": self.file,
+            "status": self.status.value,
+            "serving": self.serving,
+            "errors": list(self.problems),
+        }
+
+
 class EmailPacingConfig(_Model):
     """Storm control per set of recipients."""
 
@@ -818,6 +861,12 @@ class Config(_Model):
     # How each team's file was loaded; set by the loader, which also merges every loaded
     # team into receivers, route, time_intervals and inhibit_rules (router/config/teams.py).
     _team_loads: tuple[TeamLoad, ...] = PrivateAttr(default=())
+
+    def with_team_loads(self, loads: tuple[TeamLoad, ...]) -> Config:
+        """This config, saying how each of its teams' files was loaded."""
+        copy = self.model_copy()
+        copy._team_loads = loads
+        return copy
 
     @property
     def team_loads(self) -> tuple[TeamLoad, ...]:

@@ -19,9 +19,7 @@ merges every team into one plain Config, so nothing downstream knows about teams
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from router.config.schema import (
     Config,
@@ -30,7 +28,7 @@ from router.config.schema import (
     ReceiverConfig,
     RouteConfig,
     TeamConfig,
-    TeamFile,
+    TeamLoad,
     TimeIntervalConfig,
 )
 from router.matchers import parse_matchers
@@ -41,50 +39,6 @@ SEPARATOR = "/"
 def qualified(team: str, name: str) -> str:
     """A team's own name as the rest of the config sees it: `payments/slack`."""
     return f"{team}{SEPARATOR}{name}"
-
-
-class TeamStatus(enum.StrEnum):
-    LOADED = "loaded"
-    # The file failed on a reload: the version loaded before stays in force.
-    LAST_GOOD = "last_good"
-    # The file failed and there is no earlier version: the scope goes to the fallback.
-    FALLBACK = "fallback"
-
-
-@dataclass(frozen=True, slots=True)
-class TeamLoad:
-    """How one team's file was loaded, and the version of it in force."""
-
-    name: str
-    file: str
-    status: TeamStatus
-    # The team file in force; None when the scope goes to the fallback receiver.
-    content: TeamFile | None
-    fallback: str
-    # `file:line:col: ...` of the file as it is on disk now; empty when it loaded.
-    problems: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def serving(self) -> str:
-        """What routes the team's alerts now, in words."""
-        if self.status is TeamStatus.LOADED:
-            return "its file"
-        if self.status is TeamStatus.LAST_GOOD:
-            return "its last good version"
-        return f"the fallback receiver {self.fallback!r}"
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "team": self.name,
-            "file": self.file,
-            "status": self.status.value,
-            "serving": self.serving,
-            "errors": list(self.problems),
-        }
 
 
 def inhibit_rule_name(rule: InhibitRule, index: int) -> str:
@@ -180,5 +134,4 @@ def mount_teams(config: Config, loads: Sequence[TeamLoad]) -> Config:
             "route": _mount(config.route, teams),
         }
     )
-    merged._team_loads = tuple(by_name[team.name] for team in config.teams)
-    return merged
+    return merged.with_team_loads(tuple(by_name[team.name] for team in config.teams))
