@@ -10,6 +10,7 @@ import pytest
 
 from router.config.loader import ConfigError, load_config, parse_config
 from router.config.schema import Config
+from router.schedules.timeintervals import InclusiveRange
 
 EXAMPLE = Path(__file__).parent / "data" / "config_routes.example.yaml"
 EXAMPLE_ENV = {
@@ -69,7 +70,7 @@ def test_example_config_loads_unchanged_with_its_required_env_vars(tmp_path: Pat
         "email-sre",
         "stdout",
     ]
-    assert config.time_intervals[0].time_intervals[0].location == "Europe/Berlin"
+    assert str(config.time_intervals[0].time_intervals[0].location) == "Europe/Berlin"
 
 
 def test_example_config_names_each_missing_env_var_at_its_position() -> None:
@@ -231,10 +232,16 @@ def test_unquoted_clock_times_and_dates_stay_strings() -> None:
     )
     spec = config.time_intervals[0].time_intervals[0]
     assert spec.times is not None
-    assert (spec.times[0].start_time, spec.times[0].end_time) == ("08:30", "17:00")
-    assert spec.days_of_month == ["1", "-1", "2:5"]
-    assert spec.years == ["2026"]
-    assert spec.months == ["12"]
+    # 08:30 read as the text "08:30" is 510 minutes; as YAML 1.1's base-60 integer it
+    # would not be a string and fail.
+    assert (spec.times[0].start_time, spec.times[0].end_time) == (8 * 60 + 30, 17 * 60)
+    assert spec.days_of_month == [
+        InclusiveRange(1, 1),
+        InclusiveRange(-1, -1),
+        InclusiveRange(2, 5),
+    ]
+    assert spec.years == [InclusiveRange(2026, 2026)]
+    assert spec.months == [InclusiveRange(12, 12)]
 
 
 def test_anchors_and_merge_keys_work() -> None:

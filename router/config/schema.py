@@ -5,31 +5,95 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, tzinfo
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import jinja2
+import jinja2.sandbox
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    GetPydanticSchema,
     PrivateAttr,
     SecretStr,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import core_schema
 
 from router.durations import format_duration, parse_duration
+from router.matchers import Matcher, is_label_name, parse_matchers
 from router.schedules.rotations import Member, Rotation, parse_handoff, parse_zone
+from router.schedules.timeintervals import (
+    InclusiveRange,
+    TimeInterval,
+    check_time_range,
+    parse_clock,
+    parse_days_of_month,
+    parse_location,
+    parse_months,
+    parse_weekdays,
+    parse_years,
+)
 from router.store.protocols import DEFAULT_KEEP_RECORDS, DEFAULT_LEASE, DEFAULT_LEASE_RENEW
 from router.store.url import parse_state_url
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _int_as_str(value: Any) -> Any:
+    # YAML reads `days_of_month: [1, -1]`, `months: [12]` and `years: [2026]` as numbers.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _parsed_text(parse: Callable[[str], Any], *, numbers: bool = False) -> GetPydanticSchema:
+    """A YAML string parsed into the field's type: anything else is `expected a string`, a
+    ValueError from `parse` a problem at the value. `numbers`: an integer is its text."""
+    # A schema of its own rather than AfterValidator on `str`: the field's type is what
+    # `parse` returns, and mypy should see that type.
+    schema: core_schema.CoreSchema = core_schema.no_info_after_validator_function(
+        parse, core_schema.str_schema()
+    )
+    if numbers:
+        schema = core_schema.no_info_before_validator_function(_int_as_str, schema)
+    return GetPydanticSchema(lambda _source, _handler: schema)
+
+
+def _joined(entries: list[list[Matcher]]) -> tuple[Matcher, ...]:
+    return tuple(matcher for entry in entries for matcher in entry)
+
+
+def _matcher_entries(min_length: int | None = None) -> GetPydanticSchema:
+    """A `matchers:` list; each entry holds one or more matchers (`{a="1", b=~"x"}`), and
+    a bad entry is a problem at its own index."""
+    entry = core_schema.no_info_after_validator_function(parse_matchers, core_schema.str_schema())
+    entries = core_schema.list_schema(entry, min_length=min_length)
+    schema = core_schema.no_info_after_validator_function(_joined, entries)
+    return GetPydanticSchema(lambda _source, _handler: schema)
+
+
+# Every matcher of a `matchers:` list, parsed; all of them must hold (AND).
+Matchers = Annotated[tuple[Matcher, ...], _matcher_entries()]
+NonEmptyMatchers = Annotated[tuple[Matcher, ...], _matcher_entries(min_length=1)]
+
+
+def _label_name(name: str) -> str:
+    if not is_label_name(name):
+        raise ValueError(f"{name!r} is not a valid label name")
+    return name
+
+
+LabelName = Annotated[str, AfterValidator(_label_name)]
 
 # A path into the config, as pydantic reports it: ("route", "routes", 2, "receiver").
 Loc = tuple[str | int, ...]
@@ -303,9 +367,20 @@ class LokiConfig(_Model):
     # Line width in messages: longer lines are cut with an ellipsis.
     max_line_chars: int = Field(default=300, ge=20)
 
+    @field_validator("query")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            jinja2.sandbox.SandboxedEnvironment().parse(value)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ValueError(
+                f"invalid jinja2 template: {exc.message} (template line {exc.lineno})"
+            ) from None
+        return value
+
 
 class DashboardRule(_Model):
-    matchers: list[str] = Field(default_factory=list)
+    matchers: Matchers = ()
     uid: str
 
 
@@ -465,7 +540,7 @@ class RouteConfig(_Model):
     # In the root file, `{team: NAME}` places that team's subtree here (router/config/teams.py).
     team: str | None = None
     receiver: str | None = None
-    matchers: list[str] = Field(default_factory=list)
+    matchers: Matchers = ()
     continue_: bool = Field(default=False, alias="continue")
     routes: list[RouteConfig] = Field(default_factory=list)
     repeat_interval: Duration | None = None
@@ -479,30 +554,52 @@ class RouteConfig(_Model):
     escalate: list[EscalationStep] | None = None
 
 
+# `HH:MM`, as minutes of the day (00:00 to 24:00).
+Clock = Annotated[int, _parsed_text(parse_clock)]
+Weekdays = Annotated[InclusiveRange, _parsed_text(parse_weekdays, numbers=True)]
+DaysOfMonth = Annotated[InclusiveRange, _parsed_text(parse_days_of_month, numbers=True)]
+Months = Annotated[InclusiveRange, _parsed_text(parse_months, numbers=True)]
+Years = Annotated[InclusiveRange, _parsed_text(parse_years, numbers=True)]
+Location = Annotated[tzinfo, _parsed_text(parse_location)]
+
+
 class TimeRange(_Model):
-    start_time: str
-    end_time: str
+    start_time: Clock
+    end_time: Clock
+
+    @model_validator(mode="after")
+    def _forward(self) -> TimeRange:
+        check_time_range(self.start_time, self.end_time)
+        return self
 
 
-def _int_as_str(value: Any) -> Any:
-    # YAML reads `days_of_month: [1, -1]`, `months: [12]` and `years: [2026]` as numbers.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-RangeItem = Annotated[str, BeforeValidator(_int_as_str)]
+def _ranges(items: list[InclusiveRange] | None) -> tuple[InclusiveRange, ...] | None:
+    return None if items is None else tuple(items)
 
 
 class TimeIntervalSpec(_Model):
     """One Alertmanager time_interval entry; every field present must match."""
 
     times: list[TimeRange] | None = None
-    weekdays: list[RangeItem] | None = None
-    days_of_month: list[RangeItem] | None = None
-    months: list[RangeItem] | None = None
-    years: list[RangeItem] | None = None
-    location: str | None = None
+    weekdays: list[Weekdays] | None = None
+    days_of_month: list[DaysOfMonth] | None = None
+    months: list[Months] | None = None
+    years: list[Years] | None = None
+    location: Location | None = None
+
+    @property
+    def interval(self) -> TimeInterval:
+        """The entry as router/schedules/timeintervals.py evaluates it."""
+        return TimeInterval(
+            times=None
+            if self.times is None
+            else tuple((t.start_time, t.end_time) for t in self.times),
+            weekdays=_ranges(self.weekdays),
+            days_of_month=_ranges(self.days_of_month),
+            months=_ranges(self.months),
+            years=_ranges(self.years),
+            location=self.location,
+        )
 
 
 class TimeIntervalConfig(_Model):
@@ -514,9 +611,9 @@ class InhibitRule(_Model):
     # Optional; shown where a rule is named (route test files, `routes test`). Without one
     # a rule is called by its place, `inhibit_rules[0]`.
     name: str | None = Field(default=None, min_length=1)
-    source_matchers: list[str] = Field(min_length=1)
-    target_matchers: list[str] = Field(min_length=1)
-    equal: list[str] = Field(default_factory=list)
+    source_matchers: NonEmptyMatchers
+    target_matchers: NonEmptyMatchers
+    equal: list[LabelName] = Field(default_factory=list)
 
 
 # A heartbeat's name is part of a URL path (POST /heartbeat/{name}) and a metric label.
@@ -531,7 +628,7 @@ class HeartbeatConfig(_Model):
 
     name: str = Field(pattern=HEARTBEAT_NAME_PATTERN)
     # Alerts matching all of these are beats; none: only POST /heartbeat/{name} beats.
-    matchers: list[str] = Field(default_factory=list)
+    matchers: Matchers = ()
     interval: Duration
     grace: Duration = 0.0
     # Labels of the HeartbeatMissing event, on top of alertname, heartbeat and source.
@@ -661,7 +758,7 @@ class TeamConfig(_Model):
     file: str = Field(min_length=1)
     # The team's scope: only alerts matching all of these reach its routes and its inhibit
     # rules' targets.
-    matchers: list[str] = Field(min_length=1)
+    matchers: NonEmptyMatchers
     # A receiver of the root file; default: the root route's receiver.
     fallback: str | None = None
 

@@ -31,7 +31,6 @@ from router.config.schema import (
     TeamLoad,
     TimeIntervalConfig,
 )
-from router.matchers import parse_matchers
 
 SEPARATOR = "/"
 
@@ -68,15 +67,14 @@ def _route(route: RouteConfig, team: str) -> RouteConfig:
 def _heartbeat(heartbeat: HeartbeatConfig, team: TeamConfig) -> HeartbeatConfig:
     """A team's heartbeat confined to the team's scope (see the module docstring)."""
     scoped = dict(heartbeat.labels)
-    for text in team.matchers:
-        for matcher in parse_matchers(text):
-            if matcher.op == "=":
-                scoped[matcher.name] = matcher.value
+    for matcher in team.matchers:
+        if matcher.op == "=":
+            scoped[matcher.name] = matcher.value
     return heartbeat.model_copy(
         update={
             "name": qualified(team.name, heartbeat.name),
             # With no matchers of its own it beats only by POST, whatever the scope says.
-            "matchers": [*team.matchers, *heartbeat.matchers] if heartbeat.matchers else [],
+            "matchers": (*team.matchers, *heartbeat.matchers) if heartbeat.matchers else (),
             "labels": scoped,
         }
     )
@@ -88,7 +86,7 @@ def _mount(route: RouteConfig, teams: Mapping[str, tuple[TeamConfig, TeamLoad]])
             return route
         return route.model_copy(update={"routes": [_mount(child, teams) for child in route.routes]})
     team, load = teams[route.team]
-    scope = {"matchers": list(team.matchers), "continue_": route.continue_, "team": team.name}
+    scope = {"matchers": team.matchers, "continue_": route.continue_, "team": team.name}
     if load.content is None:
         return RouteConfig(receiver=load.fallback).model_copy(update=scope)
     return _route(load.content.route, team.name).model_copy(update=scope)
@@ -116,11 +114,11 @@ def mount_teams(config: Config, loads: Sequence[TeamLoad]) -> Config:
             i.model_copy(update={"name": qualified(name, i.name)}) for i in content.time_intervals
         ]
         rules += [
-            InhibitRule(
-                name=qualified(name, inhibit_rule_name(rule, i)),
-                source_matchers=list(rule.source_matchers),
-                target_matchers=[*team.matchers, *rule.target_matchers],
-                equal=list(rule.equal),
+            rule.model_copy(
+                update={
+                    "name": qualified(name, inhibit_rule_name(rule, i)),
+                    "target_matchers": (*team.matchers, *rule.target_matchers),
+                }
             )
             for i, rule in enumerate(content.inhibit_rules)
         ]

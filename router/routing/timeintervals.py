@@ -5,124 +5,12 @@ The interval language itself (entries, ranges, zones) is router/schedules/timein
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime, tzinfo
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
-from router.config.schema import Loc, TimeIntervalConfig, TimeIntervalSpec, format_loc
+from router.config.schema import TimeIntervalConfig
 from router.model import RouteSettings
-from router.schedules.timeintervals import (
-    InclusiveRange,
-    TimeInterval,
-    parse_clock,
-    parse_days_of_month,
-    parse_location,
-    parse_months,
-    parse_weekdays,
-    parse_years,
-)
-
-
-class TimeIntervalError(ValueError):
-    """An invalid time interval; `loc` is the path of the offending field."""
-
-    def __init__(self, loc: Loc, reason: str) -> None:
-        super().__init__(f"{format_loc(loc)}: {reason}" if loc else reason)
-        self.loc = loc
-        self.reason = reason
-
-
-def _check_spec(spec: TimeIntervalSpec) -> Iterator[tuple[Loc, str] | TimeInterval]:
-    """Yield each problem of `spec` as (loc, message), or the parsed entry if there are none."""
-    failed = False
-    times: list[tuple[int, int]] | None = None
-    if spec.times is not None:
-        times = []
-        for i, tr in enumerate(spec.times):
-            try:
-                start = parse_clock(tr.start_time)
-            except ValueError as exc:
-                failed = True
-                yield ("times", i, "start_time"), str(exc)
-                continue
-            try:
-                end = parse_clock(tr.end_time)
-            except ValueError as exc:
-                failed = True
-                yield ("times", i, "end_time"), str(exc)
-                continue
-            if start >= end:
-                failed = True
-                if end == 0:
-                    hint = " (write the end of the day as 24:00)"
-                elif start > end:
-                    hint = " (to cross midnight, use two ranges: one to 24:00, one from 00:00)"
-                else:
-                    hint = ""
-                yield (
-                    ("times", i),
-                    f"start_time {tr.start_time} must be before end_time {tr.end_time}{hint}",
-                )
-                continue
-            times.append((start, end))
-
-    parsed: dict[str, list[InclusiveRange] | None] = {}
-    parsers: dict[str, Callable[[str], InclusiveRange]] = {
-        "weekdays": parse_weekdays,
-        "days_of_month": parse_days_of_month,
-        "months": parse_months,
-        "years": parse_years,
-    }
-    for field_name, parser in parsers.items():
-        items: list[str] | None = getattr(spec, field_name)
-        if items is None:
-            parsed[field_name] = None
-            continue
-        ranges: list[InclusiveRange] = []
-        for i, item in enumerate(items):
-            try:
-                ranges.append(parser(item))
-            except ValueError as exc:
-                failed = True
-                yield (field_name, i), str(exc)
-        parsed[field_name] = ranges
-
-    location: tzinfo | None = None
-    if spec.location is not None:
-        try:
-            location = parse_location(spec.location)
-        except ValueError as exc:
-            failed = True
-            yield ("location",), str(exc)
-
-    if not failed:
-
-        def frozen(name: str) -> tuple[InclusiveRange, ...] | None:
-            value = parsed[name]
-            return None if value is None else tuple(value)
-
-        yield TimeInterval(
-            times=None if times is None else tuple(times),
-            weekdays=frozen("weekdays"),
-            days_of_month=frozen("days_of_month"),
-            months=frozen("months"),
-            years=frozen("years"),
-            location=location,
-        )
-
-
-def check_time_interval(spec: TimeIntervalSpec) -> list[tuple[Loc, str]]:
-    """Every problem of one entry, as (loc relative to the entry, message)."""
-    return [item for item in _check_spec(spec) if not isinstance(item, TimeInterval)]
-
-
-def parse_time_interval(spec: TimeIntervalSpec) -> TimeInterval:
-    """Parse one entry; raises TimeIntervalError for its first problem."""
-    for item in _check_spec(spec):
-        if isinstance(item, TimeInterval):
-            return item
-        loc, reason = item
-        raise TimeIntervalError(loc, reason)
-    raise AssertionError("unreachable: _check_spec yields an entry or a problem")
+from router.schedules.timeintervals import TimeInterval
 
 
 class TimeIntervals:
@@ -133,10 +21,10 @@ class TimeIntervals:
 
     @classmethod
     def from_config(cls, intervals: Sequence[TimeIntervalConfig]) -> TimeIntervals:
-        """Compile the named intervals of a config that passed validation."""
+        """The named intervals of a config (parsed by its schema)."""
         return cls(
             {
-                interval.name: [parse_time_interval(spec) for spec in interval.time_intervals]
+                interval.name: [spec.interval for spec in interval.time_intervals]
                 for interval in intervals
             }
         )

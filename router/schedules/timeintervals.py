@@ -103,6 +103,26 @@ def parse_clock(text: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
+def format_clock(minutes: int) -> str:
+    """Minutes of the day as `HH:MM` (1440 is `24:00`)."""
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def check_time_range(start: int, end: int) -> None:
+    """A `times` entry runs forward within one day; ValueError saying how to write it."""
+    if start < end:
+        return
+    if end == 0:
+        hint = " (write the end of the day as 24:00)"
+    elif start > end:
+        hint = " (to cross midnight, use two ranges: one to 24:00, one from 00:00)"
+    else:
+        hint = ""
+    raise ValueError(
+        f"start_time {format_clock(start)} must be before end_time {format_clock(end)}{hint}"
+    )
+
+
 def _split_range(text: str, member: Callable[[str], int]) -> InclusiveRange:
     parts = [part.strip() for part in text.lower().split(":")]
     if len(parts) > 2:
