@@ -488,6 +488,21 @@ def test_bad_matchers_are_reported_wherever_they_are_used() -> None:
     ]
 
 
+def test_a_matcher_yaml_reads_as_bytes_is_parsed_like_any_other() -> None:
+    # `!!binary` makes bytes that the schema takes as text: the matcher must be checked
+    # then too, not found broken when the route tree is built.
+    assert problems_of(
+        BASE
+        + """\
+          routes:
+            - matchers: [!!binary aGVsbG8=]
+        """
+    ) == [
+        "7:18: route.routes[0].matchers[0]: bad matcher 'hello': unexpected end of input at"
+        " column 6, expected an operator (=, !=, =~, !~) after 'hello'"
+    ]
+
+
 def test_root_route_follows_alertmanager_rules() -> None:
     assert problems_of(
         """\
