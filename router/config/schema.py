@@ -563,6 +563,23 @@ Years = Annotated[InclusiveRange, _parsed_text(parse_years, numbers=True)]
 Location = Annotated[tzinfo, _parsed_text(parse_location)]
 
 
+class RootRoute(RouteConfig):
+    """The top of the tree: like Alertmanager's, it has somewhere to send what no child
+    takes (its other rules are validate.py's: they concern the file's shape)."""
+
+    receiver: str = Field(default="", validate_default=True)
+
+    @field_validator("receiver", mode="before")
+    @classmethod
+    def _required(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and value != "":
+            return value
+        if info.data.get("team") is not None:
+            # A root that mounts a team is refused as such (validate.py), and only so.
+            return ""
+        raise ValueError("the root route must have a receiver")
+
+
 class TimeRange(_Model):
     start_time: Clock
     end_time: Clock
@@ -946,7 +963,7 @@ class Config(_Model):
     alertmanager: AlertmanagerAPI = Field(default_factory=AlertmanagerAPI)
     alertmanagers: list[AlertmanagerAPI] = Field(default_factory=list)
     receivers: list[ReceiverConfig] = Field(min_length=1)
-    route: RouteConfig
+    route: RootRoute
     time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     teams: list[TeamConfig] = Field(default_factory=list)

@@ -206,9 +206,8 @@ def _route(route: object, loc: Loc, scope: _Scope, report: Report) -> None:
         if "continue" in route:
             report((*loc, "continue"), "set continue on the team's mount in the root file")
     elif len(loc) == 1:
-        # Alertmanager's rules for the root: it catches everything and has somewhere to send it.
-        if receiver is None or receiver == "":
-            report((*loc, "receiver"), "the root route must have a receiver")
+        # Alertmanager's rules for the root: it catches everything (that it has somewhere
+        # to send it is the schema's RootRoute).
         if route.get("matchers"):
             report((*loc, "matchers"), "the root route must not have any matchers")
         if route.get("continue") is True:

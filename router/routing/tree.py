@@ -116,8 +116,6 @@ class RouteTree:
     def from_config(cls, config: Config) -> RouteTree:
         """Build the tree of a config that passed validation (router/config/validate.py)."""
         route = config.route
-        # Validation guarantees the root has a receiver and every receiver named exists.
-        assert route.receiver
         defaults = RouteSettings(
             receiver=route.receiver,
             path=ROOT_PATH,
