@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, tzinfo
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 import jinja2.sandbox
@@ -31,7 +32,7 @@ from pydantic_core import core_schema
 
 from router.durations import format_duration, parse_duration
 from router.matchers import Matcher, is_label_name, parse_matchers
-from router.schedules.rotations import Member, Rotation, parse_handoff, parse_zone
+from router.schedules.rotations import Handoff, Member, Rotation, parse_handoff, parse_zone
 from router.schedules.timeintervals import (
     InclusiveRange,
     TimeInterval,
@@ -862,29 +863,32 @@ class OncallMember(_Model):
         return value
 
 
+def _handoff(text: str, info: ValidationInfo) -> Handoff:
+    return parse_handoff(str(info.data.get("rotation", "weekly")), text)
+
+
+# Read as the rotation before it says (weekly, unless that failed too).
+HandoffText = Annotated[
+    Handoff,
+    GetPydanticSchema(
+        lambda _source, _handler: core_schema.with_info_after_validator_function(
+            _handoff, core_schema.str_schema()
+        )
+    ),
+]
+
+
 class OncallRotation(_Model):
     """One rotation: members take turns, handing off at a local wall-clock time."""
 
     name: str = Field(pattern=TEAM_NAME_PATTERN)
-    timezone: str
+    timezone: Annotated[ZoneInfo, _parsed_text(parse_zone)]
     rotation: Literal["weekly", "daily"]
     # weekly: "mon 09:00"; daily: "09:00" (local time in `timezone`).
-    handoff: str
+    handoff: HandoffText
     # The first member's first shift starts at the handoff on or after this date.
     start: date
     members: list[OncallMember] = Field(min_length=1)
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        parse_zone(value)
-        return value
-
-    @field_validator("handoff")
-    @classmethod
-    def _handoff(cls, value: str, info: ValidationInfo) -> str:
-        parse_handoff(str(info.data.get("rotation", "weekly")), value)
-        return value
 
     @field_validator("members")
     @classmethod
@@ -899,9 +903,9 @@ class OncallRotation(_Model):
         """The pure form router/schedules/rotations.py computes with."""
         return Rotation(
             self.name,
-            parse_zone(self.timezone),
+            self.timezone,
             self.rotation,
-            parse_handoff(self.rotation, self.handoff),
+            self.handoff,
             self.start,
             tuple(Member(m.name, m.slack, m.email) for m in self.members),
         )
@@ -940,8 +944,6 @@ class ReportConfig(_Model):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         if value != "UTC":
             try:
                 ZoneInfo(value)
