@@ -15,9 +15,9 @@ from router.config.exposure import open_surfaces
 from router.config.loader import load_complete
 from router.config.schema import Config
 from router.importer import command as import_command
+from router.matchers import is_label_name
 from router.model import parse_time
 from router.replay import command as replay_command
-from router.routing.matchers import is_label_name
 from router.routing.outline import outline
 from router.routing.timeintervals import TimeIntervals
 from router.routing.tree import RouteTree

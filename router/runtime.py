@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from router.channels import build_channel, pace_of
 from router.channels.base import Channel
 from router.config.heartbeats import Heartbeats
-from router.config.schema import Config
-from router.config.teams import TeamLoad
+from router.config.schema import Config, TeamLoad
 from router.enrich.enricher import Enricher
 from router.metrics import Metrics
 from router.routing.inhibit import Inhibitor

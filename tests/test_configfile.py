@@ -10,6 +10,7 @@ import pytest
 
 from router.config.loader import ConfigError, load_config, parse_config
 from router.config.schema import Config
+from router.schedules.timeintervals import InclusiveRange
 
 EXAMPLE = Path(__file__).parent / "data" / "config_routes.example.yaml"
 EXAMPLE_ENV = {
@@ -69,7 +70,7 @@ def test_example_config_loads_unchanged_with_its_required_env_vars(tmp_path: Pat
         "email-sre",
         "stdout",
     ]
-    assert config.time_intervals[0].time_intervals[0].location == "Europe/Berlin"
+    assert str(config.time_intervals[0].time_intervals[0].location) == "Europe/Berlin"
 
 
 def test_example_config_names_each_missing_env_var_at_its_position() -> None:
@@ -231,10 +232,16 @@ def test_unquoted_clock_times_and_dates_stay_strings() -> None:
     )
     spec = config.time_intervals[0].time_intervals[0]
     assert spec.times is not None
-    assert (spec.times[0].start_time, spec.times[0].end_time) == ("08:30", "17:00")
-    assert spec.days_of_month == ["1", "-1", "2:5"]
-    assert spec.years == ["2026"]
-    assert spec.months == ["12"]
+    # 08:30 read as the text "08:30" is 510 minutes; as YAML 1.1's base-60 integer it
+    # would not be a string and fail.
+    assert (spec.times[0].start_time, spec.times[0].end_time) == (8 * 60 + 30, 17 * 60)
+    assert spec.days_of_month == [
+        InclusiveRange(1, 1),
+        InclusiveRange(-1, -1),
+        InclusiveRange(2, 5),
+    ]
+    assert spec.years == [InclusiveRange(2026, 2026)]
+    assert spec.months == [InclusiveRange(12, 12)]
 
 
 def test_anchors_and_merge_keys_work() -> None:
@@ -478,6 +485,21 @@ def test_bad_matchers_are_reported_wherever_they_are_used() -> None:
         "12:13: inhibit_rules[0].equal[0]: 'alert-name' is not a valid label name",
         "17:21: enrich.grafana.dashboards[0].matchers[0]: bad matcher 'app!\"x\"': '!' at"
         " column 4 must be followed by = or ~",
+    ]
+
+
+def test_a_matcher_yaml_reads_as_bytes_is_parsed_like_any_other() -> None:
+    # `!!binary` makes bytes that the schema takes as text: the matcher must be checked
+    # then too, not found broken when the route tree is built.
+    assert problems_of(
+        BASE
+        + """\
+          routes:
+            - matchers: [!!binary aGVsbG8=]
+        """
+    ) == [
+        "7:18: route.routes[0].matchers[0]: bad matcher 'hello': unexpected end of input at"
+        " column 6, expected an operator (=, !=, =~, !~) after 'hello'"
     ]
 
 

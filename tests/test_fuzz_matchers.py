@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, reject
 from hypothesis import strategies as st
 
-from router.routing.matchers import OPERATORS, Matcher, parse_matchers
+from router.matchers import OPERATORS, Matcher, parse_matchers
 from tests.fuzzing import FUZZ, TIMEOUT
 
 pytestmark = pytest.mark.timeout(TIMEOUT)

@@ -401,7 +401,7 @@ route:
     config: Config = load_config(tmp_path / "routes.yaml")
     [heartbeat] = config.heartbeats
     assert heartbeat.name == "payments/watchdog"
-    assert heartbeat.matchers == ['team="payments"', 'alertname="Watchdog"']
+    assert [str(m) for m in heartbeat.matchers] == ['team="payments"', 'alertname="Watchdog"']
     assert heartbeat.labels == {"severity": "critical", "team": "payments"}
     config = config.model_copy(
         update={"state": config.state.model_copy(update={"url": f"sqlite:///{tmp_path}/s.db"})}

@@ -31,8 +31,8 @@ from router.importer.forward import KEPT_NOTHING, RECEIVER
 from router.importer.goregex import UntranslatableRegex, translate
 from router.importer.matchers import parse_classic, parse_source_matchers
 from router.ingest.normalize import normalize
+from router.matchers import Matcher
 from router.routing.inhibit import Inhibitor
-from router.routing.matchers import Matcher
 from router.routing.timeintervals import TimeIntervals
 from router.routing.tree import Route, RouteTree
 from tests.conftest import running
@@ -500,8 +500,8 @@ def test_time_intervals_are_clock_times_and_apply_to_the_route_that_names_them_o
     # `start_time: 22:00` unquoted is the clock time, not a YAML 1.1 base-60 number.
     assert names["nights"].time_intervals[0].times is not None
     assert [(t.start_time, t.end_time) for t in names["nights"].time_intervals[0].times] == [
-        ("22:00", "24:00"),
-        ("00:00", "06:00"),
+        (22 * 60, 24 * 60),
+        (0, 6 * 60),
     ]
     # The legacy top-level mute_time_intervals are time intervals like the others.
     assert "maintenance" in names

@@ -19,9 +19,9 @@ from router.enrich.links import (
     silence_url,
 )
 from router.ingest.normalize import normalize, replaced_labels
+from router.matchers import parse_matchers
 from router.model import Event, Notification, RouteSettings, Status
 from router.render.message import AlertView, Link, alert_links, build_message
-from router.routing.matchers import parse_matchers
 from tests.helpers import config_from
 
 START = datetime(2026, 5, 1, 11, 42, 7, 123000, tzinfo=UTC)

@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 
-from router.routing.matchers import Matcher, matches_all, parse_matcher_list, parse_matchers
+from router.config.schema import Matchers
+from router.matchers import Matcher, matches_all, parse_matchers
 
 
 def triples(text: str) -> list[tuple[str, str, str]]:
@@ -188,8 +190,13 @@ def test_constructing_an_invalid_matcher_raises(
         Matcher(name, op, value)
 
 
+# A `matchers:` list as the config schema reads it.
+MATCHER_LIST: TypeAdapter[tuple[Matcher, ...]] = TypeAdapter(Matchers)
+
+
 def test_a_matcher_list_is_the_conjunction_of_all_entries() -> None:
-    matchers = parse_matcher_list(['env="prod"', "{severity=~critical|warning, team!=ops}"])
+    entries = ['env="prod"', "{severity=~critical|warning, team!=ops}"]
+    matchers = MATCHER_LIST.validate_python(entries)
     assert [str(m) for m in matchers] == [
         'env="prod"',
         'severity=~"critical|warning"',
@@ -202,4 +209,4 @@ def test_a_matcher_list_is_the_conjunction_of_all_entries() -> None:
 
 def test_an_empty_matcher_list_matches_everything() -> None:
     assert matches_all([], {})
-    assert matches_all(parse_matcher_list([]), {"anything": "x"})
+    assert matches_all(MATCHER_LIST.validate_python([]), {"anything": "x"})

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from router.alertmanager_api.scope import route_matchers, silence_scope, split_group_key
+from router.matchers import Matcher
 from router.model import NORMALIZED_LABELS, Event, SilenceScope, Status
-from router.routing.matchers import Matcher
 from router.web.security import USER_HEADERS, user_header_problem
 from tests.fuzzing import FUZZ
 from tests.helpers import config_from

@@ -23,8 +23,8 @@ import pytest
 
 from router.alertmanager_api.client import AlertmanagerClient
 from router.config.schema import AlertmanagerAPI
+from router.matchers import Matcher
 from router.model import parse_time
-from router.routing.matchers import Matcher
 from tests import helpers
 from tests.conftest import Running, running
 from tests.fakes.slack import FakeSlack, SlackMessage

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from router.config.loader import ConfigError, load_config
-from router.config.schema import Config
-from router.config.teams import TeamStatus
+from router.config.schema import Config, TeamStatus
 from router.routing.inhibit import Inhibitor
 from router.routing.tree import RouteTree
 from tests.conftest import running

@@ -7,23 +7,25 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import ValidationError
 
 from router.config.schema import TimeIntervalConfig, TimeIntervalSpec
 from router.model import RouteSettings
-from router.routing.timeintervals import (
-    TimeInterval,
-    TimeIntervalError,
-    TimeIntervals,
-    check_time_interval,
-    parse_location,
-    parse_time_interval,
-)
+from router.routing.timeintervals import TimeIntervals
+from router.schedules.timeintervals import InclusiveRange, TimeInterval, parse_location
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def entry(**fields: Any) -> TimeInterval:
-    return parse_time_interval(TimeIntervalSpec.model_validate(fields))
+    return TimeIntervalSpec.model_validate(fields).interval
+
+
+def problems(fields: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Each problem the schema finds in one entry: (where in the entry, message)."""
+    with pytest.raises(ValidationError) as excinfo:
+        TimeIntervalSpec.model_validate(fields)
+    return [(tuple(e["loc"]), e["msg"]) for e in excinfo.value.errors(include_url=False)]
 
 
 def utc(text: str) -> datetime:
@@ -333,20 +335,14 @@ def test_mute_wins_over_active() -> None:
 def test_invalid_specs_are_rejected_with_the_field_and_reason(
     fields: dict[str, Any], loc: tuple[str | int, ...], message: str
 ) -> None:
-    spec = TimeIntervalSpec.model_validate(fields)
-    [(problem_loc, problem)] = check_time_interval(spec)
+    [(problem_loc, problem)] = problems(fields)
     assert problem_loc == loc
     assert message in problem
-    with pytest.raises(TimeIntervalError) as excinfo:
-        parse_time_interval(spec)
-    assert excinfo.value.loc == loc
 
 
 def test_all_problems_of_an_entry_are_reported() -> None:
-    spec = TimeIntervalSpec.model_validate(
-        {"weekdays": ["funday", "monday"], "months": ["13"], "location": "Nowhere"}
-    )
-    assert [loc for loc, _ in check_time_interval(spec)] == [
+    fields = {"weekdays": ["funday", "monday"], "months": ["13"], "location": "Nowhere"}
+    assert [loc for loc, _ in problems(fields)] == [
         ("weekdays", 0),
         ("months", 0),
         ("location",),
@@ -370,5 +366,9 @@ def test_numbers_in_yaml_lists_are_accepted_as_their_text() -> None:
     spec = TimeIntervalSpec.model_validate(
         {"days_of_month": [1, -1], "years": [2026], "months": [12]}
     )
-    assert (spec.days_of_month, spec.years, spec.months) == (["1", "-1"], ["2026"], ["12"])
+    assert (spec.days_of_month, spec.years, spec.months) == (
+        [InclusiveRange(1, 1), InclusiveRange(-1, -1)],
+        [InclusiveRange(2026, 2026)],
+        [InclusiveRange(12, 12)],
+    )
     assert entry(days_of_month=[-1]).contains(utc("2026-02-28T00:00:00"))

@@ -24,8 +24,8 @@ from multidict import CIMultiDict
 from router.alertmanager_api.client import AlertmanagerClient, SilenceError
 from router.config.schema import AlertmanagerAPI
 from router.interact.runner import ActionRunner
+from router.matchers import Matcher
 from router.metrics import Metrics
-from router.routing.matchers import Matcher
 from router.runtime import Runtime
 from router.store.protocols import Store
 from tests.conftest import Running, running

@@ -19,8 +19,8 @@ from urllib.parse import quote
 import aiohttp
 
 from router.config.schema import AlertmanagerAPI
+from router.matchers import Matcher, matches_all
 from router.model import format_time, parse_time
-from router.routing.matchers import Matcher, matches_all
 from router.secrets import redact, redact_url
 
 # An error text quoted from Alertmanager is cut to this, so a proxy's HTML page does not

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from router.config.schema import Config
+from router.matchers import Matcher, matches_all, parse_matchers
 from router.model import NORMALIZED_LABELS, Event, SilenceScope
-from router.routing.matchers import Matcher, matches_all, parse_matchers
 
 
 def split_group_key(group_key: str) -> tuple[list[str], str] | None:
@@ -103,17 +103,16 @@ def _team_matchers(
     if team is None:
         return []
     out: list[Matcher] = []
-    for text in team.matchers:
-        for matcher in parse_matchers(text):
-            if all(matcher.matches(labels) for labels in sent):
-                out.append(matcher)
-                continue
-            # A normalized label (env from `environment: production`) as the sender wrote it.
-            values = {labels.get(matcher.name, "") for labels in sent}
-            if matcher.name in NORMALIZED_LABELS and len(values) == 1 and "" not in values:
-                out.append(Matcher(matcher.name, "=", values.pop()))
-                continue
-            return None
+    for matcher in team.matchers:
+        if all(matcher.matches(labels) for labels in sent):
+            out.append(matcher)
+            continue
+        # A normalized label (env from `environment: production`) as the sender wrote it.
+        values = {labels.get(matcher.name, "") for labels in sent}
+        if matcher.name in NORMALIZED_LABELS and len(values) == 1 and "" not in values:
+            out.append(Matcher(matcher.name, "=", values.pop()))
+            continue
+        return None
     return out
 
 

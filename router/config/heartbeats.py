@@ -6,8 +6,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from router.config.schema import Config
+from router.matchers import Matcher, matches_all
 from router.model import Event, Status
-from router.routing.matchers import Matcher, matches_all, parse_matchers
 
 # The `details` key that marks an event as a beat (never notified) and names its heartbeat.
 BEAT_DETAIL = "heartbeat"
@@ -45,7 +45,7 @@ class Heartbeats:
             [
                 Heartbeat(
                     name=h.name,
-                    matchers=tuple(m for text in h.matchers for m in parse_matchers(text)),
+                    matchers=h.matchers,
                     interval=h.interval,
                     grace=h.grace,
                     labels=dict(h.labels),

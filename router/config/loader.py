@@ -25,8 +25,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from router.config.schema import Config, Loc, TeamConfig, TeamFile, format_loc
-from router.config.teams import TeamLoad, TeamStatus, mount_teams
+from router.config.schema import Config, Loc, TeamConfig, TeamFile, TeamLoad, TeamStatus, format_loc
+from router.config.teams import mount_teams
 from router.config.validate import Report, check_semantics, check_team_semantics, did_you_mean
 from router.secrets import redact
 

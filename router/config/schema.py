@@ -2,35 +2,99 @@
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
-from collections.abc import Mapping
-from datetime import date
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, tzinfo
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import jinja2
+import jinja2.sandbox
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    GetPydanticSchema,
     PrivateAttr,
     SecretStr,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import core_schema
 
 from router.durations import format_duration, parse_duration
-from router.schedules.rotations import Member, Rotation, parse_handoff, parse_zone
+from router.matchers import Matcher, is_label_name, parse_matchers
+from router.schedules.rotations import Handoff, Member, Rotation, parse_handoff, parse_zone
+from router.schedules.timeintervals import (
+    InclusiveRange,
+    TimeInterval,
+    check_time_range,
+    parse_clock,
+    parse_days_of_month,
+    parse_location,
+    parse_months,
+    parse_weekdays,
+    parse_years,
+)
 from router.store.protocols import DEFAULT_KEEP_RECORDS, DEFAULT_LEASE, DEFAULT_LEASE_RENEW
 from router.store.url import parse_state_url
 
-if TYPE_CHECKING:
-    from router.config.teams import TeamLoad
-
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _int_as_str(value: Any) -> Any:
+    # YAML reads `days_of_month: [1, -1]`, `months: [12]` and `years: [2026]` as numbers.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _parsed_text(parse: Callable[[str], Any], *, numbers: bool = False) -> GetPydanticSchema:
+    """A YAML string parsed into the field's type: anything else is `expected a string`, a
+    ValueError from `parse` a problem at the value. `numbers`: an integer is its text."""
+    # A schema of its own rather than AfterValidator on `str`: the field's type is what
+    # `parse` returns, and mypy should see that type.
+    schema: core_schema.CoreSchema = core_schema.no_info_after_validator_function(
+        parse, core_schema.str_schema()
+    )
+    if numbers:
+        schema = core_schema.no_info_before_validator_function(_int_as_str, schema)
+    return GetPydanticSchema(lambda _source, _handler: schema)
+
+
+def _joined(entries: list[list[Matcher]]) -> tuple[Matcher, ...]:
+    return tuple(matcher for entry in entries for matcher in entry)
+
+
+def _matcher_entries(min_length: int | None = None) -> GetPydanticSchema:
+    """A `matchers:` list; each entry holds one or more matchers (`{a="1", b=~"x"}`), and
+    a bad entry is a problem at its own index."""
+    entry = core_schema.no_info_after_validator_function(parse_matchers, core_schema.str_schema())
+    entries = core_schema.list_schema(entry, min_length=min_length)
+    schema = core_schema.no_info_after_validator_function(_joined, entries)
+    return GetPydanticSchema(lambda _source, _handler: schema)
+
+
+# Every matcher of a `matchers:` list, parsed; all of them must hold (AND).
+Matchers = Annotated[tuple[Matcher, ...], _matcher_entries()]
+NonEmptyMatchers = Annotated[tuple[Matcher, ...], _matcher_entries(min_length=1)]
+
+
+def _label_name(name: str) -> str:
+    if not is_label_name(name):
+        raise ValueError(f"{name!r} is not a valid label name")
+    return name
+
+
+LabelName = Annotated[str, AfterValidator(_label_name)]
 
 # A path into the config, as pydantic reports it: ("route", "routes", 2, "receiver").
 Loc = tuple[str | int, ...]
@@ -304,9 +368,20 @@ class LokiConfig(_Model):
     # Line width in messages: longer lines are cut with an ellipsis.
     max_line_chars: int = Field(default=300, ge=20)
 
+    @field_validator("query")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            jinja2.sandbox.SandboxedEnvironment().parse(value)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ValueError(
+                f"invalid jinja2 template: {exc.message} (template line {exc.lineno})"
+            ) from None
+        return value
+
 
 class DashboardRule(_Model):
-    matchers: list[str] = Field(default_factory=list)
+    matchers: Matchers = ()
     uid: str
 
 
@@ -466,7 +541,7 @@ class RouteConfig(_Model):
     # In the root file, `{team: NAME}` places that team's subtree here (router/config/teams.py).
     team: str | None = None
     receiver: str | None = None
-    matchers: list[str] = Field(default_factory=list)
+    matchers: Matchers = ()
     continue_: bool = Field(default=False, alias="continue")
     routes: list[RouteConfig] = Field(default_factory=list)
     repeat_interval: Duration | None = None
@@ -480,30 +555,69 @@ class RouteConfig(_Model):
     escalate: list[EscalationStep] | None = None
 
 
+# `HH:MM`, as minutes of the day (00:00 to 24:00).
+Clock = Annotated[int, _parsed_text(parse_clock)]
+Weekdays = Annotated[InclusiveRange, _parsed_text(parse_weekdays, numbers=True)]
+DaysOfMonth = Annotated[InclusiveRange, _parsed_text(parse_days_of_month, numbers=True)]
+Months = Annotated[InclusiveRange, _parsed_text(parse_months, numbers=True)]
+Years = Annotated[InclusiveRange, _parsed_text(parse_years, numbers=True)]
+Location = Annotated[tzinfo, _parsed_text(parse_location)]
+
+
+class RootRoute(RouteConfig):
+    """The top of the tree: like Alertmanager's, it has somewhere to send what no child
+    takes (its other rules are validate.py's: they concern the file's shape)."""
+
+    receiver: str = Field(default="", validate_default=True)
+
+    @field_validator("receiver", mode="before")
+    @classmethod
+    def _required(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and value != "":
+            return value
+        if info.data.get("team") is not None:
+            # A root that mounts a team is refused as such (validate.py), and only so.
+            return ""
+        raise ValueError("the root route must have a receiver")
+
+
 class TimeRange(_Model):
-    start_time: str
-    end_time: str
+    start_time: Clock
+    end_time: Clock
+
+    @model_validator(mode="after")
+    def _forward(self) -> TimeRange:
+        check_time_range(self.start_time, self.end_time)
+        return self
 
 
-def _int_as_str(value: Any) -> Any:
-    # YAML reads `days_of_month: [1, -1]`, `months: [12]` and `years: [2026]` as numbers.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-RangeItem = Annotated[str, BeforeValidator(_int_as_str)]
+def _ranges(items: list[InclusiveRange] | None) -> tuple[InclusiveRange, ...] | None:
+    return None if items is None else tuple(items)
 
 
 class TimeIntervalSpec(_Model):
     """One Alertmanager time_interval entry; every field present must match."""
 
     times: list[TimeRange] | None = None
-    weekdays: list[RangeItem] | None = None
-    days_of_month: list[RangeItem] | None = None
-    months: list[RangeItem] | None = None
-    years: list[RangeItem] | None = None
-    location: str | None = None
+    weekdays: list[Weekdays] | None = None
+    days_of_month: list[DaysOfMonth] | None = None
+    months: list[Months] | None = None
+    years: list[Years] | None = None
+    location: Location | None = None
+
+    @property
+    def interval(self) -> TimeInterval:
+        """The entry as router/schedules/timeintervals.py evaluates it."""
+        return TimeInterval(
+            times=None
+            if self.times is None
+            else tuple((t.start_time, t.end_time) for t in self.times),
+            weekdays=_ranges(self.weekdays),
+            days_of_month=_ranges(self.days_of_month),
+            months=_ranges(self.months),
+            years=_ranges(self.years),
+            location=self.location,
+        )
 
 
 class TimeIntervalConfig(_Model):
@@ -515,9 +629,9 @@ class InhibitRule(_Model):
     # Optional; shown where a rule is named (route test files, `routes test`). Without one
     # a rule is called by its place, `inhibit_rules[0]`.
     name: str | None = Field(default=None, min_length=1)
-    source_matchers: list[str] = Field(min_length=1)
-    target_matchers: list[str] = Field(min_length=1)
-    equal: list[str] = Field(default_factory=list)
+    source_matchers: NonEmptyMatchers
+    target_matchers: NonEmptyMatchers
+    equal: list[LabelName] = Field(default_factory=list)
 
 
 # A heartbeat's name is part of a URL path (POST /heartbeat/{name}) and a metric label.
@@ -532,7 +646,7 @@ class HeartbeatConfig(_Model):
 
     name: str = Field(pattern=HEARTBEAT_NAME_PATTERN)
     # Alerts matching all of these are beats; none: only POST /heartbeat/{name} beats.
-    matchers: list[str] = Field(default_factory=list)
+    matchers: Matchers = ()
     interval: Duration
     grace: Duration = 0.0
     # Labels of the HeartbeatMissing event, on top of alertname, heartbeat and source.
@@ -662,7 +776,7 @@ class TeamConfig(_Model):
     file: str = Field(min_length=1)
     # The team's scope: only alerts matching all of these reach its routes and its inhibit
     # rules' targets.
-    matchers: list[str] = Field(min_length=1)
+    matchers: NonEmptyMatchers
     # A receiver of the root file; default: the root route's receiver.
     fallback: str | None = None
 
@@ -675,6 +789,50 @@ class TeamFile(_Model):
     time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     heartbeats: list[HeartbeatConfig] = Field(default_factory=list)
+
+
+class TeamStatus(enum.StrEnum):
+    LOADED = "loaded"
+    # The file failed on a reload: the version loaded before stays in force.
+    LAST_GOOD = "last_good"
+    # The file failed and there is no earlier version: the scope goes to the fallback.
+    FALLBACK = "fallback"
+
+
+@dataclass(frozen=True, slots=True)
+class TeamLoad:
+    """How one team's file was loaded, and the version of it in force."""
+
+    name: str
+    file: str
+    status: TeamStatus
+    # The team file in force; None when the scope goes to the fallback receiver.
+    content: TeamFile | None
+    fallback: str
+    # `file:line:col: ...` of the file as it is on disk now; empty when it loaded.
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def serving(self) -> str:
+        """What routes the team's alerts now, in words."""
+        if self.status is TeamStatus.LOADED:
+            return "its file"
+        if self.status is TeamStatus.LAST_GOOD:
+            return "its last good version"
+        return f"the fallback receiver {self.fallback!r}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "team": self.name,
+            "file": self.file,
+            "status": self.status.value,
+            "serving": self.serving,
+            "errors": list(self.problems),
+        }
 
 
 class EmailPacingConfig(_Model):
@@ -705,29 +863,32 @@ class OncallMember(_Model):
         return value
 
 
+def _handoff(text: str, info: ValidationInfo) -> Handoff:
+    return parse_handoff(str(info.data.get("rotation", "weekly")), text)
+
+
+# Read as the rotation before it says (weekly, unless that failed too).
+HandoffText = Annotated[
+    Handoff,
+    GetPydanticSchema(
+        lambda _source, _handler: core_schema.with_info_after_validator_function(
+            _handoff, core_schema.str_schema()
+        )
+    ),
+]
+
+
 class OncallRotation(_Model):
     """One rotation: members take turns, handing off at a local wall-clock time."""
 
     name: str = Field(pattern=TEAM_NAME_PATTERN)
-    timezone: str
+    timezone: Annotated[ZoneInfo, _parsed_text(parse_zone)]
     rotation: Literal["weekly", "daily"]
     # weekly: "mon 09:00"; daily: "09:00" (local time in `timezone`).
-    handoff: str
+    handoff: HandoffText
     # The first member's first shift starts at the handoff on or after this date.
     start: date
     members: list[OncallMember] = Field(min_length=1)
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        parse_zone(value)
-        return value
-
-    @field_validator("handoff")
-    @classmethod
-    def _handoff(cls, value: str, info: ValidationInfo) -> str:
-        parse_handoff(str(info.data.get("rotation", "weekly")), value)
-        return value
 
     @field_validator("members")
     @classmethod
@@ -742,9 +903,9 @@ class OncallRotation(_Model):
         """The pure form router/schedules/rotations.py computes with."""
         return Rotation(
             self.name,
-            parse_zone(self.timezone),
+            self.timezone,
             self.rotation,
-            parse_handoff(self.rotation, self.handoff),
+            self.handoff,
             self.start,
             tuple(Member(m.name, m.slack, m.email) for m in self.members),
         )
@@ -783,8 +944,6 @@ class ReportConfig(_Model):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         if value != "UTC":
             try:
                 ZoneInfo(value)
@@ -806,7 +965,7 @@ class Config(_Model):
     alertmanager: AlertmanagerAPI = Field(default_factory=AlertmanagerAPI)
     alertmanagers: list[AlertmanagerAPI] = Field(default_factory=list)
     receivers: list[ReceiverConfig] = Field(min_length=1)
-    route: RouteConfig
+    route: RootRoute
     time_intervals: list[TimeIntervalConfig] = Field(default_factory=list)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     teams: list[TeamConfig] = Field(default_factory=list)
@@ -818,6 +977,12 @@ class Config(_Model):
     # How each team's file was loaded; set by the loader, which also merges every loaded
     # team into receivers, route, time_intervals and inhibit_rules (router/config/teams.py).
     _team_loads: tuple[TeamLoad, ...] = PrivateAttr(default=())
+
+    def with_team_loads(self, loads: tuple[TeamLoad, ...]) -> Config:
+        """This config, saying how each of its teams' files was loaded."""
+        copy = self.model_copy()
+        copy._team_loads = loads
+        return copy
 
     @property
     def team_loads(self) -> tuple[TeamLoad, ...]:

@@ -19,9 +19,7 @@ merges every team into one plain Config, so nothing downstream knows about teams
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from router.config.schema import (
     Config,
@@ -30,10 +28,9 @@ from router.config.schema import (
     ReceiverConfig,
     RouteConfig,
     TeamConfig,
-    TeamFile,
+    TeamLoad,
     TimeIntervalConfig,
 )
-from router.routing.matchers import parse_matchers
 
 SEPARATOR = "/"
 
@@ -41,50 +38,6 @@ SEPARATOR = "/"
 def qualified(team: str, name: str) -> str:
     """A team's own name as the rest of the config sees it: `payments/slack`."""
     return f"{team}{SEPARATOR}{name}"
-
-
-class TeamStatus(enum.StrEnum):
-    LOADED = "loaded"
-    # The file failed on a reload: the version loaded before stays in force.
-    LAST_GOOD = "last_good"
-    # The file failed and there is no earlier version: the scope goes to the fallback.
-    FALLBACK = "fallback"
-
-
-@dataclass(frozen=True, slots=True)
-class TeamLoad:
-    """How one team's file was loaded, and the version of it in force."""
-
-    name: str
-    file: str
-    status: TeamStatus
-    # The team file in force; None when the scope goes to the fallback receiver.
-    content: TeamFile | None
-    fallback: str
-    # `file:line:col: ...` of the file as it is on disk now; empty when it loaded.
-    problems: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def serving(self) -> str:
-        """What routes the team's alerts now, in words."""
-        if self.status is TeamStatus.LOADED:
-            return "its file"
-        if self.status is TeamStatus.LAST_GOOD:
-            return "its last good version"
-        return f"the fallback receiver {self.fallback!r}"
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "team": self.name,
-            "file": self.file,
-            "status": self.status.value,
-            "serving": self.serving,
-            "errors": list(self.problems),
-        }
 
 
 def inhibit_rule_name(rule: InhibitRule, index: int) -> str:
@@ -114,15 +67,14 @@ def _route(route: RouteConfig, team: str) -> RouteConfig:
 def _heartbeat(heartbeat: HeartbeatConfig, team: TeamConfig) -> HeartbeatConfig:
     """A team's heartbeat confined to the team's scope (see the module docstring)."""
     scoped = dict(heartbeat.labels)
-    for text in team.matchers:
-        for matcher in parse_matchers(text):
-            if matcher.op == "=":
-                scoped[matcher.name] = matcher.value
+    for matcher in team.matchers:
+        if matcher.op == "=":
+            scoped[matcher.name] = matcher.value
     return heartbeat.model_copy(
         update={
             "name": qualified(team.name, heartbeat.name),
             # With no matchers of its own it beats only by POST, whatever the scope says.
-            "matchers": [*team.matchers, *heartbeat.matchers] if heartbeat.matchers else [],
+            "matchers": (*team.matchers, *heartbeat.matchers) if heartbeat.matchers else (),
             "labels": scoped,
         }
     )
@@ -134,7 +86,7 @@ def _mount(route: RouteConfig, teams: Mapping[str, tuple[TeamConfig, TeamLoad]])
             return route
         return route.model_copy(update={"routes": [_mount(child, teams) for child in route.routes]})
     team, load = teams[route.team]
-    scope = {"matchers": list(team.matchers), "continue_": route.continue_, "team": team.name}
+    scope = {"matchers": team.matchers, "continue_": route.continue_, "team": team.name}
     if load.content is None:
         return RouteConfig(receiver=load.fallback).model_copy(update=scope)
     return _route(load.content.route, team.name).model_copy(update=scope)
@@ -162,11 +114,11 @@ def mount_teams(config: Config, loads: Sequence[TeamLoad]) -> Config:
             i.model_copy(update={"name": qualified(name, i.name)}) for i in content.time_intervals
         ]
         rules += [
-            InhibitRule(
-                name=qualified(name, inhibit_rule_name(rule, i)),
-                source_matchers=list(rule.source_matchers),
-                target_matchers=[*team.matchers, *rule.target_matchers],
-                equal=list(rule.equal),
+            rule.model_copy(
+                update={
+                    "name": qualified(name, inhibit_rule_name(rule, i)),
+                    "target_matchers": (*team.matchers, *rule.target_matchers),
+                }
             )
             for i, rule in enumerate(content.inhibit_rules)
         ]
@@ -180,5 +132,4 @@ def mount_teams(config: Config, loads: Sequence[TeamLoad]) -> Config:
             "route": _mount(config.route, teams),
         }
     )
-    merged._team_loads = tuple(by_name[team.name] for team in config.teams)
-    return merged
+    return merged.with_team_loads(tuple(by_name[team.name] for team in config.teams))

@@ -1,9 +1,13 @@
 """The one semantic pass over routes.yaml: what the schema cannot say on its own.
 
-It runs on the plain data the YAML file was read into (before or despite schema errors), so
-that every problem of a file is found in one go, and names each problem by its path into
-the config; the loader turns paths into `file:line:col`. Whatever passes here and the schema
-is safe for the builders (route tree, time intervals, inhibition): they do not check again.
+The schema parses every value (matchers, time intervals, durations, label names) where it
+stands. What is left here relates parts of the file to each other: names unique, names
+referred to defined, the root route and team mounts shaped as they must be. It runs on the
+plain data the YAML file was read into, because it must also run when the schema failed
+elsewhere: every problem of a file is found in one go. Problems are named by their path
+into the config; the loader turns paths into `file:line:col`. Whatever passes here and the
+schema is safe for the builders (route tree, time intervals, inhibition): they do not
+check again.
 """
 
 from __future__ import annotations
@@ -13,14 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import jinja2
-import jinja2.sandbox
-from pydantic import ValidationError
-
-from router.config.schema import Loc, TimeIntervalSpec, format_loc
+from router.config.schema import Loc, format_loc
 from router.durations import parse_duration
-from router.routing.matchers import is_label_name, parse_matchers
-from router.routing.timeintervals import check_time_interval
+from router.matchers import is_label_name
 from router.schedules.rotations import ONCALL_REFERENCE
 
 # Called once per problem with the path of the value it is about.
@@ -48,9 +47,8 @@ def check_semantics(data: Mapping[str, Any], report: Report) -> None:
                 " routes of the route where its alerts belong",
             )
     _reserved_names(data, teams, report)
-    _inhibit_rules(data, report)
+    _unique_names(data.get("inhibit_rules"), "inhibit_rules", "inhibit rule", report)
     _heartbeats(data, report)
-    _enrich(data, report)
     _interactivity(data, report)
     _alertmanagers(data, report)
     _oncall(data, report)
@@ -67,7 +65,7 @@ def check_team_semantics(data: Mapping[str, Any], report: Report) -> None:
     receivers = _receivers(data, report)
     intervals = _time_intervals(data, report)
     _route(data.get("route"), ("route",), _Scope(receivers, intervals, None, {}), report)
-    _inhibit_rules(data, report)
+    _unique_names(data.get("inhibit_rules"), "inhibit_rules", "inhibit rule", report)
     _oncall_references(data, None, report)
     _heartbeats(data, report)
 
@@ -94,7 +92,6 @@ def _teams(data: Mapping[str, Any], receivers: set[str] | None, report: Report) 
     for i, team in _items(teams):
         if not isinstance(team, dict):
             continue
-        _matcher_list(team.get("matchers"), ("teams", i, "matchers"), report)
         fallback = team.get("fallback")
         if isinstance(fallback, str) and receivers is not None and fallback not in receivers:
             report(
@@ -159,15 +156,6 @@ def _items(value: object) -> list[tuple[int, Any]]:
     return list(enumerate(value)) if isinstance(value, list) else []
 
 
-def _matcher_list(value: object, loc: Loc, report: Report) -> None:
-    for i, item in _items(value):
-        if isinstance(item, str):
-            try:
-                parse_matchers(item)
-            except ValueError as exc:
-                report((*loc, i), str(exc))
-
-
 def _unique_names(items: object, section: str, what: str, report: Report) -> dict[str, int]:
     names: dict[str, int] = {}
     for i, item in _items(items):
@@ -193,19 +181,7 @@ def _receivers(data: Mapping[str, Any], report: Report) -> set[str] | None:
 
 
 def _time_intervals(data: Mapping[str, Any], report: Report) -> set[str]:
-    intervals = data.get("time_intervals")
-    names = _unique_names(intervals, "time_intervals", "time interval", report)
-    for i, interval in _items(intervals):
-        if not isinstance(interval, dict):
-            continue
-        for j, entry in _items(interval.get("time_intervals")):
-            try:
-                spec = TimeIntervalSpec.model_validate(entry)
-            except ValidationError:
-                continue  # the schema reports it
-            for sub_loc, message in check_time_interval(spec):
-                report(("time_intervals", i, "time_intervals", j, *sub_loc), message)
-    return set(names)
+    return set(_unique_names(data.get("time_intervals"), "time_intervals", "time interval", report))
 
 
 def _route(route: object, loc: Loc, scope: _Scope, report: Report) -> None:
@@ -230,9 +206,8 @@ def _route(route: object, loc: Loc, scope: _Scope, report: Report) -> None:
         if "continue" in route:
             report((*loc, "continue"), "set continue on the team's mount in the root file")
     elif len(loc) == 1:
-        # Alertmanager's rules for the root: it catches everything and has somewhere to send it.
-        if receiver is None or receiver == "":
-            report((*loc, "receiver"), "the root route must have a receiver")
+        # Alertmanager's rules for the root: it catches everything (that it has somewhere
+        # to send it is the schema's RootRoute).
         if route.get("matchers"):
             report((*loc, "matchers"), "the root route must not have any matchers")
         if route.get("continue") is True:
@@ -246,7 +221,6 @@ def _route(route: object, loc: Loc, scope: _Scope, report: Report) -> None:
                 f"undefined receiver {receiver!r} used in route"
                 + did_you_mean(receiver, sorted(receivers)),
             )
-    _matcher_list(route.get("matchers"), (*loc, "matchers"), report)
     for field in ("mute_time_intervals", "active_time_intervals"):
         for i, name in _items(route.get(field)):
             if isinstance(name, str) and name not in intervals:
@@ -264,7 +238,6 @@ def _heartbeats(data: Mapping[str, Any], report: Report) -> None:
     for i, beat in _items(data.get("heartbeats")):
         if not isinstance(beat, dict):
             continue
-        _matcher_list(beat.get("matchers"), ("heartbeats", i, "matchers"), report)
         labels = beat.get("labels")
         for name in labels if isinstance(labels, dict) else ():
             if not isinstance(name, str) or not is_label_name(name):
@@ -300,43 +273,6 @@ def _escalate(steps: object, loc: Loc, receivers: set[str] | None, report: Repor
                 " than the step before's",
             )
         last = max(last, after)
-
-
-def _inhibit_rules(data: Mapping[str, Any], report: Report) -> None:
-    _unique_names(data.get("inhibit_rules"), "inhibit_rules", "inhibit rule", report)
-    for i, rule in _items(data.get("inhibit_rules")):
-        if not isinstance(rule, dict):
-            continue
-        for side in ("source_matchers", "target_matchers"):
-            _matcher_list(rule.get(side), ("inhibit_rules", i, side), report)
-        for j, name in _items(rule.get("equal")):
-            if isinstance(name, str) and not is_label_name(name):
-                report(("inhibit_rules", i, "equal", j), f"{name!r} is not a valid label name")
-
-
-def _enrich(data: Mapping[str, Any], report: Report) -> None:
-    enrich = data.get("enrich")
-    if not isinstance(enrich, dict):
-        return
-    grafana = enrich.get("grafana")
-    if isinstance(grafana, dict):
-        for i, dashboard in _items(grafana.get("dashboards")):
-            if isinstance(dashboard, dict):
-                _matcher_list(
-                    dashboard.get("matchers"),
-                    ("enrich", "grafana", "dashboards", i, "matchers"),
-                    report,
-                )
-    loki = enrich.get("loki")
-    query = loki.get("query") if isinstance(loki, dict) else None
-    if isinstance(query, str):
-        try:
-            jinja2.sandbox.SandboxedEnvironment().parse(query)
-        except jinja2.TemplateSyntaxError as exc:
-            report(
-                ("enrich", "loki", "query"),
-                f"invalid jinja2 template: {exc.message} (template line {exc.lineno})",
-            )
 
 
 def _interactivity(data: Mapping[str, Any], report: Report) -> None:

@@ -10,16 +10,15 @@ links set `var-` variables and the time range.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
 from router.config.schema import ArgoCDConfig, Config, GrafanaConfig
+from router.matchers import matches_all
 from router.model import Event
 from router.render.message import Link
-from router.routing.matchers import Matcher, matches_all, parse_matcher_list
 
 # A Grafana Explore pane id: 3 characters of Grafana's ID_ALPHABET with at least one letter,
 # or Grafana replaces it (migrators/v1.ts). A fixed id keeps our URLs deterministic.
@@ -67,12 +66,6 @@ def grafana_explore_url(grafana: GrafanaConfig, expr: str, start: datetime, end:
     return f"{_base(grafana.url)}/explore?{_query(params)}"
 
 
-@functools.lru_cache(maxsize=256)
-def _parsed_matchers(items: tuple[str, ...]) -> list[Matcher]:
-    # Config validation already parsed these once; caching keeps per-alert work to matching.
-    return parse_matcher_list(items)
-
-
 def grafana_dashboard_url(
     grafana: GrafanaConfig, labels: Mapping[str, str], start: datetime, end: datetime
 ) -> str | None:
@@ -82,7 +75,7 @@ def grafana_dashboard_url(
     entry matches.
     """
     for rule in grafana.dashboards:
-        if not matches_all(_parsed_matchers(tuple(rule.matchers)), labels):
+        if not matches_all(rule.matchers, labels):
             continue
         params = [("orgId", str(grafana.org_id))]
         params += [(f"var-{n}", labels[n]) for n in DASHBOARD_VARIABLES if labels.get(n)]

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from router.importer.goregex import UntranslatableRegex, translate
-from router.routing.matchers import Matcher, is_label_name, parse_matchers
+from router.matchers import Matcher, is_label_name, parse_matchers
 
 # Alertmanager's pkg/labels matcher regex, with Go's ASCII-only \s and end-of-text $.
 _CLASSIC_RE = re.compile(

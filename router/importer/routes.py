@@ -22,7 +22,7 @@ from router.importer.matchers import (
 )
 from router.importer.receivers import Receivers
 from router.importer.report import Report
-from router.routing.matchers import is_label_name
+from router.matchers import is_label_name
 
 Body = dict[str, object]
 

@@ -30,6 +30,7 @@ from router.config.schema import AlertmanagerAPI
 from router.durations import format_duration
 from router.interact import watch
 from router.interact.pagers import acknowledge_pagers
+from router.matchers import Matcher
 from router.metrics import Metrics
 from router.model import (
     Action,
@@ -43,7 +44,6 @@ from router.model import (
 from router.notify import escalation
 from router.notify.retry import backoff
 from router.render.text import escape_mrkdwn
-from router.routing.matchers import Matcher
 from router.runtime import Runtime
 from router.store.protocols import Store, StoreUnavailable
 from router.store.rollup import acknowledgement

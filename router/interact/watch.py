@@ -30,6 +30,7 @@ from router.channels.slack.channel import SlackChannel
 from router.config.schema import AlertmanagerAPI
 from router.durations import format_duration
 from router.ingest.intake import plan_notifications
+from router.matchers import Matcher
 from router.metrics import Metrics
 from router.model import (
     Event,
@@ -44,7 +45,6 @@ from router.notify.dedup import RESOLVED_BY_POLL
 from router.notify.escalation import firing_events
 from router.notify.timerloop import TimerLoop
 from router.render.text import escape_mrkdwn
-from router.routing.matchers import Matcher
 from router.runtime import Runtime
 from router.store.protocols import Store, Timer, Timers
 

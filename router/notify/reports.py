@@ -14,7 +14,7 @@ from router.config.schema import Config, ReportConfig, parse_every
 from router.durations import format_duration
 from router.model import Event, Notification, RouteSettings, Status, format_time
 from router.replay.insights import window
-from router.routing.timeintervals import parse_location
+from router.schedules.timeintervals import parse_location
 from router.store.beats import HeartbeatState
 from router.store.protocols import Store, StoreUnavailable
 from router.store.rollup import BOUNDS, INDEX, RollupRead, percentile

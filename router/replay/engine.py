@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from router.config.schema import Config
+from router.matchers import matches_all
 from router.model import Event, RouteSettings, Status, format_time, parse_time
 from router.routing.inhibit import Inhibitor
-from router.routing.matchers import matches_all
 from router.routing.timeintervals import TimeIntervals
 from router.routing.tree import RouteTree
 from router.store.protocols import RecordQueries, RecordQuery

@@ -11,8 +11,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from router.config.loader import Document, parse_document, read_file
 from router.config.validate import Report
+from router.matchers import is_label_name
 from router.model import parse_time
-from router.routing.matchers import is_label_name
 
 
 def _label_value(value: Any) -> Any:

@@ -1,1 +1,1 @@
-"""Which receivers an alert reaches: matchers, the route tree, time intervals, inhibition."""
+"""Which receivers an alert reaches: the route tree, a config's time intervals, inhibition."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from router.config.schema import InhibitRule
 from router.config.teams import inhibit_rule_name
-from router.routing.matchers import Matcher, matches_all, parse_matcher_list
+from router.matchers import Matcher, matches_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +33,12 @@ class Inhibitor:
 
     @classmethod
     def from_config(cls, rules: Sequence[InhibitRule]) -> Inhibitor:
-        """Compile the rules of a config that passed validation."""
+        """The rules of a config, their matchers parsed by its schema."""
         return cls(
             [
                 InhibitionRule(
-                    source=tuple(parse_matcher_list(rule.source_matchers)),
-                    target=tuple(parse_matcher_list(rule.target_matchers)),
+                    source=rule.source_matchers,
+                    target=rule.target_matchers,
                     equal=tuple(rule.equal),
                     name=inhibit_rule_name(rule, i),
                 )

@@ -18,8 +18,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from router.config.schema import Config, RouteConfig
+from router.matchers import Matcher, matches_all
 from router.model import PATH_SEPARATOR, ROOT_PATH, RouteSettings
-from router.routing.matchers import Matcher, matches_all, parse_matcher_list
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +65,7 @@ def _build(
     config: RouteConfig, parent: RouteSettings, index: int | None, team: str | None = None
 ) -> Route:
     """Resolve one node against its parent's settings; `index` is None for the root."""
-    matchers = tuple(parse_matcher_list(config.matchers))
+    matchers = config.matchers
     if index is None:
         path = ROOT_PATH
     elif parent.path == ROOT_PATH:
@@ -116,9 +116,6 @@ class RouteTree:
     def from_config(cls, config: Config) -> RouteTree:
         """Build the tree of a config that passed validation (router/config/validate.py)."""
         route = config.route
-        # Validation guarantees the root has a receiver, every receiver named exists and
-        # every matcher parses.
-        assert route.receiver
         defaults = RouteSettings(
             receiver=route.receiver,
             path=ROOT_PATH,

@@ -1,3 +1,3 @@
-"""Who is on call when: rotations and overrides (pure), and the directory that resolves
-`oncall:<name>` at send time. Below config: the schema holds typed rotations, and stores
-and channels use these types."""
+"""When: on-call rotations and overrides (pure), the directory that resolves `oncall:<name>`
+at send time, and the time-interval language. Below config: the schema holds these parsed
+types, and stores and channels use them."""

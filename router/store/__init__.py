@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from router.store.protocols import Store
 from router.store.url import parse_state_url
 
-if TYPE_CHECKING:
-    from router.config.schema import StateConfig
-
 REDIS_PASSWORD_ENV = "ROUTER_REDIS_PASSWORD"
 
 
-def open_store(state: StateConfig, *, clock: Callable[[], float] = time.time) -> Store:
+class StateSettings(Protocol):
+    """What opening a store needs of the config's `state` (the store sits below config)."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def key_prefix(self) -> str: ...
+    @property
+    def lease(self) -> float: ...
+    @property
+    def keep_records(self) -> float: ...
+    @property
+    def min_replicas(self) -> int: ...
+
+
+def open_store(state: StateSettings, *, clock: Callable[[], float] = time.time) -> Store:
     """The store `state.url` names (validated with the config); opened by the app's startup."""
     url = parse_state_url(state.url)
     if url.is_redis:

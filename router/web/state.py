@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from router.config.loader import ConfigError, load_config
-from router.config.teams import TeamLoad
+from router.config.schema import TeamLoad
 from router.heartbeats.judge import TICK, Judge
 from router.ingest.intake import Intake
 from router.metrics import Metrics

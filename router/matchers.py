@@ -261,14 +261,6 @@ def _parse(text: str) -> list[Matcher]:
     return result
 
 
-def parse_matcher_list(items: Sequence[str]) -> list[Matcher]:
-    """Parse a whole `matchers:` list; all of its matchers must hold (AND)."""
-    result: list[Matcher] = []
-    for item in items:
-        result.extend(parse_matchers(item))
-    return result
-
-
 def matches_all(matchers: Sequence[Matcher], labels: Mapping[str, str]) -> bool:
     """True if every matcher holds for `labels` (an empty list matches everything)."""
     return all(m.matches(labels) for m in matchers)
