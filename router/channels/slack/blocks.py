@@ -30,8 +30,22 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
+from router.channels.slack.mrkdwn import (
+    ELLIPSIS,
+    MAX_BLOCKS,
+    MAX_MESSAGE_TEXT,
+    MAX_SECTION_TEXT,
+    SlackPayload,
+    _context,
+    _inline_code,
+    _link_url,
+    _section,
+    mrkdwn_link,
+    slack_date,
+    truncate_mrkdwn,
+    truncate_plain,
+)
 from router.durations import format_duration
 from router.model import GroupActions, SilenceScope, Status
 from router.render.message import (
@@ -47,12 +61,7 @@ from router.render.message import (
 )
 from router.render.text import escape_mrkdwn, plural, severity_rank
 
-# Slack's Block Kit and message limits (chat.postMessage and Block Kit reference).
-MAX_BLOCKS = 50
-# Slack also refuses a message whose blocks hold more than about 12,000 characters of text
-# in all (`msg_blocks_too_long`, undocumented); we stay under this with room for markup.
-MAX_MESSAGE_TEXT = 11_000
-MAX_SECTION_TEXT = 3000
+# Slack's Block Kit limits on the parts of a message (the message's own: mrkdwn.py).
 MAX_HEADER_TEXT = 150
 MAX_FIELDS = 10
 MAX_FIELD_TEXT = 2000
@@ -69,9 +78,6 @@ COLOR_WARNING = "#E8912D"
 COLOR_INFO = "#439FE0"
 COLOR_RESOLVED = "#2EB67D"
 
-ELLIPSIS = "…"
-TRUNCATED = " …(truncated)"
-
 # Reasons for which a fresh message may carry the receiver's mention: news, not reminders.
 MENTION_REASONS = frozenset({"first", "new_alerts", "digest", "escalated"})
 
@@ -83,89 +89,8 @@ _LABELS_BUDGET = 700
 _LOG_QUERY_BUDGET = 300
 _NOTE_BUDGET = 300
 _MIN_LOG_LINE = 40
-_TITLE_BUDGET = 80
 
-_LINK_SCHEMES = ("http://", "https://", "mailto:")
 _ZWSP = "\u200b"
-
-
-SlackPayload = dict[str, Any]
-"""A JSON-ready body for chat.postMessage / chat.update / an incoming webhook."""
-
-
-def truncate_plain(text: str, limit: int) -> str:
-    """Cut plain text to at most `limit` characters, marking the cut with an ellipsis."""
-    if len(text) <= limit:
-        return text
-    return text[: max(limit - len(ELLIPSIS), 0)].rstrip() + ELLIPSIS
-
-
-def truncate_mrkdwn(text: str, limit: int, marker: str = TRUNCATED) -> str:
-    """Cut mrkdwn to at most `limit` characters without splitting an escape or a `<...>`.
-
-    A cut inside `&amp;` would show a stray `&am`; a cut inside `<url|title>` would leave an
-    unbalanced bracket that Slack renders as garbage. Both are backed off to before the
-    sequence, then the marker is appended.
-    """
-    if len(text) <= limit:
-        return text
-    keep = max(limit - len(marker), 0)
-    cut = _back_off(text[:keep])
-    # An odd number of ``` fences means the cut fell inside a code block: close it, so the
-    # marker and whatever follows are not swallowed by the block.
-    closing = "\n```"
-    if cut.count("```") % 2 == 1:
-        cut = _back_off(cut[: max(keep - len(closing), 0)])
-        if cut.count("```") % 2 == 1:
-            cut += closing
-    return cut + marker
-
-
-def _back_off(cut: str) -> str:
-    """Drop a trailing partial `&...;` escape or unclosed `<...` left by a cut."""
-    amp = cut.rfind("&")
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    lt = cut.rfind("<")
-    if lt != -1 and ">" not in cut[lt:]:
-        cut = cut[:lt]
-    return cut
-
-
-def _link_url(url: str) -> str | None:
-    """The URL made safe inside `<url|title>`, or None when it must not be linked.
-
-    Slack splits a link at the first `|` and ends it at the first `>`, so those (and `<`,
-    whitespace) are percent-encoded; `&` is entity-escaped as Slack expects in mrkdwn.
-    Only http(s) and mailto are linked: anything else is shown as text.
-    """
-    url = url.strip()
-    if not url.lower().startswith(_LINK_SCHEMES):
-        return None
-    encoded = quote(url, safe="!#$%&'()*+,-./:;=?@[]~_")
-    return encoded.replace("&", "&amp;")
-
-
-def _link_title(title: str) -> str:
-    # `|` would end the URL part in some clients and `>` would end the link: the title
-    # is escaped, and a pipe becomes a look-alike that cannot be parsed as a separator.
-    return escape_mrkdwn(title.replace("|", "¦").replace("\n", " "))
-
-
-def mrkdwn_link(url: str, title: str) -> str:
-    """`<url|title>` with both parts made safe; just the escaped title if `url` is unusable."""
-    safe_title = _link_title(truncate_plain(title.strip() or url, _TITLE_BUDGET))
-    safe_url = _link_url(url)
-    if safe_url is None:
-        return safe_title
-    return f"<{safe_url}|{safe_title}>"
-
-
-def slack_date(when: datetime) -> str:
-    """A Slack date token: shown in each reader's own time zone, with a UTC fallback."""
-    utc = when.astimezone(UTC)
-    fallback = utc.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
 def message_color(message: Message) -> str:
@@ -220,13 +145,6 @@ def fallback_text(message: Message, mention: str = "") -> str:
     return truncate_mrkdwn(text, FALLBACK_TEXT_LIMIT, marker=ELLIPSIS)
 
 
-def _section(text: str) -> dict[str, Any]:
-    return {
-        "type": "section",
-        "text": {"type": "mrkdwn", "text": truncate_mrkdwn(text, MAX_SECTION_TEXT)},
-    }
-
-
 def _field(title: str, value: str) -> dict[str, Any]:
     text = f"*{escape_mrkdwn(title)}*\n{escape_mrkdwn(value)}"
     return {"type": "mrkdwn", "text": truncate_mrkdwn(text, MAX_FIELD_TEXT)}
@@ -272,11 +190,6 @@ def _notes_block(notes: Sequence[str]) -> dict[str, Any] | None:
         return None
     text = truncate_mrkdwn("\n".join(f":information_source: {line}" for line in lines), 3000)
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
-
-
-def _inline_code(text: str) -> str:
-    # A backtick would end the inline code early; a look-alike keeps the value readable.
-    return "`" + escape_mrkdwn(text.replace("`", "ˋ").replace("\n", " ")) + "`"
 
 
 def _labels_line(labels: Mapping[str, str]) -> str:
@@ -606,10 +519,6 @@ def digest_line(entry: DigestEntry) -> str:
     if summary:
         line += " — " + escape_mrkdwn(truncate_plain(summary, _DIGEST_SUMMARY_BUDGET))
     return line
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
 def build_digest_chunks(message: Message) -> list[SlackPayload]:

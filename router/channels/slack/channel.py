@@ -54,7 +54,6 @@ from slack_sdk.webhook.webhook_response import WebhookResponse
 from router.channels.base import DeliveryError, PaceSettings, SlotGate, parse_retry_after
 from router.channels.slack.blocks import (
     Buttons,
-    SlackPayload,
     build_digest_chunks,
     build_message_payload,
     build_thread_reply,
@@ -62,6 +61,7 @@ from router.channels.slack.blocks import (
     mention_allowed,
     with_buttons,
 )
+from router.channels.slack.mrkdwn import SlackPayload
 from router.config.schema import SlackInteractivity, SlackReceiver
 from router.model import PRIOR_ACTIONS_KEY, GroupActions, SilenceScope, Status
 from router.render.message import Message
