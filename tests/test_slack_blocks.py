@@ -15,11 +15,11 @@ from router.channels.slack.blocks import (
     COLOR_INFO,
     COLOR_RESOLVED,
     COLOR_WARNING,
-    build_digest_chunks,
     build_message_payload,
     build_thread_reply,
     mention_allowed,
 )
+from router.channels.slack.digest import build_digest_chunks
 from router.channels.slack.mrkdwn import TRUNCATED, mrkdwn_link, truncate_mrkdwn
 from router.model import Event, Notification, RouteSettings, Status
 from router.notify.digest import build_digest

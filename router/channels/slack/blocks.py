@@ -31,15 +31,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from router.channels.slack.digest import _digest_pointer
 from router.channels.slack.mrkdwn import (
     ELLIPSIS,
     MAX_BLOCKS,
     MAX_MESSAGE_TEXT,
     MAX_SECTION_TEXT,
     SlackPayload,
-    _context,
     _inline_code,
-    _link_url,
     _section,
     mrkdwn_link,
     slack_date,
@@ -49,9 +48,7 @@ from router.channels.slack.mrkdwn import (
 from router.durations import format_duration
 from router.model import GroupActions, SilenceScope, Status
 from router.render.message import (
-    MAX_DIGEST_LISTED,
     AlertView,
-    DigestEntry,
     Link,
     LogExcerpt,
     Message,
@@ -462,129 +459,6 @@ def build_thread_reply(
     if mention:
         text = f"{mention} {text}"
     return {"text": truncate_mrkdwn(text, REPLY_TEXT_LIMIT, marker=ELLIPSIS)}
-
-
-# -- digests ---------------------------------------------------------------------------------
-
-# What one digest line may spend on each part: the whole line stays far below a section.
-_DIGEST_NAME_BUDGET = 80
-_DIGEST_LABELS_BUDGET = 250
-_DIGEST_SUMMARY_BUDGET = 200
-
-
-def _listed(message: Message) -> tuple[list[DigestEntry], int]:
-    """The entries a digest's thread lists, and how many more it stands for."""
-    assert message.digest is not None
-    entries = list(message.digest.entries)
-    return entries[:MAX_DIGEST_LISTED], max(len(entries) - MAX_DIGEST_LISTED, 0)
-
-
-def _listing_link(message: Message, title: str) -> str:
-    """A link to every record of the digest, or the API path when the router has no URL."""
-    assert message.digest is not None
-    url = message.digest.listing_url
-    if _link_url(url) is None:
-        return f"{escape_mrkdwn(title)}: `GET {escape_mrkdwn(url)}` on alert-router"
-    return mrkdwn_link(url, title)
-
-
-def _digest_pointer(message: Message, threaded: bool) -> dict[str, Any]:
-    listed, more = _listed(message)
-    where = "in this thread" if threaded else "in the messages after this one"
-    total = len(listed) + more
-    if more:
-        text = (
-            f":point_down: The first {len(listed):,} of {total:,} alerts are listed {where}; "
-            + _listing_link(message, f"all {total:,}")
-        )
-    else:
-        text = f":point_down: {'Every' if total > 1 else 'The'} alert is listed {where}. "
-        text += _listing_link(message, "Records of this digest")
-    return _section(text)
-
-
-def digest_line(entry: DigestEntry) -> str:
-    """One alert of a digest on one mrkdwn line: status, name, telling labels, summary."""
-    alert = entry.alert
-    firing = alert.status is Status.FIRING
-    dot = ":red_circle:" if firing else ":large_green_circle:"
-    name = " ".join(alert.alertname.split())
-    line = f"{dot} *{escape_mrkdwn(truncate_plain(name, _DIGEST_NAME_BUDGET)) or 'alert'}*"
-    if not firing:
-        line += " (resolved)"
-    if entry.labels:
-        parts = " ".join(_inline_code(f"{k}={v}") for k, v in entry.labels.items())
-        line += " " + truncate_mrkdwn(parts, _DIGEST_LABELS_BUDGET, marker=" " + ELLIPSIS)
-    summary = " ".join(alert.summary.split())
-    if summary:
-        line += " — " + escape_mrkdwn(truncate_plain(summary, _DIGEST_SUMMARY_BUDGET))
-    return line
-
-
-def build_digest_chunks(message: Message) -> list[SlackPayload]:
-    """The posts listing every alert of a digest (up to MAX_DIGEST_LISTED, then a link to
-    the rest), one line each, in as few messages as Slack's limits allow.
-
-    Each post starts with a context line saying which alerts it holds; the first names the
-    labels every alert shares.
-    """
-    assert message.digest is not None
-    listed, more = _listed(message)
-    total = len(listed) + more
-    lines = [digest_line(e) for e in listed]
-    if more:
-        lines.append(
-            f":heavy_plus_sign: {more:,} more {'alert' if more == 1 else 'alerts'} "
-            "of this digest are not listed here: " + _listing_link(message, f"all {total:,}")
-        )
-    shared = message.digest.shared_labels
-    shared_text = ""
-    if shared:
-        shared_text = " · every alert has " + truncate_mrkdwn(
-            " ".join(_inline_code(f"{k}={v}") for k, v in sorted(shared.items())),
-            _LABELS_BUDGET,
-            marker=" " + ELLIPSIS,
-        )
-    posts = _pack(lines, first_budget=MAX_MESSAGE_TEXT - _CONTEXT_ROOM - len(shared_text))
-    payloads: list[SlackPayload] = []
-    first = 1
-    for index, sections in enumerate(posts):
-        shown = min(sum(len(lines) for lines in sections), len(listed) - first + 1)
-        what = f"Alerts {first:,}–{first + shown - 1:,} of {total:,}" if shown > 0 else ""
-        what = what or f"{total:,} alerts"
-        head = f":inbox_tray: {escape_mrkdwn(truncate_plain(message.title, 150))} · {what}"
-        if index == 0:
-            head += shared_text
-        blocks = [_context(head), *(_section("\n".join(lines)) for lines in sections)]
-        text = truncate_plain(f"{message.title}: {what}", 300)
-        payloads.append({"text": escape_mrkdwn(text), "blocks": blocks})
-        first += max(shown, 0)
-    return payloads
-
-
-def _pack(lines: Sequence[str], *, first_budget: int) -> list[list[list[str]]]:
-    """Lines into posts of sections: each section within Slack's section limit, each post
-    within its block count and MAX_MESSAGE_TEXT (less the room for its heading)."""
-    posts: list[list[list[str]]] = []
-    size = section_size = limit = 0
-    for line in lines:
-        cost = len(line) + 1
-        new_section = section_size + cost > MAX_SECTION_TEXT
-        if not posts or size + cost > limit or (new_section and len(posts[-1]) >= MAX_BLOCKS - 1):
-            limit = first_budget if not posts else MAX_MESSAGE_TEXT - _CONTEXT_ROOM
-            posts.append([[]])
-            size = section_size = 0
-        elif new_section:
-            posts[-1].append([])
-            section_size = 0
-        posts[-1][-1].append(line)
-        size += cost
-        section_size += cost
-    return posts
-
-
-# What the context line heading each digest post may take.
-_CONTEXT_ROOM = 300
 
 
 # ---- buttons (slack.interactivity) -----------------------------------------------------

@@ -54,13 +54,13 @@ from slack_sdk.webhook.webhook_response import WebhookResponse
 from router.channels.base import DeliveryError, PaceSettings, SlotGate, parse_retry_after
 from router.channels.slack.blocks import (
     Buttons,
-    build_digest_chunks,
     build_message_payload,
     build_thread_reply,
     is_critical,
     mention_allowed,
     with_buttons,
 )
+from router.channels.slack.digest import build_digest_chunks
 from router.channels.slack.mrkdwn import SlackPayload
 from router.config.schema import SlackInteractivity, SlackReceiver
 from router.model import PRIOR_ACTIONS_KEY, GroupActions, SilenceScope, Status
