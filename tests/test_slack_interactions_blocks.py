@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from router.channels.slack.blocks import Buttons, interactive_blocks, with_buttons
+from router.channels.slack.buttons import Buttons, interactive_blocks, with_buttons
 from router.model import GroupActions, SilenceScope
 from tests.fakes.slack import block_errors
 

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 from aiohttp import web
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from router.channels.slack.blocks import (
+from router.channels.slack.buttons import (
     ACTION_ACK,
     ACTION_SILENCE,
     ACTION_UNACK,

@@ -53,13 +53,12 @@ from slack_sdk.webhook.webhook_response import WebhookResponse
 
 from router.channels.base import DeliveryError, PaceSettings, SlotGate, parse_retry_after
 from router.channels.slack.blocks import (
-    Buttons,
     build_message_payload,
     build_thread_reply,
     is_critical,
     mention_allowed,
-    with_buttons,
 )
+from router.channels.slack.buttons import Buttons, with_buttons
 from router.channels.slack.digest import build_digest_chunks
 from router.channels.slack.mrkdwn import SlackPayload
 from router.config.schema import SlackInteractivity, SlackReceiver
