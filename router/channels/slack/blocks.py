@@ -1,5 +1,9 @@
 """Slack payloads for a `Message`: Block Kit inside Slack's limits, alert text escaped.
 
+The layout lives here; its parts beside it: mrkdwn.py (cutting text, links, dates, the
+message-wide limits), digest.py (what a digest lists), buttons.py (a firing group's
+status line and buttons, and what they carry back).
+
 Layout of a notification (one Slack message):
 
 - top-level `blocks`: a `header` (status, alertname, app/env/severity; plain text, at most
@@ -28,16 +32,16 @@ from datetime import datetime
 from typing import Any
 
 from router.channels.slack.buttons import Buttons, interactive_blocks
-from router.channels.slack.digest import _digest_pointer
+from router.channels.slack.digest import digest_pointer
 from router.channels.slack.mrkdwn import (
     ELLIPSIS,
     MAX_BLOCKS,
     MAX_MESSAGE_TEXT,
     MAX_SECTION_TEXT,
     SlackPayload,
-    _inline_code,
-    _section,
+    inline_code,
     mrkdwn_link,
+    section,
     slack_date,
     truncate_mrkdwn,
     truncate_plain,
@@ -187,7 +191,7 @@ def _notes_block(notes: Sequence[str]) -> dict[str, Any] | None:
 
 
 def _labels_line(labels: Mapping[str, str]) -> str:
-    parts = [_inline_code(f"{k}={v}") for k, v in labels.items()]
+    parts = [inline_code(f"{k}={v}") for k, v in labels.items()]
     line = " ".join(parts)
     return truncate_mrkdwn(line, _LABELS_BUDGET, marker=" " + ELLIPSIS)
 
@@ -222,7 +226,7 @@ def _alert_section(alert: AlertView, *, logs_left_out: bool = False) -> dict[str
     elif logs is not None and not logs.lines and logs.note:
         note = escape_mrkdwn(truncate_plain(" ".join(logs.note.split()), _NOTE_BUDGET))
         lines.append(f"_Logs: {note}_")
-    return _section("\n".join(lines))
+    return section("\n".join(lines))
 
 
 def _code_line(line: str, width: int) -> str:
@@ -237,7 +241,7 @@ def _code_line(line: str, width: int) -> str:
 def _logs_section(logs: LogExcerpt) -> dict[str, Any]:
     head = "*Logs*"
     if logs.query:
-        head += " " + _inline_code(truncate_plain(logs.query, _LOG_QUERY_BUDGET))
+        head += " " + inline_code(truncate_plain(logs.query, _LOG_QUERY_BUDGET))
     if logs.note:
         head += "\n_" + escape_mrkdwn(truncate_plain(" ".join(logs.note.split()), _NOTE_BUDGET))
         head += "_"
@@ -258,7 +262,7 @@ def _logs_section(logs: LogExcerpt) -> dict[str, Any]:
     text = head + "\n```\n" + "\n".join(shown) + "\n```"
     if len(shown) < len(lines):
         text += f"\n{ELLIPSIS} {plural(len(lines) - len(shown), 'more line')}"
-    return _section(text)
+    return section(text)
 
 
 def _alert_blocks(alert: AlertView) -> list[dict[str, Any]]:
@@ -272,7 +276,7 @@ def _overflow_block(hidden: int, message: Message) -> dict[str, Any]:
     text = f"... and {plural(hidden, 'more alert')}"
     if message.external_url:
         text += " · " + mrkdwn_link(message.external_url, "Open Alertmanager")
-    return _section(text)
+    return section(text)
 
 
 def build_blocks(
@@ -300,7 +304,7 @@ def build_blocks(
     ]
     if mention:
         what = "critical alert firing" if len(message.firing) == 1 else "critical alerts firing"
-        top.append(_section(f"{mention} {what}"))
+        top.append(section(f"{mention} {what}"))
     # Room for the status line and the buttons however the group's state changes later.
     spare = 0
     if buttons is not None:
@@ -311,14 +315,14 @@ def build_blocks(
     head: list[dict[str, Any]] = [_fields_block(message), _context_block(message, updated_at)]
     links = _links_line(message.links)
     if links:
-        head.append(_section(f"*Links:* {links}"))
+        head.append(section(f"*Links:* {links}"))
     notes = _notes_block(message.notes)
     if notes is not None:
         head.append(notes)
 
     if message.digest is not None:
         # A digest's alerts are listed after it (build_digest_chunks): here only where.
-        return list(top), [*head, _digest_pointer(message, threaded)]
+        return list(top), [*head, digest_pointer(message, threaded)]
 
     alerts = message.alerts
     room = MAX_BLOCKS - len(top) - len(head) - spare

@@ -12,11 +12,11 @@ from router.channels.slack.mrkdwn import (
     MAX_MESSAGE_TEXT,
     MAX_SECTION_TEXT,
     SlackPayload,
-    _context,
-    _inline_code,
-    _link_url,
-    _section,
+    context,
+    inline_code,
+    link_url,
     mrkdwn_link,
+    section,
     truncate_mrkdwn,
     truncate_plain,
 )
@@ -43,12 +43,13 @@ def _listing_link(message: Message, title: str) -> str:
     """A link to every record of the digest, or the API path when the router has no URL."""
     assert message.digest is not None
     url = message.digest.listing_url
-    if _link_url(url) is None:
+    if link_url(url) is None:
         return f"{escape_mrkdwn(title)}: `GET {escape_mrkdwn(url)}` on alert-router"
     return mrkdwn_link(url, title)
 
 
-def _digest_pointer(message: Message, threaded: bool) -> dict[str, Any]:
+def digest_pointer(message: Message, threaded: bool) -> dict[str, Any]:
+    """The section of a digest's own message saying where its alerts are listed."""
     listed, more = _listed(message)
     where = "in this thread" if threaded else "in the messages after this one"
     total = len(listed) + more
@@ -60,7 +61,7 @@ def _digest_pointer(message: Message, threaded: bool) -> dict[str, Any]:
     else:
         text = f":point_down: {'Every' if total > 1 else 'The'} alert is listed {where}. "
         text += _listing_link(message, "Records of this digest")
-    return _section(text)
+    return section(text)
 
 
 def digest_line(entry: DigestEntry) -> str:
@@ -73,7 +74,7 @@ def digest_line(entry: DigestEntry) -> str:
     if not firing:
         line += " (resolved)"
     if entry.labels:
-        parts = " ".join(_inline_code(f"{k}={v}") for k, v in entry.labels.items())
+        parts = " ".join(inline_code(f"{k}={v}") for k, v in entry.labels.items())
         line += " " + truncate_mrkdwn(parts, _DIGEST_LABELS_BUDGET, marker=" " + ELLIPSIS)
     summary = " ".join(alert.summary.split())
     if summary:
@@ -101,7 +102,7 @@ def build_digest_chunks(message: Message) -> list[SlackPayload]:
     shared_text = ""
     if shared:
         shared_text = " · every alert has " + truncate_mrkdwn(
-            " ".join(_inline_code(f"{k}={v}") for k, v in sorted(shared.items())),
+            " ".join(inline_code(f"{k}={v}") for k, v in sorted(shared.items())),
             _SHARED_LABELS_BUDGET,
             marker=" " + ELLIPSIS,
         )
@@ -115,7 +116,7 @@ def build_digest_chunks(message: Message) -> list[SlackPayload]:
         head = f":inbox_tray: {escape_mrkdwn(truncate_plain(message.title, 150))} · {what}"
         if index == 0:
             head += shared_text
-        blocks = [_context(head), *(_section("\n".join(lines)) for lines in sections)]
+        blocks = [context(head), *(section("\n".join(lines)) for lines in sections)]
         text = truncate_plain(f"{message.title}: {what}", 300)
         payloads.append({"text": escape_mrkdwn(text), "blocks": blocks})
         first += max(shown, 0)

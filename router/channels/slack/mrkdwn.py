@@ -71,7 +71,7 @@ def _back_off(cut: str) -> str:
     return cut
 
 
-def _link_url(url: str) -> str | None:
+def link_url(url: str) -> str | None:
     """The URL made safe inside `<url|title>`, or None when it must not be linked.
 
     Slack splits a link at the first `|` and ends it at the first `>`, so those (and `<`,
@@ -94,7 +94,7 @@ def _link_title(title: str) -> str:
 def mrkdwn_link(url: str, title: str) -> str:
     """`<url|title>` with both parts made safe; just the escaped title if `url` is unusable."""
     safe_title = _link_title(truncate_plain(title.strip() or url, _TITLE_BUDGET))
-    safe_url = _link_url(url)
+    safe_url = link_url(url)
     if safe_url is None:
         return safe_title
     return f"<{safe_url}|{safe_title}>"
@@ -107,17 +107,20 @@ def slack_date(when: datetime) -> str:
     return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
-def _section(text: str) -> dict[str, Any]:
+def section(text: str) -> dict[str, Any]:
+    """A mrkdwn section block, its text cut to Slack's section limit."""
     return {
         "type": "section",
         "text": {"type": "mrkdwn", "text": truncate_mrkdwn(text, MAX_SECTION_TEXT)},
     }
 
 
-def _inline_code(text: str) -> str:
+def inline_code(text: str) -> str:
+    """`text` as escaped inline code on one line."""
     # A backtick would end the inline code early; a look-alike keeps the value readable.
     return "`" + escape_mrkdwn(text.replace("`", "ˋ").replace("\n", " ")) + "`"
 
 
-def _context(text: str) -> dict[str, Any]:
+def context(text: str) -> dict[str, Any]:
+    """A context block of one mrkdwn text (the caller keeps it within limits)."""
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
