@@ -35,8 +35,8 @@ def test_buttons_carry_the_group_and_stay_inside_slacks_limits() -> None:
     assert block_errors(blocks) == []
     [actions] = blocks
     values = [json.loads(e["value"]) for e in actions["elements"]]
-    assert values[0] == {"r": "slack-prod", "g": GROUP}
-    assert values[1] == {"r": "slack-prod", "g": GROUP, "d": 3600}
+    assert values == [{"r": "slack-prod", "g": GROUP}] * 3
+    assert [e["action_id"] for e in actions["elements"]] == ["ack", "silence_3600", "silence_14400"]
 
 
 def test_a_group_key_too_long_for_a_button_value_gets_no_buttons() -> None:

@@ -14,18 +14,65 @@ from typing import Any
 
 from router.channels.slack.mrkdwn import SlackPayload, slack_date
 from router.durations import format_duration
-from router.model import GroupActions, SilenceScope
+from router.model import ActionKind, GroupActions, SilenceScope
 from router.render.text import escape_mrkdwn
 
 # Block ids of what the buttons add; an edit replaces exactly these blocks.
 INTERACTIVE_BLOCK_PREFIX = "ar-"
-ACTION_ACK = "ack"
-ACTION_UNACK = "unack"
-ACTION_SILENCE = "silence"
-ACTION_UNSILENCE = "unsilence"
 # Slack's limit on a button's value.
 MAX_BUTTON_VALUE = 2000
 _SLACK_USER_RE = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+
+# What a button carries back: Slack echoes a clicked button's `action_id` and `value`.
+#   action_id  "ack" | "unack" | "unsilence" | "silence_<whole seconds>"
+#   value      {"r": <receiver>, "g": <group key>} as compact JSON
+# Silence buttons posted by earlier versions also hold "d": <seconds> in their value; the
+# action_id says the same, so it is ignored and those messages stay clickable.
+_SILENCE_PREFIX = f"{ActionKind.SILENCE.value}_"
+_PLAIN_KINDS = {k.value: k for k in (ActionKind.ACK, ActionKind.UNACK, ActionKind.UNSILENCE)}
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonAction:
+    """What one of alert-router's buttons asks for: an action on a receiver's group, and
+    for a Silence its length in whole seconds (checked against the store and the config
+    when clicked, never trusted)."""
+
+    kind: ActionKind
+    receiver: str
+    group_key: str
+    duration: float = 0.0
+
+
+def encode_button(button: ButtonAction) -> tuple[str, str]:
+    """The `action_id` and `value` of a button asking for `button`."""
+    if button.kind is ActionKind.SILENCE:
+        action_id = f"{_SILENCE_PREFIX}{int(button.duration)}"
+    else:
+        action_id = button.kind.value
+    data = {"r": button.receiver, "g": button.group_key}
+    return action_id, json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_button(action_id: str, value: str) -> ButtonAction | None:
+    """What a clicked button asks for, or None when it is not one of ours."""
+    kind = _PLAIN_KINDS.get(action_id)
+    duration = 0.0
+    seconds = action_id.removeprefix(_SILENCE_PREFIX)
+    if kind is None and seconds != action_id and seconds.isascii() and seconds.isdigit():
+        kind, duration = ActionKind.SILENCE, float(seconds)
+    if kind is None:
+        return None
+    try:
+        data = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    receiver, group_key = data.get("r"), data.get("g")
+    if not isinstance(receiver, str) or not isinstance(group_key, str):
+        return None
+    return ButtonAction(kind, receiver, group_key, duration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +91,9 @@ class Buttons:
     # without one (or when it says none can be offered).
     silence: SilenceScope | None = None
 
-
-def button_value(receiver: str, group_key: str, duration: float = 0.0) -> str:
-    """What a button carries back: which group it is about (checked against the store)."""
-    data: dict[str, Any] = {"r": receiver, "g": group_key}
-    if duration:
-        data["d"] = int(duration)
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    def asking(self, kind: ActionKind, duration: float = 0.0) -> ButtonAction:
+        """What a button of this message asking for `kind` carries."""
+        return ButtonAction(kind, self.receiver, self.group_key, duration)
 
 
 def _who(user_id: str, name: str, fresh: bool) -> str:
@@ -60,7 +103,8 @@ def _who(user_id: str, name: str, fresh: bool) -> str:
     return escape_mrkdwn(name or user_id or "someone")
 
 
-def _button(text: str, action_id: str, value: str, **extra: Any) -> dict[str, Any]:
+def _button(text: str, action: ButtonAction, **extra: Any) -> dict[str, Any]:
+    action_id, value = encode_button(action)
     return {
         "type": "button",
         "action_id": action_id,
@@ -103,17 +147,16 @@ def interactive_blocks(buttons: Buttons) -> list[dict[str, Any]]:
                 "elements": [{"type": "mrkdwn", "text": line} for line in lines],
             }
         )
-    value = button_value(buttons.receiver, buttons.group_key)
-    if len(button_value(buttons.receiver, buttons.group_key, 10**9)) > MAX_BUTTON_VALUE:
+    if len(encode_button(buttons.asking(ActionKind.ACK))[1]) > MAX_BUTTON_VALUE:
         # Too long a group key for Slack to carry back: the message has no buttons.
         return blocks
     elements = [
-        _button("Unacknowledge", ACTION_UNACK, value)
+        _button("Unacknowledge", buttons.asking(ActionKind.UNACK))
         if acked
-        else _button("Acknowledge", ACTION_ACK, value, style="primary")
+        else _button("Acknowledge", buttons.asking(ActionKind.ACK), style="primary")
     ]
     if silenced:
-        elements.append(_button("Unsilence", ACTION_UNSILENCE, value))
+        elements.append(_button("Unsilence", buttons.asking(ActionKind.UNSILENCE)))
     elif (state is None or not state.silence_pending) and buttons.silence is not None:
         if buttons.silence.offered:
             for duration in buttons.durations:
@@ -156,8 +199,7 @@ def _silence_button(buttons: Buttons, scope: SilenceScope, duration: float) -> d
     label = format_duration(duration)
     return _button(
         f"Silence {label}",
-        f"{ACTION_SILENCE}_{int(duration)}",
-        button_value(buttons.receiver, buttons.group_key, duration),
+        buttons.asking(ActionKind.SILENCE, duration),
         confirm={
             "title": {"type": "plain_text", "text": f"Silence for {label}?"},
             "text": {"type": "mrkdwn", "text": silence_confirmation(scope, label)},
