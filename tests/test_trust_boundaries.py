@@ -23,7 +23,7 @@ from multidict import CIMultiDict
 
 from router.alertmanager_api.client import AlertmanagerClient, SilenceError
 from router.config.schema import AlertmanagerAPI
-from router.interact.runner import ActionRunner
+from router.interact.slack_clicks import ActionRunner
 from router.metrics import Metrics
 from router.routing.matchers import Matcher
 from router.runtime import Runtime

@@ -23,7 +23,7 @@ from aiohttp import web
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from router.channels.slack.buttons import decode_button
-from router.interact.runner import ActionRunner
+from router.interact.slack_clicks import ActionRunner
 from router.metrics import Metrics
 from router.model import Action, ActionKind
 from router.runtime import Runtime
