@@ -23,7 +23,7 @@ from multidict import CIMultiDict
 
 from router.alertmanager_api.client import AlertmanagerClient, SilenceError
 from router.config.schema import AlertmanagerAPI
-from router.interact.slack_clicks import ActionRunner
+from router.interact.slack_clicks import SlackClickRunner
 from router.metrics import Metrics
 from router.routing.matchers import Matcher
 from router.runtime import Runtime
@@ -484,7 +484,7 @@ async def test_a_reload_closes_the_client_of_an_alertmanager_it_changed(
         made.append(CountingSilences(cfg))
         return made[-1]
 
-    runner = ActionRunner(cast(Store, None), lambda: runtime[0], silences=factory)
+    runner = SlackClickRunner(cast(Store, None), lambda: runtime[0], silences=factory)
     assert runner.silences("a:9093") is made[0]
     assert runner.silences("a:9093") is made[0]
     changed = config_from("alertmanager: {url: 'http://a:9093', bearer_token: t}\n" + base)

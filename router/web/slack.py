@@ -23,7 +23,8 @@ from aiohttp import web
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from router.channels.slack.buttons import decode_button
-from router.interact.slack_clicks import ActionRunner
+from router.channels.slack.channel import is_current_message
+from router.interact.slack_clicks import SlackClickRunner
 from router.metrics import Metrics
 from router.model import Action, ActionKind
 from router.runtime import Runtime
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 # Slack's replay window for a signed request.
 MAX_AGE = 300
 PATH = "/slack/interactions"
-RUNNER = web.AppKey("slack_action_runner", ActionRunner)
+RUNNER = web.AppKey("slack_click_runner", SlackClickRunner)
 
 
 class _ServiceClock(Clock):
@@ -164,7 +165,7 @@ async def _actions(
         # The button names a group; only the store says the router sent this message for it.
         entry = await store.nflog_get(button.receiver, button.group_key, now)
         kept = entry.channel_state if entry is not None else {}
-        if (kept.get("channel"), kept.get("ts")) != (channel, message_ts):
+        if not is_current_message(kept, channel, message_ts):
             _ignored("a message alert-router did not send, or no longer its group's")
             continue
         action_ts = _str(item, "action_ts")
@@ -195,7 +196,7 @@ def setup_slack(
     metrics: Metrics | None = None,
 ) -> None:
     """Mount /slack/interactions and run the worker that carries clicks out."""
-    app[RUNNER] = ActionRunner(store, runtime, clock=clock, metrics=metrics)
+    app[RUNNER] = SlackClickRunner(store, runtime, clock=clock, metrics=metrics)
     app.router.add_post(PATH, interactions)
     app.cleanup_ctx.append(_run_actions)
 

@@ -126,6 +126,23 @@ def posted_scope(prior: Mapping[str, str]) -> SilenceScope | None:
         return None
 
 
+def is_current_message(prior: Mapping[str, str], channel: str, ts: str) -> bool:
+    """Whether the message (`channel` ID, `ts`) is the one the group's state `prior` keeps:
+    the only message of the group whose buttons the router acts on."""
+    return bool(channel and ts) and (prior.get("channel"), prior.get("ts")) == (channel, ts)
+
+
+def message_link(prior: Mapping[str, str], team_domain: str, channel: str, ts: str) -> str:
+    """Where people find the message (`channel` ID, `ts`): the permalink its state `prior`
+    keeps, else one built from the workspace's domain, else the two ids."""
+    permalink = prior.get("permalink", "")
+    if permalink:
+        return permalink
+    if team_domain:
+        return f"https://{team_domain}.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+    return f"{channel}/{ts}"
+
+
 class SlackChannel:
     """Delivers notifications to one Slack receiver (bot token or incoming webhook)."""
 
