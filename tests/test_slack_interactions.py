@@ -399,7 +399,7 @@ async def test_silencing_an_argocd_group_mutes_it_in_the_router_until_unsilenced
     async with running(config, clock=clock) as service:
         status, _ = await service.post("/webhook/argocd", argo("on-sync-failed"))
         assert status == 200
-        await until(lambda: slack.messages(CHANNEL))
+        await service.wait_for_records(lambda rs: any(r["state"] == "sent" for r in rs))
         assert "Silence 4h" in button_labels(the_message(slack))
         assert await press(service, slack, clock, "silence_14400") == 200
         message = await until(
