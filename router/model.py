@@ -462,8 +462,6 @@ class SilenceScope:
 # group is its `GroupActions`, changed only by compare-and-set on its `version`, so two
 # replicas carrying out clicks on one group never both create a silence.
 
-# Where a channel finds the group's `GroupActions` (JSON) in the state it is handed.
-PRIOR_ACTIONS_KEY = "actions"
 # The id prefix of an Acknowledge given on the console (for the same Slack message).
 CONSOLE_ACTION_PREFIX = "console-"
 

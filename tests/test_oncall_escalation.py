@@ -1,5 +1,5 @@
 """A console acknowledgement of one receiver's group (naming no message) stops its
-escalation like the Slack button: same worker, same ActionRunner.acknowledge."""
+escalation like the Slack button: same worker, same SlackClickRunner.acknowledge."""
 
 from __future__ import annotations
 

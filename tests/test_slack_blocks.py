@@ -15,14 +15,12 @@ from router.channels.slack.blocks import (
     COLOR_INFO,
     COLOR_RESOLVED,
     COLOR_WARNING,
-    TRUNCATED,
-    build_digest_chunks,
     build_message_payload,
     build_thread_reply,
     mention_allowed,
-    mrkdwn_link,
-    truncate_mrkdwn,
 )
+from router.channels.slack.digest import build_digest_chunks
+from router.channels.slack.mrkdwn import TRUNCATED, mrkdwn_link, truncate_mrkdwn
 from router.model import Event, Notification, RouteSettings, Status
 from router.notify.digest import build_digest
 from router.render.message import Link, LogExcerpt, Message, build_message

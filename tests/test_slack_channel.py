@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -15,8 +16,8 @@ from pydantic import SecretStr
 from router.channels.base import Channel, DeliveryError
 from router.channels.slack.blocks import COLOR_CRITICAL, COLOR_RESOLVED, COLOR_WARNING
 from router.channels.slack.channel import SlackChannel
-from router.config.schema import SlackReceiver
-from router.model import Status
+from router.config.schema import SlackInteractivity, SlackReceiver
+from router.model import GroupActions, Status
 from router.notify.digest import build_digest
 from router.render.message import LogExcerpt, Message
 from tests.fakes.slack import WEBHOOK, FakeSlack, Reply, SlackMessage
@@ -637,3 +638,64 @@ async def test_webhook_ignores_prior_state(slack: FakeSlack, make_channel: Chann
     state = await hook.send(make_message([make_event()], "repeat"), {"ts": "1.000001"})
     assert state == {}
     assert len(slack.messages("#deploys")) == 1
+
+
+# ---- buttons: what was done to the group ---------------------------------------------------
+
+
+def interactive_channel(slack: FakeSlack) -> SlackChannel:
+    cfg = SlackReceiver(
+        token=SecretStr(slack.token), channel="#prod-alerts", api_url=slack.api_url, timeout=5.0
+    )
+    buttons = SlackInteractivity(signing_secret=SecretStr("s3cret"))
+    return SlackChannel("slack-prod", cfg, clock=lambda: NOW.timestamp(), interactivity=buttons)
+
+
+def acked(message: Message) -> GroupActions:
+    return GroupActions(
+        "slack-prod",
+        message.group_key,
+        acked_by="U0ALICE001",
+        acked_by_name="alice",
+        acked_at=NOW.timestamp(),
+        version=1,
+    )
+
+
+async def test_a_firing_message_shows_who_acknowledged_its_group(slack: FakeSlack) -> None:
+    channel = interactive_channel(slack)
+    message = make_message([make_event("a")])
+    try:
+        await channel.send(dataclasses.replace(message, actions=acked(message)), {})
+    finally:
+        await channel.close()
+    posted = only_message(slack)
+    # A fresh post names the person without pinging them.
+    assert "Acknowledged by alice" in posted.visible_text()
+    assert [b["text"]["text"] for b in buttons_of(posted)] == ["Unacknowledge"]
+
+
+async def test_actions_kept_in_a_group_state_by_an_earlier_version_still_show(
+    slack: FakeSlack,
+) -> None:
+    channel = interactive_channel(slack)
+    message = make_message([make_event("a")])
+    try:
+        state = await channel.send(message, {})
+        assert "Acknowledged" not in only_message(slack).visible_text()
+        # Earlier versions handed the actions over inside the state, and kept them there.
+        stored = {**state, "actions": acked(message).to_json()}
+        await channel.send(make_message([make_event("a"), make_event("b")], "new_alerts"), stored)
+    finally:
+        await channel.close()
+    edited = only_message(slack)
+    assert edited.edited and "Acknowledged by <@U0ALICE001>" in edited.visible_text()
+
+
+def buttons_of(message: SlackMessage) -> list[dict[str, Any]]:
+    return [
+        element
+        for block in message.all_blocks
+        if block.get("type") == "actions"
+        for element in block["elements"]
+    ]

@@ -392,7 +392,7 @@ async def test_silencing_an_argocd_group_mutes_it_in_the_router_until_unsilenced
     async with running(config, clock=clock) as service:
         status, _ = await service.post("/webhook/argocd", argo("on-sync-failed"))
         assert status == 200
-        await until(lambda: slack.messages(CHANNEL))
+        await service.wait_for_records(lambda rs: any(r["state"] == "sent" for r in rs))
         assert "Silence 4h" in button_labels(the_message(slack))
         assert await press(service, slack, clock, "silence_14400") == 200
         message = await until(
@@ -417,6 +417,32 @@ async def test_silencing_an_argocd_group_mutes_it_in_the_router_until_unsilenced
         group_key = json.loads(buttons(message)["ack"]["value"])["g"]
         state = await service.state.store.group_actions(RECEIVER, group_key)
         assert state is not None and not state.silenced(clock())
+
+
+async def test_a_silence_button_posted_by_an_earlier_version_still_silences(
+    slack: FakeSlack, state_url: str, clock: FakeClock
+) -> None:
+    config = config_from(config_text(slack, state_url, ARGO))
+    async with running(config, clock=clock) as service:
+        status, _ = await service.post("/webhook/argocd", argo("on-sync-failed"))
+        assert status == 200
+        await service.wait_for_records(lambda rs: any(r["state"] == "sent" for r in rs))
+        payload = block_actions(the_message(slack), slack.channel_id(CHANNEL), "silence_3600", BOB)
+        # Earlier versions wrote the silence's length into the value as well.
+        value = json.loads(payload["actions"][0]["value"])
+        payload["actions"][0]["value"] = json.dumps({**value, "d": 3600})
+        url = service.url + "/slack/interactions"
+        body = form_body(payload)
+        assert (
+            await post_signed(service.http, url, SECRET, body, timestamp=str(int(clock()))) == 200
+        )
+        message = await until(
+            lambda: "Silenced by" in the_message(slack).visible_text() and the_message(slack)
+        )
+        assert button_labels(message) == ["Acknowledge", "Unsilence"]
+        state = await service.state.store.group_actions(RECEIVER, value["g"])
+        assert state is not None and state.silenced_by == BOB.id
+        assert state.silenced_until - state.silenced_at == 3600
 
 
 async def test_a_click_answered_by_a_replica_that_dies_at_once_is_done_by_the_next(

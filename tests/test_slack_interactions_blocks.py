@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 
-from router.channels.slack.blocks import Buttons, interactive_blocks, with_buttons
-from router.model import GroupActions, SilenceScope
+from router.channels.slack.buttons import (
+    MAX_BUTTON_VALUE,
+    ButtonAction,
+    Buttons,
+    encode_button,
+    interactive_blocks,
+    with_buttons,
+)
+from router.model import ActionKind, GroupActions, SilenceScope
 from tests.fakes.slack import block_errors
 
 NOW = 1_800_000_000.0
@@ -35,12 +42,20 @@ def test_buttons_carry_the_group_and_stay_inside_slacks_limits() -> None:
     assert block_errors(blocks) == []
     [actions] = blocks
     values = [json.loads(e["value"]) for e in actions["elements"]]
-    assert values[0] == {"r": "slack-prod", "g": GROUP}
-    assert values[1] == {"r": "slack-prod", "g": GROUP, "d": 3600}
+    assert values == [{"r": "slack-prod", "g": GROUP}] * 3
+    assert [e["action_id"] for e in actions["elements"]] == ["ack", "silence_3600", "silence_14400"]
 
 
 def test_a_group_key_too_long_for_a_button_value_gets_no_buttons() -> None:
     assert interactive_blocks(buttons(group_key="x" * 2000)) == []
+
+
+def test_buttons_appear_exactly_while_their_value_fits_slack() -> None:
+    overhead = len(encode_button(ButtonAction(ActionKind.ACK, "slack-prod", ""))[1])
+    longest = "x" * (MAX_BUTTON_VALUE - overhead)
+    blocks = interactive_blocks(buttons(group_key=longest))
+    assert [b["type"] for b in blocks] == ["actions"] and block_errors(blocks) == []
+    assert interactive_blocks(buttons(group_key=longest + "x")) == []
 
 
 def test_a_fresh_post_names_the_acknowledger_and_an_edit_mentions_them() -> None:

@@ -23,7 +23,7 @@ from multidict import CIMultiDict
 
 from router.alertmanager_api.client import AlertmanagerClient, SilenceError
 from router.config.schema import AlertmanagerAPI
-from router.interact.runner import ActionRunner
+from router.interact.slack_clicks import SlackClickRunner
 from router.matchers import Matcher
 from router.metrics import Metrics
 from router.runtime import Runtime
@@ -148,6 +148,13 @@ def forged_silence_click(message: SlackMessage, channel_id: str) -> bytes:
 # ---- 1. credentials and requests go only to configured places ----------------------------
 
 
+async def posted(service: Running, slack: FakeSlack) -> SlackMessage:
+    """The group's message, once the store keeps it as the group's current one (a click on
+    it before then is rightly ignored)."""
+    await service.wait_for_records(lambda rs: any(r["state"] == "sent" for r in rs))
+    return the_message(slack)
+
+
 async def test_an_external_url_chosen_by_the_sender_is_never_called(
     slack: FakeSlack, state_url: str, capture: Capture
 ) -> None:
@@ -157,7 +164,7 @@ async def test_an_external_url_chosen_by_the_sender_is_never_called(
         # The documented default once was: no api_url, so call the webhook's externalURL.
         status, _ = await service.post("/webhook/alertmanager", hostile(capture.url + "/am"))
         assert status == 200
-        message = await until(lambda: slack.messages(CHANNEL) and the_message(slack))
+        message = await posted(service, slack)
         # A group from no configured Alertmanager offers no Silence at all...
         assert button_labels(message) == ["Acknowledge"]
         # ...and a click made up for one does nothing but say so.
@@ -181,7 +188,7 @@ async def test_a_repost_of_a_real_group_cannot_redirect_its_silence_or_widen_it(
     config = config_from(slack_config(slack, state_url, f"alertmanager: {{url: '{am_url}'}}"))
     async with running(config) as service, alertmanager(tmp_path, service.url, port) as am:
         await am.post_alerts([alert("CheckoutErrors", env="prod", severity="critical")])
-        message = await until(lambda: slack.messages(CHANNEL) and the_message(slack))
+        message = await posted(service, slack)
         assert "Silence 1h" in button_labels(message)
         [silence_button] = [b for k, b in buttons(message).items() if k == "silence_3600"]
         dialog = silence_button["confirm"]["text"]["text"]
@@ -245,7 +252,7 @@ async def test_a_redirecting_alertmanager_fails_the_click_with_a_clear_message(
                 "/webhook/alertmanager", hostile("https://am.example.com/")
             )
             assert status == 200
-            message = await until(lambda: slack.messages(CHANNEL) and the_message(slack))
+            message = await posted(service, slack)
             url = service.url + "/slack/interactions"
             channel_id = slack.channel_id(CHANNEL)
             status = await click(service.http, url, SECRET, message, channel_id, "silence_3600")
@@ -484,7 +491,7 @@ async def test_a_reload_closes_the_client_of_an_alertmanager_it_changed(
         made.append(CountingSilences(cfg))
         return made[-1]
 
-    runner = ActionRunner(cast(Store, None), lambda: runtime[0], silences=factory)
+    runner = SlackClickRunner(cast(Store, None), lambda: runtime[0], silences=factory)
     assert runner.silences("a:9093") is made[0]
     assert runner.silences("a:9093") is made[0]
     changed = config_from("alertmanager: {url: 'http://a:9093', bearer_token: t}\n" + base)

@@ -23,7 +23,6 @@ from router.durations import format_duration
 from router.enrich.deploys import DeployCorrelator
 from router.metrics import Metrics
 from router.model import (
-    PRIOR_ACTIONS_KEY,
     Claim,
     DeliveryState,
     Event,
@@ -296,6 +295,7 @@ class RenderStage:
             first_notified=datetime.fromtimestamp(first, UTC) if first is not None else None,
             router_url=job.runtime.config.server.external_url,
         )
+        message = replace(message, actions=job.actions)
         config = job.runtime.config
         if config.slack.interactivity is not None and message.status is Status.FIRING:
             # Fixed now, with the message: a later webhook for the group cannot widen it.
@@ -384,9 +384,6 @@ class NotifyStage:
     async def __call__(self, job: Job) -> Job | None:
         assert job.message is not None
         prior: Mapping[str, str] = job.entry.channel_state if job.entry else {}
-        if job.actions is not None:
-            # The channel shows who acknowledged or silenced the group; never stored back.
-            prior = {**prior, PRIOR_ACTIONS_KEY: job.actions.to_json()}
         channel = job.channel
         self.metrics.notifications_attempted.labels(job.claim.receiver, channel.integration).inc()
         job.attempted = True

@@ -9,7 +9,7 @@ from datetime import datetime
 from urllib.parse import quote, urlsplit
 
 from router.durations import format_duration
-from router.model import Event, Notification, SilenceScope, Status
+from router.model import Event, GroupActions, Notification, SilenceScope, Status
 from router.render.text import resolved_after, severity_rank, status_text
 
 # Labels that say where an alert comes from; shown in headers, not repeated in label lists.
@@ -113,6 +113,9 @@ class Message:
     resolved_after: float | None = None
     # What a Silence button on this message would create (channels with buttons only).
     silence: SilenceScope | None = None
+    # What people did to the group so far (acknowledged, silenced), shown by channels with
+    # buttons; None when nothing was done or interactivity is off.
+    actions: GroupActions | None = None
 
     @property
     def alerts(self) -> list[AlertView]:

@@ -22,13 +22,9 @@ from urllib.parse import parse_qs
 from aiohttp import web
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from router.channels.slack.blocks import (
-    ACTION_ACK,
-    ACTION_SILENCE,
-    ACTION_UNACK,
-    ACTION_UNSILENCE,
-)
-from router.interact.runner import ActionRunner
+from router.channels.slack.buttons import decode_button
+from router.channels.slack.channel import is_current_message
+from router.interact.slack_clicks import SlackClickRunner
 from router.metrics import Metrics
 from router.model import Action, ActionKind
 from router.runtime import Runtime
@@ -42,13 +38,7 @@ log = logging.getLogger(__name__)
 # Slack's replay window for a signed request.
 MAX_AGE = 300
 PATH = "/slack/interactions"
-RUNNER = web.AppKey("slack_action_runner", ActionRunner)
-
-_KINDS = {
-    ACTION_ACK: ActionKind.ACK,
-    ACTION_UNACK: ActionKind.UNACK,
-    ACTION_UNSILENCE: ActionKind.UNSILENCE,
-}
+RUNNER = web.AppKey("slack_click_runner", SlackClickRunner)
 
 
 class _ServiceClock(Clock):
@@ -93,15 +83,6 @@ def _verify(
     except ValueError:
         ok = False
     return None if ok else "signature does not match"
-
-
-def _kind(action_id: str) -> tuple[ActionKind, float] | None:
-    if action_id in _KINDS:
-        return _KINDS[action_id], 0.0
-    prefix = f"{ACTION_SILENCE}_"
-    if action_id.startswith(prefix) and action_id[len(prefix) :].isdigit():
-        return ActionKind.SILENCE, float(action_id[len(prefix) :])
-    return None
 
 
 def _str(data: Any, *path: str) -> str:
@@ -174,26 +155,17 @@ async def _actions(
         if not isinstance(item, dict):
             continue
         action_id = _str(item, "action_id")
-        kind = _kind(action_id)
-        try:
-            value = json.loads(_str(item, "value") or "null")
-        except ValueError:
-            value = None
-        if kind is None or not isinstance(value, dict) or not channel or not message_ts:
+        button = decode_button(action_id, _str(item, "value"))
+        if button is None or not channel or not message_ts:
             _ignored("not one of alert-router's buttons", action_id=action_id[:64])
             continue
-        receiver, group_key = value.get("r"), value.get("g")
-        if not isinstance(receiver, str) or not isinstance(group_key, str):
-            _ignored("not one of alert-router's buttons", action_id=action_id[:64])
-            continue
-        action_kind, duration = kind
-        if action_kind is ActionKind.SILENCE and duration not in durations:
+        if button.kind is ActionKind.SILENCE and button.duration not in durations:
             _ignored("not a configured silence duration", action_id=action_id[:64])
             continue
         # The button names a group; only the store says the router sent this message for it.
-        entry = await store.nflog_get(receiver, group_key, now)
+        entry = await store.nflog_get(button.receiver, button.group_key, now)
         kept = entry.channel_state if entry is not None else {}
-        if (kept.get("channel"), kept.get("ts")) != (channel, message_ts):
+        if not is_current_message(kept, channel, message_ts):
             _ignored("a message alert-router did not send, or no longer its group's")
             continue
         action_ts = _str(item, "action_ts")
@@ -201,15 +173,15 @@ async def _actions(
         out.append(
             Action(
                 id=hashlib.sha256(key.encode()).hexdigest()[:32],
-                kind=action_kind,
-                receiver=receiver,
-                group_key=group_key,
+                kind=button.kind,
+                receiver=button.receiver,
+                group_key=button.group_key,
                 user_id=user_id,
                 user_name=user_name,
                 channel=channel,
                 message_ts=message_ts,
                 received_at=now,
-                duration=duration,
+                duration=button.duration,
                 team_domain=_str(payload, "team", "domain"),
             )
         )
@@ -224,7 +196,7 @@ def setup_slack(
     metrics: Metrics | None = None,
 ) -> None:
     """Mount /slack/interactions and run the worker that carries clicks out."""
-    app[RUNNER] = ActionRunner(store, runtime, clock=clock, metrics=metrics)
+    app[RUNNER] = SlackClickRunner(store, runtime, clock=clock, metrics=metrics)
     app.router.add_post(PATH, interactions)
     app.cleanup_ctx.append(_run_actions)
 

@@ -1,5 +1,9 @@
 """Slack payloads for a `Message`: Block Kit inside Slack's limits, alert text escaped.
 
+The layout lives here; its parts beside it: mrkdwn.py (cutting text, links, dates, the
+message-wide limits), digest.py (what a digest lists), buttons.py (a firing group's
+status line and buttons, and what they carry back).
+
 Layout of a notification (one Slack message):
 
 - top-level `blocks`: a `header` (status, alertname, app/env/severity; plain text, at most
@@ -23,21 +27,29 @@ links built by `mrkdwn_link`, Slack date tokens, and the receiver's configured m
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
+from router.channels.slack.buttons import Buttons, interactive_blocks
+from router.channels.slack.digest import digest_pointer
+from router.channels.slack.mrkdwn import (
+    ELLIPSIS,
+    MAX_BLOCKS,
+    MAX_MESSAGE_TEXT,
+    MAX_SECTION_TEXT,
+    SlackPayload,
+    inline_code,
+    mrkdwn_link,
+    section,
+    slack_date,
+    truncate_mrkdwn,
+    truncate_plain,
+)
 from router.durations import format_duration
-from router.model import GroupActions, SilenceScope, Status
+from router.model import Status
 from router.render.message import (
-    MAX_DIGEST_LISTED,
     AlertView,
-    DigestEntry,
     Link,
     LogExcerpt,
     Message,
@@ -47,12 +59,7 @@ from router.render.message import (
 )
 from router.render.text import escape_mrkdwn, plural, severity_rank
 
-# Slack's Block Kit and message limits (chat.postMessage and Block Kit reference).
-MAX_BLOCKS = 50
-# Slack also refuses a message whose blocks hold more than about 12,000 characters of text
-# in all (`msg_blocks_too_long`, undocumented); we stay under this with room for markup.
-MAX_MESSAGE_TEXT = 11_000
-MAX_SECTION_TEXT = 3000
+# Slack's Block Kit limits on the parts of a message (the message's own: mrkdwn.py).
 MAX_HEADER_TEXT = 150
 MAX_FIELDS = 10
 MAX_FIELD_TEXT = 2000
@@ -69,9 +76,6 @@ COLOR_WARNING = "#E8912D"
 COLOR_INFO = "#439FE0"
 COLOR_RESOLVED = "#2EB67D"
 
-ELLIPSIS = "…"
-TRUNCATED = " …(truncated)"
-
 # Reasons for which a fresh message may carry the receiver's mention: news, not reminders.
 MENTION_REASONS = frozenset({"first", "new_alerts", "digest", "escalated"})
 
@@ -83,89 +87,8 @@ _LABELS_BUDGET = 700
 _LOG_QUERY_BUDGET = 300
 _NOTE_BUDGET = 300
 _MIN_LOG_LINE = 40
-_TITLE_BUDGET = 80
 
-_LINK_SCHEMES = ("http://", "https://", "mailto:")
 _ZWSP = "\u200b"
-
-
-SlackPayload = dict[str, Any]
-"""A JSON-ready body for chat.postMessage / chat.update / an incoming webhook."""
-
-
-def truncate_plain(text: str, limit: int) -> str:
-    """Cut plain text to at most `limit` characters, marking the cut with an ellipsis."""
-    if len(text) <= limit:
-        return text
-    return text[: max(limit - len(ELLIPSIS), 0)].rstrip() + ELLIPSIS
-
-
-def truncate_mrkdwn(text: str, limit: int, marker: str = TRUNCATED) -> str:
-    """Cut mrkdwn to at most `limit` characters without splitting an escape or a `<...>`.
-
-    A cut inside `&amp;` would show a stray `&am`; a cut inside `<url|title>` would leave an
-    unbalanced bracket that Slack renders as garbage. Both are backed off to before the
-    sequence, then the marker is appended.
-    """
-    if len(text) <= limit:
-        return text
-    keep = max(limit - len(marker), 0)
-    cut = _back_off(text[:keep])
-    # An odd number of ``` fences means the cut fell inside a code block: close it, so the
-    # marker and whatever follows are not swallowed by the block.
-    closing = "\n```"
-    if cut.count("```") % 2 == 1:
-        cut = _back_off(cut[: max(keep - len(closing), 0)])
-        if cut.count("```") % 2 == 1:
-            cut += closing
-    return cut + marker
-
-
-def _back_off(cut: str) -> str:
-    """Drop a trailing partial `&...;` escape or unclosed `<...` left by a cut."""
-    amp = cut.rfind("&")
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    lt = cut.rfind("<")
-    if lt != -1 and ">" not in cut[lt:]:
-        cut = cut[:lt]
-    return cut
-
-
-def _link_url(url: str) -> str | None:
-    """The URL made safe inside `<url|title>`, or None when it must not be linked.
-
-    Slack splits a link at the first `|` and ends it at the first `>`, so those (and `<`,
-    whitespace) are percent-encoded; `&` is entity-escaped as Slack expects in mrkdwn.
-    Only http(s) and mailto are linked: anything else is shown as text.
-    """
-    url = url.strip()
-    if not url.lower().startswith(_LINK_SCHEMES):
-        return None
-    encoded = quote(url, safe="!#$%&'()*+,-./:;=?@[]~_")
-    return encoded.replace("&", "&amp;")
-
-
-def _link_title(title: str) -> str:
-    # `|` would end the URL part in some clients and `>` would end the link: the title
-    # is escaped, and a pipe becomes a look-alike that cannot be parsed as a separator.
-    return escape_mrkdwn(title.replace("|", "¦").replace("\n", " "))
-
-
-def mrkdwn_link(url: str, title: str) -> str:
-    """`<url|title>` with both parts made safe; just the escaped title if `url` is unusable."""
-    safe_title = _link_title(truncate_plain(title.strip() or url, _TITLE_BUDGET))
-    safe_url = _link_url(url)
-    if safe_url is None:
-        return safe_title
-    return f"<{safe_url}|{safe_title}>"
-
-
-def slack_date(when: datetime) -> str:
-    """A Slack date token: shown in each reader's own time zone, with a UTC fallback."""
-    utc = when.astimezone(UTC)
-    fallback = utc.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
 def message_color(message: Message) -> str:
@@ -220,13 +143,6 @@ def fallback_text(message: Message, mention: str = "") -> str:
     return truncate_mrkdwn(text, FALLBACK_TEXT_LIMIT, marker=ELLIPSIS)
 
 
-def _section(text: str) -> dict[str, Any]:
-    return {
-        "type": "section",
-        "text": {"type": "mrkdwn", "text": truncate_mrkdwn(text, MAX_SECTION_TEXT)},
-    }
-
-
 def _field(title: str, value: str) -> dict[str, Any]:
     text = f"*{escape_mrkdwn(title)}*\n{escape_mrkdwn(value)}"
     return {"type": "mrkdwn", "text": truncate_mrkdwn(text, MAX_FIELD_TEXT)}
@@ -274,13 +190,8 @@ def _notes_block(notes: Sequence[str]) -> dict[str, Any] | None:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
-def _inline_code(text: str) -> str:
-    # A backtick would end the inline code early; a look-alike keeps the value readable.
-    return "`" + escape_mrkdwn(text.replace("`", "ˋ").replace("\n", " ")) + "`"
-
-
 def _labels_line(labels: Mapping[str, str]) -> str:
-    parts = [_inline_code(f"{k}={v}") for k, v in labels.items()]
+    parts = [inline_code(f"{k}={v}") for k, v in labels.items()]
     line = " ".join(parts)
     return truncate_mrkdwn(line, _LABELS_BUDGET, marker=" " + ELLIPSIS)
 
@@ -315,7 +226,7 @@ def _alert_section(alert: AlertView, *, logs_left_out: bool = False) -> dict[str
     elif logs is not None and not logs.lines and logs.note:
         note = escape_mrkdwn(truncate_plain(" ".join(logs.note.split()), _NOTE_BUDGET))
         lines.append(f"_Logs: {note}_")
-    return _section("\n".join(lines))
+    return section("\n".join(lines))
 
 
 def _code_line(line: str, width: int) -> str:
@@ -330,7 +241,7 @@ def _code_line(line: str, width: int) -> str:
 def _logs_section(logs: LogExcerpt) -> dict[str, Any]:
     head = "*Logs*"
     if logs.query:
-        head += " " + _inline_code(truncate_plain(logs.query, _LOG_QUERY_BUDGET))
+        head += " " + inline_code(truncate_plain(logs.query, _LOG_QUERY_BUDGET))
     if logs.note:
         head += "\n_" + escape_mrkdwn(truncate_plain(" ".join(logs.note.split()), _NOTE_BUDGET))
         head += "_"
@@ -351,7 +262,7 @@ def _logs_section(logs: LogExcerpt) -> dict[str, Any]:
     text = head + "\n```\n" + "\n".join(shown) + "\n```"
     if len(shown) < len(lines):
         text += f"\n{ELLIPSIS} {plural(len(lines) - len(shown), 'more line')}"
-    return _section(text)
+    return section(text)
 
 
 def _alert_blocks(alert: AlertView) -> list[dict[str, Any]]:
@@ -365,7 +276,7 @@ def _overflow_block(hidden: int, message: Message) -> dict[str, Any]:
     text = f"... and {plural(hidden, 'more alert')}"
     if message.external_url:
         text += " · " + mrkdwn_link(message.external_url, "Open Alertmanager")
-    return _section(text)
+    return section(text)
 
 
 def build_blocks(
@@ -393,7 +304,7 @@ def build_blocks(
     ]
     if mention:
         what = "critical alert firing" if len(message.firing) == 1 else "critical alerts firing"
-        top.append(_section(f"{mention} {what}"))
+        top.append(section(f"{mention} {what}"))
     # Room for the status line and the buttons however the group's state changes later.
     spare = 0
     if buttons is not None:
@@ -404,14 +315,14 @@ def build_blocks(
     head: list[dict[str, Any]] = [_fields_block(message), _context_block(message, updated_at)]
     links = _links_line(message.links)
     if links:
-        head.append(_section(f"*Links:* {links}"))
+        head.append(section(f"*Links:* {links}"))
     notes = _notes_block(message.notes)
     if notes is not None:
         head.append(notes)
 
     if message.digest is not None:
         # A digest's alerts are listed after it (build_digest_chunks): here only where.
-        return list(top), [*head, _digest_pointer(message, threaded)]
+        return list(top), [*head, digest_pointer(message, threaded)]
 
     alerts = message.alerts
     room = MAX_BLOCKS - len(top) - len(head) - spare
@@ -549,295 +460,3 @@ def build_thread_reply(
     if mention:
         text = f"{mention} {text}"
     return {"text": truncate_mrkdwn(text, REPLY_TEXT_LIMIT, marker=ELLIPSIS)}
-
-
-# -- digests ---------------------------------------------------------------------------------
-
-# What one digest line may spend on each part: the whole line stays far below a section.
-_DIGEST_NAME_BUDGET = 80
-_DIGEST_LABELS_BUDGET = 250
-_DIGEST_SUMMARY_BUDGET = 200
-
-
-def _listed(message: Message) -> tuple[list[DigestEntry], int]:
-    """The entries a digest's thread lists, and how many more it stands for."""
-    assert message.digest is not None
-    entries = list(message.digest.entries)
-    return entries[:MAX_DIGEST_LISTED], max(len(entries) - MAX_DIGEST_LISTED, 0)
-
-
-def _listing_link(message: Message, title: str) -> str:
-    """A link to every record of the digest, or the API path when the router has no URL."""
-    assert message.digest is not None
-    url = message.digest.listing_url
-    if _link_url(url) is None:
-        return f"{escape_mrkdwn(title)}: `GET {escape_mrkdwn(url)}` on alert-router"
-    return mrkdwn_link(url, title)
-
-
-def _digest_pointer(message: Message, threaded: bool) -> dict[str, Any]:
-    listed, more = _listed(message)
-    where = "in this thread" if threaded else "in the messages after this one"
-    total = len(listed) + more
-    if more:
-        text = (
-            f":point_down: The first {len(listed):,} of {total:,} alerts are listed {where}; "
-            + _listing_link(message, f"all {total:,}")
-        )
-    else:
-        text = f":point_down: {'Every' if total > 1 else 'The'} alert is listed {where}. "
-        text += _listing_link(message, "Records of this digest")
-    return _section(text)
-
-
-def digest_line(entry: DigestEntry) -> str:
-    """One alert of a digest on one mrkdwn line: status, name, telling labels, summary."""
-    alert = entry.alert
-    firing = alert.status is Status.FIRING
-    dot = ":red_circle:" if firing else ":large_green_circle:"
-    name = " ".join(alert.alertname.split())
-    line = f"{dot} *{escape_mrkdwn(truncate_plain(name, _DIGEST_NAME_BUDGET)) or 'alert'}*"
-    if not firing:
-        line += " (resolved)"
-    if entry.labels:
-        parts = " ".join(_inline_code(f"{k}={v}") for k, v in entry.labels.items())
-        line += " " + truncate_mrkdwn(parts, _DIGEST_LABELS_BUDGET, marker=" " + ELLIPSIS)
-    summary = " ".join(alert.summary.split())
-    if summary:
-        line += " — " + escape_mrkdwn(truncate_plain(summary, _DIGEST_SUMMARY_BUDGET))
-    return line
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
-
-
-def build_digest_chunks(message: Message) -> list[SlackPayload]:
-    """The posts listing every alert of a digest (up to MAX_DIGEST_LISTED, then a link to
-    the rest), one line each, in as few messages as Slack's limits allow.
-
-    Each post starts with a context line saying which alerts it holds; the first names the
-    labels every alert shares.
-    """
-    assert message.digest is not None
-    listed, more = _listed(message)
-    total = len(listed) + more
-    lines = [digest_line(e) for e in listed]
-    if more:
-        lines.append(
-            f":heavy_plus_sign: {more:,} more {'alert' if more == 1 else 'alerts'} "
-            "of this digest are not listed here: " + _listing_link(message, f"all {total:,}")
-        )
-    shared = message.digest.shared_labels
-    shared_text = ""
-    if shared:
-        shared_text = " · every alert has " + truncate_mrkdwn(
-            " ".join(_inline_code(f"{k}={v}") for k, v in sorted(shared.items())),
-            _LABELS_BUDGET,
-            marker=" " + ELLIPSIS,
-        )
-    posts = _pack(lines, first_budget=MAX_MESSAGE_TEXT - _CONTEXT_ROOM - len(shared_text))
-    payloads: list[SlackPayload] = []
-    first = 1
-    for index, sections in enumerate(posts):
-        shown = min(sum(len(lines) for lines in sections), len(listed) - first + 1)
-        what = f"Alerts {first:,}–{first + shown - 1:,} of {total:,}" if shown > 0 else ""
-        what = what or f"{total:,} alerts"
-        head = f":inbox_tray: {escape_mrkdwn(truncate_plain(message.title, 150))} · {what}"
-        if index == 0:
-            head += shared_text
-        blocks = [_context(head), *(_section("\n".join(lines)) for lines in sections)]
-        text = truncate_plain(f"{message.title}: {what}", 300)
-        payloads.append({"text": escape_mrkdwn(text), "blocks": blocks})
-        first += max(shown, 0)
-    return payloads
-
-
-def _pack(lines: Sequence[str], *, first_budget: int) -> list[list[list[str]]]:
-    """Lines into posts of sections: each section within Slack's section limit, each post
-    within its block count and MAX_MESSAGE_TEXT (less the room for its heading)."""
-    posts: list[list[list[str]]] = []
-    size = section_size = limit = 0
-    for line in lines:
-        cost = len(line) + 1
-        new_section = section_size + cost > MAX_SECTION_TEXT
-        if not posts or size + cost > limit or (new_section and len(posts[-1]) >= MAX_BLOCKS - 1):
-            limit = first_budget if not posts else MAX_MESSAGE_TEXT - _CONTEXT_ROOM
-            posts.append([[]])
-            size = section_size = 0
-        elif new_section:
-            posts[-1].append([])
-            section_size = 0
-        posts[-1][-1].append(line)
-        size += cost
-        section_size += cost
-    return posts
-
-
-# What the context line heading each digest post may take.
-_CONTEXT_ROOM = 300
-
-
-# ---- buttons (slack.interactivity) -----------------------------------------------------
-
-# Block ids of what the buttons add; an edit replaces exactly these blocks.
-INTERACTIVE_BLOCK_PREFIX = "ar-"
-ACTION_ACK = "ack"
-ACTION_UNACK = "unack"
-ACTION_SILENCE = "silence"
-ACTION_UNSILENCE = "unsilence"
-# Slack's limit on a button's value.
-MAX_BUTTON_VALUE = 2000
-_SLACK_USER_RE = re.compile(r"^[UW][A-Z0-9]{2,30}$")
-
-
-@dataclass(frozen=True, slots=True)
-class Buttons:
-    """What the buttons of one group's message show: the group, the silence lengths on
-    offer and what was done to it so far. `fresh` for a new post: a person is then named,
-    never mentioned, so the post pings nobody."""
-
-    receiver: str
-    group_key: str
-    durations: Sequence[float]
-    state: GroupActions | None = None
-    now: float = 0.0
-    fresh: bool = False
-    # What a Silence creates, fixed when the message was posted; no Silence buttons
-    # without one (or when it says none can be offered).
-    silence: SilenceScope | None = None
-
-
-def button_value(receiver: str, group_key: str, duration: float = 0.0) -> str:
-    """What a button carries back: which group it is about (checked against the store)."""
-    data: dict[str, Any] = {"r": receiver, "g": group_key}
-    if duration:
-        data["d"] = int(duration)
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-
-
-def _who(user_id: str, name: str, fresh: bool) -> str:
-    if not fresh and _SLACK_USER_RE.match(user_id):
-        # An edit never notifies: a mention shows the person's current display name.
-        return f"<@{user_id}>"
-    return escape_mrkdwn(name or user_id or "someone")
-
-
-def _button(text: str, action_id: str, value: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "button",
-        "action_id": action_id,
-        "text": {"type": "plain_text", "text": text},
-        "value": value,
-        **extra,
-    }
-
-
-def interactive_blocks(buttons: Buttons) -> list[dict[str, Any]]:
-    """The status line (acknowledged, silenced) and the buttons of a firing group's
-    message; block ids change with every state, as Slack asks of an edited message."""
-    state = buttons.state
-    version = state.version if state is not None else 0
-    tag = hashlib.sha256(f"{buttons.receiver}\n{buttons.group_key}".encode()).hexdigest()[:12]
-    lines: list[str] = []
-    acked = state is not None and state.acknowledged
-    silenced = state is not None and state.silenced(buttons.now)
-    if state is not None and acked:
-        who = _who(state.acked_by, state.acked_by_name, buttons.fresh)
-        when = slack_date(datetime.fromtimestamp(state.acked_at, UTC))
-        lines.append(f":eyes: Acknowledged by {who} at {when}")
-    if state is not None and silenced:
-        who = _who(state.silenced_by, state.silenced_by_name, buttons.fresh)
-        until = slack_date(datetime.fromtimestamp(state.silenced_until, UTC))
-        what = (
-            f"(Alertmanager silence `{escape_mrkdwn(state.silence_id)}`)"
-            if state.silence_id
-            else "(muted by alert-router)"
-        )
-        lines.append(f":no_bell: Silenced by {who} until {until} {what}")
-    elif state is not None and state.silence_pending:
-        lines.append(":hourglass_flowing_sand: Creating the silence…")
-    blocks: list[dict[str, Any]] = []
-    if lines:
-        blocks.append(
-            {
-                "type": "context",
-                "block_id": f"{INTERACTIVE_BLOCK_PREFIX}state:{tag}:{version}",
-                "elements": [{"type": "mrkdwn", "text": line} for line in lines],
-            }
-        )
-    value = button_value(buttons.receiver, buttons.group_key)
-    if len(button_value(buttons.receiver, buttons.group_key, 10**9)) > MAX_BUTTON_VALUE:
-        # Too long a group key for Slack to carry back: the message has no buttons.
-        return blocks
-    elements = [
-        _button("Unacknowledge", ACTION_UNACK, value)
-        if acked
-        else _button("Acknowledge", ACTION_ACK, value, style="primary")
-    ]
-    if silenced:
-        elements.append(_button("Unsilence", ACTION_UNSILENCE, value))
-    elif (state is None or not state.silence_pending) and buttons.silence is not None:
-        if buttons.silence.offered:
-            for duration in buttons.durations:
-                elements.append(_silence_button(buttons, buttons.silence, duration))
-    blocks.append(
-        {
-            "type": "actions",
-            "block_id": f"{INTERACTIVE_BLOCK_PREFIX}actions:{tag}:{version}",
-            "elements": elements,
-        }
-    )
-    return blocks
-
-
-# Slack cuts a confirmation dialog's text at 300 characters.
-_CONFIRM_TEXT = 300
-
-
-def silence_confirmation(scope: SilenceScope, label: str) -> str:
-    """The dialog's words: what the silence matches and where it is made (plain mrkdwn,
-    within Slack's limit; what does not fit is counted, never silently left out)."""
-    if scope.by_router:
-        return f"alert-router stops telling anyone about this group for {label}."
-    head = f"Creates a silence for {label} on Alertmanager {escape_mrkdwn(scope.alertmanager)}"
-    shown: list[str] = []
-    for i, (name, op, value) in enumerate(scope.matchers):
-        text = escape_mrkdwn(f"{name}{op}{json.dumps(value, ensure_ascii=False)}")
-        rest = len(scope.matchers) - i - 1
-        tail = f" and {rest} more matchers (see the console)" if rest else ""
-        candidate = f"{head} matching `{', '.join([*shown, text])}`{tail}"
-        if len(candidate) > _CONFIRM_TEXT:
-            break
-        shown.append(text)
-    left = len(scope.matchers) - len(shown)
-    more = f" and {left} more matchers (see the console)" if left else ""
-    return f"{head} matching `{', '.join(shown)}`{more}"[:_CONFIRM_TEXT]
-
-
-def _silence_button(buttons: Buttons, scope: SilenceScope, duration: float) -> dict[str, Any]:
-    label = format_duration(duration)
-    return _button(
-        f"Silence {label}",
-        f"{ACTION_SILENCE}_{int(duration)}",
-        button_value(buttons.receiver, buttons.group_key, duration),
-        confirm={
-            "title": {"type": "plain_text", "text": f"Silence for {label}?"},
-            "text": {"type": "mrkdwn", "text": silence_confirmation(scope, label)},
-            "confirm": {"type": "plain_text", "text": "Silence"},
-            "deny": {"type": "plain_text", "text": "Cancel"},
-        },
-    )
-
-
-def with_buttons(payload: SlackPayload, buttons: Buttons | None) -> SlackPayload:
-    """`payload` with its buttons and status line (if any) replaced by those of `buttons`
-    (none when None): the same message, showing what was done to the group now."""
-    top = [
-        b
-        for b in payload.get("blocks") or []
-        if not str(b.get("block_id", "")).startswith(INTERACTIVE_BLOCK_PREFIX)
-    ]
-    if buttons is not None:
-        top = [*top, *interactive_blocks(buttons)]
-    return {**payload, "blocks": top}

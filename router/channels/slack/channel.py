@@ -53,17 +53,16 @@ from slack_sdk.webhook.webhook_response import WebhookResponse
 
 from router.channels.base import DeliveryError, PaceSettings, SlotGate, parse_retry_after
 from router.channels.slack.blocks import (
-    Buttons,
-    SlackPayload,
-    build_digest_chunks,
     build_message_payload,
     build_thread_reply,
     is_critical,
     mention_allowed,
-    with_buttons,
 )
+from router.channels.slack.buttons import Buttons, with_buttons
+from router.channels.slack.digest import build_digest_chunks
+from router.channels.slack.mrkdwn import SlackPayload
 from router.config.schema import SlackInteractivity, SlackReceiver
-from router.model import PRIOR_ACTIONS_KEY, GroupActions, SilenceScope, Status
+from router.model import GroupActions, SilenceScope, Status
 from router.render.message import Message
 from router.schedules.directory import OnCallDirectory
 from router.secrets import redact
@@ -109,6 +108,10 @@ def _code(text: str, status: int) -> str:
 
 # Where a message's channel state keeps what its Silence buttons create.
 SILENCE_SCOPE_KEY = "silence"
+# Earlier versions handed the group's actions to the channel inside its state, and a
+# digested notification kept that state as handed, so some stored states still hold a
+# copy; read as before when the store has none for the group.
+_LEGACY_ACTIONS_KEY = "actions"
 
 
 def posted_scope(prior: Mapping[str, str]) -> SilenceScope | None:
@@ -121,6 +124,23 @@ def posted_scope(prior: Mapping[str, str]) -> SilenceScope | None:
         return SilenceScope.from_json(raw)
     except (ValueError, TypeError, KeyError):
         return None
+
+
+def is_current_message(prior: Mapping[str, str], channel: str, ts: str) -> bool:
+    """Whether the message (`channel` ID, `ts`) is the one the group's state `prior` keeps:
+    the only message of the group whose buttons the router acts on."""
+    return bool(channel and ts) and (prior.get("channel"), prior.get("ts")) == (channel, ts)
+
+
+def message_link(prior: Mapping[str, str], team_domain: str, channel: str, ts: str) -> str:
+    """Where people find the message (`channel` ID, `ts`): the permalink its state `prior`
+    keeps, else one built from the workspace's domain, else the two ids."""
+    permalink = prior.get("permalink", "")
+    if permalink:
+        return permalink
+    if team_domain:
+        return f"https://{team_domain}.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+    return f"{channel}/{ts}"
 
 
 class SlackChannel:
@@ -260,8 +280,9 @@ class SlackChannel:
         """Buttons for a firing group's own message (a digest stands for several: none)."""
         if message.status is not Status.FIRING or message.digest is not None:
             return None
-        raw = prior.get(PRIOR_ACTIONS_KEY)
-        state = GroupActions.from_json(raw) if raw else None
+        state = message.actions
+        if state is None and prior.get(_LEGACY_ACTIONS_KEY):
+            state = GroupActions.from_json(prior[_LEGACY_ACTIONS_KEY])
         # A new post fixes what its Silence creates; an edit keeps what was posted.
         silence = message.silence if fresh else posted_scope(prior)
         return self._buttons_for(message.group_key, state, fresh=fresh, silence=silence)

@@ -25,7 +25,12 @@ from datetime import UTC, datetime
 
 from router.alertmanager_api.client import AlertmanagerClient, SilenceError, Silences
 from router.channels.base import DeliveryError
-from router.channels.slack.channel import SlackChannel, posted_scope
+from router.channels.slack.channel import (
+    SlackChannel,
+    is_current_message,
+    message_link,
+    posted_scope,
+)
 from router.config.schema import AlertmanagerAPI
 from router.durations import format_duration
 from router.interact import watch
@@ -38,6 +43,7 @@ from router.model import (
     ActionKind,
     GroupActions,
     NflogEntry,
+    NotificationRecord,
     SilenceScope,
     TimelineEntry,
 )
@@ -70,7 +76,7 @@ _TIMELINE_KINDS = {
 
 
 @dataclass(frozen=True, slots=True)
-class Done:
+class Effect:
     """What carrying out a click did: its words, and whether it changed the group (a
     repeat of what was already so does not)."""
 
@@ -78,12 +84,30 @@ class Done:
     changed: bool
 
 
-class Retry(Exception):
+class FailedForNow(Exception):
     """Carrying out the click failed in a way a later try may not: say why, try again."""
 
 
-class Unknown(Exception):
-    """The click is about a message or group the router cannot act on: a no-op."""
+class CannotAct(Exception):
+    """The click is about a message or group the router cannot act on: dropped, not retried."""
+
+
+@dataclass(slots=True)
+class _Click:
+    """One claimed click and what it acts on, each read from the store once."""
+
+    claim: ActionClaim
+    # The receiver's Slack channel whose message shows the click (None: none to edit).
+    channel: SlackChannel | None
+    # The group's log entry when the click was taken up (None: the log no longer holds it).
+    entry: NflogEntry | None
+    # The group's latest record (what the timeline and a silence's comment name), once read.
+    record: NotificationRecord | None = None
+    record_read: bool = False
+
+    @property
+    def action(self) -> Action:
+        return self.claim.action
 
 
 def marker_of(action: Action) -> str:
@@ -91,8 +115,9 @@ def marker_of(action: Action) -> str:
     return f"[alert-router {hashlib.sha256(action.id.encode()).hexdigest()[:16]}]"
 
 
-class ActionRunner:
-    """Claims recorded clicks and carries them out until stopped."""
+class SlackClickRunner:
+    """Claims recorded clicks on Slack buttons (and the console's acknowledgements of the
+    same groups) and carries them out until stopped."""
 
     def __init__(
         self,
@@ -187,26 +212,27 @@ class ActionRunner:
             "user": action.user_id,
             "attempts": claim.attempts + 1,
         }
+        click: _Click | None = None
         try:
-            channel, entry = await self._target(action)
-            done = await self._apply(claim, entry)
+            click = await self._take_up(claim)
+            effect = await self._apply(click)
             if action.kind is ActionKind.ACK:
                 # Also when already acknowledged: a retry after PagerDuty failed gets here.
                 await acknowledge_pagers(self.store, self.runtime(), action.group_key, self.clock())
-            if done.changed:
-                await self._note(action, done.text)
-            if channel is not None:
-                await self._show(channel, action)
+            if effect.changed:
+                await self._note(click, effect.text)
+            if click.channel is not None:
+                await self._show(click.channel, action)
             await self.store.finish_action(claim, self.clock())
-            log.info("slack action done: %s", done.text, extra={**fields, "outcome": done.text})
-            self._count(action, "done" if done.changed else "no_op")
-        except Unknown as exc:
+            log.info("slack action done: %s", effect.text, extra={**fields, "outcome": effect.text})
+            self._count(action, "done" if effect.changed else "no_op")
+        except CannotAct as exc:
             log.info("slack action ignored", extra={**fields, "why": str(exc)})
             self._count(action, "ignored")
             await self._finish_quietly(claim)
         except DeliveryError as exc:
             if exc.retryable:
-                await self._failed(claim, str(exc), fields)
+                await self._failed(claim, click, str(exc), fields)
             else:
                 # Slack will not take the edit (message gone, bot removed): what the click
                 # did to the group stands, the message cannot show it.
@@ -215,8 +241,8 @@ class ActionRunner:
                 )
                 self._count(action, "done")
                 await self._finish_quietly(claim)
-        except Retry as exc:
-            await self._failed(claim, str(exc), fields)
+        except FailedForNow as exc:
+            await self._failed(claim, click, str(exc), fields)
         except StoreUnavailable as exc:
             # The lease runs out and the click is claimed again once the store is back.
             log.warning("slack action waits for the store", extra={**fields, "error": str(exc)})
@@ -224,15 +250,45 @@ class ActionRunner:
             raise
         except Exception:  # noqa: BLE001 - one bad click must not stop the worker
             log.exception("slack action crashed", extra=fields)
-            await self._failed(claim, "internal error", fields)
+            await self._failed(claim, click, "internal error", fields)
 
-    async def _note(self, action: Action, done: str) -> None:
+    async def _take_up(self, claim: ActionClaim) -> _Click:
+        """The click with what it acts on; CannotAct when that is not the group's current
+        message (or the receiver shows no buttons any more)."""
+        action = claim.action
+        found = self.runtime().channels.get(action.receiver)
+        channel = found if isinstance(found, SlackChannel) and found.interactive else None
+        if action.names_no_message:
+            if action.kind not in (ActionKind.ACK, ActionKind.UNACK):
+                raise CannotAct("only acknowledgements come from the console")
+        elif channel is None:
+            raise CannotAct("the receiver no longer posts Slack messages with buttons")
+        entry = await self.store.nflog_get(action.receiver, action.group_key, self.clock())
+        state = entry.channel_state if entry is not None else {}
+        if action.names_no_message:
+            # Any receiver's group may be acknowledged from the console; its Slack
+            # message, if it has one with buttons, shows it.
+            return _Click(claim, channel if state.get("ts") else None, entry)
+        if not is_current_message(state, action.channel, action.message_ts):
+            raise CannotAct("not the group's current message")
+        return _Click(claim, channel, entry)
+
+    async def _latest_record(self, click: _Click) -> NotificationRecord | None:
+        """The group's latest record, read once per click."""
+        if not click.record_read:
+            action = click.action
+            records = await self.store.list_notifications(
+                1, receiver=action.receiver, group_key=action.group_key
+            )
+            click.record, click.record_read = (records[0] if records else None), True
+        return click.record
+
+    async def _note(self, click: _Click, done: str) -> None:
         """Put what the click changed (`done`) on the timeline of the group's latest record."""
+        action = click.action
         kind = _TIMELINE_KINDS[action.kind]
-        records = await self.store.list_notifications(
-            1, receiver=action.receiver, group_key=action.group_key
-        )
-        if not records:
+        record = await self._latest_record(click)
+        if record is None:
             return
         who = action.user_name or action.user_id
         detail = {"user": action.user_id, "user_name": action.user_name, "action": action.id}
@@ -242,9 +298,9 @@ class ActionRunner:
         if action.kind is ActionKind.SILENCE:
             text += f" for {format_duration(action.duration)}"
         entry = TimelineEntry(self.clock(), kind, text, detail)
-        await self.store.add_timeline([(records[0].id, entry)])
+        await self.store.add_timeline([(record.id, entry)])
         if action.kind is ActionKind.ACK and done == "acknowledged":
-            await self.store.add_rollups(entry.at, acknowledgement(records[0], entry.at))
+            await self.store.add_rollups(entry.at, acknowledgement(record, entry.at))
 
     def _count(self, action: Action, outcome: str) -> None:
         if self.metrics is not None:
@@ -254,7 +310,9 @@ class ActionRunner:
         with contextlib.suppress(StoreUnavailable):
             await self.store.finish_action(claim, self.clock())
 
-    async def _failed(self, claim: ActionClaim, error: str, fields: dict[str, object]) -> None:
+    async def _failed(
+        self, claim: ActionClaim, click: _Click | None, error: str, fields: dict[str, object]
+    ) -> None:
         now = self.clock()
         give_up = now - claim.action.received_at >= ACTION_RETRY_FOR
         log.warning("slack action failed", extra={**fields, "error": error, "given_up": give_up})
@@ -262,8 +320,14 @@ class ActionRunner:
         try:
             if give_up:
                 await self._release(claim.action, error)
+                if click is None:
+                    # It failed before it was taken up: read what it is about now.
+                    entry = await self.store.nflog_get(
+                        claim.action.receiver, claim.action.group_key, now
+                    )
+                    click = _Click(claim, None, entry)
                 await self._tell(
-                    claim.action, f"Gave up after {format_duration(ACTION_RETRY_FOR)}: {error}"
+                    click, f"Gave up after {format_duration(ACTION_RETRY_FOR)}: {error}"
                 )
                 await self.store.finish_action(claim, now)
             else:
@@ -282,28 +346,6 @@ class ActionRunner:
             await self._show(channel, action)
         except DeliveryError as exc:
             log.warning("could not edit the message", extra={"error": str(exc)})
-
-    async def _target(self, action: Action) -> tuple[SlackChannel | None, NflogEntry | None]:
-        found = self.runtime().channels.get(action.receiver)
-        channel = found if isinstance(found, SlackChannel) and found.interactive else None
-        if action.names_no_message:
-            # Any receiver's group may be acknowledged from the console; its Slack
-            # message, if it has one with buttons, shows it.
-            if action.kind not in (ActionKind.ACK, ActionKind.UNACK):
-                raise Unknown("only acknowledgements come from the console")
-            entry = await self.store.nflog_get(action.receiver, action.group_key, self.clock())
-            posted = entry is not None and bool(entry.channel_state.get("ts"))
-            return (channel if posted else None), entry
-        if channel is None:
-            raise Unknown("the receiver no longer posts Slack messages with buttons")
-        entry = await self.store.nflog_get(action.receiver, action.group_key, self.clock())
-        state = entry.channel_state if entry is not None else {}
-        if entry is None or (state.get("channel"), state.get("ts")) != (
-            action.channel,
-            action.message_ts,
-        ):
-            raise Unknown("not the group's current message")
-        return channel, entry
 
     async def _state(self, action: Action) -> GroupActions:
         found = await self.store.group_actions(action.receiver, action.group_key)
@@ -324,20 +366,19 @@ class ActionRunner:
                 return written
         return None
 
-    async def _apply(self, claim: ActionClaim, entry: NflogEntry | None) -> Done:
-        action = claim.action
+    async def _apply(self, click: _Click) -> Effect:
+        action = click.action
         kind = action.kind
         if kind is ActionKind.ACK:
-            return await self.acknowledge(action, entry)
+            return await self.acknowledge(action, click.entry)
         if kind is ActionKind.UNACK:
             done = await self._update(action, lambda s: s.cleared_ack() if s.acknowledged else None)
-            return Done("unacknowledged", True) if done else Done("not acknowledged", False)
-        assert entry is not None
+            return Effect("unacknowledged", True) if done else Effect("not acknowledged", False)
         if kind is ActionKind.SILENCE:
-            return await self._silence(claim, entry)
-        return await self._unsilence(claim)
+            return await self._silence(click)
+        return await self._unsilence(click)
 
-    async def acknowledge(self, action: Action, entry: NflogEntry | None) -> Done:
+    async def acknowledge(self, action: Action, entry: NflogEntry | None) -> Effect:
         """The one place a group becomes acknowledged, whether from a Slack button or the
         console (`action.origin`): compare-and-set, so it happens once; then its escalation
         ends."""
@@ -355,9 +396,9 @@ class ActionRunner:
             ),
         )
         if done is None:
-            return Done("already acknowledged", False)
+            return Effect("already acknowledged", False)
         await self._acknowledged(action, entry)
-        return Done("acknowledged", True)
+        return Effect("acknowledged", True)
 
     async def _acknowledged(self, action: Action, entry: NflogEntry | None) -> None:
         """An acknowledgement ends the group's escalation; count how long it took. (A
@@ -379,21 +420,15 @@ class ActionRunner:
             cfg = self.runtime().config.alertmanager_named(scope.alertmanager)
         await watch.arm(self.store, cfg, action.receiver, action.group_key, scope, self.clock())
 
-    async def _record_id(self, action: Action) -> str:
-        """The id of the group's latest record (what the silence's comment links to)."""
-        records = await self.store.list_notifications(
-            1, receiver=action.receiver, group_key=action.group_key
-        )
-        return records[0].id if records else ""
-
-    async def _silence(self, claim: ActionClaim, entry: NflogEntry) -> Done:
-        action = claim.action
+    async def _silence(self, click: _Click) -> Effect:
+        action = click.action
+        assert click.entry is not None, "a Slack click is taken up only on a logged message"
         # What the message offered when it was posted, not what later webhooks say.
-        scope = posted_scope(entry.channel_state)
+        scope = posted_scope(click.entry.channel_state)
         if scope is None or not scope.offered:
             why = scope.unavailable if scope is not None else "it was posted without one"
-            await self._tell(action, f"This message offers no silence: {why}.")
-            raise Unknown(f"no silence offered: {why}")
+            await self._tell(click, f"This message offers no silence: {why}.")
+            raise CannotAct(f"no silence offered: {why}")
         now = self.clock()
         reserved = await self._update(
             action,
@@ -407,11 +442,11 @@ class ActionRunner:
         )
         state = await self._state(action)
         if reserved is None and state.silence_pending != action.id:
-            return Done("already silenced", False)
+            return Effect("already silenced", False)
         if scope.by_router:
             silence_id = ""
         else:
-            silence_id = await self._create_silence(claim, entry, scope)
+            silence_id = await self._create_silence(click, scope)
         start = self.clock()
         await self._update(
             action,
@@ -435,19 +470,17 @@ class ActionRunner:
         if silence_id:
             # Alertmanager sends no resolve for what it silences: the router asks it.
             await self._watch(action, scope)
-        return Done(f"silenced ({silence_id or 'by the router'})", True)
+        return Effect(f"silenced ({silence_id or 'by the router'})", True)
 
-    async def _create_silence(
-        self, claim: ActionClaim, entry: NflogEntry, scope: SilenceScope
-    ) -> str:
-        action = claim.action
+    async def _create_silence(self, click: _Click, scope: SilenceScope) -> str:
+        action = click.action
         silences = self.silences(scope.alertmanager)
         if silences is None:
             text = f"Could not create the silence: Alertmanager {scope.alertmanager!r} is no"
             text += " longer configured"
             await self._release(action, text)
-            await self._tell(action, text)
-            raise Unknown(text)
+            await self._tell(click, text)
+            raise CannotAct(text)
         marker = marker_of(action)
         matchers = [Matcher(name, op, value) for name, op, value in scope.matchers]
         try:
@@ -461,11 +494,11 @@ class ActionRunner:
                 ends_at=datetime.fromtimestamp(self.clock() + action.duration, UTC),
                 created_by=action.user_name or f"slack:{action.user_id}",
                 comment=f"Silenced from Slack by {action.user_name or action.user_id}"
-                f" from the message {await self._link(action, entry)} {marker}",
+                f" from the message {await self._link(click)} {marker}",
             )
         except SilenceError as exc:
-            await self._say_failure(claim, f"Could not create the silence: {exc}", exc)
-            raise Retry(str(exc)) from None
+            await self._say_failure(click, f"Could not create the silence: {exc}", exc)
+            raise FailedForNow(str(exc)) from None
 
     async def _release(self, action: Action, error: str) -> None:
         """Nothing holds the group "being silenced" by `action` any more."""
@@ -478,37 +511,31 @@ class ActionRunner:
             ),
         )
 
-    async def _say_failure(self, claim: ActionClaim, text: str, exc: SilenceError) -> None:
+    async def _say_failure(self, click: _Click, text: str, exc: SilenceError) -> None:
         """Tell the thread once per click why it is not done yet (or not at all)."""
         if not exc.retryable:
-            await self._release(claim.action, str(exc))
-            await self._tell(claim.action, text)
-            raise Unknown(text)
-        if claim.attempts == 0:
-            await self._tell(claim.action, f"{text} (trying again)")
+            await self._release(click.action, str(exc))
+            await self._tell(click, text)
+            raise CannotAct(text)
+        if click.claim.attempts == 0:
+            await self._tell(click, f"{text} (trying again)")
 
-    async def _link(self, action: Action, entry: NflogEntry) -> str:
+    async def _link(self, click: _Click) -> str:
         """The message the click was on: its Slack link, and its console page."""
-        links = []
-        permalink = entry.channel_state.get("permalink", "")
-        if permalink:
-            links.append(permalink)
-        elif action.team_domain:
-            ts = action.message_ts.replace(".", "")
-            links.append(f"https://{action.team_domain}.slack.com/archives/{action.channel}/p{ts}")
-        else:
-            links.append(f"{action.channel}/{action.message_ts}")
+        action = click.action
+        state = click.entry.channel_state if click.entry is not None else {}
+        links = [message_link(state, action.team_domain, action.channel, action.message_ts)]
         external = self.runtime().config.server.external_url
-        record_id = await self._record_id(action) if external else ""
-        if record_id:
-            links.append(f"{external}/ui/notifications/{record_id}")
+        record = await self._latest_record(click) if external else None
+        if record is not None:
+            links.append(f"{external}/ui/notifications/{record.id}")
         return " ".join(links)
 
-    async def _unsilence(self, claim: ActionClaim) -> Done:
-        action = claim.action
+    async def _unsilence(self, click: _Click) -> Effect:
+        action = click.action
         state = await self._state(action)
         if not state.silenced(self.clock()):
-            return Done("not silenced", False)
+            return Effect("not silenced", False)
         if state.silence_id:
             silences = self._silences_of(state)
             if silences is None:
@@ -516,24 +543,24 @@ class ActionRunner:
                     f"Could not expire the silence {state.silence_id}: its Alertmanager"
                     f" {state.silence_alertmanager!r} is no longer configured"
                 )
-                await self._tell(action, text)
-                raise Unknown(text)
+                await self._tell(click, text)
+                raise CannotAct(text)
             try:
                 await silences.expire(state.silence_id)
             except SilenceError as exc:
                 text = f"Could not expire the silence {state.silence_id}: {exc}"
                 if not exc.retryable:
-                    await self._tell(action, text)
-                    raise Unknown(text) from None
-                if claim.attempts == 0:
-                    await self._tell(action, f"{text} (trying again)")
-                raise Retry(str(exc)) from None
+                    await self._tell(click, text)
+                    raise CannotAct(text) from None
+                if click.claim.attempts == 0:
+                    await self._tell(click, f"{text} (trying again)")
+                raise FailedForNow(str(exc)) from None
         silence_id = state.silence_id
         await self._update(
             action,
             lambda s: s.cleared_silence() if s.silence_id == silence_id and s.silenced_by else None,
         )
-        return Done("unsilenced", True)
+        return Effect("unsilenced", True)
 
     def _silences_of(self, state: GroupActions) -> Silences | None:
         """The client of the Alertmanager holding the group's silence (a silence made
@@ -544,19 +571,20 @@ class ActionRunner:
         return self.silences(entries[0].display_name) if len(entries) == 1 else None
 
     async def _show(self, channel: SlackChannel, action: Action) -> None:
-        """Edit the message to what the group's state is now (read again: another click
-        may have changed it meanwhile)."""
+        """Edit the message to what the group's state is now. Both are read again, not
+        taken from when the click was taken up: a delivery may have edited the message
+        meanwhile (the edit starts from what it last showed), another click the state."""
         entry = await self.store.nflog_get(action.receiver, action.group_key, self.clock())
         if entry is None:
             return
         await channel.show_actions(entry.channel_state, await self._state(action))
 
-    async def _tell(self, action: Action, text: str) -> None:
-        channel = self.runtime().channels.get(action.receiver)
-        entry = await self.store.nflog_get(action.receiver, action.group_key, self.clock())
-        if not isinstance(channel, SlackChannel) or entry is None:
+    async def _tell(self, click: _Click, text: str) -> None:
+        """Reply `text` in the thread of the message the click is about, if it has one."""
+        channel = self.runtime().channels.get(click.action.receiver)
+        if not isinstance(channel, SlackChannel) or click.entry is None:
             return
         try:
-            await channel.tell_thread(entry.channel_state, escape_mrkdwn(text))
+            await channel.tell_thread(click.entry.channel_state, escape_mrkdwn(text))
         except DeliveryError as exc:
             log.warning("could not reply in the thread", extra={"error": str(exc)})
