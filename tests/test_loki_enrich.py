@@ -16,12 +16,11 @@ from router.enrich.loki import (
     LokiEnricher,
     MissingLabelError,
     QueryTemplateError,
-    clean_line,
     epoch_ns,
     logql_escape,
     logql_regex,
-    parse_streams,
 )
+from router.enrich.streams import clean_line, parse_streams
 from router.metrics import Metrics
 from router.render.message import LogExcerpt
 from tests.fakes.loki import (

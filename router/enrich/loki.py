@@ -28,7 +28,6 @@ import collections
 import json
 import logging
 import os
-import re
 import socket
 import time
 from collections.abc import Iterator, Mapping
@@ -43,13 +42,13 @@ from jinja2.utils import missing
 
 from router.config.schema import LokiConfig
 from router.durations import format_duration
+from router.enrich.streams import MalformedResponse, clean_line, one_line, parse_streams
 from router.metrics import Metrics
 from router.render.message import LogExcerpt
 
 log = logging.getLogger(__name__)
 
 ENRICHER = "loki"
-ELLIPSIS = "…"
 QUERY_RANGE_PATH = "/loki/api/v1/query_range"
 DEFAULT_CACHE_SIZE = 1024
 # Transient failures (timeouts, 5xx, unreachable) are remembered only briefly: long enough
@@ -60,8 +59,6 @@ FAILURE_CACHE_TTL = 5.0
 DEFAULT_START_BUCKET = 60.0
 # An excerpt is at most a few hundred lines; anything far bigger is not a sane answer.
 MAX_BODY_BYTES = 8 * 1024 * 1024
-# Loki's error texts are cut to this many characters in a note.
-MAX_ERROR_CHARS = 200
 
 # Failure reasons, the `reason` label of alert_router_enrich_failures_total.
 REASON_MISSING_LABEL = "missing_label"
@@ -85,19 +82,6 @@ TRANSIENT_REASONS = frozenset(
 _NS_PER_SECOND = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# Terminal escape sequences: CSI (colours, cursor), OSC (titles, hyperlinks), DCS/SOS/PM/APC
-# strings, two-character escapes, and the 8-bit CSI.
-_ANSI_RE = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
-    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
-    r"|\x1b[@-Z\\-_]"
-    r"|\x9b[0-?]*[ -/]*[@-~]"
-)
-_LINE_BREAKS_RE = re.compile(r"[\t\n\r\v\f]+")
-# Other C0/C1 controls, DEL, and the bidi overrides that can make text read backwards.
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_SPACE_RE = re.compile(r"\s+")
 # Characters Go's regexp.QuoteMeta escapes (LogQL regexes are RE2).
 _REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
 
@@ -246,7 +230,7 @@ class LogQLTemplate:
         except MissingLabelError:
             raise
         except Exception as exc:  # a template may fail in any way; it must not take us down
-            raise QueryTemplateError(f"query template failed: {_one_line(str(exc))}") from exc
+            raise QueryTemplateError(f"query template failed: {one_line(str(exc))}") from exc
         text = text.strip()
         if not text:
             raise QueryTemplateError("query template rendered an empty query")
@@ -263,70 +247,6 @@ def epoch_ns(when: datetime) -> int:
     return (when - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
-def _one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
-    text = _SPACE_RE.sub(" ", _CONTROL_RE.sub(" ", _ANSI_RE.sub("", text))).strip()
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + ELLIPSIS
-
-
-def clean_line(line: str, max_chars: int) -> str:
-    """A log line fit for a message: no terminal escapes or controls, one line, cut to width."""
-    text = _ANSI_RE.sub("", line)
-    text = _LINE_BREAKS_RE.sub(" ", text)
-    text = _CONTROL_RE.sub("", text).rstrip()
-    if len(text) > max_chars:
-        text = text[: max_chars - 1] + ELLIPSIS
-    return text
-
-
-class MalformedResponse(ValueError):
-    """Loki answered 200 with something that is not a streams result."""
-
-
-def parse_streams(body: object) -> list[tuple[int, str]]:
-    """(timestamp ns, line) of every entry of a `query_range` streams response, oldest first.
-
-    Streams are merged and sorted by time; entries with equal timestamps keep Loki's push
-    order (a `backward` answer lists them newest first, so each stream is reversed first).
-    """
-    if not isinstance(body, dict):
-        raise MalformedResponse("not a JSON object")
-    if body.get("status") != "success":
-        raise MalformedResponse(f"status is {body.get('status')!r}, not 'success'")
-    data = body.get("data")
-    if not isinstance(data, dict):
-        raise MalformedResponse("no data object")
-    result_type = data.get("resultType")
-    if result_type != "streams":
-        raise MalformedResponse(
-            f"a {result_type} result, not log lines (the query must be a log query)"
-            if isinstance(result_type, str)
-            else "no resultType"
-        )
-    result = data.get("result")
-    if not isinstance(result, list):
-        raise MalformedResponse("data.result is not a list")
-    entries: list[tuple[int, str]] = []
-    for stream in result:
-        values = stream.get("values") if isinstance(stream, dict) else None
-        if not isinstance(values, list):
-            raise MalformedResponse("a stream without a values list")
-        parsed: list[tuple[int, str]] = []
-        for value in values:
-            # [ts, line] or, with structured metadata, [ts, line, {metadata}].
-            if not isinstance(value, list) or len(value) not in (2, 3):
-                raise MalformedResponse("a value that is not [timestamp, line]")
-            ts, line = value[0], value[1]
-            if isinstance(ts, str) and ts.isdigit():
-                ts = int(ts)
-            if not isinstance(ts, int) or isinstance(ts, bool) or not isinstance(line, str):
-                raise MalformedResponse("a value that is not [nanosecond string, line]")
-            parsed.append((ts, line))
-        parsed.reverse()
-        entries.extend(parsed)
-    entries.sort(key=lambda entry: entry[0])
-    return entries
-
-
 def _connection_detail(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
         # A resolver failure (ClientConnectorDNSError in newer aiohttp) carries a gaierror.
@@ -335,8 +255,8 @@ def _connection_detail(exc: aiohttp.ClientError) -> str:
         errno = exc.os_error.errno
         if errno:
             return os.strerror(errno).lower()
-        return _one_line(str(exc.os_error) or "connection failed", 120)
-    return _one_line(str(exc), 120) or type(exc).__name__
+        return one_line(str(exc.os_error) or "connection failed", 120)
+    return one_line(str(exc), 120) or type(exc).__name__
 
 
 # ---- the client -------------------------------------------------------------------------
@@ -625,7 +545,7 @@ class LokiEnricher:
                 REASON_UNREACHABLE, f"Loki unreachable: {_connection_detail(exc)}", query
             )
         except OSError as exc:
-            detail = os.strerror(exc.errno).lower() if exc.errno else _one_line(str(exc), 120)
+            detail = os.strerror(exc.errno).lower() if exc.errno else one_line(str(exc), 120)
             return self._failed(REASON_UNREACHABLE, f"Loki unreachable: {detail}", query)
         finally:
             if acquired and self._metrics is not None:
@@ -639,7 +559,7 @@ class LokiEnricher:
     ) -> LokiResult:
         if status != 200:
             # Loki's errors are plain text (pkg/util/server/error.go), one line at most.
-            text = _one_line(body.decode("utf-8", "replace")) or reason_phrase
+            text = one_line(body.decode("utf-8", "replace")) or reason_phrase
             if 400 <= status < 500:
                 return self._failed(
                     REASON_REJECTED, f"Loki rejected the query ({status}): {text}", query
@@ -649,7 +569,7 @@ class LokiEnricher:
             entries = parse_streams(json.loads(body))
         except MalformedResponse as exc:
             return self._failed(
-                REASON_MALFORMED, f"Loki sent a malformed response: {_one_line(str(exc))}", query
+                REASON_MALFORMED, f"Loki sent a malformed response: {one_line(str(exc))}", query
             )
         except ValueError:  # not JSON (UnicodeDecodeError is a ValueError too)
             kind = f" ({content_type})" if content_type and "json" not in content_type else ""
