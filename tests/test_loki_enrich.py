@@ -11,15 +11,14 @@ from typing import Any
 import pytest
 
 from router.config.schema import LokiConfig
-from router.enrich.loki import (
+from router.enrich.logql import (
     LogQLTemplate,
-    LokiEnricher,
     MissingLabelError,
     QueryTemplateError,
-    epoch_ns,
     logql_escape,
     logql_regex,
 )
+from router.enrich.loki import LokiEnricher, epoch_ns
 from router.enrich.streams import clean_line, parse_streams
 from router.metrics import Metrics
 from router.render.message import LogExcerpt
