@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 
 from router.config.schema import LokiConfig
@@ -49,7 +50,9 @@ EnricherFactory = Callable[..., LokiEnricher]
 
 
 @pytest.fixture
-async def make_enricher(loki: FakeLoki, metrics: Metrics) -> AsyncIterator[EnricherFactory]:
+async def make_enricher(
+    loki: FakeLoki, metrics: Metrics, pool: aiohttp.ClientSession
+) -> AsyncIterator[EnricherFactory]:
     """LokiEnrichers pointed at the fake (overrides go to LokiConfig or the constructor)."""
     made: list[LokiEnricher] = []
 
@@ -67,7 +70,7 @@ async def make_enricher(loki: FakeLoki, metrics: Metrics) -> AsyncIterator[Enric
             "timeout": 2.0,
             **overrides,
         }
-        enricher = LokiEnricher(LokiConfig(**settings), metrics, **kwargs)
+        enricher = LokiEnricher(LokiConfig(**settings), metrics, http=pool, **kwargs)
         made.append(enricher)
         return enricher
 

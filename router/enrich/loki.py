@@ -67,6 +67,9 @@ TRANSIENT_REASONS = frozenset(
     {REASON_TIMEOUT, REASON_OVERLOADED, REASON_UNREACHABLE, REASON_SERVER_ERROR, REASON_INTERNAL}
 )
 
+# Our own deadline (asyncio.timeout) bounds every call; aiohttp's must not fire first with
+# a different error.
+_NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
 _NS_PER_SECOND = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -131,6 +134,7 @@ class LokiEnricher:
         cfg: LokiConfig,
         metrics: Metrics | None = None,
         *,
+        http: aiohttp.ClientSession,
         max_concurrency: int = 4,
         cache_ttl: float = 30.0,
         cache_size: int = DEFAULT_CACHE_SIZE,
@@ -154,7 +158,7 @@ class LokiEnricher:
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._cache: collections.OrderedDict[_Key, _CacheEntry] = collections.OrderedDict()
         self._inflight: dict[_Key, asyncio.Task[LokiResult]] = {}
-        self._session: aiohttp.ClientSession | None = None
+        self._http = http
         self._failures_in_a_row = 0
         self._last_failure = ""
         self._open_until = 0.0
@@ -205,16 +209,13 @@ class LokiEnricher:
             )
 
     async def close(self) -> None:
-        """Cancel queries in flight and close the HTTP session."""
+        """Cancel queries in flight (the HTTP pool is not its to close)."""
         tasks = list(self._inflight.values())
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._inflight.clear()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     # ---- internals ---------------------------------------------------------------------
 
@@ -316,13 +317,6 @@ class LokiEnricher:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def _session_now(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            # Our own deadline (asyncio.timeout) bounds every call; aiohttp's must not
-            # fire first with a different error.
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
-        return self._session
-
     async def _fetch(
         self, key: _Key, query: str, start_ns: int, end_ns: int, now: datetime
     ) -> LokiResult:
@@ -350,8 +344,9 @@ class LokiEnricher:
                 acquired = True
                 if self._metrics is not None:
                     self._metrics.enrich_queries.labels(enricher=ENRICHER).inc()
-                session = self._session_now()
-                async with session.get(self._url, params=params, headers=headers) as resp:
+                async with self._http.get(
+                    self._url, params=params, headers=headers, timeout=_NO_AIOHTTP_TIMEOUT
+                ) as resp:
                     body = await _read_capped(resp, MAX_BODY_BYTES)
                     status = resp.status
                     reason_phrase = resp.reason or ""
