@@ -33,12 +33,17 @@ async def http_pool() -> AsyncIterator[aiohttp.ClientSession]:
 
     Nothing of a destination lives on it: credentials, timeouts and whether redirects are
     followed go on each request. It keeps no cookies, so what one receiver's server sets
-    never reaches another receiver on the same host. No connection limit: workers, Loki's
-    query slots and the clicks in progress bound the calls, as when each client had its own.
+    never reaches another receiver on the same host. No connection limit (each client's
+    own pool allowed 100): workers, Loki's query slots and clicks in progress bound the calls.
     """
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
     async with aiohttp.ClientSession(
-        connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        # Every call brings its own bound (a per-request timeout, or asyncio.timeout around
+        # slack_sdk's calls): aiohttp's default (30 s to connect) would cut a longer
+        # configured timeout short.
+        timeout=aiohttp.ClientTimeout(total=None),
     ) as session:
         yield session
 
