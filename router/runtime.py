@@ -1,11 +1,15 @@
-"""Everything derived from one loaded config; swapped whole on reload."""
+"""Everything derived from one loaded config; swapped whole on reload. And the one HTTP
+client pool every runtime's clients share, which outlives them."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+
+import aiohttp
 
 from router.channels import build_channel, pace_of
 from router.channels.base import Channel
@@ -21,6 +25,28 @@ from router.schedules.directory import OnCallDirectory, OverrideSource
 log = logging.getLogger(__name__)
 
 
+@asynccontextmanager
+async def http_pool() -> AsyncIterator[aiohttp.ClientSession]:
+    """The one HTTP client session (one connection pool) for every outgoing call, closed
+    on exit; it must be opened on the loop that uses it.
+
+    Nothing of a destination lives on it: credentials, timeouts and whether redirects are
+    followed go on each request. It keeps no cookies, so what one receiver's server sets
+    never reaches another receiver on the same host. No connection limit (each client's
+    own pool allowed 100): workers, Loki's query slots and clicks in progress bound the calls.
+    """
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    async with aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        # Every call brings its own bound (a per-request timeout, or asyncio.timeout around
+        # slack_sdk's calls): aiohttp's default (30 s to connect) would cut a longer
+        # configured timeout short.
+        timeout=aiohttp.ClientTimeout(total=None),
+    ) as session:
+        yield session
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -28,6 +54,8 @@ class Runtime:
     intervals: TimeIntervals
     inhibitor: Inhibitor
     enricher: Enricher
+    # The shared pool (see http_pool): handed from runtime to runtime, closed by its opener.
+    http: aiohttp.ClientSession
     channels: dict[str, Channel] = field(default_factory=dict)
     # Who is on call (rotations of this config, overrides from the store).
     oncall: OnCallDirectory = field(default_factory=lambda: OnCallDirectory({}))
@@ -42,15 +70,20 @@ class Runtime:
         previous: Runtime | None = None,
         metrics: Metrics | None = None,
         *,
+        http: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] | None = None,
         overrides: OverrideSource | None = None,
     ) -> Runtime:
         """Compile a validated config; channels whose receiver config is unchanged are kept,
-        so a reload does not drop connections or in-flight Slack sessions.
+        and so is the Loki client (cache, queries in flight) while its settings are.
 
-        `clock` defaults to the previous runtime's, so a reload keeps the service's clock;
-        `overrides` (the store's on-call overrides) too.
+        `http` (the shared pool), `clock` and `overrides` (the store's on-call overrides)
+        default to the previous runtime's, so a reload keeps them.
         """
+        if http is None:
+            if previous is None:
+                raise ValueError("a first runtime needs the HTTP pool (http=)")
+            http = previous.http
         if clock is None:
             clock = previous.clock if previous is not None else time.time
         if overrides is None and previous is not None:
@@ -88,13 +121,18 @@ class Runtime:
                 ):
                     channels[receiver.name] = previous.channels[receiver.name]
                     continue
-            channels[receiver.name] = build_channel(receiver, config, clock, oncall)
+            channels[receiver.name] = build_channel(receiver, config, clock, oncall, http=http)
+        if previous is not None and previous.http is http:
+            enricher = previous.enricher.renewed(config, metrics)
+        else:
+            enricher = Enricher(config, metrics, http=http)
         return cls(
             config=config,
             tree=RouteTree.from_config(config),
             intervals=TimeIntervals.from_config(config.time_intervals),
             inhibitor=Inhibitor.from_config(config.inhibit_rules),
-            enricher=Enricher(config, metrics),
+            enricher=enricher,
+            http=http,
             channels=channels,
             oncall=oncall,
             heartbeats=Heartbeats.from_config(config),
@@ -107,12 +145,10 @@ class Runtime:
         fallback receiver)."""
         return [load for load in self.config.team_loads if not load.ok]
 
-    def retired_channels(self, previous: Runtime) -> list[Channel]:
-        """Channels of `previous` that this runtime no longer uses."""
-        kept = {id(c) for c in self.channels.values()}
-        return [c for c in previous.channels.values() if id(c) not in kept]
-
     async def close(self) -> None:
+        """At shutdown: end the Loki queries in flight and close the channels (the HTTP pool
+        is closed by whoever opened it). A reload closes nothing: the runtime it replaces
+        may still be serving jobs in flight."""
         await self.enricher.close()
         for channel in self.channels.values():
             try:

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from router.config.schema import Config
 from router.metrics import Metrics
+from router.runtime import http_pool
 from router.store.protocols import Store
 from router.web.app import create_app
 from router.web.deadline import start_site
@@ -95,6 +96,13 @@ async def running(
         finally:
             listening.close()
             await runner.cleanup()
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[aiohttp.ClientSession]:
+    """The shared HTTP pool, opened as the service opens it."""
+    async with http_pool() as session:
+        yield session
 
 
 @pytest.fixture

@@ -6,9 +6,11 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
 
 from router.config.schema import Config
@@ -17,6 +19,8 @@ from router.enrich.loki import epoch_ns
 from router.metrics import Metrics
 from router.model import Event, Notification, RouteSettings, Status
 from router.render.message import Message, alert_links, build_message
+from router.web.state import STATE
+from tests.conftest import running
 from tests.fakes.loki import FakeLoki
 from tests.helpers import config_from
 
@@ -54,8 +58,10 @@ def make_config(loki_url: str, timeout: str = "2s") -> Config:
 
 
 @pytest.fixture
-async def enricher(loki: FakeLoki, metrics: Metrics) -> AsyncIterator[Enricher]:
-    made = Enricher(make_config(loki.url), metrics)
+async def enricher(
+    loki: FakeLoki, metrics: Metrics, pool: aiohttp.ClientSession
+) -> AsyncIterator[Enricher]:
+    made = Enricher(make_config(loki.url), metrics, http=pool)
     yield made
     await made.close()
 
@@ -183,10 +189,10 @@ async def test_explore_link_and_query_cover_the_alert_window(
 
 
 async def test_slow_loki_still_returns_within_the_timeout_with_a_note(
-    loki: FakeLoki, metrics: Metrics
+    loki: FakeLoki, metrics: Metrics, pool: aiohttp.ClientSession
 ) -> None:
     loki.delay = 5.0
-    enricher = Enricher(make_config(loki.url, timeout="300ms"), metrics)
+    enricher = Enricher(make_config(loki.url, timeout="300ms"), metrics, http=pool)
     events = [event("fp1"), event("fp2", app="worker")]
     try:
         enriched = await enricher.enrich(message_for(events), events, NOW)
@@ -224,9 +230,11 @@ async def test_missing_label_is_noted_and_costs_no_query(
     assert len(loki.requests) == 1
 
 
-async def test_loki_errors_are_noted_on_a_single_alert_message(loki: FakeLoki) -> None:
+async def test_loki_errors_are_noted_on_a_single_alert_message(
+    loki: FakeLoki, pool: aiohttp.ClientSession
+) -> None:
     async with FakeLoki(require_tenant=True) as strict:
-        enricher = Enricher(make_config(strict.url))
+        enricher = Enricher(make_config(strict.url), http=pool)
         events = [event("fp1")]
         try:
             enriched = await enricher.enrich(message_for(events), events, NOW)
@@ -282,7 +290,9 @@ async def test_argocd_deploy_notices_get_links_but_no_log_query(
     assert alert.links[-1].url == "https://cd.example.com/applications/backend"
 
 
-async def test_without_loki_configured_there_are_links_only_and_no_notes() -> None:
+async def test_without_loki_configured_there_are_links_only_and_no_notes(
+    pool: aiohttp.ClientSession,
+) -> None:
     config = config_from(
         """
 enrich:
@@ -298,7 +308,7 @@ route:
   receiver: slack-prod
 """
     )
-    enricher = Enricher(config)
+    enricher = Enricher(config, http=pool)
     events = [event("fp1")]
     try:
         enriched = await enricher.enrich(message_for(events), events, NOW)
@@ -323,3 +333,40 @@ async def test_alerts_without_a_matching_event_are_left_alone(enricher: Enricher
 
     assert enriched.firing == message.firing
     assert enriched.notes == ()
+
+
+async def test_a_reload_keeps_the_loki_client_and_never_cuts_a_lookup_in_flight(
+    loki: FakeLoki, tmp_path: Path
+) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(CONFIG.format(loki_url=loki.url, timeout="5s"))
+    backend, worker = [event("fp1")], [event("fp2", app="worker")]
+    push(loki, backend[0].labels, "ERROR backend")
+    push(loki, worker[0].labels, "ERROR worker")
+    loki.delay = 0.5
+
+    async def lines(events: list[Event]) -> tuple[str, ...]:
+        enriched = await state.runtime.enricher.enrich(message_for(events), events, NOW)
+        logs = enriched.firing[0].logs
+        assert logs is not None
+        return tuple(logs.lines)
+
+    async with running(config_from(path.read_text()), config_path=path) as service:
+        state = service.app[STATE]
+        in_flight = asyncio.create_task(lines(backend))
+        await loki.wait_for_requests(1)
+        # Another receiver, the same Loki settings: the Loki client and its cache stay.
+        path.write_text(path.read_text().replace("name: email-sre", "name: email-ops"))
+        assert await state.reload() == []
+        assert await in_flight == ("ERROR backend",)
+        assert await lines(backend) == ("ERROR backend",)
+        assert len(loki.requests) == 1
+
+        # New Loki settings: a new client; the old one's query in flight still ends well.
+        in_flight = asyncio.create_task(lines(worker))
+        await loki.wait_for_requests(2)
+        path.write_text(path.read_text().replace("timeout: 5s", "timeout: 4s"))
+        assert await state.reload() == []
+        assert await in_flight == ("ERROR worker",)
+        assert await lines(backend) == ("ERROR backend",)
+        assert len(loki.requests) == 3

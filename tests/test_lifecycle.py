@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from router.config.schema import Config
+from router.web.state import STATE
 from tests.conftest import Running, running
 from tests.fakes.clock import FakeClock
 from tests.fakes.slack import FakeSlack, Reply
@@ -15,8 +17,11 @@ MENTION = "<!subteam^S0123ONCALL>"
 
 
 def slack_config(slack: FakeSlack, state_url: str, extra: str = "") -> Config:
-    return config_from(
-        f"""
+    return config_from(slack_config_text(slack, state_url, extra))
+
+
+def slack_config_text(slack: FakeSlack, state_url: str, extra: str = "") -> str:
+    return f"""
 state: {{url: '{state_url}'}}
 slack: {{per_channel_interval: 0.2, digest_threshold: 5}}
 receivers:
@@ -31,7 +36,6 @@ route:
   repeat_interval: 1h
 {extra}
 """
-    )
 
 
 def webhook(
@@ -258,3 +262,22 @@ async def test_storm_to_one_channel_is_paced_and_folded_into_digests(
         part.visible_text() for message in messages for part in [message, *message.replies]
     )
     assert all(f"`pod=fp{i}`" in named or f"errors on fp{i}" in named for i in range(groups))
+
+
+async def test_one_http_pool_outlives_reloads_and_is_closed_at_shutdown(
+    slack: FakeSlack, state_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "routes.yaml"
+    text = slack_config_text(slack, state_url)
+    path.write_text(text)
+    async with running(config_from(text), config_path=path) as svc:
+        state = svc.app[STATE]
+        pool = state.runtime.http
+        path.write_text(text.replace('"#prod-alerts"', '"#dev-alerts"'))
+        assert await state.reload() == []
+        assert state.runtime.http is pool and not pool.closed
+        # The channel the reload rebuilt posts over the same pool.
+        status, _ = await svc.post("/webhook/alertmanager", webhook([("a1", "firing")]))
+        assert status == 200
+        await until(lambda: slack.messages("#dev-alerts"))
+    assert pool.closed

@@ -8,20 +8,19 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 
 from router.config.schema import LokiConfig
-from router.enrich.loki import (
+from router.enrich.logql import (
     LogQLTemplate,
-    LokiEnricher,
     MissingLabelError,
     QueryTemplateError,
-    clean_line,
-    epoch_ns,
     logql_escape,
     logql_regex,
-    parse_streams,
 )
+from router.enrich.loki import LokiEnricher, epoch_ns
+from router.enrich.streams import clean_line, parse_streams
 from router.metrics import Metrics
 from router.render.message import LogExcerpt
 from tests.fakes.loki import (
@@ -51,7 +50,9 @@ EnricherFactory = Callable[..., LokiEnricher]
 
 
 @pytest.fixture
-async def make_enricher(loki: FakeLoki, metrics: Metrics) -> AsyncIterator[EnricherFactory]:
+async def make_enricher(
+    loki: FakeLoki, metrics: Metrics, pool: aiohttp.ClientSession
+) -> AsyncIterator[EnricherFactory]:
     """LokiEnrichers pointed at the fake (overrides go to LokiConfig or the constructor)."""
     made: list[LokiEnricher] = []
 
@@ -69,7 +70,7 @@ async def make_enricher(loki: FakeLoki, metrics: Metrics) -> AsyncIterator[Enric
             "timeout": 2.0,
             **overrides,
         }
-        enricher = LokiEnricher(LokiConfig(**settings), metrics, **kwargs)
+        enricher = LokiEnricher(LokiConfig(**settings), metrics, http=pool, **kwargs)
         made.append(enricher)
         return enricher
 

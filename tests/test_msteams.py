@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 
 from router.channels.base import DeliveryError
@@ -68,9 +69,9 @@ def message(*events: Event) -> Message:
     return dataclasses.replace(msg, firing=[first, *msg.firing[1:]])
 
 
-def channel(url: str) -> MSTeamsChannel:
+def channel(pool: aiohttp.ClientSession, url: str) -> MSTeamsChannel:
     cfg = MSTeamsReceiver.model_validate({"webhook_url": url, "timeout": 5})
-    return MSTeamsChannel("teams", cfg, clock=clock)
+    return MSTeamsChannel("teams", cfg, http=pool, clock=clock)
 
 
 @pytest.fixture
@@ -79,15 +80,17 @@ async def teams() -> AsyncIterator[FakeTeams]:
         yield fake
 
 
-async def sent_card(teams: FakeTeams, msg: Message) -> dict[str, Any]:
-    chan = channel(teams.url)
+async def sent_card(pool: aiohttp.ClientSession, teams: FakeTeams, msg: Message) -> dict[str, Any]:
+    chan = channel(pool, teams.url)
     assert await chan.send(msg, {}) == {"status": "202"}
     await chan.close()
     return teams.cards[-1]
 
 
-async def test_a_firing_card_reads_like_the_slack_message(teams: FakeTeams) -> None:
-    card = await sent_card(teams, message())
+async def test_a_firing_card_reads_like_the_slack_message(
+    pool: aiohttp.ClientSession, teams: FakeTeams
+) -> None:
+    card = await sent_card(pool, teams, message())
     title = card["body"][0]
     assert title["text"] == escape_markdown("[FIRING:1] HighLatency (checkout prod critical)")
     assert (title["weight"], title["color"]) == ("Bolder", "Attention")
@@ -107,17 +110,19 @@ async def test_a_firing_card_reads_like_the_slack_message(teams: FakeTeams) -> N
     ]
 
 
-async def test_a_resolve_is_a_new_green_card(teams: FakeTeams) -> None:
-    await sent_card(teams, message())
-    card = await sent_card(teams, message(event("f1", Status.RESOLVED, app="checkout")))
+async def test_a_resolve_is_a_new_green_card(pool: aiohttp.ClientSession, teams: FakeTeams) -> None:
+    await sent_card(pool, teams, message())
+    card = await sent_card(pool, teams, message(event("f1", Status.RESOLVED, app="checkout")))
     assert len(teams.cards) == 2
     assert card["body"][0]["color"] == "Good"
     assert card["body"][0]["text"].startswith("\\[RESOLVED\\]")
 
 
-async def test_alert_text_cannot_add_links_or_formatting(teams: FakeTeams) -> None:
+async def test_alert_text_cannot_add_links_or_formatting(
+    pool: aiohttp.ClientSession, teams: FakeTeams
+) -> None:
     card = await sent_card(
-        teams, message(event("f1", description="[click me](https://evil.example) **now**"))
+        pool, teams, message(event("f1", description="[click me](https://evil.example) **now**"))
     )
     texts = FakeTeams.texts(card)
     assert "\\[click me\\](https://evil.example) \\*\\*now\\*\\*" in texts
@@ -125,19 +130,21 @@ async def test_alert_text_cannot_add_links_or_formatting(teams: FakeTeams) -> No
 
 
 async def test_a_huge_group_fits_teams_limit_and_counts_what_it_left_out(
+    pool: aiohttp.ClientSession,
     teams: FakeTeams,
 ) -> None:
     many = [event(f"f{i}", description="d" * 1500, pod=f"pod-{i}") for i in range(200)]
-    card = await sent_card(teams, message(*many))
+    card = await sent_card(pool, teams, message(*many))
     size = len(teams.requests[-1])
     assert size <= MAX_MESSAGE_BYTES
     assert any(t.startswith("…and ") and "more alerts" in t for t in FakeTeams.texts(card))
 
 
 async def test_throttling_and_server_errors_are_retried_bad_cards_are_not(
+    pool: aiohttp.ClientSession,
     teams: FakeTeams,
 ) -> None:
-    chan = channel(teams.url)
+    chan = channel(pool, teams.url)
     teams.script(429, headers={"Retry-After": "3"})
     teams.script(502)
     teams.script(400, body=f"bad card for {teams.url}")

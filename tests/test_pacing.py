@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from router.channels.base import DeliveryError, PaceSettings, SlotGate, paced
@@ -303,7 +304,9 @@ async def test_a_retry_after_seen_by_one_replica_holds_the_others(
 # -- settings ------------------------------------------------------------------------------
 
 
-def test_channels_are_paced_as_the_config_says_and_rebuilt_when_that_changes() -> None:
+async def test_channels_are_paced_as_the_config_says_and_rebuilt_when_that_changes(
+    pool: aiohttp.ClientSession,
+) -> None:
     text = """
 server: {{external_url: 'https://alerts.example.com/'}}
 slack: {{per_channel_interval: {slack}, digest_threshold: 7}}
@@ -317,7 +320,7 @@ receivers:
     webhook: {{url: 'http://sink/x'}}
 route: {{receiver: chat}}
 """
-    first = Runtime.build(config_from(text.format(slack="2s")))
+    first = Runtime.build(config_from(text.format(slack="2s")), http=pool)
     chat, mail, hook = (paced(first.channels[n]) for n in ("chat", "mail", "hook"))
     assert chat is not None and mail is not None and hook is None
     assert chat.pace == PaceSettings(2.0, 7, "https://alerts.example.com")

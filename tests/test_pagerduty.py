@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote
 
+import aiohttp
 import pytest
 
 from router.channels.base import DeliveryError
@@ -80,9 +81,9 @@ def message(*events: Event, summary: str = "") -> Message:
     return dataclasses.replace(msg, firing=[first, *msg.firing[1:]])
 
 
-def channel(url: str, **overrides: Any) -> PagerDutyChannel:
+def channel(pool: aiohttp.ClientSession, url: str, **overrides: Any) -> PagerDutyChannel:
     data: dict[str, Any] = {"routing_key": ROUTING_KEY, "url": url, "timeout": 5, **overrides}
-    return PagerDutyChannel("pager", PagerDutyReceiver.model_validate(data), clock=clock)
+    return PagerDutyChannel("pager", PagerDutyReceiver.model_validate(data), http=pool, clock=clock)
 
 
 @pytest.fixture
@@ -102,9 +103,10 @@ async def failure(chan: PagerDutyChannel, msg: Message) -> DeliveryError:
 
 
 async def test_a_firing_group_triggers_one_alert_with_what_the_on_call_needs(
+    pool: aiohttp.ClientSession,
     pd: FakePagerDuty,
 ) -> None:
-    chan = channel(pd.url)
+    chan = channel(pool, pd.url)
     state = await chan.send(message(), {})
     await chan.close()
     [sent] = pd.events
@@ -134,8 +136,10 @@ async def test_a_firing_group_triggers_one_alert_with_what_the_on_call_needs(
     assert sent["client_url"] == "https://router.example.com/ui/notifications/n-1"
 
 
-async def test_a_long_summary_is_cut_to_pagerdutys_1024_characters(pd: FakePagerDuty) -> None:
-    chan = channel(pd.url)
+async def test_a_long_summary_is_cut_to_pagerdutys_1024_characters(
+    pool: aiohttp.ClientSession, pd: FakePagerDuty
+) -> None:
+    chan = channel(pool, pd.url)
     await chan.send(message(summary="x" * 5000), {})
     await chan.close()
     summary = pd.events[0]["payload"]["summary"]
@@ -158,15 +162,19 @@ def test_severities_map_onto_pagerdutys_four(ours: str, theirs: str) -> None:
     assert pagerduty_severity(ours) == theirs
 
 
-async def test_the_receivers_severity_overrides_the_alerts(pd: FakePagerDuty) -> None:
-    chan = channel(pd.url, severity="info")
+async def test_the_receivers_severity_overrides_the_alerts(
+    pool: aiohttp.ClientSession, pd: FakePagerDuty
+) -> None:
+    chan = channel(pool, pd.url, severity="info")
     await chan.send(message(), {})
     await chan.close()
     assert pd.events[0]["payload"]["severity"] == "info"
 
 
-async def test_trigger_repeat_and_resolve_land_on_one_pagerduty_alert(pd: FakePagerDuty) -> None:
-    chan = channel(pd.url)
+async def test_trigger_repeat_and_resolve_land_on_one_pagerduty_alert(
+    pool: aiohttp.ClientSession, pd: FakePagerDuty
+) -> None:
+    chan = channel(pool, pd.url)
     state = await chan.send(message(event("f1")), {})
     state = await chan.send(message(event("f1"), event("f2", instance="db-2")), state)
     assert await chan.acknowledge(state)
@@ -188,37 +196,42 @@ async def test_trigger_repeat_and_resolve_land_on_one_pagerduty_alert(pd: FakePa
     assert not await chan.acknowledge(state)
 
 
-async def test_rate_limits_and_server_errors_are_retried_later(pd: FakePagerDuty) -> None:
+async def test_rate_limits_and_server_errors_are_retried_later(
+    pool: aiohttp.ClientSession, pd: FakePagerDuty
+) -> None:
     pd.script(429)
-    error = await failure(channel(pd.url), message())
+    error = await failure(channel(pool, pd.url), message())
     assert error.retryable and error.reason == "http_429"
     # PagerDuty gives no Retry-After: minutes, as it asks.
     assert error.retry_after == 60.0
     pd.script(429, headers={"Retry-After": "5"})
-    assert (await failure(channel(pd.url), message())).retry_after == 5.0
+    assert (await failure(channel(pool, pd.url), message())).retry_after == 5.0
     pd.script(503)
-    error = await failure(channel(pd.url), message())
+    error = await failure(channel(pool, pd.url), message())
     assert error.retryable and error.reason == "http_503"
 
 
 async def test_a_refused_event_is_not_retried_and_says_pagerdutys_reasons(
+    pool: aiohttp.ClientSession,
     pd: FakePagerDuty,
 ) -> None:
-    error = await failure(channel(pd.url, routing_key="too-short-key"), message())
+    error = await failure(channel(pool, pd.url, routing_key="too-short-key"), message())
     assert not error.retryable and error.reason == "http_400"
     assert "Event object is invalid" in str(error)
     assert "Length of 'routing_key' is incorrect" in str(error)
     assert "too-short-key" not in str(error)
 
 
-async def test_the_routing_key_never_shows_in_an_error(pd: FakePagerDuty) -> None:
+async def test_the_routing_key_never_shows_in_an_error(
+    pool: aiohttp.ClientSession, pd: FakePagerDuty
+) -> None:
     pd.script(400, body={"message": f"bad key {ROUTING_KEY}", "errors": [ROUTING_KEY]})
-    error = await failure(channel(pd.url), message())
+    error = await failure(channel(pool, pd.url), message())
     assert ROUTING_KEY not in str(error) and "<redacted>" in str(error)
 
 
-async def test_an_unreachable_pagerduty_is_retried() -> None:
-    error = await failure(channel(f"http://127.0.0.1:{free_port()}/v2/enqueue"), message())
+async def test_an_unreachable_pagerduty_is_retried(pool: aiohttp.ClientSession) -> None:
+    error = await failure(channel(pool, f"http://127.0.0.1:{free_port()}/v2/enqueue"), message())
     assert error.retryable and error.reason == "connection"
 
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from pydantic import SecretStr
 
@@ -29,7 +30,9 @@ ChannelFactory = Callable[..., SlackChannel]
 
 
 @pytest.fixture
-async def make_channel(slack: FakeSlack) -> AsyncIterator[ChannelFactory]:
+async def make_channel(
+    slack: FakeSlack, pool: aiohttp.ClientSession
+) -> AsyncIterator[ChannelFactory]:
     """Builds SlackChannels on the fake (bot mode unless webhook_url is given); closes them."""
     made: list[SlackChannel] = []
 
@@ -41,7 +44,7 @@ async def make_channel(slack: FakeSlack) -> AsyncIterator[ChannelFactory]:
             settings.update(token=slack.token, channel="#prod-alerts", api_url=slack.api_url)
         settings.update(overrides)
         channel = SlackChannel(
-            "slack-prod", SlackReceiver(**settings), clock=lambda: NOW.timestamp()
+            "slack-prod", SlackReceiver(**settings), clock=lambda: NOW.timestamp(), http=pool
         )
         made.append(channel)
         return channel
@@ -70,9 +73,9 @@ async def send_error(
     return info.value
 
 
-def test_slack_channel_implements_the_channel_protocol_without_a_running_loop() -> None:
+async def test_slack_channel_implements_the_channel_protocol(pool: aiohttp.ClientSession) -> None:
     cfg = SlackReceiver(token=SecretStr("xoxb-1"), channel="#prod-alerts")
-    channel: Channel = SlackChannel("slack-prod", cfg)
+    channel: Channel = SlackChannel("slack-prod", cfg, http=pool)
     assert channel.integration == "slack"
 
 
@@ -446,12 +449,13 @@ async def test_timeout_is_a_retryable_connection_error(
     assert "timeout" in error.detail
 
 
-async def test_close_releases_the_session_and_a_later_send_reopens_it(
-    slack: FakeSlack, bot: SlackChannel
+async def test_closing_leaves_the_shared_pool_open_for_a_later_send(
+    slack: FakeSlack, bot: SlackChannel, pool: aiohttp.ClientSession
 ) -> None:
     await bot.send(make_message([make_event("a")]), {})
     await bot.close()
     await bot.close()
+    assert not pool.closed
     await bot.send(make_message([make_event("b")]), {})
     assert len(slack.messages("#prod-alerts")) == 2
 
@@ -462,14 +466,17 @@ async def test_concurrent_sends_share_one_client(slack: FakeSlack, bot: SlackCha
     assert len(slack.messages("#prod-alerts")) == 10
 
 
-def test_pace_key_names_the_channel_and_never_the_secret() -> None:
-    bot = SlackChannel("p", SlackReceiver(token=SecretStr("xoxb-secret"), channel="#prod-alerts"))
+async def test_pace_key_names_the_channel_and_never_the_secret(
+    pool: aiohttp.ClientSession,
+) -> None:
+    cfg = SlackReceiver(token=SecretStr("xoxb-secret"), channel="#prod-alerts")
+    bot = SlackChannel("p", cfg, http=pool)
     assert bot.pace_key == "https://slack.com/api/|#prod-alerts"
     url = "https://hooks.slack.com/services/T000/B000/SECRETSECRET"
-    hook = SlackChannel("h", SlackReceiver(webhook_url=SecretStr(url)))
+    hook = SlackChannel("h", SlackReceiver(webhook_url=SecretStr(url)), http=pool)
     assert hook.pace_key.startswith("webhook|")
     assert "SECRET" not in hook.pace_key and "hooks.slack.com" not in hook.pace_key
-    other = SlackChannel("h2", SlackReceiver(webhook_url=SecretStr(url + "2")))
+    other = SlackChannel("h2", SlackReceiver(webhook_url=SecretStr(url + "2")), http=pool)
     assert other.pace_key != hook.pace_key
 
 
@@ -557,9 +564,11 @@ async def test_webhook_digest_lists_its_alerts_in_the_messages_after_it(
         ("C0PRODALRT", "in C0PRODALRT"),
     ],
 )
-def test_digest_destination_names_the_channel(channel: str, destination: str) -> None:
+async def test_digest_destination_names_the_channel(
+    channel: str, destination: str, pool: aiohttp.ClientSession
+) -> None:
     cfg = SlackReceiver(token=SecretStr("xoxb-1"), channel=channel)
-    assert SlackChannel("slack-prod", cfg).destination == destination
+    assert SlackChannel("slack-prod", cfg, http=pool).destination == destination
 
 
 # ---- incoming webhook ---------------------------------------------------------------------
@@ -643,12 +652,14 @@ async def test_webhook_ignores_prior_state(slack: FakeSlack, make_channel: Chann
 # ---- buttons: what was done to the group ---------------------------------------------------
 
 
-def interactive_channel(slack: FakeSlack) -> SlackChannel:
+def interactive_channel(slack: FakeSlack, pool: aiohttp.ClientSession) -> SlackChannel:
     cfg = SlackReceiver(
         token=SecretStr(slack.token), channel="#prod-alerts", api_url=slack.api_url, timeout=5.0
     )
     buttons = SlackInteractivity(signing_secret=SecretStr("s3cret"))
-    return SlackChannel("slack-prod", cfg, clock=lambda: NOW.timestamp(), interactivity=buttons)
+    return SlackChannel(
+        "slack-prod", cfg, clock=lambda: NOW.timestamp(), interactivity=buttons, http=pool
+    )
 
 
 def acked(message: Message) -> GroupActions:
@@ -662,8 +673,10 @@ def acked(message: Message) -> GroupActions:
     )
 
 
-async def test_a_firing_message_shows_who_acknowledged_its_group(slack: FakeSlack) -> None:
-    channel = interactive_channel(slack)
+async def test_a_firing_message_shows_who_acknowledged_its_group(
+    slack: FakeSlack, pool: aiohttp.ClientSession
+) -> None:
+    channel = interactive_channel(slack, pool)
     message = make_message([make_event("a")])
     try:
         await channel.send(dataclasses.replace(message, actions=acked(message)), {})
@@ -676,9 +689,9 @@ async def test_a_firing_message_shows_who_acknowledged_its_group(slack: FakeSlac
 
 
 async def test_actions_kept_in_a_group_state_by_an_earlier_version_still_show(
-    slack: FakeSlack,
+    slack: FakeSlack, pool: aiohttp.ClientSession
 ) -> None:
-    channel = interactive_channel(slack)
+    channel = interactive_channel(slack, pool)
     message = make_message([make_event("a")])
     try:
         state = await channel.send(message, {})

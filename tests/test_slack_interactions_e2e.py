@@ -158,15 +158,12 @@ async def test_silence_creates_the_alertmanager_silence_and_unsilence_expires_it
 
         # A retried click finds its silence by the group's matchers, as Alertmanager
         # filters them (and not by listing every silence it holds).
-        client = AlertmanagerClient(AlertmanagerAPI(url=am.url))
-        try:
-            [marker] = re.findall(r"\[alert-router [0-9a-f]{16}\]", silence["comment"])
-            ours = [Matcher("alertname", "=", "CheckoutErrors"), Matcher("env", "=", "prod")]
-            assert await client.find(marker, ours) == silence["id"]
-            other = [Matcher("alertname", "=", "CheckoutErrors"), Matcher("env", "=", 'd"ev')]
-            assert await client.find(marker, other) is None
-        finally:
-            await client.close()
+        client = AlertmanagerClient(AlertmanagerAPI(url=am.url), service.state.runtime.http)
+        [marker] = re.findall(r"\[alert-router [0-9a-f]{16}\]", silence["comment"])
+        ours = [Matcher("alertname", "=", "CheckoutErrors"), Matcher("env", "=", "prod")]
+        assert await client.find(marker, ours) == silence["id"]
+        other = [Matcher("alertname", "=", "CheckoutErrors"), Matcher("env", "=", 'd"ev')]
+        assert await client.find(marker, other) is None
         edited = await until(
             lambda: "Silenced by" in the_message(slack).visible_text() and the_message(slack)
         )

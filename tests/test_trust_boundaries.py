@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
+import aiohttp
 import pytest
 from aiohttp import web
 from multidict import CIMultiDict
@@ -54,9 +55,13 @@ class Capture:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.url = ""
         self.redirect_to = ""
+        # While set and not open, answers wait for it: a request stays in flight.
+        self.gate: asyncio.Event | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.method, request.path_qs, dict(request.headers)))
+        if self.gate is not None:
+            await self.gate.wait()
         if self.redirect_to:
             raise web.HTTPTemporaryRedirect(self.redirect_to + request.path_qs)
         return web.json_response([])
@@ -215,7 +220,9 @@ async def _active(am: Any) -> list[dict[str, Any]]:
     return active(await am.silences())
 
 
-async def test_a_redirect_is_not_followed_and_carries_no_credentials(capture: Capture) -> None:
+async def test_a_redirect_is_not_followed_and_carries_no_credentials(
+    capture: Capture, pool: aiohttp.ClientSession
+) -> None:
     target = Capture()
     async with target.serving():
         capture.redirect_to = target.url
@@ -224,12 +231,9 @@ async def test_a_redirect_is_not_followed_and_carries_no_credentials(capture: Ca
             {"basic_auth": {"username": "am", "password": TOKEN}},
         ):
             entry = AlertmanagerAPI.model_validate({"url": capture.url, **auth})
-            client = AlertmanagerClient(entry)
-            try:
-                with pytest.raises(SilenceError) as caught:
-                    await client.find("marker", [Matcher("alertname", "=", "X")])
-            finally:
-                await client.close()
+            client = AlertmanagerClient(entry, pool)
+            with pytest.raises(SilenceError) as caught:
+                await client.find("marker", [Matcher("alertname", "=", "X")])
             assert "redirect" in str(caught.value) and "not followed" in str(caught.value)
             assert not caught.value.retryable and TOKEN not in str(caught.value)
     # The configured place got the credentials; the place it pointed at got nothing.
@@ -458,47 +462,33 @@ async def test_the_console_refuses_a_text_search_too_short_to_be_cheap(state_url
 # ---- a reload leaves no client behind ---------------------------------------------------------
 
 
-class CountingSilences:
-    """A Silences that only counts whether it was closed (no request is made here)."""
-
-    def __init__(self, cfg: AlertmanagerAPI) -> None:
-        self.cfg = cfg
-        self.closed = 0
-
-    async def create(self, matchers: Any, **kw: Any) -> str:
-        raise AssertionError("not called")
-
-    async def find(self, marker: str, matchers: Any = ()) -> str | None:
-        raise AssertionError("not called")
-
-    async def expire(self, silence_id: str) -> None:
-        raise AssertionError("not called")
-
-    async def close(self) -> None:
-        self.closed += 1
-
-
-async def test_a_reload_closes_the_client_of_an_alertmanager_it_changed(
-    metrics: Metrics,
+async def test_a_reload_replaces_the_client_of_an_alertmanager_it_changed_under_a_click(
+    metrics: Metrics, capture: Capture, pool: aiohttp.ClientSession
 ) -> None:
     base = "receivers: [{name: s, log: {}}]\nroute: {receiver: s}\n"
-    one = config_from("alertmanager: {url: 'http://a:9093'}\n" + base)
-    first = Runtime.build(one, None, metrics)
+    name = capture.url.removeprefix("http://")
+    one = config_from(f"alertmanager: {{url: '{capture.url}'}}\n" + base)
+    first = Runtime.build(one, None, metrics, http=pool)
     runtime = [first]
-    made: list[CountingSilences] = []
+    runner = SlackClickRunner(cast(Store, None), lambda: runtime[0])
+    old = runner.silences(name)
+    assert old is not None and runner.silences(name) is old
+    capture.gate = asyncio.Event()
+    in_flight = asyncio.create_task(old.find("marker"))
+    await until(lambda: len(capture.requests) == 1)
 
-    def factory(cfg: AlertmanagerAPI) -> CountingSilences:
-        made.append(CountingSilences(cfg))
-        return made[-1]
+    changed = f"alertmanager: {{url: '{capture.url}', bearer_token: {TOKEN}}}\n"
+    runtime[0] = Runtime.build(config_from(changed + base), first, metrics)
+    new = runner.silences(name)
+    assert new is not None and new is not old and runner.silences(name) is new
+    # The replaced client is dropped, not closed: the click using it finishes.
+    capture.gate.set()
+    assert await in_flight is None
+    assert await new.find("marker") is None
+    [(_, _, before), (_, _, after)] = capture.requests
+    assert "Authorization" not in before and after["Authorization"] == f"Bearer {TOKEN}"
 
-    runner = SlackClickRunner(cast(Store, None), lambda: runtime[0], silences=factory)
-    assert runner.silences("a:9093") is made[0]
-    assert runner.silences("a:9093") is made[0]
-    changed = config_from("alertmanager: {url: 'http://a:9093', bearer_token: t}\n" + base)
-    runtime[0] = Runtime.build(changed, first, metrics)
-    assert runner.silences("a:9093") is made[1]
-    await until(lambda: made[0].closed == 1)
     runtime[0] = Runtime.build(config_from(base), runtime[0], metrics)
-    assert runner.silences("a:9093") is None
+    assert runner.silences(name) is None
     await runner.stop()
-    assert made[1].closed == 1
+    assert not pool.closed

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 
 from router.channels.base import DeliveryError, parse_retry_after
@@ -70,10 +71,10 @@ def message() -> Message:
     )
 
 
-def channel(url: str, **overrides: Any) -> WebhookChannel:
+def channel(pool: aiohttp.ClientSession, url: str, **overrides: Any) -> WebhookChannel:
     data: dict[str, Any] = {"url": url, "timeout": 5}
     data.update(overrides)
-    return WebhookChannel("hook", WebhookReceiver.model_validate(data), clock=clock)
+    return WebhookChannel("hook", WebhookReceiver.model_validate(data), http=pool, clock=clock)
 
 
 @pytest.fixture
@@ -91,9 +92,11 @@ async def send_expecting_error(chan: WebhookChannel) -> DeliveryError:
     return info.value
 
 
-async def test_posts_the_notification_as_versioned_json(sink: WebhookSink) -> None:
-    async with channel(sink.url("/alerts")) as chan:
-        state = await chan.send(message(), {})
+async def test_posts_the_notification_as_versioned_json(
+    pool: aiohttp.ClientSession, sink: WebhookSink
+) -> None:
+    chan = channel(pool, sink.url("/alerts"))
+    state = await chan.send(message(), {})
 
     assert state == {"status": "200"}
     [request] = sink.requests
@@ -152,23 +155,28 @@ async def test_posts_the_notification_as_versioned_json(sink: WebhookSink) -> No
     assert resolved["logs"] is None
 
 
-async def test_bearer_token_and_configured_headers_are_sent(sink: WebhookSink) -> None:
-    async with channel(
+async def test_bearer_token_and_configured_headers_are_sent(
+    pool: aiohttp.ClientSession, sink: WebhookSink
+) -> None:
+    chan = channel(
+        pool,
         sink.url(),
         bearer_token=TOKEN,
         headers={"X-Team": "sre", "Authorization": "Basic overridden"},
-    ) as chan:
-        await chan.send(message(), {})
+    )
+    await chan.send(message(), {})
 
     [request] = sink.requests
     assert request.headers["Authorization"] == f"Bearer {TOKEN}"
     assert request.headers["X-Team"] == "sre"
 
 
-async def test_credentials_in_the_url_are_sent_as_basic_auth(sink: WebhookSink) -> None:
+async def test_credentials_in_the_url_are_sent_as_basic_auth(
+    pool: aiohttp.ClientSession, sink: WebhookSink
+) -> None:
     url = sink.url("/hook").replace("http://", "http://relay:pa%24%24word@")
-    async with channel(url) as chan:
-        await chan.send(message(), {})
+    chan = channel(pool, url)
+    await chan.send(message(), {})
 
     [request] = sink.requests
     expected = base64.b64encode(b"relay:pa$$word").decode()
@@ -176,70 +184,82 @@ async def test_credentials_in_the_url_are_sent_as_basic_auth(sink: WebhookSink) 
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 408])
-async def test_server_errors_and_408_are_retryable(sink: WebhookSink, status: int) -> None:
+async def test_server_errors_and_408_are_retryable(
+    pool: aiohttp.ClientSession, sink: WebhookSink, status: int
+) -> None:
     sink.script(status, body="upstream unavailable")
-    error = await send_expecting_error(channel(sink.url()))
+    error = await send_expecting_error(channel(pool, sink.url()))
     assert error.reason == f"http_{status}"
     assert error.retryable
     assert error.retry_after is None
     assert "upstream unavailable" in error.detail
 
 
-async def test_429_is_retryable_after_the_servers_retry_after(sink: WebhookSink) -> None:
+async def test_429_is_retryable_after_the_servers_retry_after(
+    pool: aiohttp.ClientSession, sink: WebhookSink
+) -> None:
     sink.script(429, headers={"Retry-After": "7"}, body="slow down")
-    error = await send_expecting_error(channel(sink.url()))
+    error = await send_expecting_error(channel(pool, sink.url()))
     assert error.reason == "http_429"
     assert error.retryable
     assert error.retry_after == 7.0
 
 
-async def test_503_with_an_http_date_retry_after(sink: WebhookSink) -> None:
+async def test_503_with_an_http_date_retry_after(
+    pool: aiohttp.ClientSession, sink: WebhookSink
+) -> None:
     sink.script(503, headers={"Retry-After": "Thu, 26 Nov 2026 10:01:30 GMT"})
-    error = await send_expecting_error(channel(sink.url()))
+    error = await send_expecting_error(channel(pool, sink.url()))
     assert error.retryable
     assert error.retry_after == 90.0
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422])
-async def test_other_client_errors_are_not_retryable(sink: WebhookSink, status: int) -> None:
+async def test_other_client_errors_are_not_retryable(
+    pool: aiohttp.ClientSession, sink: WebhookSink, status: int
+) -> None:
     sink.script(status)
-    error = await send_expecting_error(channel(sink.url()))
+    error = await send_expecting_error(channel(pool, sink.url()))
     assert error.reason == f"http_{status}"
     assert not error.retryable
 
 
-async def test_redirects_are_not_followed(sink: WebhookSink) -> None:
+async def test_redirects_are_not_followed(pool: aiohttp.ClientSession, sink: WebhookSink) -> None:
     sink.script(302, headers={"Location": "http://elsewhere.example.com/"})
-    error = await send_expecting_error(channel(sink.url()))
+    error = await send_expecting_error(channel(pool, sink.url()))
     assert error.reason == "http_302"
     assert not error.retryable
     assert len(sink.requests) == 1
 
 
-async def test_a_closed_port_is_a_retryable_connection_error() -> None:
+async def test_a_closed_port_is_a_retryable_connection_error(pool: aiohttp.ClientSession) -> None:
     port = free_port()
     url = f"http://user:{TOKEN}@127.0.0.1:{port}/services/{TOKEN}?key={TOKEN}"
-    error = await send_expecting_error(channel(url))
+    error = await send_expecting_error(channel(pool, url))
     assert error.reason == "connection"
     assert error.retryable
     assert f"http://127.0.0.1:{port}" in error.detail
     assert TOKEN not in str(error) and "user" not in str(error)
 
 
-async def test_a_slow_receiver_times_out_retryably(sink: WebhookSink) -> None:
+async def test_a_slow_receiver_times_out_retryably(
+    pool: aiohttp.ClientSession, sink: WebhookSink
+) -> None:
     sink.script(200, delay=2.0)
-    error = await send_expecting_error(channel(sink.url(), timeout=0.2))
+    error = await send_expecting_error(channel(pool, sink.url(), timeout=0.2))
     assert error.reason == "timeout"
     assert error.retryable
 
 
-async def test_url_secrets_never_appear_in_errors_even_when_echoed(sink: WebhookSink) -> None:
+async def test_url_secrets_never_appear_in_errors_even_when_echoed(
+    pool: aiohttp.ClientSession, sink: WebhookSink
+) -> None:
     url = sink.url(f"/services/{TOKEN}?api_key={TOKEN}").replace(
         "http://", "http://relay:s3cr3t-pw@"
     )
     # A receiver echoing the request line back must not leak it through our error.
     sink.script(500, body=f"cannot handle POST {url} /services/{TOKEN}")
-    error = await send_expecting_error(channel(url))
+    error = await send_expecting_error(channel(pool, url))
 
     for text in (str(error), error.detail, repr(error)):
         assert TOKEN not in text
@@ -248,28 +268,29 @@ async def test_url_secrets_never_appear_in_errors_even_when_echoed(sink: Webhook
 
 
 async def test_url_credentials_together_with_a_bearer_token_are_a_config_error(
+    pool: aiohttp.ClientSession,
     sink: WebhookSink,
 ) -> None:
     url = sink.url().replace("http://", "http://relay:s3cr3t-pw@")
-    error = await send_expecting_error(channel(url, bearer_token=TOKEN))
+    error = await send_expecting_error(channel(pool, url, bearer_token=TOKEN))
     assert error.reason == "invalid_config"
     assert not error.retryable
     assert "s3cr3t-pw" not in str(error) and TOKEN not in str(error)
     assert sink.requests == []
 
 
-async def test_one_session_is_reused_and_close_releases_it(sink: WebhookSink) -> None:
-    chan = channel(sink.url())
-    await chan.send(message(), {})
+async def test_it_sends_over_the_shared_pool_which_closing_the_channel_leaves_open(
+    pool: aiohttp.ClientSession, sink: WebhookSink
+) -> None:
+    chan = channel(pool, sink.url())
     await chan.send(message(), {})
     await chan.close()
     await chan.close()  # idempotent
-    assert len(sink.requests) == 2
-    # A closed channel opens a fresh session if it is used again.
+    assert not pool.closed
+    # A job still holding a channel that a reload retired can finish its send.
     await chan.send(message(), {})
-    await chan.close()
     async with asyncio.timeout(5):
-        assert len(await sink.wait_for(3)) == 3
+        assert len(await sink.wait_for(2)) == 2
 
 
 @pytest.mark.parametrize(
@@ -296,3 +317,20 @@ def test_safe_origin_drops_user_info_path_and_query() -> None:
     assert safe_origin("http://127.0.0.1:8080/x") == "http://127.0.0.1:8080"
     assert safe_origin("http://[::1]:9000/x") == "http://[::1]:9000"
     assert safe_origin("http://[::1/x") == "<invalid url>"
+
+
+async def test_receivers_sharing_the_pool_never_share_credentials_or_cookies(
+    pool: aiohttp.ClientSession, sink: WebhookSink
+) -> None:
+    sink.script(200, headers={"Set-Cookie": "session=of-the-first; Path=/"})
+    # A host name, not an IP: aiohttp would not keep cookies of an IP address anyway.
+    url = sink.url().replace("127.0.0.1", "localhost")
+    await channel(pool, url.replace("http://", "http://relay:pw@")).send(message(), {})
+    await channel(pool, url, bearer_token=TOKEN).send(message(), {})
+    await channel(pool, url).send(message(), {})
+
+    a, b, c = sink.requests
+    assert a.headers["Authorization"].startswith("Basic ")
+    assert b.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert "Authorization" not in c.headers
+    assert all("Cookie" not in r.headers for r in (b, c))

@@ -60,10 +60,6 @@ class Silences(Protocol):
         """Expire a silence; one already expired or unknown is fine. Raises SilenceError."""
         ...
 
-    async def close(self) -> None:
-        """Release its connections."""
-        ...
-
 
 def _to_api(matcher: Matcher) -> dict[str, Any]:
     return {
@@ -77,15 +73,17 @@ def _to_api(matcher: Matcher) -> dict[str, Any]:
 class AlertmanagerClient:
     """`Silences` over HTTP at one configured Alertmanager's `url`, and nowhere else.
 
-    Its credentials go on each request (never on the session, which would carry them to
-    wherever a redirect points) and a redirect is never followed: an answer of 3xx is an
-    error, since the place it names was not configured.
+    It sends over the shared HTTP pool `http`. Its credentials and timeout go on each
+    request (never on the session, which would carry them to every destination) and a
+    redirect is never followed: an answer of 3xx is an error, since the place it names was
+    not configured. Nothing to close: a client replaced by a reload is simply dropped.
     """
 
-    def __init__(self, cfg: AlertmanagerAPI) -> None:
+    def __init__(self, cfg: AlertmanagerAPI, http: aiohttp.ClientSession) -> None:
         self.cfg = cfg
         self.base_url = cfg.url.rstrip("/")
-        self._session: aiohttp.ClientSession | None = None
+        self._http = http
+        self._timeout = aiohttp.ClientTimeout(total=cfg.timeout)
         self._secrets: list[str] = []
         headers: dict[str, str] = {}
         if cfg.bearer_token is not None:
@@ -100,30 +98,19 @@ class AlertmanagerClient:
             self._secrets.extend((password, encoded))
         self._headers = headers
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.cfg.timeout)
-            )
-        return self._session
-
-    async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None and not session.closed:
-            await session.close()
-
     async def _request(
         self, method: str, path: str, *, body: Any = None, params: Any = None
     ) -> tuple[int, Any]:
         url = self.base_url + path
         try:
-            async with self._http().request(
+            async with self._http.request(
                 method,
                 url,
                 json=body,
                 params=params,
                 headers=self._headers,
                 allow_redirects=False,
+                timeout=self._timeout,
             ) as resp:
                 text = await resp.text()
                 status = resp.status

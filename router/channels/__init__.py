@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import aiohttp
+
 from router.channels.base import Channel, PaceSettings
 from router.config.schema import Config, ReceiverConfig
 from router.schedules.directory import OnCallDirectory
@@ -31,13 +33,16 @@ def build_channel(
     config: Config,
     clock: Callable[[], float],
     oncall: OnCallDirectory | None = None,
+    *,
+    http: aiohttp.ClientSession,
 ) -> Channel:
     """The channel that delivers to `receiver` (exactly one integration is configured),
     paced as `config` says.
 
     `clock` (Unix seconds) is the service's clock: message times, mail dates and
     Retry-After dates are read from it, never from the system directly. `oncall`
-    resolves `oncall:<name>` in a Slack mention or an email `to` at send time.
+    resolves `oncall:<name>` in a Slack mention or an email `to` at send time. `http` is
+    the shared HTTP pool the HTTP integrations send over.
     """
     pace = pace_of(receiver, config)
     if receiver.slack is not None:
@@ -51,6 +56,7 @@ def build_channel(
             pace=pace,
             interactivity=config.slack.interactivity,
             oncall=oncall,
+            http=http,
         )
     if receiver.email is not None:
         from router.channels.email import EmailChannel
@@ -67,7 +73,7 @@ def build_channel(
     if receiver.webhook is not None:
         from router.channels.webhook import WebhookChannel
 
-        return WebhookChannel(receiver.name, receiver.webhook, clock=clock)
+        return WebhookChannel(receiver.name, receiver.webhook, http=http, clock=clock)
     if receiver.log is not None:
         from router.channels.log import LogChannel
 
@@ -75,10 +81,10 @@ def build_channel(
     if receiver.pagerduty is not None:
         from router.channels.pagerduty import PagerDutyChannel
 
-        return PagerDutyChannel(receiver.name, receiver.pagerduty, clock=clock)
+        return PagerDutyChannel(receiver.name, receiver.pagerduty, http=http, clock=clock)
     if receiver.msteams is not None:
         from router.channels.msteams import MSTeamsChannel
 
         assert pace is not None
-        return MSTeamsChannel(receiver.name, receiver.msteams, clock=clock, pace=pace)
+        return MSTeamsChannel(receiver.name, receiver.msteams, http=http, clock=clock, pace=pace)
     raise ValueError(f"receiver {receiver.name!r} has no integration")

@@ -1,4 +1,4 @@
-"""POSTing JSON to one URL: the session, and transport failures as DeliveryErrors.
+"""POSTing JSON to one URL over the shared HTTP pool, and transport failures as DeliveryErrors.
 
 Shared by the channels that are a single HTTP POST per message (webhook, PagerDuty, Teams).
 What a status means is each channel's business; what a dropped connection or a timeout
@@ -84,32 +84,37 @@ def status_error(
 
 
 class JsonPoster:
-    """One URL's HTTP session; `post` sends a body and returns the answer, whatever its
-    status, or raises DeliveryError when no answer came."""
+    """POSTs to one URL over the shared pool `http`, each request with its own timeout; `post`
+    returns the answer, whatever its status, or raises DeliveryError when no answer came."""
 
-    def __init__(self, url: str, *, timeout: float, secrets: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        http: aiohttp.ClientSession,
+        timeout: float,
+        secrets: Iterable[str] = (),
+    ) -> None:
         self.url = url
         self.origin = safe_origin(url)
         self.timeout = timeout
         self.secrets = list(secrets)
-        self._session: aiohttp.ClientSession | None = None
+        self._http = http
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        # Created on first use, inside the running loop (aiohttp binds a session to it).
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
-        return self._session
-
     async def post(self, body: bytes, headers: Mapping[str, str]) -> Answer:
         """POST `body`; DeliveryError (`timeout`, `connection`, `invalid_url`) when the
         server could not be asked or did not answer."""
-        session = self._get_session()
         try:
-            async with session.post(
-                self.url, data=body, headers=dict(headers), allow_redirects=False
+            async with self._http.post(
+                self.url,
+                data=body,
+                headers=dict(headers),
+                allow_redirects=False,
+                timeout=self._timeout,
             ) as resp:
                 try:
                     raw = await resp.content.read(_BODY_BYTES)
@@ -138,9 +143,3 @@ class JsonPoster:
             raise DeliveryError(
                 "connection", f"{self.origin}: {type(exc).__name__}", retryable=True
             ) from exc
-
-    async def close(self) -> None:
-        """Close the session (and its connections) if one was opened."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None

@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import aiohttp
+
 from router.channels.base import PaceSettings, SlotGate
 from router.channels.http import USER_AGENT, JsonPoster, status_error
 from router.config.schema import MSTeamsReceiver
@@ -230,6 +232,7 @@ class MSTeamsChannel:
         name: str,
         cfg: MSTeamsReceiver,
         *,
+        http: aiohttp.ClientSession,
         clock: Callable[[], float] = time.time,
         pace: PaceSettings = DEFAULT_PACE,
     ) -> None:
@@ -239,7 +242,7 @@ class MSTeamsChannel:
         self._clock = clock
         url = cfg.webhook_url.get_secret_value()
         self._url_hash = hashlib.sha256(url.encode()).hexdigest()[:16]
-        self._poster = JsonPoster(url, timeout=cfg.timeout, secrets=url_secrets(url))
+        self._poster = JsonPoster(url, http=http, timeout=cfg.timeout, secrets=url_secrets(url))
 
     @property
     def pace_key(self) -> str:
@@ -271,4 +274,4 @@ class MSTeamsChannel:
         )
 
     async def close(self) -> None:
-        await self._poster.close()
+        """Nothing to release: its connections belong to the shared HTTP pool."""

@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
+import aiohttp
+
 from router.channels.http import USER_AGENT, Answer, JsonPoster, status_error
 from router.config.schema import PagerDutyReceiver
 from router.model import Status
@@ -196,14 +198,22 @@ class PagerDutyChannel:
     integration = "pagerduty"
 
     def __init__(
-        self, name: str, cfg: PagerDutyReceiver, *, clock: Callable[[], float] = time.time
+        self,
+        name: str,
+        cfg: PagerDutyReceiver,
+        *,
+        http: aiohttp.ClientSession,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
         self.cfg = cfg
         self._clock = clock
         self._routing_key = cfg.routing_key.get_secret_value()
         self._poster = JsonPoster(
-            cfg.url, timeout=cfg.timeout, secrets=[self._routing_key, *url_secrets(cfg.url)]
+            cfg.url,
+            http=http,
+            timeout=cfg.timeout,
+            secrets=[self._routing_key, *url_secrets(cfg.url)],
         )
 
     def event(self, message: Message) -> dict[str, Any]:
@@ -261,4 +271,4 @@ class PagerDutyChannel:
         )
 
     async def close(self) -> None:
-        await self._poster.close()
+        """Nothing to release: its connections belong to the shared HTTP pool."""

@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
+import aiohttp
+
 from router.channels.base import DeliveryError
 from router.channels.http import USER_AGENT, JsonPoster, safe_origin, status_error
 from router.config.schema import WebhookReceiver
@@ -46,6 +48,7 @@ class WebhookChannel:
         name: str,
         cfg: WebhookReceiver,
         *,
+        http: aiohttp.ClientSession,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
@@ -55,7 +58,7 @@ class WebhookChannel:
         secrets = url_secrets(self._url)
         if cfg.bearer_token is not None and cfg.bearer_token.get_secret_value():
             secrets.append(cfg.bearer_token.get_secret_value())
-        self._poster = JsonPoster(self._url, timeout=cfg.timeout, secrets=secrets)
+        self._poster = JsonPoster(self._url, http=http, timeout=cfg.timeout, secrets=secrets)
 
     def _headers(self, message: Message) -> dict[str, str]:
         headers = {
@@ -91,12 +94,4 @@ class WebhookChannel:
         raise status_error(answer, self._poster.origin, self._clock(), detail=answer.excerpt())
 
     async def close(self) -> None:
-        """Close the HTTP session (and its connections) if one was opened."""
-        await self._poster.close()
-
-    # `async with WebhookChannel(...) as channel:` closes the session however the block ends.
-    async def __aenter__(self) -> WebhookChannel:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        """Nothing to release: its connections belong to the shared HTTP pool."""

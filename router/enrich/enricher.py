@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+import aiohttp
+
 from router.config.schema import Config
 from router.durations import format_duration
 from router.enrich.links import links_for
@@ -42,15 +44,31 @@ class Enricher:
         config: Config,
         metrics: Metrics | None = None,
         *,
+        http: aiohttp.ClientSession,
         loki: LokiEnricher | None = None,
     ) -> None:
+        """`loki`: the Loki client to use (its owner closes it); else one is made on `http`
+        when the config has Loki."""
         self._config = config
         self._metrics = metrics
+        self._http = http
         loki_cfg = config.enrich.loki
         self._owns_loki = loki is None
         if loki is None and loki_cfg is not None:
-            loki = LokiEnricher(loki_cfg, metrics)
+            loki = LokiEnricher(loki_cfg, metrics, http=http)
         self._loki = loki if loki_cfg is not None else None
+
+    def renewed(self, config: Config, metrics: Metrics | None = None) -> Enricher:
+        """The enricher for a reloaded `config`. It keeps this one's Loki client (its cache,
+        the queries in flight, the breaker) and the duty to close it while the Loki settings
+        are the same; a replaced client is dropped, not closed, since jobs still running on
+        the old config may be waiting for its answers (each bounded by its timeout)."""
+        loki = self._loki
+        if loki is None or loki.cfg != config.enrich.loki:
+            return Enricher(config, metrics, http=self._http)
+        renewed = Enricher(config, metrics, http=self._http, loki=loki)
+        renewed._owns_loki, self._owns_loki = self._owns_loki, False
+        return renewed
 
     @property
     def loki_breaker(self) -> BreakerState | None:
@@ -87,7 +105,7 @@ class Enricher:
                 )
 
     async def close(self) -> None:
-        """Release the Loki client's connections (if this enricher created it)."""
+        """End the Loki queries in flight (if this enricher owns the client), at shutdown."""
         if self._loki is not None and self._owns_loki:
             await self._loki.close()
 

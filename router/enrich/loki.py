@@ -4,16 +4,7 @@
 failure (missing label, timeout, connection error, Loki's plain-text 4xx/5xx errors, a body
 that is not a streams response) becomes a `LogExcerpt` whose `note` says why in one line.
 
-The query template (`enrich.loki.query`) is rendered in a jinja2 sandbox with
-`StrictUndefined` over one variable, `labels` (`labels.app`, `labels["app"]`,
-`"app" in labels`, `labels.get("app", "")`). A referenced label the event lacks means no
-query at all. Every `{{ ... }}` output is escaped for a LogQL double-quoted string
-(backslash, double quote, control characters) unless it is already escaped, so a label
-value can neither break the query nor inject matchers or pipeline stages:
-`{app="{{ labels.app }}"}` is safe as written. Two filters exist for explicit use:
-`logql` (the same escaping; applying it again is a no-op) and `logql_regex` (the value as a
-literal inside a regex, e.g. `|~ "{{ labels.pod | logql_regex }}"`). Backtick raw strings
-cannot escape a backtick, so templates must put label values inside double quotes.
+The query template is rendered in the LogQL sandbox of `router/enrich/logql.py`.
 
 Load protection: identical queries (same LogQL, same start bucket, same tenant) within
 `cache_ttl` are answered from an LRU cache; identical queries already in flight are joined
@@ -28,28 +19,24 @@ import collections
 import json
 import logging
 import os
-import re
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import aiohttp
-import jinja2
-import jinja2.sandbox
-from jinja2.utils import missing
 
 from router.config.schema import LokiConfig
 from router.durations import format_duration
+from router.enrich.logql import LogQLTemplate, MissingLabelError, QueryTemplateError
+from router.enrich.streams import MalformedResponse, clean_line, one_line, parse_streams
 from router.metrics import Metrics
 from router.render.message import LogExcerpt
 
 log = logging.getLogger(__name__)
 
 ENRICHER = "loki"
-ELLIPSIS = "…"
 QUERY_RANGE_PATH = "/loki/api/v1/query_range"
 DEFAULT_CACHE_SIZE = 1024
 # Transient failures (timeouts, 5xx, unreachable) are remembered only briefly: long enough
@@ -60,8 +47,6 @@ FAILURE_CACHE_TTL = 5.0
 DEFAULT_START_BUCKET = 60.0
 # An excerpt is at most a few hundred lines; anything far bigger is not a sane answer.
 MAX_BODY_BYTES = 8 * 1024 * 1024
-# Loki's error texts are cut to this many characters in a note.
-MAX_ERROR_CHARS = 200
 
 # Failure reasons, the `reason` label of alert_router_enrich_failures_total.
 REASON_MISSING_LABEL = "missing_label"
@@ -82,176 +67,11 @@ TRANSIENT_REASONS = frozenset(
     {REASON_TIMEOUT, REASON_OVERLOADED, REASON_UNREACHABLE, REASON_SERVER_ERROR, REASON_INTERNAL}
 )
 
+# Our own deadline (asyncio.timeout) bounds every call; aiohttp's must not fire first with
+# a different error.
+_NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
 _NS_PER_SECOND = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-# Terminal escape sequences: CSI (colours, cursor), OSC (titles, hyperlinks), DCS/SOS/PM/APC
-# strings, two-character escapes, and the 8-bit CSI.
-_ANSI_RE = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
-    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"
-    r"|\x1b[@-Z\\-_]"
-    r"|\x9b[0-?]*[ -/]*[@-~]"
-)
-_LINE_BREAKS_RE = re.compile(r"[\t\n\r\v\f]+")
-# Other C0/C1 controls, DEL, and the bidi overrides that can make text read backwards.
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_SPACE_RE = re.compile(r"\s+")
-# Characters Go's regexp.QuoteMeta escapes (LogQL regexes are RE2).
-_REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$")
-
-
-# ---- LogQL escaping and the query template -------------------------------------------------
-
-
-class LogQLSafe(str):
-    """Text already escaped for a LogQL double-quoted string: not escaped again."""
-
-    __slots__ = ()
-
-
-def logql_escape(value: object) -> LogQLSafe:
-    """`value` escaped for the inside of a LogQL (Go) double-quoted string literal."""
-    if isinstance(value, LogQLSafe):
-        return value
-    out: list[str] = []
-    for ch in str(value):
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch < " " or "\x7f" <= ch <= "\x9f":
-            # Go rejects raw control characters in a string literal; \u is a valid escape.
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return LogQLSafe("".join(out))
-
-
-def logql_regex(value: object) -> LogQLSafe:
-    """`value` as a literal inside a LogQL regex string (RE2 QuoteMeta, then string-escaped)."""
-    quoted = "".join("\\" + ch if ch in _REGEX_SPECIAL else ch for ch in str(value))
-    return logql_escape(quoted)
-
-
-def _finalize(value: object) -> object:
-    # Runs on every `{{ ... }}` output: escaping by default is what makes templates written
-    # the obvious way safe. A StrictUndefined raises here, when str() is taken.
-    return logql_escape(value)
-
-
-class QueryTemplateError(Exception):
-    """The query template could not be rendered for an event."""
-
-
-class MissingLabelError(jinja2.UndefinedError):
-    """The query template referenced a label the event does not have."""
-
-    def __init__(self, label: str) -> None:
-        super().__init__(f"label {label!r} missing")
-        self.label = label
-
-
-class _LabelView:
-    """The template's `labels`: attribute and item access to label values, nothing else.
-
-    Not a dict, so a label called `items` or `values` is the label, not a dict method.
-    """
-
-    __slots__ = ("_labels",)
-
-    def __init__(self, labels: Mapping[str, str]) -> None:
-        self._labels = labels
-
-    def __getattr__(self, name: str) -> str:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        try:
-            return self._labels[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __getitem__(self, name: str) -> str:
-        return self._labels[name]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._labels
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._labels)
-
-    def __len__(self) -> int:
-        return len(self._labels)
-
-    def get(self, name: str, default: str = "") -> str:
-        """The label's value, or `default` when the event does not have it."""
-        return self._labels.get(name, default)
-
-
-class _LabelUndefined(jinja2.StrictUndefined):
-    """StrictUndefined that, for a missing label, raises `MissingLabelError` naming it."""
-
-    __slots__ = ()
-
-    def __init__(
-        self,
-        hint: str | None = None,
-        obj: Any = missing,
-        name: str | None = None,
-        exc: type[jinja2.TemplateRuntimeError] = jinja2.UndefinedError,
-    ) -> None:
-        # Only a plain lookup miss on `labels` is a missing label; the sandbox's refusals
-        # (`labels.__class__`) arrive with their own hint and SecurityError.
-        if (
-            hint is None
-            and exc is jinja2.UndefinedError
-            and isinstance(obj, _LabelView)
-            and isinstance(name, str)
-        ):
-            # Undefined raises `exc(hint)` on use: the hint carries the label's name.
-            hint, exc = name, MissingLabelError
-        super().__init__(hint, obj, name, exc)
-
-
-def _environment() -> jinja2.sandbox.SandboxedEnvironment:
-    env = jinja2.sandbox.SandboxedEnvironment(
-        undefined=_LabelUndefined, finalize=_finalize, autoescape=False
-    )
-    env.filters["logql"] = logql_escape
-    env.filters["logql_regex"] = logql_regex
-    return env
-
-
-class LogQLTemplate:
-    """`enrich.loki.query` compiled once; `render(labels)` gives the LogQL for one event."""
-
-    def __init__(self, source: str) -> None:
-        try:
-            self._template = _environment().from_string(source)
-        except jinja2.TemplateSyntaxError as exc:
-            # Config loading checks this already; a bad template still must not crash us.
-            raise QueryTemplateError(f"invalid query template: {exc.message}") from exc
-
-    def render(self, labels: Mapping[str, str]) -> str:
-        """The query for these labels; `MissingLabelError` or `QueryTemplateError` if none."""
-        try:
-            text = self._template.render(labels=_LabelView(labels))
-        except MissingLabelError:
-            raise
-        except Exception as exc:  # a template may fail in any way; it must not take us down
-            raise QueryTemplateError(f"query template failed: {_one_line(str(exc))}") from exc
-        text = text.strip()
-        if not text:
-            raise QueryTemplateError("query template rendered an empty query")
-        return text
-
 
 # ---- helpers ---------------------------------------------------------------------------
 
@@ -263,70 +83,6 @@ def epoch_ns(when: datetime) -> int:
     return (when - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
-def _one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
-    text = _SPACE_RE.sub(" ", _CONTROL_RE.sub(" ", _ANSI_RE.sub("", text))).strip()
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + ELLIPSIS
-
-
-def clean_line(line: str, max_chars: int) -> str:
-    """A log line fit for a message: no terminal escapes or controls, one line, cut to width."""
-    text = _ANSI_RE.sub("", line)
-    text = _LINE_BREAKS_RE.sub(" ", text)
-    text = _CONTROL_RE.sub("", text).rstrip()
-    if len(text) > max_chars:
-        text = text[: max_chars - 1] + ELLIPSIS
-    return text
-
-
-class MalformedResponse(ValueError):
-    """Loki answered 200 with something that is not a streams result."""
-
-
-def parse_streams(body: object) -> list[tuple[int, str]]:
-    """(timestamp ns, line) of every entry of a `query_range` streams response, oldest first.
-
-    Streams are merged and sorted by time; entries with equal timestamps keep Loki's push
-    order (a `backward` answer lists them newest first, so each stream is reversed first).
-    """
-    if not isinstance(body, dict):
-        raise MalformedResponse("not a JSON object")
-    if body.get("status") != "success":
-        raise MalformedResponse(f"status is {body.get('status')!r}, not 'success'")
-    data = body.get("data")
-    if not isinstance(data, dict):
-        raise MalformedResponse("no data object")
-    result_type = data.get("resultType")
-    if result_type != "streams":
-        raise MalformedResponse(
-            f"a {result_type} result, not log lines (the query must be a log query)"
-            if isinstance(result_type, str)
-            else "no resultType"
-        )
-    result = data.get("result")
-    if not isinstance(result, list):
-        raise MalformedResponse("data.result is not a list")
-    entries: list[tuple[int, str]] = []
-    for stream in result:
-        values = stream.get("values") if isinstance(stream, dict) else None
-        if not isinstance(values, list):
-            raise MalformedResponse("a stream without a values list")
-        parsed: list[tuple[int, str]] = []
-        for value in values:
-            # [ts, line] or, with structured metadata, [ts, line, {metadata}].
-            if not isinstance(value, list) or len(value) not in (2, 3):
-                raise MalformedResponse("a value that is not [timestamp, line]")
-            ts, line = value[0], value[1]
-            if isinstance(ts, str) and ts.isdigit():
-                ts = int(ts)
-            if not isinstance(ts, int) or isinstance(ts, bool) or not isinstance(line, str):
-                raise MalformedResponse("a value that is not [nanosecond string, line]")
-            parsed.append((ts, line))
-        parsed.reverse()
-        entries.extend(parsed)
-    entries.sort(key=lambda entry: entry[0])
-    return entries
-
-
 def _connection_detail(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
         # A resolver failure (ClientConnectorDNSError in newer aiohttp) carries a gaierror.
@@ -335,8 +91,8 @@ def _connection_detail(exc: aiohttp.ClientError) -> str:
         errno = exc.os_error.errno
         if errno:
             return os.strerror(errno).lower()
-        return _one_line(str(exc.os_error) or "connection failed", 120)
-    return _one_line(str(exc), 120) or type(exc).__name__
+        return one_line(str(exc.os_error) or "connection failed", 120)
+    return one_line(str(exc), 120) or type(exc).__name__
 
 
 # ---- the client -------------------------------------------------------------------------
@@ -378,6 +134,7 @@ class LokiEnricher:
         cfg: LokiConfig,
         metrics: Metrics | None = None,
         *,
+        http: aiohttp.ClientSession,
         max_concurrency: int = 4,
         cache_ttl: float = 30.0,
         cache_size: int = DEFAULT_CACHE_SIZE,
@@ -401,7 +158,7 @@ class LokiEnricher:
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._cache: collections.OrderedDict[_Key, _CacheEntry] = collections.OrderedDict()
         self._inflight: dict[_Key, asyncio.Task[LokiResult]] = {}
-        self._session: aiohttp.ClientSession | None = None
+        self._http = http
         self._failures_in_a_row = 0
         self._last_failure = ""
         self._open_until = 0.0
@@ -452,16 +209,13 @@ class LokiEnricher:
             )
 
     async def close(self) -> None:
-        """Cancel queries in flight and close the HTTP session."""
+        """Cancel queries in flight (the HTTP pool is not its to close)."""
         tasks = list(self._inflight.values())
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._inflight.clear()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     # ---- internals ---------------------------------------------------------------------
 
@@ -563,13 +317,6 @@ class LokiEnricher:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def _session_now(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            # Our own deadline (asyncio.timeout) bounds every call; aiohttp's must not
-            # fire first with a different error.
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
-        return self._session
-
     async def _fetch(
         self, key: _Key, query: str, start_ns: int, end_ns: int, now: datetime
     ) -> LokiResult:
@@ -597,8 +344,9 @@ class LokiEnricher:
                 acquired = True
                 if self._metrics is not None:
                     self._metrics.enrich_queries.labels(enricher=ENRICHER).inc()
-                session = self._session_now()
-                async with session.get(self._url, params=params, headers=headers) as resp:
+                async with self._http.get(
+                    self._url, params=params, headers=headers, timeout=_NO_AIOHTTP_TIMEOUT
+                ) as resp:
                     body = await _read_capped(resp, MAX_BODY_BYTES)
                     status = resp.status
                     reason_phrase = resp.reason or ""
@@ -625,7 +373,7 @@ class LokiEnricher:
                 REASON_UNREACHABLE, f"Loki unreachable: {_connection_detail(exc)}", query
             )
         except OSError as exc:
-            detail = os.strerror(exc.errno).lower() if exc.errno else _one_line(str(exc), 120)
+            detail = os.strerror(exc.errno).lower() if exc.errno else one_line(str(exc), 120)
             return self._failed(REASON_UNREACHABLE, f"Loki unreachable: {detail}", query)
         finally:
             if acquired and self._metrics is not None:
@@ -639,7 +387,7 @@ class LokiEnricher:
     ) -> LokiResult:
         if status != 200:
             # Loki's errors are plain text (pkg/util/server/error.go), one line at most.
-            text = _one_line(body.decode("utf-8", "replace")) or reason_phrase
+            text = one_line(body.decode("utf-8", "replace")) or reason_phrase
             if 400 <= status < 500:
                 return self._failed(
                     REASON_REJECTED, f"Loki rejected the query ({status}): {text}", query
@@ -649,7 +397,7 @@ class LokiEnricher:
             entries = parse_streams(json.loads(body))
         except MalformedResponse as exc:
             return self._failed(
-                REASON_MALFORMED, f"Loki sent a malformed response: {_one_line(str(exc))}", query
+                REASON_MALFORMED, f"Loki sent a malformed response: {one_line(str(exc))}", query
             )
         except ValueError:  # not JSON (UnicodeDecodeError is a ValueError too)
             kind = f" ({content_type})" if content_type and "json" not in content_type else ""

@@ -132,13 +132,12 @@ class SlackClickRunner:
         self.metrics = metrics
         self.runtime = runtime
         self.clock = clock
-        self._make_silences = silences or AlertmanagerClient
+        self._make_silences = silences or (lambda cfg: AlertmanagerClient(cfg, self.runtime().http))
         # One client per configured Alertmanager, by name, with the config it was made of.
         self._clients: dict[str, tuple[AlertmanagerAPI, Silences]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._closing: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         """A click was recorded: look now."""
@@ -146,7 +145,8 @@ class SlackClickRunner:
 
     def silences(self, name: str) -> Silences | None:
         """The client of the configured Alertmanager `name` (None once it is no longer
-        configured); rebuilt when its entry changes, the old one closed once idle."""
+        configured); rebuilt when its entry changes. The old one is dropped, not closed:
+        clicks running now may still use it, and its connections are the shared pool's."""
         cfg = self.runtime().config.alertmanager_named(name)
         if cfg is None:
             return None
@@ -155,22 +155,7 @@ class SlackClickRunner:
             return known[1]
         client = self._make_silences(cfg)
         self._clients[name] = (cfg, client)
-        if known is not None:
-            self._close_when_idle(known[1])
         return client
-
-    def _close_when_idle(self, client: Silences) -> None:
-        """Close a replaced client after the clicks running now, which may still use it."""
-        running = set(self._tasks)
-
-        async def close() -> None:
-            if running:
-                await asyncio.wait(running)
-            await client.close()
-
-        task = asyncio.create_task(close())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
 
     async def run(self) -> None:
         """Claim and carry out clicks until `stop()`; a store outage is waited out."""
@@ -197,11 +182,6 @@ class SlackClickRunner:
             await asyncio.wait(set(self._tasks), timeout=5)
         for task in self._tasks:
             task.cancel()
-        if self._closing:
-            await asyncio.wait(set(self._closing), timeout=5)
-        clients, self._clients = self._clients, {}
-        for _, client in clients.values():
-            await client.close()
 
     async def _carry(self, claim: ActionClaim) -> None:
         action = claim.action

@@ -146,17 +146,11 @@ class SilenceWatcher(TimerLoop):
         # When this replica checked a group of each Alertmanager, within its poll interval.
         self._polled: dict[str, deque[float]] = {}
 
-    async def close(self) -> None:
-        """Release the Alertmanager clients (once `run` has returned)."""
-        clients, self._clients = self._clients, {}
-        for _, client in clients.values():
-            await client.close()
-
     def _client(self, cfg: AlertmanagerAPI) -> AlertmanagerClient:
         known = self._clients.get(cfg.display_name)
         if known is not None and known[0] == cfg:
             return known[1]
-        client = AlertmanagerClient(cfg)
+        client = AlertmanagerClient(cfg, self.runtime().http)
         self._clients[cfg.display_name] = (cfg, client)
         return client
 

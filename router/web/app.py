@@ -26,7 +26,7 @@ from router.notify.escalation import Escalator
 from router.notify.pacing import Pacer
 from router.notify.reports import Reports
 from router.notify.worker import Deliverer
-from router.runtime import Runtime
+from router.runtime import Runtime, http_pool
 from router.store import open_store
 from router.store.protocols import Store, StoreUnavailable
 from router.store.sqlite import SQLiteStore
@@ -53,7 +53,8 @@ def create_app(
     tuning: Tuning = DEFAULT_TUNING,
     store: Store | None = None,
 ) -> web.Application:
-    """The service as an aiohttp app; the store opens and the worker starts on startup.
+    """The service as an aiohttp app; on startup the HTTP pool opens, the config is compiled
+    on the loop (its clients share the pool), the store opens and the worker starts.
     `store`: used instead of the one `config.state` names (tests pass one they built)."""
     app = web.Application(
         client_max_size=max(config.server.max_body_bytes, 1) * 2,
@@ -66,7 +67,6 @@ def create_app(
     app.on_response_prepare.append(security_headers)
     metrics = Metrics()
     the_store = store if store is not None else open_store(config.state, clock=clock)
-    runtime = Runtime.build(config, metrics=metrics, clock=clock, overrides=the_store)
     if isinstance(the_store, SQLiteStore):
         metrics.export_sqlite_size(the_store.size_bytes)
     deliverer = Deliverer(
@@ -84,7 +84,6 @@ def create_app(
     )
     app[STATE] = AppState(
         config_path=config_path,
-        runtime=runtime,
         store=the_store,
         deliverer=deliverer,
         intake=Intake(
@@ -107,6 +106,8 @@ def create_app(
     metrics.config_reload_success.set(1)
     metrics.config_reload_time.set_to_current_time()
     add_routes(app)
+    # First in, last out: everything after it may call out until it is closed.
+    app.cleanup_ctx.append(_runtime_on_pool(config))
     app.cleanup_ctx.append(_lifecycle)
     setup_slack(app, the_store, lambda: app[STATE].runtime, clock, metrics)
     app.cleanup_ctx.append(
@@ -120,6 +121,21 @@ def create_app(
         )
     )
     return app
+
+
+def _runtime_on_pool(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Open the one HTTP pool and compile `config` on it; close the pool last at shutdown.
+    Reloads hand the pool on from runtime to runtime."""
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        state = app[STATE]
+        async with http_pool() as http:
+            state.runtime = Runtime.build(
+                config, metrics=state.metrics, clock=state.clock, overrides=state.store, http=http
+            )
+            yield
+
+    return run
 
 
 def _after_acting(
@@ -141,7 +157,6 @@ def _after_acting(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await watcher.close()
 
     return run
 

@@ -45,7 +45,6 @@ DEFAULT_TUNING = Tuning()
 @dataclass
 class AppState:
     config_path: Path | None
-    runtime: Runtime
     store: Store
     deliverer: Deliverer
     intake: Intake
@@ -63,6 +62,19 @@ class AppState:
     last_reload: Reload | None = None
     last_reload_at: float | None = None
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Compiled on the service's loop at startup (its clients share the app's HTTP pool).
+    _runtime: Runtime | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        """The running config, swapped whole by a reload."""
+        if self._runtime is None:
+            raise RuntimeError("the service has not started: no config compiled yet")
+        return self._runtime
+
+    @runtime.setter
+    def runtime(self, runtime: Runtime) -> None:
+        self._runtime = runtime
 
     @property
     def records(self) -> DeliveryRecords:
@@ -104,10 +116,9 @@ class AppState:
             previous = self.runtime
             if config.state != previous.config.state:
                 log.warning("state settings changed: they take effect at the next restart")
+            # Nothing of `previous` is closed: jobs in flight may still be using it, and
+            # what it holds (channels, a replaced Loki client) needs no closing on the pool.
             self.runtime = runtime
-            for channel in runtime.retired_channels(previous):
-                await channel.close()
-            await previous.enricher.close()
             self.metrics.config_reload_success.set(1)
             self.metrics.config_reload_time.set_to_current_time()
             failed = runtime.failed_teams

@@ -34,6 +34,7 @@ scrubbed of the token and webhook URL.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -157,6 +158,7 @@ class SlackChannel:
         pace: PaceSettings = DEFAULT_PACE,
         interactivity: SlackInteractivity | None = None,
         oncall: OnCallDirectory | None = None,
+        http: aiohttp.ClientSession,
     ) -> None:
         self.name = name
         self.cfg = cfg
@@ -166,7 +168,7 @@ class SlackChannel:
         self._clock = clock
         self._token = cfg.token.get_secret_value() if cfg.token is not None else None
         self._webhook_url = cfg.webhook_url.get_secret_value() if cfg.webhook_url else None
-        self._session: aiohttp.ClientSession | None = None
+        self._session = http
         self._web: AsyncWebClient | None = None
         self._hook: AsyncWebhookClient | None = None
         # The workspace's address (auth.test), for message links; "" once it failed.
@@ -288,25 +290,18 @@ class SlackChannel:
         return self._buttons_for(message.group_key, state, fresh=fresh, silence=silence)
 
     async def close(self) -> None:
-        """Close the HTTP session; a later send opens a new one."""
-        session, self._session = self._session, None
-        self._web = None
-        self._hook = None
-        if session is not None and not session.closed:
-            await session.close()
+        """Nothing to release: its connections belong to the shared HTTP pool."""
 
     # ---- clients -----------------------------------------------------------------------
 
     def _http(self) -> aiohttp.ClientSession:
-        # Created lazily: a ClientSession belongs to the loop it was made in, and the
-        # channel is built before the service's loop runs.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.cfg.timeout)
-            )
-            self._web = None
-            self._hook = None
+        # The shared pool has no timeout of this receiver's: each call is bounded by
+        # `_bounded` instead (slack_sdk puts none on a request to a session it was given).
         return self._session
+
+    def _bounded(self) -> asyncio.Timeout:
+        """`cfg.timeout` for one Web API or webhook call, as its own session gave it."""
+        return asyncio.timeout(self.cfg.timeout)
 
     def _web_client(self) -> AsyncWebClient:
         session = self._http()
@@ -366,7 +361,8 @@ class SlackChannel:
         if self._workspace is None:
             client = self._web_client()
             try:
-                answer = await client.auth_test()
+                async with self._bounded():
+                    answer = await client.auth_test()
                 url = str(answer.get("url") or "")
             except (SlackClientError, aiohttp.ClientError, TimeoutError) as err:
                 log.info(
@@ -518,7 +514,8 @@ class SlackChannel:
         """Run one Web API call, turning every failure into a DeliveryError."""
         where = f"{method} to {self.cfg.channel} (receiver {self.name})"
         with self._failures(where):
-            response = await call()
+            async with self._bounded():
+                response = await call()
         return response
 
     @contextlib.contextmanager
@@ -581,7 +578,8 @@ class SlackChannel:
         body["unfurl_media"] = False
         where = f"incoming webhook {self.pace_key} (receiver {self.name})"
         with self._failures(where):
-            response: WebhookResponse = await client.send_dict(body)
+            async with self._bounded():
+                response: WebhookResponse = await client.send_dict(body)
         status = response.status_code
         if 200 <= status < 300:
             return

@@ -60,7 +60,7 @@ def _row(change: GroupChange, now: Runtime, after: Runtime | None) -> dict[str, 
 async def _rows(live: Runtime, proposed: Config, result: ReplayResult) -> list[dict[str, Any]]:
     """The diff's rows; the first PREVIEWED with the messages each config would send for
     the group's first changed event (as the route tester shows them)."""
-    after = Runtime.build(proposed)
+    after = Runtime.build(proposed, http=live.http)
     try:
         return [
             _row(c, live, after if i < PREVIEWED else None) for i, c in enumerate(result.changed)
