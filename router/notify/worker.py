@@ -203,7 +203,8 @@ class _Held:
 
 
 class Deliverer:
-    """Runs up to `workers` claims at once until stopped, renewing their leases."""
+    """Runs up to `workers` claims at once until stopped, renewing their leases; `pipeline`
+    decides each claim (default: `default_pipeline`)."""
 
     def __init__(
         self,
@@ -217,6 +218,7 @@ class Deliverer:
         lease: float = DEFAULT_LEASE,
         lease_renew: float = DEFAULT_LEASE_RENEW,
         clock: Callable[[], float] = time.time,
+        pipeline: Pipeline | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -231,7 +233,9 @@ class Deliverer:
         self.health = DeliveryHealth()
         # A store outage shorter than a lease does not make a sent message go out again.
         self.outbox = PatientOutbox(store, patience=lease)
-        self.pipeline = default_pipeline(store, self.outbox, metrics, self.pacer, self.firing)
+        self.pipeline = pipeline or default_pipeline(
+            store, self.outbox, metrics, self.pacer, self.firing
+        )
         self._writes = asyncio.Semaphore(RECORD_WRITES)
         self._wake = asyncio.Event()
         self._stopping = False
