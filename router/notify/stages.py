@@ -572,7 +572,8 @@ class SetNotifiesStage:
             )
         await self._escalation(job, given)
         clears = judged.actions if not decision.firing else None
-        return Sent(outcome, given.integration, len(decision.events), clears)
+        told_alerts = len(decision.firing) + len(decision.resolved)
+        return Sent(outcome, given.integration, told_alerts, clears)
 
     async def _escalation(self, job: Job, receipt: Receipt) -> None:
         """Start the route's escalation with the group's first firing message; end it

@@ -1,5 +1,7 @@
 """The delivery worker: claims due groups from the store and runs the notify pipeline.
 
+It alone ends claims: the stages return a verdict (held, suppressed, sent, failed) and
+the worker releases or completes the claim from it, with the timeline the stages noted.
 It is the retry stage of the pipeline: a transient failure gives the claim back to the
 store with a backoff, so retries survive restarts and never block a worker; a permanent
 failure, or one that outlives `state.dead_after`, is recorded and counted, never dropped.
