@@ -1,4 +1,4 @@
-"""The notify stage that ends beats: recorded with a "beat" timeline entry, never sent."""
+"""The notify stage that suppresses beats: recorded with a "beat" timeline entry, never sent."""
 
 from __future__ import annotations
 
