@@ -35,6 +35,7 @@ from router.notify.stages import (
     Addressed,
     AddressStage,
     DedupStage,
+    Draft,
     Failed,
     Held,
     InhibitStage,
@@ -502,4 +503,44 @@ async def test_a_failed_verdict_before_the_channel_counts_one_attempt_and_retrie
     assert [e.kind for e in await store.timeline("n1")][-1] == "attempt"
     assert counted(metrics, "notifications_total", receiver="hook", integration="webhook") == 1
     failed = {"receiver": "hook", "integration": "webhook", "reason": "team_config_failed"}
+    assert counted(metrics, "notifications_failed_total", **failed) == 1
+
+
+async def test_a_crash_after_the_channel_was_tried_counts_that_one_attempt_and_retries(
+    runtime: Runtime, store: SQLiteStore
+) -> None:
+    channel = FakeChannel()
+
+    async def to_fake(job: Job, given: Draft, /) -> Addressed:
+        return Addressed(given, channel)
+
+    async def crash(job: Job, given: Receipt, /) -> Sent:
+        raise RuntimeError("a bug after the send")
+
+    metrics = Metrics()
+    pacer = Pacer(store)
+    d = Deliverer(
+        store,
+        lambda: runtime,
+        metrics,
+        workers=2,
+        dead_after=3600.0,
+        pacer=pacer,
+        pipeline=Pipeline(
+            prepare=pipe(DedupStage(store), RenderStage(), to_fake),
+            attempt=pipe(NotifyStage(pacer, metrics), crash),
+        ),
+    )
+    await store.record([notification("n1", event("a"), at=datetime.now(UTC))])
+
+    async def retried() -> bool:
+        record = await store.get_notification("n1")
+        return record is not None and record.attempts == 1
+
+    await run_until(d, retried)
+    record = await store.get_notification("n1")
+    assert record is not None and record.last_error == "internal: RuntimeError"
+    assert len(channel.sent) == 1
+    assert counted(metrics, "notifications_total", receiver="hook", integration="webhook") == 1
+    failed = {"receiver": "hook", "integration": "webhook", "reason": "internal"}
     assert counted(metrics, "notifications_failed_total", **failed) == 1
