@@ -1,21 +1,22 @@
 """The per-receiver notify pipeline, in the shape of Alertmanager's notify.go.
 
-Every stage has one signature: it takes a Job and returns it for the next stage, or None
-when the job is finished (suppressed, or delivered and recorded). `MultiStage` runs stages
-in order and stops at the first None. A DeliveryError escaping the pipeline is the retry
-stage's business (the Deliverer in router/notify/worker.py), the only place that loops.
+A stage takes the job and what the stage before it passed on, and returns either what the
+next stage needs or its verdict on the claim: held, suppressed, sent or failed. The types
+in between (Screening, Judged, Draft, Addressed, Receipt) fix the order: a stage can only
+follow one that produces what it takes. Stages note their decisions on the job's timeline
+but never end a claim: the Deliverer (router/notify/worker.py) completes or releases it
+from the verdict, writing the timeline with it, and is the only place that retries.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Generic, Never, Protocol, TypeVar, overload
 
 from router.alertmanager_api.scope import silence_scope
 from router.channels.base import Channel, DeliveryError, paced
@@ -52,29 +53,17 @@ from router.store.protocols import ActionQueue, NotificationLog, Outbox, StoreUn
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Job:
-    """One claim travelling through the stages, gathering what each decided."""
+    """One claim as every stage sees it. The stages add nothing to it but their notes."""
 
     claim: Claim
     now: float
+    at: datetime
     runtime: Runtime
+    # The claim's pending webhooks folded into one notification.
     notification: Notification
-    entry: NflogEntry | None = None
-    muted: bool = False
-    inhibited: frozenset[str] = frozenset()
-    decision: Decision | None = None
-    message: Message | None = None
-    channel_state: Mapping[str, str] = field(default_factory=dict)
-    # Set when the message went out folded into a channel digest.
-    digest_id: str = ""
-    # Set once a delivery attempt was counted for this job.
-    attempted: bool = False
-    # How long the problems told now waited out a hold first (Argo CD flap damping).
-    held_for: float = 0.0
-    # What people did to the group (acknowledged, silenced), read by dedup.
-    actions: GroupActions | None = None
-    # What the stages decided, for the notification's timeline; written with the outcome.
+    # What the stages decided, for the notification's timeline; written with the verdict.
     timeline: list[TimelineEntry] = field(default_factory=list)
 
     def note(self, kind: str, text: str, **detail: str) -> None:
@@ -84,51 +73,6 @@ class Job:
     def entries(self) -> list[tuple[str, TimelineEntry]]:
         """The timeline of every notification of the claim (each was decided together)."""
         return [(nid, e) for nid in self.claim.ids for e in self.timeline]
-
-    @property
-    def at(self) -> datetime:
-        return datetime.fromtimestamp(self.now, UTC)
-
-    @property
-    def channel(self) -> Channel:
-        receiver = self.claim.receiver
-        try:
-            return self.runtime.channels[receiver]
-        except KeyError:
-            pass
-        team, _, _ = receiver.partition("/")
-        if any(load.name == team for load in self.runtime.failed_teams):
-            # Its team's file did not load: the receiver comes back with it, so the
-            # notification waits (visibly failing) rather than being given up.
-            raise DeliveryError(
-                "team_config_failed",
-                f"receiver {receiver!r}: the file of team {team!r} failed to load",
-                retryable=True,
-            )
-        raise DeliveryError(
-            "receiver_removed",
-            f"receiver {receiver!r} is no longer in the configuration",
-            retryable=False,
-        )
-
-
-class Stage(Protocol):
-    async def __call__(self, job: Job) -> Job | None: ...
-
-
-class MultiStage:
-    """Runs stages in order; a stage returning None ends the job."""
-
-    def __init__(self, stages: Sequence[Stage]) -> None:
-        self.stages = list(stages)
-
-    async def __call__(self, job: Job) -> Job | None:
-        current: Job | None = job
-        for stage in self.stages:
-            if current is None:
-                return None
-            current = await stage(current)
-        return current
 
 
 def start_job(claim: Claim, runtime: Runtime, now: float) -> Job:
@@ -142,29 +86,213 @@ def start_job(claim: Claim, runtime: Runtime, now: float) -> Job:
         events=events,
         created_at=min(n.created_at for n in claim.notifications),
     )
-    return Job(claim=claim, now=now, runtime=runtime, notification=merged)
+    return Job(
+        claim=claim,
+        now=now,
+        at=datetime.fromtimestamp(now, UTC),
+        runtime=runtime,
+        notification=merged,
+    )
+
+
+# What a claim comes to: the Deliverer carries each out.
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Give the claim back, unattempted, until `until`: a problem is still within its
+    hold (`why` names the setting)."""
+
+    until: float
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Suppressed:
+    """Nobody is told (`reason`). `nflog` is what the log learns all the same; `clears`
+    the acknowledgement that ends with it (the group resolved)."""
+
+    reason: str
+    nflog: NflogEntry | None = None
+    clears: GroupActions | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """The receiver was told: `outcome` carries the new log entry (with the channel's
+    receipt) and the digest it went out in, if any."""
+
+    outcome: Outcome
+    integration: str
+    # How many alerts the message told.
+    alerts: int
+    clears: GroupActions | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The delivery did not happen; `attempted` says whether the channel was tried."""
+
+    error: DeliveryError
+    attempted: bool
+
+
+Verdict = Held | Suppressed | Sent | Failed
+VERDICTS = (Held, Suppressed, Sent, Failed)
+
+
+# What one stage passes on to the next.
+
+
+@dataclass(frozen=True, slots=True)
+class Screening:
+    """What the time intervals and inhibition found, for dedup."""
+
+    muted: bool = False
+    inhibited: frozenset[str] = frozenset()
+
+
+UNSCREENED = Screening()
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """Dedup's decision to tell the receiver, and what it read to make it."""
+
+    decision: Decision
+    # What the receiver knows once told (the log entry written with the outcome).
+    told: NflogEntry
+    # What it knew before (None: never heard of the group).
+    previous: NflogEntry | None
+    # What people did to the group (acknowledged, silenced), when buttons are on.
+    actions: GroupActions | None
+    # How long the problems told now waited out a hold first (Argo CD flap damping).
+    held_for: float
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """The message to send, rendered and enriched stage by stage."""
+
+    judged: Judged
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Addressed:
+    """A draft and the channel it goes through: the receiver is still configured."""
+
+    draft: Draft
+    channel: Channel
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the channel answered for a message it sent."""
+
+    judged: Judged
+    integration: str
+    channel_state: Mapping[str, str]
+    # Set when the message went out folded into a channel digest.
+    digest_id: str = ""
+
+
+# Composition.
+
+In = TypeVar("In", contravariant=True)
+Out = TypeVar("Out", covariant=True)
+T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
+D = TypeVar("D")
+E = TypeVar("E")
+F = TypeVar("F")
+
+
+class Stage(Protocol[In, Out]):
+    """One step of the pipeline: what the next stage needs, or the claim's verdict."""
+
+    async def __call__(self, job: Job, given: In, /) -> Out | Verdict: ...
+
+
+class MultiStage(Generic[T]):
+    """Runs stages of one kind in order; the first verdict ends the run."""
+
+    def __init__(self, *stages: Stage[T, T]) -> None:
+        self.stages = stages
+
+    async def __call__(self, job: Job, given: T, /) -> T | Verdict:
+        for stage in self.stages:
+            step = await stage(job, given)
+            if isinstance(step, VERDICTS):
+                return step
+            given = step
+        return given
+
+
+class _Pipe:
+    """Stages each taking what the one before passed on; the first verdict ends the run."""
+
+    def __init__(self, stages: Sequence[Stage[Any, Any]]) -> None:
+        self.stages = tuple(stages)
+
+    async def __call__(self, job: Job, given: Any, /) -> Any:
+        for stage in self.stages:
+            given = await stage(job, given)
+            if isinstance(given, VERDICTS):
+                return given
+        return given
+
+
+@overload
+def pipe(s1: Stage[A, B], s2: Stage[B, C], /) -> Stage[A, C]: ...
+@overload
+def pipe(s1: Stage[A, B], s2: Stage[B, C], s3: Stage[C, D], /) -> Stage[A, D]: ...
+@overload
+def pipe(s1: Stage[A, B], s2: Stage[B, C], s3: Stage[C, D], s4: Stage[D, E], /) -> Stage[A, E]: ...
+@overload
+def pipe(
+    s1: Stage[A, B], s2: Stage[B, C], s3: Stage[C, D], s4: Stage[D, E], s5: Stage[E, F], /
+) -> Stage[A, F]: ...
+def pipe(*stages: Stage[Any, Any]) -> Stage[Any, Any]:
+    """Stages in order, each taking what the one before it passes on (checked by type)."""
+    return _Pipe(stages)
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """A receiver's stages in two parts: `prepare` may end a claim before its channel is
+    tried (no attempt is counted); `attempt` tries the channel and records what it said."""
+
+    prepare: Stage[Screening, Addressed]
+    attempt: Stage[Addressed, Never]
+
+
+# The stages, in pipeline order (heartbeat beats end first: router/heartbeats/stage.py).
 
 
 class MuteStage:
-    """Marks the job muted when the route's time intervals say so (decided per receiver)."""
+    """Marks the claim muted when the route's time intervals say so (decided per receiver)."""
 
-    async def __call__(self, job: Job) -> Job | None:
+    async def __call__(self, job: Job, given: Screening, /) -> Screening:
         route = job.notification.route
-        if route.mute_time_intervals or route.active_time_intervals:
-            try:
-                why = job.runtime.intervals.mute_reason(route, job.at)
-            except KeyError:
-                # The interval was removed by a reload: nothing mutes any more.
-                why = None
-            job.muted = why is not None
-            if why is not None:
-                job.note(
-                    "muted",
-                    why,
-                    mute_time_intervals=",".join(route.mute_time_intervals),
-                    active_time_intervals=",".join(route.active_time_intervals),
-                )
-        return job
+        if not (route.mute_time_intervals or route.active_time_intervals):
+            return given
+        try:
+            why = job.runtime.intervals.mute_reason(route, job.at)
+        except KeyError:
+            # The interval was removed by a reload: nothing mutes any more.
+            why = None
+        if why is None:
+            return Screening(False, given.inhibited) if given.muted else given
+        job.note(
+            "muted",
+            why,
+            mute_time_intervals=",".join(route.mute_time_intervals),
+            active_time_intervals=",".join(route.active_time_intervals),
+        )
+        return Screening(True, given.inhibited)
 
 
 class InhibitStage:
@@ -173,13 +301,13 @@ class InhibitStage:
     def __init__(self, firing: FiringAlerts) -> None:
         self.firing = firing
 
-    async def __call__(self, job: Job) -> Job | None:
+    async def __call__(self, job: Job, given: Screening, /) -> Screening:
         inhibitor = job.runtime.inhibitor
         if not inhibitor.rules:
-            return job
+            return given
         candidates = [e for e in job.notification.events if e.status is Status.FIRING]
         if not candidates:
-            return job
+            return given
         sources = await self.firing.get(job.now)
         inhibited = []
         for e in candidates:
@@ -198,54 +326,41 @@ class InhibitStage:
                     source=json.dumps(dict(source), sort_keys=True),
                     alert=e.fingerprint,
                 )
-        job.inhibited = frozenset(inhibited)
-        return job
+        return Screening(given.muted, frozenset(inhibited))
 
 
 class DedupStage:
     """Reads the notification log and decides whether and why to notify; a claim taken
     while one of its problems is still on hold goes back, unattempted, until the hold ends."""
 
-    def __init__(
-        self,
-        log: NotificationLog,
-        outbox: Outbox,
-        metrics: Metrics,
-        actions: ActionQueue | None = None,
-    ) -> None:
+    def __init__(self, log: NotificationLog, actions: ActionQueue | None = None) -> None:
         self.log = log
-        self.outbox = outbox
-        self.metrics = metrics
         self.actions = actions
 
-    async def __call__(self, job: Job) -> Job | None:
+    async def __call__(self, job: Job, given: Screening, /) -> Judged | Held | Suppressed:
         n = job.notification
         holds = judge_holds(job.claim.notifications, job.now)
         if holds.until is not None:
             until = format_time(datetime.fromtimestamp(holds.until, UTC)) or ""
             job.note("held", f"held until {until} (argocd.hold)", until=until)
-            await self.outbox.release(
-                job.claim, holds.until, "", job.now, attempted=False, timeline=job.entries()
-            )
-            return None
-        job.held_for = holds.held_for
-        job.entry = await self.log.nflog_get(n.receiver, n.group_key, job.now)
+            return Held(holds.until, "argocd.hold")
+        entry = await self.log.nflog_get(n.receiver, n.group_key, job.now)
         decision = decide(
-            job.entry,
+            entry,
             n.group_key,
             n.events,
             n.route,
             job.now,
-            muted=job.muted,
-            inhibited=job.inhibited,
+            muted=given.muted,
+            inhibited=given.inhibited,
             flapped=holds.flapped,
         )
+        actions = None
         if self.actions is not None and job.runtime.config.slack.interactivity is not None:
-            job.actions = await self.actions.group_actions(n.receiver, n.group_key)
-            held_back = judge_actions(decision, job.actions, job.now)
+            actions = await self.actions.group_actions(n.receiver, n.group_key)
+            held_back = judge_actions(decision, actions, job.now)
             if held_back is not None:
                 decision = Decision(held_back, False, [], [], None)
-        job.decision = decision
         reason = decision.reason.value
         job.note(
             "deduplicated",
@@ -255,63 +370,56 @@ class DedupStage:
             reason=reason,
             send="true" if decision.send else "false",
         )
-        if decision.send:
-            return job
+        if decision.send and decision.entry is not None:
+            return Judged(decision, decision.entry, entry, actions, holds.held_for)
         job.note("suppressed", f"suppressed: {reason}", reason=reason)
-        self.metrics.notifications_suppressed.labels(n.receiver, decision.reason.value).inc()
         # send_resolved off still tells the log that the receiver's alerts are over.
         keep = decision.entry if decision.reason is Reason.SEND_RESOLVED_OFF else None
-        await self.outbox.complete(
-            job.claim,
-            Outcome(DeliveryState.SUPPRESSED, decision.reason.value, nflog=keep),
-            job.now,
-            timeline=job.entries(),
-        )
-        if (
-            keep is not None
-            and not decision.firing
-            and self.actions is not None
-            and job.actions is not None
-        ):
-            # Resolved, though nobody is told: the acknowledgement ends all the same.
-            await clear_acknowledgement(self.actions, job.actions)
-        return None
+        # Resolved, though nobody is told: the acknowledgement ends all the same.
+        clears = actions if keep is not None and not decision.firing else None
+        return Suppressed(reason, keep, clears)
 
 
 class RenderStage:
     """Builds the message view from what dedup decided to say."""
 
-    async def __call__(self, job: Job) -> Job | None:
-        assert job.decision is not None
+    async def __call__(self, job: Job, given: Judged, /) -> Draft:
         n = job.notification
-        shown = replace(n, events=job.decision.events)
+        decision = given.decision
+        shown = Notification(
+            id=n.id,
+            route=n.route,
+            group_key=n.group_key,
+            events=decision.events,
+            created_at=n.created_at,
+            not_before=n.not_before,
+        )
         # When the receiver first heard of the group: where a resolve without start times
         # (an Argo CD recovery) counts its "resolved after" from.
-        first = job.entry.first_notified_at if job.entry is not None else None
+        first = given.previous.first_notified_at if given.previous is not None else None
         message = build_message(
             shown,
-            job.decision.reason.value,
+            decision.reason.value,
             now=job.at,
             first_notified=datetime.fromtimestamp(first, UTC) if first is not None else None,
             router_url=job.runtime.config.server.external_url,
         )
-        message = replace(message, actions=job.actions)
+        message = replace(message, actions=given.actions)
         config = job.runtime.config
         if config.slack.interactivity is not None and message.status is Status.FIRING:
             # Fixed now, with the message: a later webhook for the group cannot widen it.
-            scope = silence_scope(n.receiver, job.decision.events, config)
+            scope = silence_scope(n.receiver, shown.events, config)
             message = replace(message, silence=scope)
-        extra = _origin_note(job.decision.reason, job.decision.events)
+        extra = _origin_note(decision.reason, shown.events)
         if extra:
             message = replace(message, notes=[*message.notes, extra])
-        if job.held_for > 0 and job.decision.firing:
+        if given.held_for > 0 and decision.firing:
             note = (
-                f"Held {format_duration(job.held_for)} in case it recovered by itself"
+                f"Held {format_duration(given.held_for)} in case it recovered by itself"
                 " (argocd.hold); it did not."
             )
             message = replace(message, notes=[*message.notes, note])
-        job.message = message
-        return job
+        return Draft(given, message)
 
 
 class EnrichStage:
@@ -320,11 +428,10 @@ class EnrichStage:
     def __init__(self, deploys: DeployCorrelator) -> None:
         self.deploys = deploys
 
-    async def __call__(self, job: Job) -> Job | None:
-        assert job.message is not None and job.decision is not None
+    async def __call__(self, job: Job, given: Draft, /) -> Draft:
         runtime = job.runtime
-        events = job.decision.events
-        message = await runtime.enricher.enrich(job.message, events, job.at)
+        events = given.judged.decision.events
+        message = await runtime.enricher.enrich(given.message, events, job.at)
         settings = runtime.config.enrich.deploys
         if settings is not None:
             try:
@@ -339,10 +446,9 @@ class EnrichStage:
                 )
         else:
             notes = []
-        job.message = message
         text, detail = _enrichment(message, runtime.config.enrich.loki is not None, notes)
         job.note("enriched", text, **detail)
-        return job
+        return Draft(given.judged, message)
 
 
 class ChatLinksStage:
@@ -352,11 +458,10 @@ class ChatLinksStage:
     def __init__(self, log: NotificationLog) -> None:
         self.log = log
 
-    async def __call__(self, job: Job) -> Job | None:
-        assert job.message is not None
+    async def __call__(self, job: Job, given: Draft, /) -> Draft:
         receiver = job.runtime.channels.get(job.claim.receiver)
         if receiver is None or receiver.integration != "pagerduty":
-            return job
+            return given
         links: list[Link] = []
         for name, channel in job.runtime.channels.items():
             if channel.integration != "slack":
@@ -364,120 +469,126 @@ class ChatLinksStage:
             try:
                 entry = await self.log.nflog_get(name, job.claim.group_key, job.now)
             except StoreUnavailable:
-                return job
+                return given
             permalink = entry.channel_state.get("permalink", "") if entry is not None else ""
             if permalink:
                 links.append(Link(f"Slack ({name})", permalink))
-        if links:
-            job.message = replace(job.message, links=[*job.message.links, *links])
-        return job
+        if not links:
+            return given
+        message = replace(given.message, links=[*given.message.links, *links])
+        return Draft(given.judged, message)
+
+
+class AddressStage:
+    """Finds the receiver's channel in the job's configuration; a receiver removed by a
+    reload fails the delivery before anything is tried."""
+
+    async def __call__(self, job: Job, given: Draft, /) -> Addressed | Failed:
+        receiver = job.claim.receiver
+        channel = job.runtime.channels.get(receiver)
+        if channel is not None:
+            return Addressed(given, channel)
+        team, _, _ = receiver.partition("/")
+        if any(load.name == team for load in job.runtime.failed_teams):
+            # Its team's file did not load: the receiver comes back with it, so the
+            # notification waits (visibly failing) rather than being given up.
+            error = DeliveryError(
+                "team_config_failed",
+                f"receiver {receiver!r}: the file of team {team!r} failed to load",
+                retryable=True,
+            )
+        else:
+            error = DeliveryError(
+                "receiver_removed",
+                f"receiver {receiver!r} is no longer in the configuration",
+                retryable=False,
+            )
+        return Failed(error, attempted=False)
 
 
 class NotifyStage:
     """Sends through the receiver's channel, paced per destination where the channel has a
-    rate limit (Slack, email); raises DeliveryError on failure."""
+    rate limit (Slack, email); a DeliveryError is its failed verdict."""
 
     def __init__(self, pacer: Pacer, metrics: Metrics) -> None:
         self.pacer = pacer
         self.metrics = metrics
 
-    async def __call__(self, job: Job) -> Job | None:
-        assert job.message is not None
-        prior: Mapping[str, str] = job.entry.channel_state if job.entry else {}
-        channel = job.channel
+    async def __call__(self, job: Job, given: Addressed, /) -> Receipt | Failed:
+        judged, message = given.draft.judged, given.draft.message
+        prior: Mapping[str, str] = judged.previous.channel_state if judged.previous else {}
+        channel = given.channel
         self.metrics.notifications_attempted.labels(job.claim.receiver, channel.integration).inc()
-        job.attempted = True
-        destination = paced(channel)
-        if destination is None:
-            job.channel_state = await channel.send(job.message, prior)
-            return job
-        asked = time.monotonic()
-        sent = await self.pacer.send(destination, job.message, prior)
+        try:
+            destination = paced(channel)
+            if destination is None:
+                state = await channel.send(message, prior)
+                return Receipt(judged, channel.integration, state)
+            asked = time.monotonic()
+            sent = await self.pacer.send(destination, message, prior)
+        except DeliveryError as exc:
+            return Failed(exc, attempted=True)
         self.metrics.pacing_wait.labels(channel.integration).observe(time.monotonic() - asked)
         delivery = "digest" if sent.digest_id else "alone"
         self.metrics.paced_sends.labels(channel.integration, delivery).inc()
-        job.channel_state, job.digest_id = sent.state, sent.digest_id
-        return job
-
-
-# How many deliveries record their outcome at once. A digest ends hundreds of jobs in the
-# same instant; written all together they would exhaust the store's connection pool.
-RECORD_WRITES = 32
+        return Receipt(judged, channel.integration, sent.state, sent.digest_id)
 
 
 class SetNotifiesStage:
-    """Records the delivery and the new log entry together, only after success."""
+    """Makes the receipt the log's new entry, and starts or ends the route's escalation;
+    only after success."""
 
-    def __init__(
-        self,
-        outbox: Outbox,
-        metrics: Metrics,
-        clock: Callable[[], float],
-        actions: ActionQueue | None = None,
-        timers: Timers | None = None,
-    ) -> None:
+    def __init__(self, outbox: Outbox, timers: Timers | None = None) -> None:
         self.outbox = outbox
-        self.metrics = metrics
-        self.clock = clock
-        self.actions = actions
         self.timers = timers
-        self._writes = asyncio.Semaphore(RECORD_WRITES)
 
-    async def __call__(self, job: Job) -> Job | None:
-        assert job.decision is not None and job.decision.entry is not None
-        entry = replace(job.decision.entry, channel_state=dict(job.channel_state))
-        reason = job.decision.reason.value
-        outcome = Outcome(DeliveryState.SENT, reason, nflog=entry, delivered_in=job.digest_id)
-        integration = job.channel.integration
-        text, detail = _sent(integration, job.channel_state, job.claim.attempts + 1)
+    async def __call__(self, job: Job, given: Receipt, /) -> Sent:
+        judged = given.judged
+        told = judged.told
+        entry = NflogEntry(
+            receiver=told.receiver,
+            group_key=told.group_key,
+            firing=told.firing,
+            resolved=told.resolved,
+            first_notified_at=told.first_notified_at,
+            last_notified_at=told.last_notified_at,
+            expires_at=told.expires_at,
+            channel_state=dict(given.channel_state),
+        )
+        decision = judged.decision
+        outcome = Outcome(
+            DeliveryState.SENT, decision.reason.value, nflog=entry, delivered_in=given.digest_id
+        )
+        text, detail = _sent(given.integration, given.channel_state, job.claim.attempts + 1)
         job.note("sent", text, **detail)
-        if job.digest_id:
+        if given.digest_id:
             job.note(
                 "digested",
-                f"went out in digest {job.digest_id}",
-                digest=job.digest_id,
+                f"went out in digest {given.digest_id}",
+                digest=given.digest_id,
             )
-        await self._escalation(job)
-        async with self._writes:
-            await self.outbox.complete(job.claim, outcome, job.now, timeline=job.entries())
-        if self.actions is not None and job.actions is not None and not job.decision.firing:
-            await clear_acknowledgement(self.actions, job.actions)
-        receiver = job.claim.receiver
-        latency = max(0.0, self.clock() - job.notification.created_at.timestamp())
-        self.metrics.delivery_latency.labels(receiver, integration).observe(latency)
-        # One line per page, so "was I paged, and when" is answered from the logs alone.
-        log.info(
-            "notification sent",
-            extra={
-                "receiver": receiver,
-                "integration": integration,
-                "group_key": job.claim.group_key,
-                "reason": reason,
-                "attempts": job.claim.attempts + 1,
-                "latency_seconds": round(latency, 3),
-                "alerts": len(job.decision.events),
-                "notification_id": job.notification.id,
-                "digest": job.digest_id,
-            },
-        )
-        return None
+        await self._escalation(job, given)
+        clears = judged.actions if not decision.firing else None
+        told_alerts = len(decision.firing) + len(decision.resolved)
+        return Sent(outcome, given.integration, told_alerts, clears)
 
-    async def _escalation(self, job: Job) -> None:
+    async def _escalation(self, job: Job, receipt: Receipt) -> None:
         """Start the route's escalation with the group's first firing message; end it
         with the resolve."""
-        assert job.decision is not None
+        decision = receipt.judged.decision
         route, group_key = job.notification.route, job.claim.group_key
         if self.timers is None or not route.escalate:
             return
-        if not job.decision.firing:
+        if not decision.firing:
             chain = await escalation.stop(self.timers, route.receiver, group_key)
             if chain is not None:
                 repeat = job.runtime.config.dedup.repeat_interval
-                told = escalation.all_clear(chain, job.decision.resolved, job.at, repeat)
+                told = escalation.all_clear(chain, decision.resolved, job.at, repeat)
                 if told:
                     await self.outbox.record(told)
             return
-        if job.actions is not None and job.actions.acknowledged:
+        actions = receipt.judged.actions
+        if actions is not None and actions.acknowledged:
             return
         started = await escalation.arm(
             self.timers,
@@ -485,7 +596,7 @@ class SetNotifiesStage:
             group_key,
             job.now,
             record_id=job.notification.id,
-            channel_state=job.channel_state,
+            channel_state=receipt.channel_state,
         )
         if started:
             after, to = route.escalate[0]
@@ -497,18 +608,6 @@ class SetNotifiesStage:
                 due=due,
                 to=to,
             )
-
-
-async def clear_acknowledgement(actions: ActionQueue, seen: GroupActions) -> None:
-    """The group resolved: its acknowledgement is over (a later firing is news)."""
-    state: GroupActions | None = seen
-    for _ in range(3):
-        if state is None or not state.acknowledged:
-            return
-        if await actions.set_group_actions(state.cleared_ack()) is not None:
-            return
-        # Changed meanwhile (a click): read it again.
-        state = await actions.group_actions(seen.receiver, seen.group_key)
 
 
 def _origin_note(reason: Reason, events: Sequence[Event]) -> str:

@@ -1,5 +1,7 @@
 """The delivery worker: claims due groups from the store and runs the notify pipeline.
 
+It alone ends claims: the stages return a verdict (held, suppressed, sent, failed) and
+the worker releases or completes the claim from it, with the timeline the stages noted.
 It is the retry stage of the pipeline: a transient failure gives the claim back to the
 store with a backoff, so retries survive restarts and never block a worker; a permanent
 failure, or one that outlives `state.dead_after`, is recorded and counted, never dropped.
@@ -34,6 +36,7 @@ from router.model import (
     Claim,
     DeliveryState,
     Deploy,
+    GroupActions,
     Notification,
     Outcome,
     TimelineEntry,
@@ -43,23 +46,33 @@ from router.notify.health import DeliveryHealth
 from router.notify.pacing import Pacer
 from router.notify.retry import backoff
 from router.notify.stages import (
+    UNSCREENED,
+    VERDICTS,
+    AddressStage,
     ChatLinksStage,
     DedupStage,
     EnrichStage,
+    Failed,
+    Held,
     InhibitStage,
     Job,
     MultiStage,
     MuteStage,
     NotifyStage,
+    Pipeline,
     RenderStage,
+    Sent,
     SetNotifiesStage,
-    Stage,
+    Suppressed,
+    Verdict,
+    pipe,
     start_job,
 )
 from router.runtime import Runtime
 from router.store.protocols import (
     DEFAULT_LEASE,
     DEFAULT_LEASE_RENEW,
+    ActionQueue,
     Outbox,
     Store,
     StoreUnavailable,
@@ -67,6 +80,9 @@ from router.store.protocols import (
 )
 
 log = logging.getLogger(__name__)
+# The "notification sent" line keeps the logger it was written under when the last stage
+# ended claims: log pipelines select it by name.
+sent_log = logging.getLogger("router.notify.stages")
 
 IDLE_POLL = 1.0
 MAINTENANCE_EVERY = 60.0
@@ -157,26 +173,27 @@ def default_pipeline(
     store: Store,
     outbox: Outbox,
     metrics: Metrics,
-    clock: Callable[[], float],
     pacer: Pacer,
     firing: FiringAlerts,
-) -> Stage:
+) -> Pipeline:
     """beat (heartbeats end here, never notified) -> mute -> inhibit -> dedup -> render ->
-    enrich -> chat links -> notify -> set notifies: Alertmanager's order, with enrichment
-    after dedup so duplicates cost no Loki query. Claims end through `outbox`."""
-    return MultiStage(
-        [
-            BeatStage(outbox, metrics.notifications_suppressed),
-            MuteStage(),
-            InhibitStage(firing),
-            DedupStage(store, outbox, metrics, store),
+    enrich -> chat links -> address, then notify -> set notifies: Alertmanager's order,
+    with enrichment after dedup so duplicates cost no Loki query."""
+    return Pipeline(
+        prepare=pipe(
+            MultiStage(BeatStage(), MuteStage(), InhibitStage(firing)),
+            DedupStage(store, store),
             RenderStage(),
-            EnrichStage(DeployCorrelator(store)),
-            ChatLinksStage(store),
-            NotifyStage(pacer, metrics),
-            SetNotifiesStage(outbox, metrics, clock, store, store),
-        ]
+            MultiStage(EnrichStage(DeployCorrelator(store)), ChatLinksStage(store)),
+            AddressStage(),
+        ),
+        attempt=pipe(NotifyStage(pacer, metrics), SetNotifiesStage(outbox, store)),
     )
+
+
+# How many claims record their end at once. A digest ends hundreds of jobs in the same
+# instant; written all together they would exhaust the store's connection pool.
+RECORD_WRITES = 32
 
 
 @dataclass
@@ -188,7 +205,8 @@ class _Held:
 
 
 class Deliverer:
-    """Runs up to `workers` claims at once until stopped, renewing their leases."""
+    """Runs up to `workers` claims at once until stopped, renewing their leases; `pipeline`
+    decides each claim (default: `default_pipeline`)."""
 
     def __init__(
         self,
@@ -202,6 +220,7 @@ class Deliverer:
         lease: float = DEFAULT_LEASE,
         lease_renew: float = DEFAULT_LEASE_RENEW,
         clock: Callable[[], float] = time.time,
+        pipeline: Pipeline | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -216,9 +235,10 @@ class Deliverer:
         self.health = DeliveryHealth()
         # A store outage shorter than a lease does not make a sent message go out again.
         self.outbox = PatientOutbox(store, patience=lease)
-        self.pipeline = default_pipeline(
-            store, self.outbox, metrics, clock, self.pacer, self.firing
+        self.pipeline = pipeline or default_pipeline(
+            store, self.outbox, metrics, self.pacer, self.firing
         )
+        self._writes = asyncio.Semaphore(RECORD_WRITES)
         self._wake = asyncio.Event()
         self._stopping = False
         # Every delivery running, and the claim it holds.
@@ -391,27 +411,93 @@ class Deliverer:
     async def _deliver(self, claim: Claim) -> None:
         now = self.clock()
         job = start_job(claim, self.runtime(), now)
+        attempting = False
         try:
-            await self.pipeline(job)
+            prepared = await self.pipeline.prepare(job, UNSCREENED)
+            if isinstance(prepared, VERDICTS):
+                verdict: Verdict = prepared
+            else:
+                # From here on the channel is tried: a failure counts as its attempt.
+                attempting = True
+                verdict = await self.pipeline.attempt(job, prepared)
+            if not isinstance(verdict, Failed):
+                await self._end(job, verdict, now)
+                return
         except DeliveryError as exc:
-            self.health.failed(claim.receiver, self.clock(), str(exc))
-            await self._failed(job, exc, now)
+            verdict = Failed(exc, attempted=attempting)
         except StoreUnavailable as exc:
             # The lease runs out and the claim is taken again once the store is back.
             log.warning("store unavailable during delivery", extra={"error": str(exc)})
+            return
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - one bad notification must not stop the worker
             log.exception("delivery crashed", extra={"receiver": claim.receiver})
             self.health.failed(claim.receiver, self.clock(), f"internal: {type(exc).__name__}")
-            await self._failed(
-                job, DeliveryError("internal", type(exc).__name__, retryable=True), now
-            )
-        else:
-            if job.attempted:
-                self.health.delivered(claim.receiver, self.clock())
+            crashed = DeliveryError("internal", type(exc).__name__, retryable=True)
+            await self._failed(job, Failed(crashed, attempted=attempting), now)
+            return
+        self.health.failed(claim.receiver, self.clock(), str(verdict.error))
+        await self._failed(job, verdict, now)
 
-    async def _failed(self, job: Job, exc: DeliveryError, now: float) -> None:
+    async def _end(self, job: Job, verdict: Held | Suppressed | Sent, now: float) -> None:
+        """Carry out what the stages decided: the claim goes back until its hold ends, or
+        ends, with the timeline they noted."""
+        claim = job.claim
+        if isinstance(verdict, Held):
+            await self.outbox.release(
+                claim, verdict.until, "", now, attempted=False, timeline=job.entries()
+            )
+            return
+        if isinstance(verdict, Suppressed):
+            self.metrics.notifications_suppressed.labels(claim.receiver, verdict.reason).inc()
+            outcome = Outcome(DeliveryState.SUPPRESSED, verdict.reason, nflog=verdict.nflog)
+            await self._complete(claim, outcome, now, job.entries())
+            await self._clear(verdict.clears)
+            return
+        await self._complete(claim, verdict.outcome, now, job.entries())
+        await self._clear(verdict.clears)
+        self._report_sent(job, verdict)
+        self.health.delivered(claim.receiver, self.clock())
+
+    async def _complete(
+        self,
+        claim: Claim,
+        outcome: Outcome,
+        now: float,
+        timeline: Sequence[tuple[str, TimelineEntry]],
+    ) -> None:
+        """Every claim that ends is recorded here (the one place a batch of completions
+        could go to the store together)."""
+        async with self._writes:
+            await self.outbox.complete(claim, outcome, now, timeline=timeline)
+
+    async def _clear(self, seen: GroupActions | None) -> None:
+        if seen is not None:
+            await clear_acknowledgement(self.store, seen)
+
+    def _report_sent(self, job: Job, sent: Sent) -> None:
+        claim = job.claim
+        latency = max(0.0, self.clock() - job.notification.created_at.timestamp())
+        self.metrics.delivery_latency.labels(claim.receiver, sent.integration).observe(latency)
+        # One line per page, so "was I paged, and when" is answered from the logs alone.
+        sent_log.info(
+            "notification sent",
+            extra={
+                "receiver": claim.receiver,
+                "integration": sent.integration,
+                "group_key": claim.group_key,
+                "reason": sent.outcome.reason,
+                "attempts": claim.attempts + 1,
+                "latency_seconds": round(latency, 3),
+                "alerts": sent.alerts,
+                "notification_id": job.notification.id,
+                "digest": sent.outcome.delivered_in,
+            },
+        )
+
+    async def _failed(self, job: Job, failed: Failed, now: float) -> None:
+        exc = failed.error
         claim = job.claim
         receiver = claim.receiver
         try:
@@ -420,7 +506,7 @@ class Deliverer:
             integration = "unknown"
         oldest = min(n.created_at.timestamp() for n in claim.notifications)
         give_up = not exc.retryable or now - oldest >= self.dead_after
-        if not job.attempted:
+        if not failed.attempted:
             # Failed before reaching the channel (a removed receiver, a crash): still an
             # attempt that did not deliver, so failed never outgrows total.
             self.metrics.notifications_attempted.labels(receiver, integration).inc()
@@ -452,11 +538,8 @@ class Deliverer:
                     else f"still failing {format_duration(self.dead_after)} after it was accepted"
                 )
                 job.note(state.value, f"{state.value}: {why}", error=str(exc))
-                await self.outbox.complete(
-                    claim,
-                    Outcome(state, exc.reason, error=str(exc)),
-                    now,
-                    timeline=job.entries(),
+                await self._complete(
+                    claim, Outcome(state, exc.reason, error=str(exc)), now, job.entries()
                 )
             else:
                 delay = backoff(claim.attempts, retry_after=exc.retry_after)
@@ -465,3 +548,15 @@ class Deliverer:
                 self.wake()
         except StoreUnavailable as store_exc:
             log.warning("could not record delivery failure", extra={"error": str(store_exc)})
+
+
+async def clear_acknowledgement(actions: ActionQueue, seen: GroupActions) -> None:
+    """The group resolved: its acknowledgement is over (a later firing is news)."""
+    state: GroupActions | None = seen
+    for _ in range(3):
+        if state is None or not state.acknowledged:
+            return
+        if await actions.set_group_actions(state.cleared_ack()) is not None:
+            return
+        # Changed meanwhile (a click): read it again.
+        state = await actions.group_actions(seen.receiver, seen.group_key)
