@@ -14,7 +14,6 @@ import pytest
 
 from router.channels.base import DeliveryError
 from router.config.heartbeats import BEAT_DETAIL, BEAT_GROUP_PREFIX
-from router.heartbeats.stage import BeatStage
 from router.metrics import Metrics
 from router.model import (
     AlertState,
@@ -28,6 +27,7 @@ from router.model import (
     RouteSettings,
     Status,
 )
+from router.notify.beats import BeatStage
 from router.notify.dedup import Reason, decide
 from router.notify.firing import FiringAlerts
 from router.notify.pacing import Pacer

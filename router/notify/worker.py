@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from router.channels.base import DeliveryError
 from router.durations import format_duration
 from router.enrich.deploys import DeployCorrelator
-from router.heartbeats.stage import BeatStage
 from router.metrics import Metrics
 from router.model import (
     AlertState,
@@ -41,6 +40,7 @@ from router.model import (
     Outcome,
     TimelineEntry,
 )
+from router.notify.beats import BeatStage
 from router.notify.firing import FiringAlerts
 from router.notify.health import DeliveryHealth
 from router.notify.pacing import Pacer
