@@ -8,6 +8,7 @@ counts: function-local and `TYPE_CHECKING` ones too, since those are how a cycle
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,3 +153,44 @@ def test_the_check_sees_imports_hidden_in_functions_and_relative_ones(tmp_path: 
     assert set(_edges(fake)) == {("model", "web"), ("store", "config")}
     assert _floor_of("web") > _floor_of("model")
     assert _floor_of("config") > _floor_of("store")
+
+
+def _readme_rows() -> list[tuple[str, list[str], str]]:
+    """(floor, units named in the package column, holds column) of README's map."""
+    text = (ROUTER.parent / "README.md").read_text()
+    section = text.split("### Where things live", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit():
+            named = [p.removeprefix("router/") for p in re.findall(r"`([^`]+)`", cells[1])]
+            rows.append(
+                (cells[0], [n.removesuffix("/").removesuffix(".py") for n in named], cells[2])
+            )
+    return rows
+
+
+def test_the_readme_map_names_every_package_on_its_floor_and_every_module_in_it() -> None:
+    rows = _readme_rows()
+    named = {unit: (int(floor), holds) for floor, units, holds in rows for unit in units}
+    units = {_unit(_module_name(path)) or "" for path in ROUTER.rglob("*.py")} - {""}
+    assert sorted(u for u in units if u not in named) == [], "README's map misses these"
+    assert sorted(u for u in named if u not in units) == [], "README's map names what is gone"
+    for unit, (floor, holds) in named.items():
+        assert floor == _floor_of(unit), f"README puts router/{unit} on floor {floor}"
+        package = ROUTER / unit
+        if not package.is_dir():
+            continue
+        written = set(re.findall(r"`([\w/]+(?:\.py|/))`", holds))
+        children = {
+            f"{child.name}/" if child.is_dir() else child.name
+            for child in package.iterdir()
+            if (child.suffix == ".py" and child.name != "__init__.py")
+            or (child.is_dir() and (child / "__init__.py").exists())
+        }
+        missing = sorted(c for c in children if c not in written)
+        assert not missing, f"README's row for router/{unit}/ does not name {missing}"
+        gone = sorted(
+            w for w in written if not (package / w).exists() and not any(package.rglob(w))
+        )
+        assert not gone, f"README's row for router/{unit}/ names what is not there: {gone}"
