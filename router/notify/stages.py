@@ -269,7 +269,7 @@ class Pipeline:
     attempt: Stage[Addressed, Never]
 
 
-# The stages, in pipeline order (heartbeat beats end first: router/heartbeats/stage.py).
+# The stages, in pipeline order (heartbeat beats end first: router/notify/beats.py).
 
 
 class MuteStage:
