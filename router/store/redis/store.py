@@ -110,6 +110,7 @@ from router.model import (
     TimelineEntry,
 )
 from router.secrets import redact_url
+from router.store.codec import compact_json, events_json, facets
 from router.store.protocols import (
     DEFAULT_KEEP_RECORDS,
     DEFAULT_LEASE,
@@ -118,11 +119,8 @@ from router.store.protocols import (
     RecordPage,
     RecordQuery,
     StoreUnavailable,
-    compact_json,
     decode_cursor,
     encode_cursor,
-    events_json,
-    facets,
 )
 from router.store.records import synthesized_timeline
 from router.store.redis.actions import ACTION_SCRIPTS, RedisActions

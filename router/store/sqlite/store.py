@@ -34,19 +34,16 @@ from router.model import (
     RouteSettings,
     TimelineEntry,
 )
+from router.store.codec import Facets, compact_json, events_json, facets
 from router.store.protocols import (
     DEFAULT_KEEP_RECORDS,
     DEFAULT_LEASE,
     DEPLOY_TTL,
-    Facets,
     RecordPage,
     RecordQuery,
     StoreUnavailable,
-    compact_json,
     decode_cursor,
     encode_cursor,
-    events_json,
-    facets,
 )
 from router.store.records import synthesized_timeline
 from router.store.rollup import ROLLUP_KEEP
