@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from pydantic_core import to_json
 
-from router.model import Notification
+from router.model import Event, Notification, NotificationRecord, RouteSettings, TimelineEntry
+from router.store.records import synthesized_timeline
 
 
 def compact_json(value: object) -> str:
@@ -60,3 +64,55 @@ def facets(notification: Notification) -> Facets:
         alertname=first.get("alertname", ""),
         text="\n".join(values),
     )
+
+
+def stored_notification(
+    nid: str, group_key: str, route: str, events: str, created_at: float, not_before: float
+) -> Notification:
+    """A notification read back from its stored fields (route and events as JSON)."""
+    return Notification(
+        id=nid,
+        route=RouteSettings.from_dict(json.loads(route)),
+        group_key=group_key,
+        events=[Event.from_dict(e) for e in json.loads(events)],
+        created_at=datetime.fromtimestamp(created_at, UTC),
+        not_before=not_before,
+    )
+
+
+def stored_record(nid: str, row: Mapping[str, Any]) -> NotificationRecord:
+    """A delivery record read back from its stored fields: an SQLite row or a Redis hash
+    (strings; fields added later are missing from older hashes)."""
+    route = json.loads(row["route"])
+    return NotificationRecord(
+        id=nid,
+        receiver=row["receiver"],
+        group_key=row["group_key"],
+        route_path=route.get("path", ""),
+        alerts=json.loads(row["events"]),
+        state=row["state"],
+        reason=row["reason"],
+        attempts=int(row["attempts"]),
+        last_error=row["last_error"],
+        created_at=float(row["created_at"]),
+        updated_at=float(row["updated_at"]),
+        delivered_in=row["delivered_in"],
+        env=row.get("env", ""),
+        severity=row.get("severity", ""),
+        source=row.get("source", ""),
+        alertname=row.get("alertname", ""),
+        not_before=float(row.get("not_before") or 0),
+    )
+
+
+def timeline_json(entry: TimelineEntry) -> str:
+    """One timeline entry's stored form."""
+    return compact_json(entry.to_dict())
+
+
+def merged_timeline(record: NotificationRecord, stored: Iterable[str]) -> list[TimelineEntry]:
+    """A record's whole timeline: the entries it implies, then the stored ones (JSON), by
+    time (ties keep that order)."""
+    entries = synthesized_timeline(record)
+    entries += [TimelineEntry.from_dict(json.loads(line)) for line in stored if line]
+    return sorted(entries, key=lambda e: e.at)

@@ -82,7 +82,6 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -101,16 +100,22 @@ from router.model import (
     Claim,
     DeliveryState,
     Deploy,
-    Event,
     NflogEntry,
     Notification,
     NotificationRecord,
     Outcome,
-    RouteSettings,
     TimelineEntry,
 )
 from router.secrets import redact_url
-from router.store.codec import compact_json, events_json, facets
+from router.store.codec import (
+    compact_json,
+    events_json,
+    facets,
+    merged_timeline,
+    stored_notification,
+    stored_record,
+    timeline_json,
+)
 from router.store.protocols import (
     DEFAULT_KEEP_RECORDS,
     DEFAULT_LEASE,
@@ -122,7 +127,6 @@ from router.store.protocols import (
     decode_cursor,
     encode_cursor,
 )
-from router.store.records import synthesized_timeline
 from router.store.redis.actions import ACTION_SCRIPTS, RedisActions
 from router.store.redis.heartbeats import HEARTBEAT_SCRIPTS, RedisHeartbeats
 from router.store.redis.oncall import RedisOncall
@@ -518,14 +522,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
             for i in range(2, len(flat), 8):
                 nid, receiver, group_key, route, events, created, tried, held = flat[i : i + 8]
                 notifications.append(
-                    Notification(
-                        id=nid,
-                        route=RouteSettings.from_dict(json.loads(route)),
-                        group_key=group_key,
-                        events=[Event.from_dict(e) for e in json.loads(events)],
-                        created_at=datetime.fromtimestamp(float(created), UTC),
-                        not_before=float(held),
-                    )
+                    stored_notification(nid, group_key, route, events, float(created), float(held))
                 )
                 attempts = max(attempts, int(tried))
             claims.append(Claim(receiver, group_key, notifications, attempts, mine))
@@ -825,7 +822,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
         nxt = str(found[0]) if found[0] else None
         ids = [str(i) for i in found[1:]]
         rows = await self._rows(ids, "query_notifications")
-        records = [_record(nid, row) for nid, row in zip(ids, rows, strict=True) if row]
+        records = [stored_record(nid, row) for nid, row in zip(ids, rows, strict=True) if row]
         return RecordPage(records, encode_cursor(int(float(nxt))) if nxt else None)
 
     async def _rows(self, ids: Sequence[str], what: str) -> list[dict[str, str]]:
@@ -842,7 +839,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
     async def get_notification(self, notification_id: str) -> NotificationRecord | None:
         """One record by id, if it is kept."""
         [row] = await self._rows([notification_id], "get_notification")
-        return _record(notification_id, row) if row else None
+        return stored_record(notification_id, row) if row else None
 
     async def timeline(self, notification_id: str) -> list[TimelineEntry]:
         """The record's own entries (received, routed, held), then those stored, by time."""
@@ -854,14 +851,12 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
                 row, raw = await pipe.execute()
         if not row:
             return []
-        stored = [TimelineEntry.from_dict(json.loads(e)) for e in raw]
-        first = synthesized_timeline(_record(notification_id, row))
-        return sorted([*first, *stored], key=lambda e: e.at)
+        return merged_timeline(stored_record(notification_id, row), raw)
 
     async def add_timeline(self, entries: Sequence[tuple[str, TimelineEntry]]) -> None:
         """Append entries to records that exist, each list expiring with its record."""
         if entries:
-            args = [x for nid, e in entries for x in (nid, compact_json(e.to_dict()))]
+            args = [x for nid, e in entries for x in (nid, timeline_json(e))]
             await self._run("timeline", args)
 
     async def count_states(self, since: float) -> Mapping[tuple[str, str], int]:
@@ -890,27 +885,4 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
 
 def _timeline_json(entries: Sequence[tuple[str, TimelineEntry]]) -> str:
     # An empty table encodes as {} in Lua's cjson and decodes back the same: ipairs skips it.
-    return compact_json([[nid, compact_json(e.to_dict())] for nid, e in entries])
-
-
-def _record(nid: str, row: Mapping[str, str]) -> NotificationRecord:
-    route = json.loads(row["route"])
-    return NotificationRecord(
-        id=nid,
-        receiver=row["receiver"],
-        group_key=row["group_key"],
-        route_path=route.get("path", ""),
-        alerts=json.loads(row["events"]),
-        state=row["state"],
-        reason=row["reason"],
-        attempts=int(row["attempts"]),
-        last_error=row["last_error"],
-        created_at=float(row["created_at"]),
-        updated_at=float(row["updated_at"]),
-        delivered_in=row["delivered_in"],
-        env=row.get("env", ""),
-        severity=row.get("severity", ""),
-        source=row.get("source", ""),
-        alertname=row.get("alertname", ""),
-        not_before=float(row.get("not_before") or 0),
-    )
+    return compact_json([[nid, timeline_json(e)] for nid, e in entries])

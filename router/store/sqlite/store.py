@@ -17,7 +17,6 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +25,6 @@ from router.model import (
     Claim,
     DeliveryState,
     Deploy,
-    Event,
     NflogEntry,
     Notification,
     NotificationRecord,
@@ -34,7 +32,16 @@ from router.model import (
     RouteSettings,
     TimelineEntry,
 )
-from router.store.codec import Facets, compact_json, events_json, facets
+from router.store.codec import (
+    Facets,
+    compact_json,
+    events_json,
+    facets,
+    merged_timeline,
+    stored_notification,
+    stored_record,
+    timeline_json,
+)
 from router.store.protocols import (
     DEFAULT_KEEP_RECORDS,
     DEFAULT_LEASE,
@@ -45,7 +52,6 @@ from router.store.protocols import (
     decode_cursor,
     encode_cursor,
 )
-from router.store.records import synthesized_timeline
 from router.store.rollup import ROLLUP_KEEP
 from router.store.sqlite.actions import ACTIONS_SCHEMA, SQLiteActions, expire_actions
 from router.store.sqlite.heartbeats import HEARTBEATS_SCHEMA, SQLiteHeartbeats
@@ -237,13 +243,13 @@ def _route_json(route: RouteSettings) -> str:
 
 
 def _row_notification(row: sqlite3.Row) -> Notification:
-    return Notification(
-        id=row["id"],
-        route=RouteSettings.from_dict(json.loads(row["route"])),
-        group_key=row["group_key"],
-        events=[Event.from_dict(e) for e in json.loads(row["events"])],
-        created_at=datetime.fromtimestamp(row["created_at"], UTC),
-        not_before=row["not_before"],
+    return stored_notification(
+        row["id"],
+        row["group_key"],
+        row["route"],
+        row["events"],
+        row["created_at"],
+        row["not_before"],
     )
 
 
@@ -882,12 +888,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
             ).fetchone()
             if row is None:
                 return []
-            stored = [
-                TimelineEntry.from_dict(json.loads(line))
-                for line in row["timeline"].splitlines()
-                if line
-            ]
-            return _in_order(synthesized_timeline(_row_record(row)), stored)
+            return merged_timeline(_row_record(row), row["timeline"].splitlines())
 
         return await self._read(fetch)
 
@@ -1047,7 +1048,7 @@ def _timeline_lines(entries: Sequence[tuple[str, TimelineEntry]]) -> dict[str, s
     """Each record's entries as the lines its timeline column gets appended."""
     lines: dict[str, str] = {}
     for nid, e in entries:
-        line = compact_json(e.to_dict()) + "\n"
+        line = timeline_json(e) + "\n"
         lines[nid] = lines.get(nid, "") + line
     return lines
 
@@ -1078,32 +1079,8 @@ def _first_created_since(conn: sqlite3.Connection, since: float) -> int:
     return int(lo)
 
 
-def _in_order(first: list[TimelineEntry], stored: list[TimelineEntry]) -> list[TimelineEntry]:
-    """The record's own entries, then the stored ones, by time (ties keep that order)."""
-    return sorted([*first, *stored], key=lambda e: e.at)
-
-
 def _row_record(row: sqlite3.Row) -> NotificationRecord:
-    route = json.loads(row["route"])
-    return NotificationRecord(
-        id=row["id"],
-        receiver=row["receiver"],
-        group_key=row["group_key"],
-        route_path=route.get("path", ""),
-        alerts=json.loads(row["events"]),
-        state=row["state"],
-        reason=row["reason"],
-        attempts=row["attempts"],
-        last_error=row["last_error"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        delivered_in=row["delivered_in"],
-        env=row["env"],
-        severity=row["severity"],
-        source=row["source"],
-        alertname=row["alertname"],
-        not_before=row["not_before"],
-    )
+    return stored_record(row["id"], dict(row))
 
 
 def _answer(results: Sequence[tuple[Reply, Any, BaseException | None]]) -> None:
