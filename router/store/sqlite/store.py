@@ -1,22 +1,17 @@
 """SQLite store: the embedded default for one replica.
 
-All access goes through one thread that owns the connection. Operations queued while a
-transaction commits are run together in the next one (group commit), so one fsync covers
-many webhooks and the event loop never blocks on disk.
+Every write goes through the engine's writer thread (engine.py: group commit), reads
+through its reader threads; the layout is in schema.py, the text index's backlog in
+textindex.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import itertools
 import json
-import queue
 import sqlite3
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,24 +48,21 @@ from router.store.protocols import (
 )
 from router.store.rollup import ROLLUP_KEEP
 from router.store.sqlite.actions import SQLiteActions, expire_actions
+from router.store.sqlite.engine import Engine
 from router.store.sqlite.heartbeats import SQLiteHeartbeats
 from router.store.sqlite.logcache import LogCache
 from router.store.sqlite.oncall import SQLiteOncall
 from router.store.sqlite.pending import PendingIndex
 from router.store.sqlite.rollups import SQLiteRollups, expire_rollups, roll_up
 from router.store.sqlite.schema import prepare, row_notification
+from router.store.sqlite.textindex import TextBacklog
 from router.store.sqlite.timers import SQLiteTimers
 
 T = TypeVar("T")
-# Who waits for an operation's result: a coroutine on an event loop (every store call), or
-# a thread (opening, closing, the writer's own chores).
-Reply = Future[Any] | asyncio.Future[Any]
-Op = tuple[Callable[[sqlite3.Connection], Any], Reply]
 
 # Finished records whose rows expire() may drop (their text and timeline go with them).
 _EXPIRED = "SELECT {} FROM notifications WHERE state != 'pending' AND updated_at < ?"
 
-_BATCH = 256
 # Events in one record() call past which they are encoded on the writer thread.
 LARGE_RECORD_EVENTS = 1_000
 # What a checkpointed write-ahead log is truncated to (SQLite's default keeps it whole).
@@ -89,9 +81,9 @@ def _insert_new(
     conn: sqlite3.Connection,
     rows: Sequence[tuple[Any, ...]],
     texts: Sequence[str],
-    unindexed: dict[str, str],
+    backlog: TextBacklog,
 ) -> set[str] | None:
-    """Insert the notifications not recorded yet, their text queued in `unindexed` for the
+    """Insert the notifications not recorded yet, their text queued in `backlog` for the
     search; the ids added, or None for all of them."""
     added = conn.executemany(
         "INSERT INTO notifications (id, receiver, group_key, route, events, created_at,"
@@ -101,7 +93,7 @@ def _insert_new(
     ).rowcount
     if added == len(rows):
         for row, text in zip(rows, texts, strict=True):
-            unindexed[row[0]] = text
+            backlog.add(row[0], text)
         return None
     # Some ids were recorded before (a call made again): the rows just added are the
     # newest of these ids.
@@ -113,7 +105,7 @@ def _insert_new(
     fresh = dict.fromkeys(i for i in ids if i in found)
     by_id = {row[0]: text for row, text in zip(rows, texts, strict=True)}
     for i in fresh:
-        unindexed[i] = by_id[i]
+        backlog.add(i, by_id[i])
     return found
 
 
@@ -155,27 +147,17 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
         self.lease = lease
         self.keep_records = keep_records
         self._synchronous = synchronous
-        self._queue: queue.SimpleQueue[Op] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._open_error = ""
+        # Texts of records recorded but not in the text index yet.
+        self._text = TextBacklog()
+        self._engine = Engine(path, self._connect, chores=self._text)
         self._pending = PendingIndex()
         self._nflog = LogCache(NFLOG_CACHE_ALERTS)
         # Post slots per destination key: when the next one starts.
         self._slots: dict[str, float] = {}
         # Bumped by every record that brings alert states (this process is the only writer).
         self._alerts_generation = 0
-        # Console and API reads, beside the writer (one connection per reader thread).
-        self._reader_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-read")
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        # Operations queued on the writer and not answered yet.
-        self._writes = 0
-        # Texts of records recorded but not in the text index yet (id -> text); only the
-        # writer thread touches it.
-        self._unindexed: dict[str, str] = {}
 
-    # -- the writer thread ---------------------------------------------------------------
+    # -- the engine ----------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         parent = Path(self.path).parent
@@ -192,150 +174,17 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
         prepare(conn)
         return conn
 
-    def _index_text(self, conn: sqlite3.Connection, limit: int | None = None) -> None:
-        """Index the queued texts, the oldest `limit` of them if given (an operation of the
-        writer thread). Indexed many at a time, not one with each webhook, FTS5 costs far
-        less per record; a few at a time, no commit waits long for it."""
-        if not self._unindexed:
-            return
-        if limit is None or limit >= len(self._unindexed):
-            queued, self._unindexed = self._unindexed, {}
-        else:
-            queued = dict(itertools.islice(self._unindexed.items(), limit))
-            for nid in queued:
-                del self._unindexed[nid]
-        conn.executemany(
-            "INSERT INTO notifications_text (rowid, text)"
-            " SELECT seq, ? FROM notifications WHERE id = ?",
-            [(text, nid) for nid, text in queued.items()],
-        )
-
-    def _index_chunk(self, conn: sqlite3.Connection) -> None:
-        self._index_text(conn, _TEXT_CHUNK)
-
-    def _index_idle_slice(self, conn: sqlite3.Connection) -> None:
-        self._index_text(conn, _TEXT_IDLE_SLICE)
-
-    def _run(self, ready: Future[None]) -> None:
-        try:
-            conn = self._connect()
-        except Exception as exc:  # noqa: BLE001 - reported to open()
-            ready.set_exception(exc)
-            return
-        ready.set_result(None)
-        while True:
-            try:
-                item = self._queue.get(timeout=_TEXT_DELAY if self._unindexed else None)
-            except queue.Empty:
-                # Idle: index a slice at a time, so a webhook arriving now waits for one
-                # slice at most, not for the whole backlog.
-                self._run_batch(conn, [(self._index_idle_slice, Future())])
-                continue
-            batch = [item]
-            while len(batch) < _BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if len(self._unindexed) >= _TEXT_BACKLOG:
-                # Busy for long: a chunk goes with each batch (in the same commit, no
-                # fsync of its own), so the backlog stays bounded.
-                batch.append((self._index_chunk, Future()))
-            stop = any(fn is _STOP for fn, _ in batch)
-            self._run_batch(conn, [(fn, fut) for fn, fut in batch if fn is not _STOP])
-            if stop and self._unindexed:
-                self._run_batch(conn, [(self._index_text, Future())])
-            if stop:
-                for fn, fut in batch:
-                    if fn is _STOP and not fut.done():
-                        fut.set_result(None)
-                conn.close()
-                return
-
-    @staticmethod
-    def _run_batch(conn: sqlite3.Connection, batch: list[Op]) -> None:
-        if not batch:
-            return
-        results: list[tuple[Reply, Any, BaseException | None]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for fn, fut in batch:
-                # A savepoint per operation: one failing operation cannot undo the others.
-                conn.execute("SAVEPOINT op")
-                try:
-                    value = fn(conn)
-                except Exception as exc:  # noqa: BLE001 - handed to the caller
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    results.append((fut, None, exc))
-                else:
-                    conn.execute("RELEASE op")
-                    results.append((fut, value, None))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            results = [(fut, None, StoreUnavailable(f"sqlite: {exc}")) for _, fut in batch]
-        _answer(results)
-
-    def _not_open(self) -> StoreUnavailable:
-        return StoreUnavailable(f"sqlite store is not open{self._open_error}")
-
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a read on a reader connection of its own (WAL lets it see every committed
-        write without waiting): a slow console query never holds up the writer."""
-        if self._thread is None or self._closed:
-            raise self._not_open()
-        if self._writes:
-            # Writes queued before this read are seen by it, as when reads were queued
-            # behind them: a marker through the writer thread waits for their commit.
-            await self._call(_barrier)
-
-        def run() -> T:
-            conn = getattr(self._local, "conn", None)
-            if conn is None:
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA busy_timeout=5000")
-                conn.execute("PRAGMA query_only=1")
-                self._local.conn = conn
-                self._readers.append(conn)
-            try:
-                return fn(conn)
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"sqlite: {exc}") from exc
-
-        return await asyncio.get_running_loop().run_in_executor(self._reader_pool, run)
+        return await self._engine.read(fn)
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._thread is None or self._closed:
-            raise self._not_open()
-        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put((fn, fut))
-        self._writes += 1
-        try:
-            return await fut
-        finally:
-            self._writes -= 1
+        return await self._engine.call(fn)
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._thread is not None:
+        if not await self._engine.open():
             return
-        ready: Future[None] = Future()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self._thread.start()
-        try:
-            await asyncio.wrap_future(ready)
-        except (sqlite3.Error, OSError) as exc:
-            self._thread = None
-            # Said by every call until an open succeeds: why the store is not open.
-            self._open_error = f": cannot open {self.path}: {exc}"
-            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
-        self._open_error = ""
 
         # One replica owns this file: what was pending (claimed by a killed process or
         # not) is pending again, indexed in memory for claiming.
@@ -348,10 +197,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
             rows = await self._call(load)
         except StoreUnavailable:
             # Not open after all: the next open() starts from scratch.
-            stopped: Future[None] = Future()
-            self._queue.put((_STOP, stopped))
-            await asyncio.wrap_future(stopped)
-            self._thread = None
+            await self._engine.stop()
             raise
         for row in rows:
             self._pending.add(
@@ -359,18 +205,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
             )
 
     async def close(self) -> None:
-        if self._thread is None or self._closed:
-            return
-        fut: Future[None] = Future()
-        self._queue.put((_STOP, fut))
-        self._closed = True
-        await asyncio.wrap_future(fut)
-        thread = self._thread
-        await asyncio.get_running_loop().run_in_executor(None, thread.join, 5.0)
-        self._reader_pool.shutdown(wait=True)
-        for conn in self._readers:
-            conn.close()
-        self._readers.clear()
+        await self._engine.close()
 
     async def ping(self) -> None:
         await self._call(lambda c: c.execute("SELECT 1").fetchone())
@@ -449,7 +284,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
 
         def insert(conn: sqlite3.Connection) -> tuple[set[str] | None, bool]:
             rows, texts = encoded if encoded is not None else encode()
-            fresh = _insert_new(conn, rows, texts, self._unindexed) if rows else None
+            fresh = _insert_new(conn, rows, texts, self._text) if rows else None
             changed = _alerts_change(conn, alert_rows, resolved)
             if alert_rows:
                 conn.executemany(
@@ -511,14 +346,14 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
         return await self._call(fetch)
 
     async def claim(self, now: float, limit: int) -> list[Claim]:
-        if self._thread is None or self._closed:
-            raise self._not_open()
+        if not self._engine.running:
+            raise self._engine.not_open()
         return self._pending.claim(now, limit, self.lease, uuid.uuid4().hex)
 
     async def renew(self, claims: Sequence[Claim], now: float) -> set[str]:
         """Leases live in memory (one process owns the file): renewing costs no write."""
-        if self._thread is None or self._closed:
-            raise self._not_open()
+        if not self._engine.running:
+            raise self._engine.not_open()
         return self._pending.renew(claims, now, self.lease)
 
     async def release(
@@ -675,7 +510,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
         text = (query.text or "").lower()
         if text:
             # Records recorded a moment ago are found too.
-            await self._call(self._index_text)
+            await self._call(self._text.index)
 
         def fetch(conn: sqlite3.Connection) -> RecordPage:
             by_text = len(text) >= _TRIGRAM and not _few(conn, filters)
@@ -783,15 +618,6 @@ _FILTERED = (
 )
 # The trigram index answers substrings at least this long.
 _TRIGRAM = 3
-# Texts wait for the writer to be idle this long (or for a text query), then are all
-# indexed at once: a burst of webhooks does not pay for them. Past a backlog of
-# _TEXT_BACKLOG (a long storm), _TEXT_CHUNK of them go with each batch of writes.
-_TEXT_DELAY = 0.5
-_TEXT_BACKLOG = 20_000
-_TEXT_CHUNK = 64
-_TEXT_IDLE_SLICE = 2_000
-
-
 # A filter matching at most this many records drives a text query (each record's text
 # checked by rowid): cheaper than walking the text index's matches to find them.
 _FEW = 10_000
@@ -897,43 +723,3 @@ def _first_created_since(conn: sqlite3.Connection, since: float) -> int:
 
 def _row_record(row: sqlite3.Row) -> NotificationRecord:
     return stored_record(row["id"], dict(row))
-
-
-def _answer(results: Sequence[tuple[Reply, Any, BaseException | None]]) -> None:
-    """Hand each operation's result or error to whoever waits for it: the event loop's
-    waiters all in one callback per batch (one wake-up of the loop, not one per write)."""
-    waiting: dict[asyncio.AbstractEventLoop, list[tuple[Reply, Any, BaseException | None]]] = {}
-    for result in results:
-        fut = result[0]
-        if isinstance(fut, Future):
-            _settle([result])
-        else:
-            waiting.setdefault(fut.get_loop(), []).append(result)
-    for loop, answers in waiting.items():
-        try:
-            loop.call_soon_threadsafe(_settle, answers)
-        except RuntimeError:
-            # The loop is closed: nobody waits any more.
-            pass
-
-
-def _settle(results: Sequence[tuple[Reply, Any, BaseException | None]]) -> None:
-    for fut, value, error in results:
-        # The caller may have been cancelled meanwhile; its result is then nobody's.
-        if fut.done():
-            continue
-        if error is not None:
-            fut.set_exception(error)
-        else:
-            fut.set_result(value)
-
-
-def _barrier(conn: sqlite3.Connection) -> None:
-    """Marker operation: answered once everything queued before it committed."""
-
-
-def _stop(conn: sqlite3.Connection) -> None:
-    """Marker operation: close the connection after the current batch."""
-
-
-_STOP: Callable[[sqlite3.Connection], None] = _stop
