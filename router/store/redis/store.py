@@ -161,7 +161,7 @@ _SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "record": ("records",),
     "claim": (),
     "release": ("requeue",),
-    "complete": ("requeue", "records"),
+    "complete": ("requeue", "records", "rollup_counts"),
     "give_back": ("requeue",),
     "renew": (),
     "expire": ("records",),
@@ -636,6 +636,8 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
             entry_expires = _num(outcome.nflog.expires_at)
             if outcome.nflog.firing:
                 entry_firing_at = _num(outcome.nflog.last_notified_at)
+        # Written by the same script unless they need reads first.
+        rollup = self._inline_rollup(claim, outcome, now)
         gid = _gid(claim.receiver, claim.group_key)
         self._finished(gid, claim.token)
         args: list[str | int | float] = [
@@ -653,11 +655,13 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
             entry_expires,
             entry_firing_at,
             _timeline_json(timeline),
+            "" if rollup is None else rollup,
             *claim.ids,
         ]
         with self._finishing_claim(claim):
             await self._run("complete", args)
-        await self._roll_up(claim, outcome, now)
+        if rollup is None:
+            await self._roll_up(claim, outcome, now)
 
     async def expire(self, now: float) -> int:
         """Drop expired log entries, alert states, old deploys and finished records, in
