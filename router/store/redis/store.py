@@ -75,6 +75,7 @@ their key names.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -92,7 +93,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from router.model import (
@@ -150,6 +151,8 @@ WAIT_TIMEOUT_MS = 1000
 _EXPIRE_BATCH = 500
 _CLAIMED_LOG_MAX = 10_000
 _LIST_PAGE = 200
+# Script calls sent in one pipeline at most.
+_PIPELINE_MAX = 128
 # Claims renewed per script run: a renewal of thousands of claims never blocks Redis long.
 _RENEW_BATCH = 1000
 
@@ -267,6 +270,10 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
         # Tokens of the claims being released or completed right now: still held for
         # `renew` until that call returns, though Redis no longer has their lease.
         self._finishing: set[str] = set()
+        # Records and completions asked for in this turn of the event loop: sent together
+        # in one pipeline at its end.
+        self._queued: list[tuple[str, Sequence[str | int | float], asyncio.Future[Any]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"RedisStore({self._where!r}, key_prefix={self.prefix!r})"
@@ -348,6 +355,87 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
         client = self._redis
         with self._guard(name):
             return await script(keys=[], args=[self.prefix, *args], client=client)
+
+    async def _run_grouped(self, name: str, args: Sequence[str | int | float]) -> Any:
+        """`_run`, sent in one pipeline with the calls made in the same turn of the event
+        loop (a storm's webhooks and deliveries): one round trip for all of them, while
+        earlier ones may still be in flight."""
+        self._redis  # noqa: B018 - raises StoreUnavailable unless open
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._send_queued)
+        self._queued.append((name, args, fut))
+        return await fut
+
+    def _send_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        for first in range(0, len(queued), _PIPELINE_MAX):
+            # A caller cancelled before its call went out: it is not made at all.
+            batch = [item for item in queued[first : first + _PIPELINE_MAX] if not item[2].done()]
+            if batch:
+                task = asyncio.create_task(self._send(batch))
+                # Held until done: the loop keeps only weak references to tasks.
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+
+    async def _send(
+        self, batch: Sequence[tuple[str, Sequence[str | int | float], asyncio.Future[Any]]]
+    ) -> None:
+        try:
+            await self._send_batch(batch)
+        finally:
+            # Cancelled mid-way (the loop shutting down): its callers are not left waiting.
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.cancel()
+
+    async def _send_batch(
+        self, batch: Sequence[tuple[str, Sequence[str | int | float], asyncio.Future[Any]]]
+    ) -> None:
+        if len(batch) == 1:
+            # Alone: a script call of its own, as when nothing else is in flight.
+            name, args, fut = batch[0]
+            try:
+                result = await self._run(name, args)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller
+                _settle(fut, None, exc)
+            else:
+                _settle(fut, result, None)
+            return
+        try:
+            client = self._redis
+            async with client.pipeline(transaction=False) as pipe:
+                for name, args, _ in batch:
+                    # By hash alone: a script registered on the pipeline would cost a SCRIPT
+                    # EXISTS round trip first.
+                    pipe.evalsha(self._scripts[name].sha, 0, self.prefix, *args)
+                results = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # noqa: BLE001 - handed to every caller
+            for name, _, fut in batch:
+                _settle(fut, None, self._failure(name, exc))
+            return
+        unknown = []
+        for item, result in zip(batch, results, strict=True):
+            name, _, fut = item
+            if isinstance(result, NoScriptError):
+                unknown.append(item)
+            elif isinstance(result, Exception):
+                _settle(fut, None, self._failure(name, result))
+            else:
+                _settle(fut, result, None)
+        # Redis lost its scripts (a restart): one call each loads them again.
+        for item in unknown:
+            await self._send_batch([item])
+
+    def _failure(self, what: str, exc: Exception) -> Exception:
+        """What a call of `what` that failed with `exc` raises (see `_guard`)."""
+        try:
+            with self._guard(what):
+                raise exc
+        except Exception as mapped:  # noqa: BLE001 - returned, raised by the caller
+            return mapped
+        return exc
 
     async def _hget(self, key: str, field: str) -> str | None:
         client = self._redis
@@ -482,7 +570,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
             member = _dumps([d.app, d.namespace, d.revision, d.trigger])
             args += [member, d.app, d.namespace, _dumps(d.to_dict()), _num(d.at)]
         if self.min_replicas <= 0:
-            await self._run("record", args)
+            await self._run_grouped("record", args)
         else:
             await self._run_replicated("record", args)
 
@@ -659,7 +747,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
             *claim.ids,
         ]
         with self._finishing_claim(claim):
-            await self._run("complete", args)
+            await self._run_grouped("complete", args)
         if rollup is None:
             await self._roll_up(claim, outcome, now)
 
@@ -885,6 +973,16 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
             ],
         )
         return bool(done)
+
+
+def _settle(fut: asyncio.Future[Any], value: Any, error: Exception | None) -> None:
+    # The caller may have been cancelled meanwhile; its result is then nobody's.
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(value)
 
 
 def _timeline_json(entries: Sequence[tuple[str, TimelineEntry]]) -> str:
