@@ -462,6 +462,77 @@ async def test_an_outage_is_unavailable_then_recovers_without_reopening(tmp_path
         server.stop()
 
 
+async def test_records_and_completions_made_at_once_all_land(replica: Opener) -> None:
+    store = await replica()
+    # Made in one go, they are sent together (one pipeline per round trip).
+    await asyncio.gather(*(store.record([notification(f"g{i}", f"a{i}")]) for i in range(40)))
+    claims = await store.claim(T0, 100)
+    assert sorted(c.group_key for c in claims) == sorted(f"g{i}" for i in range(40))
+    await asyncio.gather(
+        *(
+            store.complete(
+                c,
+                Outcome(DeliveryState.SENT, "sent", nflog=entry(c.group_key, T0, frozenset())),
+                T0,
+            )
+            for c in claims
+        )
+    )
+    assert await store.pending_count() == 0
+    records = await store.list_notifications(100)
+    assert {r.state for r in records} == {"sent"} and len(records) == 40
+    assert await store.nflog_get("r1", "g7", T0 + 1) == entry("g7", T0, frozenset())
+
+
+async def test_a_failing_script_sent_with_others_fails_alone(replica: Opener) -> None:
+    store = await replica()
+    answers: list[object] = await asyncio.gather(
+        store.record([notification("g1", "a")]),
+        store._run_grouped("record", ["not a count"]),
+        store.record([notification("g2", "b")]),
+        return_exceptions=True,
+    )
+    assert answers[0] is None and answers[2] is None
+    assert isinstance(answers[1], redis.exceptions.ResponseError)
+    assert sorted(c.group_key for c in await store.claim(T0, 10)) == ["g1", "g2"]
+
+
+async def test_calls_sent_together_load_the_scripts_redis_lost(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    store = RedisStore(server.url, key_prefix="flushed:")
+    try:
+        await store.open()
+        await store.record([notification("g0", "a")])
+        sync_client(server.url).script_flush()  # as a restart without persistence does
+        await asyncio.gather(*(store.record([notification(f"g{i}", "a")]) for i in range(1, 6)))
+        assert await store.pending_count() == 6
+    finally:
+        await store.close()
+        server.stop()
+
+
+async def test_calls_sent_together_during_an_outage_are_all_unavailable(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    store = RedisStore(server.url, key_prefix="outage:")
+    try:
+        await store.open()
+        await store.record([notification("g0", "a")])
+        server.stop()
+        failed = await asyncio.gather(
+            *(store.record([notification(f"g{i}", "a")]) for i in range(1, 6)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(f, StoreUnavailable) for f in failed)
+        server.start()
+        await asyncio.gather(*(store.record([notification(f"g{i}", "a")]) for i in range(1, 6)))
+        assert await store.pending_count() == 6
+    finally:
+        await store.close()
+        server.stop()
+
+
 async def test_replicas_share_one_post_budget_per_destination(replica: Opener) -> None:
     a, b = await replica(), await replica()
     starts = await asyncio.gather(*(s.reserve_slot("chan", 1.0, T0) for s in (a, b, a, b)))

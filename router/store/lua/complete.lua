@@ -2,13 +2,21 @@
 -- nothing if the lease is no longer the claim's. ARGV: prefix, gid, token, now, state,
 -- reason, error, attempted (0/1), delivered_in, record TTL, log entry, its TTL, its
 -- expiry, when it was notified if it tells of firing alerts ('' if not), timeline entries
--- (JSON [[id, entry], ...]), then the claim's ids, oldest first.
+-- (JSON [[id, entry], ...]), the claim's rollup counts (JSON [day TTL, hour, day, hour
+-- TTL, field, counts, ...], or '' when written apart), then the claim's ids, oldest first.
 local P, gid, token, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local state, reason, err, attempted = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
 local delivered_in, record_ttl = ARGV[9], tonumber(ARGV[10])
 local entry, entry_ttl, entry_expires = ARGV[11], tonumber(ARGV[12]), ARGV[13]
 local entry_firing_at = ARGV[14]
 local lease = P .. 'lease:' .. gid
+-- Counted whoever holds the lease, as when written by a call of its own after this one.
+if ARGV[16] ~= '' then
+  local r = cjson.decode(ARGV[16])
+  local rows = {}
+  for i = 5, #r do rows[#rows + 1] = r[i] end
+  rollup_counts(P, r[1], r[2], r[3], r[4], rows)
+end
 -- Not our lease any more: taken over after it ran out, or already completed.
 if redis.call('GET', lease) ~= token then return 0 end
 local q = P .. 'q:' .. gid
@@ -16,7 +24,7 @@ local latest = ARGV[#ARGV]
 for _, pair in ipairs(cjson.decode(ARGV[15])) do
   redis.call('RPUSH', P .. 'tl:' .. pair[1], pair[2])
 end
-for k = 16, #ARGV do
+for k = 17, #ARGV do
   local id = ARGV[k]
   local nkey = P .. 'n:' .. id
   if redis.call('HGET', nkey, 'state') == 'pending' then

@@ -15,6 +15,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from router.model import Claim, GroupActions, Outcome
+from router.store.codec import compact_json
 from router.store.protocols import StoreUnavailable
 from router.store.rollup import (
     COLUMNS,
@@ -37,7 +38,7 @@ _CACHED_BUCKETS = 128
 
 ROLLUP_SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "rollup_episodes": (),
-    "rollup_add": (),
+    "rollup_add": ("rollup_counts",),
     "report_slot": (),
 }
 _SEP = "\x1f"
@@ -81,16 +82,21 @@ class RedisRollups:
                     episode_counts(episode, previous or None, counts)
         await self.add_rollups(at, counts)
 
+    def _inline_rollup(self, claim: Claim, outcome: Outcome, at: float) -> str | None:
+        """A finished claim's counts as the complete script adds them (JSON, '' for none),
+        or None when they need reads first (episodes, actions) and `_roll_up` writes them:
+        most claims' counts then cost no round trip of their own."""
+        if needs_actions(claim):
+            return None
+        counts, episodes = finished(claim, outcome, None)
+        if episodes:
+            return None
+        args = _rollup_args(at, counts)
+        return compact_json([str(a) for a in args]) if args else ""
+
     async def add_rollups(self, at: float, counts: Mapping[Key, Sequence[int]]) -> None:
-        if not counts:
-            return
-        hour, day = int(at // HOUR) * HOUR, int(at // DAY) * DAY
-        args: list[str | int | float] = [int(ROLLUP_KEEP), hour, day, int(HOURLY_KEEP)]
-        for (kind, name), row in counts.items():
-            packed = ",".join(f"{i}:{v}" for i, v in enumerate(row) if v)
-            if packed:
-                args += [f"{kind}{_SEP}{name}", packed]
-        if len(args) > 4:
+        args = _rollup_args(at, counts)
+        if args:
             await self._run("rollup_add", args)
 
     async def claim_report(self, name: str, slot: float) -> bool | None:
@@ -163,3 +169,16 @@ def _parse(fields: Mapping[bytes | str, bytes | str]) -> dict[Key, list[tuple[in
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _rollup_args(at: float, counts: Mapping[Key, Sequence[int]]) -> list[str | int | float]:
+    """What rollup_counts (router/store/lua/) adds for `counts` at `at`: the day's TTL,
+    hour, day, the hour's TTL, then field and packed counts per nonzero row; empty when
+    there is nothing to add."""
+    hour, day = int(at // HOUR) * HOUR, int(at // DAY) * DAY
+    args: list[str | int | float] = [int(ROLLUP_KEEP), hour, day, int(HOURLY_KEEP)]
+    for (kind, name), row in counts.items():
+        packed = ",".join(f"{i}:{v}" for i, v in enumerate(row) if v)
+        if packed:
+            args += [f"{kind}{_SEP}{name}", packed]
+    return args if len(args) > 4 else []

@@ -75,6 +75,7 @@ their key names.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -82,7 +83,6 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -93,7 +93,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from router.model import (
@@ -101,15 +101,22 @@ from router.model import (
     Claim,
     DeliveryState,
     Deploy,
-    Event,
     NflogEntry,
     Notification,
     NotificationRecord,
     Outcome,
-    RouteSettings,
     TimelineEntry,
 )
 from router.secrets import redact_url
+from router.store.codec import (
+    compact_json,
+    events_json,
+    facets,
+    merged_timeline,
+    stored_notification,
+    stored_record,
+    timeline_json,
+)
 from router.store.protocols import (
     DEFAULT_KEEP_RECORDS,
     DEFAULT_LEASE,
@@ -118,13 +125,9 @@ from router.store.protocols import (
     RecordPage,
     RecordQuery,
     StoreUnavailable,
-    compact_json,
     decode_cursor,
     encode_cursor,
-    events_json,
-    facets,
 )
-from router.store.records import synthesized_timeline
 from router.store.redis.actions import ACTION_SCRIPTS, RedisActions
 from router.store.redis.heartbeats import HEARTBEAT_SCRIPTS, RedisHeartbeats
 from router.store.redis.oncall import RedisOncall
@@ -148,6 +151,8 @@ WAIT_TIMEOUT_MS = 1000
 _EXPIRE_BATCH = 500
 _CLAIMED_LOG_MAX = 10_000
 _LIST_PAGE = 200
+# Script calls sent in one pipeline at most.
+_PIPELINE_MAX = 128
 # Claims renewed per script run: a renewal of thousands of claims never blocks Redis long.
 _RENEW_BATCH = 1000
 
@@ -159,7 +164,7 @@ _SCRIPTS: Mapping[str, tuple[str, ...]] = {
     "record": ("records",),
     "claim": (),
     "release": ("requeue",),
-    "complete": ("requeue", "records"),
+    "complete": ("requeue", "records", "rollup_counts"),
     "give_back": ("requeue",),
     "renew": (),
     "expire": ("records",),
@@ -267,6 +272,10 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
         # Tokens of the claims being released or completed right now: still held for
         # `renew` until that call returns, though Redis no longer has their lease.
         self._finishing: set[str] = set()
+        # Records and completions asked for in this turn of the event loop: sent together
+        # in one pipeline at its end.
+        self._queued: list[tuple[str, Sequence[str | int | float], asyncio.Future[Any]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"RedisStore({self._where!r}, key_prefix={self.prefix!r})"
@@ -348,6 +357,87 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
         client = self._redis
         with self._guard(name):
             return await script(keys=[], args=[self.prefix, *args], client=client)
+
+    async def _run_grouped(self, name: str, args: Sequence[str | int | float]) -> Any:
+        """`_run`, sent in one pipeline with the calls made in the same turn of the event
+        loop (a storm's webhooks and deliveries): one round trip for all of them, while
+        earlier ones may still be in flight."""
+        self._redis  # noqa: B018 - raises StoreUnavailable unless open
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._send_queued)
+        self._queued.append((name, args, fut))
+        return await fut
+
+    def _send_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        for first in range(0, len(queued), _PIPELINE_MAX):
+            # A caller cancelled before its call went out: it is not made at all.
+            batch = [item for item in queued[first : first + _PIPELINE_MAX] if not item[2].done()]
+            if batch:
+                task = asyncio.create_task(self._send(batch))
+                # Held until done: the loop keeps only weak references to tasks.
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+
+    async def _send(
+        self, batch: Sequence[tuple[str, Sequence[str | int | float], asyncio.Future[Any]]]
+    ) -> None:
+        try:
+            await self._send_batch(batch)
+        finally:
+            # Cancelled mid-way (the loop shutting down): its callers are not left waiting.
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.cancel()
+
+    async def _send_batch(
+        self, batch: Sequence[tuple[str, Sequence[str | int | float], asyncio.Future[Any]]]
+    ) -> None:
+        if len(batch) == 1:
+            # Alone: a script call of its own, as when nothing else is in flight.
+            name, args, fut = batch[0]
+            try:
+                result = await self._run(name, args)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller
+                _settle(fut, None, exc)
+            else:
+                _settle(fut, result, None)
+            return
+        try:
+            client = self._redis
+            async with client.pipeline(transaction=False) as pipe:
+                for name, args, _ in batch:
+                    # By hash alone: a script registered on the pipeline would cost a SCRIPT
+                    # EXISTS round trip first.
+                    pipe.evalsha(self._scripts[name].sha, 0, self.prefix, *args)
+                results = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # noqa: BLE001 - handed to every caller
+            for name, _, fut in batch:
+                _settle(fut, None, self._failure(name, exc))
+            return
+        unknown = []
+        for item, result in zip(batch, results, strict=True):
+            name, _, fut = item
+            if isinstance(result, NoScriptError):
+                unknown.append(item)
+            elif isinstance(result, Exception):
+                _settle(fut, None, self._failure(name, result))
+            else:
+                _settle(fut, result, None)
+        # Redis lost its scripts (a restart): one call each loads them again.
+        for item in unknown:
+            await self._send_batch([item])
+
+    def _failure(self, what: str, exc: Exception) -> Exception:
+        """What a call of `what` that failed with `exc` raises (see `_guard`)."""
+        try:
+            with self._guard(what):
+                raise exc
+        except Exception as mapped:  # noqa: BLE001 - returned, raised by the caller
+            return mapped
+        return exc
 
     async def _hget(self, key: str, field: str) -> str | None:
         client = self._redis
@@ -482,7 +572,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
             member = _dumps([d.app, d.namespace, d.revision, d.trigger])
             args += [member, d.app, d.namespace, _dumps(d.to_dict()), _num(d.at)]
         if self.min_replicas <= 0:
-            await self._run("record", args)
+            await self._run_grouped("record", args)
         else:
             await self._run_replicated("record", args)
 
@@ -522,14 +612,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
             for i in range(2, len(flat), 8):
                 nid, receiver, group_key, route, events, created, tried, held = flat[i : i + 8]
                 notifications.append(
-                    Notification(
-                        id=nid,
-                        route=RouteSettings.from_dict(json.loads(route)),
-                        group_key=group_key,
-                        events=[Event.from_dict(e) for e in json.loads(events)],
-                        created_at=datetime.fromtimestamp(float(created), UTC),
-                        not_before=float(held),
-                    )
+                    stored_notification(nid, group_key, route, events, float(created), float(held))
                 )
                 attempts = max(attempts, int(tried))
             claims.append(Claim(receiver, group_key, notifications, attempts, mine))
@@ -643,6 +726,8 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
             entry_expires = _num(outcome.nflog.expires_at)
             if outcome.nflog.firing:
                 entry_firing_at = _num(outcome.nflog.last_notified_at)
+        # Written by the same script unless they need reads first.
+        rollup = self._inline_rollup(claim, outcome, now)
         gid = _gid(claim.receiver, claim.group_key)
         self._finished(gid, claim.token)
         args: list[str | int | float] = [
@@ -660,11 +745,13 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
             entry_expires,
             entry_firing_at,
             _timeline_json(timeline),
+            "" if rollup is None else rollup,
             *claim.ids,
         ]
         with self._finishing_claim(claim):
-            await self._run("complete", args)
-        await self._roll_up(claim, outcome, now)
+            await self._run_grouped("complete", args)
+        if rollup is None:
+            await self._roll_up(claim, outcome, now)
 
     async def expire(self, now: float) -> int:
         """Drop expired log entries, alert states, old deploys and finished records, in
@@ -829,7 +916,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
         nxt = str(found[0]) if found[0] else None
         ids = [str(i) for i in found[1:]]
         rows = await self._rows(ids, "query_notifications")
-        records = [_record(nid, row) for nid, row in zip(ids, rows, strict=True) if row]
+        records = [stored_record(nid, row) for nid, row in zip(ids, rows, strict=True) if row]
         return RecordPage(records, encode_cursor(int(float(nxt))) if nxt else None)
 
     async def _rows(self, ids: Sequence[str], what: str) -> list[dict[str, str]]:
@@ -846,7 +933,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
     async def get_notification(self, notification_id: str) -> NotificationRecord | None:
         """One record by id, if it is kept."""
         [row] = await self._rows([notification_id], "get_notification")
-        return _record(notification_id, row) if row else None
+        return stored_record(notification_id, row) if row else None
 
     async def timeline(self, notification_id: str) -> list[TimelineEntry]:
         """The record's own entries (received, routed, held), then those stored, by time."""
@@ -858,14 +945,12 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
                 row, raw = await pipe.execute()
         if not row:
             return []
-        stored = [TimelineEntry.from_dict(json.loads(e)) for e in raw]
-        first = synthesized_timeline(_record(notification_id, row))
-        return sorted([*first, *stored], key=lambda e: e.at)
+        return merged_timeline(stored_record(notification_id, row), raw)
 
     async def add_timeline(self, entries: Sequence[tuple[str, TimelineEntry]]) -> None:
         """Append entries to records that exist, each list expiring with its record."""
         if entries:
-            args = [x for nid, e in entries for x in (nid, compact_json(e.to_dict()))]
+            args = [x for nid, e in entries for x in (nid, timeline_json(e))]
             await self._run("timeline", args)
 
     async def count_states(self, since: float) -> Mapping[tuple[str, str], int]:
@@ -892,29 +977,16 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
         return bool(done)
 
 
+def _settle(fut: asyncio.Future[Any], value: Any, error: Exception | None) -> None:
+    # The caller may have been cancelled meanwhile; its result is then nobody's.
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(value)
+
+
 def _timeline_json(entries: Sequence[tuple[str, TimelineEntry]]) -> str:
     # An empty table encodes as {} in Lua's cjson and decodes back the same: ipairs skips it.
-    return compact_json([[nid, compact_json(e.to_dict())] for nid, e in entries])
-
-
-def _record(nid: str, row: Mapping[str, str]) -> NotificationRecord:
-    route = json.loads(row["route"])
-    return NotificationRecord(
-        id=nid,
-        receiver=row["receiver"],
-        group_key=row["group_key"],
-        route_path=route.get("path", ""),
-        alerts=json.loads(row["events"]),
-        state=row["state"],
-        reason=row["reason"],
-        attempts=int(row["attempts"]),
-        last_error=row["last_error"],
-        created_at=float(row["created_at"]),
-        updated_at=float(row["updated_at"]),
-        delivered_in=row["delivered_in"],
-        env=row.get("env", ""),
-        severity=row.get("severity", ""),
-        source=row.get("source", ""),
-        alertname=row.get("alertname", ""),
-        not_before=float(row.get("not_before") or 0),
-    )
+    return compact_json([[nid, timeline_json(e)] for nid, e in entries])

@@ -1,23 +1,17 @@
 """SQLite store: the embedded default for one replica.
 
-All access goes through one thread that owns the connection. Operations queued while a
-transaction commits are run together in the next one (group commit), so one fsync covers
-many webhooks and the event loop never blocks on disk.
+Every write goes through the engine's writer thread (engine.py: group commit), reads
+through its reader threads; the layout is in schema.py, the text index's backlog in
+textindex.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import itertools
 import json
-import queue
 import sqlite3
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +20,6 @@ from router.model import (
     Claim,
     DeliveryState,
     Deploy,
-    Event,
     NflogEntry,
     Notification,
     NotificationRecord,
@@ -34,123 +27,42 @@ from router.model import (
     RouteSettings,
     TimelineEntry,
 )
+from router.store.codec import (
+    Facets,
+    compact_json,
+    events_json,
+    facets,
+    merged_timeline,
+    stored_record,
+    timeline_json,
+)
 from router.store.protocols import (
     DEFAULT_KEEP_RECORDS,
     DEFAULT_LEASE,
     DEPLOY_TTL,
-    Facets,
     RecordPage,
     RecordQuery,
     StoreUnavailable,
-    compact_json,
     decode_cursor,
     encode_cursor,
-    events_json,
-    facets,
 )
-from router.store.records import synthesized_timeline
 from router.store.rollup import ROLLUP_KEEP
-from router.store.sqlite.actions import ACTIONS_SCHEMA, SQLiteActions, expire_actions
-from router.store.sqlite.heartbeats import HEARTBEATS_SCHEMA, SQLiteHeartbeats
+from router.store.sqlite.actions import SQLiteActions, expire_actions
+from router.store.sqlite.engine import Engine
+from router.store.sqlite.heartbeats import SQLiteHeartbeats
 from router.store.sqlite.logcache import LogCache
-from router.store.sqlite.oncall import ONCALL_SCHEMA, SQLiteOncall
+from router.store.sqlite.oncall import SQLiteOncall
 from router.store.sqlite.pending import PendingIndex
-from router.store.sqlite.rollups import ROLLUP_SCHEMA, SQLiteRollups, expire_rollups, roll_up
-from router.store.sqlite.timers import TIMERS_SCHEMA, SQLiteTimers
+from router.store.sqlite.rollups import SQLiteRollups, expire_rollups, roll_up
+from router.store.sqlite.schema import prepare, row_notification
+from router.store.sqlite.textindex import TextBacklog
+from router.store.sqlite.timers import SQLiteTimers
 
 T = TypeVar("T")
-# Who waits for an operation's result: a coroutine on an event loop (every store call), or
-# a thread (opening, closing, the writer's own chores).
-Reply = Future[Any] | asyncio.Future[Any]
-Op = tuple[Callable[[sqlite3.Connection], Any], Reply]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS notifications (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    receiver TEXT NOT NULL,
-    group_key TEXT NOT NULL,
-    route TEXT NOT NULL,
-    events TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    state TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT '',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT NOT NULL DEFAULT '',
-    next_attempt_at REAL NOT NULL,
-    delivered_in TEXT NOT NULL DEFAULT '',
-    not_before REAL NOT NULL DEFAULT 0,
-    env TEXT NOT NULL DEFAULT '',
-    severity TEXT NOT NULL DEFAULT '',
-    source TEXT NOT NULL DEFAULT '',
-    alertname TEXT NOT NULL DEFAULT '',
-    -- Timeline entries, one JSON object per line: appended by the updates a claim's end
-    -- makes anyway, so recording them costs no index write.
-    timeline TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS notifications_due
-    ON notifications (next_attempt_at) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS notifications_group
-    ON notifications (receiver, group_key, state);
-CREATE INDEX IF NOT EXISTS notifications_updated ON notifications (updated_at);
-CREATE INDEX IF NOT EXISTS notifications_carrier
-    ON notifications (delivered_in, seq) WHERE delivered_in != '';
-CREATE TABLE IF NOT EXISTS nflog (
-    receiver TEXT NOT NULL,
-    group_key TEXT NOT NULL,
-    entry TEXT NOT NULL,
-    expires_at REAL NOT NULL,
-    -- Copied from the entry for the console's firing groups (nflog_firing).
-    firing INTEGER NOT NULL DEFAULT 0,
-    notified_at REAL NOT NULL DEFAULT 0,
-    PRIMARY KEY (receiver, group_key)
-);
-CREATE INDEX IF NOT EXISTS nflog_expiry ON nflog (expires_at);
--- Firing alerts only: a resolve deletes the row.
-CREATE TABLE IF NOT EXISTS alerts (
-    fingerprint TEXT PRIMARY KEY,
-    labels TEXT NOT NULL,
-    expires_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS alerts_expiry ON alerts (expires_at);
-CREATE TABLE IF NOT EXISTS deploys (
-    app TEXT NOT NULL,
-    namespace TEXT NOT NULL,
-    revision TEXT NOT NULL,
-    at REAL NOT NULL,
-    trigger TEXT NOT NULL,
-    argocd_url TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (app, namespace, revision, trigger)
-);
-CREATE INDEX IF NOT EXISTS deploys_app ON deploys (app, at);
-CREATE INDEX IF NOT EXISTS deploys_namespace ON deploys (namespace, at);
-"""
-
-
-# What the record queries and the console's firing groups need; created after _migrate has
-# added the columns they index.
-# Every filter is an index ending in seq, so a page newest first reads only its rows; the
-# free-text search is an FTS5 trigram index (substrings of 3+ characters) keyed by seq.
-_RECORDS_SCHEMA = """
-CREATE INDEX IF NOT EXISTS notifications_receiver ON notifications (receiver, seq);
-CREATE INDEX IF NOT EXISTS notifications_group_key ON notifications (group_key, seq);
-CREATE INDEX IF NOT EXISTS notifications_env ON notifications (env, seq);
-CREATE INDEX IF NOT EXISTS notifications_severity ON notifications (severity, seq);
-CREATE INDEX IF NOT EXISTS notifications_source ON notifications (source, seq);
-CREATE INDEX IF NOT EXISTS notifications_state ON notifications (state, seq);
-CREATE INDEX IF NOT EXISTS notifications_reason ON notifications (reason, seq);
-CREATE VIRTUAL TABLE IF NOT EXISTS notifications_text USING fts5(text, tokenize='trigram');
-CREATE INDEX IF NOT EXISTS nflog_firing
-    ON nflog (notified_at, receiver, group_key) WHERE firing = 1;
-"""
-
-# The layout above; older files are brought to it by _migrate.
-_SCHEMA_VERSION = 5
 # Finished records whose rows expire() may drop (their text and timeline go with them).
 _EXPIRED = "SELECT {} FROM notifications WHERE state != 'pending' AND updated_at < ?"
 
-_BATCH = 256
 # Events in one record() call past which they are encoded on the writer thread.
 LARGE_RECORD_EVENTS = 1_000
 # What a checkpointed write-ahead log is truncated to (SQLite's default keeps it whole).
@@ -161,102 +73,17 @@ _WAL_KEEP_BYTES = 64 * 1024 * 1024
 NFLOG_CACHE_ALERTS = 20_000
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a file written by an older version to the current layout, keeping its data."""
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version >= _SCHEMA_VERSION:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    columns = {row["name"] for row in conn.execute("PRAGMA table_info(notifications)")}
-    # Version 2 added holds (`not_before`) and the index of records carried by another.
-    if "not_before" not in columns:
-        conn.execute("ALTER TABLE notifications ADD COLUMN not_before REAL NOT NULL DEFAULT 0")
-    conn.execute(
-        "CREATE INDEX IF NOT EXISTS notifications_carrier"
-        " ON notifications (delivered_in, seq) WHERE delivered_in != ''"
-    )
-    # Version 0 held leases in two columns (now in memory) and kept resolved alerts.
-    for column in ("lease_until", "lease_token"):
-        if column in columns:
-            conn.execute(f"ALTER TABLE notifications DROP COLUMN {column}")
-    if "firing" in {row["name"] for row in conn.execute("PRAGMA table_info(alerts)")}:
-        conn.execute("DROP INDEX IF EXISTS alerts_firing")
-        conn.execute("DELETE FROM alerts WHERE firing = 0")
-        conn.execute("ALTER TABLE alerts DROP COLUMN firing")
-    # Versions 3 and 4 added the columns the console filters on, the text index and the
-    # timeline column.
-    added = [c for c in ("env", "severity", "source", "alertname") if c not in columns]
-    for column in [*added, *({"timeline"} - columns)]:
-        conn.execute(f"ALTER TABLE notifications ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
-    # Version 5 copied whether an entry tells of firing alerts, and when, into columns.
-    if "firing" not in {row["name"] for row in conn.execute("PRAGMA table_info(nflog)")}:
-        conn.execute("ALTER TABLE nflog ADD COLUMN firing INTEGER NOT NULL DEFAULT 0")
-        conn.execute("ALTER TABLE nflog ADD COLUMN notified_at REAL NOT NULL DEFAULT 0")
-        conn.execute(
-            "UPDATE nflog SET firing = json_array_length(entry, '$.firing') > 0,"
-            " notified_at = json_extract(entry, '$.last_notified_at')"
-        )
-    _create_records_schema(conn)
-    if added:
-        _backfill_facets(conn)
-    conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-    conn.execute("COMMIT")
-
-
-def _create_records_schema(conn: sqlite3.Connection) -> None:
-    # One statement at a time: executescript would commit the migration's transaction.
-    for statement in _RECORDS_SCHEMA.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-
-
-def _backfill_facets(conn: sqlite3.Connection, *, after: int = 0, columns: bool = True) -> None:
-    """Fill the facet columns (unless `columns` is false) and the text index of the records
-    after seq `after`: written before they existed, or not indexed yet when the process
-    stopped."""
-    last = after
-    while True:
-        rows = conn.execute(
-            "SELECT * FROM notifications WHERE seq > ? ORDER BY seq LIMIT 1000", (last,)
-        ).fetchall()
-        if not rows:
-            return
-        last = rows[-1]["seq"]
-        found = [(row["seq"], facets(_row_notification(row))) for row in rows]
-        if columns:
-            conn.executemany(
-                "UPDATE notifications SET env = ?, severity = ?, source = ?, alertname = ?"
-                " WHERE seq = ?",
-                [(f.env, f.severity, f.source, f.alertname, seq) for seq, f in found],
-            )
-        conn.executemany(
-            "INSERT INTO notifications_text (rowid, text) VALUES (?, ?)",
-            [(seq, f.text) for seq, f in found],
-        )
-
-
 def _route_json(route: RouteSettings) -> str:
     return compact_json(route.to_dict())
-
-
-def _row_notification(row: sqlite3.Row) -> Notification:
-    return Notification(
-        id=row["id"],
-        route=RouteSettings.from_dict(json.loads(row["route"])),
-        group_key=row["group_key"],
-        events=[Event.from_dict(e) for e in json.loads(row["events"])],
-        created_at=datetime.fromtimestamp(row["created_at"], UTC),
-        not_before=row["not_before"],
-    )
 
 
 def _insert_new(
     conn: sqlite3.Connection,
     rows: Sequence[tuple[Any, ...]],
     texts: Sequence[str],
-    unindexed: dict[str, str],
+    backlog: TextBacklog,
 ) -> set[str] | None:
-    """Insert the notifications not recorded yet, their text queued in `unindexed` for the
+    """Insert the notifications not recorded yet, their text queued in `backlog` for the
     search; the ids added, or None for all of them."""
     added = conn.executemany(
         "INSERT INTO notifications (id, receiver, group_key, route, events, created_at,"
@@ -266,7 +93,7 @@ def _insert_new(
     ).rowcount
     if added == len(rows):
         for row, text in zip(rows, texts, strict=True):
-            unindexed[row[0]] = text
+            backlog.add(row[0], text)
         return None
     # Some ids were recorded before (a call made again): the rows just added are the
     # newest of these ids.
@@ -278,7 +105,7 @@ def _insert_new(
     fresh = dict.fromkeys(i for i in ids if i in found)
     by_id = {row[0]: text for row, text in zip(rows, texts, strict=True)}
     for i in fresh:
-        unindexed[i] = by_id[i]
+        backlog.add(i, by_id[i])
     return found
 
 
@@ -321,27 +148,17 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
         self.lease = lease
         self.keep_records = keep_records
         self._synchronous = synchronous
-        self._queue: queue.SimpleQueue[Op] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._open_error = ""
+        # Texts of records recorded but not in the text index yet.
+        self._text = TextBacklog()
+        self._engine = Engine(path, self._connect, chores=self._text)
         self._pending = PendingIndex()
         self._nflog = LogCache(nflog_cache_alerts)
         # Post slots per destination key: when the next one starts.
         self._slots: dict[str, float] = {}
         # Bumped by every record that brings alert states (this process is the only writer).
         self._alerts_generation = 0
-        # Console and API reads, beside the writer (one connection per reader thread).
-        self._reader_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-read")
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        # Operations queued on the writer and not answered yet.
-        self._writes = 0
-        # Texts of records recorded but not in the text index yet (id -> text); only the
-        # writer thread touches it.
-        self._unindexed: dict[str, str] = {}
 
-    # -- the writer thread ---------------------------------------------------------------
+    # -- the engine ----------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         parent = Path(self.path).parent
@@ -355,169 +172,20 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
         # The log shrinks back after a checkpoint: one large transaction (the expiry of a
         # storm's records) must not leave a WAL file of its size on the volume for good.
         conn.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
-        conn.executescript(
-            _SCHEMA
-            + ACTIONS_SCHEMA
-            + HEARTBEATS_SCHEMA
-            + TIMERS_SCHEMA
-            + ROLLUP_SCHEMA
-            + ONCALL_SCHEMA
-        )
-        _migrate(conn)
-        _create_records_schema(conn)
-        # Texts queued but not indexed when the process stopped: the newest records.
-        (indexed,) = conn.execute(
-            "SELECT coalesce(max(rowid), 0) FROM notifications_text"
-        ).fetchone()
-        conn.execute("BEGIN IMMEDIATE")
-        _backfill_facets(conn, after=indexed, columns=False)
-        conn.execute("COMMIT")
+        prepare(conn)
         return conn
 
-    def _index_text(self, conn: sqlite3.Connection, limit: int | None = None) -> None:
-        """Index the queued texts, the oldest `limit` of them if given (an operation of the
-        writer thread). Indexed many at a time, not one with each webhook, FTS5 costs far
-        less per record; a few at a time, no commit waits long for it."""
-        if not self._unindexed:
-            return
-        if limit is None or limit >= len(self._unindexed):
-            queued, self._unindexed = self._unindexed, {}
-        else:
-            queued = dict(itertools.islice(self._unindexed.items(), limit))
-            for nid in queued:
-                del self._unindexed[nid]
-        conn.executemany(
-            "INSERT INTO notifications_text (rowid, text)"
-            " SELECT seq, ? FROM notifications WHERE id = ?",
-            [(text, nid) for nid, text in queued.items()],
-        )
-
-    def _index_chunk(self, conn: sqlite3.Connection) -> None:
-        self._index_text(conn, _TEXT_CHUNK)
-
-    def _index_idle_slice(self, conn: sqlite3.Connection) -> None:
-        self._index_text(conn, _TEXT_IDLE_SLICE)
-
-    def _run(self, ready: Future[None]) -> None:
-        try:
-            conn = self._connect()
-        except Exception as exc:  # noqa: BLE001 - reported to open()
-            ready.set_exception(exc)
-            return
-        ready.set_result(None)
-        while True:
-            try:
-                item = self._queue.get(timeout=_TEXT_DELAY if self._unindexed else None)
-            except queue.Empty:
-                # Idle: index a slice at a time, so a webhook arriving now waits for one
-                # slice at most, not for the whole backlog.
-                self._run_batch(conn, [(self._index_idle_slice, Future())])
-                continue
-            batch = [item]
-            while len(batch) < _BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if len(self._unindexed) >= _TEXT_BACKLOG:
-                # Busy for long: a chunk goes with each batch (in the same commit, no
-                # fsync of its own), so the backlog stays bounded.
-                batch.append((self._index_chunk, Future()))
-            stop = any(fn is _STOP for fn, _ in batch)
-            self._run_batch(conn, [(fn, fut) for fn, fut in batch if fn is not _STOP])
-            if stop and self._unindexed:
-                self._run_batch(conn, [(self._index_text, Future())])
-            if stop:
-                for fn, fut in batch:
-                    if fn is _STOP and not fut.done():
-                        fut.set_result(None)
-                conn.close()
-                return
-
-    @staticmethod
-    def _run_batch(conn: sqlite3.Connection, batch: list[Op]) -> None:
-        if not batch:
-            return
-        results: list[tuple[Reply, Any, BaseException | None]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for fn, fut in batch:
-                # A savepoint per operation: one failing operation cannot undo the others.
-                conn.execute("SAVEPOINT op")
-                try:
-                    value = fn(conn)
-                except Exception as exc:  # noqa: BLE001 - handed to the caller
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    results.append((fut, None, exc))
-                else:
-                    conn.execute("RELEASE op")
-                    results.append((fut, value, None))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            results = [(fut, None, StoreUnavailable(f"sqlite: {exc}")) for _, fut in batch]
-        _answer(results)
-
-    def _not_open(self) -> StoreUnavailable:
-        return StoreUnavailable(f"sqlite store is not open{self._open_error}")
-
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a read on a reader connection of its own (WAL lets it see every committed
-        write without waiting): a slow console query never holds up the writer."""
-        if self._thread is None or self._closed:
-            raise self._not_open()
-        if self._writes:
-            # Writes queued before this read are seen by it, as when reads were queued
-            # behind them: a marker through the writer thread waits for their commit.
-            await self._call(_barrier)
-
-        def run() -> T:
-            conn = getattr(self._local, "conn", None)
-            if conn is None:
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA busy_timeout=5000")
-                conn.execute("PRAGMA query_only=1")
-                self._local.conn = conn
-                self._readers.append(conn)
-            try:
-                return fn(conn)
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"sqlite: {exc}") from exc
-
-        return await asyncio.get_running_loop().run_in_executor(self._reader_pool, run)
+        return await self._engine.read(fn)
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._thread is None or self._closed:
-            raise self._not_open()
-        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put((fn, fut))
-        self._writes += 1
-        try:
-            return await fut
-        finally:
-            self._writes -= 1
+        return await self._engine.call(fn)
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._thread is not None:
+        if not await self._engine.open():
             return
-        ready: Future[None] = Future()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self._thread.start()
-        try:
-            await asyncio.wrap_future(ready)
-        except (sqlite3.Error, OSError) as exc:
-            self._thread = None
-            # Said by every call until an open succeeds: why the store is not open.
-            self._open_error = f": cannot open {self.path}: {exc}"
-            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
-        self._open_error = ""
 
         # One replica owns this file: what was pending (claimed by a killed process or
         # not) is pending again, indexed in memory for claiming.
@@ -530,29 +198,15 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
             rows = await self._call(load)
         except StoreUnavailable:
             # Not open after all: the next open() starts from scratch.
-            stopped: Future[None] = Future()
-            self._queue.put((_STOP, stopped))
-            await asyncio.wrap_future(stopped)
-            self._thread = None
+            await self._engine.stop()
             raise
         for row in rows:
             self._pending.add(
-                [_row_notification(row)], due=row["next_attempt_at"], attempts=row["attempts"]
+                [row_notification(row)], due=row["next_attempt_at"], attempts=row["attempts"]
             )
 
     async def close(self) -> None:
-        if self._thread is None or self._closed:
-            return
-        fut: Future[None] = Future()
-        self._queue.put((_STOP, fut))
-        self._closed = True
-        await asyncio.wrap_future(fut)
-        thread = self._thread
-        await asyncio.get_running_loop().run_in_executor(None, thread.join, 5.0)
-        self._reader_pool.shutdown(wait=True)
-        for conn in self._readers:
-            conn.close()
-        self._readers.clear()
+        await self._engine.close()
 
     async def ping(self) -> None:
         await self._call(lambda c: c.execute("SELECT 1").fetchone())
@@ -631,7 +285,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
 
         def insert(conn: sqlite3.Connection) -> tuple[set[str] | None, bool]:
             rows, texts = encoded if encoded is not None else encode()
-            fresh = _insert_new(conn, rows, texts, self._unindexed) if rows else None
+            fresh = _insert_new(conn, rows, texts, self._text) if rows else None
             changed = _alerts_change(conn, alert_rows, resolved)
             if alert_rows:
                 conn.executemany(
@@ -693,14 +347,14 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
         return await self._call(fetch)
 
     async def claim(self, now: float, limit: int) -> list[Claim]:
-        if self._thread is None or self._closed:
-            raise self._not_open()
+        if not self._engine.running:
+            raise self._engine.not_open()
         return self._pending.claim(now, limit, self.lease, uuid.uuid4().hex)
 
     async def renew(self, claims: Sequence[Claim], now: float) -> set[str]:
         """Leases live in memory (one process owns the file): renewing costs no write."""
-        if self._thread is None or self._closed:
-            raise self._not_open()
+        if not self._engine.running:
+            raise self._engine.not_open()
         return self._pending.renew(claims, now, self.lease)
 
     async def release(
@@ -857,7 +511,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
         text = (query.text or "").lower()
         if text:
             # Records recorded a moment ago are found too.
-            await self._call(self._index_text)
+            await self._call(self._text.index)
 
         def fetch(conn: sqlite3.Connection) -> RecordPage:
             by_text = len(text) >= _TRIGRAM and not _few(conn, filters)
@@ -886,12 +540,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
             ).fetchone()
             if row is None:
                 return []
-            stored = [
-                TimelineEntry.from_dict(json.loads(line))
-                for line in row["timeline"].splitlines()
-                if line
-            ]
-            return _in_order(synthesized_timeline(_row_record(row)), stored)
+            return merged_timeline(_row_record(row), row["timeline"].splitlines())
 
         return await self._read(fetch)
 
@@ -927,7 +576,7 @@ class SQLiteStore(SQLiteActions, SQLiteHeartbeats, SQLiteTimers, SQLiteRollups, 
                 (now, notification_id),
             )
             _add_timeline(conn, [(notification_id, entry)])
-            return _row_notification(row)
+            return row_notification(row)
 
         found = await self._call(retry)
         if found is None:
@@ -970,15 +619,6 @@ _FILTERED = (
 )
 # The trigram index answers substrings at least this long.
 _TRIGRAM = 3
-# Texts wait for the writer to be idle this long (or for a text query), then are all
-# indexed at once: a burst of webhooks does not pay for them. Past a backlog of
-# _TEXT_BACKLOG (a long storm), _TEXT_CHUNK of them go with each batch of writes.
-_TEXT_DELAY = 0.5
-_TEXT_BACKLOG = 20_000
-_TEXT_CHUNK = 64
-_TEXT_IDLE_SLICE = 2_000
-
-
 # A filter matching at most this many records drives a text query (each record's text
 # checked by rowid): cheaper than walking the text index's matches to find them.
 _FEW = 10_000
@@ -1051,7 +691,7 @@ def _timeline_lines(entries: Sequence[tuple[str, TimelineEntry]]) -> dict[str, s
     """Each record's entries as the lines its timeline column gets appended."""
     lines: dict[str, str] = {}
     for nid, e in entries:
-        line = compact_json(e.to_dict()) + "\n"
+        line = timeline_json(e) + "\n"
         lines[nid] = lines.get(nid, "") + line
     return lines
 
@@ -1082,69 +722,5 @@ def _first_created_since(conn: sqlite3.Connection, since: float) -> int:
     return int(lo)
 
 
-def _in_order(first: list[TimelineEntry], stored: list[TimelineEntry]) -> list[TimelineEntry]:
-    """The record's own entries, then the stored ones, by time (ties keep that order)."""
-    return sorted([*first, *stored], key=lambda e: e.at)
-
-
 def _row_record(row: sqlite3.Row) -> NotificationRecord:
-    route = json.loads(row["route"])
-    return NotificationRecord(
-        id=row["id"],
-        receiver=row["receiver"],
-        group_key=row["group_key"],
-        route_path=route.get("path", ""),
-        alerts=json.loads(row["events"]),
-        state=row["state"],
-        reason=row["reason"],
-        attempts=row["attempts"],
-        last_error=row["last_error"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        delivered_in=row["delivered_in"],
-        env=row["env"],
-        severity=row["severity"],
-        source=row["source"],
-        alertname=row["alertname"],
-        not_before=row["not_before"],
-    )
-
-
-def _answer(results: Sequence[tuple[Reply, Any, BaseException | None]]) -> None:
-    """Hand each operation's result or error to whoever waits for it: the event loop's
-    waiters all in one callback per batch (one wake-up of the loop, not one per write)."""
-    waiting: dict[asyncio.AbstractEventLoop, list[tuple[Reply, Any, BaseException | None]]] = {}
-    for result in results:
-        fut = result[0]
-        if isinstance(fut, Future):
-            _settle([result])
-        else:
-            waiting.setdefault(fut.get_loop(), []).append(result)
-    for loop, answers in waiting.items():
-        try:
-            loop.call_soon_threadsafe(_settle, answers)
-        except RuntimeError:
-            # The loop is closed: nobody waits any more.
-            pass
-
-
-def _settle(results: Sequence[tuple[Reply, Any, BaseException | None]]) -> None:
-    for fut, value, error in results:
-        # The caller may have been cancelled meanwhile; its result is then nobody's.
-        if fut.done():
-            continue
-        if error is not None:
-            fut.set_exception(error)
-        else:
-            fut.set_result(value)
-
-
-def _barrier(conn: sqlite3.Connection) -> None:
-    """Marker operation: answered once everything queued before it committed."""
-
-
-def _stop(conn: sqlite3.Connection) -> None:
-    """Marker operation: close the connection after the current batch."""
-
-
-_STOP: Callable[[sqlite3.Connection], None] = _stop
+    return stored_record(row["id"], dict(row))

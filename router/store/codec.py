@@ -1,0 +1,118 @@
+"""What both stores write and read back: the stored (JSON) form of what they keep."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic_core import to_json
+
+from router.model import Event, Notification, NotificationRecord, RouteSettings, TimelineEntry
+from router.store.records import synthesized_timeline
+
+
+def compact_json(value: object) -> str:
+    """`value` as compact JSON, the stored form of every structured field: pydantic's
+    encoder (Rust), several times faster than json's on the webhook and delivery paths."""
+    return to_json(value).decode()
+
+
+def events_json(notifications: Sequence[Notification]) -> list[str]:
+    """Each notification's events as a JSON array, the stored form. An event routed to
+    several receivers is encoded once: this runs on the webhook path."""
+    encoded: dict[int, str] = {}
+    out = []
+    for n in notifications:
+        parts = []
+        for event in n.events:
+            text = encoded.get(id(event))
+            if text is None:
+                text = encoded[id(event)] = compact_json(event.to_dict())
+            parts.append(text)
+        out.append("[" + ",".join(parts) + "]")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Facets:
+    """What the record queries filter on, taken from a notification when it is recorded:
+    its first alert's env, severity, source and alertname, and `text`, every distinct
+    label value of every alert, lowercased, one per line (the free-text search's haystack)."""
+
+    env: str
+    severity: str
+    source: str
+    alertname: str
+    text: str
+
+
+def facets(notification: Notification) -> Facets:
+    """The facets of one notification (see Facets)."""
+    first = notification.events[0].labels if notification.events else {}
+    values: dict[str, None] = {}
+    for event in notification.events:
+        for value in event.labels.values():
+            if value:
+                values[value.lower()] = None
+    return Facets(
+        env=first.get("env", ""),
+        severity=first.get("severity", ""),
+        source=notification.events[0].source if notification.events else "",
+        alertname=first.get("alertname", ""),
+        text="\n".join(values),
+    )
+
+
+def stored_notification(
+    nid: str, group_key: str, route: str, events: str, created_at: float, not_before: float
+) -> Notification:
+    """A notification read back from its stored fields (route and events as JSON)."""
+    return Notification(
+        id=nid,
+        route=RouteSettings.from_dict(json.loads(route)),
+        group_key=group_key,
+        events=[Event.from_dict(e) for e in json.loads(events)],
+        created_at=datetime.fromtimestamp(created_at, UTC),
+        not_before=not_before,
+    )
+
+
+def stored_record(nid: str, row: Mapping[str, Any]) -> NotificationRecord:
+    """A delivery record read back from its stored fields: an SQLite row or a Redis hash
+    (strings; fields added later are missing from older hashes)."""
+    route = json.loads(row["route"])
+    return NotificationRecord(
+        id=nid,
+        receiver=row["receiver"],
+        group_key=row["group_key"],
+        route_path=route.get("path", ""),
+        alerts=json.loads(row["events"]),
+        state=row["state"],
+        reason=row["reason"],
+        attempts=int(row["attempts"]),
+        last_error=row["last_error"],
+        created_at=float(row["created_at"]),
+        updated_at=float(row["updated_at"]),
+        delivered_in=row["delivered_in"],
+        env=row.get("env", ""),
+        severity=row.get("severity", ""),
+        source=row.get("source", ""),
+        alertname=row.get("alertname", ""),
+        not_before=float(row.get("not_before") or 0),
+    )
+
+
+def timeline_json(entry: TimelineEntry) -> str:
+    """One timeline entry's stored form."""
+    return compact_json(entry.to_dict())
+
+
+def merged_timeline(record: NotificationRecord, stored: Iterable[str]) -> list[TimelineEntry]:
+    """A record's whole timeline: the entries it implies, then the stored ones (JSON), by
+    time (ties keep that order)."""
+    entries = synthesized_timeline(record)
+    entries += [TimelineEntry.from_dict(json.loads(line)) for line in stored if line]
+    return sorted(entries, key=lambda e: e.at)
