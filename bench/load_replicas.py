@@ -230,11 +230,12 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     for setup in setups:
         for name, run in runs[setup].items():
             summary.append(
-                f"{setup:9} {name:11} {run['req_per_s']:7.1f} req/s  p50 {run['p50_ms']:7.2f} ms"
-                f"  p99 {run['p99_ms']:7.2f} ms"
+                f"{setup:9} {name:11} {run['req_per_s']:7.1f} webhooks/s"
+                + (" in total" if "req_per_s_per_replica" in run else "")
+                + f"  p50 {run['p50_ms']:7.2f} ms  p99 {run['p99_ms']:7.2f} ms"
                 f"  delivered {run['delivered']}/{run['unique_groups']}"
                 + (
-                    f"  per replica {run['req_per_s_per_replica']}"
+                    f"  per replica {run['req_per_s_per_replica']} webhooks/s"
                     if "req_per_s_per_replica" in run
                     else ""
                 )
@@ -274,6 +275,9 @@ def main() -> int:
         with redis_server(args.fsync) as redis_url:
             report["memory"] = memory_run(redis_url, args)
     print(json.dumps(report, indent=2))
+    # The throughput table again, readable, below the figures.
+    for line in report.get("throughput", {}).get("summary", []):
+        print(line)
     return 0
 
 

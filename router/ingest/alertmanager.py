@@ -141,13 +141,24 @@ def _shown(value: datetime | None) -> datetime | None:
     """The time in UTC, or None when it is not a time any alert could have."""
     if value is None:
         return None
-    value = _aware(value)
-    return value.astimezone(UTC) if _EARLIEST <= value < _LATEST else None
+    offset = value.utcoffset()
+    if offset:
+        return value.astimezone(UTC) if _EARLIEST <= value < _LATEST else None
+    # In UTC (nearly every time sent) or without an offset (UTC too): the year alone says
+    # whether it is in range, and the result carries datetime's own UTC (pydantic's is
+    # another object), which later comparisons and formatting take without a conversion.
+    if not _EARLIEST.year <= value.year < _LATEST.year:
+        return None
+    return value.replace(tzinfo=UTC) if offset is None else value.astimezone(UTC)
+
+
+# Status by its text: the enum's own lookup costs more, once per alert.
+_STATUSES = {status.value: status for status in Status}
 
 
 def _status(alert: AlertmanagerAlert, fallback: Status, now: datetime) -> Status:
     if alert.status is not None:
-        return Status(alert.status)
+        return _STATUSES[alert.status]
     if alert.endsAt is None:
         return fallback
     ends = _aware(alert.endsAt)
@@ -171,7 +182,7 @@ def _shared_fingerprints(sent: list[str], alerts: list[AlertmanagerAlert]) -> se
 
 def to_events(payload: AlertmanagerWebhook, config: Config, now: datetime) -> list[Event]:
     """One event per alert; the group is (Alertmanager receiver, groupKey)."""
-    fallback = Status(payload.status) if payload.status else Status.FIRING
+    fallback = _STATUSES[payload.status] if payload.status else Status.FIRING
     prefix = f"am/{payload.receiver or ''}/"
     body_group = _body_group(payload)
     group_key = prefix + body_group if body_group is not None else None

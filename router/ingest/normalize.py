@@ -37,7 +37,8 @@ def _pick(labels: Mapping[str, str], source: LabelSource) -> str:
     for name in source.from_labels:
         value = labels.get(name)
         if value:
-            return source.aliases.get(value, source.aliases.get(value.lower(), value))
+            alias = source.aliases.get(value)
+            return alias if alias is not None else source.aliases.get(value.lower(), value)
     return source.default
 
 
