@@ -7,7 +7,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, tzinfo
+from datetime import UTC, date, tzinfo
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -950,6 +950,24 @@ class ReportConfig(_Model):
             except (ZoneInfoNotFoundError, ValueError, OSError):
                 raise ValueError(f"unknown time zone {value!r}: e.g. Europe/Berlin") from None
         return value
+
+    # `every` and `timezone` stay as written (they name the report's slots in the store);
+    # their parsed forms are kept here so the scheduler parses nothing again.
+    _parsed_schedule: tuple[int | None, int, int] = PrivateAttr(default=(0, 9, 0))
+    _parsed_zone: tzinfo = PrivateAttr(default=UTC)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._parsed_schedule = parse_every(self.every)
+        self._parsed_zone = parse_location(self.timezone)
+
+    @property
+    def schedule(self) -> tuple[int | None, int, int]:
+        """(weekday 0-6 or None for daily, hour, minute)."""
+        return self._parsed_schedule
+
+    @property
+    def zone(self) -> tzinfo:
+        return self._parsed_zone
 
 
 class Config(_Model):

@@ -10,11 +10,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, time, timedelta
 
-from router.config.schema import Config, ReportConfig, parse_every
+from router.config.schema import Config, ReportConfig
 from router.durations import format_duration
 from router.model import Event, Notification, RouteSettings, Status, format_time
 from router.replay.insights import window
-from router.schedules.timeintervals import parse_location
 from router.store.beats import HeartbeatState
 from router.store.protocols import Store, StoreUnavailable
 from router.store.rollup import BOUNDS, INDEX, RollupRead, percentile
@@ -31,8 +30,8 @@ _MTTR = slice(INDEX["mttr0"], INDEX["mttr0"] + len(BOUNDS))
 def latest_slot(report: ReportConfig, now: float) -> float:
     """The latest time at or before `now` the report is due (its wall time in its zone,
     whatever the offset that day: DST weeks included)."""
-    weekday, hour, minute = parse_every(report.every)
-    zone = parse_location(report.timezone)
+    weekday, hour, minute = report.schedule
+    zone = report.zone
     local = datetime.fromtimestamp(now, zone)
     day = local.date()
     if weekday is not None:
@@ -53,7 +52,7 @@ def report_name(index: int, report: ReportConfig) -> str:
 def report_window(report: ReportConfig) -> float:
     if report.since is not None:
         return report.since
-    return 86400.0 * (7 if parse_every(report.every)[0] is not None else 1)
+    return 86400.0 * (7 if report.schedule[0] is not None else 1)
 
 
 def _overall(read: RollupRead) -> list[int]:
