@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from router.heartbeats.status import STATES as HEARTBEAT_STATES
-from router.model import DeliveryState
+from router.model import DeliveryState, GroupActions
 
 _EPOCH = "epoch seconds"
 # Times are answered as RFC 3339 text (and read as text, to say what is wrong with one).
@@ -65,25 +65,6 @@ class TimelineEntry(BaseModel):
     )
     text: str
     detail: dict[str, str] = Field(description="the same facts for machines")
-
-
-class GroupActions(BaseModel):
-    """what people did to the group from Slack: who acknowledged it and when, who silenced
-    it until when (the Alertmanager silence id); times in epoch seconds, 0 for never"""
-
-    receiver: str = ""
-    group_key: str = ""
-    acked_by: str = ""
-    acked_by_name: str = ""
-    acked_at: float = 0
-    silenced_by: str = ""
-    silenced_by_name: str = ""
-    silenced_at: float = 0
-    silenced_until: float = 0
-    silence_id: str = ""
-    silence_pending: str = ""
-    last_error: str = ""
-    version: int = 0
 
 
 class NotificationWithTimeline(Notification):
