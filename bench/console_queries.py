@@ -35,7 +35,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import free_port, spawn  # noqa: E402
+from bench.harness import free_port, spawn, wait_ready  # noqa: E402
 from router.store.protocols import encode_cursor  # noqa: E402
 from router.store.sqlite import SQLiteStore  # noqa: E402
 
@@ -283,17 +283,8 @@ async def measure_pages(
 
 async def measure(url: str, records: int, runs: int, pod: str) -> list[dict[str, Any]]:
     async with aiohttp.ClientSession() as http:
-        deadline = time.time() + 120
-        while True:
-            try:
-                async with http.get(url + "/readyz") as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            if time.time() > deadline:
-                raise SystemExit("the service did not become ready")
-            await asyncio.sleep(0.2)
+        # A store of a million records may take a while to open.
+        await wait_ready(http, url + "/readyz", within=120)
         rows = []
         for name, query in queries(records):
             query = query.replace("POD", pod)

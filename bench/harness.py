@@ -84,11 +84,13 @@ def redis_server(fsync: str) -> Iterator[str]:
             proc.wait(timeout=10)
 
 
-async def wait_ready(http: aiohttp.ClientSession, url: str, proc: Any) -> None:
-    """Until `url` answers 200 (30 s at most); exits if `proc` dies meanwhile."""
-    async with asyncio.timeout(30):
+async def wait_ready(
+    http: aiohttp.ClientSession, url: str, proc: Any = None, within: float = 30.0
+) -> None:
+    """Until `url` answers 200 (`within` seconds at most); exits if `proc` dies meanwhile."""
+    async with asyncio.timeout(within):
         while True:
-            if proc.poll() is not None:
+            if proc is not None and proc.poll() is not None:
                 raise SystemExit(f"{url}: the process exited with {proc.returncode}")
             try:
                 async with http.get(url) as resp:

@@ -30,7 +30,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import free_port, spawn  # noqa: E402
+from bench.harness import free_port, spawn, wait_ready  # noqa: E402
 from router.store.protocols import Store  # noqa: E402
 from router.store.redis import RedisStore  # noqa: E402
 from router.store.rollup import BOUNDS, COLUMNS, DAY, HOUR, INDEX, Key  # noqa: E402
@@ -96,17 +96,8 @@ async def fill(store: Store, hours: dict[int, dict[Key, list[int]]]) -> None:
 async def measure(url: str, runs: int) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {}
     async with aiohttp.ClientSession() as http:
-        deadline = time.time() + 120
-        while True:
-            try:
-                async with http.get(url + "/readyz") as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            if time.time() > deadline:
-                raise SystemExit("the service did not become ready")
-            await asyncio.sleep(0.2)
+        # A store of a million records may take a while to open.
+        await wait_ready(http, url + "/readyz", within=120)
         for path in ("/api/v1/insights?since=30d", "/ui/insights?since=30d"):
             took = []
             for _ in range(runs + 2):
