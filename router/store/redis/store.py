@@ -727,7 +727,8 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
             if outcome.nflog.firing:
                 entry_firing_at = _num(outcome.nflog.last_notified_at)
         # Written by the same script unless they need reads first.
-        rollup = self._inline_rollup(claim, outcome, now)
+        counted = self._counted(claim, outcome)
+        rollup = self._inline_rollup(counted, now)
         gid = _gid(claim.receiver, claim.group_key)
         self._finished(gid, claim.token)
         args: list[str | int | float] = [
@@ -751,7 +752,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
         with self._finishing_claim(claim):
             await self._run_grouped("complete", args)
         if rollup is None:
-            await self._roll_up(claim, outcome, now)
+            await self._roll_up(claim, outcome, now, counted)
 
     async def expire(self, now: float) -> int:
         """Drop expired log entries, alert states, old deploys and finished records, in
