@@ -110,6 +110,19 @@ def timeline_json(entry: TimelineEntry) -> str:
     return compact_json(entry.to_dict())
 
 
+def timeline_texts(entries: Iterable[tuple[str, TimelineEntry]]) -> list[tuple[str, str]]:
+    """Each (record id, entry) with the entry's stored form. An entry noted for every
+    webhook a claim folded is encoded once: this runs as each delivery ends."""
+    encoded: dict[int, str] = {}
+    out = []
+    for nid, entry in entries:
+        text = encoded.get(id(entry))
+        if text is None:
+            text = encoded[id(entry)] = timeline_json(entry)
+        out.append((nid, text))
+    return out
+
+
 def merged_timeline(record: NotificationRecord, stored: Iterable[str]) -> list[TimelineEntry]:
     """A record's whole timeline: the entries it implies, then the stored ones (JSON), by
     time (ties keep that order)."""

@@ -115,7 +115,7 @@ from router.store.codec import (
     merged_timeline,
     stored_notification,
     stored_record,
-    timeline_json,
+    timeline_texts,
 )
 from router.store.protocols import (
     DEFAULT_KEEP_RECORDS,
@@ -951,7 +951,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
     async def add_timeline(self, entries: Sequence[tuple[str, TimelineEntry]]) -> None:
         """Append entries to records that exist, each list expiring with its record."""
         if entries:
-            args = [x for nid, e in entries for x in (nid, timeline_json(e))]
+            args = [x for pair in timeline_texts(entries) for x in pair]
             await self._run("timeline", args)
 
     async def count_states(self, since: float) -> Mapping[tuple[str, str], int]:
@@ -990,4 +990,4 @@ def _settle(fut: asyncio.Future[Any], value: Any, error: Exception | None) -> No
 
 def _timeline_json(entries: Sequence[tuple[str, TimelineEntry]]) -> str:
     # An empty table encodes as {} in Lua's cjson and decodes back the same: ipairs skips it.
-    return compact_json([[nid, timeline_json(e)] for nid, e in entries])
+    return compact_json([[nid, text] for nid, text in timeline_texts(entries)])
