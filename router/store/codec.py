@@ -20,6 +20,12 @@ def compact_json(value: object) -> str:
     return to_json(value).decode()
 
 
+def float_text(value: float) -> str:
+    """A float as text that reads back exactly (repr round-trips): how the Redis store
+    hands times to Redis and its Lua scripts."""
+    return repr(float(value))
+
+
 def events_json(notifications: Sequence[Notification]) -> list[str]:
     """Each notification's events as a JSON array, the stored form. An event routed to
     several receivers is encoded once: this runs on the webhook path."""

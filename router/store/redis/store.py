@@ -117,6 +117,7 @@ from router.store.codec import (
     stored_record,
     timeline_texts,
 )
+from router.store.codec import float_text as _num
 from router.store.protocols import (
     DEFAULT_KEEP_RECORDS,
     DEFAULT_LEASE,
@@ -204,11 +205,6 @@ def lua_source(name: str) -> str:
     folder = resources.files("router.store") / "lua"
     parts = [*_SCRIPTS[name], name]
     return "\n".join((folder / f"{part}.lua").read_text(encoding="utf-8") for part in parts)
-
-
-def _num(value: float) -> str:
-    """A float as Redis and Lua read it back exactly (repr round-trips)."""
-    return repr(float(value))
 
 
 def _ttl(seconds: float) -> int:
