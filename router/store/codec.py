@@ -11,6 +11,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from router.model import Event, Notification, NotificationRecord, RouteSettings, TimelineEntry
+from router.schedules.rotations import Override
 from router.store.records import synthesized_timeline
 
 
@@ -135,3 +136,18 @@ def merged_timeline(record: NotificationRecord, stored: Iterable[str]) -> list[T
     entries = synthesized_timeline(record)
     entries += [TimelineEntry.from_dict(json.loads(line)) for line in stored if line]
     return sorted(entries, key=lambda e: e.at)
+
+
+def override_json(override: Override) -> str:
+    """An on-call override's stored form."""
+    return json.dumps(override.to_dict(), separators=(",", ":"))
+
+
+def stored_override(body: str) -> Override:
+    """An on-call override read back from its stored form."""
+    return Override.from_dict(json.loads(body))
+
+
+def in_start_order(overrides: Iterable[Override]) -> list[Override]:
+    """Overrides as `list_overrides` gives them: by start, then creation."""
+    return sorted(overrides, key=lambda o: (o.start, o.created_at, o.id))
