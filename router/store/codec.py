@@ -11,6 +11,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from router.model import Event, Notification, NotificationRecord, RouteSettings, TimelineEntry
+from router.schedules.rotations import Override
 from router.store.records import synthesized_timeline
 
 
@@ -18,6 +19,12 @@ def compact_json(value: object) -> str:
     """`value` as compact JSON, the stored form of every structured field: pydantic's
     encoder (Rust), several times faster than json's on the webhook and delivery paths."""
     return to_json(value).decode()
+
+
+def float_text(value: float) -> str:
+    """A float as text that reads back exactly (repr round-trips): how the Redis store
+    hands times to Redis and its Lua scripts."""
+    return repr(float(value))
 
 
 def events_json(notifications: Sequence[Notification]) -> list[str]:
@@ -110,9 +117,37 @@ def timeline_json(entry: TimelineEntry) -> str:
     return compact_json(entry.to_dict())
 
 
+def timeline_texts(entries: Iterable[tuple[str, TimelineEntry]]) -> list[tuple[str, str]]:
+    """Each (record id, entry) with the entry's stored form. An entry noted for every
+    webhook a claim folded is encoded once: this runs as each delivery ends."""
+    encoded: dict[int, str] = {}
+    out = []
+    for nid, entry in entries:
+        text = encoded.get(id(entry))
+        if text is None:
+            text = encoded[id(entry)] = timeline_json(entry)
+        out.append((nid, text))
+    return out
+
+
 def merged_timeline(record: NotificationRecord, stored: Iterable[str]) -> list[TimelineEntry]:
     """A record's whole timeline: the entries it implies, then the stored ones (JSON), by
     time (ties keep that order)."""
     entries = synthesized_timeline(record)
     entries += [TimelineEntry.from_dict(json.loads(line)) for line in stored if line]
     return sorted(entries, key=lambda e: e.at)
+
+
+def override_json(override: Override) -> str:
+    """An on-call override's stored form."""
+    return json.dumps(override.to_dict(), separators=(",", ":"))
+
+
+def stored_override(body: str) -> Override:
+    """An on-call override read back from its stored form."""
+    return Override.from_dict(json.loads(body))
+
+
+def in_start_order(overrides: Iterable[Override]) -> list[Override]:
+    """Overrides as `list_overrides` gives them: by start, then creation."""
+    return sorted(overrides, key=lambda o: (o.start, o.created_at, o.id))

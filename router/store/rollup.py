@@ -38,7 +38,6 @@ NOISE_WITHIN = 300.0
 FLAP_WITHIN = 3600.0
 # How far Alertmanager's clock (an episode's start) may be off ours (actions' times).
 CLOCK_SKEW = 60.0
-KINDS = ("alert", "receiver", "team", "severity")
 # Rollups outlive the records they count (state.keep_records): a year and a bit.
 ROLLUP_KEEP = 400 * DAY
 # Hours are read only for windows up to two days (and the two before them).

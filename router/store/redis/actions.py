@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from router.model import Action, ActionClaim, GroupActions
+from router.store.codec import float_text as _num
 from router.store.protocols import ACTION_KEEP, ACTION_LEASE, GROUP_ACTIONS_TTL
 
 ACTION_SCRIPTS: Mapping[str, tuple[str, ...]] = {
@@ -29,10 +30,6 @@ _PENDING_TTL = 7 * 86400
 
 def _gid(receiver: str, group_key: str) -> str:
     return json.dumps([receiver, group_key], separators=(",", ":"))
-
-
-def _num(value: float) -> str:
-    return repr(float(value))
 
 
 class RedisActions:

@@ -13,12 +13,9 @@ from typing import Any
 from redis import asyncio as aioredis
 
 from router.store.beats import HeartbeatState, labels_from_json
+from router.store.codec import float_text as _num
 
 HEARTBEAT_SCRIPTS: Mapping[str, tuple[str, ...]] = {"heartbeat": ()}
-
-
-def _num(value: float) -> str:
-    return repr(float(value))
 
 
 class RedisHeartbeats:

@@ -3,12 +3,12 @@ override id -> JSON; every replica reads the same one."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
 from router.schedules.rotations import Override
+from router.store.codec import in_start_order, override_json, stored_override
 from router.store.protocols import OVERRIDE_KEEP
 
 
@@ -29,7 +29,7 @@ class RedisOncall:
         return f"{self.prefix}oncall:overrides"
 
     async def add_override(self, override: Override) -> bool:
-        body = json.dumps(override.to_dict(), separators=(",", ":"))
+        body = override_json(override)
         client = self._redis
         with self._guard("add_override"):
             added = int(await client.hsetnx(self._overrides_key, override.id, body))
@@ -52,10 +52,9 @@ class RedisOncall:
         client = self._redis
         with self._guard("list_overrides"):
             raw = await client.hgetall(self._overrides_key)
-        found = [o for o in self._decode(raw) if o.end > since]
-        return sorted(found, key=lambda o: (o.start, o.created_at, o.id))
+        return in_start_order(o for o in self._decode(raw) if o.end > since)
 
     @staticmethod
     def _decode(raw: dict[Any, Any]) -> Iterator[Override]:
         for body in raw.values():
-            yield Override.from_dict(json.loads(body))
+            yield stored_override(body)

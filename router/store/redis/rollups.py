@@ -24,6 +24,7 @@ from router.store.rollup import (
     HOURLY_KEEP,
     INDEX,
     ROLLUP_KEEP,
+    EpisodeEnd,
     Key,
     RollupRead,
     episode_counts,
@@ -43,6 +44,9 @@ ROLLUP_SCRIPTS: Mapping[str, tuple[str, ...]] = {
 }
 _SEP = "\x1f"
 
+# What `finished` makes of a claim: its counts and the episodes it resolved.
+Counted = tuple[dict[Key, list[int]], list[EpisodeEnd]]
+
 
 class RedisRollups:
     """Mixed into RedisStore (`_run` runs a script, `_redis` is the client)."""
@@ -58,19 +62,26 @@ class RedisRollups:
     def _redis(self) -> aioredis.Redis:
         raise NotImplementedError
 
-    async def _roll_up(self, claim: Claim, outcome: Outcome, at: float) -> None:
+    async def _roll_up(
+        self, claim: Claim, outcome: Outcome, at: float, counted: Counted | None = None
+    ) -> None:
         """A finished claim's counts, written right after the claim completes. Not retried:
-        the worker retries a failed `complete`, and counting twice is worse than a gap."""
+        the worker retries a failed `complete`, and counting twice is worse than a gap.
+        `counted`: what `_counted` already made of the claim (None: it needs the actions)."""
         try:
-            await self._count_finished(claim, outcome, at)
+            await self._count_finished(claim, outcome, at, counted)
         except StoreUnavailable as exc:
             log.warning("insights rollup not written", extra={"error": str(exc)})
 
-    async def _count_finished(self, claim: Claim, outcome: Outcome, at: float) -> None:
-        actions = None
-        if needs_actions(claim):
-            actions = await self.group_actions(claim.receiver, claim.group_key)
-        counts, episodes = finished(claim, outcome, actions)
+    async def _count_finished(
+        self, claim: Claim, outcome: Outcome, at: float, counted: Counted | None
+    ) -> None:
+        if counted is None:
+            actions = None
+            if needs_actions(claim):
+                actions = await self.group_actions(claim.receiver, claim.group_key)
+            counted = finished(claim, outcome, actions)
+        counts, episodes = counted
         if episodes:
             args: list[str | int | float] = [int(ROLLUP_KEEP)]
             for e in episodes:
@@ -82,13 +93,20 @@ class RedisRollups:
                     episode_counts(episode, previous or None, counts)
         await self.add_rollups(at, counts)
 
-    def _inline_rollup(self, claim: Claim, outcome: Outcome, at: float) -> str | None:
+    @staticmethod
+    def _counted(claim: Claim, outcome: Outcome) -> Counted | None:
+        """A finished claim's counts and episodes, made once for both `_inline_rollup` and
+        `_roll_up`; None when they need the group's actions (read by `_roll_up`)."""
+        return None if needs_actions(claim) else finished(claim, outcome, None)
+
+    @staticmethod
+    def _inline_rollup(counted: Counted | None, at: float) -> str | None:
         """A finished claim's counts as the complete script adds them (JSON, '' for none),
         or None when they need reads first (episodes, actions) and `_roll_up` writes them:
         most claims' counts then cost no round trip of their own."""
-        if needs_actions(claim):
+        if counted is None:
             return None
-        counts, episodes = finished(claim, outcome, None)
+        counts, episodes = counted
         if episodes:
             return None
         args = _rollup_args(at, counts)

@@ -115,8 +115,9 @@ from router.store.codec import (
     merged_timeline,
     stored_notification,
     stored_record,
-    timeline_json,
+    timeline_texts,
 )
+from router.store.codec import float_text as _num
 from router.store.protocols import (
     DEFAULT_KEEP_RECORDS,
     DEFAULT_LEASE,
@@ -204,11 +205,6 @@ def lua_source(name: str) -> str:
     folder = resources.files("router.store") / "lua"
     parts = [*_SCRIPTS[name], name]
     return "\n".join((folder / f"{part}.lua").read_text(encoding="utf-8") for part in parts)
-
-
-def _num(value: float) -> str:
-    """A float as Redis and Lua read it back exactly (repr round-trips)."""
-    return repr(float(value))
 
 
 def _ttl(seconds: float) -> int:
@@ -727,7 +723,8 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
             if outcome.nflog.firing:
                 entry_firing_at = _num(outcome.nflog.last_notified_at)
         # Written by the same script unless they need reads first.
-        rollup = self._inline_rollup(claim, outcome, now)
+        counted = self._counted(claim, outcome)
+        rollup = self._inline_rollup(counted, now)
         gid = _gid(claim.receiver, claim.group_key)
         self._finished(gid, claim.token)
         args: list[str | int | float] = [
@@ -751,7 +748,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
         with self._finishing_claim(claim):
             await self._run_grouped("complete", args)
         if rollup is None:
-            await self._roll_up(claim, outcome, now)
+            await self._roll_up(claim, outcome, now, counted)
 
     async def expire(self, now: float) -> int:
         """Drop expired log entries, alert states, old deploys and finished records, in
@@ -950,7 +947,7 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
     async def add_timeline(self, entries: Sequence[tuple[str, TimelineEntry]]) -> None:
         """Append entries to records that exist, each list expiring with its record."""
         if entries:
-            args = [x for nid, e in entries for x in (nid, timeline_json(e))]
+            args = [x for pair in timeline_texts(entries) for x in pair]
             await self._run("timeline", args)
 
     async def count_states(self, since: float) -> Mapping[tuple[str, str], int]:
@@ -989,4 +986,4 @@ def _settle(fut: asyncio.Future[Any], value: Any, error: Exception | None) -> No
 
 def _timeline_json(entries: Sequence[tuple[str, TimelineEntry]]) -> str:
     # An empty table encodes as {} in Lua's cjson and decodes back the same: ipairs skips it.
-    return compact_json([[nid, timeline_json(e)] for nid, e in entries])
+    return compact_json([[nid, text] for nid, text in timeline_texts(entries)])

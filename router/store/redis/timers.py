@@ -6,13 +6,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from router.store.codec import float_text as _num
 from router.store.protocols import Timer
 
 TIMER_SCRIPTS: Mapping[str, tuple[str, ...]] = {"timer": ()}
-
-
-def _num(value: float) -> str:
-    return repr(float(value))
 
 
 class RedisTimers:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 from router.schedules.rotations import Override
+from router.store.codec import in_start_order, override_json, stored_override
 from router.store.protocols import OVERRIDE_KEEP
 
 ONCALL_SCHEMA = """
@@ -25,7 +25,7 @@ class SQLiteOncall:
     _call: Callable[..., Any]
 
     async def add_override(self, override: Override) -> bool:
-        body = json.dumps(override.to_dict(), separators=(",", ":"))
+        body = override_json(override)
 
         def insert(conn: sqlite3.Connection) -> bool:
             # Overrides long over go when a new one comes: they are few.
@@ -58,5 +58,4 @@ class SQLiteOncall:
             return [str(row["body"]) for row in rows]
 
         bodies: list[str] = await self._call(read)
-        found = [Override.from_dict(json.loads(b)) for b in bodies]
-        return sorted(found, key=lambda o: (o.start, o.created_at, o.id))
+        return in_start_order(stored_override(b) for b in bodies)

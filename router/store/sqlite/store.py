@@ -34,7 +34,7 @@ from router.store.codec import (
     facets,
     merged_timeline,
     stored_record,
-    timeline_json,
+    timeline_texts,
 )
 from router.store.protocols import (
     DEFAULT_KEEP_RECORDS,
@@ -690,9 +690,8 @@ def _fts_phrase(text: str) -> str:
 def _timeline_lines(entries: Sequence[tuple[str, TimelineEntry]]) -> dict[str, str]:
     """Each record's entries as the lines its timeline column gets appended."""
     lines: dict[str, str] = {}
-    for nid, e in entries:
-        line = timeline_json(e) + "\n"
-        lines[nid] = lines.get(nid, "") + line
+    for nid, text in timeline_texts(entries):
+        lines[nid] = lines.get(nid, "") + text + "\n"
     return lines
 
 
