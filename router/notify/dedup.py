@@ -45,9 +45,10 @@ class Reason(enum.StrEnum):
     ESCALATED = "escalated"
 
 
-# `Event.origin["kind"]` of the events the router makes itself.
-RESOLVED_BY_POLL = "resolved_while_silenced"
-ESCALATION = "escalated"
+# `Event.origin["kind"]` of the events the router makes itself: each is told with the
+# reason of the same name.
+RESOLVED_BY_POLL = Reason.RESOLVED_WHILE_SILENCED.value
+ESCALATION = Reason.ESCALATED.value
 
 
 # A log entry outlives the group's last change by at least twice the repeat interval, and
