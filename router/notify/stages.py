@@ -10,6 +10,7 @@ from the verdict, writing the timeline with it, and is the only place that retri
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -462,14 +463,16 @@ class ChatLinksStage:
         receiver = job.runtime.channels.get(job.claim.receiver)
         if receiver is None or receiver.integration != "pagerduty":
             return given
+        slack = [name for name, ch in job.runtime.channels.items() if ch.integration == "slack"]
+        try:
+            # One read per Slack receiver, all at once: a page waits for the slowest only.
+            entries = await asyncio.gather(
+                *(self.log.nflog_get(name, job.claim.group_key, job.now) for name in slack)
+            )
+        except StoreUnavailable:
+            return given
         links: list[Link] = []
-        for name, channel in job.runtime.channels.items():
-            if channel.integration != "slack":
-                continue
-            try:
-                entry = await self.log.nflog_get(name, job.claim.group_key, job.now)
-            except StoreUnavailable:
-                return given
+        for name, entry in zip(slack, entries, strict=True):
             permalink = entry.channel_state.get("permalink", "") if entry is not None else ""
             if permalink:
                 links.append(Link(f"Slack ({name})", permalink))
