@@ -217,3 +217,61 @@ async def test_replicas_on_redis_share_the_checks_one_per_group_and_interval(
 
 def listed_at_least(am: FakeAlertmanager, count: int) -> bool:
     return len(am.listings) >= count
+
+
+def cluster_webhook(*names: str) -> dict[str, Any]:
+    """A webhook of the group `cluster="c1"` (Alertmanager's group_by: [cluster])."""
+    body = webhook(names[0])
+    body["groupKey"] = '{}:{cluster="c1"}'
+    body["groupLabels"] = {"cluster": "c1"}
+    body["alerts"] = [
+        {**webhook(name)["alerts"][0], "labels": {**labels(name), "cluster": "c1"}}
+        for name in names
+    ]
+    return body
+
+
+async def test_an_alert_outside_the_checked_matchers_is_never_resolved_by_the_check(
+    slack: FakeSlack, state_url: str, fake_am: FakeAlertmanager, clock: FakeClock
+) -> None:
+    # The message was posted for DiskFull alone: the check asks with alertname="DiskFull".
+    # HighCPU joins the group later; Alertmanager still holds both.
+    fake_am.alerts = [
+        {"fingerprint": f"fp-{n}", "labels": {**labels(n), "cluster": "c1"}}
+        for n in ("DiskFull", "HighCPU")
+    ]
+    config = config_from(config_text(slack, f"{{url: '{state_url}'}}", fake_am, 500))
+    async with running(config, clock=clock) as service:
+        status, _ = await service.post("/webhook/alertmanager", cluster_webhook("DiskFull"))
+        assert status == 200
+        message: SlackMessage = await until(lambda: about(slack, "DiskFull"))
+        await until(lambda: delivered(service, "slack-prod", "DiskFull"))
+        answer = await click(
+            service.http,
+            service.url + "/slack/interactions",
+            SECRET,
+            message,
+            slack.channel_id(CHANNEL),
+            "ack",
+            timestamp=str(int(clock())),
+        )
+        assert answer == 200
+        await until(
+            lambda: "Acknowledged by" in (about(slack, "DiskFull") or message).visible_text()
+        )
+        joined = cluster_webhook("DiskFull", "HighCPU")
+        status, _ = await service.post("/webhook/alertmanager", joined)
+        assert status == 200
+        await until(lambda: delivered(service, "slack-prod", "HighCPU"))
+        name = fake_am.base_url.removeprefix("http://")
+
+        def listings_checked(count: int) -> bool:
+            metric = "alert_router_silence_polls_total"
+            return sample(service, metric, alertmanager=name, outcome="listed") >= count
+
+        for count in range(1, 4):
+            clock.now += 5
+            await until(functools.partial(listings_checked, count))
+        # The third listing began after the second check was carried out in full.
+        assert fake_am.listings[0] == ['cluster="c1"', 'alertname="DiskFull"']
+        assert await service.records(reason="resolved_while_silenced") == []

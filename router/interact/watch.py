@@ -30,7 +30,7 @@ from router.channels.slack.channel import SlackChannel
 from router.config.schema import AlertmanagerAPI
 from router.durations import format_duration
 from router.ingest.intake import plan_notifications
-from router.matchers import Matcher
+from router.matchers import Matcher, matches_all
 from router.metrics import Metrics
 from router.model import (
     Event,
@@ -223,6 +223,9 @@ class SilenceWatcher(TimerLoop):
             return
         self.metrics.silence_polls.labels(name, "listed").inc()
         events = await firing_events(self.store, watch.receiver, watch.group_key, entry.firing)
+        # An alert that joined the group outside the matchers is never in the listing, and
+        # its silence does not cover it: Alertmanager sends its resolve itself.
+        events = [e for e in events if matches_all(matchers, e.labels_as_sent())]
         missing = {
             e.fingerprint: watch.missing.get(e.fingerprint, 0) + 1
             for e in events
