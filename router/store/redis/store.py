@@ -268,8 +268,8 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
         # Tokens of the claims being released or completed right now: still held for
         # `renew` until that call returns, though Redis no longer has their lease.
         self._finishing: set[str] = set()
-        # Records and completions asked for in this turn of the event loop: sent together
-        # in one pipeline at its end.
+        # Records and completions asked for in this turn of the event loop: sent at its
+        # end, the records in one pipeline, the completions in another.
         self._queued: list[tuple[str, Sequence[str | int | float], asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -355,9 +355,9 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
             return await script(keys=[], args=[self.prefix, *args], client=client)
 
     async def _run_grouped(self, name: str, args: Sequence[str | int | float]) -> Any:
-        """`_run`, sent in one pipeline with the calls made in the same turn of the event
-        loop (a storm's webhooks and deliveries): one round trip for all of them, while
-        earlier ones may still be in flight."""
+        """`_run`, sent in one pipeline with the calls of its kind (records, or the rest)
+        made in the same turn of the event loop: a storm's webhooks take one round trip,
+        its deliveries another, while earlier ones may still be in flight."""
         self._redis  # noqa: B018 - raises StoreUnavailable unless open
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if not self._queued:
