@@ -484,6 +484,30 @@ async def test_records_and_completions_made_at_once_all_land(replica: Opener) ->
     assert await store.nflog_get("r1", "g7", T0 + 1) == entry("g7", T0, frozenset())
 
 
+async def test_records_go_out_first_in_pipelines_of_their_own(
+    replica: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await replica()
+    await store.record([notification(f"g{i}", f"a{i}") for i in range(3)])
+    claims = await store.claim(T0, 10)
+    sent: list[list[str]] = []
+    send = store._send
+
+    async def spy(batch: Any) -> None:
+        sent.append([name for name, _, _ in batch])
+        await send(batch)
+
+    monkeypatch.setattr(store, "_send", spy)
+    # Completions made first in the same turn do not hold the webhook's acknowledgement.
+    await asyncio.gather(
+        *(store.complete(c, Outcome(DeliveryState.SENT, "sent"), T0) for c in claims),
+        store.record([notification("g3", "b")]),
+        store.record([notification("g4", "c")]),
+    )
+    assert sent == [["record", "record"], ["complete"] * 3]
+    assert sorted(c.group_key for c in await store.claim(T0, 10)) == ["g3", "g4"]
+
+
 async def test_a_failing_script_sent_with_others_fails_alone(replica: Opener) -> None:
     store = await replica()
     answers: list[object] = await asyncio.gather(

@@ -82,7 +82,7 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -268,8 +268,8 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
         # Tokens of the claims being released or completed right now: still held for
         # `renew` until that call returns, though Redis no longer has their lease.
         self._finishing: set[str] = set()
-        # Records and completions asked for in this turn of the event loop: sent together
-        # in one pipeline at its end.
+        # Records and completions asked for in this turn of the event loop: sent at its
+        # end, the records in one pipeline, the completions in another.
         self._queued: list[tuple[str, Sequence[str | int | float], asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -355,27 +355,41 @@ class RedisStore(RedisActions, RedisHeartbeats, RedisTimers, RedisRollups, Redis
             return await script(keys=[], args=[self.prefix, *args], client=client)
 
     async def _run_grouped(self, name: str, args: Sequence[str | int | float]) -> Any:
-        """`_run`, sent in one pipeline with the calls made in the same turn of the event
-        loop (a storm's webhooks and deliveries): one round trip for all of them, while
-        earlier ones may still be in flight."""
+        """`_run`, sent in one pipeline with the calls of its kind (records, or the rest)
+        made in the same turn of the event loop: a storm's webhooks take one round trip,
+        its deliveries another, while earlier ones may still be in flight."""
         self._redis  # noqa: B018 - raises StoreUnavailable unless open
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if not self._queued:
-            loop.call_soon(self._send_queued)
+            # Its first step runs after the callbacks of this turn, and sends every call
+            # they queued: one loop turn between a call and its request, not two.
+            self._spawn(self._send_queued())
         self._queued.append((name, args, fut))
         return await fut
 
-    def _send_queued(self) -> None:
+    def _spawn(self, sending: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(sending)
+        # Held until done: the loop keeps only weak references to tasks.
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send_queued(self) -> None:
         queued, self._queued = self._queued, []
-        for first in range(0, len(queued), _PIPELINE_MAX):
-            # A caller cancelled before its call went out: it is not made at all.
-            batch = [item for item in queued[first : first + _PIPELINE_MAX] if not item[2].done()]
-            if batch:
-                task = asyncio.create_task(self._send(batch))
-                # Held until done: the loop keeps only weak references to tasks.
-                self._sending.add(task)
-                task.add_done_callback(self._sending.discard)
+        # A caller cancelled before its call went out: it is not made at all.
+        live = [item for item in queued if not item[2].done()]
+        # Records first, in pipelines of their own: a webhook's acknowledgement waits for
+        # its record alone, not for a storm's completions queued in the same turn.
+        records = [item for item in live if item[0] == "record"]
+        others = [item for item in live if item[0] != "record"] if records else live
+        batches = [
+            calls[first : first + _PIPELINE_MAX]
+            for calls in (records, others)
+            for first in range(0, len(calls), _PIPELINE_MAX)
+        ]
+        for batch in batches[1:]:
+            self._spawn(self._send(batch))
+        if batches:
+            await self._send(batches[0])
 
     async def _send(
         self, batch: Sequence[tuple[str, Sequence[str | int | float], asyncio.Future[Any]]]
