@@ -276,9 +276,8 @@ def _common_labels(events: Sequence[Event]) -> dict[str, str]:
         return {}
     common = dict(events[0].labels)
     for event in events[1:]:
-        for key in list(common):
-            if event.labels.get(key) != common[key]:
-                del common[key]
+        labels = event.labels
+        common = {key: value for key, value in common.items() if labels.get(key) == value}
     return common
 
 
@@ -289,21 +288,24 @@ def _alert_view(event: Event) -> AlertView:
     if description == summary:
         description = ""
     return AlertView(
-        status=event.status,
-        alertname=event.alertname,
-        fingerprint=event.fingerprint,
-        summary=summary,
-        description=description,
-        labels=dict(event.labels),
-        annotations=dict(ann),
-        starts_at=event.starts_at,
-        ends_at=event.ends_at,
-        generator_url=event.generator_url,
-        runbook_url=ann.get("runbook_url", ""),
+        event.status,
+        event.alertname,
+        event.fingerprint,
+        summary,
+        description,
+        dict(event.labels),
+        dict(ann),
+        event.starts_at,
+        event.ends_at,
+        event.generator_url,
+        ann.get("runbook_url", ""),
     )
 
 
-def _one_or_many(events: Sequence[Event], label: str) -> str:
+def _one_or_many(events: Sequence[Event], common: Mapping[str, str], label: str) -> str:
+    # A label every alert has with one value (the group's, usually) needs no set.
+    if label in common:
+        return common[label]
     values = sorted({e.labels.get(label, "") for e in events} - {""})
     return ", ".join(values)
 
@@ -328,11 +330,11 @@ def build_message(
     resolved = [_alert_view(e) for e in events if e.status is Status.RESOLVED]
     common = _common_labels(events)
     status = Status.FIRING if firing else Status.RESOLVED
-    alertname = _one_or_many(events, "alertname")
-    env = _one_or_many(events, "env")
-    severity = _one_or_many(events, "severity")
-    app = _one_or_many(events, "app")
-    namespace = _one_or_many(events, "namespace")
+    alertname = _one_or_many(events, common, "alertname")
+    env = _one_or_many(events, common, "env")
+    severity = _one_or_many(events, common, "severity")
+    app = _one_or_many(events, common, "app")
+    namespace = _one_or_many(events, common, "namespace")
     # Alertmanager's subject: status, then what the group is, then what the alerts share.
     where = " ".join(v for v in (app or namespace, env, severity) if v)
     title = f"[{status_text(len(firing))}] {alertname or 'alert'}"
