@@ -161,18 +161,19 @@ def links_for(
     """
     links: list[Link] = []
     grafana = config.enrich.grafana
-    if grafana is not None and config.enrich.loki is not None and expr:
-        links.append(Link(TITLE_LOGS, grafana_explore_url(grafana, expr, start, end)))
     if grafana is not None:
+        if config.enrich.loki is not None and expr:
+            links.append(Link(TITLE_LOGS, grafana_explore_url(grafana, expr, start, end)))
         dashboard = grafana_dashboard_url(grafana, event.labels, start, end)
         if dashboard is not None:
             links.append(Link(TITLE_DASHBOARD, dashboard))
-    if event.source == "alertmanager" and event.external_url:
+    if event.external_url and event.source == "alertmanager":
         sent = event.labels_as_sent()
         if sent:
             links.append(Link(TITLE_SILENCE, silence_url(event.external_url, sent)))
-    app = event.labels.get("app", "")
-    argocd_base = _argocd_base(event, config.argocd)
-    if app and argocd_base:
-        links.append(Link(TITLE_ARGOCD, argocd_app_url(argocd_base, app)))
+    app = event.labels.get("app")
+    if app:
+        argocd_base = _argocd_base(event, config.argocd)
+        if argocd_base:
+            links.append(Link(TITLE_ARGOCD, argocd_app_url(argocd_base, app)))
     return links
