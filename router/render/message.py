@@ -282,18 +282,28 @@ def alert_links(alert: AlertView) -> list[Link]:
     The runbook first (what to do), then the source (Prometheus' graph of the rule), then
     what enrichment found in its own order (Grafana Explore, dashboard, silence, Argo CD).
     """
-    candidates = (
-        Link(TITLE_RUNBOOK, alert.runbook_url.strip()),
-        Link(TITLE_SOURCE, alert.generator_url.strip()),
-        *alert.links,
-    )
     links: list[Link] = []
     seen: set[str] = set()
-    for link in candidates:
+    for link in (
+        _own_link(TITLE_RUNBOOK, alert.runbook_url),
+        _own_link(TITLE_SOURCE, alert.generator_url),
+    ):
+        if link is not None and link.url not in seen:
+            seen.add(link.url)
+            links.append(link)
+    for link in alert.links:
         if link.url and link.url not in seen and is_web_url(link.url):
             seen.add(link.url)
             links.append(link)
     return links
+
+
+# The runbook and source of the alerts of one rule are the same URLs on every alert and
+# every channel's message: each judged and made into a Link once.
+@functools.lru_cache(maxsize=1024)
+def _own_link(title: str, url: str) -> Link | None:
+    url = url.strip()
+    return Link(title, url) if url and is_web_url(url) else None
 
 
 def _common_labels(events: Sequence[Event]) -> dict[str, str]:
