@@ -24,7 +24,7 @@ from router.enrich.links import links_for
 from router.enrich.loki import BreakerState, LokiEnricher, LokiResult
 from router.metrics import Metrics
 from router.model import Event, Status
-from router.render.message import AlertView, LogExcerpt, Message
+from router.render.message import AlertView, LogExcerpt, Message, with_alerts
 
 log = logging.getLogger(__name__)
 
@@ -120,24 +120,26 @@ class Enricher:
         lookback = timedelta(seconds=self._lookback())
         results = await self._excerpts(message.firing, by_key, now)
 
+        loki = self._loki
+        config = self._config
+
         def view(alert: AlertView) -> AlertView:
             event = by_key.get((alert.fingerprint, alert.status))
             if event is None:
                 return alert
             firing = alert.status is Status.FIRING
-            result = results.get(alert.fingerprint) if firing else None
+            result = results.get(alert.fingerprint) if firing and results else None
             if result is not None:
                 expr: str | None = result.excerpt.query or None
             else:
-                expr = self._loki.query_or_none(event.labels) if self._loki else None
+                expr = loki.query_or_none(event.labels) if loki is not None else None
             if firing:
                 start = (event.starts_at or now) - lookback
                 end = now
             else:
                 end = event.ends_at or now
                 start = (event.starts_at or end) - lookback
-            links = links_for(event, self._config, expr=expr, start=start, end=end)
-            logs = result.excerpt if result is not None else alert.logs
+            links = links_for(event, config, expr=expr, start=start, end=end)
             # Built field by field: dataclasses.replace costs several times more, per alert.
             return AlertView(
                 alert.status,
@@ -152,15 +154,13 @@ class Enricher:
                 alert.generator_url,
                 alert.runbook_url,
                 (*alert.links, *links),
-                logs,
+                result.excerpt if result is not None else alert.logs,
             )
 
         firing = [view(a) for a in message.firing]
         resolved = [view(a) for a in message.resolved]
         notes = _failure_notes(list(results.values()), len(message.firing))
-        return dataclasses.replace(
-            message, firing=firing, resolved=resolved, notes=(*message.notes, *notes)
-        )
+        return with_alerts(message, firing, resolved, (*message.notes, *notes))
 
     async def _excerpts(
         self,

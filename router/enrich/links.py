@@ -10,6 +10,7 @@ links set `var-` variables and the time range.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -85,6 +86,7 @@ def grafana_dashboard_url(
 
 
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+_UNRESERVED_TEXT = frozenset(map(chr, _UNRESERVED))
 _PERCENT = [chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in range(256)]
 
 
@@ -100,6 +102,21 @@ def _json_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+# Percent-encoding goes character by character, so the encoded filter is the encoded
+# matchers joined by the encoded separator: a label pair shared by the alerts of a group
+# (alertname, namespace, app) is encoded once, not once per alert and receiver.
+@functools.lru_cache(maxsize=4096)
+def _matcher(name: str, value: str) -> str:
+    # Label names and most values (pod names, alertnames) need neither escaping nor
+    # encoding: checking that is cheaper than encoding them.
+    if _UNRESERVED_TEXT.issuperset(value) and _UNRESERVED_TEXT.issuperset(name):
+        return f"{name}%3D%22{value}%22"
+    return _percent(f"{name}={_json_string(value)}")
+
+
+_OPEN, _SEPARATOR, _CLOSE = _percent("{"), _percent(", "), _percent("}")
+
+
 def silence_url(external_url: str, labels: Mapping[str, str]) -> str:
     """Alertmanager's new-silence form pre-filled with one equality matcher per label.
 
@@ -107,9 +124,12 @@ def silence_url(external_url: str, labels: Mapping[str, str]) -> str:
     are JSON-quoted, matchers joined with `", "` inside braces and the whole filter
     percent-encoded, as the Alertmanager UI parses it.
     """
-    names = sorted(labels, key=lambda name: (name != "alertname", name))
-    body = ", ".join(f"{name}={_json_string(labels[name])}" for name in names)
-    return f"{_base(external_url)}/#/silences/new?filter={_percent('{' + body + '}')}"
+    names = sorted(labels)
+    if "alertname" in labels:
+        names.remove("alertname")
+        names.insert(0, "alertname")
+    body = _SEPARATOR.join([_matcher(name, labels[name]) for name in names])
+    return f"{_base(external_url)}/#/silences/new?filter={_OPEN}{body}{_CLOSE}"
 
 
 def argocd_app_url(argocd_url: str, app: str) -> str:
@@ -141,18 +161,19 @@ def links_for(
     """
     links: list[Link] = []
     grafana = config.enrich.grafana
-    if grafana is not None and config.enrich.loki is not None and expr:
-        links.append(Link(TITLE_LOGS, grafana_explore_url(grafana, expr, start, end)))
     if grafana is not None:
+        if config.enrich.loki is not None and expr:
+            links.append(Link(TITLE_LOGS, grafana_explore_url(grafana, expr, start, end)))
         dashboard = grafana_dashboard_url(grafana, event.labels, start, end)
         if dashboard is not None:
             links.append(Link(TITLE_DASHBOARD, dashboard))
-    if event.source == "alertmanager" and event.external_url:
+    if event.external_url and event.source == "alertmanager":
         sent = event.labels_as_sent()
         if sent:
             links.append(Link(TITLE_SILENCE, silence_url(event.external_url, sent)))
-    app = event.labels.get("app", "")
-    argocd_base = _argocd_base(event, config.argocd)
-    if app and argocd_base:
-        links.append(Link(TITLE_ARGOCD, argocd_app_url(argocd_base, app)))
+    app = event.labels.get("app")
+    if app:
+        argocd_base = _argocd_base(event, config.argocd)
+        if argocd_base:
+            links.append(Link(TITLE_ARGOCD, argocd_app_url(argocd_base, app)))
     return links

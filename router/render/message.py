@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -192,6 +193,30 @@ class Message:
         return status_text(len(self.firing) if self.status is Status.FIRING else 0)
 
 
+# A Message's fields read all at once and its slots' setters, in field order, for
+# `with_alerts`: every enrichment copies its message, and dataclasses.replace (keywords
+# built, fields walked, each set through object.__setattr__) costs three times as much.
+_MESSAGE_FIELDS = tuple(f.name for f in fields(Message))
+_MESSAGE_VALUES = operator.attrgetter(*_MESSAGE_FIELDS)
+_MESSAGE_SLOTS: tuple[Any, ...] = tuple(getattr(Message, name).__set__ for name in _MESSAGE_FIELDS)
+_FIRING, _RESOLVED, _NOTES = map(_MESSAGE_FIELDS.index, ("firing", "resolved", "notes"))
+
+
+def with_alerts(
+    message: Message,
+    firing: Sequence[AlertView],
+    resolved: Sequence[AlertView],
+    notes: Sequence[str],
+) -> Message:
+    """`dataclasses.replace(message, firing=..., resolved=..., notes=...)`, faster."""
+    values = list(_MESSAGE_VALUES(message))
+    values[_FIRING], values[_RESOLVED], values[_NOTES] = firing, resolved, notes
+    copy = object.__new__(Message)
+    for set_field, value in zip(_MESSAGE_SLOTS, values, strict=True):
+        set_field(copy, value)
+    return copy
+
+
 # The order Argo CD's details are shown in; any others follow by name.
 _DETAIL_ORDER = (
     "revision",
@@ -257,18 +282,28 @@ def alert_links(alert: AlertView) -> list[Link]:
     The runbook first (what to do), then the source (Prometheus' graph of the rule), then
     what enrichment found in its own order (Grafana Explore, dashboard, silence, Argo CD).
     """
-    candidates = (
-        Link(TITLE_RUNBOOK, alert.runbook_url.strip()),
-        Link(TITLE_SOURCE, alert.generator_url.strip()),
-        *alert.links,
-    )
     links: list[Link] = []
     seen: set[str] = set()
-    for link in candidates:
+    for link in (
+        _own_link(TITLE_RUNBOOK, alert.runbook_url),
+        _own_link(TITLE_SOURCE, alert.generator_url),
+    ):
+        if link is not None and link.url not in seen:
+            seen.add(link.url)
+            links.append(link)
+    for link in alert.links:
         if link.url and link.url not in seen and is_web_url(link.url):
             seen.add(link.url)
             links.append(link)
     return links
+
+
+# The runbook and source of the alerts of one rule are the same URLs on every alert and
+# every channel's message: each judged and made into a Link once.
+@functools.lru_cache(maxsize=1024)
+def _own_link(title: str, url: str) -> Link | None:
+    url = url.strip()
+    return Link(title, url) if url and is_web_url(url) else None
 
 
 def _common_labels(events: Sequence[Event]) -> dict[str, str]:
@@ -276,9 +311,8 @@ def _common_labels(events: Sequence[Event]) -> dict[str, str]:
         return {}
     common = dict(events[0].labels)
     for event in events[1:]:
-        for key in list(common):
-            if event.labels.get(key) != common[key]:
-                del common[key]
+        labels = event.labels
+        common = {key: value for key, value in common.items() if labels.get(key) == value}
     return common
 
 
@@ -289,21 +323,24 @@ def _alert_view(event: Event) -> AlertView:
     if description == summary:
         description = ""
     return AlertView(
-        status=event.status,
-        alertname=event.alertname,
-        fingerprint=event.fingerprint,
-        summary=summary,
-        description=description,
-        labels=dict(event.labels),
-        annotations=dict(ann),
-        starts_at=event.starts_at,
-        ends_at=event.ends_at,
-        generator_url=event.generator_url,
-        runbook_url=ann.get("runbook_url", ""),
+        event.status,
+        event.alertname,
+        event.fingerprint,
+        summary,
+        description,
+        dict(event.labels),
+        dict(ann),
+        event.starts_at,
+        event.ends_at,
+        event.generator_url,
+        ann.get("runbook_url", ""),
     )
 
 
-def _one_or_many(events: Sequence[Event], label: str) -> str:
+def _one_or_many(events: Sequence[Event], common: Mapping[str, str], label: str) -> str:
+    # A label every alert has with one value (the group's, usually) needs no set.
+    if label in common:
+        return common[label]
     values = sorted({e.labels.get(label, "") for e in events} - {""})
     return ", ".join(values)
 
@@ -328,11 +365,11 @@ def build_message(
     resolved = [_alert_view(e) for e in events if e.status is Status.RESOLVED]
     common = _common_labels(events)
     status = Status.FIRING if firing else Status.RESOLVED
-    alertname = _one_or_many(events, "alertname")
-    env = _one_or_many(events, "env")
-    severity = _one_or_many(events, "severity")
-    app = _one_or_many(events, "app")
-    namespace = _one_or_many(events, "namespace")
+    alertname = _one_or_many(events, common, "alertname")
+    env = _one_or_many(events, common, "env")
+    severity = _one_or_many(events, common, "severity")
+    app = _one_or_many(events, common, "app")
+    namespace = _one_or_many(events, common, "namespace")
     # Alertmanager's subject: status, then what the group is, then what the alerts share.
     where = " ".join(v for v in (app or namespace, env, severity) if v)
     title = f"[{status_text(len(firing))}] {alertname or 'alert'}"
