@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
 from pydantic_core import PydanticCustomError
 
 from router.config.schema import Config
@@ -107,6 +107,49 @@ class AlertmanagerWebhook(_Lenient):
     groupLabels: Labels = Field(default_factory=dict)
     externalURL: str | None = ""
     truncatedAlerts: int | None = 0
+
+
+# What nearly every sender sends (text for every label, nothing to drop but empty texts,
+# times or none) read by pydantic's core alone, without the models' Python validators that
+# cost as much as the rest of the parse. A number where text belongs is not taken here:
+# read from JSON directly its text differs (1.0 is "1") from that of the value the models'
+# validators see ("1.0").
+_Text = Annotated[str, Strict()]
+
+
+class _PlainAlert(AlertmanagerAlert):
+    labels: dict[str, _Text]
+    annotations: dict[str, _Text] = Field(default_factory=dict)
+    startsAt: datetime | None = None
+    endsAt: datetime | None = None
+
+
+class _PlainWebhook(AlertmanagerWebhook):
+    alerts: list[_PlainAlert] = Field(min_length=1)  # type: ignore[assignment]
+    groupLabels: dict[str, _Text] = Field(default_factory=dict)
+
+
+def read_plain(body: bytes) -> AlertmanagerWebhook | None:
+    """The webhook in `body` as AlertmanagerWebhook reads it, if it is an ordinary one;
+    None when only AlertmanagerWebhook can tell (and name what is wrong, if anything is)."""
+    try:
+        payload = _PlainWebhook.model_validate_json(body)
+    except ValidationError:
+        return None
+    _drop_blanks(payload.groupLabels)
+    for alert in payload.alerts:
+        _drop_blanks(alert.annotations)
+        if not _drop_blanks(alert.labels):
+            return None
+    return payload
+
+
+def _drop_blanks(values: dict[str, str]) -> bool:
+    """Drops the names without a value, as `_values` does, in place; whether any are left."""
+    if "" in values or "" in values.values():
+        for name in [name for name, value in values.items() if not name or not value]:
+            del values[name]
+    return bool(values)
 
 
 def label_set_text(labels: Mapping[str, str]) -> str:
