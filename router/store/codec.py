@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -106,19 +107,21 @@ class Facets:
 
 def facets(notification: Notification) -> Facets:
     """The facets of one notification (see Facets)."""
-    first = notification.events[0].labels if notification.events else {}
-    values: dict[str, None] = {}
-    for event in notification.events:
-        for value in event.labels.values():
-            if value:
-                values[value.lower()] = None
+    events = notification.events
+    first = events[0].labels if events else {}
     return Facets(
         env=first.get("env", ""),
         severity=first.get("severity", ""),
-        source=notification.events[0].source if notification.events else "",
+        source=events[0].source if events else "",
         alertname=first.get("alertname", ""),
-        text="\n".join(values),
+        text=_label_text(events),
     )
+
+
+def _label_text(events: Sequence[Event]) -> str:
+    # Alerts of a group share most values: each distinct one is lowercased once.
+    distinct = dict.fromkeys(itertools.chain.from_iterable([e.labels.values() for e in events]))
+    return "\n".join(dict.fromkeys([value.lower() for value in distinct if value]))
 
 
 def stored_notification(
