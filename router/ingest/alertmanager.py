@@ -24,7 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from router.config.schema import Config
 from router.identity import alert_identity
-from router.ingest.normalize import normalize, replaced_labels
+from router.ingest.normalize import normalizer, replaced_labels
 from router.model import Event, Status
 
 SOURCE = "alertmanager"
@@ -184,15 +184,13 @@ def _shown(value: datetime | None) -> datetime | None:
     """The time in UTC, or None when it is not a time any alert could have."""
     if value is None:
         return None
-    offset = value.utcoffset()
-    if offset:
-        return value.astimezone(UTC) if _EARLIEST <= value < _LATEST else None
-    # In UTC (nearly every time sent) or without an offset (UTC too): the year alone says
-    # whether it is in range, and the result carries datetime's own UTC (pydantic's is
-    # another object), which later comparisons and formatting take without a conversion.
-    if not _EARLIEST.year <= value.year < _LATEST.year:
+    # Go's zero time and the like are out of range whatever their offset (under a day).
+    if not _EARLIEST.year - 1 <= value.year <= _LATEST.year:
         return None
-    return value.replace(tzinfo=UTC) if offset is None else value.astimezone(UTC)
+    # In datetime's own UTC (pydantic's is another object, whose offset costs a call from
+    # Python each time it is asked): later comparisons and formatting take it as it is.
+    utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return utc if _EARLIEST <= utc < _LATEST else None
 
 
 # Status by its text: the enum's own lookup costs more, once per alert.
@@ -231,26 +229,30 @@ def to_events(payload: AlertmanagerWebhook, config: Config, now: datetime) -> li
     group_key = prefix + body_group if body_group is not None else None
     # Alertmanager's max_alerts cut the group: the message must say so.
     truncated = max(payload.truncatedAlerts or 0, 0)
+    external_url = payload.externalURL or ""
+    group_labels = payload.groupLabels
+    normalized = normalizer(config, source=SOURCE)
     sent = [(alert.fingerprint or "").strip() for alert in payload.alerts]
     shared = _shared_fingerprints(sent, payload.alerts)
     events = []
     for fingerprint, alert in zip(sent, payload.alerts, strict=True):
         own = alert.labels
+        status = alert.status
         events.append(
             Event(
                 source=SOURCE,
                 fingerprint=alert_identity(fingerprint, own, shared=fingerprint in shared),
                 group_key=group_key or prefix + _alert_group(own),
-                status=_status(alert, fallback, now),
-                labels=normalize(own, config, source=SOURCE),
+                status=_STATUSES[status] if status else _status(alert, fallback, now),
+                labels=normalized(own),
                 annotations=alert.annotations,
                 starts_at=_shown(alert.startsAt),
                 ends_at=_shown(alert.endsAt),
                 generator_url=alert.generatorURL or "",
-                external_url=payload.externalURL or "",
+                external_url=external_url,
                 replaced_labels=replaced_labels(own),
                 truncated_alerts=truncated,
-                group_labels=payload.groupLabels,
+                group_labels=group_labels,
             )
         )
     return events
