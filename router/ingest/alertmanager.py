@@ -238,21 +238,24 @@ def to_events(payload: AlertmanagerWebhook, config: Config, now: datetime) -> li
     for fingerprint, alert in zip(sent, payload.alerts, strict=True):
         own = alert.labels
         status = alert.status
+        # Positional (in field order): a class called with keywords makes a dict each time.
         events.append(
             Event(
-                source=SOURCE,
-                fingerprint=alert_identity(fingerprint, own, shared=fingerprint in shared),
-                group_key=group_key or prefix + _alert_group(own),
-                status=_STATUSES[status] if status else _status(alert, fallback, now),
-                labels=normalized(own),
-                annotations=alert.annotations,
-                starts_at=_shown(alert.startsAt),
-                ends_at=_shown(alert.endsAt),
-                generator_url=alert.generatorURL or "",
-                external_url=external_url,
-                replaced_labels=replaced_labels(own),
-                truncated_alerts=truncated,
-                group_labels=group_labels,
+                SOURCE,
+                alert_identity(fingerprint, own, shared=fingerprint in shared),
+                group_key or prefix + _alert_group(own),
+                _STATUSES[status] if status else _status(alert, fallback, now),
+                normalized(own),
+                alert.annotations,
+                _shown(alert.startsAt),
+                _shown(alert.endsAt),
+                alert.generatorURL or "",
+                external_url,
+                False,  # one_shot
+                None,  # details
+                replaced_labels(own),
+                truncated,
+                group_labels,
             )
         )
     return events
