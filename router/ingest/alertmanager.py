@@ -19,12 +19,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
 from pydantic_core import PydanticCustomError
 
 from router.config.schema import Config
 from router.identity import alert_identity
-from router.ingest.normalize import normalize, replaced_labels
+from router.ingest.normalize import normalizer, replaced_labels
 from router.model import Event, Status
 
 SOURCE = "alertmanager"
@@ -109,6 +109,49 @@ class AlertmanagerWebhook(_Lenient):
     truncatedAlerts: int | None = 0
 
 
+# What nearly every sender sends (text for every label, nothing to drop but empty texts,
+# times or none) read by pydantic's core alone, without the models' Python validators that
+# cost as much as the rest of the parse. A number where text belongs is not taken here:
+# read from JSON directly its text differs (1.0 is "1") from that of the value the models'
+# validators see ("1.0").
+_Text = Annotated[str, Strict()]
+
+
+class _PlainAlert(AlertmanagerAlert):
+    labels: dict[str, _Text]
+    annotations: dict[str, _Text] = Field(default_factory=dict)
+    startsAt: datetime | None = None
+    endsAt: datetime | None = None
+
+
+class _PlainWebhook(AlertmanagerWebhook):
+    alerts: list[_PlainAlert] = Field(min_length=1)  # type: ignore[assignment]
+    groupLabels: dict[str, _Text] = Field(default_factory=dict)
+
+
+def read_plain(body: bytes) -> AlertmanagerWebhook | None:
+    """The webhook in `body` as AlertmanagerWebhook reads it, if it is an ordinary one;
+    None when only AlertmanagerWebhook can tell (and name what is wrong, if anything is)."""
+    try:
+        payload = _PlainWebhook.model_validate_json(body)
+    except ValidationError:
+        return None
+    _drop_blanks(payload.groupLabels)
+    for alert in payload.alerts:
+        _drop_blanks(alert.annotations)
+        if not _drop_blanks(alert.labels):
+            return None
+    return payload
+
+
+def _drop_blanks(values: dict[str, str]) -> bool:
+    """Drops the names without a value, as `_values` does, in place; whether any are left."""
+    if "" in values or "" in values.values():
+        for name in [name for name, value in values.items() if not name or not value]:
+            del values[name]
+    return bool(values)
+
+
 def label_set_text(labels: Mapping[str, str]) -> str:
     """A label set the way Alertmanager prints one: `{a="b", c="d"}`, sorted by name."""
     pairs = (f"{name}={json.dumps(labels[name], ensure_ascii=False)}" for name in sorted(labels))
@@ -141,15 +184,13 @@ def _shown(value: datetime | None) -> datetime | None:
     """The time in UTC, or None when it is not a time any alert could have."""
     if value is None:
         return None
-    offset = value.utcoffset()
-    if offset:
-        return value.astimezone(UTC) if _EARLIEST <= value < _LATEST else None
-    # In UTC (nearly every time sent) or without an offset (UTC too): the year alone says
-    # whether it is in range, and the result carries datetime's own UTC (pydantic's is
-    # another object), which later comparisons and formatting take without a conversion.
-    if not _EARLIEST.year <= value.year < _LATEST.year:
+    # Go's zero time and the like are out of range whatever their offset (under a day).
+    if not _EARLIEST.year - 1 <= value.year <= _LATEST.year:
         return None
-    return value.replace(tzinfo=UTC) if offset is None else value.astimezone(UTC)
+    # In datetime's own UTC (pydantic's is another object, whose offset costs a call from
+    # Python each time it is asked): later comparisons and formatting take it as it is.
+    utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return utc if _EARLIEST <= utc < _LATEST else None
 
 
 # Status by its text: the enum's own lookup costs more, once per alert.
@@ -188,26 +229,33 @@ def to_events(payload: AlertmanagerWebhook, config: Config, now: datetime) -> li
     group_key = prefix + body_group if body_group is not None else None
     # Alertmanager's max_alerts cut the group: the message must say so.
     truncated = max(payload.truncatedAlerts or 0, 0)
+    external_url = payload.externalURL or ""
+    group_labels = payload.groupLabels
+    normalized = normalizer(config, source=SOURCE)
     sent = [(alert.fingerprint or "").strip() for alert in payload.alerts]
     shared = _shared_fingerprints(sent, payload.alerts)
     events = []
     for fingerprint, alert in zip(sent, payload.alerts, strict=True):
         own = alert.labels
+        status = alert.status
+        # Positional (in field order): a class called with keywords makes a dict each time.
         events.append(
             Event(
-                source=SOURCE,
-                fingerprint=alert_identity(fingerprint, own, shared=fingerprint in shared),
-                group_key=group_key or prefix + _alert_group(own),
-                status=_status(alert, fallback, now),
-                labels=normalize(own, config, source=SOURCE),
-                annotations=alert.annotations,
-                starts_at=_shown(alert.startsAt),
-                ends_at=_shown(alert.endsAt),
-                generator_url=alert.generatorURL or "",
-                external_url=payload.externalURL or "",
-                replaced_labels=replaced_labels(own),
-                truncated_alerts=truncated,
-                group_labels=payload.groupLabels,
+                SOURCE,
+                alert_identity(fingerprint, own, shared=fingerprint in shared),
+                group_key or prefix + _alert_group(own),
+                _STATUSES[status] if status else _status(alert, fallback, now),
+                normalized(own),
+                alert.annotations,
+                _shown(alert.startsAt),
+                _shown(alert.endsAt),
+                alert.generatorURL or "",
+                external_url,
+                False,  # one_shot
+                None,  # details
+                replaced_labels(own),
+                truncated,
+                group_labels,
             )
         )
     return events

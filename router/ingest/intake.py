@@ -128,6 +128,9 @@ def _parse_alertmanager(body: bytes, limit: int) -> alertmanager.AlertmanagerWeb
     """The webhook model of `body`; a large one in chunks, refused early past `limit`."""
     model = alertmanager.AlertmanagerWebhook
     if len(body) < OFF_LOOP_BYTES:
+        plain = alertmanager.read_plain(body)
+        if plain is not None:
+            return plain
         return cast(alertmanager.AlertmanagerWebhook, _parse(body, model))
     try:
         data = json.loads(body)

@@ -106,11 +106,20 @@ def _build(
     )
 
 
+# How many label sets' routes a tree remembers; past that it starts over.
+_MATCHES_KEPT = 4096
+
+
 class RouteTree:
     """The whole route tree of a config; `match` gives the receivers for a label set."""
 
     def __init__(self, root: Route) -> None:
         self.root = root
+        # Matchers read only these labels (a missing one as ""): label sets that agree on
+        # them are routed alike. The alerts of a group, and each resend of the group,
+        # mostly do, so a webhook's routing is mostly lookups.
+        self._read = tuple(sorted({m.name for node in root.walk() for m in node.matchers}))
+        self._matches: dict[tuple[str | None, ...], tuple[RouteSettings, ...]] = {}
 
     @classmethod
     def from_config(cls, config: Config) -> RouteTree:
@@ -126,13 +135,22 @@ class RouteTree:
 
     def match(self, labels: Mapping[str, str]) -> list[RouteSettings]:
         """Route settings per receiver, in delivery order; a receiver appears once (first wins)."""
+        key = tuple(map(labels.get, self._read))
+        found = self._matches.get(key)
+        if found is None:
+            if len(self._matches) >= _MATCHES_KEPT:
+                self._matches.clear()
+            found = self._matches[key] = self._match(labels)
+        return list(found)
+
+    def _match(self, labels: Mapping[str, str]) -> tuple[RouteSettings, ...]:
         seen: set[str] = set()
         result: list[RouteSettings] = []
         for node in self.root.match(labels):
             if node.settings.receiver not in seen:
                 seen.add(node.settings.receiver)
                 result.append(node.settings)
-        return result
+        return tuple(result)
 
     def walk(self) -> Iterator[Route]:
         """Every node, depth-first from the root."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -10,7 +12,14 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from router.model import Event, Notification, NotificationRecord, RouteSettings, TimelineEntry
+from router.model import (
+    Event,
+    Notification,
+    NotificationRecord,
+    RouteSettings,
+    TimelineEntry,
+    format_time,
+)
 from router.schedules.rotations import Override
 from router.store.records import synthesized_timeline
 
@@ -28,19 +37,59 @@ def float_text(value: float) -> str:
 
 
 def events_json(notifications: Sequence[Notification]) -> list[str]:
-    """Each notification's events as a JSON array, the stored form. An event routed to
-    several receivers is encoded once: this runs on the webhook path."""
-    encoded: dict[int, str] = {}
+    """Each notification's events as a JSON array, the stored form (`Event.to_dict`'s).
+    This runs on the webhook path: an event routed to several receivers is read once, and
+    each array is one call of the encoder."""
+    stored: dict[int, dict[str, Any]] = {}
     out = []
     for n in notifications:
         parts = []
         for event in n.events:
-            text = encoded.get(id(event))
-            if text is None:
-                text = encoded[id(event)] = compact_json(event.to_dict())
-            parts.append(text)
-        out.append("[" + ",".join(parts) + "]")
+            data = stored.get(id(event))
+            if data is None:
+                data = stored[id(event)] = _stored_event(event)
+            parts.append(data)
+        # A mapping that is not a dict (none is today) is encoded as the dict of it.
+        out.append(to_json(parts, fallback=dict).decode())
     return out
+
+
+def _stored_event(event: Event) -> dict[str, Any]:
+    # `Event.to_dict` without its copies of the mappings (the encoder only reads them).
+    data: dict[str, Any] = {
+        "source": event.source,
+        "fingerprint": event.fingerprint,
+        "group_key": event.group_key,
+        "status": event.status.value,
+        "labels": event.labels,
+        "annotations": event.annotations,
+        "starts_at": _time_text(event.starts_at),
+        "ends_at": _time_text(event.ends_at),
+        "generator_url": event.generator_url,
+        "external_url": event.external_url,
+        "one_shot": event.one_shot,
+        "details": event.details,
+        "replaced_labels": event.replaced_labels,
+        "truncated_alerts": event.truncated_alerts,
+        "group_labels": event.group_labels,
+    }
+    if event.origin:
+        data["origin"] = event.origin
+    return data
+
+
+def _time_text(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return _utc_text(value) if value.tzinfo is UTC else format_time(value)
+
+
+# The alerts of a group often share a start, and Alertmanager sends the same ones again
+# with every change of the group: formatting a time costs ten times its lookup here.
+# (Only times in datetime's own UTC are kept: equal ones are then written alike.)
+@functools.lru_cache(maxsize=4096)
+def _utc_text(value: datetime) -> str | None:
+    return format_time(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,19 +107,21 @@ class Facets:
 
 def facets(notification: Notification) -> Facets:
     """The facets of one notification (see Facets)."""
-    first = notification.events[0].labels if notification.events else {}
-    values: dict[str, None] = {}
-    for event in notification.events:
-        for value in event.labels.values():
-            if value:
-                values[value.lower()] = None
+    events = notification.events
+    first = events[0].labels if events else {}
     return Facets(
         env=first.get("env", ""),
         severity=first.get("severity", ""),
-        source=notification.events[0].source if notification.events else "",
+        source=events[0].source if events else "",
         alertname=first.get("alertname", ""),
-        text="\n".join(values),
+        text=_label_text(events),
     )
+
+
+def _label_text(events: Sequence[Event]) -> str:
+    # Alerts of a group share most values: each distinct one is lowercased once.
+    distinct = dict.fromkeys(itertools.chain.from_iterable([e.labels.values() for e in events]))
+    return "\n".join(dict.fromkeys([value.lower() for value in distinct if value]))
 
 
 def stored_notification(
