@@ -44,8 +44,13 @@ route:
       receiver: mail
       mute_time_intervals: [nights]
 time_intervals:
+  # One night only (the routes page's example): a test run at night must not be muted.
   - name: nights
-    time_intervals: [{{times: [{{start_time: "00:00", end_time: "06:00"}}]}}]
+    time_intervals:
+      - times: [{{start_time: "00:00", end_time: "06:00"}}]
+        days_of_month: ["1"]
+        months: ["december"]
+        years: ["2026"]
 inhibit_rules:
   - name: critical-mutes-warning
     source_matchers: ['severity="critical"']
