@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -52,6 +53,20 @@ def format_time(value: datetime | None) -> str | None:
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     return value.isoformat().replace("+00:00", "Z")
+
+
+def format_time_often(value: datetime | None) -> str | None:
+    """`format_time`, remembering UTC times: the alerts of a group often started together,
+    and an alert is in many notifications and records."""
+    if value is not None and value.tzinfo is UTC:
+        return _format_utc(value)
+    return format_time(value)
+
+
+# Only datetime's own UTC is kept: equal times in other zones would share one text.
+@functools.lru_cache(maxsize=4096)
+def _format_utc(value: datetime) -> str | None:
+    return format_time(value)
 
 
 @dataclass(frozen=True, slots=True, init=False)

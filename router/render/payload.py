@@ -44,13 +44,11 @@ Every key is always present; strings are empty rather than missing. Additions ke
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from router.identity import as_sent
-from router.model import Status, format_time
+from router.model import Status, format_time_often
 from router.render.message import AlertView, Link, LogExcerpt, Message, alert_links
 
 SCHEMA_VERSION = "1"
@@ -66,19 +64,6 @@ def _logs(logs: LogExcerpt | None) -> dict[str, Any] | None:
     return {"query": logs.query, "lines": list(logs.lines), "note": logs.note}
 
 
-def _time(value: datetime | None) -> str | None:
-    # The alerts of a group often started together, and an alert is in many notifications:
-    # a UTC time is formatted once (any other is converted first, as format_time does).
-    if value is not None and value.tzinfo is UTC:
-        return _utc_time(value)
-    return format_time(value)
-
-
-@functools.lru_cache(maxsize=1024)
-def _utc_time(value: datetime) -> str | None:
-    return format_time(value)
-
-
 # Plain strings, not the enum: enum `.value` is a descriptor call, per alert.
 _STATUS = {status: status.value for status in Status}
 
@@ -92,8 +77,8 @@ def _alert(alert: AlertView) -> dict[str, Any]:
         "description": alert.description,
         "labels": dict(alert.labels),
         "annotations": dict(alert.annotations),
-        "startsAt": _time(alert.starts_at),
-        "endsAt": _time(alert.ends_at),
+        "startsAt": format_time_often(alert.starts_at),
+        "endsAt": format_time_often(alert.ends_at),
         "generatorURL": alert.generator_url,
         "runbookURL": alert.runbook_url,
         "links": _links(alert_links(alert)),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,7 +17,7 @@ from router.model import (
     NotificationRecord,
     RouteSettings,
     TimelineEntry,
-    format_time,
+    format_time_often,
 )
 from router.schedules.rotations import Override
 from router.store.records import synthesized_timeline
@@ -63,8 +62,8 @@ def _stored_event(event: Event) -> dict[str, Any]:
         "status": event.status.value,
         "labels": event.labels,
         "annotations": event.annotations,
-        "starts_at": _time_text(event.starts_at),
-        "ends_at": _time_text(event.ends_at),
+        "starts_at": format_time_often(event.starts_at),
+        "ends_at": format_time_often(event.ends_at),
         "generator_url": event.generator_url,
         "external_url": event.external_url,
         "one_shot": event.one_shot,
@@ -76,20 +75,6 @@ def _stored_event(event: Event) -> dict[str, Any]:
     if event.origin:
         data["origin"] = event.origin
     return data
-
-
-def _time_text(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return _utc_text(value) if value.tzinfo is UTC else format_time(value)
-
-
-# The alerts of a group often share a start, and Alertmanager sends the same ones again
-# with every change of the group: formatting a time costs ten times its lookup here.
-# (Only times in datetime's own UTC are kept: equal ones are then written alike.)
-@functools.lru_cache(maxsize=4096)
-def _utc_text(value: datetime) -> str | None:
-    return format_time(value)
 
 
 @dataclass(frozen=True, slots=True)
