@@ -114,9 +114,14 @@ def about(slack: FakeSlack, name: str) -> SlackMessage | None:
 
 
 async def fired_and_acknowledged(
-    service: Running, slack: FakeSlack, clock: FakeClock, name: str
+    service: Running,
+    slack: FakeSlack,
+    clock: FakeClock,
+    name: str,
+    body: dict[str, Any] | None = None,
 ) -> None:
-    status, _ = await service.post("/webhook/alertmanager", webhook(name))
+    """`name` fired (in `body`, its own webhook by default), posted and acknowledged."""
+    status, _ = await service.post("/webhook/alertmanager", body or webhook(name))
     assert status == 200
     message: SlackMessage = await until(lambda: about(slack, name))
     await until(lambda: delivered(service, "slack-prod", name))
@@ -242,23 +247,7 @@ async def test_an_alert_outside_the_checked_matchers_is_never_resolved_by_the_ch
     ]
     config = config_from(config_text(slack, f"{{url: '{state_url}'}}", fake_am, 500))
     async with running(config, clock=clock) as service:
-        status, _ = await service.post("/webhook/alertmanager", cluster_webhook("DiskFull"))
-        assert status == 200
-        message: SlackMessage = await until(lambda: about(slack, "DiskFull"))
-        await until(lambda: delivered(service, "slack-prod", "DiskFull"))
-        answer = await click(
-            service.http,
-            service.url + "/slack/interactions",
-            SECRET,
-            message,
-            slack.channel_id(CHANNEL),
-            "ack",
-            timestamp=str(int(clock())),
-        )
-        assert answer == 200
-        await until(
-            lambda: "Acknowledged by" in (about(slack, "DiskFull") or message).visible_text()
-        )
+        await fired_and_acknowledged(service, slack, clock, "DiskFull", cluster_webhook("DiskFull"))
         joined = cluster_webhook("DiskFull", "HighCPU")
         status, _ = await service.post("/webhook/alertmanager", joined)
         assert status == 200
