@@ -174,24 +174,35 @@ class Event:
         return sent
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = self.shared_dict()
+        for name in _EVENT_MAPPINGS:
+            if name in data:
+                data[name] = dict(data[name])
+        return data
+
+    def shared_dict(self) -> dict[str, Any]:
+        """`to_dict` without copies of the mappings (they are this event's own), for an
+        encoder that only reads them: the store's, on the webhook path."""
+        data: dict[str, Any] = {
             "source": self.source,
             "fingerprint": self.fingerprint,
             "group_key": self.group_key,
             "status": self.status.value,
-            "labels": dict(self.labels),
-            "annotations": dict(self.annotations),
-            "starts_at": format_time(self.starts_at),
-            "ends_at": format_time(self.ends_at),
+            "labels": self.labels,
+            "annotations": self.annotations,
+            "starts_at": format_time_often(self.starts_at),
+            "ends_at": format_time_often(self.ends_at),
             "generator_url": self.generator_url,
             "external_url": self.external_url,
             "one_shot": self.one_shot,
-            "details": dict(self.details),
-            "replaced_labels": dict(self.replaced_labels),
+            "details": self.details,
+            "replaced_labels": self.replaced_labels,
             "truncated_alerts": self.truncated_alerts,
-            "group_labels": dict(self.group_labels),
-            **({"origin": dict(self.origin)} if self.origin else {}),
+            "group_labels": self.group_labels,
         }
+        if self.origin:
+            data["origin"] = self.origin
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:
@@ -226,6 +237,16 @@ class Event:
             origin={str(k): str(v) for k, v in (data.get("origin") or {}).items()},
         )
 
+
+# The fields `to_dict` copies (as dicts) so that its caller owns what it gets.
+_EVENT_MAPPINGS = (
+    "labels",
+    "annotations",
+    "details",
+    "replaced_labels",
+    "group_labels",
+    "origin",
+)
 
 # The slots' setters, in field order, for Event.__init__.
 _EVENT_SLOTS: tuple[Any, ...] = tuple(getattr(Event, f.name).__set__ for f in fields(Event))

@@ -17,7 +17,6 @@ from router.model import (
     NotificationRecord,
     RouteSettings,
     TimelineEntry,
-    format_time_often,
 )
 from router.schedules.rotations import Override
 from router.store.records import synthesized_timeline
@@ -46,35 +45,11 @@ def events_json(notifications: Sequence[Notification]) -> list[str]:
         for event in n.events:
             data = stored.get(id(event))
             if data is None:
-                data = stored[id(event)] = _stored_event(event)
+                data = stored[id(event)] = event.shared_dict()
             parts.append(data)
         # A mapping that is not a dict (none is today) is encoded as the dict of it.
         out.append(to_json(parts, fallback=dict).decode())
     return out
-
-
-def _stored_event(event: Event) -> dict[str, Any]:
-    # `Event.to_dict` without its copies of the mappings (the encoder only reads them).
-    data: dict[str, Any] = {
-        "source": event.source,
-        "fingerprint": event.fingerprint,
-        "group_key": event.group_key,
-        "status": event.status.value,
-        "labels": event.labels,
-        "annotations": event.annotations,
-        "starts_at": format_time_often(event.starts_at),
-        "ends_at": format_time_often(event.ends_at),
-        "generator_url": event.generator_url,
-        "external_url": event.external_url,
-        "one_shot": event.one_shot,
-        "details": event.details,
-        "replaced_labels": event.replaced_labels,
-        "truncated_alerts": event.truncated_alerts,
-        "group_labels": event.group_labels,
-    }
-    if event.origin:
-        data["origin"] = event.origin
-    return data
 
 
 @dataclass(frozen=True, slots=True)
