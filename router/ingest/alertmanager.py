@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
 from pydantic_core import PydanticCustomError
@@ -145,10 +145,11 @@ def read_plain(body: bytes) -> AlertmanagerWebhook | None:
 
 
 def _drop_blanks(values: dict[str, str]) -> bool:
-    """Drops the names without a value, as `_values` does, in place; whether any are left."""
-    if "" in values or "" in values.values():
-        for name in [name for name, value in values.items() if not name or not value]:
-            del values[name]
+    """Drops the names without a value (`_values`), in place; whether any are left."""
+    kept = _values(values)
+    if kept is not values:
+        values.clear()
+        values.update(cast(dict[str, str], kept))
     return bool(values)
 
 
