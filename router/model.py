@@ -69,6 +69,16 @@ def _format_utc(value: datetime) -> str | None:
     return format_time(value)
 
 
+def slot_setters(cls: type) -> tuple[Any, ...]:
+    """The setters of a slotted dataclass's fields, in field order, for an `__init__` that
+    sets them directly (a frozen one's generated `__init__` costs twice as much); raises
+    TypeError unless that `__init__` takes every field, in field order."""
+    names = tuple(f.name for f in fields(cls))
+    if vars(cls)["__init__"].__code__.co_varnames[1 : len(names) + 1] != names:
+        raise TypeError(f"{cls.__name__}.__init__ must take every field, in field order")
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
 @dataclass(frozen=True, slots=True, init=False)
 class Event:
     """One alert or Argo CD occurrence, with the labels routes match on.
@@ -248,12 +258,7 @@ _EVENT_MAPPINGS = (
     "origin",
 )
 
-# The slots' setters, in field order, for Event.__init__.
-_EVENT_SLOTS: tuple[Any, ...] = tuple(getattr(Event, f.name).__set__ for f in fields(Event))
-if Event.__init__.__code__.co_varnames[1 : len(_EVENT_SLOTS) + 1] != tuple(
-    f.name for f in fields(Event)
-):
-    raise TypeError("Event.__init__ must take every field of Event, in field order")
+_EVENT_SLOTS = slot_setters(Event)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from router.durations import format_duration
-from router.model import Event, GroupActions, Notification, SilenceScope, Status
+from router.model import Event, GroupActions, Notification, SilenceScope, Status, slot_setters
 from router.render.text import resolved_after, severity_rank, status_text
 
 # Labels that say where an alert comes from; shown in headers, not repeated in label lists.
@@ -111,14 +111,7 @@ class AlertView:
         return {k: v for k, v in sorted(self.labels.items()) if k not in _CONTEXT_LABELS}
 
 
-# The slots' setters, in field order, for AlertView.__init__.
-_ALERT_VIEW_SLOTS: tuple[Any, ...] = tuple(
-    getattr(AlertView, f.name).__set__ for f in fields(AlertView)
-)
-if AlertView.__init__.__code__.co_varnames[1 : len(_ALERT_VIEW_SLOTS) + 1] != tuple(
-    f.name for f in fields(AlertView)
-):
-    raise TypeError("AlertView.__init__ must take every field of AlertView, in field order")
+_ALERT_VIEW_SLOTS = slot_setters(AlertView)
 
 
 @dataclass(frozen=True, slots=True)
