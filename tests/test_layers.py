@@ -20,7 +20,7 @@ ROUTER = Path(__file__).resolve().parent.parent / "router"
 # Lowest first. A module sits on the floor of its top-level name under `router`.
 FLOORS: list[set[str]] = [
     # The ground floor: the shared types and the small vocabularies everything speaks.
-    {"model", "identity", "metrics", "durations", "secrets", "matchers"},
+    {"model", "identity", "metrics", "durations", "secrets", "matchers", "cancel"},
     # When things happen: rotations, time intervals.
     {"schedules"},
     # Words and messages, from the model alone.

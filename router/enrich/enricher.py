@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 import aiohttp
 
+from router.cancel import cancel_and_wait
 from router.config.schema import Config
 from router.durations import format_duration
 from router.enrich.links import links_for
@@ -191,7 +192,7 @@ class Enricher:
                 if not task.done():
                     task.cancel()
         if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+            await cancel_and_wait(pending)
         results: dict[str, LokiResult] = {}
         for fingerprint, task in tasks.items():
             if task in done and not task.cancelled() and task.exception() is None:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
+from router.cancel import cancel_and_wait
 from router.config.schema import LokiConfig
 from router.durations import format_duration
 from router.enrich.logql import LogQLTemplate, MissingLabelError, QueryTemplateError
@@ -210,11 +211,7 @@ class LokiEnricher:
 
     async def close(self) -> None:
         """Cancel queries in flight (the HTTP pool is not its to close)."""
-        tasks = list(self._inflight.values())
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(self._inflight.values())
         self._inflight.clear()
 
     # ---- internals ---------------------------------------------------------------------

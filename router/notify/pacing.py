@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from router.cancel import cancel_and_wait
 from router.channels.base import DeliveryError, PacedChannel
 from router.durations import format_duration
 from router.notify.digest import build_digest
@@ -116,9 +117,7 @@ class Pacer:
 
     async def close(self) -> None:
         """Stop every destination's flusher (the worker's stop calls it once no job waits)."""
-        for task in self._flushers.values():
-            task.cancel()
-        await asyncio.gather(*self._flushers.values(), return_exceptions=True)
+        await cancel_and_wait(self._flushers.values())
 
     # -- slots -------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from router.cancel import cancel_and_wait
 from router.channels.base import DeliveryError
 from router.durations import format_duration
 from router.enrich.deploys import DeployCorrelator
@@ -327,17 +328,14 @@ class Deliverer:
         if self._inflight:
             # Leases are still renewed meanwhile: draining deliveries are not taken over.
             _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
-            for task in pending:
-                task.cancel()
             if pending:
                 log.warning(
                     "shutdown left deliveries for the next start", extra={"count": len(pending)}
                 )
-                await asyncio.gather(*pending, return_exceptions=True)
+                await cancel_and_wait(pending)
         renewer, self._renewer = self._renewer, None
         if renewer is not None:
-            renewer.cancel()
-            await asyncio.gather(renewer, return_exceptions=True)
+            await cancel_and_wait([renewer])
         # Every job is over; a channel's flusher may still sit out its pause.
         await self.pacer.close()
 

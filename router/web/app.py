@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from router import version
+from router.cancel import cancel_and_wait
 from router.config.exposure import asks_for_credentials, open_surfaces
 from router.config.loader import ConfigError, load_config
 from router.config.schema import Config
@@ -154,9 +155,7 @@ def _after_acting(
             escalator.stop()
             watcher.stop()
             await asyncio.wait(tasks, timeout=5)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
 
     return run
 
@@ -176,14 +175,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        watch.cancel()
-        judge.cancel()
-        await asyncio.gather(judge, return_exceptions=True)
-        reports.cancel()
+        # The judge ends first: what it records is stored before the deliverer stops.
+        await cancel_and_wait([judge, watch, reports])
         grace = state.runtime.config.server.shutdown_grace
         await state.deliverer.stop(grace)
-        worker.cancel()
-        await asyncio.gather(worker, watch, reports, return_exceptions=True)
+        await cancel_and_wait([worker])
         await state.runtime.close()
         await state.store.close()
 

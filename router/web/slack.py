@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 from aiohttp import web
 from slack_sdk.signature import Clock, SignatureVerifier
 
+from router.cancel import cancel_and_wait
 from router.channels.slack.buttons import decode_button
 from router.channels.slack.channel import is_current_message
 from router.interact.slack_clicks import SlackClickRunner
@@ -208,5 +209,4 @@ async def _run_actions(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await runner.stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait([task])
