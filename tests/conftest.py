@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
+import os
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +28,41 @@ from tests.fakes.loki import FakeLoki
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smtp import FakeSMTPServer
 from tests.redis_server import delete_prefix, shared_redis_url, unique_prefix
+
+# pytest-timeout fails a test that overruns, but nothing bounds what runs after that: the
+# fixtures' teardown and the event loop's shutdown. A hang there once held CI until its own
+# limit, with no word of where. Past the test's timeout and this much more, the run ends
+# with every thread's stack on the terminal.
+WATCHDOG_SLACK = 120.0
+_terminal: list[int] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Output capture is paused while plugins are configured: fd 2 is the terminal now.
+    _terminal.append(os.dup(sys.__stderr__.fileno() if sys.__stderr__ is not None else 2))
+
+
+def _arm_watchdog(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("timeout")
+    limit = marker.args[0] if marker is not None and marker.args else item.config.getini("timeout")
+    faulthandler.dump_traceback_later(
+        float(limit or 60) + WATCHDOG_SLACK, exit=True, file=_terminal[0]
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _arm_watchdog(item)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    # Armed again: pytest's own faulthandler plugin disarms it when a test fails.
+    _arm_watchdog(item)
+
+
+def pytest_runtest_logfinish() -> None:
+    faulthandler.cancel_dump_traceback_later()
 
 
 @dataclass
