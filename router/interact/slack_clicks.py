@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from router.alertmanager_api.client import AlertmanagerClient, SilenceError, Silences
+from router.cancel import cancel_and_wait
 from router.channels.base import DeliveryError
 from router.channels.slack.channel import (
     SlackChannel,
@@ -174,14 +175,14 @@ class SlackClickRunner:
                     await asyncio.wait_for(self._wake.wait(), POLL)
 
     async def stop(self) -> None:
-        """Stop claiming; give running clicks a few seconds (the rest are claimed again
-        once their lease ends)."""
+        """Stop claiming; give running clicks a few seconds, then cancel the rest (claimed
+        again once their lease ends)."""
         self._stopping = True
         self._wake.set()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)
-        for task in self._tasks:
-            task.cancel()
+        # Ended, not left running against the store and HTTP pool that close next.
+        await cancel_and_wait(set(self._tasks))
 
     async def _carry(self, claim: ActionClaim) -> None:
         action = claim.action
