@@ -34,6 +34,7 @@ from tests.redis_server import delete_prefix, shared_redis_url, unique_prefix
 # limit, with no word of where. Past the test's timeout and this much more, the run ends
 # with every thread's stack on the terminal.
 WATCHDOG_SLACK = 120.0
+_WATCHDOG = pytest.StashKey[float]()
 _terminal: list[int] = []
 
 
@@ -43,15 +44,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _arm_watchdog(item: pytest.Item) -> None:
-    marker = item.get_closest_marker("timeout")
-    limit = marker.args[0] if marker is not None and marker.args else item.config.getini("timeout")
-    faulthandler.dump_traceback_later(
-        float(limit or 60) + WATCHDOG_SLACK, exit=True, file=_terminal[0]
-    )
+    if _WATCHDOG in item.stash:
+        faulthandler.dump_traceback_later(item.stash[_WATCHDOG], exit=True, file=_terminal[0])
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
+    # The limit as pytest-timeout resolved it (marker, --timeout, ini). Returning None
+    # leaves its own timer to be set too.
+    item.stash[_WATCHDOG] = float(settings.timeout) + WATCHDOG_SLACK
     _arm_watchdog(item)
 
 
@@ -61,7 +62,8 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     _arm_watchdog(item)
 
 
-def pytest_runtest_logfinish() -> None:
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_cancel_timer(item: pytest.Item) -> None:
     faulthandler.cancel_dump_traceback_later()
 
 
