@@ -23,9 +23,14 @@ async def cancel_and_wait(
     """Cancel `tasks` and return once every one has ended, their outcomes retrieved."""
     every = list(tasks)
     pending = {task for task in every if not task.done()}
+    for task in pending:
+        # One its caller cancelled just before gets its time too, not a second cancel
+        # in the middle of its cleanup.
+        if not task.cancelling():
+            task.cancel()
     while pending:
+        _, pending = await asyncio.wait(pending, timeout=again_after)
         for task in pending:
             task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=again_after)
     # Retrieved, so an exception is not reported as never retrieved.
     await asyncio.gather(*every, return_exceptions=True)

@@ -27,8 +27,7 @@ async def test_a_task_that_lost_its_cancellation_in_wait_for_is_cancelled_again_
     # The reply and the cancellation in the same turn: Python 3.11's wait_for hands the
     # reply back and the cancellation is gone; later versions raise CancelledError.
     first.set_result(None)
-    stopping = asyncio.create_task(cancel_and_wait([task], again_after=0.01))
-    await stopping
+    await cancel_and_wait([task], again_after=0.01)
     assert task.cancelled()
     assert rounds <= 1
 
@@ -61,3 +60,26 @@ async def test_a_task_that_failed_before_the_cancellation_is_waited_for_and_not_
     await cancel_and_wait([failed, idle])
     assert isinstance(failed.exception(), RuntimeError)
     assert idle.cancelled()
+
+
+async def test_a_task_its_caller_already_cancelled_is_not_cancelled_again_during_its_cleanup() -> (
+    None
+):
+    cleaned = asyncio.Event()
+
+    async def lookup() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0.01)
+            cleaned.set()
+
+    task = asyncio.create_task(lookup())
+    await asyncio.sleep(0)
+    # As the enricher does with overdue lookups: cancelled first, then waited for, here
+    # once the lookup is inside its cleanup.
+    task.cancel()
+    await asyncio.sleep(0)
+    await cancel_and_wait([task], again_after=30)
+    assert cleaned.is_set()
+    assert task.cancelled()
