@@ -32,19 +32,20 @@ async def test_a_task_that_lost_its_cancellation_in_wait_for_is_cancelled_again_
     assert rounds <= 1
 
 
+async def _with_cleanup(cleaned: asyncio.Event) -> None:
+    """Waits until cancelled, then runs a cleanup that awaits before it sets `cleaned`."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await asyncio.sleep(0.01)
+        cleaned.set()
+
+
 async def test_a_task_ending_on_the_first_cancellation_finishes_its_cleanup() -> None:
     cleaned = asyncio.Event()
-
-    async def worker() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            # A cleanup that awaits: not cut short while it is within `again_after`.
-            await asyncio.sleep(0.01)
-            cleaned.set()
-
-    task = asyncio.create_task(worker())
+    task = asyncio.create_task(_with_cleanup(cleaned))
     await asyncio.sleep(0)
+    # Its cleanup awaits: not cut short while it is within `again_after`.
     await cancel_and_wait([task], again_after=30)
     assert cleaned.is_set()
     assert task.cancelled()
@@ -66,18 +67,10 @@ async def test_a_task_its_caller_already_cancelled_is_not_cancelled_again_during
     None
 ):
     cleaned = asyncio.Event()
-
-    async def lookup() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await asyncio.sleep(0.01)
-            cleaned.set()
-
-    task = asyncio.create_task(lookup())
+    task = asyncio.create_task(_with_cleanup(cleaned))
     await asyncio.sleep(0)
     # As the enricher does with overdue lookups: cancelled first, then waited for, here
-    # once the lookup is inside its cleanup.
+    # once the task is inside its cleanup.
     task.cancel()
     await asyncio.sleep(0)
     await cancel_and_wait([task], again_after=30)
